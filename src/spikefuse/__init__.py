@@ -1,0 +1,24 @@
+"""spikefuse: faithful, fused spiking neural network training in PyTorch.
+
+Submodules are imported on first use (``spikefuse.neuron``, ``spikefuse.functional``, ...), so
+``import spikefuse`` stays cheap and optional dependencies (triton, nir, h5py, matplotlib)
+are only needed by the parts that use them.
+"""
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+_SUBMODULES = (
+    "surrogate", "spike", "fixed_point", "kernels", "functional", "neuron", "layers",
+    "data", "utils", "interop", "train", "cli", "bench",
+)
+
+__all__ = list(_SUBMODULES) + ["__version__"]
+
+
+def __getattr__(name):
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'spikefuse' has no attribute {name!r}")

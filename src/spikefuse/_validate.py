@@ -1,0 +1,128 @@
+"""Validation helpers for the public boundary (DESIGN.md, "Errors").
+
+Every helper raises ``TypeError`` (wrong kind of object / dtype) or ``ValueError`` (wrong
+shape, range, device, non-finite values) with a message that names the argument, what was
+expected and what was given. Inner layers and kernels trust validated inputs.
+"""
+from __future__ import annotations
+
+import math
+from numbers import Real
+from typing import Sequence
+
+import torch
+
+FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+def _describe(x) -> str:
+    if isinstance(x, torch.Tensor):
+        return f"Tensor(shape={tuple(x.shape)}, dtype={x.dtype}, device={x.device})"
+    return f"{type(x).__name__} {x!r}"
+
+
+def check_tensor(
+    name: str,
+    x,
+    *,
+    min_ndim: int | None = None,
+    ndim: int | None = None,
+    floating: bool = True,
+    finite: bool = True,
+) -> torch.Tensor:
+    """Check that ``x`` is a tensor (floating by default) of the expected rank, without NaN/inf."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name}: expected a torch.Tensor, got {_describe(x)}")
+    if floating and x.dtype not in FLOAT_DTYPES:
+        raise TypeError(
+            f"{name}: expected a floating tensor (float16/bfloat16/float32/float64), got dtype {x.dtype}"
+        )
+    if ndim is not None and x.dim() != ndim:
+        raise ValueError(f"{name}: expected {ndim} dimensions, got shape {tuple(x.shape)}")
+    if min_ndim is not None and x.dim() < min_ndim:
+        raise ValueError(
+            f"{name}: expected at least {min_ndim} dimensions, got shape {tuple(x.shape)}"
+        )
+    if finite and x.is_floating_point() and x.numel() and not torch.isfinite(x).all():
+        raise ValueError(f"{name}: contains NaN or inf values")
+    return x
+
+
+def check_sequence(name: str, x, *, min_ndim: int = 2) -> torch.Tensor:
+    """A time-first sequence ``(T, B, *features)``; T >= 1."""
+    check_tensor(name, x, min_ndim=min_ndim)
+    if x.shape[0] < 1:
+        raise ValueError(f"{name}: expected at least one time step (T >= 1), got shape {tuple(x.shape)}")
+    return x
+
+
+def check_same_device(**tensors) -> None:
+    devs = {k: v.device for k, v in tensors.items() if isinstance(v, torch.Tensor)}
+    if len(set(devs.values())) > 1:
+        desc = ", ".join(f"{k} on {d}" for k, d in devs.items())
+        raise ValueError(f"tensors must be on the same device, got {desc}")
+
+
+def check_broadcastable(name: str, p, shape: Sequence[int]) -> None:
+    """Parameter ``p`` (tensor or number) must broadcast against ``shape``."""
+    if isinstance(p, torch.Tensor):
+        try:
+            torch.broadcast_shapes(tuple(p.shape), tuple(shape))
+        except RuntimeError:
+            raise ValueError(
+                f"{name}: shape {tuple(p.shape)} does not broadcast against {tuple(shape)}"
+            ) from None
+        if torch.broadcast_shapes(tuple(p.shape), tuple(shape)) != torch.Size(shape):
+            raise ValueError(
+                f"{name}: shape {tuple(p.shape)} would enlarge the state shape {tuple(shape)}"
+            )
+
+
+def _as_values(name: str, v):
+    if isinstance(v, bool):
+        raise TypeError(f"{name}: expected a number or tensor, got bool {v!r}")
+    if isinstance(v, torch.Tensor):
+        if not (v.is_floating_point() or v.dtype in (torch.int32, torch.int64)):
+            raise TypeError(f"{name}: expected a numeric tensor, got dtype {v.dtype}")
+        vals = v.detach().double()
+        if vals.numel() and not torch.isfinite(vals).all():
+            raise ValueError(f"{name}: contains NaN or inf values")
+        return vals
+    if isinstance(v, Real):
+        if not math.isfinite(float(v)):
+            raise ValueError(f"{name}: must be finite, got {v!r}")
+        return torch.tensor(float(v), dtype=torch.float64)
+    raise TypeError(f"{name}: expected a number or tensor, got {_describe(v)}")
+
+
+def check_number(name: str, v, *, gt=None, ge=None, lt=None, le=None):
+    """Range-check a scalar or every element of a tensor; returns ``v`` unchanged."""
+    vals = _as_values(name, v)
+    if vals.numel() == 0:
+        raise ValueError(f"{name}: must not be empty")
+    bad = None
+    if gt is not None and not bool((vals > gt).all()):
+        bad = f"> {gt}"
+    elif ge is not None and not bool((vals >= ge).all()):
+        bad = f">= {ge}"
+    elif lt is not None and not bool((vals < lt).all()):
+        bad = f"< {lt}"
+    elif le is not None and not bool((vals <= le).all()):
+        bad = f"<= {le}"
+    if bad is not None:
+        shown = v if not isinstance(v, torch.Tensor) else (
+            v.item() if v.numel() == 1 else f"tensor with min {vals.min().item():g}, max {vals.max().item():g}"
+        )
+        raise ValueError(f"{name}: must be {bad}, got {shown}")
+    return v
+
+
+def check_bool(name: str, v) -> bool:
+    if not isinstance(v, bool):
+        raise TypeError(f"{name}: expected bool, got {_describe(v)}")
+    return v
+
+
+def check_choice(name: str, v, choices: Sequence) -> None:
+    if v not in choices:
+        raise ValueError(f"{name}: expected one of {list(choices)}, got {v!r}")

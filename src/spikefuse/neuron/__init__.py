@@ -1,0 +1,37 @@
+"""nn.Module neurons over :mod:`spikefuse.functional`.
+
+Names resolve lazily from their modules:
+
+========================  ====================================================
+``IF``, ``LIF``,          SpikingJelly semantics (:mod:`spikefuse.neuron.lif`)
+``ParametricLIF``
+``CubaLIF``,              BrainScaleS-2 / hxtorch semantics (:mod:`spikefuse.neuron.cuba`)
+``CubaRefractoryLIF``
+``EventPropLIF``          exact gradients (:mod:`spikefuse.neuron.eventprop`)
+``loihi``                 Loihi fixed-point family, lava-dl layout of modules:
+                          ``loihi.cuba.Neuron``, ``loihi.alif.Neuron``, ... and the
+                          aliases ``loihi.CUBA``, ``loihi.ALIF``, ``loihi.RF``, ...
+========================  ====================================================
+"""
+import importlib
+
+_NAMES = {
+    "IF": "lif",
+    "LIF": "lif",
+    "ParametricLIF": "lif",
+    "CubaLIF": "cuba",
+    "CubaRefractoryLIF": "cuba",
+    "EventPropLIF": "eventprop",
+}
+_SUBMODULES = ("lif", "cuba", "eventprop", "loihi")
+
+
+def __getattr__(name):
+    if name in _NAMES:
+        return getattr(importlib.import_module(f".{_NAMES[name]}", __name__), name)
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'spikefuse.neuron' has no attribute {name!r}")
+
+
+__all__ = list(_NAMES) + ["loihi"]

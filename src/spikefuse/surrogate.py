@@ -1,0 +1,287 @@
+"""Surrogate-gradient families.
+
+A surrogate is a Heaviside step in forward and a smooth pseudo-derivative in backward. Every
+family here is a small frozen object with
+
+- ``grad(x)``: the pseudo-derivative dS/dx at ``x = v - threshold`` (plain torch, any dtype);
+- ``primitive(x)``: a smooth function whose derivative is ``grad`` (used by tests and as a
+  documentation of the shape of the family);
+- ``kernel_id`` and ``kernel_params``: an integer and two floats that a fused kernel uses to
+  evaluate the same formula (``kernel_id = -1``: not expressible in a kernel; dispatch then
+  falls back to the reference path);
+- ``__call__(x, strict=False)``: the spike, ``1[x >= 0]`` (``1[x > 0]`` with ``strict=True``)
+  with ``grad`` as its backward.
+
+Formulas (SPEC.md section 2):
+
+================  =====================================================  =========
+family            dS/dx                                                  at x = 0
+================  =====================================================  =========
+ATan(alpha)       (alpha/2) / (1 + (pi/2 * alpha * x)^2)                  alpha/2
+Sigmoid(alpha)    alpha * s * (1 - s),  s = sigmoid(alpha * x)            alpha/4
+SuperSpike(alpha) 1 / (alpha * |x| + 1)^2                                 1
+FastSigmoid(slope) same formula as SuperSpike (snnTorch's name)           1
+SLAYERExp(tau_rho, scale_rho)  scale_rho/(2 tau_rho) * exp(-|x|/tau_rho)  scale_rho/(2 tau_rho)
+Triangle(width, height)  height * max(0, 1 - |x|/width)                   height
+Custom(fn)        fn(x)                                                   fn(0)
+================  =====================================================  =========
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from ._validate import check_number
+
+__all__ = [
+    "Surrogate",
+    "ATan",
+    "Sigmoid",
+    "SuperSpike",
+    "FastSigmoid",
+    "SLAYERExp",
+    "Triangle",
+    "Custom",
+    "heaviside",
+    "get",
+    "KERNEL_IDS",
+]
+
+#: kernel ids shared with the fused kernels (keep in sync with kernels/triton/common.py)
+KERNEL_IDS = {"atan": 0, "sigmoid": 1, "superspike": 2, "slayer_exp": 3, "triangle": 4}
+
+
+class _SpikeFn(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, surrogate, strict):
+        ctx.save_for_backward(x)
+        ctx.surrogate = surrogate
+        return (x > 0).to(x.dtype) if strict else (x >= 0).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        (x,) = ctx.saved_tensors
+        return grad_out * ctx.surrogate.grad(x), None, None
+
+
+class Surrogate:
+    """Base class. Subclasses define ``grad``, ``primitive``, ``kernel_id``, ``kernel_params``."""
+
+    name: str = "surrogate"
+    kernel_id: int = -1
+
+    @property
+    def kernel_params(self) -> tuple[float, float]:
+        return (0.0, 0.0)
+
+    def grad(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def primitive(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __call__(self, x: torch.Tensor, strict: bool = False) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"x: expected a torch.Tensor, got {type(x).__name__}")
+        if not x.is_floating_point():
+            raise TypeError(f"x: expected a floating tensor, got dtype {x.dtype}")
+        return _SpikeFn.apply(x, self, bool(strict))
+
+
+@dataclass(frozen=True)
+class ATan(Surrogate):
+    """SpingJelly's ATan (index 0); primitive ``arctan(pi/2 alpha x)/pi + 1/2``."""
+
+    alpha: float = 2.0
+    name = "atan"
+    kernel_id = KERNEL_IDS["atan"]
+
+    def __post_init__(self):
+        check_number("alpha", self.alpha, gt=0)
+
+    @property
+    def kernel_params(self):
+        return (float(self.alpha), 0.0)
+
+    def grad(self, x):
+        return (self.alpha / 2) / (1 + (math.pi / 2 * self.alpha * x) ** 2)
+
+    def primitive(self, x):
+        return torch.atan(math.pi / 2 * self.alpha * x) / math.pi + 0.5
+
+
+@dataclass(frozen=True)
+class Sigmoid(Surrogate):
+    """SpikingJelly's Sigmoid (index 1); primitive ``sigmoid(alpha x)``."""
+
+    alpha: float = 4.0
+    name = "sigmoid"
+    kernel_id = KERNEL_IDS["sigmoid"]
+
+    def __post_init__(self):
+        check_number("alpha", self.alpha, gt=0)
+
+    @property
+    def kernel_params(self):
+        return (float(self.alpha), 0.0)
+
+    def grad(self, x):
+        s = torch.sigmoid(self.alpha * x)
+        return self.alpha * s * (1 - s)
+
+    def primitive(self, x):
+        return torch.sigmoid(self.alpha * x)
+
+
+@dataclass(frozen=True)
+class SuperSpike(Surrogate):
+    """SuperSpike (Zenke & Ganguli 2018; hxtorch, norse): ``1/(alpha|x| + 1)^2``;
+    primitive ``x / (1 + alpha |x|)``. hxtorch modules default alpha to 50, norse to 100."""
+
+    alpha: float = 100.0
+    name = "superspike"
+    kernel_id = KERNEL_IDS["superspike"]
+
+    def __post_init__(self):
+        check_number("alpha", self.alpha, gt=0)
+
+    @property
+    def kernel_params(self):
+        return (float(self.alpha), 0.0)
+
+    def grad(self, x):
+        return 1.0 / (self.alpha * x.abs() + 1) ** 2
+
+    def primitive(self, x):
+        return x / (1 + self.alpha * x.abs())
+
+
+@dataclass(frozen=True)
+class FastSigmoid(SuperSpike):
+    """snnTorch's fast sigmoid: the SuperSpike formula with ``slope`` (default 25)."""
+
+    alpha: float = 25.0
+    name = "fast_sigmoid"
+
+    @classmethod
+    def from_slope(cls, slope: float = 25.0) -> "FastSigmoid":
+        return cls(alpha=slope)
+
+
+@dataclass(frozen=True)
+class SLAYERExp(Surrogate):
+    """SLAYER's exponential pseudo-derivative (lava-dl real spike, binary case):
+    ``scale_rho / (2 tau_rho) * exp(-|x| / tau_rho)``; primitive
+    ``scale_rho/2 * sign(x) * (1 - exp(-|x|/tau_rho))``."""
+
+    tau_rho: float = 1.0
+    scale_rho: float = 1.0
+    name = "slayer_exp"
+    kernel_id = KERNEL_IDS["slayer_exp"]
+
+    def __post_init__(self):
+        check_number("tau_rho", self.tau_rho, gt=0)
+        check_number("scale_rho", self.scale_rho, gt=0)
+
+    @property
+    def kernel_params(self):
+        return (float(self.tau_rho), float(self.scale_rho))
+
+    def grad(self, x):
+        return self.scale_rho / (2 * self.tau_rho) * torch.exp(-x.abs() / self.tau_rho)
+
+    def primitive(self, x):
+        return self.scale_rho / 2 * torch.sign(x) * (1 - torch.exp(-x.abs() / self.tau_rho))
+
+
+@dataclass(frozen=True)
+class Triangle(Surrogate):
+    """Triangular pseudo-derivative (Bellec et al. 2018): ``height * max(0, 1 - |x|/width)``."""
+
+    width: float = 1.0
+    height: float = 1.0
+    name = "triangle"
+    kernel_id = KERNEL_IDS["triangle"]
+
+    def __post_init__(self):
+        check_number("width", self.width, gt=0)
+        check_number("height", self.height, gt=0)
+
+    @property
+    def kernel_params(self):
+        return (float(self.width), float(self.height))
+
+    def grad(self, x):
+        return self.height * torch.clamp(1 - x.abs() / self.width, min=0)
+
+    def primitive(self, x):
+        c = x.clamp(-self.width, self.width)
+        return self.height * (c - torch.sign(c) * c * c / (2 * self.width))
+
+
+class Custom(Surrogate):
+    """A user-supplied derivative ``fn(x) -> dS/dx``; evaluated in plain torch (kernels fall
+    back to the reference path for it)."""
+
+    name = "custom"
+    kernel_id = -1
+
+    def __init__(self, derivative: Callable[[torch.Tensor], torch.Tensor], primitive=None):
+        if not callable(derivative):
+            raise TypeError(f"derivative: expected a callable, got {type(derivative).__name__}")
+        self._derivative = derivative
+        self._primitive = primitive
+
+    def grad(self, x):
+        g = self._derivative(x)
+        if not isinstance(g, torch.Tensor) or g.shape != x.shape:
+            raise ValueError(
+                "derivative: must return a tensor of the same shape as its input, got "
+                f"{type(g).__name__} {tuple(getattr(g, 'shape', ()))} for input {tuple(x.shape)}"
+            )
+        return g
+
+    def primitive(self, x):
+        if self._primitive is None:
+            raise NotImplementedError("this Custom surrogate was built without a primitive")
+        return self._primitive(x)
+
+    def __repr__(self):
+        return f"Custom({getattr(self._derivative, '__name__', self._derivative)!r})"
+
+
+def heaviside(x: torch.Tensor, surrogate: Surrogate, strict: bool = False) -> torch.Tensor:
+    """Spike ``1[x >= 0]`` (``1[x > 0]`` if ``strict``) with ``surrogate.grad`` as backward."""
+    if not isinstance(surrogate, Surrogate):
+        raise TypeError(f"surrogate: expected a spikefuse.surrogate.Surrogate, got {type(surrogate).__name__}")
+    return surrogate(x, strict=strict)
+
+
+_BY_NAME = {
+    "atan": ATan,
+    "sigmoid": Sigmoid,
+    "superspike": SuperSpike,
+    "fast_sigmoid": FastSigmoid,
+    "slayer_exp": SLAYERExp,
+    "slayer": SLAYERExp,
+    "triangle": Triangle,
+}
+
+
+def get(spec, **params) -> Surrogate:
+    """Build a surrogate from a name (``"atan"``, ``"sigmoid"``, ``"superspike"``,
+    ``"fast_sigmoid"``, ``"slayer_exp"``, ``"triangle"``; case-insensitive, SpikingJelly's
+    ``"ATan"``/``"Sigmoid"`` accepted) and keyword parameters, or pass a Surrogate through."""
+    if isinstance(spec, Surrogate):
+        if params:
+            raise ValueError("surrogate: parameters given together with a Surrogate instance")
+        return spec
+    if not isinstance(spec, str):
+        raise TypeError(f"surrogate: expected a name or a Surrogate, got {type(spec).__name__}")
+    key = spec.lower().replace("-", "_")
+    if key not in _BY_NAME:
+        raise ValueError(f"surrogate: expected one of {sorted(_BY_NAME)}, got {spec!r}")
+    return _BY_NAME[key](**params)
