@@ -1,0 +1,335 @@
+"""IF / LIF / parametric LIF with SpikingJelly semantics (SPEC.md sections 2.4 and 15).
+
+One time step, with ``H`` the charge (pre-reset membrane), ``S`` the spike and ``V`` the
+membrane after the reset::
+
+    IF                      H = V + X
+    LIF, decay_input=True   H = V + (X - (V - V_reset)) / tau
+    LIF, decay_input=False  H = V - (V - V_reset) / tau + X      (cext ``detach_input=True``)
+    spike                   S = surrogate(H - V_th)              (1[H - V_th >= 0] forward)
+    hard reset              V = S_r * V_reset + (1 - S_r) * H
+    soft reset (v_reset=None)  V = H - S_r * V_th, and the charge uses 0 as V_reset
+
+``S_r`` is ``S`` or, with ``detach_reset=True``, ``S.detach()``; autograd through this loop
+gives exactly the hand-written BPTT of SpikingJelly's cext (SPEC 15.1 and 15.3):
+``gs2h = surrogate'(H - V_th)``, hard ``gv2h = 1 - S + (V_reset - H) gs2h (1 - detach_reset)``,
+soft ``gv2h = 1 - V_th gs2h (1 - detach_reset)``.
+
+Parameters are Python numbers or tensors that broadcast against one step's shape
+``(B, *features)`` with ordinary torch broadcasting (a per-feature tensor of shape
+``features`` or, for conv maps ``(C, H, W)``, a per-channel tensor of shape ``(C, 1, 1)``).
+``tau`` may be a tensor that requires grad (parametric LIF); gradients flow to it, and to
+tensor ``v_threshold`` / ``v_reset`` as well.
+
+Dtypes: fp32 is the reference. fp16/bf16 inputs are accepted; the state is computed in fp32
+and the spikes are returned in the input dtype. fp64 inputs are computed in fp64.
+
+Example::
+
+    >>> import torch
+    >>> from spikefuse.functional.lif import LIFParams, lif_multistep
+    >>> x = torch.tensor([1.5, 1.5, 0.5, 3.0, 0.0]).reshape(5, 1, 1)
+    >>> s, state = lif_multistep(x, LIFParams(tau=2.0), backend="reference")
+    >>> s.flatten().tolist()
+    [0.0, 1.0, 0.0, 1.0, 0.0]
+"""
+from __future__ import annotations
+
+from typing import NamedTuple, Optional, Union
+
+import torch
+from torch import Tensor
+
+from .. import kernels
+from .._validate import (
+    _describe,
+    check_bool,
+    check_broadcastable,
+    check_number,
+    check_sequence,
+    check_tensor,
+)
+from ..surrogate import ATan, Surrogate
+
+__all__ = [
+    "LIFParams",
+    "LIFState",
+    "LIFTraces",
+    "lif_step",
+    "lif_multistep",
+    "if_step",
+    "if_multistep",
+    "initial_state",
+]
+
+Number = Union[float, int]
+
+
+class LIFParams(NamedTuple):
+    """Parameters of the SpikingJelly IF/LIF neuron.
+
+    - ``tau``: membrane time constant (``> 1``, as SpikingJelly asserts), a number or a tensor
+      broadcasting over ``(B, *features)``; ``None`` makes the neuron an IF (``H = V + X``).
+    - ``v_threshold``: firing threshold (finite number or tensor).
+    - ``v_reset``: reset potential (hard reset) or ``None`` for soft reset
+      (``V = H - S V_th``; the charge then uses 0 as the resting potential).
+    - ``decay_input``: ``True``: input scaled by ``1/tau``; ``False`` (cext
+      ``detach_input=True``): input added unscaled.
+    - ``detach_reset``: use ``S.detach()`` inside the reset.
+    - ``surrogate``: a :class:`spikefuse.surrogate.Surrogate` (backward of the spike).
+
+    >>> LIFParams(tau=None, v_reset=None)   # IF neuron with soft reset
+    LIFParams(tau=None, v_threshold=1.0, v_reset=None, decay_input=True, detach_reset=False, surrogate=ATan(alpha=2.0))
+    """
+
+    tau: Optional[Union[Number, Tensor]] = 2.0
+    v_threshold: Union[Number, Tensor] = 1.0
+    v_reset: Optional[Union[Number, Tensor]] = 0.0
+    decay_input: bool = True
+    detach_reset: bool = False
+    surrogate: Surrogate = ATan(2.0)
+
+
+class LIFState(NamedTuple):
+    """Membrane potential after the reset of the last step, shape ``(B, *features)``."""
+
+    v: Tensor
+
+
+class LIFTraces(NamedTuple):
+    """Per-step traces, each ``(T, B, *features)``: ``h`` = charge before the reset,
+    ``v`` = membrane after the reset (SpikingJelly's ``v_seq``)."""
+
+    h: Tensor
+    v: Tensor
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def _as_compute(p, dtype):
+    """Tensor params are cast to the compute dtype (keeping their graph); numbers stay."""
+    if isinstance(p, Tensor):
+        return p.to(dtype)
+    return p
+
+
+def _validate_params(params, step_shape, device, check_tau: bool = True) -> None:
+    if not isinstance(params, LIFParams):
+        raise TypeError(f"params: expected a LIFParams, got {_describe(params)}")
+    if params.tau is not None:
+        if check_tau:
+            check_number("params.tau", params.tau, gt=1.0)
+        else:
+            check_number("params.tau", params.tau, ge=1.0)
+    check_number("params.v_threshold", params.v_threshold)
+    if params.v_reset is not None:
+        check_number("params.v_reset", params.v_reset)
+    check_bool("params.decay_input", params.decay_input)
+    check_bool("params.detach_reset", params.detach_reset)
+    if not isinstance(params.surrogate, Surrogate):
+        raise TypeError(
+            "params.surrogate: expected a spikefuse.surrogate.Surrogate instance, "
+            f"got {_describe(params.surrogate)}"
+        )
+    for name in ("tau", "v_threshold", "v_reset"):
+        p = getattr(params, name)
+        if isinstance(p, Tensor):
+            check_broadcastable(f"params.{name}", p, step_shape)
+            if p.device != device:
+                raise ValueError(
+                    f"params.{name}: expected a tensor on {device} (the input's device), "
+                    f"got one on {p.device}"
+                )
+
+
+def _validate_state(state, shape, device) -> Tensor:
+    if not isinstance(state, tuple) or len(state) != 1:
+        raise TypeError(f"state: expected a LIFState(v=...) or None, got {_describe(state)}")
+    v = state[0]
+    check_tensor("state.v", v)
+    if tuple(v.shape) != tuple(shape):
+        raise ValueError(
+            f"state.v: expected shape {tuple(shape)} (one step of the input), got {tuple(v.shape)}"
+        )
+    if v.device != device:
+        raise ValueError(f"state.v: expected a tensor on {device} (the input's device), got {v.device}")
+    return v
+
+
+def initial_state(shape, params: LIFParams, dtype=torch.float32, device=None) -> LIFState:
+    """The resting state: ``V = v_reset`` (0 for soft reset) of the given step shape.
+
+    >>> initial_state((2, 3), LIFParams(v_reset=-0.5)).v[0, 0].item()
+    -0.5
+    """
+    v = torch.zeros(tuple(shape), dtype=dtype, device=device)
+    if params.v_reset is not None:
+        vr = params.v_reset
+        v = v + (vr.to(dtype) if isinstance(vr, Tensor) else vr)
+    return LIFState(v)
+
+
+def _charge(x: Tensor, v: Tensor, tau, v_reset, decay_input: bool) -> Tensor:
+    if tau is None:
+        return v + x
+    if v_reset is None:
+        # soft reset: the resting potential of the charge is 0
+        if decay_input:
+            return v + (x - v) / tau
+        return v - v / tau + x
+    if decay_input:
+        return v + (x - (v - v_reset)) / tau
+    return v - (v - v_reset) / tau + x
+
+
+def _step(x: Tensor, v: Tensor, tau, v_th, v_reset, decay_input, detach_reset, surrogate):
+    """One trusted step in the compute dtype; returns (spike, h, v_new)."""
+    h = _charge(x, v, tau, v_reset, decay_input)
+    s = surrogate(h - v_th)
+    s_r = s.detach() if detach_reset else s
+    if v_reset is None:
+        v_new = h - s_r * v_th
+    else:
+        v_new = s_r * v_reset + (1.0 - s_r) * h
+    return s, h, v_new
+
+
+def _cast_params(params: LIFParams, cdt: torch.dtype):
+    return (
+        _as_compute(params.tau, cdt),
+        _as_compute(params.v_threshold, cdt),
+        _as_compute(params.v_reset, cdt),
+    )
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def _lif_step(x, state, params, check_tau: bool = True):
+    check_tensor("x", x, min_ndim=1)
+    _validate_params(params, tuple(x.shape), x.device, check_tau=check_tau)
+    cdt = _compute_dtype(x.dtype)
+    if state is None:
+        v = initial_state(x.shape, params, dtype=cdt, device=x.device).v
+    else:
+        v = _validate_state(state, x.shape, x.device).to(cdt)
+    tau, v_th, v_reset = _cast_params(params, cdt)
+    s, _, v_new = _step(
+        x.to(cdt), v, tau, v_th, v_reset, params.decay_input, params.detach_reset, params.surrogate
+    )
+    return s.to(x.dtype), LIFState(v_new)
+
+
+def lif_step(x: Tensor, state: Optional[LIFState], params: LIFParams = LIFParams()):
+    """One IF/LIF step: ``x`` is ``(B, *features)``; returns ``(spike, LIFState)``.
+
+    ``state=None`` starts from ``V = v_reset`` (0 for soft reset). The spike has the dtype of
+    ``x``; the state is fp32 (fp64 for fp64 input).
+
+    >>> import torch
+    >>> s, st = lif_step(torch.tensor([[1.5]]), None, LIFParams(tau=2.0))
+    >>> s.item(), st.v.item()
+    (0.0, 0.75)
+    """
+    return _lif_step(x, state, params)
+
+
+def _lif_multistep(x_seq, params, state=None, backend=None, return_traces=False, check_tau=True):
+    check_sequence("x_seq", x_seq, min_ndim=2)
+    step_shape = tuple(x_seq.shape[1:])
+    _validate_params(params, step_shape, x_seq.device, check_tau=check_tau)
+    check_bool("return_traces", return_traces)
+    cdt = _compute_dtype(x_seq.dtype)
+    if state is None:
+        v0 = initial_state(step_shape, params, dtype=cdt, device=x_seq.device).v
+    else:
+        v0 = _validate_state(state, step_shape, x_seq.device).to(cdt)
+
+    impl = kernels.resolve("lif", backend, x_seq, params=params, v0=v0, return_traces=return_traces)
+    if impl is not None:
+        spikes, v_last, h_seq, v_seq = impl(x_seq, params, v0, return_traces)
+        if return_traces:
+            return spikes, LIFState(v_last), LIFTraces(h_seq, v_seq)
+        return spikes, LIFState(v_last)
+
+    tau, v_th, v_reset = _cast_params(params, cdt)
+    v = v0
+    spikes, hs, vs = [], [], []
+    for t in range(x_seq.shape[0]):
+        s, h, v = _step(
+            x_seq[t].to(cdt), v, tau, v_th, v_reset,
+            params.decay_input, params.detach_reset, params.surrogate,
+        )
+        spikes.append(s)
+        if return_traces:
+            hs.append(h)
+            vs.append(v)
+    spikes = torch.stack(spikes).to(x_seq.dtype)
+    if return_traces:
+        return spikes, LIFState(v), LIFTraces(torch.stack(hs), torch.stack(vs))
+    return spikes, LIFState(v)
+
+
+def lif_multistep(
+    x_seq: Tensor,
+    params: LIFParams = LIFParams(),
+    state: Optional[LIFState] = None,
+    backend: Optional[str] = None,
+    return_traces: bool = False,
+):
+    """Run the IF/LIF neuron over a time-first sequence ``x_seq`` of shape ``(T, B, *features)``.
+
+    Returns ``(spikes, LIFState)`` or, with ``return_traces=True``,
+    ``(spikes, LIFState, LIFTraces(h, v))``; ``spikes`` has the shape and dtype of ``x_seq``,
+    the state holds ``V[T-1]`` (after the reset). The numbers equal looping :func:`lif_step`.
+
+    ``backend``: ``None`` (global default, see :func:`spikefuse.kernels.set_backend`),
+    ``"auto"``, ``"reference"`` (this plain-torch loop), ``"cpu"`` or ``"triton"``.
+
+    >>> import torch
+    >>> x = torch.tensor([1.5, 1.5, 0.5, 3.0, 0.0]).reshape(5, 1, 1)
+    >>> s, st, tr = lif_multistep(x, LIFParams(tau=None), backend="reference", return_traces=True)
+    >>> s.flatten().tolist(), tr.h.flatten().tolist()
+    ([1.0, 1.0, 0.0, 1.0, 0.0], [1.5, 1.5, 0.5, 3.5, 0.0])
+    """
+    return _lif_multistep(x_seq, params, state, backend, return_traces)
+
+
+def _if_params(params):
+    if params is None:
+        return LIFParams(tau=None)
+    if isinstance(params, LIFParams) and params.tau is not None:
+        raise ValueError(f"params.tau: expected None for an IF neuron, got {_describe(params.tau)}")
+    return params
+
+
+def if_step(x: Tensor, state: Optional[LIFState] = None, params: Optional[LIFParams] = None):
+    """One IF step (``H = V + X``); ``params`` defaults to ``LIFParams(tau=None)``.
+
+    >>> import torch
+    >>> if_step(torch.tensor([[1.5]]))[0].item()
+    1.0
+    """
+    return lif_step(x, state, _if_params(params))
+
+
+def if_multistep(
+    x_seq: Tensor,
+    params: Optional[LIFParams] = None,
+    state: Optional[LIFState] = None,
+    backend: Optional[str] = None,
+    return_traces: bool = False,
+):
+    """IF neuron over a sequence; see :func:`lif_multistep` (``params.tau`` must be None).
+
+    >>> import torch
+    >>> s, st = if_multistep(torch.full((3, 1, 1), 0.5), backend="reference")
+    >>> s.flatten().tolist()
+    [0.0, 1.0, 0.0]
+    """
+    return lif_multistep(x_seq, _if_params(params), state, backend, return_traces)
