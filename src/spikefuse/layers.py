@@ -1,0 +1,523 @@
+"""Layers over time: synapses, blocks, a recurrent LIF layer and readouts.
+
+Every layer takes a time-first sequence ``(T, B, *features)`` and returns one. Stateless
+synapses (:class:`Dense`, :class:`Conv1d`, :class:`Conv2d`, the pools, :class:`Flatten`) fold
+time into batch, apply the ordinary PyTorch operation once to ``(T*B, *features)`` and unfold,
+so they cost one kernel launch for the whole sequence and give exactly the numbers of a loop
+over time steps.
+
+Synapses accept ``weight_hook``: a function applied to the weight on every forward (lava-dl's
+``pre_hook_fx``); the string ``"8bit"`` selects :func:`spikefuse.fixed_point.quantize_8bit`
+(Loihi 8-bit weights, straight-through rounding).
+
+Blocks pair a synapse with any neuron module that maps ``(T, B, ...)`` to ``(T, B, ...)``
+(every spikefuse neuron family does). :class:`RecurrentLIF` is a LIF layer with recurrent
+spike feedback, ``h[t] = W x[t] + V s[t-1]``. Readouts turn the last layer into class scores:
+:class:`LeakyIntegrator` (non-spiking membrane over time), :class:`SpikeCount`,
+:class:`MaxOverTime`, :class:`MaxMembrane` (leaky integrator then max over time).
+
+>>> import torch
+>>> from spikefuse import layers
+>>> x = torch.rand(10, 4, 3)                       # T=10, B=4, 3 features
+>>> net = torch.nn.Sequential(layers.Dense(3, 5), layers.LeakyIntegrator(tau=2.0),
+...                           layers.MaxOverTime())
+>>> net(x).shape
+torch.Size([4, 5])
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, NamedTuple, Optional, Union
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import surrogate as _surrogate
+from ._validate import check_bool, check_choice, check_number, check_sequence, check_tensor
+from .fixed_point import quantize_8bit
+
+__all__ = [
+    "TimeDistributed",
+    "Dense",
+    "Conv1d",
+    "Conv2d",
+    "AvgPool2d",
+    "MaxPool2d",
+    "SumPool2d",
+    "Flatten",
+    "Block",
+    "DenseBlock",
+    "Conv2dBlock",
+    "RecurrentLIF",
+    "RecurrentLIFState",
+    "LeakyIntegrator",
+    "SpikeCount",
+    "MaxOverTime",
+    "MeanOverTime",
+    "MaxMembrane",
+    "reset_states",
+]
+
+WeightHook = Optional[Union[str, Callable[[torch.Tensor], torch.Tensor]]]
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------------------------
+def _check_input(name: str, x, ndim: int, what: str) -> torch.Tensor:
+    check_sequence(name, x)
+    if x.dim() != ndim:
+        raise ValueError(f"{name}: expected a time-first sequence {what} ({ndim} dimensions), "
+                         f"got shape {tuple(x.shape)}")
+    return x
+
+
+def _resolve_hook(weight_hook: WeightHook):
+    if weight_hook is None:
+        return None
+    if isinstance(weight_hook, str):
+        check_choice("weight_hook", weight_hook, ("8bit",))
+        return quantize_8bit
+    if not callable(weight_hook):
+        raise TypeError(f"weight_hook: expected None, '8bit' or a callable, got "
+                        f"{type(weight_hook).__name__}")
+    return weight_hook
+
+
+def _state_dtype(x: torch.Tensor) -> torch.dtype:
+    """Neuron state is fp32 (fp64 kept for float64 inputs, e.g. gradient checks)."""
+    return torch.float64 if x.dtype == torch.float64 else torch.float32
+
+
+def _fold(x: torch.Tensor) -> torch.Tensor:
+    return x.reshape(x.shape[0] * x.shape[1], *x.shape[2:])
+
+
+def _unfold(y: torch.Tensor, T: int) -> torch.Tensor:
+    return y.reshape(T, y.shape[0] // T, *y.shape[1:])
+
+
+class _HookedWeight:
+    """Mixin: ``effective_weight()`` applies the weight hook (if any) to ``self.weight``."""
+
+    weight_hook = None
+
+    def effective_weight(self) -> torch.Tensor:
+        w = self.weight
+        return w if self.weight_hook is None else self.weight_hook(w)
+
+
+def reset_states(model: nn.Module) -> None:
+    """Call ``reset()`` on every submodule that has one (clears persistent neuron state).
+
+    >>> import torch
+    >>> reset_states(torch.nn.Sequential(Dense(2, 2)))   # no stateful module: nothing to do
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
+    for m in model.modules():
+        fn = getattr(m, "reset", None)
+        if callable(fn):
+            fn()
+
+
+# --------------------------------------------------------------------------------------------
+# synapses
+# --------------------------------------------------------------------------------------------
+class TimeDistributed(nn.Module):
+    """Apply any per-step module to a ``(T, B, ...)`` sequence by folding time into batch.
+
+    >>> m = TimeDistributed(torch.nn.BatchNorm1d(3))
+    >>> m(torch.rand(5, 2, 3)).shape
+    torch.Size([5, 2, 3])
+    """
+
+    def __init__(self, module: nn.Module):
+        super().__init__()
+        if not isinstance(module, nn.Module):
+            raise TypeError(f"module: expected a torch.nn.Module, got {type(module).__name__}")
+        self.module = module
+
+    def forward(self, x):
+        check_sequence("x", x, min_ndim=2)
+        return _unfold(self.module(_fold(x)), x.shape[0])
+
+
+class Dense(_HookedWeight, nn.Linear):
+    """Fully connected synapse on ``(T, B, in_features) -> (T, B, out_features)``.
+
+    ``weight_hook``: ``None``, ``"8bit"`` (Loihi 8-bit quantisation) or a callable on the weight.
+
+    >>> Dense(3, 2, weight_hook="8bit")(torch.rand(4, 1, 3)).shape
+    torch.Size([4, 1, 2])
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True,
+                 weight_hook: WeightHook = None, device=None, dtype=None):
+        check_number("in_features", in_features, gt=0)
+        check_number("out_features", out_features, gt=0)
+        super().__init__(int(in_features), int(out_features), bias=bias, device=device, dtype=dtype)
+        self.weight_hook = _resolve_hook(weight_hook)
+
+    def forward(self, x):
+        _check_input("x", x, 3, "(T, B, in_features)")
+        if x.shape[-1] != self.in_features:
+            raise ValueError(f"x: expected {self.in_features} input features (last dim), "
+                             f"got shape {tuple(x.shape)}")
+        return F.linear(x, self.effective_weight(), self.bias)
+
+
+class Conv1d(_HookedWeight, nn.Conv1d):
+    """1-d convolution on ``(T, B, C, L)``; arguments as :class:`torch.nn.Conv1d` plus ``weight_hook``.
+
+    >>> Conv1d(2, 4, 3, padding=1)(torch.rand(5, 2, 2, 8)).shape
+    torch.Size([5, 2, 4, 8])
+    """
+
+    def __init__(self, *args, weight_hook: WeightHook = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.weight_hook = _resolve_hook(weight_hook)
+
+    def forward(self, x):
+        _check_input("x", x, 4, "(T, B, C, L)")
+        if x.shape[2] != self.in_channels:
+            raise ValueError(f"x: expected {self.in_channels} channels (dim 2), got shape {tuple(x.shape)}")
+        return _unfold(self._conv_forward(_fold(x), self.effective_weight(), self.bias), x.shape[0])
+
+
+class Conv2d(_HookedWeight, nn.Conv2d):
+    """2-d convolution on ``(T, B, C, H, W)``; arguments as :class:`torch.nn.Conv2d` plus ``weight_hook``.
+
+    >>> Conv2d(2, 4, 3, padding=1)(torch.rand(5, 2, 2, 8, 8)).shape
+    torch.Size([5, 2, 4, 8, 8])
+    """
+
+    def __init__(self, *args, weight_hook: WeightHook = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.weight_hook = _resolve_hook(weight_hook)
+
+    def forward(self, x):
+        _check_input("x", x, 5, "(T, B, C, H, W)")
+        if x.shape[2] != self.in_channels:
+            raise ValueError(f"x: expected {self.in_channels} channels (dim 2), got shape {tuple(x.shape)}")
+        return _unfold(self._conv_forward(_fold(x), self.effective_weight(), self.bias), x.shape[0])
+
+
+class _Pool2d(nn.Module):
+    def __init__(self, kernel_size, stride=None, padding=0):
+        super().__init__()
+        self.kernel_size = kernel_size
+        self.stride = kernel_size if stride is None else stride
+        self.padding = padding
+
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+    def _pool(self, x):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def forward(self, x):
+        _check_input("x", x, 5, "(T, B, C, H, W)")
+        return _unfold(self._pool(_fold(x)), x.shape[0])
+
+
+class AvgPool2d(_Pool2d):
+    """Average pooling on ``(T, B, C, H, W)`` (padding counts as zeros).
+
+    >>> AvgPool2d(2)(torch.ones(3, 1, 1, 4, 4)).shape
+    torch.Size([3, 1, 1, 2, 2])
+    """
+
+    def _pool(self, x):
+        return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding)
+
+
+class MaxPool2d(_Pool2d):
+    """Max pooling on ``(T, B, C, H, W)``.
+
+    >>> MaxPool2d(2)(torch.ones(3, 1, 1, 4, 4)).shape
+    torch.Size([3, 1, 1, 2, 2])
+    """
+
+    def _pool(self, x):
+        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding)
+
+
+class SumPool2d(_Pool2d):
+    """Sum pooling (lava-dl's pool synapse with unit weight) on ``(T, B, C, H, W)``.
+
+    >>> SumPool2d(2)(torch.ones(1, 1, 1, 4, 4))[0, 0, 0]
+    tensor([[4., 4.],
+            [4., 4.]])
+    """
+
+    def _pool(self, x):
+        return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding, divisor_override=1)
+
+
+class Flatten(nn.Module):
+    """``(T, B, *features) -> (T, B, prod(features))``.
+
+    >>> Flatten()(torch.rand(3, 2, 4, 5)).shape
+    torch.Size([3, 2, 20])
+    """
+
+    def forward(self, x):
+        check_sequence("x", x, min_ndim=2)
+        return x.reshape(x.shape[0], x.shape[1], -1)
+
+
+# --------------------------------------------------------------------------------------------
+# blocks
+# --------------------------------------------------------------------------------------------
+def _make_neuron(neuron) -> nn.Module:
+    if isinstance(neuron, nn.Module):
+        return neuron
+    if callable(neuron):
+        m = neuron()
+        if not isinstance(m, nn.Module):
+            raise TypeError(f"neuron: the factory returned {type(m).__name__}, expected a torch.nn.Module")
+        return m
+    raise TypeError(f"neuron: expected an nn.Module or a zero-argument factory, got {type(neuron).__name__}")
+
+
+class Block(nn.Module):
+    """A synapse followed by a neuron: ``neuron(synapse(x))`` on ``(T, B, ...)``.
+
+    ``neuron`` is any module mapping ``(T, B, ...)`` to ``(T, B, ...)`` (every spikefuse neuron
+    family, or a :class:`LeakyIntegrator`), or a zero-argument factory returning one.
+
+    >>> blk = Block(Dense(3, 4), LeakyIntegrator())
+    >>> blk(torch.rand(6, 2, 3)).shape
+    torch.Size([6, 2, 4])
+    """
+
+    def __init__(self, synapse: nn.Module, neuron):
+        super().__init__()
+        if not isinstance(synapse, nn.Module):
+            raise TypeError(f"synapse: expected a torch.nn.Module, got {type(synapse).__name__}")
+        self.synapse = synapse
+        self.neuron = _make_neuron(neuron)
+
+    def forward(self, x):
+        return self.neuron(self.synapse(x))
+
+
+class DenseBlock(Block):
+    """:class:`Dense` synapse + neuron.
+
+    >>> DenseBlock(3, 4, LeakyIntegrator(), weight_hook="8bit")(torch.rand(6, 2, 3)).shape
+    torch.Size([6, 2, 4])
+    """
+
+    def __init__(self, in_features: int, out_features: int, neuron, bias: bool = True,
+                 weight_hook: WeightHook = None):
+        super().__init__(Dense(in_features, out_features, bias=bias, weight_hook=weight_hook), neuron)
+
+
+class Conv2dBlock(Block):
+    """:class:`Conv2d` synapse + neuron; convolution arguments as :class:`torch.nn.Conv2d`.
+
+    >>> Conv2dBlock(1, 2, 3, LeakyIntegrator(), padding=1)(torch.rand(4, 1, 1, 5, 5)).shape
+    torch.Size([4, 1, 2, 5, 5])
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, neuron, *,
+                 weight_hook: WeightHook = None, **conv_kwargs):
+        super().__init__(Conv2d(in_channels, out_channels, kernel_size, weight_hook=weight_hook,
+                                **conv_kwargs), neuron)
+
+
+# --------------------------------------------------------------------------------------------
+# recurrent LIF
+# --------------------------------------------------------------------------------------------
+class RecurrentLIFState(NamedTuple):
+    """Membrane ``v`` (after reset) and last spikes ``s``, both ``(B, out_features)``."""
+
+    v: torch.Tensor
+    s: torch.Tensor
+
+
+class RecurrentLIF(nn.Module):
+    """LIF layer with recurrent spike feedback (SpikingJelly LIF charge, SPEC.md 15.1-15.2).
+
+    Per step, with ``h[t] = W x[t] + b + V s[t-1]``::
+
+        decay_input:      H = v + (h - (v - v_reset)) / tau
+        not decay_input:  H = v - (v - v_reset) / tau + h
+        s = 1[H - v_threshold >= 0]         (surrogate gradient)
+        hard reset (v_reset is a number): v = s * v_reset + (1 - s) * H
+        soft reset (v_reset=None):        v = H - s * v_threshold
+
+    ``detach_reset`` cuts the reset's dependence on ``s`` from the graph. With ``v_reset=None``
+    the charge uses 0 in place of ``v_reset``. The initial state is ``v = v_reset`` (0 for soft
+    reset) and ``s = 0``; the layer keeps no state between calls (pass ``state`` to continue).
+
+    >>> rnn = RecurrentLIF(3, 5)
+    >>> rnn(torch.rand(8, 2, 3)).shape
+    torch.Size([8, 2, 5])
+    >>> spikes, state = rnn(torch.rand(8, 2, 3), return_state=True)
+    >>> state.v.shape
+    torch.Size([2, 5])
+    """
+
+    def __init__(self, in_features: int, out_features: int, tau: float = 2.0,
+                 v_threshold: float = 1.0, v_reset: Optional[float] = 0.0,
+                 surrogate="atan", detach_reset: bool = False, decay_input: bool = True,
+                 bias: bool = True, weight_hook: WeightHook = None):
+        super().__init__()
+        check_number("tau", tau, ge=1.0)
+        check_number("v_threshold", v_threshold)
+        if v_reset is not None:
+            check_number("v_reset", v_reset)
+        check_bool("detach_reset", detach_reset)
+        check_bool("decay_input", decay_input)
+        self.tau = float(tau)
+        self.v_threshold = float(v_threshold)
+        self.v_reset = None if v_reset is None else float(v_reset)
+        self.surrogate = _surrogate.get(surrogate)
+        self.detach_reset = detach_reset
+        self.decay_input = decay_input
+        self.input = Dense(in_features, out_features, bias=bias, weight_hook=weight_hook)
+        self.recurrent = Dense(out_features, out_features, bias=False, weight_hook=weight_hook)
+        # recurrent weights start small so that the layer is not dominated by its own feedback
+        nn.init.uniform_(self.recurrent.weight, -0.5 / math.sqrt(out_features), 0.5 / math.sqrt(out_features))
+
+    @property
+    def out_features(self) -> int:
+        return self.input.out_features
+
+    def initial_state(self, batch: int, device=None, dtype=torch.float32) -> RecurrentLIFState:
+        v0 = 0.0 if self.v_reset is None else self.v_reset
+        shape = (batch, self.out_features)
+        return RecurrentLIFState(torch.full(shape, v0, device=device, dtype=dtype),
+                                 torch.zeros(shape, device=device, dtype=dtype))
+
+    def step(self, h_in: torch.Tensor, state: RecurrentLIFState, w_rec: torch.Tensor):
+        """One step given the feed-forward current ``h_in = W x[t] + b``."""
+        v, s_prev = state
+        h = h_in + F.linear(s_prev, w_rec)
+        rest = 0.0 if self.v_reset is None else self.v_reset
+        if self.decay_input:
+            H = v + (h - (v - rest)) / self.tau
+        else:
+            H = v - (v - rest) / self.tau + h
+        s = self.surrogate(H - self.v_threshold)
+        s_r = s.detach() if self.detach_reset else s
+        if self.v_reset is None:
+            v_new = H - s_r * self.v_threshold
+        else:
+            v_new = s_r * self.v_reset + (1 - s_r) * H
+        return s, RecurrentLIFState(v_new, s)
+
+    def forward(self, x, state: Optional[RecurrentLIFState] = None, return_state: bool = False):
+        _check_input("x", x, 3, "(T, B, in_features)")
+        sdt = _state_dtype(x)
+        h_in = self.input(x).to(sdt)
+        T, B = x.shape[0], x.shape[1]
+        if state is None:
+            state = self.initial_state(B, device=x.device, dtype=sdt)
+        else:
+            if not isinstance(state, tuple) or len(state) != 2:
+                raise TypeError("state: expected a RecurrentLIFState(v, s)")
+            for name, t in zip(("state.v", "state.s"), state):
+                check_tensor(name, t, ndim=2)
+                if tuple(t.shape) != (B, self.out_features):
+                    raise ValueError(f"{name}: expected shape {(B, self.out_features)}, got {tuple(t.shape)}")
+            state = RecurrentLIFState(*(t.to(sdt) for t in state))
+        w_rec = self.recurrent.effective_weight().to(sdt)
+        out = []
+        for t in range(T):
+            s, state = self.step(h_in[t], state, w_rec)
+            out.append(s)
+        spikes = torch.stack(out).to(x.dtype)
+        return (spikes, state) if return_state else spikes
+
+
+# --------------------------------------------------------------------------------------------
+# readouts
+# --------------------------------------------------------------------------------------------
+class LeakyIntegrator(nn.Module):
+    """Non-spiking leaky integrator (LI) neuron; returns the membrane over time ``(T, B, ...)``.
+
+    ``decay_input=True``: ``v[t] = v[t-1] + (x[t] - v[t-1]) / tau``;
+    ``decay_input=False``: ``v[t] = (1 - 1/tau) v[t-1] + x[t]``. ``v[-1] = 0``; ``tau >= 1``
+    (``tau = 1`` passes the input through). No state is kept between calls.
+
+    >>> LeakyIntegrator(tau=2.0)(torch.ones(3, 1, 1)).flatten()
+    tensor([0.5000, 0.7500, 0.8750])
+    """
+
+    def __init__(self, tau: float = 2.0, decay_input: bool = True):
+        super().__init__()
+        check_number("tau", tau, ge=1.0)
+        check_bool("decay_input", decay_input)
+        self.tau = float(tau)
+        self.decay_input = decay_input
+
+    def extra_repr(self):
+        return f"tau={self.tau}, decay_input={self.decay_input}"
+
+    def forward(self, x):
+        check_sequence("x", x, min_ndim=2)
+        decay = 1.0 - 1.0 / self.tau
+        gain = 1.0 / self.tau if self.decay_input else 1.0
+        xf = x.to(_state_dtype(x))
+        v = torch.zeros_like(xf[0])
+        out = []
+        for t in range(x.shape[0]):
+            v = decay * v + gain * xf[t]
+            out.append(v)
+        return torch.stack(out).to(x.dtype)
+
+
+class SpikeCount(nn.Module):
+    """Sum over time: ``(T, B, ...) -> (B, ...)``.
+
+    >>> SpikeCount()(torch.ones(4, 2, 3))[0]
+    tensor([4., 4., 4.])
+    """
+
+    def forward(self, x):
+        check_sequence("x", x, min_ndim=2)
+        return x.sum(0)
+
+
+class MaxOverTime(nn.Module):
+    """Maximum over time: ``(T, B, ...) -> (B, ...)`` (gradient flows to the arg-max step).
+
+    >>> MaxOverTime()(torch.tensor([[[1.0]], [[3.0]], [[2.0]]]))
+    tensor([[3.]])
+    """
+
+    def forward(self, x):
+        check_sequence("x", x, min_ndim=2)
+        return x.amax(0)
+
+
+class MeanOverTime(nn.Module):
+    """Mean over time: ``(T, B, ...) -> (B, ...)``.
+
+    >>> MeanOverTime()(torch.tensor([[[1.0]], [[3.0]]]))
+    tensor([[2.]])
+    """
+
+    def forward(self, x):
+        check_sequence("x", x, min_ndim=2)
+        return x.mean(0)
+
+
+class MaxMembrane(nn.Module):
+    """Leaky integrator followed by the maximum over time: ``(T, B, ...) -> (B, ...)``.
+
+    >>> MaxMembrane(tau=2.0)(torch.ones(3, 1, 1))
+    tensor([[0.8750]])
+    """
+
+    def __init__(self, tau: float = 2.0, decay_input: bool = True):
+        super().__init__()
+        self.integrator = LeakyIntegrator(tau, decay_input)
+
+    def forward(self, x):
+        return self.integrator(x).amax(0)

@@ -1,0 +1,281 @@
+"""Layers over time vs per-step loops; readouts vs hand-derived values; validation errors."""
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from spikefuse import layers
+from spikefuse.fixed_point import quantize_8bit
+from spikefuse.surrogate import ATan
+
+
+def _loop(fn, x):
+    return torch.stack([fn(x[t]) for t in range(x.shape[0])])
+
+
+def _grads(module, x, out):
+    g = torch.randn_like(out)
+    params = [p for p in module.parameters()]
+    return torch.autograd.grad((out * g).sum(), [x] + params), g
+
+
+# ------------------------------------------------------------------ synapses vs per-step loops
+def test_dense_matches_per_step_loop_and_grads():
+    m = layers.Dense(5, 3)
+    x = torch.randn(7, 4, 5, requires_grad=True)
+    y = m(x)
+    ref = _loop(lambda xt: xt @ m.weight.T + m.bias, x)
+    torch.testing.assert_close(y, ref)
+    g = torch.randn_like(y)
+    ga = torch.autograd.grad((y * g).sum(), [x, m.weight, m.bias])
+    gb = torch.autograd.grad((ref * g).sum(), [x, m.weight, m.bias])
+    for a, b in zip(ga, gb):
+        torch.testing.assert_close(a, b)
+
+
+def test_dense_8bit_hook_quantises_weight_straight_through():
+    m = layers.Dense(4, 3, bias=False, weight_hook="8bit")
+    x = torch.randn(2, 3, 4)
+    wq = quantize_8bit(m.weight.detach())
+    # every quantised weight is a multiple of 2/64
+    assert torch.allclose(torch.round(wq * 32), wq * 32)
+    torch.testing.assert_close(m(x), x @ wq.T)
+    m(x).sum().backward()
+    # straight-through: gradient equals that of an unquantised layer (weights are far from the clamp)
+    torch.testing.assert_close(m.weight.grad, x.sum((0, 1)).expand(3, 4))
+
+
+def test_custom_weight_hook_is_applied():
+    m = layers.Dense(2, 2, bias=False, weight_hook=lambda w: torch.zeros_like(w))
+    assert m(torch.ones(1, 1, 2)).abs().sum() == 0
+
+
+def test_conv1d_conv2d_match_per_step_loop():
+    c1 = layers.Conv1d(2, 3, 3, padding=1, stride=2)
+    x1 = torch.randn(5, 2, 2, 9, requires_grad=True)
+    y1 = c1(x1)
+    ref1 = _loop(lambda xt: F.conv1d(xt, c1.weight, c1.bias, stride=2, padding=1), x1)
+    torch.testing.assert_close(y1, ref1)
+
+    c2 = layers.Conv2d(2, 4, 3, padding=1, weight_hook="8bit")
+    x2 = torch.randn(4, 3, 2, 6, 6, requires_grad=True)
+    y2 = c2(x2)
+    ref2 = _loop(lambda xt: F.conv2d(xt, quantize_8bit(c2.weight), c2.bias, padding=1), x2)
+    torch.testing.assert_close(y2, ref2)
+    g = torch.randn_like(y2)
+    ga = torch.autograd.grad((y2 * g).sum(), [x2, c2.weight])
+    gb = torch.autograd.grad((ref2 * g).sum(), [x2, c2.weight])
+    for a, b in zip(ga, gb):
+        torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("cls,fn", [
+    (layers.AvgPool2d, lambda xt: F.avg_pool2d(xt, 2)),
+    (layers.MaxPool2d, lambda xt: F.max_pool2d(xt, 2)),
+    (layers.SumPool2d, lambda xt: 4 * F.avg_pool2d(xt, 2)),
+])
+def test_pools_match_per_step_loop(cls, fn):
+    x = torch.randn(3, 2, 3, 6, 6)
+    torch.testing.assert_close(cls(2)(x), _loop(fn, x))
+
+
+def test_sumpool_hand_values():
+    x = torch.arange(16.0).reshape(1, 1, 1, 4, 4)
+    out = layers.SumPool2d(2)(x)[0, 0, 0]
+    assert out.tolist() == [[0 + 1 + 4 + 5, 2 + 3 + 6 + 7], [8 + 9 + 12 + 13, 10 + 11 + 14 + 15]]
+
+
+def test_flatten_and_time_distributed():
+    x = torch.randn(3, 2, 4, 5)
+    torch.testing.assert_close(layers.Flatten()(x), _loop(lambda xt: xt.flatten(1), x))
+    lin = nn.Linear(5, 2)
+    torch.testing.assert_close(layers.TimeDistributed(lin)(x), _loop(lin, x))
+
+
+# ------------------------------------------------------------------ blocks with any neuron
+class _ToyNeuron(nn.Module):
+    """A (T, B, ...) neuron with state across time: integrate-and-fire with a hard reset."""
+
+    def forward(self, x):
+        v = torch.zeros_like(x[0])
+        out = []
+        for t in range(x.shape[0]):
+            v = v + x[t]
+            s = ATan()(v - 1.0)
+            v = v * (1 - s)
+            out.append(s)
+        return torch.stack(out)
+
+
+def test_blocks_compose_synapse_and_any_neuron():
+    blk = layers.DenseBlock(3, 4, _ToyNeuron)            # factory form
+    x = torch.rand(6, 2, 3) * 2
+    torch.testing.assert_close(blk(x), _ToyNeuron()(blk.synapse(x)))
+    cblk = layers.Conv2dBlock(1, 2, 3, layers.LeakyIntegrator(tau=3.0), padding=1)
+    xi = torch.rand(4, 2, 1, 5, 5)
+    torch.testing.assert_close(cblk(xi), layers.LeakyIntegrator(3.0)(cblk.synapse(xi)))
+
+
+def test_block_with_spikefuse_lif_if_available():
+    neuron = pytest.importorskip("spikefuse.neuron.lif")
+    blk = layers.DenseBlock(3, 4, neuron.LIF(tau=2.0))
+    x = torch.rand(5, 2, 3)
+    out = blk(x)
+    assert out.shape == (5, 2, 4)
+    assert set(out.unique().tolist()) <= {0.0, 1.0}
+
+
+# ------------------------------------------------------------------ recurrent LIF
+def _rlif_reference(x, W, b, V, tau, vth, v_reset, decay_input, detach_reset):
+    """Hand-written per-step loop of h = W x + b + V s_prev and the SpikingJelly LIF charge."""
+    B, N = x.shape[1], W.shape[0]
+    v = torch.full((B, N), 0.0 if v_reset is None else v_reset, dtype=x.dtype)
+    s = torch.zeros(B, N, dtype=x.dtype)
+    rest = 0.0 if v_reset is None else v_reset
+    out = []
+    for t in range(x.shape[0]):
+        h = x[t] @ W.T + b + s @ V.T
+        H = v + (h - (v - rest)) / tau if decay_input else v - (v - rest) / tau + h
+        s = ATan(2.0)(H - vth)
+        sr = s.detach() if detach_reset else s
+        v = H - sr * vth if v_reset is None else sr * v_reset + (1 - sr) * H
+        out.append(s)
+    return torch.stack(out)
+
+
+@pytest.mark.parametrize("v_reset,decay_input,detach_reset", [
+    (0.0, True, False), (0.0, False, True), (None, True, False), (-0.2, True, True),
+])
+def test_recurrent_lif_matches_loop_and_float64_grads(v_reset, decay_input, detach_reset):
+    m = layers.RecurrentLIF(3, 4, tau=2.0, v_reset=v_reset, decay_input=decay_input,
+                            detach_reset=detach_reset).double()
+    with torch.no_grad():
+        m.recurrent.weight.mul_(4.0)  # make the feedback matter
+        m.input.weight.mul_(3.0)
+    x = (torch.rand(12, 2, 3, dtype=torch.float64) * 3).requires_grad_()
+    y = m(x)
+    W, b, V = m.input.weight, m.input.bias, m.recurrent.weight
+    ref = _rlif_reference(x, W, b, V, 2.0, 1.0, v_reset, decay_input, detach_reset)
+    assert y.sum() > 0
+    torch.testing.assert_close(y, ref)
+    g = torch.randn_like(y)
+    ga = torch.autograd.grad((y * g).sum(), [x, W, V])
+    gb = torch.autograd.grad((ref * g).sum(), [x, W, V])
+    for a, bb in zip(ga, gb):
+        torch.testing.assert_close(a, bb)
+
+
+def test_recurrent_lif_state_continues():
+    m = layers.RecurrentLIF(3, 4)
+    x = torch.rand(10, 2, 3) * 3
+    full = m(x)
+    a, st = m(x[:4], return_state=True)
+    b = m(x[4:], state=st)
+    torch.testing.assert_close(torch.cat([a, b]), full)
+
+
+def test_recurrent_lif_hand_vector_no_feedback():
+    # V = 0, W = 1, b = 0 -> plain SpikingJelly LIF; SPEC 17 S1 hard reset row
+    m = layers.RecurrentLIF(1, 1, tau=2.0)
+    with torch.no_grad():
+        m.input.weight.fill_(1.0)
+        m.input.bias.zero_()
+        m.recurrent.weight.zero_()
+    x = torch.tensor([1.5, 1.5, 0.5, 3.0, 0.0]).reshape(5, 1, 1)
+    s, st = m(x, return_state=True)
+    assert s.flatten().tolist() == [0, 1, 0, 1, 0]
+    assert st.v.item() == 0.0
+
+
+# ------------------------------------------------------------------ readouts
+def test_leaky_integrator_hand_values_and_loop():
+    li = layers.LeakyIntegrator(tau=2.0)
+    x = torch.tensor([1.0, 1.0, 0.0, 2.0]).reshape(4, 1, 1)
+    # v = v + (x - v)/2: 0.5, 0.75, 0.375, 1.1875
+    assert li(x).flatten().tolist() == [0.5, 0.75, 0.375, 1.1875]
+    li2 = layers.LeakyIntegrator(tau=4.0, decay_input=False)
+    # v = 0.75 v + x: 1, 1.75, 1.3125, 2.984375
+    assert li2(x).flatten().tolist() == [1.0, 1.75, 1.3125, 2.984375]
+    xr = torch.randn(6, 3, 2)
+    v = torch.zeros(3, 2)
+    ref = []
+    for t in range(6):
+        v = v * (1 - 1 / 4.0) + xr[t]
+        ref.append(v)
+    torch.testing.assert_close(li2(xr), torch.stack(ref))
+
+
+def test_count_max_mean_readouts():
+    x = torch.tensor([[[0.0, 1.0]], [[1.0, 1.0]], [[0.0, 0.0]]])
+    assert layers.SpikeCount()(x).tolist() == [[1.0, 2.0]]
+    assert layers.MaxOverTime()(x).tolist() == [[1.0, 1.0]]
+    torch.testing.assert_close(layers.MeanOverTime()(x), torch.tensor([[1 / 3, 2 / 3]]))
+    mm = layers.MaxMembrane(tau=2.0)(torch.tensor([2.0, 0.0, 0.0]).reshape(3, 1, 1))
+    assert mm.item() == 1.0
+
+
+def test_max_membrane_gradient_goes_to_argmax_step():
+    x = torch.tensor([2.0, 0.0, 0.0]).reshape(3, 1, 1).requires_grad_()
+    layers.MaxMembrane(tau=2.0)(x).sum().backward()
+    assert x.grad.flatten().tolist() == [0.5, 0.0, 0.0]
+
+
+def test_reset_states_calls_reset():
+    class S(nn.Module):
+        calls = 0
+
+        def reset(self):
+            S.calls += 1
+
+    layers.reset_states(nn.Sequential(S(), nn.Sequential(S())))
+    assert S.calls == 2
+
+
+# ------------------------------------------------------------------ validation errors
+def test_validation_errors():
+    with pytest.raises(ValueError, match="x: expected a time-first sequence"):
+        layers.Dense(3, 2)(torch.rand(4, 3))
+    with pytest.raises(ValueError, match="expected 3 input features"):
+        layers.Dense(3, 2)(torch.rand(4, 1, 5))
+    with pytest.raises(TypeError, match="x: expected a torch.Tensor"):
+        layers.Dense(3, 2)([1, 2, 3])
+    with pytest.raises(ValueError, match="NaN or inf"):
+        layers.Dense(3, 2)(torch.full((2, 1, 3), math.nan))
+    with pytest.raises(ValueError, match="in_features: must be > 0"):
+        layers.Dense(0, 2)
+    with pytest.raises(ValueError, match="weight_hook"):
+        layers.Dense(2, 2, weight_hook="4bit")
+    with pytest.raises(TypeError, match="weight_hook"):
+        layers.Dense(2, 2, weight_hook=3)
+    with pytest.raises(ValueError, match="expected 2 channels"):
+        layers.Conv2d(2, 3, 3)(torch.rand(2, 1, 1, 5, 5))
+    with pytest.raises(ValueError, match=r"\(T, B, C, L\)"):
+        layers.Conv1d(2, 3, 3)(torch.rand(2, 2, 5))
+    with pytest.raises(ValueError, match=r"\(T, B, C, H, W\)"):
+        layers.MaxPool2d(2)(torch.rand(2, 1, 4, 4))
+    with pytest.raises(ValueError, match="tau: must be >= 1"):
+        layers.LeakyIntegrator(tau=0.5)
+    with pytest.raises(TypeError, match="decay_input"):
+        layers.LeakyIntegrator(decay_input=1)
+    with pytest.raises(ValueError, match="tau: must be >= 1"):
+        layers.RecurrentLIF(2, 2, tau=0.9)
+    with pytest.raises(ValueError, match="surrogate"):
+        layers.RecurrentLIF(2, 2, surrogate="nope")
+    with pytest.raises(ValueError, match=r"state.v: expected shape"):
+        layers.RecurrentLIF(2, 3)(torch.rand(2, 1, 2), state=(torch.zeros(1, 2), torch.zeros(1, 2)))
+    with pytest.raises(TypeError, match="state"):
+        layers.RecurrentLIF(2, 3)(torch.rand(2, 1, 2), state=torch.zeros(1, 3))
+    with pytest.raises(TypeError, match="neuron"):
+        layers.Block(layers.Dense(2, 2), 5)
+    with pytest.raises(TypeError, match="neuron: the factory returned"):
+        layers.Block(layers.Dense(2, 2), lambda: 5)
+    with pytest.raises(TypeError, match="synapse"):
+        layers.Block("dense", layers.LeakyIntegrator())
+    with pytest.raises(TypeError, match="module"):
+        layers.TimeDistributed(3)
+    with pytest.raises(ValueError, match="at least one time step"):
+        layers.SpikeCount()(torch.zeros(0, 2, 2))
+    with pytest.raises(TypeError, match="model"):
+        layers.reset_states(3)
