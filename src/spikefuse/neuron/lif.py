@@ -1,0 +1,282 @@
+"""IF / LIF / ParametricLIF modules with SpikingJelly semantics over
+:mod:`spikefuse.functional.lif` (SPEC.md section 15), and :func:`reset_net`.
+
+The constructors mirror SpikingJelly's ``activation_based`` nodes (same positional order),
+except that the surrogate defaults to ``ATan(2.0)`` (the cext default) and may be given as a
+:class:`~spikefuse.surrogate.Surrogate` or a name (``"atan"``, ``"ATan"``, ``"sigmoid"``, ...).
+
+State. Each module keeps its membrane potential in ``self.v`` (``None`` until the first
+forward, then a tensor of one step's shape ``(B, *features)`` filled with ``v_reset``, 0 for
+soft reset; it is re-created when the step shape or device of the input changes). A
+multi-step forward stores ``V[T-1]``; a single-step forward stores the new ``V``. As in
+SpikingJelly the stored ``v`` stays attached to the autograd graph, so consecutive calls
+within one sequence backpropagate through time; call :meth:`reset` (or :func:`reset_net`
+on the whole model) between independent sequences / batches, otherwise the next backward
+would reach into a graph that was already freed.
+
+``step_mode``: ``"m"`` (default) takes ``(T, B, *features)`` and returns spikes of the same
+shape; ``"s"`` takes one step ``(B, *features)``. With ``store_v_seq=True`` a multi-step
+forward also keeps the post-reset membrane of every step in ``self.v_seq`` (``(T, B, ...)``).
+
+Example::
+
+    >>> import torch
+    >>> from spikefuse.neuron.lif import LIF, reset_net
+    >>> neuron = LIF(tau=2.0)
+    >>> spikes = neuron(torch.full((4, 2, 3), 1.5))
+    >>> spikes[:, 0, 0].tolist()
+    [0.0, 1.0, 0.0, 1.0]
+    >>> reset_net(neuron); neuron.v is None
+    True
+"""
+from __future__ import annotations
+
+import inspect
+import math
+from typing import Optional, Union
+
+import torch
+from torch import Tensor, nn
+
+from .. import surrogate as _surrogate
+from .._validate import check_bool, check_choice, check_number, check_sequence, check_tensor
+from ..functional.lif import LIFParams, LIFState, _lif_multistep, _lif_step, initial_state
+from ..kernels import BACKENDS
+
+__all__ = ["IF", "LIF", "ParametricLIF", "reset_net"]
+
+
+class _SpikingJellyNode(nn.Module):
+    """Common part of IF / LIF / ParametricLIF: parameters, persistent ``v``, dispatch."""
+
+    _check_tau = True
+
+    def __init__(
+        self,
+        v_threshold: Union[float, Tensor] = 1.0,
+        v_reset: Optional[Union[float, Tensor]] = 0.0,
+        surrogate: Union[_surrogate.Surrogate, str] = _surrogate.ATan(2.0),
+        detach_reset: bool = False,
+        step_mode: str = "m",
+        backend: Optional[str] = None,
+        store_v_seq: bool = False,
+    ):
+        super().__init__()
+        check_number("v_threshold", v_threshold)
+        if v_reset is not None:
+            check_number("v_reset", v_reset)
+        self._set_value("v_threshold", v_threshold)
+        self._set_value("v_reset", v_reset)
+        self.surrogate = _surrogate.get(surrogate)
+        self.detach_reset = check_bool("detach_reset", detach_reset)
+        check_choice("step_mode", step_mode, ("s", "m"))
+        self.step_mode = step_mode
+        if backend is not None:
+            check_choice("backend", backend, BACKENDS)
+        self.backend = backend
+        self.store_v_seq = check_bool("store_v_seq", store_v_seq)
+        self.v: Optional[Tensor] = None
+        self.v_seq: Optional[Tensor] = None
+
+    def _set_value(self, name, value):
+        """Tensors become (non-learnable) buffers so that ``.to(device)`` moves them."""
+        if isinstance(value, Tensor):
+            self.register_buffer(name, value.detach().clone())
+        else:
+            setattr(self, name, None if value is None else float(value))
+
+    # subclasses define tau / decay_input
+    def _tau(self):
+        return None
+
+    def _decay_input(self) -> bool:
+        return True
+
+    def params(self) -> LIFParams:
+        """The :class:`~spikefuse.functional.lif.LIFParams` this module runs with."""
+        return LIFParams(
+            tau=self._tau(),
+            v_threshold=self.v_threshold,
+            v_reset=self.v_reset,
+            decay_input=self._decay_input(),
+            detach_reset=self.detach_reset,
+            surrogate=self.surrogate,
+        )
+
+    def reset(self) -> None:
+        """Forget the membrane state (the next forward starts from ``v_reset``, 0 if soft)."""
+        self.v = None
+        self.v_seq = None
+
+    def _state_for(self, shape, x: Tensor, params: LIFParams) -> LIFState:
+        v = self.v
+        if v is None or tuple(v.shape) != tuple(shape) or v.device != x.device:
+            dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+            return initial_state(shape, params, dtype=dtype, device=x.device)
+        return LIFState(v)
+
+    def forward(self, x: Tensor) -> Tensor:
+        check_choice("step_mode", self.step_mode, ("s", "m"))
+        params = self.params()
+        if self.step_mode == "m":
+            check_sequence("x", x, min_ndim=2)
+            state = self._state_for(x.shape[1:], x, params)
+            out = _lif_multistep(
+                x, params, state, self.backend, return_traces=self.store_v_seq,
+                check_tau=self._check_tau,
+            )
+            spikes, state = out[0], out[1]
+            if self.store_v_seq:
+                self.v_seq = out[2].v
+        else:
+            check_tensor("x", x, min_ndim=1)
+            state = self._state_for(x.shape, x, params)
+            spikes, state = _lif_step(x, state, params, check_tau=self._check_tau)
+        self.v = state.v
+        return spikes
+
+    def extra_repr(self) -> str:
+        parts = []
+        tau = self._tau()
+        if tau is not None:
+            parts.append(f"tau={_fmt(tau)}, decay_input={self._decay_input()}")
+        parts.append(f"v_threshold={_fmt(self.v_threshold)}, v_reset={_fmt(self.v_reset)}")
+        parts.append(f"detach_reset={self.detach_reset}, surrogate={self.surrogate!r}")
+        parts.append(f"step_mode={self.step_mode!r}, backend={self.backend!r}")
+        if self.store_v_seq:
+            parts.append("store_v_seq=True")
+        return ", ".join(parts)
+
+
+def _fmt(v) -> str:
+    if isinstance(v, Tensor):
+        if v.numel() == 1:
+            return f"{v.item():.4g}"
+        return f"tensor{tuple(v.shape)}"
+    return repr(v)
+
+
+class IF(_SpikingJellyNode):
+    """Integrate-and-fire neuron (``H = V + X``), SpikingJelly ``IFNode`` semantics.
+
+    Args: ``v_threshold=1.0``, ``v_reset=0.0`` (``None``: soft reset ``V = H - S V_th``),
+    ``surrogate=ATan(2.0)`` (instance or name), ``detach_reset=False``, ``step_mode="m"``,
+    ``backend=None`` (global default), ``store_v_seq=False``.
+
+    >>> import torch
+    >>> IF()(torch.tensor([1.5, 1.5, 0.5, 3.0, 0.0]).reshape(5, 1, 1)).flatten().tolist()
+    [1.0, 1.0, 0.0, 1.0, 0.0]
+    """
+
+
+class LIF(_SpikingJellyNode):
+    """Leaky integrate-and-fire neuron, SpikingJelly ``LIFNode`` semantics (SPEC 15.2).
+
+    ``decay_input=True``: ``H = V + (X - (V - V_reset)) / tau``; ``False``:
+    ``H = V - (V - V_reset) / tau + X``. ``tau`` must be ``> 1`` (SpikingJelly asserts it);
+    it may be a per-feature tensor (kept as a buffer, not learned). Other arguments as
+    :class:`IF`.
+
+    >>> import torch
+    >>> LIF(tau=2.0)(torch.tensor([1.5, 1.5, 0.5, 3.0, 0.0]).reshape(5, 1, 1)).flatten().tolist()
+    [0.0, 1.0, 0.0, 1.0, 0.0]
+    """
+
+    def __init__(
+        self,
+        tau: Union[float, Tensor] = 2.0,
+        decay_input: bool = True,
+        v_threshold: Union[float, Tensor] = 1.0,
+        v_reset: Optional[Union[float, Tensor]] = 0.0,
+        surrogate: Union[_surrogate.Surrogate, str] = _surrogate.ATan(2.0),
+        detach_reset: bool = False,
+        step_mode: str = "m",
+        backend: Optional[str] = None,
+        store_v_seq: bool = False,
+    ):
+        super().__init__(v_threshold, v_reset, surrogate, detach_reset, step_mode, backend, store_v_seq)
+        check_number("tau", tau, gt=1.0)
+        self._set_value("tau", tau)
+        self.decay_input = check_bool("decay_input", decay_input)
+
+    def _tau(self):
+        return self.tau
+
+    def _decay_input(self) -> bool:
+        return self.decay_input
+
+
+class ParametricLIF(_SpikingJellyNode):
+    """LIF with a learnable time constant (Fang et al. 2021; SpikingJelly
+    ``ParametricLIFNode``): ``tau = 1 / sigmoid(w)``, ``w`` initialised to
+    ``-log(init_tau - 1)`` (``init_tau > 1``). ``w`` is one shared scalar parameter.
+    Other arguments as :class:`LIF`.
+
+    >>> m = ParametricLIF(init_tau=2.0)
+    >>> round(m.w.item(), 6), round(m.tau.item(), 6)
+    (-0.0, 2.0)
+    """
+
+    _check_tau = False  # 1/sigmoid(w) is > 1 mathematically but may round to 1.0 in fp32
+
+    def __init__(
+        self,
+        init_tau: float = 2.0,
+        decay_input: bool = True,
+        v_threshold: Union[float, Tensor] = 1.0,
+        v_reset: Optional[Union[float, Tensor]] = 0.0,
+        surrogate: Union[_surrogate.Surrogate, str] = _surrogate.ATan(2.0),
+        detach_reset: bool = False,
+        step_mode: str = "m",
+        backend: Optional[str] = None,
+        store_v_seq: bool = False,
+    ):
+        super().__init__(v_threshold, v_reset, surrogate, detach_reset, step_mode, backend, store_v_seq)
+        if isinstance(init_tau, Tensor):
+            raise TypeError("init_tau: expected a number, got a Tensor")
+        check_number("init_tau", init_tau, gt=1.0)
+        self.init_tau = float(init_tau)
+        self.w = nn.Parameter(torch.tensor(-math.log(self.init_tau - 1.0), dtype=torch.float32))
+        self.decay_input = check_bool("decay_input", decay_input)
+
+    @property
+    def tau(self) -> Tensor:
+        """The current time constant ``1 / sigmoid(w)`` (a 0-d tensor attached to ``w``)."""
+        return 1.0 / torch.sigmoid(self.w)
+
+    def _tau(self):
+        return self.tau
+
+    def _decay_input(self) -> bool:
+        return self.decay_input
+
+
+def reset_net(net: nn.Module) -> None:
+    """Call ``reset()`` on every submodule of ``net`` (itself included) that has a
+    ``reset`` method callable without arguments: all spikefuse neurons, and any user module
+    following the same convention (SpikingJelly's ``functional.reset_net``).
+
+    >>> net = nn.Sequential(nn.Linear(3, 3), LIF(), IF())
+    >>> _ = net(torch.ones(2, 1, 3))
+    >>> reset_net(net); net[1].v is None and net[2].v is None
+    True
+    """
+    if not isinstance(net, nn.Module):
+        raise TypeError(f"net: expected a torch.nn.Module, got {type(net).__name__}")
+    for m in net.modules():
+        fn = getattr(m, "reset", None)
+        if not callable(fn):
+            continue
+        if not isinstance(m, _SpikingJellyNode):
+            try:
+                sig = inspect.signature(fn)
+            except (TypeError, ValueError):
+                continue
+            required = [
+                p for p in sig.parameters.values()
+                if p.default is inspect.Parameter.empty
+                and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+            ]
+            if required:
+                continue
+        fn()
