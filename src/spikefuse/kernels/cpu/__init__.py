@@ -1,0 +1,15 @@
+"""Fused CPU backend: custom autograd Functions whose forward runs the time loop without an
+autograd graph and whose backward is a hand-written reverse scan.
+
+Importing this package registers the implementations with :mod:`spikefuse.kernels` under backend
+``"cpu"`` (``"auto"`` picks it for CPU tensors).
+"""
+from __future__ import annotations
+
+from .. import register
+from . import lif as _lif
+
+SAVED_BYTES: dict[str, int] = {}
+SAVED_BYTES.update(_lif.SAVED_BYTES)
+
+register("lif", "cpu", _lif.lif_cpu, _lif.lif_supports)

@@ -1,0 +1,76 @@
+"""Helpers shared by the fused backends (CPU and Triton): parameter expansion, dtype checks.
+
+Parameters arrive as Python numbers or tensors broadcastable to the state shape ``(B, *features)``
+(DESIGN.md: scalar = shared, per-channel = one per feature). Fused kernels want one fp32 value
+per neuron, so :func:`expand_param` turns a parameter into a flat, contiguous fp32 vector of
+``B * prod(features)`` entries. The expansion is an ordinary differentiable torch op, so a kernel
+returns a per-neuron gradient and autograd sums it back to the parameter's own shape.
+
+Example::
+
+    >>> import torch
+    >>> expand_param(2.0, (2, 3), torch.device("cpu"))
+    tensor([2., 2., 2., 2., 2., 2.])
+    >>> expand_param(torch.tensor([1.0, 2.0, 3.0]), (2, 3), torch.device("cpu"))
+    tensor([1., 2., 3., 1., 2., 3.])
+"""
+from __future__ import annotations
+
+from numbers import Real
+from typing import Optional, Sequence
+
+import torch
+
+IO_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
+
+
+def expand_param(p, shape: Sequence[int], device: torch.device) -> torch.Tensor:
+    """``p`` (number or tensor broadcastable to ``shape``) as a flat contiguous fp32 vector."""
+    n = 1
+    for s in shape:
+        n *= int(s)
+    if isinstance(p, torch.Tensor):
+        return p.to(device=device, dtype=torch.float32).expand(tuple(shape)).reshape(n).contiguous()
+    return torch.full((n,), float(p), dtype=torch.float32, device=device)
+
+
+def param_reason(name: str, p, shape: Sequence[int], device: torch.device) -> Optional[str]:
+    """None if ``p`` can be expanded to ``shape`` on ``device``, else a reason string."""
+    if p is None or isinstance(p, bool):
+        return f"{name} must be a number or a tensor, got {p!r}"
+    if isinstance(p, Real):
+        return None
+    if not isinstance(p, torch.Tensor):
+        return f"{name} must be a number or a tensor, got {type(p).__name__}"
+    try:
+        if torch.broadcast_shapes(tuple(p.shape), tuple(shape)) != torch.Size(shape):
+            return f"{name} of shape {tuple(p.shape)} does not broadcast to the state shape {tuple(shape)}"
+    except RuntimeError:
+        return f"{name} of shape {tuple(p.shape)} does not broadcast to the state shape {tuple(shape)}"
+    if p.numel() > 1 and p.device != device:
+        return f"{name} is on {p.device}, the input on {device}"
+    if not (p.is_floating_point() or p.dtype in (torch.int32, torch.int64)):
+        return f"{name} has dtype {p.dtype}, expected a floating dtype"
+    return None
+
+
+def needs_grad(p) -> bool:
+    return isinstance(p, torch.Tensor) and p.requires_grad
+
+
+def io_reason(x: torch.Tensor, dtypes=IO_DTYPES) -> Optional[str]:
+    if x.dtype not in dtypes:
+        names = "/".join(str(d).replace("torch.", "") for d in dtypes)
+        return f"input dtype {x.dtype} is not supported (expected {names}); the reference path handles it"
+    if x.dim() < 2:
+        return f"input must be (T, B, *features), got shape {tuple(x.shape)}"
+    if x.numel() == 0:
+        return "empty input"
+    return None
+
+
+def sum_to(g: Optional[torch.Tensor], like) -> Optional[torch.Tensor]:
+    """Reduce a gradient to the shape of ``like`` (a tensor), or None."""
+    if g is None or not isinstance(like, torch.Tensor):
+        return None
+    return g.sum_to_size(like.shape) if g.shape != like.shape else g

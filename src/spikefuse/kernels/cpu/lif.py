@@ -1,0 +1,236 @@
+"""Fused CPU path for SpikingJelly-style IF / LIF (SPEC.md section 15).
+
+Forward: the time loop runs under ``no_grad`` on flat ``(M,)`` fp32 buffers with ``out=``/in-place
+torch ops (3-6 ops per step, no autograd graph). It keeps the charge H of every step in one
+``(T, M)`` fp32 buffer; spikes and the post-reset trace V are then derived from H in single
+vectorised ops (S = 1[H >= Vth], V = reset(H)), which are bit-identical to the per-step values.
+The arithmetic follows the reference expression order exactly (``v + (x - (v - vr)) / tau``), so
+spikes match the reference loop bit for bit.
+
+Backward: every per-step factor of the VJP depends only on the saved H, so the surrogate
+derivative ``sg``, ``dV/dH`` and the constant parts are computed for all T at once; only the
+linear recurrence ``gH[t] = a[t] + gV dV/dH[t]; gV = gH[t] dH/dV`` runs sequentially (two ops per
+step). Parameter gradients (tau, v_threshold, v_reset) and the initial-state gradient are then
+vectorised reductions over time.
+
+Saved for backward: H (fp32), 4 bytes per neuron-step (``SAVED_BYTES["lif"]``), plus the input
+for ``decay_input`` LIF when tau needs a gradient (it is alive anyway as the caller's tensor).
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+
+from .common import expand_param, io_reason, needs_grad, param_reason
+
+SAVED_BYTES = {"lif": 4}
+
+KIND_IF, KIND_LIF_DECAY_INPUT, KIND_LIF = 0, 1, 2
+
+
+def _reset(h, s, vth, vr, hard: bool):
+    """V after reset given H and the boolean spike mask ``s`` (vectorised, any shape)."""
+    if hard:
+        return torch.where(s, vr if isinstance(vr, torch.Tensor) else torch.tensor(vr, dtype=h.dtype), h)
+    return torch.where(s, h - vth, h)
+
+
+def _forward_loop(x32, tau, vth, vr, v0, kind: int, hard: bool):
+    """Runs the scan; returns H (T, M) fp32 and V_last (M,) fp32."""
+    T, M = x32.shape
+    H = torch.empty((T, M), dtype=torch.float32)
+    v = v0.clone()
+    tmp = torch.empty(M, dtype=torch.float32)
+    sb = torch.empty(M, dtype=torch.bool)
+    vr_t = vr if isinstance(vr, torch.Tensor) else torch.tensor(vr, dtype=torch.float32)
+    for t in range(T):
+        h = H[t]
+        xt = x32[t]
+        if kind == KIND_IF:
+            torch.add(v, xt, out=h)
+        elif kind == KIND_LIF_DECAY_INPUT:
+            torch.sub(v, vr, out=tmp)
+            torch.sub(xt, tmp, out=tmp)
+            tmp.div_(tau)
+            torch.add(v, tmp, out=h)
+        else:
+            torch.sub(v, vr, out=tmp)
+            tmp.div_(tau)
+            torch.sub(v, tmp, out=tmp)
+            torch.add(tmp, xt, out=h)
+        torch.ge(h, vth, out=sb)
+        if hard:
+            torch.where(sb, vr_t, h, out=v)
+        else:
+            torch.sub(h, vth, out=tmp)
+            torch.where(sb, tmp, h, out=v)
+    return H, v
+
+
+class _LIFCPU(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, tau, vth, vr, v0, cfg):
+        kind, hard, detach, surrogate, traces, out_dtype = cfg
+        with torch.no_grad():
+            x32 = x if x.dtype == torch.float32 else x.float()
+            taud, vthd, vrd = (p.detach() if isinstance(p, torch.Tensor) else p for p in (tau, vth, vr))
+            H, vlast = _forward_loop(x32, taud, vthd, vrd, v0.detach(), kind, hard)
+            s = H >= vthd
+            spk = s.to(out_dtype)
+            vseq = _reset(H, s, vthd, vrd, hard) if traces else None
+        ctx.cfg = cfg
+        ctx.tensor_params = tuple(isinstance(p, torch.Tensor) for p in (tau, vth, vr))
+        ctx.consts = tuple(None if isinstance(p, torch.Tensor) else p for p in (tau, vth, vr))
+        ctx.x_dtype = x.dtype
+        xs = x if (kind == KIND_LIF_DECAY_INPUT and ctx.needs_input_grad[1]) else None
+        tp = [p if isinstance(p, torch.Tensor) else None for p in (tau, vth, vr)]
+        ctx.save_for_backward(H, xs, v0, *tp)
+        ctx.set_materialize_grads(False)
+        if traces:
+            return spk, vlast, H, vseq
+        return spk, vlast, None, None
+
+    @staticmethod
+    def backward(ctx, g_spk, g_vlast, g_hseq, g_vseq):
+        kind, hard, detach, surrogate, traces, out_dtype = ctx.cfg
+        H, x, v0, tau_t, vth_t, vr_t = ctx.saved_tensors
+        tau = tau_t if tau_t is not None else ctx.consts[0]
+        vth = vth_t if vth_t is not None else ctx.consts[1]
+        vr = vr_t if vr_t is not None else ctx.consts[2]
+        T, M = H.shape
+        with torch.no_grad():
+            d = H - vth
+            sg = surrogate.grad(d).float()
+            s = d >= 0
+            sf = s.float()
+            if hard:
+                gv2h = 1.0 - sf
+                if not detach:
+                    gv2h = gv2h + (vr - H) * sg
+            else:
+                gv2h = torch.ones_like(H) if detach else 1.0 - vth * sg
+            # a[t] = everything of gH[t] that does not depend on the carried gV
+            a = torch.zeros_like(H)
+            if g_spk is not None:
+                a.addcmul_(g_spk.float(), sg)
+            if g_vseq is not None:
+                a.addcmul_(g_vseq.float(), gv2h)
+            if g_hseq is not None:
+                a.add_(g_hseq.float())
+            dhdv = 1.0 if kind == KIND_IF else 1.0 - 1.0 / tau
+            carry = g_vlast.float().clone() if g_vlast is not None else torch.zeros(M)
+            gH = a
+            for t in range(T - 1, -1, -1):
+                gH[t].addcmul_(carry, gv2h[t])
+                torch.mul(gH[t], dhdv, out=carry)
+            gv0 = carry
+            gx = gH / tau if kind == KIND_LIF_DECAY_INPUT else gH
+            gx = gx.to(ctx.x_dtype) if ctx.needs_input_grad[0] else None
+            g_tau = g_vth = g_vr = None
+            need_tau, need_vth, need_vr = ctx.needs_input_grad[1:4]
+            if need_vth or need_vr:
+                # gradient reaching V[t] (after reset): carried from step t+1 plus the trace's
+                gv_in = torch.empty_like(H)
+                if T > 1:
+                    torch.mul(gH[1:], dhdv, out=gv_in[:-1])
+                if g_vlast is not None:
+                    gv_in[-1] = g_vlast.float()
+                else:
+                    gv_in[-1] = 0.0
+                if g_vseq is not None:
+                    gv_in.add_(g_vseq.float())
+            if need_vth:
+                if hard:
+                    dvdvth = torch.zeros_like(H) if detach else (H - vr) * sg
+                else:
+                    dvdvth = -sf if detach else vth * sg - sf
+                g = gv_in * dvdvth
+                if g_spk is not None:
+                    g.sub_(g_spk.float() * sg)
+                g_vth = g.sum(0)
+            if need_vr:
+                g = gv_in * sf if hard else torch.zeros_like(H)
+                if kind != KIND_IF:
+                    g.add_(gH / tau)
+                g_vr = g.sum(0)
+            if need_tau and kind != KIND_IF:
+                vprev = torch.empty_like(H)
+                vprev[0] = v0
+                if T > 1:
+                    vprev[1:] = _reset(H[:-1], s[:-1], vth, vr, hard)
+                if kind == KIND_LIF_DECAY_INPUT:
+                    g_tau = -(gH * (x.float() - (vprev - vr))).sum(0) / (tau * tau)
+                else:
+                    g_tau = (gH * (vprev - vr)).sum(0) / (tau * tau)
+        return (gx, g_tau, g_vth, g_vr, gv0 if ctx.needs_input_grad[4] else None, None)
+
+
+def lif_supports(x_seq: torch.Tensor, params=None, v0=None, return_traces=False, **_) -> Optional[str]:
+    """None when the fused CPU LIF path can run this case, else the reason."""
+    if params is None:
+        return "no LIFParams given"
+    if x_seq.device.type != "cpu":
+        return f"the cpu backend needs CPU tensors, got {x_seq.device}"
+    why = io_reason(x_seq)
+    if why is not None:
+        return why
+    shape = tuple(x_seq.shape[1:])
+    for name, p in (("tau", params.tau), ("v_threshold", params.v_threshold), ("v_reset", params.v_reset)):
+        if p is None and name != "v_threshold":
+            continue
+        why = param_reason(name, p, shape, x_seq.device)
+        if why is not None:
+            return why
+    if v0 is not None and not isinstance(v0, (int, float)):
+        why = param_reason("v0", v0, shape, x_seq.device)
+        if why is not None:
+            return why
+    return None
+
+
+def _flat(p, shape, dev):
+    """Python numbers stay numbers (cheaper scalar ops); tensors become per-neuron fp32 vectors."""
+    if isinstance(p, torch.Tensor):
+        return expand_param(p, shape, dev)
+    return float(p)
+
+
+def lif_cpu(x_seq: torch.Tensor, params, v0=None, return_traces: bool = False):
+    """Fused CPU IF/LIF scan with a hand-written backward.
+
+    Returns ``(spikes, v_last, h_seq, v_seq)`` like the Triton kernel: spikes in ``x_seq.dtype``,
+    v_last ``(B, *features)`` fp32, traces ``(T, B, *features)`` fp32 or None.
+
+    Example::
+
+        >>> import torch
+        >>> from types import SimpleNamespace
+        >>> from spikefuse.surrogate import ATan
+        >>> p = SimpleNamespace(tau=2.0, v_threshold=1.0, v_reset=0.0, decay_input=True,
+        ...                     detach_reset=False, surrogate=ATan())
+        >>> s, v, _, _ = lif_cpu(torch.tensor([[[1.5]], [[1.5]], [[0.5]]]), p)
+        >>> s.flatten().tolist(), v.flatten().tolist()
+        ([0.0, 1.0, 0.0], [0.25])
+    """
+    shape = tuple(x_seq.shape[1:])
+    dev = x_seq.device
+    T = x_seq.shape[0]
+    kind = KIND_IF if params.tau is None else (KIND_LIF_DECAY_INPUT if params.decay_input else KIND_LIF)
+    hard = params.v_reset is not None
+    tau = _flat(params.tau if params.tau is not None else 1.0, shape, dev)
+    vth = _flat(params.v_threshold, shape, dev)
+    vr = _flat(params.v_reset if hard else 0.0, shape, dev)
+    if v0 is None:
+        v0f = vr.detach().clone() if isinstance(vr, torch.Tensor) else torch.full(
+            (x_seq[0].numel(),), vr, dtype=torch.float32)
+    else:
+        v0f = expand_param(v0, shape, dev)
+    cfg = (kind, hard, bool(params.detach_reset), params.surrogate, bool(return_traces), x_seq.dtype)
+    spk, vlast, hseq, vseq = _LIFCPU.apply(x_seq.reshape(T, -1), tau, vth, vr, v0f, cfg)
+    spk = spk.view(x_seq.shape)
+    vlast = vlast.view(shape)
+    if return_traces:
+        hseq = hseq.view((T,) + shape)
+        vseq = vseq.view((T,) + shape)
+    return spk, vlast, hseq, vseq

@@ -1,0 +1,16 @@
+"""Triton backend: fused forward/backward time scans, one file per family.
+
+Importing this package registers the kernels with :mod:`spikefuse.kernels` under backend
+``"triton"``. Each kernel's ``supports`` returns a reason (and ``"auto"`` falls back) for CPU
+tensors unless ``TRITON_INTERPRET=1`` was set before import, for surrogates without an in-kernel
+formula (``Custom``), and for parameters that do not broadcast to the state shape.
+"""
+from __future__ import annotations
+
+from .. import register
+from . import lif as _lif
+
+SAVED_BYTES: dict[str, int] = {}
+SAVED_BYTES.update(_lif.SAVED_BYTES)
+
+register("lif", "triton", _lif.lif_triton, _lif.lif_supports)

@@ -1,0 +1,82 @@
+"""Shared pieces of the Triton kernels: in-kernel surrogate derivatives, launch geometry,
+the ``supports`` device rule.
+
+Surrogate ids follow :data:`spikefuse.surrogate.KERNEL_IDS` (keep in sync)::
+
+    0 ATan(alpha)              (alpha/2) / (1 + (pi/2 alpha x)^2)
+    1 Sigmoid(alpha)           alpha s (1 - s),  s = sigmoid(alpha x)
+    2 SuperSpike(alpha)        1 / (alpha |x| + 1)^2
+    3 SLAYERExp(tau, scale)    scale / (2 tau) exp(-|x| / tau)
+    4 Triangle(width, height)  height max(0, 1 - |x| / width)
+
+Kernels are written for a GPU (a block of neurons per program, coalesced loads along the
+neuron axis, state in registers, the loop over T inside the kernel) and also run in Triton's
+interpreter on CPU tensors when ``TRITON_INTERPRET=1`` was set before :mod:`triton` decorated them.
+"""
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+import torch
+import triton
+import triton.language as tl
+
+from ..cpu.common import io_reason
+
+#: Triton reads TRITON_INTERPRET when it decorates a kernel, i.e. when this package is imported.
+INTERPRET = os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+SURROGATE_IDS = (0, 1, 2, 3, 4)
+
+
+@triton.jit
+def surrogate_grad(x, SG: tl.constexpr, a0, a1):
+    """dS/dx of surrogate family ``SG`` at ``x`` (fp32), parameters ``a0, a1``."""
+    if SG == 0:
+        z = 1.5707963267948966 * a0 * x
+        g = (0.5 * a0) / (1.0 + z * z)
+    elif SG == 1:
+        s = tl.sigmoid(a0 * x)
+        g = a0 * s * (1.0 - s)
+    elif SG == 2:
+        d = a0 * tl.abs(x) + 1.0
+        g = 1.0 / (d * d)
+    elif SG == 3:
+        g = a1 / (2.0 * a0) * tl.exp(-tl.abs(x) / a0)
+    else:
+        g = a1 * tl.maximum(1.0 - tl.abs(x) / a0, 0.0)
+    return g
+
+
+def device_reason(x: torch.Tensor) -> Optional[str]:
+    """None if the Triton kernels can run on ``x``'s device in this process."""
+    if x.is_cuda:
+        return None
+    if x.device.type == "cpu" and INTERPRET:
+        return None
+    return "needs CUDA tensors or TRITON_INTERPRET=1"
+
+
+def common_reason(x: torch.Tensor, surrogate=None) -> Optional[str]:
+    why = device_reason(x) or io_reason(x)
+    if why is None and surrogate is not None:
+        kid = getattr(surrogate, "kernel_id", -1)
+        if kid not in SURROGATE_IDS:
+            why = f"surrogate {surrogate!r} has no in-kernel formula (kernel_id {kid})"
+    return why
+
+
+def launch_geometry(m: int) -> tuple[int, int]:
+    """(BLOCK, num_warps) for ``m`` neurons: keep >= ~4 programs per SM on an H100 (132 SMs)
+    while giving each thread 1-4 neurons; small blocks in the interpreter so tails get tested."""
+    if INTERPRET:
+        return 32, 1
+    block = 1024
+    while block > 128 and triton.cdiv(m, block) < 4 * 132:
+        block //= 2
+    return block, max(1, min(8, block // 128))
+
+
+def torch_to_tl(dtype: torch.dtype):
+    return {torch.float32: tl.float32, torch.float16: tl.float16, torch.bfloat16: tl.bfloat16}[dtype]

@@ -1,0 +1,333 @@
+"""Triton forward/backward scans for SpikingJelly-style IF / LIF (SPEC.md section 15).
+
+Per step (H = charge, S = spike, V = membrane after reset; Vr = v_reset, or 0 for soft reset)::
+
+    IF                      H = V + X
+    LIF, decay_input        H = V + (X - (V - Vr)) / tau
+    LIF, not decay_input    H = V - (V - Vr) / tau + X
+    S = 1[H - Vth >= 0]
+    hard reset  V = S Vr + (1 - S) H          soft reset  V = H - S Vth
+
+The step and its vector-Jacobian product are two small ``@triton.jit`` functions
+(:func:`lif_step`, :func:`lif_vjp`); the forward scan (:func:`_lif_fwd`) and the reverse scan
+(:func:`_lif_bwd`) call them once per time step with the state held in registers.
+
+Saved for backward: H in fp32, 4 bytes per neuron-step (``SAVED_BYTES["lif"]``). Everything else
+is recomputed: S = 1[H >= Vth]; the previous membrane V[t-1] = reset(H[t-1]) (or v0), needed only
+for the tau gradient. With ``return_traces=True`` the returned ``h_seq`` *is* the saved buffer.
+
+Backward per step (SPEC 15.3 plus the trace gradients of newer SpikingJelly)::
+
+    gV    = gV_carry + g_v_seq[t]                  (gV_carry starts as g_v_last)
+    gH    = gS[t] sg + gV dV/dH + g_h_seq[t]       sg = surrogate'(H - Vth)
+    gX[t] = gH dH/dX,   gV_carry = gH dH/dV
+    g_tau += gH dH/dtau,  g_vth += -gS sg + gV dV/dVth,  g_vr += gV dV/dVr + gH dH/dVr
+
+Parameter gradients are reduced over time in registers and written per neuron; autograd then
+sums them over batch/features back to the parameter's shape (a deterministic second pass).
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import triton
+import triton.language as tl
+
+from ..cpu.common import expand_param, needs_grad, param_reason
+from .common import common_reason, launch_geometry, surrogate_grad
+
+#: bytes saved for backward per neuron and time step
+SAVED_BYTES = {"lif": 4}
+
+KIND_IF, KIND_LIF_DECAY_INPUT, KIND_LIF = 0, 1, 2
+
+
+@triton.jit
+def lif_step(x, v, tau, vth, vr, KIND: tl.constexpr, HARD: tl.constexpr):
+    """One step: returns (H, S as 0/1 fp32, V after reset)."""
+    if KIND == 0:
+        h = v + x
+    elif KIND == 1:
+        h = v + (x - (v - vr)) / tau
+    else:
+        h = v - (v - vr) / tau + x
+    s = tl.where(h - vth >= 0.0, 1.0, 0.0)
+    if HARD:
+        vn = tl.where(s > 0.0, vr, h)
+    else:
+        vn = h - s * vth
+    return h, s, vn
+
+
+@triton.jit
+def lif_reset(h, vth, vr, HARD: tl.constexpr):
+    """V after reset from the charge H (used to recompute V[t-1] in backward)."""
+    fire = h - vth >= 0.0
+    if HARD:
+        v = tl.where(fire, vr, h)
+    else:
+        v = tl.where(fire, h - vth, h)
+    return v
+
+
+@triton.jit
+def lif_vjp(gs, gv, gh_extra, h, vprev, x, tau, vth, vr, a0, a1,
+            KIND: tl.constexpr, HARD: tl.constexpr, DETACH: tl.constexpr, SG: tl.constexpr):
+    """VJP of one step. ``gs``/``gv`` are the gradients of S and V (after reset) of this step.
+
+    Returns (gX, gV_prev, g_tau, g_vth, g_vr) for this step."""
+    sg = surrogate_grad(h - vth, SG, a0, a1)
+    s = tl.where(h - vth >= 0.0, 1.0, 0.0)
+    if HARD:
+        if DETACH:
+            gv2h = 1.0 - s
+            dv_dvth = 0.0 * s
+        else:
+            gv2h = 1.0 - s + (vr - h) * sg
+            dv_dvth = -(vr - h) * sg
+        dv_dvr = s
+    else:
+        if DETACH:
+            gv2h = 1.0 + 0.0 * s
+            dv_dvth = -s
+        else:
+            gv2h = 1.0 - vth * sg
+            dv_dvth = -s + vth * sg
+        dv_dvr = 0.0 * s
+    gh = gs * sg + gv * gv2h + gh_extra
+    if KIND == 0:
+        gx = gh
+        gvp = gh
+        gtau = 0.0 * gh
+        dh_dvr = 0.0 * gh
+    elif KIND == 1:
+        gx = gh / tau
+        gvp = gh * (1.0 - 1.0 / tau)
+        gtau = -gh * (x - (vprev - vr)) / (tau * tau)
+        dh_dvr = 1.0 / tau + 0.0 * gh
+    else:
+        gx = gh
+        gvp = gh * (1.0 - 1.0 / tau)
+        gtau = gh * (vprev - vr) / (tau * tau)
+        dh_dvr = 1.0 / tau + 0.0 * gh
+    gvth = -gs * sg + gv * dv_dvth
+    gvr = gv * dv_dvr + gh * dh_dvr
+    return gx, gvp, gtau, gvth, gvr
+
+
+@triton.jit
+def _lif_fwd(x_ptr, spk_ptr, tau_ptr, vth_ptr, vr_ptr, v0_ptr, vlast_ptr, h_ptr, vseq_ptr,
+             T, M,
+             KIND: tl.constexpr, HARD: tl.constexpr, STORE_H: tl.constexpr,
+             STORE_V: tl.constexpr, BLOCK: tl.constexpr):
+    pid = tl.program_id(0)
+    offs = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < M
+    tau = tl.load(tau_ptr + offs, mask=mask, other=1.0)
+    vth = tl.load(vth_ptr + offs, mask=mask, other=1.0)
+    vr = tl.load(vr_ptr + offs, mask=mask, other=0.0)
+    v = tl.load(v0_ptr + offs, mask=mask, other=0.0)
+    for t in range(T):
+        idx = t * M + offs
+        x = tl.load(x_ptr + idx, mask=mask, other=0.0).to(tl.float32)
+        h, s, v = lif_step(x, v, tau, vth, vr, KIND, HARD)
+        tl.store(spk_ptr + idx, s.to(spk_ptr.dtype.element_ty), mask=mask)
+        if STORE_H:
+            tl.store(h_ptr + idx, h, mask=mask)
+        if STORE_V:
+            tl.store(vseq_ptr + idx, v, mask=mask)
+    tl.store(vlast_ptr + offs, v, mask=mask)
+
+
+@triton.jit
+def _lif_bwd(h_ptr, x_ptr, gs_ptr, gvseq_ptr, ghseq_ptr, gvlast_ptr,
+             tau_ptr, vth_ptr, vr_ptr, v0_ptr,
+             gx_ptr, gv0_ptr, gtau_ptr, gvth_ptr, gvr_ptr,
+             T, M, a0, a1,
+             KIND: tl.constexpr, HARD: tl.constexpr, DETACH: tl.constexpr, SG: tl.constexpr,
+             HAS_GS: tl.constexpr, HAS_GVSEQ: tl.constexpr, HAS_GHSEQ: tl.constexpr,
+             HAS_GVLAST: tl.constexpr, NEED_PARAMS: tl.constexpr, BLOCK: tl.constexpr):
+    pid = tl.program_id(0)
+    offs = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < M
+    tau = tl.load(tau_ptr + offs, mask=mask, other=1.0)
+    vth = tl.load(vth_ptr + offs, mask=mask, other=1.0)
+    vr = tl.load(vr_ptr + offs, mask=mask, other=0.0)
+    if HAS_GVLAST:
+        gv_carry = tl.load(gvlast_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+    else:
+        gv_carry = tl.zeros([BLOCK], dtype=tl.float32)
+    acc_tau = tl.zeros([BLOCK], dtype=tl.float32)
+    acc_vth = tl.zeros([BLOCK], dtype=tl.float32)
+    acc_vr = tl.zeros([BLOCK], dtype=tl.float32)
+    zero = tl.zeros([BLOCK], dtype=tl.float32)
+    if NEED_PARAMS:
+        v0 = tl.load(v0_ptr + offs, mask=mask, other=0.0)
+    h = tl.load(h_ptr + (T - 1) * M + offs, mask=mask, other=0.0)
+    for i in range(T):
+        t = T - 1 - i
+        idx = t * M + offs
+        if HAS_GS:
+            gs = tl.load(gs_ptr + idx, mask=mask, other=0.0).to(tl.float32)
+        else:
+            gs = zero
+        gv = gv_carry
+        if HAS_GVSEQ:
+            gv += tl.load(gvseq_ptr + idx, mask=mask, other=0.0).to(tl.float32)
+        if HAS_GHSEQ:
+            ghx = tl.load(ghseq_ptr + idx, mask=mask, other=0.0).to(tl.float32)
+        else:
+            ghx = zero
+        # H[t-1] (clamped to row 0 at t = 0, where it is not used): carried to the next step
+        hp = tl.load(h_ptr + tl.maximum(t - 1, 0) * M + offs, mask=mask, other=0.0)
+        if NEED_PARAMS:
+            # previous membrane (only the tau gradient needs it) and the input (decay_input)
+            vprev = tl.where(t > 0, lif_reset(hp, vth, vr, HARD), v0)
+            if KIND == 1:
+                x = tl.load(x_ptr + idx, mask=mask, other=0.0).to(tl.float32)
+            else:
+                x = zero
+        else:
+            vprev = zero
+            x = zero
+        gx, gv_carry, gtau, gvth, gvr = lif_vjp(gs, gv, ghx, h, vprev, x, tau, vth, vr, a0, a1,
+                                               KIND, HARD, DETACH, SG)
+        tl.store(gx_ptr + idx, gx.to(gx_ptr.dtype.element_ty), mask=mask)
+        if NEED_PARAMS:
+            acc_tau += gtau
+            acc_vth += gvth
+            acc_vr += gvr
+        h = hp
+    tl.store(gv0_ptr + offs, gv_carry, mask=mask)
+    if NEED_PARAMS:
+        tl.store(gtau_ptr + offs, acc_tau, mask=mask)
+        tl.store(gvth_ptr + offs, acc_vth, mask=mask)
+        tl.store(gvr_ptr + offs, acc_vr, mask=mask)
+
+
+class _LIFScan(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, tau, vth, vr, v0, cfg):
+        kind, hard, detach, sg, a0, a1, traces, need_grad = cfg
+        T = x.shape[0]
+        M = x[0].numel()
+        x = x.contiguous()
+        spk = torch.empty_like(x)
+        vlast = torch.empty(M, dtype=torch.float32, device=x.device)
+        store_h = bool(traces or need_grad)
+        hseq = torch.empty((T, M), dtype=torch.float32, device=x.device) if store_h else vlast
+        vseq = torch.empty((T, M), dtype=torch.float32, device=x.device) if traces else vlast
+        block, warps = launch_geometry(M)
+        grid = (triton.cdiv(M, block),)
+        _lif_fwd[grid](x, spk, tau, vth, vr, v0, vlast, hseq, vseq, T, M,
+                       KIND=kind, HARD=hard, STORE_H=store_h, STORE_V=bool(traces),
+                       BLOCK=block, num_warps=warps)
+        ctx.cfg = cfg
+        ctx.x_dtype = x.dtype
+        if need_grad:
+            ctx.save_for_backward(hseq, x if kind == KIND_LIF_DECAY_INPUT else None, tau, vth, vr, v0)
+        ctx.set_materialize_grads(False)
+        if not traces:
+            return spk, vlast, None, None
+        return spk, vlast, hseq, vseq
+
+    @staticmethod
+    def backward(ctx, g_spk, g_vlast, g_hseq, g_vseq):
+        kind, hard, detach, sg, a0, a1, traces, need_grad = ctx.cfg
+        hseq, x, tau, vth, vr, v0 = ctx.saved_tensors
+        T, M = hseq.shape
+        dev = hseq.device
+        need_params = any(ctx.needs_input_grad[1:4])
+        gx = torch.empty((T, M), dtype=ctx.x_dtype, device=dev)
+        gv0 = torch.empty(M, dtype=torch.float32, device=dev)
+        if need_params:
+            gtau, gvth, gvr = (torch.empty(M, dtype=torch.float32, device=dev) for _ in range(3))
+        else:
+            gtau = gvth = gvr = gv0
+        dummy = gv0
+
+        def _c(g):
+            return dummy if g is None else g.contiguous()
+
+        block, warps = launch_geometry(M)
+        grid = (triton.cdiv(M, block),)
+        _lif_bwd[grid](hseq, x if x is not None else dummy, _c(g_spk), _c(g_vseq), _c(g_hseq),
+                       _c(g_vlast), tau, vth, vr, v0, gx, gv0, gtau, gvth, gvr,
+                       T, M, float(a0), float(a1),
+                       KIND=kind, HARD=hard, DETACH=detach, SG=sg,
+                       HAS_GS=g_spk is not None, HAS_GVSEQ=g_vseq is not None,
+                       HAS_GHSEQ=g_hseq is not None, HAS_GVLAST=g_vlast is not None,
+                       NEED_PARAMS=need_params, BLOCK=block, num_warps=warps)
+        gx = gx if ctx.needs_input_grad[0] else None
+        gv0 = gv0 if ctx.needs_input_grad[4] else None
+        if not need_params:
+            return gx, None, None, None, gv0, None
+        return (gx, gtau if ctx.needs_input_grad[1] else None,
+                gvth if ctx.needs_input_grad[2] else None,
+                gvr if ctx.needs_input_grad[3] else None, gv0, None)
+
+
+def _kind(params) -> int:
+    if params.tau is None:
+        return KIND_IF
+    return KIND_LIF_DECAY_INPUT if params.decay_input else KIND_LIF
+
+
+def lif_supports(x_seq: torch.Tensor, params=None, v0=None, return_traces=False, **_) -> Optional[str]:
+    """None when the Triton LIF scan can run this case, else the reason."""
+    if params is None:
+        return "no LIFParams given"
+    why = common_reason(x_seq, params.surrogate)
+    if why is not None:
+        return why
+    shape = tuple(x_seq.shape[1:])
+    for name, p in (("tau", params.tau), ("v_threshold", params.v_threshold), ("v_reset", params.v_reset)):
+        if p is None and name != "v_threshold":
+            continue
+        why = param_reason(name, p, shape, x_seq.device)
+        if why is not None:
+            return why
+    if v0 is not None and not isinstance(v0, (int, float)):
+        why = param_reason("v0", v0, shape, x_seq.device)
+        if why is not None:
+            return why
+    return None
+
+
+def lif_triton(x_seq: torch.Tensor, params, v0=None, return_traces: bool = False):
+    """Fused LIF scan. Returns ``(spikes, v_last, h_seq, v_seq)``; spikes in ``x_seq.dtype``,
+    v_last ``(B, *features)`` fp32; h_seq/v_seq ``(T, B, *features)`` fp32 when
+    ``return_traces`` else None. Differentiable in x_seq, v0 and tensor tau/v_threshold/v_reset.
+
+    Example (needs CUDA, or TRITON_INTERPRET=1 set before importing triton)::
+
+        >>> from spikefuse.functional.lif import LIFParams
+        >>> s, v, _, _ = lif_triton(x.cuda(), LIFParams(tau=2.0))      # doctest: +SKIP
+    """
+    shape = tuple(x_seq.shape[1:])
+    dev = x_seq.device
+    kind = _kind(params)
+    hard = params.v_reset is not None
+    tau = expand_param(params.tau if params.tau is not None else 1.0, shape, dev)
+    vth = expand_param(params.v_threshold, shape, dev)
+    vr = expand_param(params.v_reset if hard else 0.0, shape, dev)
+    if v0 is None:
+        v0f = vr.detach().clone()
+    else:
+        v0f = expand_param(v0, shape, dev)
+    sur = params.surrogate
+    a0, a1 = sur.kernel_params
+    need_grad = torch.is_grad_enabled() and (
+        x_seq.requires_grad or needs_grad(v0) or needs_grad(params.tau)
+        or needs_grad(params.v_threshold) or needs_grad(params.v_reset))
+    cfg = (kind, hard, bool(params.detach_reset), int(sur.kernel_id), float(a0), float(a1),
+           bool(return_traces), bool(need_grad))
+    T = x_seq.shape[0]
+    spk, vlast, hseq, vseq = _LIFScan.apply(x_seq.reshape(T, -1), tau, vth, vr, v0f, cfg)
+    spk = spk.view(x_seq.shape)
+    vlast = vlast.view(shape)
+    if return_traces:
+        hseq = hseq.view((T,) + shape)
+        vseq = vseq.view((T,) + shape)
+    return spk, vlast, hseq, vseq
