@@ -1,0 +1,735 @@
+"""BrainScaleS-2 current-based LIF in physical units, hxtorch semantics (SPEC.md 2.3, 13, 16).
+
+One step (:func:`cuba_lif_step`), with ``a_m = dt/tau_mem`` and ``a_s = dt/tau_syn``::
+
+    dv = a_m * (leak - v + i)          # uses the OLD current: one step of synaptic delay
+    i  = i * (1 - a_s) + x             # the input enters the current after its decay
+    v  = v + dv                        # replaced by the measured CADC value when given
+    z  = superspike(v - threshold)     # forward 1[v > threshold]; replaced by measured spikes
+    v  = (1 - z.detach()) * v + z.detach() * reset    # skipped when a CADC trace is given
+
+The recorded membrane is **post-reset**; the reset never carries gradient through ``z``
+(``dv_post/dv_pre = 1 - z``). The refractory variant applies :func:`refractory_update` after
+each step: while the counter ``ref > 0`` the membrane is clamped to ``reset`` and spikes are
+suppressed; a spike loads the counter with ``refractory_time / dt`` (not rounded, so 2.5 blocks
+three steps). The ratio ``refractory_time / dt`` is always computed in **float32**, as
+upstream does, so ``5e-6 / 1e-6`` is exactly 5 (in float64 it is 5.000000000000001, which
+would block six steps); fp64 runs therefore block the same steps as fp32 runs.
+
+Initial state: ``z = 0``, ``v = leak``, ``i = 0`` (and ``ref = 0``).
+
+Parameters (:class:`CubaParams`) are Python numbers or tensors that broadcast against one
+step ``(B, *features)`` without enlarging it (e.g. per-neuron tensors of shape ``(N,)``).
+``0 < dt/tau_syn <= 1`` and ``0 < dt/tau_mem <= 1`` are required (stable Euler step).
+Tensor parameters that require grad receive gradients from the reference loop.
+
+Hardware observables (SPEC 13.5): ``hw_data = (spikes, membrane_cadc, membrane_madc)``, each
+optional and time-first. A given CADC trace replaces the integrated membrane (before the
+threshold; no software reset); given spikes replace the emitted spikes. Gradients flow to the
+software values through :func:`inject` (forward ``b``, gradient to ``a``). The MADC trace is
+returned untouched. The output length is ``T_eff = min(T, len(spikes), len(cadc))``.
+
+Kernel contract (for the fused backends). When ``hw_data is None`` and ``state is None``,
+:func:`cuba_lif_integration` / :func:`cuba_refractory_lif_integration` /
+:func:`cuba_lif_multistep` call, before the reference loop::
+
+    impl = kernels.resolve("cuba", backend, x, params=params, refractory=<bool>, dt=dt)
+    if impl is not None:
+        spikes, membrane, current = impl(x, params, dt, refractory_time_or_None)
+
+- ``x``: the validated input ``(T, B, *features)`` as given by the user (any float dtype);
+- ``params``: a validated :class:`CubaParams` (numbers or tensors broadcasting against
+  ``(B, *features)``; ``params.method == "superspike"``, ``params.alpha > 0``);
+- ``dt``: a Python float; ``refractory_time_or_None``: ``params.refractory_time`` for the
+  refractory variant, else ``None`` (the counter increment is ``float32(rt) / float32(dt)``);
+- returns ``spikes`` (dtype of ``x``), ``membrane`` (post-reset) and ``current`` (after the
+  update), each ``(T, B, *features)``, membrane/current in fp32 (fp64 for fp64 input);
+  identical numbers to the reference loop, and differentiable w.r.t. ``x`` with the same
+  gradients as autograd through the loop (SuperSpike backward, detached reset, refractory
+  mask without gradient). A kernel that cannot differentiate a tensor parameter that requires
+  grad must refuse the case in its ``supports`` function.
+
+Example::
+
+    >>> import torch
+    >>> from spikefuse.functional.cuba import CubaParams, cuba_lif_integration
+    >>> p = CubaParams(threshold=0.3, tau_syn=2e-6, tau_mem=2e-6)
+    >>> x = torch.zeros(6, 1, 1); x[0] = 1.0; x[3] = 0.8
+    >>> z, v, i, _ = cuba_lif_integration(x, p, dt=1e-6, backend="reference")
+    >>> z.flatten().tolist()
+    [0.0, 1.0, 0.0, 0.0, 1.0, 0.0]
+"""
+from __future__ import annotations
+
+from numbers import Real
+from typing import NamedTuple, Optional, Sequence, Union
+
+import torch
+from torch import Tensor
+
+from .. import kernels
+from .._validate import (
+    _describe,
+    check_bool,
+    check_broadcastable,
+    check_choice,
+    check_number,
+    check_sequence,
+    check_tensor,
+)
+
+__all__ = [
+    "CubaParams",
+    "HXTORCH_DEFAULTS",
+    "CubaState",
+    "CubaRefractoryState",
+    "CubaTraces",
+    "superspike",
+    "spiking_threshold",
+    "inject",
+    "initial_state",
+    "cuba_lif_step",
+    "refractory_update",
+    "cuba_refractory_lif_step",
+    "cuba_lif_integration",
+    "cuba_refractory_lif_integration",
+    "cuba_lif_multistep",
+    "crossing_offsets",
+]
+
+Param = Union[float, int, Tensor]
+
+
+class CubaParams(NamedTuple):
+    """Parameters of the hxtorch CUBA LIF.
+
+    Defaults are normalised software units: ``leak = reset = 0``, ``threshold = 1``,
+    ``tau_syn = tau_mem = 10e-6`` s (with the default ``dt = 1e-6`` s: decays of 0.9 per step),
+    ``refractory_time = 1e-6`` s (one blocked step; only used by the refractory variant),
+    SuperSpike slope ``alpha = 50``. hxtorch's module defaults (hardware-like units: leak 80,
+    reset 80, threshold 125) are :data:`HXTORCH_DEFAULTS`.
+
+    >>> CubaParams(threshold=0.5).tau_mem
+    1e-05
+    """
+
+    leak: Param = 0.0
+    reset: Param = 0.0
+    threshold: Param = 1.0
+    tau_syn: Param = 10e-6
+    tau_mem: Param = 10e-6
+    refractory_time: Param = 1e-6
+    method: str = "superspike"
+    alpha: Param = 50.0
+
+
+#: hxtorch's module defaults (SPEC 13)
+HXTORCH_DEFAULTS = CubaParams(
+    leak=80.0, reset=80.0, threshold=125.0, tau_syn=10e-6, tau_mem=10e-6,
+    refractory_time=1e-6, method="superspike", alpha=50.0,
+)
+
+
+class CubaState(NamedTuple):
+    """State after a step, each ``(B, *features)``: spikes ``z``, post-reset membrane ``v``,
+    synaptic current ``i``."""
+
+    z: Tensor
+    v: Tensor
+    i: Tensor
+
+
+class CubaRefractoryState(NamedTuple):
+    """:class:`CubaState` plus the refractory counter ``ref`` (in steps, not rounded)."""
+
+    z: Tensor
+    v: Tensor
+    i: Tensor
+    ref: Tensor
+
+
+class CubaTraces(NamedTuple):
+    """Per-step traces, each ``(T, B, *features)``: post-reset ``membrane`` and ``current``
+    (after the update); ``membrane_madc`` is the MADC trace passed through (or None)."""
+
+    membrane: Tensor
+    current: Tensor
+    membrane_madc: Optional[Tensor] = None
+
+
+# --------------------------------------------------------------------------- autograd pieces
+
+
+class _SuperSpike(torch.autograd.Function):
+    """Forward ``1[x > 0]``; backward ``g / (alpha |x| + 1)^2`` (alpha number or tensor)."""
+
+    @staticmethod
+    def forward(ctx, x, alpha):
+        if isinstance(alpha, Tensor):
+            ctx.save_for_backward(x, alpha)
+        else:
+            ctx.save_for_backward(x)
+            ctx.alpha = alpha
+        return (x > 0).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        if len(ctx.saved_tensors) == 2:
+            x, alpha = ctx.saved_tensors
+        else:
+            (x,) = ctx.saved_tensors
+            alpha = ctx.alpha
+        return grad / (alpha * x.abs() + 1.0) ** 2, None
+
+
+def superspike(x: Tensor, alpha: Param = 50.0) -> Tensor:
+    """SuperSpike spike (SPEC 2.3): forward ``1[x > 0]`` (strict), backward
+    ``1 / (alpha |x| + 1)^2``. Trusted inner function; see :func:`spiking_threshold`.
+
+    >>> import torch
+    >>> superspike(torch.tensor([0.0, 0.2])).tolist()
+    [0.0, 1.0]
+    """
+    if isinstance(alpha, Tensor):
+        alpha = alpha.detach().to(x.dtype)
+    return _SuperSpike.apply(x, alpha)
+
+
+def spiking_threshold(input: Tensor, method: str = "superspike", alpha: Param = 50.0) -> Tensor:
+    """hxtorch's ``spiking_threshold``: the spike of ``input = v - threshold``.
+
+    Only ``method="superspike"`` exists (forward ``1[input > 0]``, backward
+    ``1/(alpha|input| + 1)^2``); any other method raises ``ValueError``.
+
+    >>> import torch
+    >>> x = torch.tensor([0.2], requires_grad=True)
+    >>> spiking_threshold(x, "superspike", 50.0).backward()
+    >>> round(x.grad.item(), 7)   # 1 / (50 * 0.2 + 1)^2
+    0.0082645
+    """
+    check_tensor("input", input)
+    check_choice("method", method, ("superspike",))
+    check_number("alpha", alpha, gt=0)
+    return superspike(input, alpha)
+
+
+class _Inject(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.a_shape = a.shape
+        out_shape = torch.broadcast_shapes(a.shape, b.shape)
+        return b.detach().to(a.dtype).expand(out_shape).clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.sum_to_size(ctx.a_shape), None
+
+
+def inject(a: Tensor, b: Tensor) -> Tensor:
+    """Hardware-observable injection ("Unterjubel"): returns ``b`` (in ``a``'s dtype) in
+    forward and passes the incoming gradient unchanged to ``a`` (none to ``b``).
+
+    >>> import torch
+    >>> a = torch.tensor([1.0, 2.0], requires_grad=True)
+    >>> y = inject(a, torch.tensor([5.0, 6.0]))
+    >>> y.tolist()
+    [5.0, 6.0]
+    >>> (3 * y).sum().backward(); a.grad.tolist()
+    [3.0, 3.0]
+    """
+    check_tensor("a", a, finite=False)
+    check_tensor("b", b, finite=False)
+    try:
+        torch.broadcast_shapes(a.shape, b.shape)
+    except RuntimeError:
+        raise ValueError(
+            f"b: shape {tuple(b.shape)} does not broadcast against a's shape {tuple(a.shape)}"
+        ) from None
+    return _Inject.apply(a, b)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def _cast(p, dtype):
+    return p.to(dtype) if isinstance(p, Tensor) else float(p)
+
+
+def _check_dt(dt) -> float:
+    if isinstance(dt, bool) or not isinstance(dt, Real):
+        raise TypeError(f"dt: expected a positive number (seconds), got {_describe(dt)}")
+    check_number("dt", dt, gt=0)
+    return float(dt)
+
+
+def _validate_params(params, step_shape, device, dt: float, refractory: bool) -> None:
+    if not isinstance(params, CubaParams):
+        raise TypeError(f"params: expected a CubaParams, got {_describe(params)}")
+    check_choice("params.method", params.method, ("superspike",))
+    for name in ("leak", "reset", "threshold"):
+        check_number(f"params.{name}", getattr(params, name))
+    check_number("params.alpha", params.alpha, gt=0)
+    for name in ("tau_syn", "tau_mem"):
+        tau = getattr(params, name)
+        check_number(f"params.{name}", tau, gt=0)
+        ratio = dt / (tau.detach().double() if isinstance(tau, Tensor) else float(tau))
+        check_number(f"dt/params.{name}", ratio, gt=0, le=1)
+    if refractory:
+        check_number("params.refractory_time", params.refractory_time, ge=0)
+    for name in ("leak", "reset", "threshold", "tau_syn", "tau_mem", "alpha", "refractory_time"):
+        p = getattr(params, name)
+        if isinstance(p, Tensor):
+            check_broadcastable(f"params.{name}", p, step_shape)
+            if p.device != device:
+                raise ValueError(
+                    f"params.{name}: expected a tensor on {device} (the input's device), "
+                    f"got one on {p.device}"
+                )
+
+
+def _validate_hw(hw_data, x: Tensor):
+    """Return (spikes_hw, cadc, madc, T_eff)."""
+    T = x.shape[0]
+    if hw_data is None:
+        return None, None, None, T
+    if not isinstance(hw_data, (tuple, list)) or not 1 <= len(hw_data) <= 3:
+        raise TypeError(
+            "hw_data: expected a tuple (spikes, membrane_cadc, membrane_madc) of tensors or None, "
+            f"got {_describe(hw_data)}"
+        )
+    hw = list(hw_data) + [None] * (3 - len(hw_data))
+    names = ("hw_data[0] (spikes)", "hw_data[1] (membrane_cadc)", "hw_data[2] (membrane_madc)")
+    for k, (name, tr) in enumerate(zip(names, hw)):
+        if tr is None:
+            continue
+        check_tensor(name, tr, finite=(k < 2))
+        if tr.device != x.device:
+            raise ValueError(f"{name}: expected a tensor on {x.device} (the input's device), got {tr.device}")
+        if k < 2:
+            if tr.dim() != x.dim() or tuple(tr.shape[1:]) != tuple(x.shape[1:]) or tr.shape[0] < 1:
+                raise ValueError(
+                    f"{name}: expected shape (T', {', '.join(str(s) for s in x.shape[1:])}) with "
+                    f"T' >= 1 (time-first, same batch/features as x {tuple(x.shape)}), got {tuple(tr.shape)}"
+                )
+            T = min(T, tr.shape[0])
+    return hw[0], hw[1], hw[2], T
+
+
+def _validate_state(state, step_shape, device, refractory: bool):
+    cls = CubaRefractoryState if refractory else CubaState
+    n = 4 if refractory else 3
+    if not isinstance(state, tuple) or len(state) != n:
+        raise TypeError(f"state: expected a {cls.__name__} or None, got {_describe(state)}")
+    for name, s in zip(cls._fields, state):
+        check_tensor(f"state.{name}", s)
+        try:
+            ok = torch.broadcast_shapes(tuple(s.shape), tuple(step_shape)) == torch.Size(step_shape)
+        except RuntimeError:
+            ok = False
+        if not ok:
+            raise ValueError(
+                f"state.{name}: expected a shape broadcasting to one step {tuple(step_shape)}, "
+                f"got {tuple(s.shape)}"
+            )
+        if s.device != device:
+            raise ValueError(f"state.{name}: expected a tensor on {device} (the input's device), got {s.device}")
+
+
+def initial_state(shape, params: CubaParams = CubaParams(), dtype=torch.float32, device=None,
+                  refractory: bool = False):
+    """Resting state of one step of shape ``shape``: ``z = 0``, ``v = leak``, ``i = 0``
+    (``ref = 0``), as :class:`CubaState` (or :class:`CubaRefractoryState`).
+
+    >>> initial_state((1, 2), CubaParams(leak=0.5)).v.tolist()
+    [[0.5, 0.5]]
+    """
+    zeros = torch.zeros(tuple(shape), dtype=dtype, device=device)
+    leak = params.leak
+    v = zeros + (leak.detach().to(dtype) if isinstance(leak, Tensor) else float(leak))
+    if refractory:
+        return CubaRefractoryState(zeros, v, zeros.clone(), zeros.clone())
+    return CubaState(zeros, v, zeros.clone())
+
+
+def _ref_steps(refractory_time, dt: float, dtype) -> Union[float, Tensor]:
+    """refractory_time / dt in float32 (faithful to upstream), then cast."""
+    if isinstance(refractory_time, Tensor):
+        r = refractory_time.detach().to(torch.float32) / torch.tensor(dt, dtype=torch.float32)
+        return r.to(dtype)
+    r = torch.tensor(float(refractory_time), dtype=torch.float32) / torch.tensor(dt, dtype=torch.float32)
+    return float(r.item())
+
+
+# --------------------------------------------------------------------------- trusted steps
+
+
+def _step(x, z, v, i, leak, reset, threshold, a_m, a_s, alpha, spikes_hw, membrane_hw):
+    dv = a_m * (leak - v + i)
+    i = i * (1.0 - a_s) + x
+    v = v + dv
+    if membrane_hw is not None:
+        v = _Inject.apply(v, membrane_hw)
+    z = superspike(v - threshold, alpha)
+    if spikes_hw is not None:
+        z = _Inject.apply(z, spikes_hw)
+    if membrane_hw is None:
+        zd = z.detach()
+        v = (1.0 - zd) * v + zd * reset
+    return z, v, i
+
+
+def _refractory(z, v, ref, reset, ref_steps, spikes_hw, membrane_hw):
+    m = (ref > 0).to(v.dtype)
+    v = (1.0 - m) * v + m * reset
+    if membrane_hw is not None:
+        v = _Inject.apply(v, membrane_hw)
+    z = (1.0 - m) * z
+    if spikes_hw is not None:
+        z = _Inject.apply(z, spikes_hw)
+    zd = z.detach()
+    ref = (1.0 - zd) * torch.relu(ref - m) + zd * ref_steps
+    return z, v, ref
+
+
+class _Cast(NamedTuple):
+    leak: Param
+    reset: Param
+    threshold: Param
+    a_m: Param
+    a_s: Param
+    alpha: Param
+
+
+def _cast_params(params: CubaParams, dt: float, cdt) -> _Cast:
+    return _Cast(
+        _cast(params.leak, cdt),
+        _cast(params.reset, cdt),
+        _cast(params.threshold, cdt),
+        dt / _cast(params.tau_mem, cdt),
+        dt / _cast(params.tau_syn, cdt),
+        _cast(params.alpha, cdt),
+    )
+
+
+def _prep_hw_step(name, tr, shape, device, cdt):
+    if tr is None:
+        return None
+    check_tensor(name, tr)
+    if tuple(tr.shape) != tuple(shape):
+        raise ValueError(f"{name}: expected shape {tuple(shape)} (one step of x), got {tuple(tr.shape)}")
+    if tr.device != device:
+        raise ValueError(f"{name}: expected a tensor on {device} (the input's device), got {tr.device}")
+    return tr.to(cdt)
+
+
+# --------------------------------------------------------------------------- public steps
+
+
+def cuba_lif_step(
+    x: Tensor,
+    state: Optional[CubaState] = None,
+    params: CubaParams = CubaParams(),
+    *,
+    dt: float = 1e-6,
+    spikes_hw: Optional[Tensor] = None,
+    membrane_hw: Optional[Tensor] = None,
+):
+    """One hxtorch CUBA LIF step (SPEC 13.1): ``x`` is ``(B, *features)``; returns
+    ``(z, CubaState(z, v, i))`` with the post-reset membrane. ``state=None`` is the resting
+    state. ``spikes_hw`` / ``membrane_hw`` (one step each) replace the spike / integrated
+    membrane values (see :func:`inject`).
+
+    >>> import torch
+    >>> p = CubaParams(threshold=0.3, tau_syn=2e-6, tau_mem=2e-6)
+    >>> z, s = cuba_lif_step(torch.ones(1, 1), None, p)
+    >>> z.item(), s.v.item(), s.i.item()   # the input reaches v one step later
+    (0.0, 0.0, 1.0)
+    """
+    check_tensor("x", x, min_ndim=1)
+    dt = _check_dt(dt)
+    _validate_params(params, tuple(x.shape), x.device, dt, refractory=False)
+    cdt = _compute_dtype(x.dtype)
+    if state is None:
+        state = initial_state(x.shape, params, cdt, x.device)
+    else:
+        _validate_state(state, tuple(x.shape), x.device, refractory=False)
+    sh = _prep_hw_step("spikes_hw", spikes_hw, x.shape, x.device, cdt)
+    mh = _prep_hw_step("membrane_hw", membrane_hw, x.shape, x.device, cdt)
+    c = _cast_params(params, dt, cdt)
+    z, v, i = _step(x.to(cdt), state.z.to(cdt), state.v.to(cdt), state.i.to(cdt), c.leak, c.reset,
+                    c.threshold, c.a_m, c.a_s, c.alpha, sh, mh)
+    return z.to(x.dtype), CubaState(z, v, i)
+
+
+def refractory_update(
+    z: Tensor,
+    v: Tensor,
+    ref: Tensor,
+    spikes_hw: Optional[Tensor] = None,
+    membrane_hw: Optional[Tensor] = None,
+    *,
+    reset: Param = 0.0,
+    refractory_time: Param = 1e-6,
+    dt: float = 1e-6,
+):
+    """hxtorch's refractory update (SPEC 13.3), applied after :func:`cuba_lif_step`::
+
+        m   = 1[ref > 0]                                   (no gradient)
+        v   = (1 - m) v + m reset      -> replaced by membrane_hw if given
+        z   = (1 - m) z                -> replaced by spikes_hw if given
+        ref = (1 - z) relu(ref - m) + z refractory_time / dt
+
+    Returns ``(z, v, ref)``. ``refractory_time / dt`` is computed in float32 and not rounded.
+
+    >>> import torch
+    >>> z, v, ref = refractory_update(torch.ones(1), torch.zeros(1), torch.zeros(1),
+    ...                               refractory_time=2.5e-6, dt=1e-6)
+    >>> ref.item()
+    2.5
+    """
+    check_tensor("z", z)
+    check_tensor("v", v)
+    check_tensor("ref", ref)
+    dt = _check_dt(dt)
+    check_number("reset", reset)
+    check_number("refractory_time", refractory_time, ge=0)
+    for name, t in (("z", z), ("ref", ref)):
+        try:
+            torch.broadcast_shapes(t.shape, v.shape)
+        except RuntimeError:
+            raise ValueError(f"{name}: shape {tuple(t.shape)} does not broadcast against v {tuple(v.shape)}") from None
+    cdt = _compute_dtype(v.dtype)
+    sh = _prep_hw_step("spikes_hw", spikes_hw, v.shape, v.device, cdt)
+    mh = _prep_hw_step("membrane_hw", membrane_hw, v.shape, v.device, cdt)
+    return _refractory(z, v, ref, _cast(reset, v.dtype), _ref_steps(refractory_time, dt, v.dtype), sh, mh)
+
+
+def cuba_refractory_lif_step(
+    x: Tensor,
+    state: Optional[CubaRefractoryState] = None,
+    params: CubaParams = CubaParams(),
+    *,
+    dt: float = 1e-6,
+    spikes_hw: Optional[Tensor] = None,
+    membrane_hw: Optional[Tensor] = None,
+):
+    """One refractory CUBA LIF step: :func:`cuba_lif_step` then :func:`refractory_update`;
+    returns ``(z, CubaRefractoryState(z, v, i, ref))``.
+
+    >>> import torch
+    >>> p = CubaParams(threshold=0.3, tau_syn=2e-6, tau_mem=2e-6, refractory_time=2e-6)
+    >>> s = CubaRefractoryState(*(torch.zeros(1, 1) for _ in range(2)), torch.ones(1, 1), torch.zeros(1, 1))
+    >>> z, s = cuba_refractory_lif_step(torch.zeros(1, 1), s, p)
+    >>> z.item(), s.ref.item()
+    (1.0, 2.0)
+    """
+    check_tensor("x", x, min_ndim=1)
+    dt = _check_dt(dt)
+    _validate_params(params, tuple(x.shape), x.device, dt, refractory=True)
+    cdt = _compute_dtype(x.dtype)
+    if state is None:
+        state = initial_state(x.shape, params, cdt, x.device, refractory=True)
+    else:
+        _validate_state(state, tuple(x.shape), x.device, refractory=True)
+    sh = _prep_hw_step("spikes_hw", spikes_hw, x.shape, x.device, cdt)
+    mh = _prep_hw_step("membrane_hw", membrane_hw, x.shape, x.device, cdt)
+    c = _cast_params(params, dt, cdt)
+    z, v, i = _step(x.to(cdt), state.z.to(cdt), state.v.to(cdt), state.i.to(cdt), c.leak, c.reset,
+                    c.threshold, c.a_m, c.a_s, c.alpha, sh, mh)
+    z, v, ref = _refractory(z, v, state.ref.to(cdt), c.reset,
+                            _ref_steps(params.refractory_time, dt, cdt), sh, mh)
+    return z.to(x.dtype), CubaRefractoryState(z, v, i, ref)
+
+
+# --------------------------------------------------------------------------- sequences
+
+
+def _run(x, params, hw_data, dt, backend, state, refractory: bool):
+    """Validated run; returns (spikes, membrane, current, madc, final_state)."""
+    check_sequence("x", x, min_ndim=2)
+    dt = _check_dt(dt)
+    step_shape = tuple(x.shape[1:])
+    _validate_params(params, step_shape, x.device, dt, refractory)
+    spikes_hw, cadc, madc, T = _validate_hw(hw_data, x)
+    cdt = _compute_dtype(x.dtype)
+    if state is not None:
+        _validate_state(state, step_shape, x.device, refractory)
+
+    if hw_data is None and state is None:
+        impl = kernels.resolve("cuba", backend, x, params=params, refractory=refractory, dt=dt)
+        if impl is not None:
+            spikes, membrane, current = impl(x, params, dt, params.refractory_time if refractory else None)
+            final = _final_from_traces(spikes, membrane, current, params, dt, refractory)
+            return spikes, membrane, current, None, final
+    else:
+        check_choice("backend", backend, (None,) + kernels.BACKENDS)
+        if backend not in (None, "auto", "reference"):
+            raise ValueError(
+                f"backend: {backend!r} cannot run a cuba case with hw_data or an initial state; "
+                "use backend='reference' or 'auto'"
+            )
+
+    if state is None:
+        state = initial_state(step_shape, params, cdt, x.device, refractory)
+    z, v, i = (s.to(cdt) for s in state[:3])
+    z = z.expand(step_shape)
+    v = v.expand(step_shape)
+    i = i.expand(step_shape)
+    ref = state[3].to(cdt).expand(step_shape) if refractory else None
+    c = _cast_params(params, dt, cdt)
+    ref_steps = _ref_steps(params.refractory_time, dt, cdt) if refractory else None
+    xs = x.to(cdt)
+    sh = spikes_hw.to(cdt) if spikes_hw is not None else None
+    mh = cadc.to(cdt) if cadc is not None else None
+    zs, vs, is_ = [], [], []
+    for t in range(T):
+        st = sh[t] if sh is not None else None
+        mt = mh[t] if mh is not None else None
+        z, v, i = _step(xs[t], z, v, i, c.leak, c.reset, c.threshold, c.a_m, c.a_s, c.alpha, st, mt)
+        if refractory:
+            z, v, ref = _refractory(z, v, ref, c.reset, ref_steps, st, mt)
+        zs.append(z)
+        vs.append(v)
+        is_.append(i)
+    final = CubaRefractoryState(z, v, i, ref) if refractory else CubaState(z, v, i)
+    return torch.stack(zs).to(x.dtype), torch.stack(vs), torch.stack(is_), madc, final
+
+
+def _final_from_traces(spikes, membrane, current, params, dt, refractory):
+    cdt = membrane.dtype
+    z = spikes[-1].to(cdt)
+    if not refractory:
+        return CubaState(z, membrane[-1], current[-1])
+    # counter: loaded at the last spike k with R, decremented once per later step, floored at 0
+    T = spikes.shape[0]
+    idx = torch.arange(T, device=spikes.device, dtype=cdt).reshape((T,) + (1,) * (spikes.dim() - 1))
+    fired = spikes.detach() > 0
+    last = torch.where(fired, idx, torch.full_like(idx, -1.0)).amax(0)
+    R = _ref_steps(params.refractory_time, dt, cdt)
+    ref = torch.where(last >= 0, torch.relu(R - (T - 1 - last)), torch.zeros_like(last))
+    return CubaRefractoryState(z, membrane[-1], current[-1], ref)
+
+
+def cuba_lif_integration(
+    x: Tensor,
+    params: CubaParams = CubaParams(),
+    hw_data=None,
+    dt: float = 1e-6,
+    backend: Optional[str] = None,
+    state: Optional[CubaState] = None,
+):
+    """hxtorch's ``cuba_lif_integration`` (SPEC 13.2) over ``x`` of shape ``(T, B, *features)``.
+
+    Returns ``(spikes, membrane, current, membrane_madc)``: each ``(T_eff, B, *features)``
+    (``T_eff = min(T, len(hw spikes), len(hw CADC))``), the membrane post-reset, the current
+    after the update; the 4th entry is ``hw_data[2]`` passed through (None if absent).
+    ``hw_data = (spikes, membrane_cadc, membrane_madc)``, entries optional (SPEC 13.5).
+    ``state`` (a :class:`CubaState`) replaces the resting start.
+
+    >>> import torch
+    >>> p = CubaParams(threshold=0.3, tau_syn=2e-6, tau_mem=2e-6)
+    >>> x = torch.zeros(6, 1, 1); x[0] = 1.0; x[3] = 0.8
+    >>> z, v, i, madc = cuba_lif_integration(x, p, dt=1e-6, backend="reference")
+    >>> [round(a, 5) for a in v.flatten().tolist()]
+    [0.0, 0.0, 0.25, 0.25, 0.0, 0.23125]
+    """
+    z, v, i, madc, _ = _run(x, params, hw_data, dt, backend, state, refractory=False)
+    return z, v, i, madc
+
+
+def cuba_refractory_lif_integration(
+    x: Tensor,
+    params: CubaParams = CubaParams(),
+    hw_data=None,
+    dt: float = 1e-6,
+    backend: Optional[str] = None,
+    state: Optional[CubaRefractoryState] = None,
+):
+    """hxtorch's ``cuba_refractory_lif_integration`` (SPEC 13.3): as
+    :func:`cuba_lif_integration` with :func:`refractory_update` after every step, using
+    ``params.refractory_time``. ``state`` is a :class:`CubaRefractoryState`.
+
+    >>> import torch
+    >>> p = CubaParams(threshold=0.3, tau_syn=2e-6, tau_mem=2e-6, refractory_time=2e-6)
+    >>> x = torch.zeros(6, 1, 1); x[0] = 1.0; x[3] = 0.8
+    >>> z, v, i, _ = cuba_refractory_lif_integration(x, p, dt=1e-6, backend="reference")
+    >>> z.flatten().tolist()
+    [0.0, 1.0, 0.0, 0.0, 1.0, 0.0]
+    """
+    z, v, i, madc, _ = _run(x, params, hw_data, dt, backend, state, refractory=True)
+    return z, v, i, madc
+
+
+def cuba_lif_multistep(
+    x_seq: Tensor,
+    params: CubaParams = CubaParams(),
+    state=None,
+    backend: Optional[str] = None,
+    return_traces: bool = False,
+    *,
+    dt: float = 1e-6,
+    hw_data=None,
+    refractory: bool = False,
+):
+    """The DESIGN.md-style multi-step entry point: returns ``(spikes, state)`` or, with
+    ``return_traces=True``, ``(spikes, state, CubaTraces(membrane, current, membrane_madc))``.
+    ``state`` is the final :class:`CubaState` (:class:`CubaRefractoryState` with
+    ``refractory=True``), usable as the start of the next call. Same numbers as looping
+    :func:`cuba_lif_step` (:func:`cuba_refractory_lif_step`).
+
+    >>> import torch
+    >>> s, st = cuba_lif_multistep(torch.full((3, 1, 1), 0.5), CubaParams(), backend="reference")
+    >>> st.i.item() > 0
+    True
+    """
+    check_bool("return_traces", return_traces)
+    check_bool("refractory", refractory)
+    z, v, i, madc, final = _run(x_seq, params, hw_data, dt, backend, state, refractory)
+    if return_traces:
+        return z, final, CubaTraces(v, i, madc)
+    return z, final
+
+
+def crossing_offsets(membrane: Tensor, current: Tensor, params: CubaParams = CubaParams(),
+                     dt: float = 1e-6, state: Optional[CubaState] = None) -> Tensor:
+    """Sub-step threshold-crossing offsets for :func:`spikefuse.losses.first_spike_time`.
+
+    For a spike at step ``k`` of :func:`cuba_lif_integration` the membrane rises linearly
+    within the step from ``v[k-1]`` (post-reset) to ``v'_k = v[k-1] + dt/tau_mem (leak -
+    v[k-1] + i[k-1])`` (pre-reset, old current); the crossing sits at fraction
+    ``f = (threshold - v[k-1]) / (v'_k - v[k-1])`` of the step and the returned offset is
+    ``f - 1`` in ``(-1, 0]`` (so ``t_k = (k + offset) dt``). Non-spiking steps get the same
+    formula (clipped to ``[-1, 0]``); the values carry no gradient.
+
+    >>> import torch
+    >>> p = CubaParams(threshold=0.3, tau_syn=2e-6, tau_mem=2e-6)
+    >>> x = torch.zeros(3, 1, 1); x[0] = 1.0
+    >>> z, v, i, _ = cuba_lif_integration(x, p, dt=1e-6, backend="reference")
+    >>> round(crossing_offsets(v, i, p, 1e-6)[1].item(), 4)   # 0 -> 0.5 crosses 0.3 at 0.6
+    -0.4
+    """
+    check_sequence("membrane", membrane)
+    check_sequence("current", current)
+    if membrane.shape != current.shape:
+        raise ValueError(f"current: expected the shape of membrane {tuple(membrane.shape)}, got {tuple(current.shape)}")
+    dt = _check_dt(dt)
+    _validate_params(params, tuple(membrane.shape[1:]), membrane.device, dt, refractory=False)
+    with torch.no_grad():
+        cdt = _compute_dtype(membrane.dtype)
+        st = initial_state(membrane.shape[1:], params, cdt, membrane.device) if state is None else state
+        v_prev = torch.cat([st.v.to(cdt).expand(membrane.shape[1:])[None], membrane[:-1].to(cdt)])
+        i_prev = torch.cat([st.i.to(cdt).expand(membrane.shape[1:])[None], current[:-1].to(cdt)])
+        c = _cast_params(params, dt, cdt)
+        v_pre = v_prev + c.a_m * (c.leak - v_prev + i_prev)
+        return _offsets(v_prev, v_pre, c.threshold)
+
+
+def _offsets(v_prev: Tensor, v_pre: Tensor, threshold) -> Tensor:
+    den = v_pre - v_prev
+    f = (threshold - v_prev) / torch.where(den == 0, torch.ones_like(den), den)
+    f = torch.where(den == 0, torch.ones_like(f), f)
+    return (f.clamp(0.0, 1.0) - 1.0)
