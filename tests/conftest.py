@@ -1,3 +1,4 @@
+import os; os.environ.setdefault("TRITON_INTERPRET", "1")  # Triton kernels run in the interpreter on CPU tensors
 import sys
 from pathlib import Path
 

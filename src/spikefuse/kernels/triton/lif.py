@@ -49,9 +49,9 @@ def lif_step(x, v, tau, vth, vr, KIND: tl.constexpr, HARD: tl.constexpr):
     if KIND == 0:
         h = v + x
     elif KIND == 1:
-        h = v + (x - (v - vr)) / tau
+        h = v + tl.math.div_rn(x - (v - vr), tau)  # IEEE division: bit-equal to torch
     else:
-        h = v - (v - vr) / tau + x
+        h = v - tl.math.div_rn(v - vr, tau) + x
     s = tl.where(h - vth >= 0.0, 1.0, 0.0)
     if HARD:
         vn = tl.where(s > 0.0, vr, h)

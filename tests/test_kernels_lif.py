@@ -1,0 +1,195 @@
+"""Fused LIF backends (Triton in the interpreter, fused CPU) against the reference loop of
+spikefuse.functional.lif: spikes, final state, traces and every gradient (input, initial state,
+tau, v_threshold, v_reset) for every option combination and surrogate kind."""
+import itertools
+
+import pytest
+import torch
+
+from spikefuse import kernels, surrogate as sg
+from spikefuse.functional.lif import LIFParams, LIFState, lif_multistep
+
+triton_mod = pytest.importorskip("spikefuse.kernels.triton")
+from spikefuse.kernels.triton import common as tcommon  # noqa: E402
+
+SURROGATES = [sg.ATan(2.0), sg.Sigmoid(4.0), sg.SuperSpike(5.0), sg.SLAYERExp(0.5, 2.0), sg.Triangle(0.8, 1.2)]
+BACKENDS = ["triton", "cpu"]
+T, B, N = 6, 3, 37  # M = 111: four interpreter blocks of 32, the last one partial
+
+
+def _make(kind, hard, detach, surrogate, tensor_params=True, dtype=torch.float32):
+    g = torch.Generator().manual_seed(1234)
+    x = (torch.randn(T, B, N, generator=g) * 1.2 + 0.45).to(dtype)
+    if tensor_params:
+        tau = (torch.rand(N, generator=g) * 1.5 + 1.5) if kind != "if" else None
+        vth = torch.rand(N, generator=g) * 0.5 + 0.75
+        vr = torch.tensor(-0.1) if hard else None
+    else:
+        tau = 2.5 if kind != "if" else None
+        vth, vr = 1.0, (0.0 if hard else None)
+    v0 = torch.randn(B, N, generator=g) * 0.3
+    return x, tau, vth, vr, v0
+
+
+def _run(backend, x, tau, vth, vr, v0, kind, detach, surrogate, traces, grad_params=True):
+    x = x.clone().requires_grad_()
+    leaves = {"x": x}
+    ps = {}
+    for name, p in (("tau", tau), ("v_threshold", vth), ("v_reset", vr)):
+        if isinstance(p, torch.Tensor) and grad_params:
+            p = p.clone().requires_grad_()
+            leaves[name] = p
+        ps[name] = p
+    v0 = v0.clone().requires_grad_()
+    leaves["v0"] = v0
+    params = LIFParams(tau=ps["tau"], v_threshold=ps["v_threshold"], v_reset=ps["v_reset"],
+                       decay_input=(kind != "lif_nodecay"), detach_reset=detach, surrogate=surrogate)
+    out = lif_multistep(x, params, LIFState(v0), backend=backend, return_traces=traces)
+    outs = [out[0], out[1].v] + ([out[2].h, out[2].v] if traces else [])
+    g = torch.Generator().manual_seed(99)
+    loss = sum((o.float() * torch.randn(o.shape, generator=g)).sum() for o in outs)
+    names = list(leaves)
+    grads = torch.autograd.grad(loss, [leaves[k] for k in names], allow_unused=True)
+    return [o.detach() for o in outs], dict(zip(names, grads))
+
+
+def _check(backend, kind, hard, detach, surrogate, traces, tensor_params=True, dtype=torch.float32,
+           grad_params=True):
+    x, tau, vth, vr, v0 = _make(kind, hard, detach, surrogate, tensor_params, dtype)
+    args = (x, tau, vth, vr, v0, kind, detach, surrogate, traces, grad_params)
+    outs_k, grads_k = _run(backend, *args)
+    outs_r, grads_r = _run("reference", *args)
+    assert outs_k[0].dtype == outs_r[0].dtype == dtype
+    assert torch.equal(outs_k[0], outs_r[0]), "spikes differ"
+    assert outs_r[0].sum() > 0 and outs_r[0].sum() < outs_r[0].numel()
+    for a, b in zip(outs_k[1:], outs_r[1:]):
+        assert a.dtype == b.dtype and a.shape == b.shape
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == torch.float32 else dict(rtol=2e-2, atol=2e-2)
+    assert grads_k.keys() == grads_r.keys()
+    for k in grads_r:
+        gk, gr = grads_k[k], grads_r[k]
+        assert gr is not None, k
+        assert gk is not None and gk.shape == gr.shape and gk.dtype == gr.dtype, k
+        if dtype != torch.float32 and k == "x":
+            gk, gr = gk.float(), gr.float()
+        torch.testing.assert_close(gk, gr, **tol, msg=lambda m: f"grad {k}: {m}")
+
+
+COMBOS = list(itertools.product(["if", "lif", "lif_nodecay"], [True, False], [False, True]))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("combo", range(len(COMBOS)))
+def test_all_options_fp32_with_traces(backend, combo):
+    kind, hard, detach = COMBOS[combo]
+    _check(backend, kind, hard, detach, SURROGATES[combo % len(SURROGATES)], traces=True)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("surrogate", SURROGATES, ids=lambda s: s.name)
+def test_every_surrogate_without_traces(backend, surrogate):
+    _check(backend, "lif", True, False, surrogate, traces=False)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("kind", ["if", "lif", "lif_nodecay"])
+def test_scalar_params(backend, kind):
+    _check(backend, kind, kind != "lif", False, sg.ATan(), traces=kind == "lif", tensor_params=False)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_io(backend, dtype):
+    _check(backend, "lif", dtype == torch.float16, False, sg.Sigmoid(4.0), traces=True, dtype=dtype)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_tensor_params_without_grad(backend):
+    _check(backend, "lif", True, True, sg.ATan(), traces=False, grad_params=False)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_plif_tau_through_sigmoid_and_conv_shape(backend):
+    """ParametricLIF: tau = 1/sigmoid(w) (a scalar leaf upstream), per-channel v_threshold
+    (C, 1, 1) on a conv-shaped state; gradient reaches w through the kernel's tau gradient."""
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(5, 2, 3, 2, 4, generator=g) + 0.6
+    vth_c = torch.tensor([0.8, 1.0, 1.2]).view(3, 1, 1)
+    res = {}
+    for be in (backend, "reference"):
+        w = torch.tensor(0.3, requires_grad=True)
+        vth = vth_c.clone().requires_grad_()
+        xx = x.clone().requires_grad_()
+        p = LIFParams(tau=1.0 / torch.sigmoid(w), v_threshold=vth, v_reset=None, surrogate=sg.ATan())
+        s, st = lif_multistep(xx, p, backend=be)
+        loss = (s * torch.linspace(-1, 1, s.numel()).view(s.shape)).sum() + (st.v ** 2).sum()
+        res[be] = (s, st.v) + torch.autograd.grad(loss, [xx, w, vth])
+    for a, b in zip(res[backend], res["reference"]):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_spec_s1_vector(backend):
+    """SPEC 17 S1: tau=2, V_th=1, hard reset, x=[1.5,1.5,0.5,3,0], gS=[0,1,0,1,0] -> gX."""
+    x = torch.tensor([1.5, 1.5, 0.5, 3.0, 0.0]).view(5, 1, 1).requires_grad_()
+    expect = {False: [0.109656, 0.40906, 0.049525, 0.10298, 0.0], True: [0.216598, 0.433196, 0.05149, 0.10298, 0.0]}
+    for detach in (False, True):
+        p = LIFParams(tau=2.0, v_threshold=1.0, v_reset=0.0, detach_reset=detach, surrogate=sg.ATan(2.0))
+        s, st, tr = lif_multistep(x, p, backend=backend, return_traces=True)
+        assert s.flatten().tolist() == [0, 1, 0, 1, 0]
+        torch.testing.assert_close(tr.h.flatten(), torch.tensor([0.75, 1.125, 0.25, 1.625, 0.0]))
+        torch.testing.assert_close(tr.v.flatten(), torch.tensor([0.75, 0.0, 0.25, 0.0, 0.0]))
+        (gx,) = torch.autograd.grad((s.flatten() * torch.tensor([0.0, 1, 0, 1, 0])).sum(), [x])
+        torch.testing.assert_close(gx.flatten(), torch.tensor(expect[detach]), rtol=0, atol=2e-6)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_no_grad_inference(backend):
+    x = torch.randn(T, B, N) + 0.5
+    p = LIFParams(tau=3.0)
+    with torch.no_grad():
+        s, st = lif_multistep(x, p, backend=backend)
+        s_r, st_r = lif_multistep(x, p, backend="reference")
+    assert torch.equal(s, s_r)
+    torch.testing.assert_close(st.v, st_r.v, rtol=1e-6, atol=1e-6)
+
+
+def test_auto_picks_cpu_and_falls_back_for_custom_surrogate(monkeypatch):
+    x = torch.randn(4, 2, 5)
+    p = LIFParams(tau=2.0)
+    from spikefuse.kernels.cpu import lif as cpu_lif
+    assert kernels.resolve("lif", "auto", x, params=p, v0=None) is cpu_lif.lif_cpu
+    custom = LIFParams(tau=2.0, surrogate=sg.Custom(lambda z: torch.ones_like(z)))
+    assert kernels.resolve("lif", "auto", x, params=custom, v0=None) is cpu_lif.lif_cpu
+    with pytest.raises(ValueError, match="no in-kernel formula"):
+        kernels.resolve("lif", "triton", x, params=custom, v0=None)
+    # the CPU path evaluates any surrogate in torch, Custom included
+    xx = x.clone().requires_grad_()
+    s, st = lif_multistep(xx, custom, backend="cpu")
+    s_r, st_r = lif_multistep(x, custom, backend="reference")
+    assert torch.equal(s, s_r)
+
+
+def test_unsupported_cases_give_reasons(monkeypatch):
+    x = torch.randn(4, 2, 5)
+    p = LIFParams(tau=2.0)
+    for be in BACKENDS:
+        with pytest.raises(ValueError, match="float64"):
+            kernels.resolve("lif", be, x.double(), params=p, v0=None)
+    with pytest.raises(ValueError, match="broadcast"):
+        kernels.resolve("lif", "cpu", x, params=LIFParams(tau=torch.full((3,), 2.0)), v0=None)
+    # fp64 under "auto" runs the reference loop
+    assert kernels.resolve("lif", "auto", x.double(), params=p, v0=None) is None
+    # outside the interpreter, the Triton kernels need CUDA tensors
+    monkeypatch.setattr(tcommon, "INTERPRET", False)
+    from spikefuse.kernels.triton import lif as tlif
+    assert tlif.lif_supports(x, params=p) == "needs CUDA tensors or TRITON_INTERPRET=1"
+    with pytest.raises(ValueError, match="needs CUDA tensors or TRITON_INTERPRET=1"):
+        kernels.resolve("lif", "triton", x, params=p, v0=None)
+
+
+def test_saved_bytes_reported():
+    from spikefuse.kernels import cpu as cpu_mod
+    assert triton_mod.SAVED_BYTES["lif"] == 4
+    assert cpu_mod.SAVED_BYTES["lif"] == 4
