@@ -121,7 +121,19 @@ def _as_compute(p, dtype):
 def _validate_params(params, step_shape, device, check_tau: bool = True) -> None:
     if not isinstance(params, LIFParams):
         raise TypeError(f"params: expected a LIFParams, got {_describe(params)}")
+    # device and shape first (a tensor on another device cannot be range-checked here)
+    for name in ("tau", "v_threshold", "v_reset"):
+        p = getattr(params, name)
+        if isinstance(p, Tensor):
+            if p.device != device:
+                raise ValueError(
+                    f"params.{name}: expected a tensor on {device} (the input's device), "
+                    f"got one on {p.device}"
+                )
+            check_broadcastable(f"params.{name}", p, step_shape)
     if params.tau is not None:
+        # SpikingJelly asserts tau > 1 (1/tau is the fraction of the distance to the rest
+        # potential that decays per step); a learnable 1/sigmoid(w) may round to exactly 1.
         if check_tau:
             check_number("params.tau", params.tau, gt=1.0)
         else:
@@ -136,28 +148,20 @@ def _validate_params(params, step_shape, device, check_tau: bool = True) -> None
             "params.surrogate: expected a spikefuse.surrogate.Surrogate instance, "
             f"got {_describe(params.surrogate)}"
         )
-    for name in ("tau", "v_threshold", "v_reset"):
-        p = getattr(params, name)
-        if isinstance(p, Tensor):
-            check_broadcastable(f"params.{name}", p, step_shape)
-            if p.device != device:
-                raise ValueError(
-                    f"params.{name}: expected a tensor on {device} (the input's device), "
-                    f"got one on {p.device}"
-                )
 
 
 def _validate_state(state, shape, device) -> Tensor:
     if not isinstance(state, tuple) or len(state) != 1:
         raise TypeError(f"state: expected a LIFState(v=...) or None, got {_describe(state)}")
     v = state[0]
-    check_tensor("state.v", v)
+    check_tensor("state.v", v, finite=False)
+    if v.device != device:
+        raise ValueError(f"state.v: expected a tensor on {device} (the input's device), got {v.device}")
     if tuple(v.shape) != tuple(shape):
         raise ValueError(
             f"state.v: expected shape {tuple(shape)} (one step of the input), got {tuple(v.shape)}"
         )
-    if v.device != device:
-        raise ValueError(f"state.v: expected a tensor on {device} (the input's device), got {v.device}")
+    check_tensor("state.v", v)
     return v
 
 
