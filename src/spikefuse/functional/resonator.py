@@ -61,8 +61,9 @@ post-reset state where lava uses the recorded pre-reset value.
 
 Conventions: inputs are a pair ``(real, imag)`` of equal shape, time-first ``(T, B, *features)``
 for the multi-step functions and ``(B, *features)`` for one step. Parameters are numbers or
-tensors broadcasting against ``(B, *features)`` (per-channel along the first feature dim:
-shape ``(C,)`` for ``(B, C)`` inputs, ``(C, 1, 1)`` for ``(B, C, H, W)``). State is computed in
+tensors: a 1-D tensor of length C is per channel along the **first feature dim** (for
+``(B, C)`` and ``(B, C, H, W)`` steps alike); other tensors must broadcast against the feature
+shape (as :func:`spikefuse.functional.loihi.decay_view`). State is computed in
 fp32 (fp64 for fp64 inputs); spikes are returned in the input dtype.
 
 Fused kernels: each multi-step function first calls
@@ -103,6 +104,7 @@ from .._validate import (
 )
 from ..fixed_point import DECAY_BITS, DECAY_ONE, round_ste, rstz, trunc_int
 from ..spike import complex_spike, real_spike
+from .loihi import decay_view
 
 __all__ = [
     "RFParams",
@@ -246,10 +248,11 @@ def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
-def _param_tensor(p, dtype, device) -> Tensor:
-    if isinstance(p, Tensor):
-        return p.to(dtype=dtype, device=device)
-    return torch.tensor(float(p), dtype=dtype, device=device)
+def _param_tensor(name, p, like: Tensor) -> Tensor:
+    """Decay ``p`` as a tensor broadcasting against one step of ``like`` (T, B, ...): a number,
+    a one-element tensor, a 1-D per-channel tensor (first feature dim) or a tensor that
+    broadcasts against the feature shape (see :func:`spikefuse.functional.loihi.decay_view`)."""
+    return decay_view(name, p, like).to(like.dtype)
 
 
 def _reduce_to(g: Optional[Tensor], like: Tensor) -> Optional[Tensor]:
@@ -446,10 +449,9 @@ def _validate_params(model: str, params, step_shape, device) -> None:
         p = getattr(params, n)
         check_number(f"params.{n}", p, ge=0)
         check_number(f"params.{n}", p, le=DECAY_ONE)
-        if isinstance(p, Tensor):
-            check_broadcastable(f"params.{n}", p, step_shape)
-            if p.device != device:
-                raise ValueError(f"params.{n}: expected a tensor on {device} (the input's device), got one on {p.device}")
+        if isinstance(p, Tensor) and p.device != device:
+            raise ValueError(f"params.{n}: expected a tensor on {device} (the input's device), got one on {p.device}")
+        decay_view(f"params.{n}", p, torch.empty((), device=device).expand((1,) + tuple(step_shape)))
     for n in ("threshold", "tau_grad", "scale_grad"):
         p = getattr(params, n)
         if isinstance(p, Tensor) and p.numel() != 1:
@@ -504,10 +506,9 @@ def initial_state(model: str, shape, params, dtype=torch.float32, device=None):
 def _core(model: str, xr: Tensor, xi: Tensor, params, state, include_initial: bool, want_traces: bool):
     """Trusted core on time-first (T, B, ...) inputs in the compute dtype."""
     cdt = xr.dtype
-    dev = xr.device
     s = int(params.s_scale)
-    S = round_ste(_param_tensor(params.sin_decay, cdt, dev))
-    C = round_ste(_param_tensor(params.cos_decay, cdt, dev))
+    S = round_ste(_param_tensor("params.sin_decay", params.sin_decay, xr))
+    C = round_ste(_param_tensor("params.cos_decay", params.cos_decay, xr))
     theta = float(params.threshold)
     adaptive = model in ("adrf", "adrf_iz")
     tau_m, scale_m = SURROGATE_MULTIPLIERS[model]
@@ -518,8 +519,8 @@ def _core(model: str, xr: Tensor, xi: Tensor, params, state, include_initial: bo
     re0, im0 = state.real, state.imag
     if adaptive:
         th0, r0 = state.threshold, state.refractory
-        Dth = _param_tensor(params.threshold_decay, cdt, dev)
-        Dr = _param_tensor(params.refractory_decay, cdt, dev)
+        Dth = _param_tensor("params.threshold_decay", params.threshold_decay, xr)
+        Dr = _param_tensor("params.refractory_decay", params.refractory_decay, xr)
         cfg = _Cfg(s, adaptive=(int(theta * s), int(float(params.threshold_step) * s)),
                    complex_cond=(model == "adrf"), lava=lava, include_initial=include_initial)
     else:
@@ -617,8 +618,6 @@ def resonator(
     for n, p in (("sin_decay", sin_decay), ("cos_decay", cos_decay)):
         check_number(n, p, ge=0)
         check_number(n, p, le=DECAY_ONE)
-        if isinstance(p, Tensor):
-            check_broadcastable(n, p, step_shape)
     if threshold is not None:
         check_number("threshold", threshold, gt=0)
     if isinstance(s_scale, bool) or not isinstance(s_scale, int):
@@ -633,8 +632,8 @@ def resonator(
         check_broadcastable("state[0]", re0, step_shape)
         check_broadcastable("state[1]", im0, step_shape)
         re0, im0 = re0.to(cdt), im0.to(cdt)
-    S = round_ste(_param_tensor(sin_decay, cdt, xr.device))
-    C = round_ste(_param_tensor(cos_decay, cdt, xr.device))
+    S = round_ste(_param_tensor("sin_decay", sin_decay, xr.to(cdt)))
+    C = round_ste(_param_tensor("cos_decay", cos_decay, xr.to(cdt)))
     cfg = _Cfg(s_scale, iz_threshold=threshold, lava=(decay_grad == "lava"))
     e = [xr.new_empty(0, dtype=cdt) for _ in range(4)]
     re, im, *_ = _ResonatorFn.apply(xr.to(cdt), xi.to(cdt), S, C, re0, im0, *e, cfg)
