@@ -19,6 +19,7 @@ _NAMES = {
     "IF": "lif",
     "LIF": "lif",
     "ParametricLIF": "lif",
+    "reset_net": "lif",
     "CubaLIF": "cuba",
     "CubaRefractoryLIF": "cuba",
     "EventPropLIF": "eventprop",

@@ -7,7 +7,8 @@ except that the surrogate defaults to ``ATan(2.0)`` (the cext default) and may b
 
 State. Each module keeps its membrane potential in ``self.v`` (``None`` until the first
 forward, then a tensor of one step's shape ``(B, *features)`` filled with ``v_reset``, 0 for
-soft reset; it is re-created when the step shape or device of the input changes). A
+soft reset; it is re-created when the step shape or device of the input changes; assigning
+a number, ``node.v = 0.3``, starts the next forward from that uniform potential). A
 multi-step forward stores ``V[T-1]``; a single-step forward stores the new ``V``. As in
 SpikingJelly the stored ``v`` stays attached to the autograd graph, so consecutive calls
 within one sequence backpropagate through time; call :meth:`reset` (or :func:`reset_net`
@@ -110,8 +111,11 @@ class _SpikingJellyNode(nn.Module):
 
     def _state_for(self, shape, x: Tensor, params: LIFParams) -> LIFState:
         v = self.v
-        if v is None or tuple(v.shape) != tuple(shape) or v.device != x.device:
-            dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+        dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            # SpikingJelly style: ``node.v = 0.3`` sets a uniform membrane potential
+            return LIFState(torch.full(tuple(shape), float(v), dtype=dtype, device=x.device))
+        if not isinstance(v, Tensor) or tuple(v.shape) != tuple(shape) or v.device != x.device:
             return initial_state(shape, params, dtype=dtype, device=x.device)
         return LIFState(v)
 
