@@ -139,8 +139,9 @@ def test_functional_matches_spikingjelly(path, backend):
         assert "grad_w" in d
 
 
+@pytest.mark.parametrize("backend", ["reference", None])
 @pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
-def test_module_matches_spikingjelly(path):
+def test_module_matches_spikingjelly(path, backend):
     kind, cfg, d = parse_fixture(path)
     common = dict(
         v_threshold=cfg.get("v_threshold", 1.0),
@@ -149,7 +150,7 @@ def test_module_matches_spikingjelly(path):
         detach_reset=bool(cfg.get("detach_reset", False)),
         step_mode="m",
         store_v_seq=True,
-        backend="reference",
+        backend=backend,
     )
     decay_input = bool(cfg.get("decay_input", True))
     if kind == "if":
