@@ -73,12 +73,12 @@ def check_decay(name: str, value, shared_param: bool):
         v = float(value)
         check_number(name, v, ge=0, le=1)
         return v, None
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__"):
+        raise TypeError(f"{name}: expected a number in [0, 1] or a (min, max) pair, got {_describe(value)}")
     if shared_param:
         raise ValueError(
             f"{name}: expected a scalar decay in [0, 1] when shared_param=True, got {_describe(value)}"
         )
-    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__"):
-        raise TypeError(f"{name}: expected a number in [0, 1] or a (min, max) pair, got {_describe(value)}")
     if len(value) != 2:
         raise ValueError(f"{name}: expected a (min, max) pair, got {len(value)} values {value!r}")
     lo, hi = value
