@@ -14,7 +14,6 @@ import torch
 
 from spikefuse import kernels
 from spikefuse import surrogate as sg
-from spikefuse.functional import lif as F
 from spikefuse.functional.lif import (
     LIFParams,
     LIFState,
