@@ -415,9 +415,13 @@ class _EulerNeuron(_NIRNeuronBase):
         self.dt = _check_dt(dt)
         r = _param_tensor("r", r)
         shape = r.shape
-        for p in (tau, v_leak, v_threshold, v_reset):
+        for k, p in (("tau", tau), ("v_leak", v_leak), ("v_threshold", v_threshold), ("v_reset", v_reset)):
             if p is not None:
-                shape = torch.broadcast_shapes(shape, _param_tensor("param", p).shape)
+                try:
+                    shape = torch.broadcast_shapes(shape, _param_tensor(k, p).shape)
+                except RuntimeError:
+                    raise ValueError(f"{k}: shape {tuple(_param_tensor(k, p).shape)} does not broadcast "
+                                     f"against r of shape {tuple(r.shape)}") from None
         self.register_buffer("r", _param_tensor("r", r, shape))
         if self._has_leak:
             tau_t = _param_tensor("tau", tau, shape)
@@ -518,7 +522,11 @@ class _CubaEulerNeuron(_NIRNeuronBase):
             vals.update(v_threshold=v_threshold, v_reset=0.0 if v_reset is None else v_reset)
         shape = torch.Size([])
         for k, v in vals.items():
-            shape = torch.broadcast_shapes(shape, _param_tensor(k, v).shape)
+            try:
+                shape = torch.broadcast_shapes(shape, _param_tensor(k, v).shape)
+            except RuntimeError:
+                raise ValueError(f"{k}: shape {tuple(_param_tensor(k, v).shape)} does not broadcast "
+                                 f"against the other parameters' shape {tuple(shape)}") from None
         for k, v in vals.items():
             self.register_buffer(k, _param_tensor(k, v, shape))
         _check_tau("tau_syn", self.tau_syn, self.dt)
@@ -709,13 +717,13 @@ class NIRGraphModule(nn.Module):
     def forward(self, *xs, **named):
         feed = self._collect(xs) if xs else {}
         feed.update(named)
-        missing = [n for n in self.inputs if n not in feed]
-        if missing:
-            raise ValueError(f"inputs: missing graph input(s) {missing}")
         for k, v in feed.items():
             if k not in self.inputs:
                 raise ValueError(f"inputs: unknown graph input {k!r}; expected {self.inputs}")
             check_sequence(f"inputs[{k!r}]", v)
+        missing = [n for n in self.inputs if n not in feed]
+        if missing:
+            raise ValueError(f"inputs: missing graph input(s) {missing}")
         if self.recurrent:
             vals = self._run_stepwise(feed)
         else:
@@ -1019,17 +1027,18 @@ class _Exporter:
         w = m.effective_weight() if hasattr(m, "effective_weight") else m.weight
         bias = _np(m.bias) if m.bias is not None else np.zeros(m.out_channels, dtype=np.float32)
         pad = m.padding if isinstance(m.padding, str) else tuple(int(p) for p in m.padding)
-        meta = {"spikefuse": {"module": f"Conv{nd}d", "bias": m.bias is not None}}
+        meta = {"spikefuse": {"module": f"Conv{nd}d", "bias": m.bias is not None, "groups": int(m.groups)}}
         with torch.no_grad():
             y = m._conv_forward(torch.zeros(1, *shape, dtype=w.dtype, device=w.device), w, m.bias)
         out = tuple(y.shape[1:])
+        w = _ungroup(w.detach(), int(m.groups))
         if nd == 1:
             node = _nir.Conv1d(input_shape=int(shape[1]), weight=_np(w), stride=int(m.stride[0]),
                                padding=pad if isinstance(pad, str) else int(pad[0]),
-                               dilation=int(m.dilation[0]), groups=int(m.groups), bias=bias, metadata=meta)
+                               dilation=int(m.dilation[0]), groups=1, bias=bias, metadata=meta)
         else:
             node = nirm.Conv2d(input_shape=tuple(shape[1:]), weight=_np(w), stride=tuple(int(s) for s in m.stride),
-                               padding=pad, dilation=tuple(int(d) for d in m.dilation), groups=int(m.groups),
+                               padding=pad, dilation=tuple(int(d) for d in m.dilation), groups=1,
                                bias=bias, metadata=meta)
         n = self.add(name, node)
         return n, n, out
@@ -1185,6 +1194,35 @@ class _Exporter:
             else:
                 self.edges.append((exit_of[a], entry_of[b]))
         return entry, exit_, shapes.get([a for a, b in m.edges if b in m.outputs][0])
+
+
+def _ungroup(w: Tensor, groups: int) -> Tensor:
+    """The weight of a grouped convolution as an equivalent ``groups=1`` weight (zeros outside
+    the diagonal blocks). nir's shape inference reads the input channels from ``weight.shape[1]``
+    and so cannot type-check grouped convolutions."""
+    if groups == 1:
+        return w
+    c_out, c_in_g = w.shape[0], w.shape[1]
+    full = w.new_zeros((c_out, c_in_g * groups) + tuple(w.shape[2:]))
+    o_g = c_out // groups
+    for g in range(groups):
+        full[g * o_g:(g + 1) * o_g, g * c_in_g:(g + 1) * c_in_g] = w[g * o_g:(g + 1) * o_g]
+    return full
+
+
+def _regroup(w: np.ndarray, groups: int):
+    """Inverse of :func:`_ungroup`, or None when ``w`` is not block-diagonal for ``groups``."""
+    c_out, c_in = w.shape[0], w.shape[1]
+    if groups <= 1 or c_out % groups or c_in % groups:
+        return None
+    o_g, i_g = c_out // groups, c_in // groups
+    blocks, mask = [], np.ones(w.shape[:2], dtype=bool)
+    for g in range(groups):
+        blocks.append(w[g * o_g:(g + 1) * o_g, g * i_g:(g + 1) * i_g])
+        mask[g * o_g:(g + 1) * o_g, g * i_g:(g + 1) * i_g] = False
+    if np.any(w[mask] != 0):
+        return None
+    return np.concatenate(blocks, axis=0)
 
 
 def _cuba_surrogate(m):
@@ -1401,6 +1439,11 @@ class _Importer:
         if w.ndim != nd + 2:
             raise NIRConversionError(f"graph node {name!r}: Conv{nd}d weight must have {nd + 2} dims, got {w.shape}")
         groups = int(node.groups)
+        meta = _meta(node)
+        if groups == 1 and int(meta.get("groups", 1)) > 1:
+            wg = _regroup(w, int(meta["groups"]))
+            if wg is not None:
+                w, groups = wg, int(meta["groups"])
         pad = node.padding
         if isinstance(pad, bytes):
             pad = pad.decode()
@@ -1410,7 +1453,6 @@ class _Importer:
         dil = tuple(int(v) for v in np.broadcast_to(np.asarray(node.dilation).reshape(-1), (nd,)))
         b = getattr(node, "bias", None)
         has_bias = True
-        meta = _meta(node)
         if "bias" in meta and not _as_bool(meta["bias"]) and (b is None or not np.any(b)):
             has_bias = False
         cls = _layers.Conv1d if nd == 1 else _layers.Conv2d
@@ -1609,8 +1651,10 @@ def from_nir(graph, dt: float, *, surrogate=None, use_metadata: bool = True) -> 
         raise TypeError(f"graph: expected a nir.NIRGraph, got {_describe(graph)}")
     dt = _check_dt(dt)
     check_bool("use_metadata", use_metadata)
-    if surrogate is not None and not isinstance(surrogate, (str, Surrogate)):
-        raise TypeError(f"surrogate: expected None, a name or a spikefuse Surrogate, got {_describe(surrogate)}")
+    if surrogate is not None:
+        if not isinstance(surrogate, (str, Surrogate)):
+            raise TypeError(f"surrogate: expected None, a name or a spikefuse Surrogate, got {_describe(surrogate)}")
+        surrogate = _surrogate.get(surrogate)
     nodes, edges, inputs, outputs = _inline_subgraphs(graph)
     if not inputs:
         raise NIRConversionError("graph: no nir.Input node")

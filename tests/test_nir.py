@@ -1,0 +1,589 @@
+"""NIR export / import (spikefuse.interop.nir).
+
+The reference for imported graphs is an independent forward-Euler integration of the NIR ODEs
+written below in numpy (float64) straight from the equations in the nir package docstrings:
+
+    LI:      tau dv/dt = (v_leak - v) + r I
+    LIF:     the same, z = 1[v > v_threshold], v -> v_reset on a spike
+    IF / I:  dv/dt = r I
+    CubaLIF: tau_syn dI/dt = -I + w_in S;  tau_mem dv/dt = (v_leak - v) + r I
+
+one Euler step of dt: state[t] = state[t-1] + dt * f(state[t-1], input[t]).
+"""
+import math
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+nir = pytest.importorskip("nir")
+
+from spikefuse import layers  # noqa: E402
+from spikefuse.interop import nir as snir  # noqa: E402
+from spikefuse.interop.nir import NIRConversionError, from_nir, to_nir  # noqa: E402
+from spikefuse.neuron.lif import IF, LIF, ParametricLIF, reset_net  # noqa: E402
+
+DT = 1e-3
+F32 = np.float32
+
+
+# ------------------------------------------------------------------------------------------
+# independent forward-Euler integrators of the NIR ODEs (numpy, float64)
+# ------------------------------------------------------------------------------------------
+def euler_lif(I, dt, tau, r, v_leak, v_th=None, v_reset=None, v0=None):
+    """I: (T, B, N) input current. Leaky node; spiking when v_th is given. Returns (out, v)."""
+    T = I.shape[0]
+    v = np.broadcast_to(v_leak if v0 is None else v0, I.shape[1:]).astype(np.float64).copy()
+    out, vs = np.zeros_like(I), np.zeros_like(I)
+    for t in range(T):
+        dvdt = ((v_leak - v) + r * I[t]) / tau
+        v = v + dt * dvdt
+        if v_th is None:
+            out[t] = v
+        else:
+            z = v > v_th
+            out[t] = z
+            v = np.where(z, v_reset, v)
+        vs[t] = v
+    return out, vs
+
+
+def euler_if(I, dt, r, v_th=None, v_reset=None, v0=0.0):
+    T = I.shape[0]
+    v = np.broadcast_to(v0, I.shape[1:]).astype(np.float64).copy()
+    out = np.zeros_like(I)
+    for t in range(T):
+        v = v + dt * r * I[t]
+        if v_th is None:
+            out[t] = v
+        else:
+            z = v > v_th
+            out[t] = z
+            v = np.where(z, v_reset, v)
+    return out
+
+
+def euler_cuba(S, dt, tau_syn, tau_mem, r, v_leak, w_in, v_th=None, v_reset=None):
+    T = S.shape[0]
+    i = np.zeros(S.shape[1:])
+    v = np.broadcast_to(v_leak, S.shape[1:]).astype(np.float64).copy()
+    out, vs, is_ = np.zeros_like(S), np.zeros_like(S), np.zeros_like(S)
+    for t in range(T):
+        didt = (-i + w_in * S[t]) / tau_syn
+        dvdt = ((v_leak - v) + r * i) / tau_mem   # derivatives at the start of the step
+        i = i + dt * didt
+        v = v + dt * dvdt
+        if v_th is None:
+            out[t] = v
+        else:
+            z = v > v_th
+            out[t] = z
+            v = np.where(z, v_reset, v)
+        vs[t], is_[t] = v, i
+    return out, vs, is_
+
+
+def affine(x, W, b):
+    return np.einsum("tbi,oi->tbo", x, W) + b
+
+
+def run(module, x):
+    reset_net(module)
+    with torch.no_grad():
+        y = module(x)
+    reset_net(module)
+    return y
+
+
+# ------------------------------------------------------------------------------------------
+# models used for the round trips
+# ------------------------------------------------------------------------------------------
+def _dense_model():
+    return nn.Sequential(
+        layers.Dense(4, 8), LIF(tau=2.0),
+        layers.Dense(8, 6), IF(v_threshold=0.8, v_reset=-0.1),
+        layers.Dense(6, 5), ParametricLIF(init_tau=3.0, v_threshold=0.3, detach_reset=True, surrogate="sigmoid"),
+        layers.Dense(5, 3, bias=False), layers.LeakyIntegrator(tau=4.0),
+    )
+
+
+def _nested_model():
+    return nn.Sequential(
+        layers.DenseBlock(4, 6, LIF(tau=3.0, decay_input=False, v_threshold=0.7, detach_reset=True,
+                                    surrogate="superspike")),
+        nn.Sequential(layers.Dense(6, 5), nn.Sequential(
+            LIF(tau=torch.linspace(1.5, 4.0, 5), v_threshold=torch.linspace(0.5, 1.0, 5)))),
+        nn.Identity(),
+        layers.Dense(5, 2), layers.LeakyIntegrator(tau=2.5, decay_input=False),
+    )
+
+
+def _conv_model():
+    return nn.Sequential(
+        layers.Conv2d(2, 4, 3, padding=1), LIF(tau=2.0, v_threshold=0.5),
+        layers.AvgPool2d(2),
+        layers.Conv2dBlock(4, 6, 3, IF(v_threshold=0.4), stride=2, padding=(1, 0), bias=False),
+        layers.SumPool2d(kernel_size=(2, 1), stride=1),
+        layers.Flatten(), layers.Dense(6 * 1 * 1, 5), LIF(tau=3.0, v_threshold=0.3),
+    )
+
+
+def _conv1d_model():
+    return nn.Sequential(
+        layers.Conv1d(3, 4, 3, padding="same", dilation=2), IF(v_threshold=0.5),
+        layers.Conv1d(4, 2, 2, stride=2, groups=2), LIF(tau=2.0, v_threshold=0.3),
+        layers.Flatten(), layers.Dense(2 * 5, 3), layers.LeakyIntegrator(tau=3.0),
+    )
+
+
+MODELS = {
+    "dense": (_dense_model, None, (4,)),
+    "nested": (_nested_model, None, (4,)),
+    "conv2d": (_conv_model, (2, 8, 6), (2, 8, 6)),
+    "conv1d": (_conv1d_model, (3, 10), (3, 10)),
+}
+
+
+def _excite(model):
+    """Positive-leaning weights so that spikes reach the last layer (the tests are not vacuous)."""
+    g = torch.Generator().manual_seed(7)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d)):
+                fan_in = m.weight[0].numel()
+                m.weight.copy_((torch.rand(m.weight.shape, generator=g) - 0.3) * 3.0 / math.sqrt(fan_in))
+    return model
+
+
+def _input(shape, T=12, B=3):
+    return torch.rand(T, B, *shape) * 2.0
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_round_trip_identical(name):
+    make, input_shape, feat = MODELS[name]
+    model = _excite(make())
+    graph = to_nir(model, dt=DT, input_shape=input_shape)
+    assert isinstance(graph, nir.NIRGraph)
+    back = from_nir(graph, dt=DT)
+    x = _input(feat)
+    y0 = run(model, x)
+    y1 = run(back, x)
+    assert y0.abs().sum() > 0  # the test is not vacuous
+    assert torch.equal(y0, y1)
+    # the restored neurons carry the same surrogate / detach_reset: identical input gradients
+    xg0, xg1 = x.clone().requires_grad_(), x.clone().requires_grad_()
+    reset_net(model), reset_net(back)
+    model(xg0).sum().backward()
+    back(xg1).sum().backward()
+    reset_net(model), reset_net(back)
+    assert torch.allclose(xg0.grad, xg1.grad, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_round_trip_plain_nir_semantics(name):
+    """Without the spikefuse metadata every node runs as its NIR ODE (forward Euler); the
+    numbers agree with the spikefuse modules up to float rounding."""
+    make, input_shape, feat = MODELS[name]
+    model = _excite(make())
+    back = from_nir(to_nir(model, dt=DT, input_shape=input_shape), dt=DT, use_metadata=False)
+    kinds = {type(m).__name__ for m in back.modules()}
+    assert not kinds & {"LIF", "IF", "ParametricLIF", "LeakyIntegrator"}
+    x = _input(feat)
+    y0, y1 = run(model, x), run(back, x)
+    assert torch.allclose(y0, y1, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["dense", "conv2d"])
+def test_file_round_trip(name, tmp_path):
+    make, input_shape, feat = MODELS[name]
+    model = _excite(make())
+    path = tmp_path / f"{name}.nir"
+    nir.write(path, to_nir(model, dt=DT, input_shape=input_shape))
+    graph = nir.read(path)
+    back = from_nir(graph, dt=DT)
+    x = _input(feat)
+    assert torch.equal(run(model, x), run(back, x))
+    # and without metadata (what another NIR tool would see)
+    plain = from_nir(graph, dt=DT, use_metadata=False)
+    assert torch.allclose(run(model, x), run(plain, x), rtol=1e-5, atol=1e-5)
+
+
+def test_export_parameters_follow_the_mapping():
+    model = nn.Sequential(layers.Dense(3, 2), LIF(tau=4.0, v_threshold=0.7, v_reset=0.1),
+                          layers.Dense(2, 2), LIF(tau=2.0, decay_input=False), layers.Dense(2, 2), IF(),
+                          layers.Dense(2, 2), layers.LeakyIntegrator(tau=5.0))
+    g = to_nir(model, dt=0.5e-3)
+    lif, lif_nodi, if_, li = g.nodes["1"], g.nodes["3"], g.nodes["5"], g.nodes["7"]
+    assert isinstance(g.nodes["0"], nir.Affine)
+    np.testing.assert_array_equal(g.nodes["0"].weight, model[0].weight.detach().numpy())
+    assert isinstance(lif, nir.LIF)
+    np.testing.assert_allclose(lif.tau, [2e-3, 2e-3], rtol=1e-6)       # tau steps * dt
+    np.testing.assert_allclose(lif.r, [1, 1])
+    np.testing.assert_allclose(lif.v_leak, [0.1, 0.1], rtol=1e-6)       # rest = v_reset
+    np.testing.assert_allclose(lif.v_reset, [0.1, 0.1], rtol=1e-6)
+    np.testing.assert_allclose(lif.v_threshold, [0.7, 0.7], rtol=1e-6)
+    np.testing.assert_allclose(lif_nodi.r, [2, 2])                      # decay_input=False: r = tau
+    assert isinstance(if_, nir.IF)
+    np.testing.assert_allclose(if_.r, [2000, 2000], rtol=1e-6)          # dt * r = 1
+    assert isinstance(li, nir.LI)
+    np.testing.assert_allclose(li.tau, [2.5e-3, 2.5e-3], rtol=1e-6)
+    np.testing.assert_allclose(li.v_leak, [0, 0])
+    assert g.metadata["spikefuse"]["dt"] == 0.5e-3
+    assert lif.metadata["spikefuse"]["module"] == "LIF"
+
+
+def test_weight_hook_applied_before_export():
+    d = layers.Dense(4, 3, weight_hook="8bit")
+    with torch.no_grad():
+        d.weight.mul_(3.0)
+    g = to_nir(nn.Sequential(d, LIF()), dt=DT)
+    np.testing.assert_array_equal(g.nodes["0"].weight, d.effective_weight().detach().numpy())
+    back = from_nir(g, dt=DT)
+    x = _input((4,))
+    assert torch.equal(run(nn.Sequential(d, LIF()), x), run(back, x))
+
+
+def test_single_module_and_input_shape():
+    g = to_nir(LIF(tau=2.0), dt=DT, input_shape=(3,))
+    assert [type(n).__name__ for n in g.nodes.values()].count("LIF") == 1
+    back = from_nir(g, dt=DT)
+    x = _input((3,))
+    assert torch.equal(run(LIF(tau=2.0), x), run(back, x))
+
+
+# ------------------------------------------------------------------------------------------
+# hand-built NIR graphs against the independent Euler integrators
+# ------------------------------------------------------------------------------------------
+def _rng():
+    return np.random.default_rng(1)
+
+
+def test_affine_lif_matches_euler():
+    rng = _rng()
+    N_in, N = 3, 5
+    W = rng.normal(0, 1.0, (N, N_in)).astype(F32)
+    b = rng.normal(0, 0.2, N).astype(F32)
+    tau = np.linspace(2e-3, 6e-3, N).astype(F32)
+    r = np.linspace(0.5, 2.0, N).astype(F32)
+    v_leak = np.linspace(-0.2, 0.2, N).astype(F32)
+    v_th = np.full(N, 0.6, F32)
+    v_reset = np.full(N, -0.3, F32)
+    g = nir.NIRGraph.from_list(nir.Affine(weight=W, bias=b),
+                               nir.LIF(tau=tau, r=r, v_leak=v_leak, v_threshold=v_th, v_reset=v_reset))
+    model = from_nir(g, dt=DT).double()
+    x = rng.uniform(0, 2, (40, 2, N_in))
+    z = model(torch.tensor(x)).detach().numpy()      # float64 end to end
+    ref, _ = euler_lif(affine(x, W.astype(np.float64), b), DT, tau.astype(np.float64), r, v_leak, v_th, v_reset)
+    assert ref.sum() > 5 and ref.sum() < ref.size - 5
+    np.testing.assert_array_equal(z, ref)
+
+
+def test_affine_cubalif_matches_euler():
+    rng = _rng()
+    N_in, N = 4, 6
+    W = rng.normal(0, 1.0, (N, N_in)).astype(F32)
+    b = np.zeros(N, F32)
+    tau_syn = np.linspace(2e-3, 5e-3, N).astype(F32)
+    tau_mem = np.linspace(3e-3, 8e-3, N).astype(F32)
+    r = np.linspace(1.0, 3.0, N).astype(F32)
+    v_leak = np.full(N, 0.1, F32)
+    w_in = np.linspace(0.5, 2.0, N).astype(F32)
+    v_th = np.full(N, 0.3, F32)
+    v_reset = np.zeros(N, F32)
+    g = nir.NIRGraph.from_list(nir.Affine(weight=W, bias=b),
+                               nir.CubaLIF(tau_syn=tau_syn, tau_mem=tau_mem, r=r, v_leak=v_leak,
+                                           v_threshold=v_th, v_reset=v_reset, w_in=w_in))
+    model = from_nir(g, dt=DT).double()
+    x = rng.uniform(0, 2, (50, 2, N_in))
+    z = model(torch.tensor(x)).detach().numpy()
+    ref, _, _ = euler_cuba(affine(x, W.astype(np.float64), b), DT, tau_syn.astype(np.float64),
+                           tau_mem.astype(np.float64), r, v_leak, w_in, v_th, v_reset)
+    assert ref.sum() > 5 and ref.sum() < ref.size - 5
+    np.testing.assert_array_equal(z, ref)
+
+
+def test_li_readout_matches_euler():
+    rng = _rng()
+    W1 = rng.normal(0, 1.0, (5, 3)).astype(F32)
+    W2 = rng.normal(0, 1.0, (2, 5)).astype(F32)
+    lif = dict(tau=np.full(5, 3e-3, F32), r=np.ones(5, F32), v_leak=np.zeros(5, F32),
+               v_threshold=np.full(5, 0.5, F32), v_reset=np.zeros(5, F32))
+    li = dict(tau=np.array([2e-3, 5e-3], F32), r=np.array([1.0, 4.0], F32), v_leak=np.array([0.0, -1.0], F32))
+    g = nir.NIRGraph.from_list(nir.Linear(weight=W1), nir.LIF(**lif), nir.Affine(weight=W2, bias=np.ones(2, F32)),
+                               nir.LI(**li))
+    model = from_nir(g, dt=DT).double()
+    assert [type(m).__name__ for m in model] == ["Dense", "NIRLIF", "Dense", "NIRLI"]
+    x = rng.uniform(0, 2, (30, 2, 3))
+    y = model(torch.tensor(x)).detach().numpy()
+    s, _ = euler_lif(affine(x, W1.astype(np.float64), 0.0), DT, 3e-3, 1.0, 0.0, 0.5, 0.0)
+    ref, _ = euler_lif(affine(s, W2.astype(np.float64), 1.0), DT, li["tau"].astype(np.float64),
+                       li["r"].astype(np.float64), li["v_leak"].astype(np.float64))
+    assert s.sum() > 0
+    np.testing.assert_allclose(y, ref, rtol=1e-12, atol=1e-12)
+
+
+def test_if_integrator_threshold_scale_match_euler():
+    rng = _rng()
+    N = 4
+    r_if = np.array([100.0, 200.0, 300.0, 400.0], F32)
+    g = nir.NIRGraph.from_list(nir.Scale(scale=np.array([1.0, -1.0, 2.0, 0.5], F32)),
+                               nir.IF(r=r_if, v_threshold=np.full(N, 0.5, F32), v_reset=np.full(N, 0.1, F32)))
+    x = rng.uniform(0, 2, (25, 2, N))
+    z = from_nir(g, dt=DT).double()(torch.tensor(x)).detach().numpy()
+    ref = euler_if(x * np.array([1.0, -1.0, 2.0, 0.5]), DT, r_if.astype(np.float64), 0.5, 0.1, v0=0.1)
+    assert ref.sum() > 3
+    np.testing.assert_array_equal(z, ref)
+
+    gi = nir.NIRGraph.from_list(nir.I(r=np.array([2.0, 3.0], F32)), nir.Threshold(threshold=np.array([0.01, 0.05], F32)))
+    x2 = rng.uniform(-1, 2, (20, 3, 2))
+    z2 = from_nir(gi, dt=DT).double()(torch.tensor(x2)).detach().numpy()
+    v = euler_if(x2, DT, np.array([2.0, 3.0]))
+    np.testing.assert_array_equal(z2, (v > np.array([0.01, 0.05])).astype(np.float64))
+
+
+def test_cuba_nir_node_reproduces_spec_h1():
+    """SPEC 17 H1 (hxtorch CUBA LIF, hand-derived): dt=1e-6, tau_syn=tau_mem=2e-6, leak=reset=0,
+    threshold 0.3, x[0]=1, x[3]=0.8; as a NIR CubaLIF with w_in = tau_syn/dt (input as a jump)."""
+    g = nir.NIRGraph.from_list(nir.CubaLIF(tau_syn=np.array([2e-6]), tau_mem=np.array([2e-6]), r=np.array([1.0]),
+                                           v_leak=np.array([0.0]), v_threshold=np.array([0.3]),
+                                           v_reset=np.array([0.0]), w_in=np.array([2.0])))
+    m = from_nir(g, dt=1e-6)
+    x = torch.zeros(6, 1, 1, dtype=torch.float64)
+    x[0], x[3] = 1.0, 0.8
+    assert m[0](x).flatten().tolist() == [0, 1, 0, 0, 1, 0]
+    _, _, (i, v) = snir.cuba_euler_multistep(x, m[0].params, return_traces=True)
+    np.testing.assert_allclose(v.flatten().numpy(), [0, 0, 0.25, 0.25, 0, 0.23125], atol=1e-12)
+    np.testing.assert_allclose(i.flatten().numpy(), [1, 0.5, 0.25, 0.925, 0.4625, 0.23125], atol=1e-12)
+
+
+def test_lif_hand_vector():
+    # tau = 2 dt, r = 1, v_leak = 0: v = v/2 + x/2; threshold 0.6 (strict), reset 0
+    # x = 1: v = .5, .75 -> spike -> 0, .5, .75 -> spike; x = 0.2 then: .1
+    g = nir.NIRGraph.from_list(nir.LIF(tau=np.array([2.0]), r=np.array([1.0]), v_leak=np.array([0.0]),
+                                       v_threshold=np.array([0.6]), v_reset=np.array([0.0])))
+    m = from_nir(g, dt=1.0)
+    x = torch.tensor([1.0, 1.0, 1.0, 1.0, 0.2]).reshape(5, 1, 1)
+    assert m(x).flatten().tolist() == [0, 1, 0, 1, 0]
+    # exactly at threshold: NIR is strict (v > thr); v = 0.6 does not spike
+    assert m(torch.tensor([1.2]).reshape(1, 1, 1)).item() == 0.0
+
+
+def test_imported_network_trains():
+    rng = _rng()
+    g = nir.NIRGraph.from_list(
+        nir.Affine(weight=rng.normal(0, 1, (6, 3)).astype(F32), bias=np.zeros(6, F32)),
+        nir.LIF(tau=np.full(6, 2e-3, F32), r=np.ones(6, F32), v_leak=np.zeros(6, F32),
+                v_threshold=np.full(6, 0.3, F32), v_reset=np.zeros(6, F32)),
+        nir.Affine(weight=rng.normal(0, 1, (2, 6)).astype(F32), bias=np.zeros(2, F32)),
+        nir.LI(tau=np.full(2, 4e-3, F32), r=np.ones(2, F32), v_leak=np.zeros(2, F32)))
+    m = from_nir(g, dt=DT, surrogate="superspike")
+    assert m[1].surrogate.name == "superspike"
+    m(torch.rand(10, 4, 3)).sum().backward()
+    assert m[0].weight.grad is not None and m[0].weight.grad.abs().sum() > 0
+
+
+# ------------------------------------------------------------------------------------------
+# graphs that are not chains
+# ------------------------------------------------------------------------------------------
+def test_branching_graph_sums_inputs():
+    rng = _rng()
+    W1, W2 = rng.normal(0, 1, (4, 3)).astype(F32), rng.normal(0, 1, (4, 3)).astype(F32)
+    lif = dict(tau=np.full(4, 2e-3, F32), r=np.ones(4, F32), v_leak=np.zeros(4, F32),
+               v_threshold=np.full(4, 0.4, F32), v_reset=np.zeros(4, F32))
+    g = nir.NIRGraph(
+        nodes={"in": nir.Input(input_type=np.array([3])), "a": nir.Linear(weight=W1), "b": nir.Linear(weight=W2),
+               "lif": nir.LIF(**lif), "out": nir.Output(output_type=np.array([4]))},
+        edges=[("in", "a"), ("in", "b"), ("a", "lif"), ("b", "lif"), ("lif", "out")])
+    m = from_nir(g, dt=DT).double()
+    assert isinstance(m, snir.NIRGraphModule) and not m.recurrent
+    x = rng.uniform(0, 2, (20, 2, 3))
+    z = m(torch.tensor(x)).detach().numpy()
+    ref, _ = euler_lif(affine(x, (W1 + W2).astype(np.float64), 0.0), DT, 2e-3, 1.0, 0.0, 0.4, 0.0)
+    assert ref.sum() > 0
+    np.testing.assert_array_equal(z, ref)
+
+
+def test_recurrent_lif_round_trip():
+    """RecurrentLIF exports as a cycle LIF -> Linear -> LIF; the imported graph runs step by step
+    with the feedback delayed by one step, like h[t] = W x[t] + V s[t-1]."""
+    torch.manual_seed(3)
+    model = nn.Sequential(layers.RecurrentLIF(3, 6, tau=2.0, v_threshold=0.5), layers.Dense(6, 2),
+                          layers.LeakyIntegrator(tau=2.0))
+    with torch.no_grad():
+        model[0].recurrent.weight.mul_(4.0)
+    g = to_nir(model, dt=DT)
+    assert ("0.lif", "0.recurrent") in g.edges and ("0.recurrent", "0.lif") in g.edges
+    back = from_nir(g, dt=DT)
+    assert isinstance(back, snir.NIRGraphModule) and back.recurrent
+    x = _input((3,), T=15)
+    y0 = run(model, x)
+    y1 = run(back, x)
+    spikes0 = model[0](x)
+    assert spikes0.sum() > 0
+    assert torch.allclose(y0, y1, rtol=1e-5, atol=1e-6)
+
+
+def test_nested_nir_graph_is_inlined():
+    rng = _rng()
+    W = rng.normal(0, 1, (3, 2)).astype(F32)
+    inner = nir.NIRGraph.from_list(nir.Linear(weight=W), nir.Scale(scale=np.array([2.0, 1.0, -1.0], F32)))
+    outer = nir.NIRGraph(nodes={"input": nir.Input(input_type=np.array([2])), "sub": inner,
+                                "li": nir.LI(tau=np.full(3, 1e-3, F32), r=np.ones(3, F32), v_leak=np.zeros(3, F32)),
+                                "output": nir.Output(output_type=np.array([3]))},
+                         edges=[("input", "sub"), ("sub", "li"), ("li", "output")])
+    m = from_nir(outer, dt=DT)
+    x = torch.rand(4, 2, 2)
+    expected = (x @ torch.tensor(W).T) * torch.tensor([2.0, 1.0, -1.0])  # tau = dt: v = r x
+    assert torch.allclose(m(x), expected, atol=1e-6)
+
+
+def test_import_export_import_is_stable():
+    rng = _rng()
+    g = nir.NIRGraph.from_list(
+        nir.Affine(weight=rng.normal(0, 1, (4, 3)).astype(F32), bias=np.ones(4, F32)),
+        nir.CubaLIF(tau_syn=np.full(4, 2e-3, F32), tau_mem=np.full(4, 4e-3, F32), r=np.full(4, 2.0, F32),
+                    v_leak=np.zeros(4, F32), v_threshold=np.full(4, 0.5, F32), v_reset=np.zeros(4, F32),
+                    w_in=np.full(4, 1.5, F32)),
+        nir.Linear(weight=rng.normal(0, 1, (2, 4)).astype(F32)),
+        nir.CubaLI(tau_syn=np.full(2, 2e-3, F32), tau_mem=np.full(2, 4e-3, F32), r=np.ones(2, F32),
+                   v_leak=np.zeros(2, F32), w_in=np.ones(2, F32)))
+    m = from_nir(g, dt=DT)
+    g2 = to_nir(m, dt=DT)
+    for k in ("tau_syn", "tau_mem", "r", "v_leak", "v_threshold", "v_reset", "w_in"):
+        np.testing.assert_array_equal(getattr(g2.nodes["cubalif"], k), getattr(g.nodes["cubalif"], k))
+    np.testing.assert_array_equal(g2.nodes["affine"].weight, g.nodes["affine"].weight)
+    x = torch.rand(10, 2, 3)
+    assert torch.equal(m(x), from_nir(g2, dt=DT)(x))
+
+
+# ------------------------------------------------------------------------------------------
+# errors
+# ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("dt, exc", [(0.0, ValueError), (-1e-3, ValueError), (float("nan"), ValueError),
+                                     (float("inf"), ValueError), ("1e-3", TypeError), (True, TypeError),
+                                     (None, TypeError)])
+def test_bad_dt(dt, exc):
+    with pytest.raises(exc, match="dt"):
+        to_nir(nn.Sequential(layers.Dense(2, 2), LIF()), dt=dt)
+    g = to_nir(nn.Sequential(layers.Dense(2, 2), LIF()), dt=DT)
+    with pytest.raises(exc, match="dt"):
+        from_nir(g, dt=dt)
+
+
+def test_dt_larger_than_tau_is_refused():
+    g = nir.NIRGraph.from_list(nir.LI(tau=np.full(2, 1e-3), r=np.ones(2), v_leak=np.zeros(2)))
+    with pytest.raises(ValueError, match="dt"):
+        from_nir(g, dt=2e-3)
+    gc = nir.NIRGraph.from_list(nir.CubaLIF(tau_syn=np.full(2, 1e-3), tau_mem=np.full(2, 5e-3), r=np.ones(2),
+                                            v_leak=np.zeros(2), v_threshold=np.ones(2)))
+    with pytest.raises(ValueError, match="tau_syn"):
+        from_nir(gc, dt=2e-3)
+
+
+def test_unsupported_modules_raise():
+    with pytest.raises(NIRConversionError, match=r"model\['1'\].*MaxPool2d"):
+        to_nir(nn.Sequential(layers.Conv2d(1, 2, 3), layers.MaxPool2d(2)), dt=DT, input_shape=(1, 6, 6))
+    with pytest.raises(NIRConversionError, match=r"model\['2'\].*SpikeCount.*over time"):
+        to_nir(nn.Sequential(layers.Dense(2, 2), LIF(), layers.SpikeCount()), dt=DT)
+
+    class Custom(nn.Module):
+        def forward(self, x):
+            return x * 2
+
+    with pytest.raises(NIRConversionError, match=r"model\['1'\].*Custom"):
+        to_nir(nn.Sequential(layers.Dense(2, 2), Custom()), dt=DT)
+    with pytest.raises(NIRConversionError, match="MaxMembrane"):
+        to_nir(nn.Sequential(layers.Dense(2, 2), layers.MaxMembrane()), dt=DT)
+    with pytest.raises(NIRConversionError, match="padding_mode"):
+        to_nir(nn.Sequential(layers.Conv2d(1, 1, 3, padding=1, padding_mode="circular")), dt=DT,
+               input_shape=(1, 4, 4))
+
+
+def test_loihi_neuron_raises():
+    loihi = pytest.importorskip("spikefuse.neuron.loihi.cuba")
+    n = loihi.Neuron(threshold=1.0, current_decay=0.5, voltage_decay=0.5)
+    with pytest.raises(NIRConversionError, match=r"model\['1'\].*Loihi"):
+        to_nir(nn.Sequential(layers.Dense(2, 2), n), dt=DT)
+
+
+def test_soft_reset_needs_lossy():
+    model = nn.Sequential(layers.Dense(3, 4), LIF(tau=2.0, v_reset=None))
+    with pytest.raises(NIRConversionError, match=r"model\['1'\].*soft reset.*lossy=True"):
+        to_nir(model, dt=DT)
+    with pytest.warns(UserWarning, match="soft reset"):
+        g = to_nir(model, dt=DT, lossy=True)
+    np.testing.assert_array_equal(g.nodes["1"].v_reset, np.zeros(4))
+    # spikefuse restores the soft reset from the metadata; plain NIR resets to 0
+    x = _input((3,), T=20)
+    assert torch.equal(run(model, x), run(from_nir(g, dt=DT), x))
+    assert isinstance(from_nir(g, dt=DT, use_metadata=False)[1], snir.NIRLIF)
+    with pytest.raises(NIRConversionError, match="soft reset"):
+        to_nir(nn.Sequential(layers.RecurrentLIF(2, 3, v_reset=None)), dt=DT)
+
+
+def test_missing_input_shape():
+    with pytest.raises(NIRConversionError, match="input_shape"):
+        to_nir(nn.Sequential(layers.Conv2d(1, 2, 3), LIF()), dt=DT)
+    with pytest.raises(NIRConversionError, match="input_shape"):
+        to_nir(nn.Sequential(LIF(), layers.Dense(2, 2)), dt=DT)
+    with pytest.raises(ValueError, match="input_shape"):
+        to_nir(nn.Sequential(layers.Dense(2, 2)), dt=DT, input_shape=(0,))
+    with pytest.raises(TypeError, match="input_shape"):
+        to_nir(nn.Sequential(layers.Dense(2, 2)), dt=DT, input_shape="abc")
+    with pytest.raises(NIRConversionError, match="expects 2 input features"):
+        to_nir(nn.Sequential(layers.Dense(2, 2)), dt=DT, input_shape=(3,))
+    with pytest.raises(NIRConversionError, match="in_channels|C=2"):
+        to_nir(nn.Sequential(layers.Conv2d(2, 2, 3)), dt=DT, input_shape=(1, 5, 5))
+
+
+def test_bad_arguments():
+    with pytest.raises(TypeError, match="model"):
+        to_nir("not a model", dt=DT)
+    with pytest.raises(TypeError, match="lossy"):
+        to_nir(nn.Sequential(layers.Dense(2, 2)), dt=DT, lossy=1)
+    with pytest.raises(TypeError, match="graph"):
+        from_nir({"nodes": {}}, dt=DT)
+    g = to_nir(nn.Sequential(layers.Dense(2, 2)), dt=DT)
+    with pytest.raises(TypeError, match="use_metadata"):
+        from_nir(g, dt=DT, use_metadata="yes")
+    with pytest.raises(TypeError, match="surrogate"):
+        from_nir(g, dt=DT, surrogate=3)
+    with pytest.raises(ValueError, match="surrogate"):
+        from_nir(g, dt=DT, surrogate="nope")
+
+
+def test_unsupported_nir_node_raises():
+    g = nir.NIRGraph.from_list(nir.Linear(weight=np.eye(2, dtype=F32)), nir.Delay(delay=np.ones(2, F32)))
+    with pytest.raises(NIRConversionError, match=r"'delay'.*nir\.Delay"):
+        from_nir(g, dt=DT)
+    g3 = nir.NIRGraph.from_list(nir.Affine(weight=np.ones((2, 2, 2), F32), bias=np.zeros((2, 2), F32)))
+    with pytest.raises(NIRConversionError, match="2-d"):
+        from_nir(g3, dt=DT)
+
+
+def test_native_module_validation():
+    m = snir.NIRLIF(tau=[2e-3, 2e-3], r=[1, 1], v_leak=[0, 0], v_threshold=[1, 1], dt=DT)
+    with pytest.raises(ValueError, match="x"):
+        m(torch.rand(3, 2, 5))
+    with pytest.raises(TypeError, match="x"):
+        m(torch.ones(3, 2, 2, dtype=torch.int64))
+    with pytest.raises(ValueError, match="NaN"):
+        m(torch.full((3, 2, 2), float("nan")))
+    with pytest.raises(ValueError, match="tau"):
+        snir.NIRLIF(tau=[-1.0], r=[1], v_leak=[0], v_threshold=[1], dt=DT)
+    with pytest.raises(ValueError, match="v_threshold"):
+        snir.NIRLIF(tau=[1.0], r=[1], v_leak=[0], v_threshold=[float("inf")], dt=DT)
+    with pytest.raises(TypeError, match="r"):
+        snir.NIRIF(r="a", v_threshold=[1.0], dt=DT)
+    with pytest.raises(ValueError, match="does not broadcast"):
+        snir.NIRLI(tau=[1.0, 1.0], r=[1.0, 1.0, 1.0], v_leak=[0.0], dt=DT)
+    with pytest.raises(ValueError, match="flatten"):
+        snir.NIRFlatten(1, 3)(torch.zeros(2, 1, 3, 4))
+    gm = snir.NIRGraphModule({"a": snir.Scale([1.0])}, [("i", "a"), ("a", "o")], ["i"], ["o"])
+    with pytest.raises(ValueError, match="unknown graph input"):
+        gm(**{"zz": torch.ones(1, 1, 1)})
+    with pytest.raises(NIRConversionError, match="unknown node"):
+        snir.NIRGraphModule({"a": snir.Scale([1.0])}, [("i", "b"), ("a", "o")], ["i"], ["o"])
