@@ -43,7 +43,7 @@ def check_tensor(
         raise ValueError(
             f"{name}: expected at least {min_ndim} dimensions, got shape {tuple(x.shape)}"
         )
-    if finite and x.is_floating_point() and x.numel() and not torch.isfinite(x).all():
+    if finite and x.is_floating_point() and x.numel() and not torch.isfinite(x.detach()).all():
         raise ValueError(f"{name}: contains NaN or inf values")
     return x
 
