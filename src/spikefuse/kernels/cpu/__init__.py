@@ -13,3 +13,8 @@ SAVED_BYTES: dict[str, int] = {}
 SAVED_BYTES.update(_lif.SAVED_BYTES)
 
 register("lif", "cpu", _lif.lif_cpu, _lif.lif_supports)
+
+from . import cuba as _cuba  # noqa: E402
+
+SAVED_BYTES.update(_cuba.SAVED_BYTES)
+register("cuba", "cpu", _cuba.cuba_cpu, _cuba.cuba_cpu_supports)

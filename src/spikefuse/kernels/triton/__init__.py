@@ -14,3 +14,8 @@ SAVED_BYTES: dict[str, int] = {}
 SAVED_BYTES.update(_lif.SAVED_BYTES)
 
 register("lif", "triton", _lif.lif_triton, _lif.lif_supports)
+
+from . import cuba as _cuba  # noqa: E402
+
+SAVED_BYTES.update(_cuba.SAVED_BYTES)
+register("cuba", "triton", _cuba.cuba_triton, _cuba.cuba_triton_supports)
