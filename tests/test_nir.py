@@ -587,3 +587,50 @@ def test_native_module_validation():
         gm(**{"zz": torch.ones(1, 1, 1)})
     with pytest.raises(NIRConversionError, match="unknown node"):
         snir.NIRGraphModule({"a": snir.Scale([1.0])}, [("i", "b"), ("a", "o")], ["i"], ["o"])
+
+
+# ------------------------------------------------------------------------------------------
+# hxtorch CUBA LIF and EventProp layers
+# ------------------------------------------------------------------------------------------
+def _cuba_model():
+    from spikefuse.neuron.cuba import CubaLIF
+    from spikefuse.neuron.eventprop import EventPropLIF
+    return nn.Sequential(
+        layers.Dense(3, 5),
+        CubaLIF(threshold=0.3, tau_syn=torch.linspace(2e-6, 5e-6, 5), tau_mem=7e-6, leak=0.05, reset=-0.1,
+                alpha=nn.Parameter(torch.tensor(30.0))),
+        EventPropLIF(5, 4, threshold=0.2, tau_syn=5e-6, tau_mem=1e-5, weight_scale=3.0),
+        layers.Dense(4, 2))
+
+
+def test_cuba_and_eventprop_round_trip(tmp_path):
+    from spikefuse.neuron.cuba import CubaLIF
+    from spikefuse.neuron.eventprop import EventPropLIF
+    model = _cuba_model()
+    g = to_nir(model, dt=1e-6)
+    node = g.nodes["1"]
+    assert isinstance(node, nir.CubaLIF)
+    np.testing.assert_allclose(node.w_in, np.linspace(2, 5, 5), rtol=1e-6)   # tau_syn / dt
+    np.testing.assert_allclose(node.r, 1.0)
+    np.testing.assert_allclose(node.v_leak, 0.05, rtol=1e-6)
+    assert isinstance(g.nodes["2.synapse"], nir.Linear) and isinstance(g.nodes["2.neuron"], nir.CubaLIF)
+    nir.write(tmp_path / "cuba.nir", g)
+    back = from_nir(nir.read(tmp_path / "cuba.nir"), dt=1e-6)
+    assert isinstance(back[1], CubaLIF) and isinstance(back[1].alpha, nn.Parameter)
+    assert isinstance(back[2], EventPropLIF)
+    x = torch.rand(30, 2, 3) * 3
+    y0, y1 = model(x), back(x)
+    assert model[1](model[0](x)).sum() > 0 and model[2](model[1](model[0](x))).sum() > 0
+    assert torch.equal(y0, y1)
+    # the plain NIR reading (forward Euler CubaLIF) is the same dynamics
+    plain = from_nir(g, dt=1e-6, use_metadata=False)
+    assert [type(m).__name__ for m in plain] == ["Dense", "NIRCubaLIF", "Dense", "NIRCubaLIF", "Dense"]
+    assert torch.allclose(plain(x), y0, rtol=1e-5, atol=1e-5)
+
+
+def test_cuba_export_errors():
+    from spikefuse.neuron.cuba import CubaLIF, CubaRefractoryLIF
+    with pytest.raises(NIRConversionError, match=r"model\['1'\].*dt=1e-06.*dt=0.001"):
+        to_nir(nn.Sequential(layers.Dense(2, 2), CubaLIF()), dt=1e-3)
+    with pytest.raises(NIRConversionError, match=r"model\['1'\].*refractory"):
+        to_nir(nn.Sequential(layers.Dense(2, 2), CubaRefractoryLIF()), dt=1e-6)

@@ -556,8 +556,8 @@ class NIRCubaLIF(_CubaEulerNeuron):
 
     >>> m = NIRCubaLIF(tau_syn=[2.0], tau_mem=[2.0], r=[1.0], v_leak=[0.0], v_threshold=[0.4],
     ...                w_in=[2.0], dt=1.0)
-    >>> m(torch.ones(3, 1, 1)).flatten().tolist()
-    [0.0, 1.0, 0.0]
+    >>> m(torch.ones(3, 1, 1)).flatten().tolist()   # i = 1, 1.5, 1.75; v = 0, 0.5 -> 0, 0.75 -> 0
+    [0.0, 1.0, 1.0]
     """
 
     def __init__(self, tau_syn, tau_mem, r, v_leak, v_threshold, v_reset=None, w_in=1.0, *, dt,
@@ -844,6 +844,21 @@ def _full(value, shape, name) -> np.ndarray:
     return t.to(torch.float32).numpy().copy()
 
 
+def _exact(**values) -> dict:
+    """Exact parameter values of the exporting module (floats, or float64 arrays of the
+    tensor's own shape) for metadata; NIR arrays are float32 and full-shape."""
+    out = {}
+    for k, v in values.items():
+        if v is None:
+            continue
+        if isinstance(v, Tensor):
+            v = v.detach().cpu()
+            out[k] = float(v) if v.numel() == 1 and v.dim() == 0 else v.double().numpy().copy()
+        else:
+            out[k] = float(v)
+    return out
+
+
 def _surrogate_meta(s) -> dict:
     if isinstance(s, Surrogate) and dataclasses.is_dataclass(s):
         d = {"name": s.name}
@@ -880,6 +895,14 @@ def _cuba_classes():
     except ImportError:  # pragma: no cover
         return None, None
     return getattr(_cuba, "CubaLIF", None), getattr(_cuba, "CubaRefractoryLIF", None)
+
+
+def _eventprop_class():
+    try:
+        from ..neuron import eventprop as _ep
+    except ImportError:  # pragma: no cover
+        return None
+    return getattr(_ep, "EventPropLIF", None)
 
 
 def _sj_kind(m) -> str:
@@ -980,6 +1003,9 @@ class _Exporter:
                                      "(NIR neurons have no refractory period)")
         if cuba_cls is not None and isinstance(m, cuba_cls):
             return self._cuba(name, m, shape)
+        ep_cls = _eventprop_class()
+        if ep_cls is not None and isinstance(m, ep_cls):
+            return self._cuba(name, m, shape, kind="EventPropLIF")
         if isinstance(m, _NIRNeuronBase):
             return self._native_neuron(name, m, shape)
         if isinstance(m, Threshold):
@@ -1076,6 +1102,7 @@ class _Exporter:
                 "decay_input": decay_input, "surrogate": _surrogate_meta(m.surrogate),
                 "threshold_rule": ">=", "step_mode": str(getattr(m, "step_mode", "m"))}
         thr = _full(m.v_threshold, shape, name)
+        meta["exact"] = _exact(v_threshold=m.v_threshold, v_reset=v_reset)
         if tau is None:
             node = nirm.IF(r=_full(1.0 / self.dt, shape, name), v_threshold=thr, v_reset=_full(rest, shape, name),
                            metadata={"spikefuse": meta})
@@ -1096,24 +1123,40 @@ class _Exporter:
         n = self.add(name, node)
         return n, n, shape
 
-    def _cuba(self, name, m, shape):
+    def _cuba(self, name, m, shape, kind="CubaLIF"):
         nirm = _require_nir()
+        if kind == "EventPropLIF":
+            if shape is not None and tuple(shape) != (m.in_features,):
+                raise NIRConversionError(f"model[{name!r}]: EventPropLIF expects {m.in_features} input features, "
+                                         f"the previous layer gives shape {tuple(shape)}")
+            shape = (m.out_features,)
         shape = self._need_shape(name, m, shape)
         mdt = float(getattr(m, "dt"))
         if not math.isclose(mdt, self.dt, rel_tol=1e-9):
-            raise NIRConversionError(f"model[{name!r}]: CubaLIF integrates with dt={mdt:g} but to_nir was given "
+            raise NIRConversionError(f"model[{name!r}]: {kind} integrates with dt={mdt:g} but to_nir was given "
                                      f"dt={self.dt:g}; export with dt={mdt:g}")
         g = lambda k: getattr(m, k)  # noqa: E731
         tau_syn = _full(g("tau_syn"), shape, name)
-        meta = {"module": "CubaLIF", "surrogate": _surrogate_meta(_cuba_surrogate(m))}
-        for k in ("method", "alpha"):
-            if hasattr(m, k) and isinstance(getattr(m, k), (str, int, float)):
+        keys = ("leak", "reset", "threshold", "tau_syn", "tau_mem", "alpha")
+        meta = {"module": kind, "surrogate": _surrogate_meta(_cuba_surrogate(m)), "detach_reset": True,
+                "exact": _exact(**{k: getattr(m, k, None) for k in keys}),
+                "learnable": ",".join(k for k in keys if isinstance(getattr(m, k, None), nn.Parameter))}
+        for k in ("method", "gradient", "current_index"):
+            if isinstance(getattr(m, k, None), str):
                 meta[k] = getattr(m, k)
+        if kind == "EventPropLIF":
+            meta["membrane_grad"] = bool(m.membrane_grad)
         node = nirm.CubaLIF(tau_syn=tau_syn, tau_mem=_full(g("tau_mem"), shape, name), r=_full(1.0, shape, name),
                             v_leak=_full(g("leak"), shape, name), v_threshold=_full(g("threshold"), shape, name),
                             v_reset=_full(g("reset"), shape, name),
-                            w_in=(tau_syn.astype(np.float64) / self.dt).astype(np.float32),
+                            w_in=_full(torch.as_tensor(g("tau_syn"), dtype=torch.float64) / self.dt, shape, name),
                             metadata={"spikefuse": meta})
+        if kind == "EventPropLIF":
+            syn = nirm.Linear(weight=_np(m.weight), metadata={"spikefuse": {"module": "EventPropLIF.synapse"}})
+            ns = self.add(f"{name}.synapse", syn)
+            nn_ = self.add(f"{name}.neuron", node)
+            self.edges.append((ns, nn_))
+            return ns, nn_, shape
         n = self.add(name, node)
         return n, n, shape
 
@@ -1230,6 +1273,8 @@ def _cuba_surrogate(m):
     if isinstance(s, Surrogate):
         return s
     alpha = getattr(m, "alpha", None)
+    if isinstance(alpha, Tensor):  # per-neuron slopes: the metadata keeps one (the first)
+        alpha = alpha.detach().reshape(-1)[0]
     if alpha is not None:
         return _surrogate.SuperSpike(float(alpha))
     return _surrogate.SuperSpike(50.0)
@@ -1284,6 +1329,10 @@ def to_nir(model: nn.Module, dt: float, *, input_shape: Optional[Sequence[int]] 
                 break
             if isinstance(m, _layers.RecurrentLIF):
                 shape = (m.input.in_features,)
+                break
+            ep_cls = _eventprop_class()
+            if ep_cls is not None and isinstance(m, ep_cls):
+                shape = (m.in_features,)
                 break
             if not isinstance(m, (nn.Identity, nn.Dropout)):
                 break
@@ -1348,6 +1397,23 @@ def _as_bool(v) -> bool:
 def _scalar_or_tensor(a: np.ndarray):
     u = _uniform(a)
     return u if u is not None else torch.as_tensor(np.asarray(a, dtype=np.float32))
+
+
+def _value(meta: dict, key: str, nir_value: np.ndarray, scale: float = 1.0):
+    """The parameter to rebuild a spikefuse module with: the exact value recorded in the
+    metadata when it agrees with the NIR array (``exact * scale ~ nir_value``), else the NIR
+    value / scale (a float when uniform, else a float32 tensor)."""
+    ex = meta.get("exact", {}) if isinstance(meta.get("exact"), dict) else {}
+    nir_value = np.asarray(nir_value, dtype=np.float64)
+    if key in ex:
+        e = np.asarray(ex[key], dtype=np.float64)
+        try:
+            ok = _close(np.broadcast_to(e * scale, nir_value.shape), nir_value, rtol=1e-6, atol=1e-9)
+        except ValueError:
+            ok = False
+        if ok:
+            return float(e) if e.ndim == 0 else torch.as_tensor(e.astype(np.float32))
+    return _scalar_or_tensor(nir_value / scale)
 
 
 class _Importer:
@@ -1484,9 +1550,9 @@ class _Importer:
         except ImportError:  # pragma: no cover
             return None
         soft = _as_bool(meta.get("soft_reset", False))
-        thr = _scalar_or_tensor(_arr(node, "v_threshold"))
+        thr = _value(meta, "v_threshold", _arr(node, "v_threshold"))
         v_reset_arr = _arr(node, "v_reset")
-        v_reset = None if soft else _scalar_or_tensor(v_reset_arr)
+        v_reset = None if soft else _value(meta, "v_reset", v_reset_arr)
         if soft and not np.all(v_reset_arr == 0):
             return None
         common = dict(v_threshold=thr, v_reset=v_reset, detach_reset=_as_bool(meta.get("detach_reset", False)),
@@ -1538,13 +1604,29 @@ class _Importer:
         return NIRIF(_arr(node, "r"), _arr(node, "v_threshold"), _arr(node, "v_reset"), dt=self.dt,
                      surrogate=self._sur(meta), detach_reset=_as_bool(meta.get("detach_reset", False)))
 
+    def _cuba_exact(self, node) -> bool:
+        """r = 1 and w_in = tau_syn/dt: the node is an hxtorch CUBA step (input as a current jump)."""
+        return (_close(_arr(node, "r"), 1.0)
+                and _close(_arr(node, "w_in") * self.dt / _arr(node, "tau_syn"), 1.0, rtol=1e-6))
+
+    def eventprop(self, name, syn, node):
+        """Rebuild an EventPropLIF from its exported Linear + CubaLIF pair (None if impossible)."""
+        w = np.asarray(syn.weight, dtype=np.float32)
+        if w.ndim != 2 or not self._cuba_exact(node):
+            return None
+        m = _build_cuba(_eventprop_class(), node, self.dt, _meta(node),
+                        extra={"in_features": int(w.shape[1]), "out_features": int(w.shape[0])})
+        if m is not None:
+            with torch.no_grad():
+                m.weight.copy_(torch.as_tensor(w))
+        return m
+
     def _cuba(self, name, node, meta, recurrent):
-        if meta.get("module") == "CubaLIF" and not recurrent:
+        if meta.get("module") in ("CubaLIF", "EventPropLIF") and not recurrent and self._cuba_exact(node):
             cuba_cls, _ = _cuba_classes()
-            ok = (cuba_cls is not None and _close(_arr(node, "r"), 1.0)
-                  and _close(_arr(node, "w_in") * self.dt / _arr(node, "tau_syn"), 1.0))
-            if ok:
-                m = _build_cuba(cuba_cls, node, self.dt, meta, self._sur(meta))
+            if cuba_cls is not None and self.surrogate is None:
+                m = _build_cuba(cuba_cls, node, self.dt, {k: v for k, v in meta.items()
+                                                          if k not in ("gradient", "current_index")})
                 if m is not None:
                     return m
         return NIRCubaLIF(_arr(node, "tau_syn"), _arr(node, "tau_mem"), _arr(node, "r"), _arr(node, "v_leak"),
@@ -1552,28 +1634,52 @@ class _Importer:
                           surrogate=self._sur(meta), detach_reset=_as_bool(meta.get("detach_reset", False)))
 
 
-def _build_cuba(cuba_cls, node, dt, meta, surrogate):
-    """Rebuild a spikefuse neuron.CubaLIF from an exported CubaLIF node (None if impossible)."""
+def _build_cuba(cls, node, dt, meta, extra=None):
+    """Rebuild a spikefuse ``CubaLIF`` / ``EventPropLIF`` from an exported CubaLIF node, using the
+    exact values of the metadata where they agree with the NIR arrays; None if impossible."""
     import inspect
     try:
-        sig = inspect.signature(cuba_cls)
+        sig = inspect.signature(cls)
     except (TypeError, ValueError):  # pragma: no cover
         return None
-    kw = dict(leak=_scalar_or_tensor(_arr(node, "v_leak")), reset=_scalar_or_tensor(_arr(node, "v_reset")),
-              threshold=_scalar_or_tensor(_arr(node, "v_threshold")),
-              tau_syn=_scalar_or_tensor(_arr(node, "tau_syn")), tau_mem=_scalar_or_tensor(_arr(node, "tau_mem")),
-              dt=dt)
-    if "alpha" in meta and "alpha" in sig.parameters:
-        kw["alpha"] = float(meta["alpha"])
-    if "method" in meta and "method" in sig.parameters:
-        kw["method"] = str(meta["method"])
-    if "surrogate" in sig.parameters:
-        kw["surrogate"] = surrogate
+    kw = dict(leak=_value(meta, "leak", _arr(node, "v_leak")), reset=_value(meta, "reset", _arr(node, "v_reset")),
+              threshold=_value(meta, "threshold", _arr(node, "v_threshold")),
+              tau_syn=_value(meta, "tau_syn", _arr(node, "tau_syn")),
+              tau_mem=_value(meta, "tau_mem", _arr(node, "tau_mem")), dt=dt)
+    ex = meta.get("exact", {}) if isinstance(meta.get("exact"), dict) else {}
+    if "alpha" in ex:
+        a = np.asarray(ex["alpha"], dtype=np.float64)
+        kw["alpha"] = float(a) if a.ndim == 0 else torch.as_tensor(a.astype(np.float32))
+    for k in ("method", "gradient", "current_index"):
+        if k in meta:
+            kw[k] = str(meta[k])
+    if "membrane_grad" in meta:
+        kw["membrane_grad"] = _as_bool(meta["membrane_grad"])
+    kw.update(extra or {})
+    learn = [k for k in str(meta.get("learnable", "")).split(",") if k]
+    for k in learn:
+        if k in kw:
+            kw[k] = nn.Parameter(torch.as_tensor(kw[k], dtype=torch.float32))
     kw = {k: v for k, v in kw.items() if k in sig.parameters}
     try:
-        return cuba_cls(**kw)
+        return cls(**kw)
     except (TypeError, ValueError):
         return None
+
+
+def _merge_eventprop(nodes, edges, use_metadata):
+    """Find (Linear -> CubaLIF) pairs written by to_nir for an EventPropLIF; returns
+    {synapse_name: neuron_name}."""
+    if not use_metadata or _eventprop_class() is None:
+        return {}
+    pairs = {}
+    for a, b in edges:
+        na, nb = nodes.get(a), nodes.get(b)
+        if (isinstance(na, _nir.Linear) and isinstance(nb, _nir.CubaLIF)
+                and _meta(na).get("module") == "EventPropLIF.synapse" and _meta(nb).get("module") == "EventPropLIF"
+                and [e for e in edges if e[0] == a] == [(a, b)] and [e for e in edges if e[1] == b] == [(a, b)]):
+            pairs[a] = b
+    return pairs
 
 
 def _inline_subgraphs(graph, prefix=""):
@@ -1665,7 +1771,24 @@ def from_nir(graph, dt: float, *, surrogate=None, use_metadata: bool = True) -> 
     # a graph with cycles runs step by step: every stateful node then runs as a NIR* module,
     # which takes its state explicitly
     imp = _Importer(dt, surrogate, use_metadata)
-    mods = OrderedDict((n, imp.build(n, nodes[n], recurrent=bool(back))) for n in names)
+    pairs = {} if back or surrogate is not None else _merge_eventprop(nodes, edges, use_metadata)
+    mods = OrderedDict()
+    for syn, neu in pairs.items():  # an EventPropLIF written by to_nir: one module for the pair
+        m = imp.eventprop(syn, nodes[syn], nodes[neu])
+        if m is not None:
+            new = syn[: -len(".synapse")] if syn.endswith(".synapse") else syn
+            if new != syn and (new in nodes or new in inputs or new in outputs):
+                new = syn
+            mods[new] = m
+            edges = [(new if x in (syn, neu) else x, new if y == syn else y)
+                     for (x, y) in edges if (x, y) != (syn, neu)]
+            names[names.index(syn)] = new
+            names.remove(neu)
+    for n in names:
+        if n not in mods:
+            mods[n] = imp.build(n, nodes[n], recurrent=bool(back))
+    mods = OrderedDict((n, mods[n]) for n in names)
+    order, back = _schedule(inputs, names, edges)
     chain = _as_chain(order, edges, inputs, outputs)
     if chain is not None and not back:
         seq = OrderedDict()
