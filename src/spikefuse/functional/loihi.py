@@ -254,7 +254,13 @@ def li_step(
     (``D = round(decay)``); gradient of the float model ``(1 - D/4096) y_prev + x``: 1 to ``x``,
     ``1 - D/4096`` to ``y_prev``, and to ``decay`` ``-y_prev/4096`` (``"exact"``) or
     ``+y_prev`` (``"lava"``). ``decay`` must already broadcast against ``x`` (see
-    :func:`decay_view`). No reset here: see :func:`cuba_step`."""
+    :func:`decay_view`). No reset here: see :func:`cuba_step`.
+
+    >>> import torch
+    >>> y = li_step(torch.tensor([0.25]), torch.tensor([0.5]), torch.tensor(1024.0))
+    >>> y.item() * 4096   # rstz(2048 * 3072, 12) + 1024
+    2560.0
+    """
     d = round_ste(decay)
     xf = x.to(torch.float32)
     yp = y_prev.to(torch.float32)
@@ -287,7 +293,12 @@ class AdaptiveResult(NamedTuple):
 
 def adaptive_decay(theta_int, ref_int, theta0_int: int, threshold_decay, refractory_decay):
     """First half of a step of SPEC 3.4 on int64 states: ``r = rstz(r (4096 - Dr), 12)``,
-    ``θ = rstz((θ - θ0)(4096 - Dθ), 12) + θ0``; decays are rounded views (parameter units)."""
+    ``θ = rstz((θ - θ0)(4096 - Dθ), 12) + θ0``; decays are rounded views (parameter units).
+
+    >>> import torch
+    >>> adaptive_decay(torch.tensor([6144]), torch.tensor([4096]), 4096, torch.tensor(1024.0), torch.tensor(2048.0))
+    (tensor([5632]), tensor([2048]))
+    """
     dr = DECAY_ONE - torch.round(refractory_decay.detach()).to(torch.int64)
     dth = DECAY_ONE - torch.round(threshold_decay.detach()).to(torch.int64)
     ref_int = rstz(ref_int * dr)
@@ -297,7 +308,12 @@ def adaptive_decay(theta_int, ref_int, theta0_int: int, threshold_decay, refract
 
 def adaptive_update(theta_int, ref_int, fired, step_int: int):
     """Second half of a step of SPEC 3.4: where ``fired``, ``r += 2θ`` (the pre-step θ) and
-    ``θ += step``."""
+    ``θ += step``.
+
+    >>> import torch
+    >>> adaptive_update(torch.tensor([4096, 4096]), torch.tensor([0, 0]), torch.tensor([True, False]), 2048)
+    (tensor([6144, 4096]), tensor([8192,    0]))
+    """
     f = fired.to(torch.int64)
     return theta_int + step_int * f, ref_int + 2 * theta_int * f
 
@@ -497,6 +513,10 @@ def cuba_step(x: torch.Tensor, state: Optional[CubaState], params: CubaParams):
     the returned voltage is reset to 0 after a spike (its gradient ignores the reset, like the
     multi-step backward). Without norm (norm needs whole sequences).
 
+    Looping this step gives the multi-step values and input gradients. Decay gradients agree
+    too, except that the multi-step rule (lava's) uses the *pre-reset* previous voltage and
+    omits the t = 0 term of a given initial state, while the loop uses the state it carries.
+
     >>> import torch
     >>> p = CubaParams(1.0, 2048.0, 1024.0)
     >>> s, st = cuba_step(torch.tensor([[0.5]]), None, p)
@@ -531,7 +551,8 @@ def cuba_multistep(
 
     Same numbers as looping :func:`cuba_step` (and, with ``decay_grad="lava"``, lava-dl's
     gradients). ``norm`` (a module/callable on the whole current sequence, SPEC 3.7) sits
-    between the current and voltage integrators.
+    between the current and voltage integrators; the returned current state is then the
+    normalised last current, as lava-dl stores it.
 
     >>> import torch
     >>> p = CubaParams(1.0, 2048.0, 1024.0, graded_spike=True)

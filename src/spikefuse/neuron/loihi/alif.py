@@ -82,6 +82,14 @@ class Neuron(base.Neuron):
 
     Buffers: ``current_state``, ``voltage_state``, ``threshold_state`` (initial θ0_q),
     ``refractory_state``.
+
+    >>> import torch
+    >>> n = Neuron(1.0, 0.5, current_decay=1.0, voltage_decay=0.5, threshold_decay=0.25,
+    ...            refractory_decay=0.5, persistent_state=True)
+    >>> n(torch.tensor([1.5, 0.5]).reshape(2, 1, 1)).flatten().tolist()
+    [1.0, 0.0]
+    >>> n.threshold_state.item(), n.refractory_state.item()   # θ[1], r[1] (no spike at t=1)
+    (1.375, 1.0)
     """
 
     def __init__(

@@ -32,9 +32,7 @@ Example (a concrete subclass)::
 """
 from __future__ import annotations
 
-import math
 from numbers import Real
-from typing import Optional
 
 import numpy as np
 import torch
@@ -117,6 +115,15 @@ class Neuron(nn.Module):
     num_neurons : int or None
         informational (lava compatibility); set at the first forward.
     persistent_state, shared_param, requires_grad, complex : bool
+
+    Subclasses register decays with :meth:`_register_decay` and states with
+    :meth:`_register_state`, and call :meth:`_check_real_input` (or
+    :meth:`_check_complex_input`), :meth:`_init_shape`, :meth:`_states` and
+    :meth:`_store_states` in their ``forward``.
+
+    >>> n = Neuron(threshold=0.999, w_scale=64, s_scale=4096, p_scale=4096)
+    >>> n.threshold, n.v_th_mant, n.tau_rho
+    (0.984375, 63, 0.984375)
     """
 
     #: lava compatibility: there is no constructor access to the debug flag

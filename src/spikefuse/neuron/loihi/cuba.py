@@ -87,6 +87,11 @@ class Neuron(base.Neuron):
     Attributes: parameters ``current_decay``, ``voltage_decay`` (×4096); buffers
     ``current_state``, ``voltage_state``; ``threshold_eps = 0.01 / s_scale``; ``backend``
     (None = global default) used by :meth:`forward`.
+
+    >>> import torch
+    >>> n = Neuron(threshold=1.0, current_decay=0.5, voltage_decay=0.25, graded_spike=True)
+    >>> n(torch.tensor([0.5, 0.5, 0.0]).reshape(3, 1, 1)).flatten().tolist()
+    [0.0, 1.125, 0.0]
     """
 
     def __init__(

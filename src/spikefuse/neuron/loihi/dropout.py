@@ -32,6 +32,10 @@ class Dropout(nn.Module):
 
     Input ``(T, B, *features)`` (at least 2 dims). The mask has shape ``(1, B, *features)``
     and is drawn from the global RNG.
+
+    >>> import torch
+    >>> Dropout(p=0.5).eval()(torch.ones(2, 1, 3)).tolist()
+    [[[1.0, 1.0, 1.0]], [[1.0, 1.0, 1.0]]]
     """
 
     def __init__(self, p: float = 0.5, inplace: bool = False):

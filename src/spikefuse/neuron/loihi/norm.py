@@ -91,6 +91,10 @@ class MeanOnlyBatchNorm(_Base):
     ``running_mean ← (1-m)·running_mean + m·μ``; otherwise μ = ``running_mean``.
 
     Parameters: ``num_features`` (None: inferred), ``momentum`` (0.1), ``pre_hook_fx``.
+
+    >>> import torch
+    >>> MeanOnlyBatchNorm()(torch.tensor([1.0, 3.0]).reshape(2, 1, 1)).flatten().tolist()
+    [-1.0, 1.0]
     """
 
     def __init__(self, num_features=None, momentum=0.1, pre_hook_fx=None):
