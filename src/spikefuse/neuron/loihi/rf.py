@@ -100,10 +100,10 @@ def check_period(period, shared_param: bool):
                 f"must stay in the first quadrant); expected period >= 4, got {p}"
             )
         return p, None
+    if isinstance(period, (str, bytes, bool)) or not hasattr(period, "__len__"):
+        raise TypeError(f"period: expected a number >= 4 or a (min, max) pair, got {_describe(period)}")
     if shared_param:
         raise ValueError(f"period: expected a scalar period >= 4 when shared_param=True, got {_describe(period)}")
-    if isinstance(period, (str, bytes)) or not hasattr(period, "__len__"):
-        raise TypeError(f"period: expected a number >= 4 or a (min, max) pair, got {_describe(period)}")
     if len(period) != 2:
         raise ValueError(f"period: expected a (min, max) pair, got {len(period)} values {period!r}")
     lo, hi = period
