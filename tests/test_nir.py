@@ -634,3 +634,65 @@ def test_cuba_export_errors():
         to_nir(nn.Sequential(layers.Dense(2, 2), CubaLIF()), dt=1e-3)
     with pytest.raises(NIRConversionError, match=r"model\['1'\].*refractory"):
         to_nir(nn.Sequential(layers.Dense(2, 2), CubaRefractoryLIF()), dt=1e-6)
+
+
+def test_recurrent_graph_module_re_exports():
+    torch.manual_seed(4)
+    model = nn.Sequential(layers.RecurrentLIF(3, 5, tau=2.0, v_threshold=0.4), layers.Dense(5, 2))
+    g = to_nir(model, dt=DT)
+    back = from_nir(g, dt=DT)
+    g2 = to_nir(back, dt=DT)
+    assert set(g2.edges) == set(g.edges)
+    for k in ("0.input", "0.lif", "0.recurrent", "1"):
+        assert type(g2.nodes[k]) is type(g.nodes[k])
+    np.testing.assert_array_equal(g2.nodes["0.recurrent"].weight, g.nodes["0.recurrent"].weight)
+    x = _input((3,), T=10)
+    assert torch.equal(back(x), from_nir(g2, dt=DT)(x))
+
+
+def test_threshold_scale_integrator_re_export():
+    g = nir.NIRGraph.from_list(nir.Scale(scale=np.array([2.0, -1.0], F32)), nir.I(r=np.array([1.0, 2.0], F32)),
+                               nir.Threshold(threshold=np.array([0.1, 0.2], F32)),
+                               nir.IF(r=np.full(2, 1e3, F32), v_threshold=np.ones(2, F32)))
+    m = from_nir(g, dt=DT)
+    assert [type(c).__name__ for c in m] == ["Scale", "NIRIntegrator", "Threshold", "NIRIF"]
+    g2 = to_nir(m, dt=DT)
+    np.testing.assert_array_equal(g2.nodes["scale"].scale, g.nodes["scale"].scale)
+    np.testing.assert_array_equal(g2.nodes["i"].r, g.nodes["i"].r)
+    np.testing.assert_array_equal(g2.nodes["threshold"].threshold, g.nodes["threshold"].threshold)
+    np.testing.assert_array_equal(g2.nodes["if"].v_threshold, g.nodes["if"].v_threshold)
+    x = torch.rand(10, 2, 2)
+    assert torch.equal(m(x), from_nir(g2, dt=DT)(x))
+
+
+def test_multiple_outputs_and_dropout_skipped():
+    g = nir.NIRGraph(
+        nodes={"x": nir.Input(input_type=np.array([2])), "s": nir.Scale(scale=np.array([2.0, 3.0], F32)),
+               "li": nir.LI(tau=np.full(2, 2e-3, F32), r=np.ones(2, F32), v_leak=np.zeros(2, F32)),
+               "o1": nir.Output(output_type=np.array([2])), "o2": nir.Output(output_type=np.array([2]))},
+        edges=[("x", "s"), ("s", "o1"), ("x", "li"), ("li", "o2")])
+    m = from_nir(g, dt=DT)
+    x = torch.ones(3, 1, 2)
+    out = m(x)
+    assert set(out) == {"o1", "o2"}
+    assert torch.equal(out["o1"], x * torch.tensor([2.0, 3.0]))
+    assert torch.allclose(out["o2"][:, 0, 0], torch.tensor([0.5, 0.75, 0.875]))
+    with pytest.raises(ValueError, match="missing graph input"):
+        m()
+    g2 = to_nir(nn.Sequential(layers.Dense(2, 3), nn.Dropout(0.5), LIF()), dt=DT)
+    assert [type(n).__name__ for n in g2.nodes.values()] == ["Input", "Affine", "LIF", "Output"]
+
+
+def test_multi_output_graph_module_re_exports():
+    g = nir.NIRGraph(
+        nodes={"x": nir.Input(input_type=np.array([2])),
+               "a": nir.Affine(weight=np.array([[1.0, 2.0], [0.5, -1.0]], F32), bias=np.zeros(2, F32)),
+               "li": nir.LI(tau=np.full(2, 2e-3, F32), r=np.ones(2, F32), v_leak=np.zeros(2, F32)),
+               "o1": nir.Output(output_type=np.array([2])), "o2": nir.Output(output_type=np.array([2]))},
+        edges=[("x", "a"), ("a", "o1"), ("a", "li"), ("li", "o2")])
+    m = from_nir(g, dt=DT)
+    g2 = to_nir(m, dt=DT)
+    assert set(g2.edges) == set(g.edges)
+    x = torch.rand(4, 2, 2)
+    o, o2 = m(x), from_nir(g2, dt=DT)(x)
+    assert all(torch.equal(o[k], o2[k]) for k in ("o1", "o2"))

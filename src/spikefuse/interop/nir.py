@@ -929,6 +929,8 @@ class _Exporter:
     def leaves(self, module, path):
         if isinstance(module, NIRGraphModule):
             return [(path, module)]
+        if isinstance(module, nn.Dropout) or (_loihi_module(module) and type(module).__name__ == "Dropout"):
+            return []  # identity at inference; NIR graphs describe inference
         if isinstance(module, nn.Sequential):
             out = []
             for name, child in module.named_children():
@@ -1221,7 +1223,7 @@ class _Exporter:
         for n in m.order:
             preds = [a for a, b in m.edges if b == n and (a, n) not in m.back_edges]
             s_in = shapes.get(preds[0]) if preds else None
-            e, x, s_out = self.convert(f"{name}.{n}", m.module(n), s_in)
+            e, x, s_out = self.convert(f"{name}.{n}" if name else n, m.module(n), s_in)
             if e is None:
                 raise NIRConversionError(f"model[{name!r}]: node {n!r} is not exportable")
             entry_of[n], exit_of[n], shapes[n] = e, x, s_out
@@ -1318,9 +1320,9 @@ def to_nir(model: nn.Module, dt: float, *, input_shape: Optional[Sequence[int]] 
         if not input_shape or any(s <= 0 for s in input_shape):
             raise ValueError(f"input_shape: expected a non-empty sequence of positive ints, got {input_shape!r}")
     ex = _Exporter(dt, lossy)
-    leaves = ex.leaves(model, "")
-    if isinstance(model, NIRGraphModule) and (len(model.inputs) != 1 or len(model.outputs) != 1):
+    if isinstance(model, NIRGraphModule):
         return _export_graph_module(ex, model, input_shape)
+    leaves = ex.leaves(model, "")
     shape = input_shape
     if shape is None:
         for _, m in leaves:
@@ -1347,6 +1349,11 @@ def to_nir(model: nn.Module, dt: float, *, input_shape: Optional[Sequence[int]] 
         prev = exit_
     if prev == "input":
         raise NIRConversionError("model: nothing to export (no layer or neuron found)")
+    if in_shape is None:  # e.g. a NIRGraphModule whose first node is an Affine
+        it = getattr(ex.nodes[chain_edges[0][1]], "input_type", None)
+        it = it.get("input") if isinstance(it, dict) else None
+        if it is not None:
+            in_shape = tuple(int(v) for v in np.asarray(it).reshape(-1))
     if in_shape is None:
         raise NIRConversionError("input_shape: could not infer the input shape; pass input_shape=(features...)")
     nodes = OrderedDict([("input", nirm.Input(input_type={"input": np.array(in_shape)}))])
@@ -1357,8 +1364,42 @@ def to_nir(model: nn.Module, dt: float, *, input_shape: Optional[Sequence[int]] 
                          type_check=True)
 
 
-def _export_graph_module(ex, model, input_shape):  # pragma: no cover - rare: multi-input graphs
-    raise NIRConversionError("model: NIRGraphModules with several inputs or outputs cannot be re-exported yet")
+def _export_graph_module(ex, model, input_shape):
+    """A top-level :class:`NIRGraphModule` (any number of inputs and outputs, cycles allowed)."""
+    nirm = _require_nir()
+    shapes: Dict[str, Optional[tuple]] = {i: input_shape for i in model.inputs}
+    entry_of, exit_of = {}, {}
+    for n in model.order:
+        preds = [a for a, b in model.edges if b == n and (a, n) not in model.back_edges]
+        e, x, s_out = ex.convert(n, model.module(n), shapes.get(preds[0]) if preds else None)
+        if e is None:  # an identity: pass the input through
+            raise NIRConversionError(f"model: graph node {n!r} ({type(model.module(n)).__name__}) exports to nothing; "
+                                     "remove it from the graph")
+        entry_of[n], exit_of[n], shapes[n] = e, x, s_out
+    nodes = OrderedDict()
+    for i in model.inputs:
+        shape = input_shape
+        if shape is None:
+            for a, b in model.edges:
+                it = getattr(ex.nodes.get(entry_of.get(b)), "input_type", None) if a == i else None
+                it = it.get("input") if isinstance(it, dict) else None
+                if it is not None:
+                    shape = tuple(int(v) for v in np.asarray(it).reshape(-1))
+                    break
+        if shape is None:
+            raise NIRConversionError(f"input_shape: could not infer the shape of graph input {i!r}; "
+                                     "pass input_shape=(features...)")
+        nodes[i] = nirm.Input(input_type={"input": np.array(shape)})
+    nodes.update(ex.nodes)
+    edges = list(ex.edges)
+    for a, b in model.edges:
+        src = a if a in model.inputs else exit_of[a]
+        dst = b if b in model.outputs else entry_of[b]
+        edges.append((src, dst))
+    for o in model.outputs:
+        pred = [a for a, b in model.edges if b == o][0]
+        nodes[o] = nirm.Output(output_type={"output": np.array(shapes[pred])})
+    return nirm.NIRGraph(nodes=nodes, edges=edges, metadata={"spikefuse": {"dt": ex.dt}}, type_check=True)
 
 
 # ============================================================================================
