@@ -83,11 +83,13 @@ def _set_decays(n, d, names, x):
     parameter if present, else the hardware integer: both give identical forward/backward)."""
     n._init_shape(x)
     for name in names:
-        for key in (f"param_{name}_param", f"param_cx_{name}"):
-            if key in d:
-                val = torch.as_tensor(d[key], dtype=torch.float32).reshape(-1)
-                getattr(n, name).data = val.clone()
-                break
+        cands = [
+            torch.as_tensor(d[k], dtype=torch.float32).reshape(-1)
+            for k in (f"param_{name}_param", f"param_cx_{name}") if k in d
+        ]
+        if cands:  # the per-channel values win over a value recorded before lazy sampling
+            val = max(cands, key=lambda v: v.numel())
+            getattr(n, name).data = val.clone()
 
 
 def _run(d, n, decay_names, traces):
