@@ -190,9 +190,10 @@ def test_lava_fixture_decay_grad_modes(path):
                 voltage_decay=_decay_arg(d, "voltage_decay"), threshold_decay=_decay_arg(d, "threshold_decay"),
                 refractory_decay=_decay_arg(d, "refractory_decay"), **kw,
             )
-            names = ("current_decay", "voltage_decay")
+            names = ("current_decay", "voltage_decay", "threshold_decay", "refractory_decay")
         x = d["input"].clone()
         _set_decays(n, d, names, x)
+        names = ("current_decay", "voltage_decay")
         out = n.dynamics(x)
         s = n.spike(*out[1:])
         ((s * d["R"]).sum() + (out[1] * d["Q"]).sum()).backward()
