@@ -12,7 +12,7 @@ __version__ = "0.1.0"
 
 _SUBMODULES = (
     "surrogate", "spike", "fixed_point", "kernels", "functional", "neuron", "layers",
-    "data", "utils", "interop", "train", "cli", "bench",
+    "data", "utils", "interop", "train", "cli", "bench", "losses",
 )
 
 __all__ = list(_SUBMODULES) + ["__version__"]
