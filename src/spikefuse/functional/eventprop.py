@@ -29,6 +29,9 @@ gradient). The gradient of the membrane and current outputs is ignored (as upstr
 ``membrane_grad=True``: then ``(1 - z[t]) dL/dv[t] / tau_mem`` is added to ``lam_v[t]``,
 which makes the backward the exact discrete adjoint of the forward between spikes.
 
+Every call starts from rest (``z = 0``, ``v = leak``, ``i = 0``) as upstream; there is no
+state argument and no fused-kernel dispatch (the loop over time is plain torch).
+
 Entry points (all vectorised over batch and neurons, plain torch, any device):
 
 - :func:`eventprop_lif` ``(current (T,B,*F), params, dt) -> (spikes, membrane, current)``:
@@ -189,7 +192,7 @@ def eventprop_adjoint(z: Tensor, i: Tensor, grad_spikes: Optional[Tensor], p: _P
         new_lam_v = (1.0 - zt) * lt + jump * lt
         if grad_spikes is not None:
             new_lam_v = new_lam_v + _nan_to_zero(zt * grad_spikes[t] / a_m)
-        if grad_membrane is not None:
+        if grad_membrane is not None and t > 1:  # v[0] is the fixed resting value
             new_lam_v = new_lam_v + (1.0 - z[t - 1]) * grad_membrane[t - 1] / p.tau_mem
         lam_i, lam_v = new_lam_i, new_lam_v
         lam_i_all[t - 1] = lam_i
