@@ -696,3 +696,63 @@ def test_multi_output_graph_module_re_exports():
     x = torch.rand(4, 2, 2)
     o, o2 = m(x), from_nir(g2, dt=DT)(x)
     assert all(torch.equal(o[k], o2[k]) for k in ("o1", "o2"))
+
+
+def test_more_export_errors():
+    m = snir.NIRLIF(tau=[2e-3], r=[1], v_leak=[0], v_threshold=[1], dt=1e-3)
+    with pytest.raises(NIRConversionError, match=r"model\['1'\].*dt=0.001.*dt=0.002"):
+        to_nir(nn.Sequential(layers.Dense(2, 1), m), dt=2e-3)
+    with pytest.raises(NIRConversionError, match=r"AvgPool2d expects \(C, H, W\)"):
+        to_nir(nn.Sequential(layers.AvgPool2d(2)), dt=DT, input_shape=(4, 4))
+    with pytest.raises(NIRConversionError, match="nothing to export"):
+        to_nir(nn.Sequential(), dt=DT, input_shape=(2,))
+    from spikefuse.neuron.eventprop import EventPropLIF
+    with pytest.raises(NIRConversionError, match=r"model\['1'\].*EventPropLIF expects 4"):
+        to_nir(nn.Sequential(layers.Dense(2, 3), EventPropLIF(4, 2)), dt=1e-6)
+
+
+def test_graph_module_errors():
+    gm = snir.NIRGraphModule({"a": snir.Scale([1.0]), "b": snir.Scale([1.0])},
+                             [("i", "a"), ("j", "b"), ("a", "o"), ("b", "o")], ["i", "j"], ["o"])
+    x = torch.ones(2, 1, 1)
+    assert torch.equal(gm(x, 2 * x), 3 * x) and torch.equal(gm(i=x, j=x), 2 * x)
+    with pytest.raises(ValueError, match="expected 2 tensors"):
+        gm(x, x, x)
+    with pytest.raises(TypeError, match="inputs\\['i'\\]"):
+        gm(torch.ones(2, 1, 1, dtype=torch.int64), x)
+    with pytest.raises(NIRConversionError, match="no incoming edge"):
+        snir.NIRGraphModule({"a": snir.Scale([1.0]), "b": snir.Scale([1.0])}, [("i", "a"), ("a", "o")], ["i"], ["o"])
+    with pytest.raises(NIRConversionError, match="cannot run in a graph with cycles"):
+        snir.NIRGraphModule({"a": LIF(), "b": snir.Scale([1.0])}, [("i", "a"), ("a", "b"), ("b", "a"), ("a", "o")],
+                            ["i"], ["o"])
+    # a cycle that no outside input enters
+    cyc = snir.NIRGraphModule({"a": snir.Scale([1.0]), "b": snir.Scale([1.0]), "c": snir.Scale([1.0])},
+                              [("i", "a"), ("a", "o"), ("b", "c"), ("c", "b")], ["i"], ["o"])
+    with pytest.raises(NIRConversionError, match="receives no input"):
+        cyc(x)
+    # node names that clash with nn.Module attributes still work
+    ok = snir.NIRGraphModule({"forward": snir.Scale([2.0]), "forward.x": snir.Scale([3.0])},
+                             [("i", "forward"), ("forward", "forward.x"), ("forward.x", "o")], ["i"], ["o"])
+    assert torch.equal(ok(x), 6 * x)
+
+
+def test_more_import_errors():
+    inner = nir.NIRGraph(nodes={"a": nir.Input(input_type=np.array([2])), "b": nir.Input(input_type=np.array([2])),
+                                "s": nir.Scale(scale=np.ones(2, F32)), "o": nir.Output(output_type=np.array([2]))},
+                         edges=[("a", "s"), ("b", "s"), ("s", "o")])
+    outer = nir.NIRGraph(nodes={"i": nir.Input(input_type=np.array([2])), "sub": inner,
+                                "o": nir.Output(output_type=np.array([2]))},
+                         edges=[("i", "sub"), ("sub", "o")], type_check=False)
+    with pytest.raises(NIRConversionError, match="nested NIRGraphs must have one input"):
+        from_nir(outer, dt=DT)
+    conv = nir.Conv2d(input_shape=None, weight=np.ones((2, 1, 3), F32), stride=1, padding=0, dilation=1, groups=1,
+                      bias=np.zeros(2, F32))
+    g = nir.NIRGraph(nodes={"i": nir.Input(input_type=np.array([1, 5, 5])), "c": conv,
+                            "o": nir.Output(output_type=np.array([2, 3, 3]))},
+                     edges=[("i", "c"), ("c", "o")], type_check=False)
+    with pytest.raises(NIRConversionError, match=r"'c'.*Conv2d weight must have 4 dims"):
+        from_nir(g, dt=DT)
+    no_out = nir.NIRGraph(nodes={"i": nir.Input(input_type=np.array([2])), "s": nir.Scale(scale=np.ones(2, F32))},
+                          edges=[("i", "s")], type_check=False)
+    with pytest.raises(NIRConversionError, match="no nir.Output"):
+        from_nir(no_out, dt=DT)

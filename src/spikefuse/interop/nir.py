@@ -45,16 +45,20 @@ spikefuse                        NIR (continuous time, step ``dt``)
 ``neuron.CubaLIF`` (hxtorch)     ``CubaLIF(tau_syn, tau_mem, r=1, v_leak=leak, v_threshold=
                                  threshold, v_reset=reset, w_in=tau_syn/dt)`` (module ``dt``
                                  must equal the export ``dt``)
+``neuron.EventPropLIF``          ``Linear(W) -> CubaLIF`` as above (same forward recurrence)
 ``layers.LeakyIntegrator``       ``LI(tau=tau*dt, r=1 (decay_input) or tau, v_leak=0)``
 ``layers.Dense`` / nn.Linear     ``Affine(W, b)`` (``Linear(W)`` without bias); the weight hook
                                  is applied before export (e.g. 8-bit weights)
-``layers.Conv1d`` / ``Conv2d``   ``Conv1d`` / ``Conv2d``
-``layers.AvgPool2d``/``SumPool2d`` ``AvgPool2d`` / ``SumPool2d``
+``layers.Conv1d`` / ``Conv2d``   ``Conv1d`` / ``Conv2d`` (grouped: block-diagonal ``groups=1``)
+``layers.Avg/SumPool2d``        ``AvgPool2d`` / ``SumPool2d``
 ``layers.Flatten``               ``Flatten(start_dim=0, end_dim=-1)``
 ``layers.RecurrentLIF``          ``Affine -> LIF``, ``LIF -> Linear -> LIF`` (a cycle; the
                                  feedback edge carries the previous step's spikes)
+``nn.Identity``, dropout         nothing (identity at inference)
 ``interop.nir`` modules          their own node (``NIRLIF``, ``NIRCubaLIF``, ``Threshold``, ...)
 ===============================  =============================================================
+
+The full mapping, with what each direction keeps and loses, is in ``docs/nir.md``.
 
 What NIR cannot carry, and what spikefuse does about it:
 
@@ -62,11 +66,11 @@ What NIR cannot carry, and what spikefuse does about it:
   voltage hits the threshold exactly).
 - Soft reset (``v_reset=None``) has no NIR node: :func:`to_nir` refuses it unless
   ``lossy=True`` (then it is written as a reset to 0, with a warning).
-- Surrogate gradients, ``detach_reset``, SpikingJelly's ``>=`` and the module class are not
-  NIR concepts; :func:`to_nir` records them in each node's ``metadata["spikefuse"]`` and
-  :func:`from_nir` restores the original spikefuse module from them (``use_metadata=True``),
-  so a spikefuse -> NIR -> spikefuse round trip gives identical outputs. Other NIR tools
-  ignore the metadata.
+- Surrogate gradients, ``detach_reset``, SpikingJelly's ``>=``, EventProp's adjoint gradient,
+  learnable parameters and the module class are not NIR concepts; :func:`to_nir` records
+  them in each node's ``metadata["spikefuse"]`` and :func:`from_nir` restores the original
+  spikefuse module from them (``use_metadata=True``), so a spikefuse -> NIR -> spikefuse round
+  trip gives identical outputs. Other NIR tools ignore the metadata.
 - Not expressible: refractory CUBA, Loihi fixed-point neurons, max pooling, readouts that
   reduce over time (``SpikeCount``, ``MaxOverTime``, ``MeanOverTime``, ``MaxMembrane``), custom
   modules. :func:`to_nir` raises :class:`NIRConversionError` naming the module;
@@ -95,7 +99,6 @@ from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .. import layers as _layers
@@ -673,7 +676,7 @@ class NIRGraphModule(nn.Module):
     """
 
     def __init__(self, nodes: Dict[str, nn.Module], edges: Sequence[Tuple[str, str]],
-                 inputs: Sequence[str], outputs: Sequence[str], output_shapes: Optional[Dict] = None):
+                 inputs: Sequence[str], outputs: Sequence[str]):
         super().__init__()
         self.node_names = list(nodes)
         self._key = {}
@@ -697,6 +700,14 @@ class NIRGraphModule(nn.Module):
         for n in self.node_names:
             if not any(b == n for _, b in self.edges):
                 raise NIRConversionError(f"graph: node {n!r} has no incoming edge (not reachable from an input)")
+        if self.recurrent:
+            for n in self.node_names:
+                m = self.module(n)
+                if not isinstance(m, (_NIRNeuronBase,) + _STATELESS):
+                    raise NIRConversionError(
+                        f"graph: node {n!r} ({type(m).__name__}) cannot run in a graph with cycles, which runs "
+                        "step by step: use the NIR* neuron modules (they take their state explicitly) or "
+                        "stateless layers")
 
     def module(self, name: str) -> nn.Module:
         """The module that runs node ``name``."""
@@ -733,11 +744,9 @@ class NIRGraphModule(nn.Module):
         out = {o: self._sum_inputs(o, vals) for o in self.outputs}
         return out[self.outputs[0]] if len(self.outputs) == 1 else out
 
-    def _sum_inputs(self, n, vals, skip=()):
+    def _sum_inputs(self, n, vals):
         acc = None
         for a in self._preds[n]:
-            if (a, n) in skip:
-                continue
             v = vals.get(a)
             if v is None:
                 continue
@@ -777,6 +786,10 @@ class NIRGraphModule(nn.Module):
             raise NIRConversionError(f"graph: node {n!r} receives no input at the first step; a cycle "
                                      "needs an input from outside the cycle")
         return acc
+
+
+_STATELESS = (nn.Linear, nn.Conv1d, nn.Conv2d, _layers._Pool2d, _layers.Flatten, nn.Identity, Scale, Threshold,
+              NIRFlatten)
 
 
 def _safe_name(name: str, i: int) -> str:
@@ -942,7 +955,7 @@ class _Exporter:
         return [(path or type(module).__name__.lower(), module)]
 
     def add(self, name, node):
-        if name in ("input", "output") or name in self.nodes:
+        while name in ("input", "output") or name in self.nodes:
             name = f"{name}_"
         self.nodes[name] = node
         return name
