@@ -1040,13 +1040,13 @@ class _Exporter:
                 "the model without the readout (e.g. model[:-1]) and reduce the NIR output yourself")
         if _loihi_module(m):
             raise NIRConversionError(
-                f"model[{name!r}]: the Loihi fixed-point neuron {type(m).__module__}.{type(m).__name__} "
-                "cannot be expressed in NIR (integer decays and the Loihi step order have no NIR node)")
+                f"model[{name!r}]: the Loihi module {type(m).__module__}.{type(m).__name__} cannot be "
+                "expressed in NIR (fixed-point states, integer decays and the Loihi step order have no NIR node)")
         raise NIRConversionError(
             f"model[{name!r}]: {type(m).__module__}.{type(m).__name__} cannot be expressed in NIR; supported: "
             "nn.Sequential of spikefuse layers (Dense, Conv1d, Conv2d, AvgPool2d, SumPool2d, Flatten, "
-            "LeakyIntegrator, RecurrentLIF, Block), neurons IF, LIF, ParametricLIF, CubaLIF, and the "
-            "spikefuse.interop.nir modules")
+            "LeakyIntegrator, RecurrentLIF, Block), neurons IF, LIF, ParametricLIF, CubaLIF, EventPropLIF, "
+            "and the spikefuse.interop.nir modules")
 
     def _need_shape(self, name, m, shape):
         if shape is None:
@@ -1208,19 +1208,25 @@ class _Exporter:
             if not self.lossy:
                 raise NIRConversionError(msg + "; pass lossy=True to export it as a reset to 0")
             warnings.warn(msg + "; exported as a hard reset to 0 (lossy=True)", stacklevel=4)
+        if shape is not None and tuple(shape) != (m.input.in_features,):
+            raise NIRConversionError(f"model[{name!r}]: RecurrentLIF expects {m.input.in_features} input features, "
+                                     f"the previous layer gives shape {tuple(shape)}")
         n_out = m.out_features
         rest = 0.0 if m.v_reset is None else m.v_reset
         so = (n_out,)
         w_in = m.input.effective_weight()
-        a_in = (nirm.Affine(weight=_np(w_in), bias=_np(m.input.bias)) if m.input.bias is not None
-                else nirm.Linear(weight=_np(w_in)))
+        part = {"spikefuse": {"module": "RecurrentLIF.input"}}
+        a_in = (nirm.Affine(weight=_np(w_in), bias=_np(m.input.bias), metadata=part) if m.input.bias is not None
+                else nirm.Linear(weight=_np(w_in), metadata=part))
         meta = {"module": "RecurrentLIF", "tau": float(m.tau), "soft_reset": m.v_reset is None,
                 "detach_reset": bool(m.detach_reset), "decay_input": bool(m.decay_input),
-                "surrogate": _surrogate_meta(m.surrogate), "threshold_rule": ">="}
+                "surrogate": _surrogate_meta(m.surrogate), "threshold_rule": ">=",
+                "exact": _exact(v_threshold=m.v_threshold, v_reset=m.v_reset)}
         lif = nirm.LIF(tau=_full(m.tau * self.dt, so, name), r=_full(1.0 if m.decay_input else m.tau, so, name),
                        v_leak=_full(rest, so, name), v_threshold=_full(m.v_threshold, so, name),
                        v_reset=_full(rest, so, name), metadata={"spikefuse": meta})
-        rec = nirm.Linear(weight=_np(m.recurrent.effective_weight()))
+        rec = nirm.Linear(weight=_np(m.recurrent.effective_weight()),
+                          metadata={"spikefuse": {"module": "RecurrentLIF.recurrent"}})
         ni = self.add(f"{name}.input", a_in)
         nl = self.add(f"{name}.lif", lif)
         nr = self.add(f"{name}.recurrent", rec)
@@ -1663,7 +1669,35 @@ class _Importer:
         return (_close(_arr(node, "r"), 1.0)
                 and _close(_arr(node, "w_in") * self.dt / _arr(node, "tau_syn"), 1.0, rtol=1e-6))
 
-    def eventprop(self, name, syn, node):
+    def recurrent_lif(self, inp, lif, rec):
+        """Rebuild a layers.RecurrentLIF from its exported node triple (None if impossible)."""
+        meta = _meta(lif)
+        w_in, w_rec = np.asarray(inp.weight, np.float32), np.asarray(rec.weight, np.float32)
+        if w_in.ndim != 2 or w_rec.ndim != 2 or w_rec.shape != (w_in.shape[0],) * 2:
+            return None
+        tau = float(meta.get("tau", 0.0))
+        soft = _as_bool(meta.get("soft_reset", False))
+        di = _as_bool(meta.get("decay_input", True))
+        thr = _value(meta, "v_threshold", _arr(lif, "v_threshold"))
+        v_reset = None if soft else _value(meta, "v_reset", _arr(lif, "v_reset"))
+        rest = 0.0 if soft else v_reset
+        if (tau < 1 or not _close(tau * self.dt, _arr(lif, "tau")) or not _close(_arr(lif, "r"), 1.0 if di else tau)
+                or not isinstance(thr, float) or not isinstance(rest, float)
+                or not np.all(_arr(lif, "v_leak") == np.float32(rest)) or not np.all(_arr(lif, "v_reset") == np.float32(rest))):
+            return None
+        has_bias = isinstance(inp, _nir.Affine)
+        m = _layers.RecurrentLIF(w_in.shape[1], w_in.shape[0], tau=tau, v_threshold=thr, v_reset=v_reset,
+                                 surrogate=self._sur(meta), detach_reset=_as_bool(meta.get("detach_reset", False)),
+                                 decay_input=di, bias=has_bias)
+        with torch.no_grad():
+            m.input.weight.copy_(torch.as_tensor(w_in))
+            m.recurrent.weight.copy_(torch.as_tensor(w_rec))
+            if has_bias:
+                m.input.bias.copy_(torch.as_tensor(
+                    np.broadcast_to(np.asarray(inp.bias, np.float32), (w_in.shape[0],)).copy()))
+        return m
+
+    def eventprop(self, syn, node):
         """Rebuild an EventPropLIF from its exported Linear + CubaLIF pair (None if impossible)."""
         w = np.asarray(syn.weight, dtype=np.float32)
         if w.ndim != 2 or not self._cuba_exact(node):
@@ -1721,19 +1755,32 @@ def _build_cuba(cls, node, dt, meta, extra=None):
         return None
 
 
-def _merge_eventprop(nodes, edges, use_metadata):
-    """Find (Linear -> CubaLIF) pairs written by to_nir for an EventPropLIF; returns
-    {synapse_name: neuron_name}."""
-    if not use_metadata or _eventprop_class() is None:
-        return {}
-    pairs = {}
+def _groups(nodes, edges, use_metadata):
+    """Node groups written by to_nir for one spikefuse module: ``(members, entry, exit, kind)``
+    for an EventPropLIF (Linear -> CubaLIF) and a RecurrentLIF (Affine -> LIF <-> Linear)."""
+    if not use_metadata:
+        return []
+    succ: Dict[str, List[str]] = {}
+    pred: Dict[str, List[str]] = {}
     for a, b in edges:
-        na, nb = nodes.get(a), nodes.get(b)
-        if (isinstance(na, _nir.Linear) and isinstance(nb, _nir.CubaLIF)
-                and _meta(na).get("module") == "EventPropLIF.synapse" and _meta(nb).get("module") == "EventPropLIF"
-                and [e for e in edges if e[0] == a] == [(a, b)] and [e for e in edges if e[1] == b] == [(a, b)]):
-            pairs[a] = b
-    return pairs
+        succ.setdefault(a, []).append(b)
+        pred.setdefault(b, []).append(a)
+    kind = {n: _meta(v).get("module") for n, v in nodes.items()}
+    out = []
+    for n, node in nodes.items():
+        if kind[n] == "EventPropLIF" and isinstance(node, _nir.CubaLIF):
+            p = pred.get(n, [])
+            if (len(p) == 1 and kind.get(p[0]) == "EventPropLIF.synapse" and isinstance(nodes[p[0]], _nir.Linear)
+                    and succ.get(p[0]) == [n]):
+                out.append(([p[0], n], p[0], n, "EventPropLIF"))
+        elif kind[n] == "RecurrentLIF" and isinstance(node, _nir.LIF):
+            p = pred.get(n, [])
+            ins = [a for a in p if kind.get(a) == "RecurrentLIF.input" and isinstance(nodes[a], (_nir.Affine, _nir.Linear))]
+            recs = [a for a in p if kind.get(a) == "RecurrentLIF.recurrent" and isinstance(nodes[a], _nir.Linear)]
+            if (len(p) == 2 and len(ins) == 1 and len(recs) == 1 and succ.get(ins[0]) == [n]
+                    and succ.get(recs[0]) == [n] and pred.get(recs[0]) == [n]):
+                out.append(([ins[0], n, recs[0]], ins[0], n, "RecurrentLIF"))
+    return out
 
 
 def _inline_subgraphs(graph, prefix=""):
@@ -1792,7 +1839,9 @@ def from_nir(graph, dt: float, *, surrogate=None, use_metadata: bool = True) -> 
     ``use_metadata``: rebuild the original spikefuse modules (SpikingJelly ``LIF``/``IF`` with
     ``>=``, soft reset, ``detach_reset``; hxtorch ``CubaLIF``; ``LeakyIntegrator``) from the
     ``metadata["spikefuse"]`` written by :func:`to_nir`, when the NIR parameters agree with it;
-    ``False`` always gives the plain NIR semantics (``NIRLIF``, ``NIRCubaLIF``, ...).
+    ``False`` always gives the plain NIR semantics (``NIRLIF``, ``NIRCubaLIF``, ...). The node
+    groups that :func:`to_nir` writes for one ``EventPropLIF`` or ``RecurrentLIF`` are merged
+    back into that module.
 
     Raises :class:`NIRConversionError` naming a node spikefuse cannot run (e.g. ``Delay``), and
     ``ValueError`` for a bad ``dt`` or a ``dt`` larger than a node's time constant.
@@ -1821,28 +1870,32 @@ def from_nir(graph, dt: float, *, surrogate=None, use_metadata: bool = True) -> 
     if not outputs:
         raise NIRConversionError("graph: no nir.Output node")
     names = list(nodes)
-    order, back = _schedule(inputs, names, edges)
     # a graph with cycles runs step by step: every stateful node then runs as a NIR* module,
     # which takes its state explicitly
     imp = _Importer(dt, surrogate, use_metadata)
-    pairs = {} if back or surrogate is not None else _merge_eventprop(nodes, edges, use_metadata)
     mods = OrderedDict()
-    for syn, neu in pairs.items():  # an EventPropLIF written by to_nir: one module for the pair
-        m = imp.eventprop(syn, nodes[syn], nodes[neu])
-        if m is not None:
-            new = syn[: -len(".synapse")] if syn.endswith(".synapse") else syn
-            if new != syn and (new in nodes or new in inputs or new in outputs):
-                new = syn
-            mods[new] = m
-            edges = [(new if x in (syn, neu) else x, new if y == syn else y)
-                     for (x, y) in edges if (x, y) != (syn, neu)]
-            names[names.index(syn)] = new
-            names.remove(neu)
+    for members, entry, exit_, kind in ([] if surrogate is not None else _groups(nodes, edges, use_metadata)):
+        # one spikefuse module written by to_nir as several nodes: rebuild it as one module
+        m = imp.eventprop(nodes[entry], nodes[exit_]) if kind == "EventPropLIF" else \
+            imp.recurrent_lif(*(nodes[k] for k in members))
+        if m is None:
+            continue
+        prefix = {k.rsplit(".", 1)[0] for k in members}
+        new = prefix.pop() if len(prefix) == 1 and "." in entry else entry
+        if new != entry and (new in nodes or new in inputs or new in outputs):
+            new = entry
+        mods[new] = m
+        edges = [(new if x == exit_ else x, new if y == entry else y)
+                 for (x, y) in edges if not (x in members and y in members)]
+        names[names.index(entry)] = new
+        for k in members:
+            if k != entry:
+                names.remove(k)
+    order, back = _schedule(inputs, names, edges)
     for n in names:
         if n not in mods:
             mods[n] = imp.build(n, nodes[n], recurrent=bool(back))
     mods = OrderedDict((n, mods[n]) for n in names)
-    order, back = _schedule(inputs, names, edges)
     chain = _as_chain(order, edges, inputs, outputs)
     if chain is not None and not back:
         seq = OrderedDict()
