@@ -19,3 +19,9 @@ from . import cuba as _cuba  # noqa: E402
 
 SAVED_BYTES.update(_cuba.SAVED_BYTES)
 register("cuba", "triton", _cuba.cuba_triton, _cuba.cuba_triton_supports)
+
+from . import loihi as _loihi  # noqa: E402
+
+SAVED_BYTES.update(_loihi.SAVED_BYTES)
+register("loihi_cuba", "triton", _loihi.loihi_cuba_triton, _loihi._supports)
+register("loihi_alif", "triton", _loihi.loihi_alif_triton, _loihi._supports)

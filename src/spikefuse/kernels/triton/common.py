@@ -49,6 +49,15 @@ def surrogate_grad(x, SG: tl.constexpr, a0, a1):
     return g
 
 
+@triton.jit
+def rne_bf16(x):
+    """fp32 ``x`` rounded to the nearest bfloat16 (ties to even), still as fp32, so that the
+    following ``.to(tl.bfloat16)`` is exact everywhere (Triton's interpreter truncates)."""
+    bits = x.to(tl.uint32, bitcast=True)
+    bits = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000
+    return bits.to(tl.float32, bitcast=True)
+
+
 def device_reason(x: torch.Tensor) -> Optional[str]:
     """None if the Triton kernels can run on ``x``'s device in this process."""
     if x.is_cuda:

@@ -1,0 +1,335 @@
+"""Triton forward/backward scans for the Loihi fixed-point CUBA and ALIF neurons
+(lava-dl semantics, SPEC.md 3.3, 3.4, 4, 5), bit-exact with int64 state arithmetic.
+
+Forward, per step (integers are ``value * s``, ``s = 64 * scale``; ``rstz`` shifts toward zero;
+``f32(y) = float32(float64(y) / s)``; every float conversion mirrors the reference)::
+
+    u = rstz(u (4096 - Du), 12) + trunc(f32(x s))              current, recorded as u_f = f32(u)
+    v = rstz(v (4096 - Dv), 12) + trunc(f32(u_f s))            voltage, recorded pre-reset v_f
+    CUBA: s = 1[v_f >= thr] (thr = theta_q + 0.01/s); next v = 0 where float32(v) >= float32(thr s)
+    ALIF: r = rstz(r (4096 - Dr)); theta = rstz((theta - theta0)(4096 - Dth)) + theta0
+          s = 1[v_f >= theta_f + r_f];  fired = trunc(f32(v_f s)) >= theta + r
+          where fired: r += 2 theta, theta += step            (the voltage is never reset)
+    graded spikes emit s * v_f.
+
+Backward is the float model of the two chained leaky integrators, ignoring the reset (as
+lava-dl's): ``gv = gS d(v_f - thr) + g_v[t]``; ``acc_v = a_v acc_v + gv`` (``a = 1 - D/4096``);
+``gu = acc_v + g_u[t]``; ``acc_u = a_u acc_u + gu``; ``gx[t] = acc_u``; decay gradients
+``sum_{t>=1} acc[t] y[t-1]`` times ``-1/4096`` (``decay_grad="exact"``) or ``+1`` (``"lava"``).
+``d`` is the SLAYER pseudo-derivative (binary ``scale_rho/(2 tau_rho) exp(-|x|/tau_rho)``,
+graded ``scale_rho exp(min(x,0)/tau_rho)``).
+
+Saved for backward per neuron-step: the voltage trace (fp32, 4 B; it is also an output),
+ALIF additionally the spike limit theta_f + r_f (4 B), and the current trace (4 B) only when the
+current decay needs a gradient (``SAVED_BYTES``).
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import triton
+import triton.language as tl
+
+from ..cpu.common import expand_param, io_reason
+from .common import device_reason, launch_geometry, rne_bf16
+
+SAVED_BYTES = {"loihi_cuba": 4, "loihi_alif": 8}
+
+
+@triton.jit
+def _rstz(a):
+    """sign(a) * (|a| >> 12) on int64."""
+    return tl.where(a < 0, -((-a) >> 12), a >> 12)
+
+
+@triton.jit
+def _to_f32(y, s_d):
+    return (y.to(tl.float64) / s_d).to(tl.float32)  # fp64 division is IEEE (div.rn.f64)
+
+
+@triton.jit
+def loihi_li_step(y, dec, xi):
+    """Integer leaky integrator step: rstz(y * dec, 12) + xi."""
+    return _rstz(y * dec) + xi
+
+
+@triton.jit
+def alif_adapt(theta, ref, theta0, dec_th, dec_r):
+    """Decay of the adaptive threshold (toward theta0) and the refractory term (toward 0)."""
+    ref = _rstz(ref * dec_r)
+    theta = _rstz((theta - theta0) * dec_th) + theta0
+    return theta, ref
+
+
+@triton.jit
+def slayer_grad(x, tau_rho, scale_rho, GRADED: tl.constexpr):
+    if GRADED:
+        d = scale_rho * tl.exp(tl.minimum(x, 0.0) / tau_rho)
+    else:
+        d = scale_rho / (2.0 * tau_rho) * tl.exp(-tl.abs(x) / tau_rho)
+    return d
+
+
+@triton.jit
+def _loihi_fwd(x_ptr, s_ptr, u_ptr, v_ptr, lim_ptr, th_ptr, r_ptr,
+               decu_ptr, decv_ptr, decth_ptr, decr_ptr,
+               u0_ptr, v0_ptr, th0s_ptr, r0_ptr, thf_ptr, rf_ptr,
+               T, M, s_f, s_d, thr_f, thr_s_f, theta0, step,
+               ALIF: tl.constexpr, GRADED: tl.constexpr, STORE_LIM: tl.constexpr,
+               STORE_TR: tl.constexpr, OUT_BF16: tl.constexpr, BLOCK: tl.constexpr):
+    pid = tl.program_id(0)
+    offs = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < M
+    decu = tl.load(decu_ptr + offs, mask=mask, other=0)
+    decv = tl.load(decv_ptr + offs, mask=mask, other=0)
+    u = tl.load(u0_ptr + offs, mask=mask, other=0)
+    v = tl.load(v0_ptr + offs, mask=mask, other=0)
+    if ALIF:
+        decth = tl.load(decth_ptr + offs, mask=mask, other=0)
+        decr = tl.load(decr_ptr + offs, mask=mask, other=0)
+        theta = tl.load(th0s_ptr + offs, mask=mask, other=0)
+        ref = tl.load(r0_ptr + offs, mask=mask, other=0)
+    for t in range(T):
+        idx = t * M + offs
+        x = tl.load(x_ptr + idx, mask=mask, other=0.0).to(tl.float32)
+        u = loihi_li_step(u, decu, (x * s_f).to(tl.int64))
+        u_f = _to_f32(u, s_d)
+        v = loihi_li_step(v, decv, (u_f * s_f).to(tl.int64))
+        v_f = _to_f32(v, s_d)
+        if ALIF:
+            theta, ref = alif_adapt(theta, ref, theta0, decth, decr)
+            th_f = _to_f32(theta, s_d)
+            r_f = _to_f32(ref, s_d)
+            lim = th_f + r_f
+            spk = v_f >= lim
+            fired = (v_f * s_f).to(tl.int64) >= theta + ref
+            if STORE_LIM:
+                tl.store(lim_ptr + idx, lim, mask=mask)
+            if STORE_TR:
+                tl.store(th_ptr + idx, th_f, mask=mask)
+                tl.store(r_ptr + idx, r_f, mask=mask)
+            fi = fired.to(tl.int64)
+            ref = ref + 2 * theta * fi
+            theta = theta + step * fi
+        else:
+            spk = v_f >= thr_f
+            v = tl.where(v.to(tl.float32) >= thr_s_f, 0, v)
+        out = tl.where(spk, 1.0, 0.0)
+        if GRADED:
+            out = out * v_f
+        if OUT_BF16:
+            out = rne_bf16(out)
+        tl.store(s_ptr + idx, out.to(s_ptr.dtype.element_ty), mask=mask)
+        tl.store(u_ptr + idx, u_f, mask=mask)
+        tl.store(v_ptr + idx, v_f, mask=mask)
+    if ALIF:
+        tl.store(thf_ptr + offs, _to_f32(theta, s_d), mask=mask)
+        tl.store(rf_ptr + offs, _to_f32(ref, s_d), mask=mask)
+
+
+@triton.jit
+def _loihi_bwd(v_ptr, u_ptr, lim_ptr, gs_ptr, gv_ptr, gu_ptr, au_ptr, av_ptr,
+               gx_ptr, gdu_ptr, gdv_ptr,
+               T, M, thr_f, tau_rho, scale_rho, dscale,
+               ALIF: tl.constexpr, GRADED: tl.constexpr, HAS_GS: tl.constexpr,
+               HAS_GV: tl.constexpr, HAS_GU: tl.constexpr, NEED_DU: tl.constexpr,
+               NEED_DV: tl.constexpr, BLOCK: tl.constexpr):
+    pid = tl.program_id(0)
+    offs = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < M
+    a_u = tl.load(au_ptr + offs, mask=mask, other=0.0)
+    a_v = tl.load(av_ptr + offs, mask=mask, other=0.0)
+    zero = tl.zeros([BLOCK], dtype=tl.float32)
+    acc_u = zero
+    acc_v = zero
+    gdu = zero
+    gdv = zero
+    for k in range(T):
+        t = T - 1 - k
+        idx = t * M + offs
+        prev = tl.maximum(t - 1, 0) * M + offs
+        has_prev = t > 0
+        gv = zero
+        if HAS_GS:
+            v_f = tl.load(v_ptr + idx, mask=mask, other=0.0)
+            if ALIF:
+                lim = tl.load(lim_ptr + idx, mask=mask, other=0.0)
+            else:
+                lim = thr_f
+            gs = tl.load(gs_ptr + idx, mask=mask, other=0.0).to(tl.float32)
+            gv = gs * slayer_grad(v_f - lim, tau_rho, scale_rho, GRADED)
+        if HAS_GV:
+            gv += tl.load(gv_ptr + idx, mask=mask, other=0.0).to(tl.float32)
+        acc_v = a_v * acc_v + gv
+        if NEED_DV:
+            vp = tl.load(v_ptr + prev, mask=mask, other=0.0)
+            gdv += tl.where(has_prev, acc_v * vp, 0.0)
+        gu = acc_v
+        if HAS_GU:
+            gu += tl.load(gu_ptr + idx, mask=mask, other=0.0).to(tl.float32)
+        acc_u = a_u * acc_u + gu
+        if NEED_DU:
+            up = tl.load(u_ptr + prev, mask=mask, other=0.0)
+            gdu += tl.where(has_prev, acc_u * up, 0.0)
+        tl.store(gx_ptr + idx, acc_u.to(gx_ptr.dtype.element_ty), mask=mask)
+    if NEED_DU:
+        tl.store(gdu_ptr + offs, gdu * dscale, mask=mask)
+    if NEED_DV:
+        tl.store(gdv_ptr + offs, gdv * dscale, mask=mask)
+
+
+class _LoihiScan(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, du, dv, cfg, ints, scal):
+        alif, graded, traces = cfg
+        T, M = x.shape
+        dev = x.device
+        x = x.contiguous()
+        decu, decv, decth, decr, u0, v0, th0s, r0 = ints
+        s_f, s_d, thr_f, thr_s_f, theta0, step, tau_rho, scale_rho, dscale = scal
+        spk = torch.empty_like(x)
+        u = torch.empty((T, M), dtype=torch.float32, device=dev)
+        v = torch.empty((T, M), dtype=torch.float32, device=dev)
+        store_lim = bool(alif and any(ctx.needs_input_grad[:3]))
+        lim = torch.empty((T, M), dtype=torch.float32, device=dev) if store_lim else v
+        th_tr = torch.empty((T, M), dtype=torch.float32, device=dev) if (alif and traces) else v
+        r_tr = torch.empty((T, M), dtype=torch.float32, device=dev) if (alif and traces) else v
+        thf = torch.empty(M, dtype=torch.float32, device=dev)
+        rf = torch.empty(M, dtype=torch.float32, device=dev)
+        block, warps = launch_geometry(M)
+        _loihi_fwd[(triton.cdiv(M, block),)](
+            x, spk, u, v, lim, th_tr, r_tr, decu, decv, decth, decr, u0, v0, th0s, r0, thf, rf,
+            T, M, s_f, s_d, thr_f, thr_s_f, theta0, step,
+            ALIF=bool(alif), GRADED=bool(graded), STORE_LIM=store_lim, STORE_TR=bool(alif and traces),
+            OUT_BF16=x.dtype == torch.bfloat16, BLOCK=block, num_warps=warps, enable_fp_fusion=False)
+        ctx.cfg = cfg
+        ctx.scal = scal
+        ctx.x_dtype = x.dtype
+        ctx.save_for_backward(v, u if ctx.needs_input_grad[1] else None, lim if store_lim else None,
+                              du.detach(), dv.detach())
+        ctx.set_materialize_grads(False)
+        if alif and traces:
+            ctx.mark_non_differentiable(th_tr, r_tr, thf, rf)
+            return spk, u, v, th_tr, r_tr, thf, rf
+        ctx.mark_non_differentiable(thf, rf)
+        return spk, u, v, None, None, thf, rf
+
+    @staticmethod
+    def backward(ctx, g_s, g_u, g_v, _gth, _gr, _gthf, _grf):
+        alif, graded, traces = ctx.cfg
+        s_f, s_d, thr_f, thr_s_f, theta0, step, tau_rho, scale_rho, dscale = ctx.scal
+        v, u, lim, du, dv = ctx.saved_tensors
+        T, M = v.shape
+        dev = v.device
+        need_du, need_dv = ctx.needs_input_grad[1], ctx.needs_input_grad[2]
+        a_u = (1 - du / 4096).to(torch.float32).contiguous()
+        a_v = (1 - dv / 4096).to(torch.float32).contiguous()
+        gx = torch.empty((T, M), dtype=ctx.x_dtype, device=dev)
+        gdu = torch.empty(M, dtype=torch.float32, device=dev) if need_du else a_u
+        gdv = torch.empty(M, dtype=torch.float32, device=dev) if need_dv else a_v
+
+        def _c(g):
+            return v if g is None else g.contiguous()
+
+        block, warps = launch_geometry(M)
+        _loihi_bwd[(triton.cdiv(M, block),)](
+            v, u if u is not None else v, lim if lim is not None else v, _c(g_s), _c(g_v), _c(g_u),
+            a_u, a_v, gx, gdu, gdv, T, M, thr_f, tau_rho, scale_rho, dscale,
+            ALIF=bool(alif), GRADED=bool(graded), HAS_GS=g_s is not None, HAS_GV=g_v is not None,
+            HAS_GU=g_u is not None, NEED_DU=bool(need_du), NEED_DV=bool(need_dv),
+            BLOCK=block, num_warps=warps)
+        return (gx if ctx.needs_input_grad[0] else None, gdu if need_du else None,
+                gdv if need_dv else None, None, None, None)
+
+
+def _int_init(state_field: torch.Tensor, s_scale: int) -> torch.Tensor:
+    # as the reference's _int_state: trunc(float32(state) * s_scale) in int64
+    return torch.trunc((state_field.detach().to(torch.float32) * s_scale).double()).to(torch.int64).reshape(-1).contiguous()
+
+
+def _dec(d: torch.Tensor, shape, dev) -> torch.Tensor:
+    """4096 - round(D) as per-neuron int64."""
+    return (4096 - torch.round(d.detach()).to(torch.int64)).expand(tuple(shape)).reshape(-1).contiguous().to(dev)
+
+
+def _run(x_seq, params, state, return_traces, alif: bool):
+    from ...fixed_point import round_ste, trunc_int
+    from ...functional import loihi as L
+
+    shape = tuple(x_seq.shape[1:])
+    dev = x_seq.device
+    T = x_seq.shape[0]
+    if alif:
+        s_scale, th0, step, tau_rho, scale_rho = L._alif_derived(params)
+        thr = 0.0
+    else:
+        s_scale, th, thr, tau_rho, scale_rho = L._cuba_derived(params)
+        th0, step = 0.0, 0.0
+    du = round_ste(L.decay_view("params.current_decay", params.current_decay, x_seq))
+    dv = round_ste(L.decay_view("params.voltage_decay", params.voltage_decay, x_seq))
+    du_f = expand_param(du, shape, dev)
+    dv_f = expand_param(dv, shape, dev)
+    decu, decv = _dec(du, shape, dev), _dec(dv, shape, dev)
+    u0 = _int_init(state.current, s_scale)
+    v0 = _int_init(state.voltage, s_scale)
+    if alif:
+        dth = L.decay_view("params.threshold_decay", params.threshold_decay, x_seq)
+        dr = L.decay_view("params.refractory_decay", params.refractory_decay, x_seq)
+        decth, decr = _dec(dth, shape, dev), _dec(dr, shape, dev)
+        th0s = _int_init(state.threshold, s_scale)
+        r0 = _int_init(state.refractory, s_scale)
+    else:
+        decth = decr = th0s = r0 = decu
+    dscale = 1.0 if params.decay_grad == "lava" else -1.0 / 4096
+    thr_f = float(torch.tensor(thr, dtype=torch.float32).item())
+    thr_s_f = float(torch.tensor(thr * s_scale, dtype=torch.float32).item())
+    scal = (float(s_scale), float(s_scale), thr_f, thr_s_f, int(th0 * s_scale), int(step * s_scale),
+            float(tau_rho), float(scale_rho), dscale)
+    cfg = (bool(alif), bool(params.graded_spike), bool(return_traces))
+    s, u, v, th_tr, r_tr, thf, rf = _LoihiScan.apply(
+        x_seq.reshape(T, -1), du_f, dv_f, cfg, (decu, decv, decth, decr, u0, v0, th0s, r0), scal)
+    if x_seq.dtype not in (torch.float16, torch.bfloat16):
+        s = s.to(torch.float32)
+    s = s.view(x_seq.shape)
+    u = u.view(x_seq.shape)
+    v = v.view(x_seq.shape)
+    if alif:
+        final = L.AlifState(u[-1], v[-1], thf.view(shape), rf.view(shape))
+        if return_traces:
+            return s, final, L.AlifTraces(u, v, th_tr.view(x_seq.shape), r_tr.view(x_seq.shape))
+        return s, final
+    reset = (trunc_int(v[-1].detach() * s_scale) >= thr * s_scale).to(v.dtype)
+    final = L.CubaState(u[-1], v[-1] - (v[-1] * reset).detach())
+    if return_traces:
+        return s, final, L.CubaTraces(u, v)
+    return s, final
+
+
+def _supports(x_seq, params=None, has_norm=False, **_) -> Optional[str]:
+    if params is None:
+        return "no params given"
+    if has_norm:
+        return "norm sits between the current and voltage integrators and needs whole-sequence statistics"
+    why = device_reason(x_seq) or io_reason(x_seq)
+    if why is not None:
+        return why
+    if params.scale * 64 >= 2 ** 24:
+        return f"scale {params.scale} too large for exact float32 scaling"
+    return None
+
+
+def loihi_cuba_triton(x_seq, params, state, return_traces=False):
+    """Fused Loihi CUBA (kernel contract of :func:`spikefuse.functional.loihi.cuba_multistep`):
+    returns ``(spikes, CubaState[, CubaTraces])`` bit-identical to the reference.
+
+    Example (CUDA, or TRITON_INTERPRET=1)::
+
+        >>> s, st = loihi.cuba_multistep(x.cuda(), p, backend="triton")   # doctest: +SKIP
+    """
+    return _run(x_seq, params, state, return_traces, alif=False)
+
+
+def loihi_alif_triton(x_seq, params, state, return_traces=False):
+    """Fused Loihi ALIF (kernel contract of :func:`spikefuse.functional.loihi.alif_multistep`)."""
+    return _run(x_seq, params, state, return_traces, alif=True)

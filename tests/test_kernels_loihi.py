@@ -1,0 +1,133 @@
+"""Triton Loihi CUBA / ALIF scans (interpreter) against spikefuse.functional.loihi: bit-identical
+spikes, traces and final state (int64 dynamics), gradients w.r.t. input and decays for binary /
+graded spikes and both decay-gradient modes, plus SPEC 17 L1 / L2."""
+import itertools
+
+import pytest
+import torch
+
+from spikefuse import kernels
+from spikefuse.functional import loihi as L
+
+pytest.importorskip("spikefuse.kernels.triton")
+
+T, B, C = 9, 3, 37
+
+
+def _params(alif, graded, decay_grad, tensor):
+    g = torch.Generator().manual_seed(5)
+    if tensor:  # per-channel current decay, shared voltage decay, both learnable
+        du = (torch.rand(C, generator=g) * 3000 + 500).requires_grad_()
+        dv = torch.tensor(1024.3).requires_grad_()
+        dr = torch.rand(C, generator=g) * 4096
+    else:
+        du, dv, dr = 2048.0, 1024.0, 2048.0
+    if alif:
+        p = L.AlifParams(1.0, 0.5, du, dv, 1024.0, dr, graded_spike=graded, decay_grad=decay_grad)
+    else:
+        p = L.CubaParams(1.0, du, dv, graded_spike=graded, decay_grad=decay_grad)
+    return p, ([du, dv] if tensor else [])
+
+
+def _run(backend, x, alif, graded, decay_grad, tensor, state=None):
+    p, leaves = _params(alif, graded, decay_grad, tensor)
+    xx = x.clone().requires_grad_()
+    f = L.alif_multistep if alif else L.cuba_multistep
+    s, st, tr = f(xx, p, state=state, backend=backend, return_traces=True)
+    outs = [s] + list(st) + list(tr)
+    g = torch.Generator().manual_seed(1)
+    loss = sum((o.float() * torch.randn(o.shape, generator=g)).sum() for o in outs if o.requires_grad)
+    return [o.detach() for o in outs], [o.requires_grad for o in outs], torch.autograd.grad(loss, [xx] + leaves)
+
+
+def _check(alif, graded, decay_grad, tensor, dtype=torch.float32, scale=0.8, state=None):
+    g = torch.Generator().manual_seed(0)
+    x = ((torch.randn(T, B, C, generator=g) * 0.8 + 0.4) * scale).to(dtype)
+    ok, rk, gk = _run("triton", x, alif, graded, decay_grad, tensor, state)
+    orf, rr, gr = _run("reference", x, alif, graded, decay_grad, tensor, state)
+    assert rk == rr, "differentiable outputs differ"
+    assert 0 < (orf[0] != 0).sum() < orf[0].numel()
+    for a, b in zip(ok, orf):
+        assert a.dtype == b.dtype and a.shape == b.shape
+        assert torch.equal(a, b), "forward values differ"
+    for a, b in zip(gk, gr):
+        a, b = a.float(), b.float()
+        tol = 1e-5 if dtype == torch.float32 else 2e-2
+        torch.testing.assert_close(a, b, rtol=tol, atol=tol * max(1.0, b.abs().max().item()))
+
+
+COMBOS = list(itertools.product([False, True], [False, True], ["exact", "lava"]))
+
+
+@pytest.mark.parametrize("alif", [False, True], ids=["cuba", "alif"])
+@pytest.mark.parametrize("combo", range(4))
+def test_matches_reference(alif, combo):
+    graded, decay_grad = COMBOS[combo][1], COMBOS[combo][2]
+    tensor = combo % 2 == 0
+    _check(alif, graded, decay_grad, tensor)
+
+
+@pytest.mark.parametrize("alif", [False, True], ids=["cuba", "alif"])
+def test_large_values_beyond_float32_integers(alif):
+    """States beyond 2**24 LSB: the float32 round trips of the reference must be mirrored."""
+    _check(alif, False, "exact", False, scale=3000.0)
+
+
+@pytest.mark.parametrize("alif", [False, True], ids=["cuba", "alif"])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_io(alif, dtype):
+    _check(alif, True, "exact", True, dtype=dtype)
+
+
+def test_initial_state():
+    g = torch.Generator().manual_seed(2)
+    st = L.AlifState(*(torch.rand(B, C, generator=g) for _ in range(4)))
+    _check(True, False, "exact", True, state=st)
+    st = L.CubaState(torch.rand(B, C, generator=g), torch.rand(B, C, generator=g))
+    _check(False, True, "lava", False, state=st)
+
+
+def test_spec_l1_cuba_vector():
+    p = L.CubaParams(threshold=1.0, current_decay=2048.0, voltage_decay=1024.0)
+    x = torch.tensor([0.5, 0.5, 0.0, 0.25, 0.0]).reshape(5, 1, 1).requires_grad_()
+    s, st, tr = L.cuba_multistep(x, p, backend="triton", return_traces=True)
+    assert (tr.current.flatten() * 4096).tolist() == [2048, 3072, 1536, 1792, 896]
+    assert (tr.voltage.flatten() * 4096).tolist() == [2048, 4608, 1536, 2944, 3104]
+    assert s.flatten().tolist() == [0, 1, 0, 0, 0]
+    (gx,) = torch.autograd.grad(s[1].sum(), [x])
+    torch.testing.assert_close(gx.flatten()[:2], torch.tensor([6.2421930e-4, 4.9937546e-4]), rtol=1e-5, atol=0)
+    assert gx.flatten()[2:].abs().sum() == 0
+    pg = p._replace(graded_spike=True)
+    assert L.cuba_multistep(x, pg, backend="triton")[0].flatten().tolist() == [0, 1.125, 0, 0, 0]
+    # edge: v == theta exactly does not spike (strict via +0.01 LSB)
+    pe = L.CubaParams(threshold=1.0, current_decay=4096.0, voltage_decay=4096.0)  # lava "decay 1.0"
+    xe = torch.zeros(3, 1, 1)
+    xe[0] = 1.0
+    s, _, tr = L.cuba_multistep(xe, pe, backend="triton", return_traces=True)
+    assert tr.voltage[0].item() * 4096 == 4096 and s.sum() == 0
+
+
+def test_spec_l2_alif_vector():
+    p = L.AlifParams(1.0, 0.5, 4096.0, 2048.0, 1024.0, 2048.0)  # lava decays 1.0, .5, .25, .5
+    x = torch.tensor([1.5, 0.5, 0.5, 1.0, 1.5, 0.0]).reshape(6, 1, 1)
+    s, st, tr = L.alif_multistep(x, p, backend="triton", return_traces=True)
+    assert (tr.voltage.flatten() * 4096).tolist() == [6144, 5120, 4608, 6400, 9344, 4672]
+    assert (tr.threshold.flatten() * 4096).tolist() == [4096, 5632, 5248, 4960, 6280, 5734]
+    assert (tr.refractory.flatten() * 4096).tolist() == [0, 4096, 2048, 1024, 5472, 2736]
+    assert s.flatten().tolist() == [1, 0, 0, 1, 0, 0]
+    assert [round(f.item() * 4096) for f in (st.voltage, st.threshold, st.refractory)] == [4672, 5734, 2736]
+
+
+def test_reasons(monkeypatch):
+    x = torch.rand(4, 2, 5)
+    p = L.CubaParams(1.0, 2048.0, 1024.0)
+    with pytest.raises(ValueError, match="norm"):
+        kernels.resolve("loihi_cuba", "triton", x, params=p, has_norm=True)
+    with pytest.raises(ValueError, match="float64"):
+        kernels.resolve("loihi_cuba", "triton", x.double(), params=p, has_norm=False)
+    from spikefuse.kernels.triton import common as tcommon
+    monkeypatch.setattr(tcommon, "INTERPRET", False)
+    with pytest.raises(ValueError, match="needs CUDA tensors or TRITON_INTERPRET=1"):
+        kernels.resolve("loihi_alif", "triton", x, params=p, has_norm=False)
+    # auto on CPU tensors: no cpu implementation for Loihi -> reference loop
+    assert kernels.resolve("loihi_cuba", "auto", x, params=p, has_norm=False) is None
