@@ -526,3 +526,12 @@ def test_module_validation_errors():
         n(torch.rand(4, 2, 5))
     with pytest.raises(ValueError, match="x"):
         n(torch.rand(4))
+
+
+def test_hxtorch_default_modules():
+    n = CubaRefractoryLIF.with_hxtorch_defaults()
+    assert (n.leak, n.reset, n.threshold, n.tau_mem, n.refractory_time) == (80.0, 80.0, 125.0, 10e-6, 1e-6)
+    x = torch.zeros(30, 1, 1)
+    x[0] = 600.0  # drive from rest 80 above 125
+    z = n(x)
+    assert z.sum() >= 1 and n.last_traces.membrane[0].item() == 80.0

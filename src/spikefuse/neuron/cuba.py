@@ -94,6 +94,22 @@ class CubaLIF(nn.Module):
         self.return_traces = return_traces
         self.last_traces: Optional[F.CubaTraces] = None
 
+    @classmethod
+    def with_hxtorch_defaults(cls, **overrides):
+        """A neuron with hxtorch's module defaults (leak 80, reset 80, threshold 125,
+        tau_syn = tau_mem = 10 us, refractory_time 1 us, alpha 50), updated by ``overrides``.
+
+        >>> CubaLIF.with_hxtorch_defaults(threshold=120.0).leak
+        80.0
+        """
+        d = F.HXTORCH_DEFAULTS
+        kwargs = dict(leak=d.leak, reset=d.reset, threshold=d.threshold, tau_syn=d.tau_syn,
+                      tau_mem=d.tau_mem, alpha=d.alpha)
+        if cls.refractory:
+            kwargs["refractory_time"] = d.refractory_time
+        kwargs.update(overrides)
+        return cls(**kwargs)
+
     def _init_params(self, values: dict) -> None:
         for name, v in values.items():
             check_number(name, v)
