@@ -1,6 +1,5 @@
 """Sigma-delta (SPEC 10, 17 L7/L8, 18 #7): functional pieces, step vs multi-step, gradients vs a
 float64 reference, the Neuron module, persistence and validation errors."""
-import numpy as np
 import pytest
 import torch
 from torch import nn
