@@ -87,7 +87,7 @@ def _cuba_fwd(x_ptr, z_ptr, v_ptr, i_ptr, m_ptr,
     i = tl.zeros([BLOCK], dtype=tl.float32)
     ref = tl.zeros([BLOCK], dtype=tl.float32)
     for t in range(T):
-        idx = t * M + offs
+        idx = tl.cast(t, tl.int64) * M + offs  # int64: T*M may exceed 2**31
         x = tl.load(x_ptr + idx, mask=mask, other=0.0).to(tl.float32)
         z, v, i, ref, m = cuba_step(x, v, i, ref, leak, reset, thr, a_m, c_s, R, REFRAC)
         tl.store(z_ptr + idx, z.to(z_ptr.dtype.element_ty), mask=mask)
@@ -122,8 +122,8 @@ def _cuba_bwd(v_ptr, i_ptr, m_ptr, gz_ptr, gv_ptr, gi_ptr,
     acc_cs = zero
     for k in range(T):
         t = T - 1 - k
-        idx = t * M + offs
-        prev = tl.maximum(t - 1, 0) * M + offs
+        idx = tl.cast(t, tl.int64) * M + offs  # int64: T*M may exceed 2**31
+        prev = tl.cast(tl.maximum(t - 1, 0), tl.int64) * M + offs
         v_old = tl.where(t > 0, tl.load(v_ptr + prev, mask=mask, other=0.0), leak)
         i_old = tl.where(t > 0, tl.load(i_ptr + prev, mask=mask, other=0.0), zero)
         if REFRAC:

@@ -129,7 +129,7 @@ def _lif_fwd(x_ptr, spk_ptr, tau_ptr, vth_ptr, vr_ptr, v0_ptr, vlast_ptr, h_ptr,
     vr = tl.load(vr_ptr + offs, mask=mask, other=0.0)
     v = tl.load(v0_ptr + offs, mask=mask, other=0.0)
     for t in range(T):
-        idx = t * M + offs
+        idx = tl.cast(t, tl.int64) * M + offs  # int64: T*M may exceed 2**31
         x = tl.load(x_ptr + idx, mask=mask, other=0.0).to(tl.float32)
         h, s, v = lif_step(x, v, tau, vth, vr, KIND, HARD)
         tl.store(spk_ptr + idx, s.to(spk_ptr.dtype.element_ty), mask=mask)
@@ -164,10 +164,10 @@ def _lif_bwd(h_ptr, x_ptr, gs_ptr, gvseq_ptr, ghseq_ptr, gvlast_ptr,
     zero = tl.zeros([BLOCK], dtype=tl.float32)
     if NEED_PARAMS:
         v0 = tl.load(v0_ptr + offs, mask=mask, other=0.0)
-    h = tl.load(h_ptr + (T - 1) * M + offs, mask=mask, other=0.0)
+    h = tl.load(h_ptr + tl.cast(T - 1, tl.int64) * M + offs, mask=mask, other=0.0)
     for i in range(T):
         t = T - 1 - i
-        idx = t * M + offs
+        idx = tl.cast(t, tl.int64) * M + offs  # int64: T*M may exceed 2**31
         if HAS_GS:
             gs = tl.load(gs_ptr + idx, mask=mask, other=0.0).to(tl.float32)
         else:
@@ -180,7 +180,7 @@ def _lif_bwd(h_ptr, x_ptr, gs_ptr, gvseq_ptr, ghseq_ptr, gvlast_ptr,
         else:
             ghx = zero
         # H[t-1] (clamped to row 0 at t = 0, where it is not used): carried to the next step
-        hp = tl.load(h_ptr + tl.maximum(t - 1, 0) * M + offs, mask=mask, other=0.0)
+        hp = tl.load(h_ptr + tl.cast(tl.maximum(t - 1, 0), tl.int64) * M + offs, mask=mask, other=0.0)
         if NEED_PARAMS:
             # previous membrane (only the tau gradient needs it) and the input (decay_input)
             vprev = tl.where(t > 0, lif_reset(hp, vth, vr, HARD), v0)
@@ -222,7 +222,7 @@ class _LIFScan(torch.autograd.Function):
         grid = (triton.cdiv(M, block),)
         _lif_fwd[grid](x, spk, tau, vth, vr, v0, vlast, hseq, vseq, T, M,
                        KIND=kind, HARD=hard, STORE_H=store_h, STORE_V=bool(traces),
-                       BLOCK=block, num_warps=warps)
+                       BLOCK=block, num_warps=warps, enable_fp_fusion=False)
         ctx.cfg = cfg
         ctx.x_dtype = x.dtype
         if need_grad:

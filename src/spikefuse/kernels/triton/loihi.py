@@ -91,7 +91,7 @@ def _loihi_fwd(x_ptr, s_ptr, u_ptr, v_ptr, lim_ptr, th_ptr, r_ptr,
         theta = tl.load(th0s_ptr + offs, mask=mask, other=0)
         ref = tl.load(r0_ptr + offs, mask=mask, other=0)
     for t in range(T):
-        idx = t * M + offs
+        idx = tl.cast(t, tl.int64) * M + offs  # int64: T*M may exceed 2**31
         x = tl.load(x_ptr + idx, mask=mask, other=0.0).to(tl.float32)
         u = loihi_li_step(u, decu, (x * s_f).to(tl.int64))
         u_f = _to_f32(u, s_d)
@@ -147,8 +147,8 @@ def _loihi_bwd(v_ptr, u_ptr, lim_ptr, gs_ptr, gv_ptr, gu_ptr, au_ptr, av_ptr,
     gdv = zero
     for k in range(T):
         t = T - 1 - k
-        idx = t * M + offs
-        prev = tl.maximum(t - 1, 0) * M + offs
+        idx = tl.cast(t, tl.int64) * M + offs  # int64: T*M may exceed 2**31
+        prev = tl.cast(tl.maximum(t - 1, 0), tl.int64) * M + offs
         has_prev = t > 0
         gv = zero
         if HAS_GS:
