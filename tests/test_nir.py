@@ -507,11 +507,38 @@ def test_unsupported_modules_raise():
                input_shape=(1, 4, 4))
 
 
-def test_loihi_neuron_raises():
-    loihi = pytest.importorskip("spikefuse.neuron.loihi.cuba")
-    n = loihi.Neuron(threshold=1.0, current_decay=0.5, voltage_decay=0.5)
-    with pytest.raises(NIRConversionError, match=r"model\['1'\].*Loihi"):
-        to_nir(nn.Sequential(layers.Dense(2, 2), n), dt=DT)
+def test_loihi_neurons():
+    from spikefuse.neuron.loihi import alif, cuba
+    n = cuba.Neuron(threshold=1.0, current_decay=0.5, voltage_decay=0.25)
+    model = nn.Sequential(layers.Dense(2, 3), n)
+    with pytest.raises(NIRConversionError, match=r"model\['1'\].*Loihi CUBA.*lossy=True"):
+        to_nir(model, dt=DT)
+    with pytest.warns(UserWarning, match="fixed-point"):
+        g = to_nir(model, dt=DT, lossy=True)
+    node = g.nodes["1"]
+    # Euler: i += dt/tau_syn (w_in x - i) = (1 - du) i + x;  v += dt/tau_mem (r i - v) = (1 - dv) v + i
+    np.testing.assert_allclose(node.tau_syn, 2e-3, rtol=1e-6)
+    np.testing.assert_allclose(node.tau_mem, 4e-3, rtol=1e-6)
+    np.testing.assert_allclose(node.w_in, 2.0, rtol=1e-6)
+    np.testing.assert_allclose(node.r, 4.0, rtol=1e-6)
+    np.testing.assert_allclose(node.v_threshold, 1.0)
+    # per-channel decays need the first forward; norm / graded spikes / other Loihi models refuse
+    pc = cuba.Neuron(threshold=1.0, current_decay=(0.2, 0.4), voltage_decay=0.5, shared_param=False)
+    with pytest.raises(NIRConversionError, match="first forward"):
+        to_nir(nn.Sequential(layers.Dense(2, 3), pc), dt=DT, lossy=True)
+    pc(torch.rand(2, 1, 3))
+    with pytest.warns(UserWarning):
+        g = to_nir(nn.Sequential(layers.Dense(2, 3), pc), dt=DT, lossy=True)
+    np.testing.assert_allclose(g.nodes["1"].tau_syn, DT * 4096 / torch.round(pc.current_decay).detach().numpy(),
+                               rtol=1e-6)
+    with pytest.raises(NIRConversionError, match="graded_spike"):
+        to_nir(nn.Sequential(layers.Dense(2, 3), cuba.Neuron(1.0, 0.5, 0.5, graded_spike=True)), dt=DT, lossy=True)
+    with pytest.raises(NIRConversionError, match="decay of 0"):
+        to_nir(nn.Sequential(layers.Dense(2, 3), cuba.Neuron(1.0, 0.5, 0.0)), dt=DT, lossy=True)
+    a = alif.Neuron(threshold=1.0, threshold_step=0.5, current_decay=1.0, voltage_decay=0.5,
+                    threshold_decay=0.25, refractory_decay=0.5)
+    with pytest.raises(NIRConversionError, match=r"model\['1'\].*Loihi module"):
+        to_nir(nn.Sequential(layers.Dense(2, 2), a), dt=DT, lossy=True)
 
 
 def test_soft_reset_needs_lossy():
@@ -786,3 +813,20 @@ def test_native_gradients():
     u = 0.25 * 2.0 * 0.7                       # dt/tau * r * x from v = 0
     sig = torch.sigmoid(torch.tensor(4.0 * (u - 0.25), dtype=torch.float64))
     assert math.isclose(x1.grad.item(), (4.0 * sig * (1 - sig)).item() * 0.25 * 2.0, rel_tol=1e-12)
+
+
+def test_loihi_cuba_lossy_export_is_the_one_step_delayed_float_model():
+    """With current_decay=1 (u = x) and exact fixed-point arithmetic (inputs on a 1/16 grid,
+    voltage decay 1/2, few steps), NIR's forward Euler sees the current one step later: its
+    spikes are the Loihi spikes delayed by one step."""
+    from spikefuse.neuron.loihi import cuba
+    n = cuba.Neuron(threshold=1.0, current_decay=1.0, voltage_decay=0.5)
+    with pytest.warns(UserWarning):
+        g = to_nir(n, dt=DT, input_shape=(3,), lossy=True)
+    m = from_nir(g, dt=DT)
+    x = torch.randint(0, 24, (8, 2, 3)).float() / 16
+    s_loihi = n(x)
+    s_nir = m(x)
+    assert s_loihi.sum() > 2
+    assert torch.equal(s_nir[0], torch.zeros_like(s_nir[0]))
+    assert torch.equal(s_nir[1:], s_loihi[:-1])

@@ -54,6 +54,8 @@ spikefuse                        NIR (continuous time, step ``dt``)
 ``layers.Flatten``               ``Flatten(start_dim=0, end_dim=-1)``
 ``layers.RecurrentLIF``          ``Affine -> LIF``, ``LIF -> Linear -> LIF`` (a cycle; the
                                  feedback edge carries the previous step's spikes)
+``neuron.loihi.cuba.Neuron``     ``lossy=True`` only: ``CubaLIF(tau_syn=dt/du, tau_mem=dt/dv,
+                                 w_in=1/du, r=1/dv, v_leak=0, v_threshold, v_reset=0)``
 ``nn.Identity``, dropout         nothing (identity at inference)
 ``interop.nir`` modules          their own node (``NIRLIF``, ``NIRCubaLIF``, ``Threshold``, ...)
 ===============================  =============================================================
@@ -71,7 +73,10 @@ What NIR cannot carry, and what spikefuse does about it:
   them in each node's ``metadata["spikefuse"]`` and :func:`from_nir` restores the original
   spikefuse module from them (``use_metadata=True``), so a spikefuse -> NIR -> spikefuse round
   trip gives identical outputs. Other NIR tools ignore the metadata.
-- Not expressible: refractory CUBA, Loihi fixed-point neurons, max pooling, readouts that
+- Loihi CUBA: fixed point, and its voltage uses the current of the same step; exported only
+  with ``lossy=True`` as the float ``CubaLIF`` (``tau = dt/decay``), one step slower on the
+  synaptic path.
+- Not expressible: refractory CUBA, the other Loihi neurons, max pooling, readouts that
   reduce over time (``SpikeCount``, ``MaxOverTime``, ``MeanOverTime``, ``MaxMembrane``), custom
   modules. :func:`to_nir` raises :class:`NIRConversionError` naming the module;
   :func:`from_nir` raises it for NIR nodes spikefuse cannot run (e.g. ``Delay``).
@@ -1038,6 +1043,8 @@ class _Exporter:
             raise NIRConversionError(
                 f"model[{name!r}]: {type(m).__name__} reduces over time, which NIR cannot express; export "
                 "the model without the readout (e.g. model[:-1]) and reduce the NIR output yourself")
+        if _loihi_module(m) and type(m).__name__ == "Neuron" and type(m).__module__.endswith(".cuba"):
+            return self._loihi_cuba(name, m, shape)
         if _loihi_module(m):
             raise NIRConversionError(
                 f"model[{name!r}]: the Loihi module {type(m).__module__}.{type(m).__name__} cannot be "
@@ -1201,6 +1208,44 @@ class _Exporter:
         n = self.add(name, node)
         return n, n, tuple(m.r.shape) or shape
 
+    def _loihi_cuba(self, name, m, shape):
+        """Loihi CUBA (lava-dl) as its float forward-Euler counterpart; only with ``lossy=True``."""
+        nirm = _require_nir()
+        what = f"model[{name!r}]: Loihi CUBA neuron"
+        if not self.lossy:
+            raise NIRConversionError(
+                f"{what} cannot be expressed exactly in NIR (fixed-point states and decays; its voltage uses "
+                "the current of the same step, NIR's forward Euler the previous one); pass lossy=True to export "
+                "CubaLIF(tau_syn=dt/current_decay, tau_mem=dt/voltage_decay, ...)")
+        if getattr(m, "norm", None) is not None:
+            raise NIRConversionError(f"{what} with norm cannot be expressed in NIR (the norm acts between the "
+                                     "current and voltage integrators)")
+        if getattr(m, "graded_spike", False):
+            raise NIRConversionError(f"{what} with graded_spike=True cannot be expressed in NIR (NIR spikes are 0/1)")
+        shape = self._need_shape(name, m, shape)
+        if not m.shared_param and m.shape is None:
+            raise NIRConversionError(f"{what} has per-channel decays that are sampled at the first forward; run "
+                                     "one forward before exporting")
+
+        def frac(d):  # decays as the fraction lost per step, along the first feature dim
+            d = torch.round(d.detach().double().cpu()) / m.p_scale
+            d = d.reshape(-1)
+            return d.reshape((-1,) + (1,) * (len(shape) - 1)) if d.numel() > 1 else d.reshape(())
+        du, dv = frac(m.current_decay), frac(m.voltage_decay)
+        if bool((du <= 0).any()) or bool((dv <= 0).any()):
+            raise NIRConversionError(f"{what}: a decay of 0 (no leak) has no finite NIR time constant")
+        warnings.warn(f"{what} exported with lossy=True: fixed-point arithmetic is lost and NIR's forward Euler "
+                      "delays the synaptic path by one step", stacklevel=4)
+        meta = {"module": "loihi.cuba.Neuron", "iDecay": _np(torch.round(m.current_decay.detach())),
+                "vDecay": _np(torch.round(m.voltage_decay.detach())), "vThMant": int(m.v_th_mant),
+                "scale": int(m.w_scale), "surrogate": {"name": "slayer_exp"}}
+        node = nirm.CubaLIF(tau_syn=_full(self.dt / du, shape, name), tau_mem=_full(self.dt / dv, shape, name),
+                            r=_full(1.0 / dv, shape, name), v_leak=_full(0.0, shape, name),
+                            v_threshold=_full(m.threshold, shape, name), v_reset=_full(0.0, shape, name),
+                            w_in=_full(1.0 / du, shape, name), metadata={"spikefuse": meta})
+        n = self.add(name, node)
+        return n, n, shape
+
     def _recurrent(self, name, m, shape):
         nirm = _require_nir()
         if m.v_reset is None:
@@ -1311,7 +1356,8 @@ def to_nir(model: nn.Module, dt: float, *, input_shape: Optional[Sequence[int]] 
     ``tau * dt``; hxtorch ``CubaLIF`` modules must have been built with the same ``dt``).
     ``input_shape``: the feature shape of the input (without time and batch); needed when the
     first layer does not fix it (a convolution, a pool, or a neuron first). ``lossy``: export
-    soft-reset neurons as a reset to 0 (with a warning) instead of raising.
+    soft-reset neurons as a reset to 0 and Loihi CUBA neurons as their float forward-Euler
+    counterpart (with a warning) instead of raising.
 
     The discretisation is forward Euler with step ``dt`` (see the module docstring and
     docs/nir.md). Node names are the module paths (``"0"``, ``"2.neuron"``); the graph gets
