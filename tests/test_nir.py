@@ -593,9 +593,22 @@ def test_bad_arguments():
 
 
 def test_unsupported_nir_node_raises():
-    g = nir.NIRGraph.from_list(nir.Linear(weight=np.eye(2, dtype=F32)), nir.Delay(delay=np.ones(2, F32)))
-    with pytest.raises(NIRConversionError, match=r"'delay'.*nir\.Delay"):
+    from dataclasses import dataclass
+
+    @dataclass(eq=False)
+    class Resonator(nir.NIRNode):  # a node type spikefuse does not know
+        freq: np.ndarray
+
+        def __post_init__(self):
+            self.input_type = {"input": np.array(self.freq.shape)}
+            self.output_type = {"output": np.array(self.freq.shape)}
+
+    g = nir.NIRGraph.from_list(nir.Linear(weight=np.eye(2, dtype=F32)), Resonator(freq=np.ones(2, F32)))
+    with pytest.raises(NIRConversionError, match=r"'resonator'.*nir\.Resonator has no spikefuse equivalent"):
         from_nir(g, dt=DT)
+    gd = nir.NIRGraph.from_list(nir.Delay(delay=np.array([1e-3, 2.5e-3], F32)))
+    with pytest.raises(NIRConversionError, match=r"'delay'.*whole number of steps"):
+        from_nir(gd, dt=DT)
     g3 = nir.NIRGraph.from_list(nir.Affine(weight=np.ones((2, 2, 2), F32), bias=np.zeros((2, 2), F32)))
     with pytest.raises(NIRConversionError, match="2-d"):
         from_nir(g3, dt=DT)
@@ -830,3 +843,38 @@ def test_loihi_cuba_lossy_export_is_the_one_step_delayed_float_model():
     assert s_loihi.sum() > 2
     assert torch.equal(s_nir[0], torch.zeros_like(s_nir[0]))
     assert torch.equal(s_nir[1:], s_loihi[:-1])
+
+
+def test_delay_node():
+    g = nir.NIRGraph.from_list(nir.Linear(weight=np.eye(3, dtype=F32)),
+                               nir.Delay(delay=np.array([0.0, 1e-3, 3e-3], F32)))
+    m = from_nir(g, dt=DT)
+    assert isinstance(m[1], snir.Delay) and m[1].steps.tolist() == [0, 1, 3]
+    x = torch.rand(6, 2, 3)
+    y = m(x)
+    assert torch.equal(y[:, :, 0], x[:, :, 0])
+    assert torch.equal(y[1:, :, 1], x[:-1, :, 1]) and torch.equal(y[0, :, 1], torch.zeros(2))
+    assert torch.equal(y[3:, :, 2], x[:-3, :, 2]) and torch.equal(y[:3, :, 2], torch.zeros(3, 2))
+    # continuing a sequence with the returned state == one long sequence
+    y1, st = m[1](x[:4], return_state=True)
+    y2, _ = m[1](x[4:], st, return_state=True)
+    assert torch.equal(torch.cat([y1, y2]), m[1](x))
+    g2 = to_nir(m, dt=DT)
+    np.testing.assert_allclose(g2.nodes["delay"].delay, [0.0, 1e-3, 3e-3], rtol=1e-6)
+    # a delayed feedback loop runs step by step: v[t] = x[t] + 0.5 v[t - 1 - 2]
+    loop = nir.NIRGraph(nodes={"i": nir.Input(input_type=np.array([1])), "s": nir.Scale(scale=np.ones(1, F32)),
+                               "d": nir.Delay(delay=np.array([2e-3], F32)),
+                               "h": nir.Scale(scale=np.array([0.5], F32)),
+                               "o": nir.Output(output_type=np.array([1]))},
+                        edges=[("i", "s"), ("s", "d"), ("d", "h"), ("h", "s"), ("s", "o")])
+    lm = from_nir(loop, dt=DT)
+    assert lm.recurrent
+    xs = torch.rand(10, 1, 1)
+    out = lm(xs)
+    ref = []
+    for t in range(10):
+        fb = 0.5 * ref[t - 3] if t >= 3 else 0.0
+        ref.append(xs[t] + fb)
+    assert torch.allclose(out, torch.stack(ref))
+    with pytest.raises(ValueError, match="steps"):
+        snir.Delay([-1])

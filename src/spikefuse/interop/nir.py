@@ -21,6 +21,7 @@ NIR node       one step of length ``dt`` (``v[-1]`` is the initial state)
 ``CubaLI``     the CubaLIF step without spike and reset; output ``v[t]``
 ``Threshold``  ``z = 1[x > threshold]``
 ``Scale``      ``y = scale * x``;  ``Affine``: ``y = W x + b``;  ``Linear``: ``y = W x``
+``Delay``      ``y[t] = x[t - k]`` with ``k = delay / dt`` whole steps (zeros before the start)
 ``Conv*``,     per time step (time folded into batch), zero padding; ``AvgPool2d`` counts
 pools          the zero padding in the average (PyTorch's default)
 ``Flatten``    ``start_dim``/``end_dim`` index the node's shape, which excludes time and batch
@@ -79,7 +80,7 @@ What NIR cannot carry, and what spikefuse does about it:
 - Not expressible: refractory CUBA, the other Loihi neurons, max pooling, readouts that
   reduce over time (``SpikeCount``, ``MaxOverTime``, ``MeanOverTime``, ``MaxMembrane``), custom
   modules. :func:`to_nir` raises :class:`NIRConversionError` naming the module;
-  :func:`from_nir` raises it for NIR nodes spikefuse cannot run (e.g. ``Delay``).
+  :func:`from_nir` raises it for NIR node types spikefuse does not know.
 
 >>> import torch
 >>> from spikefuse import layers
@@ -137,6 +138,7 @@ __all__ = [
     "Threshold",
     "Scale",
     "NIRFlatten",
+    "Delay",
     "NIRGraphModule",
 ]
 
@@ -659,6 +661,48 @@ class NIRFlatten(nn.Module):
         return x.flatten(s + 2, e + 2)
 
 
+class Delay(nn.Module):
+    """NIR ``Delay`` on ``(T, B, *features)``: ``y[t] = x[t - k]`` with ``k = delay / dt`` steps
+    per feature (zeros before the start). ``forward(x, state=None, return_state=False)``; the
+    state is the last ``max(k)`` inputs, so a sequence can be continued (and the module runs
+    step by step inside graphs with cycles).
+
+    >>> d = Delay([0, 2])
+    >>> d(torch.arange(1.0, 5.0).reshape(4, 1, 1).expand(4, 1, 2))[:, 0].tolist()
+    [[1.0, 0.0], [2.0, 0.0], [3.0, 1.0], [4.0, 2.0]]
+    """
+
+    def __init__(self, steps):
+        super().__init__()
+        t = _param_tensor("steps", steps)
+        if not bool((t >= 0).all()) or not bool((t == torch.round(t)).all()):
+            raise ValueError(f"steps: expected non-negative whole numbers of steps, got {t.tolist()}")
+        self.register_buffer("steps", t.to(torch.int64))
+        self.max_steps = int(t.max().item()) if t.numel() else 0
+
+    def extra_repr(self):
+        return f"shape={tuple(self.steps.shape)}, max_steps={self.max_steps}"
+
+    def reset(self):
+        """No persistent state: every forward starts from zeros."""
+
+    def forward(self, x: Tensor, state: Optional[Tensor] = None, return_state: bool = False):
+        check_sequence("x", x)
+        K, T = self.max_steps, x.shape[0]
+        try:
+            k = torch.broadcast_to(self.steps, x.shape[2:]) if self.steps.dim() else self.steps.expand(x.shape[2:])
+        except RuntimeError:
+            raise ValueError(f"x: features {tuple(x.shape[2:])} do not match the delay shape "
+                             f"{tuple(self.steps.shape)}") from None
+        if state is None:
+            state = x.new_zeros((K,) + tuple(x.shape[1:]))
+        hist = torch.cat([state.to(x.dtype), x], 0)
+        idx = (K + torch.arange(T, device=x.device).reshape((T,) + (1,) * (x.dim() - 1))
+               - k.to(x.device).unsqueeze(0).unsqueeze(0))
+        y = torch.gather(hist, 0, idx.expand_as(x).contiguous())
+        return (y, hist[hist.shape[0] - K:]) if return_state else y
+
+
 # ============================================================================================
 # Graph executor (graphs that are not a chain)
 # ============================================================================================
@@ -708,7 +752,7 @@ class NIRGraphModule(nn.Module):
         if self.recurrent:
             for n in self.node_names:
                 m = self.module(n)
-                if not isinstance(m, (_NIRNeuronBase,) + _STATELESS):
+                if not isinstance(m, (_NIRNeuronBase, Delay) + _STATELESS):
                     raise NIRConversionError(
                         f"graph: node {n!r} ({type(m).__name__}) cannot run in a graph with cycles, which runs "
                         "step by step: use the NIR* neuron modules (they take their state explicitly) or "
@@ -771,7 +815,7 @@ class NIRGraphModule(nn.Module):
             for n in self.order:
                 acc = self._sum_inputs_step(n, cur, prev, back)
                 m = self.module(n)
-                if isinstance(m, _NIRNeuronBase):
+                if isinstance(m, (_NIRNeuronBase, Delay)):
                     y, states[n] = m(acc, states.get(n), return_state=True)
                 else:
                     y = m(acc)
@@ -794,7 +838,7 @@ class NIRGraphModule(nn.Module):
 
 
 _STATELESS = (nn.Linear, nn.Conv1d, nn.Conv2d, _layers._Pool2d, _layers.Flatten, nn.Identity, Scale, Threshold,
-              NIRFlatten)
+              NIRFlatten)  # plus Delay and the NIR* neurons, which take their state explicitly
 
 
 def _safe_name(name: str, i: int) -> str:
@@ -1033,6 +1077,10 @@ class _Exporter:
                 "module": "Threshold", "surrogate": _surrogate_meta(m.surrogate)}})
             n = self.add(name, node)
             return n, n, tuple(m.threshold.shape) or shape
+        if isinstance(m, Delay):
+            node = nirm.Delay(delay=(m.steps.double() * self.dt).numpy())
+            n = self.add(name, node)
+            return n, n, tuple(m.steps.shape) or shape
         if isinstance(m, Scale):
             node = nirm.Scale(scale=_np(m.scale))
             n = self.add(name, node)
@@ -1562,6 +1610,12 @@ class _Importer:
                 return NIRFlatten(sd, ed)
             if isinstance(node, nirm.Scale):
                 return Scale(_arr(node, "scale"))
+            if isinstance(node, nirm.Delay):
+                k = _arr(node, "delay") / self.dt
+                if not np.allclose(k, np.round(k), rtol=0, atol=1e-6) or np.any(k < -1e-6):
+                    raise NIRConversionError(f"graph node {name!r}: Delay of {np.unique(_arr(node, 'delay')).tolist()} s "
+                                             f"is not a non-negative whole number of steps dt={self.dt:g}")
+                return Delay(np.round(k))
             if isinstance(node, nirm.Threshold):
                 return Threshold(_arr(node, "threshold"), surrogate=self._sur(meta))
             if isinstance(node, nirm.LIF):
@@ -1590,8 +1644,8 @@ class _Importer:
             raise NIRConversionError(f"graph node {name!r} ({kind}): {e}") from e
         raise NIRConversionError(
             f"graph node {name!r}: nir.{kind} has no spikefuse equivalent (supported: Affine, Linear, Conv1d, "
-            "Conv2d, SumPool2d, AvgPool2d, Flatten, Scale, Threshold, LIF, IF, LI, I, CubaLIF, CubaLI, "
-            "nested NIRGraph)")
+            "Conv2d, SumPool2d, AvgPool2d, Flatten, Scale, Threshold, Delay, LIF, IF, LI, I, CubaLIF, "
+            "CubaLI, nested NIRGraph)")
 
     def _dense(self, name, node, bias):
         w = np.asarray(node.weight)
@@ -1889,7 +1943,8 @@ def from_nir(graph, dt: float, *, surrogate=None, use_metadata: bool = True) -> 
     groups that :func:`to_nir` writes for one ``EventPropLIF`` or ``RecurrentLIF`` are merged
     back into that module.
 
-    Raises :class:`NIRConversionError` naming a node spikefuse cannot run (e.g. ``Delay``), and
+    Raises :class:`NIRConversionError` naming a node spikefuse cannot run (an unknown node type, a
+    ``Delay`` that is not a whole number of steps), and
     ``ValueError`` for a bad ``dt`` or a ``dt`` larger than a node's time constant.
 
     >>> import numpy as np, nir, torch
