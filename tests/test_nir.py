@@ -878,3 +878,18 @@ def test_delay_node():
     assert torch.allclose(out, torch.stack(ref))
     with pytest.raises(ValueError, match="steps"):
         snir.Delay([-1])
+
+
+def test_native_state_validation_and_continuation():
+    m = snir.NIRCubaLIF(tau_syn=[2e-3], tau_mem=[3e-3], r=[1.0], v_leak=[0.0], v_threshold=[0.2], dt=DT)
+    x = torch.rand(8, 2, 1)
+    y1, st = m(x[:5], return_state=True)
+    y2 = m(x[5:], st)
+    assert torch.equal(torch.cat([y1, y2]), m(x))
+    with pytest.raises(TypeError, match="CubaEulerState"):
+        m(x, state=(torch.zeros(2, 1), torch.zeros(2, 1)))
+    with pytest.raises(ValueError, match=r"state\.i.*shape"):
+        m(x, state=snir.CubaEulerState(torch.zeros(3, 1), torch.zeros(2, 1)))
+    lif = snir.NIRLIF(tau=[2e-3], r=[1.0], v_leak=[0.0], v_threshold=[0.2], dt=DT)
+    with pytest.raises(ValueError, match="NaN"):
+        lif(x, state=snir.EulerState(torch.full((2, 1), float("nan"))))

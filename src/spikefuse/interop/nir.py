@@ -109,7 +109,7 @@ from torch import Tensor, nn
 
 from .. import layers as _layers
 from .. import surrogate as _surrogate
-from .._validate import _describe, check_bool, check_sequence
+from .._validate import _describe, check_bool, check_sequence, check_tensor
 from ..surrogate import Surrogate
 
 try:  # optional dependency
@@ -241,6 +241,18 @@ def euler_step(x: Tensor, state: EulerState, params: EulerParams) -> Tuple[Tenso
     return z, EulerState(v_new)
 
 
+def _check_state(name, state, cls, x_seq) -> None:
+    if not isinstance(state, cls):
+        raise TypeError(f"{name}: expected a {cls.__name__}, got {_describe(state)}")
+    for field, t in zip(cls._fields, state):
+        check_tensor(f"{name}.{field}", t)
+        if tuple(t.shape) != tuple(x_seq.shape[1:]):
+            raise ValueError(f"{name}.{field}: expected shape {tuple(x_seq.shape[1:])} (one step of x_seq), "
+                             f"got {tuple(t.shape)}")
+        if t.device != x_seq.device:
+            raise ValueError(f"{name}.{field}: expected a tensor on {x_seq.device}, got one on {t.device}")
+
+
 def _cast_params(params, dtype, device):
     def c(p):
         return p.to(dtype=dtype, device=device) if isinstance(p, Tensor) else p
@@ -266,6 +278,7 @@ def euler_multistep(x_seq: Tensor, params: EulerParams, state: Optional[EulerSta
     if state is None:
         state = _euler_initial(params, x_seq.shape[1:], x_seq.device, cd)
     else:
+        _check_state("state", state, EulerState, x_seq)
         state = EulerState(state.v.to(cd))
     outs, vs = [], []
     xf = x_seq.to(cd)
@@ -347,6 +360,7 @@ def cuba_euler_multistep(x_seq: Tensor, params: CubaEulerParams, state: Optional
         state = CubaEulerState(torch.zeros(shape, dtype=cd, device=x_seq.device),
                                torch.zeros(shape, dtype=cd, device=x_seq.device) + params.v_leak)
     else:
+        _check_state("state", state, CubaEulerState, x_seq)
         state = CubaEulerState(state.i.to(cd), state.v.to(cd))
     xf = x_seq.to(cd)
     outs, is_, vs = [], [], []
