@@ -31,8 +31,7 @@ from __future__ import annotations
 
 import torch
 
-from ..._validate import _describe, check_bool, check_number
-from ...fixed_point import quantize_threshold
+from ..._validate import check_bool
 from ...functional import resonator as F
 from ...spike import complex_spike
 from . import base
@@ -48,11 +47,7 @@ def _adaptive_translate(device_params: dict, scale, p_scale, faithful: bool) -> 
     check_bool("faithful", faithful)
     _check_scales(device_params, ("vThMant", "sinDecay", "cosDecay", "thDecay", "refDecay"), scale, p_scale)
     out = _rf_translate(device_params, scale, p_scale)
-    if not faithful and "vThStep" in device_params:
-        step = device_params["vThStep"] / scale
-    else:
-        step = device_params["vThMant"] / scale
-    out["threshold_step"] = step
+    out["threshold_step"] = base._threshold_step_param(device_params, scale, faithful)
     out["threshold_decay"] = device_params["thDecay"] / p_scale
     out["refractory_decay"] = device_params["refDecay"] / p_scale
     return out
@@ -75,7 +70,7 @@ def neuron_params(device_params: dict, scale: int = 1 << 6, p_scale: int = 1 << 
     return _adaptive_translate(device_params, scale, p_scale, faithful)
 
 
-class AdaptiveResonatorNeuron(ResonatorNeuron):
+class AdaptiveResonatorNeuron(base._AdaptiveThresholdMixin, ResonatorNeuron):
     """Shared implementation of AdRF and AdRF-Iz: RF's parameters plus ``threshold_step``,
     ``threshold_decay``, ``refractory_decay`` (×4096, never clamped, no gradient) and the
     ``threshold_state`` (initial θ0_q) and ``refractory_state`` buffers."""
@@ -119,31 +114,11 @@ class AdaptiveResonatorNeuron(ResonatorNeuron):
             log_init=log_init,
             decay_grad=decay_grad,
         )
-        if isinstance(threshold_step, bool) or not base._is_scalar(threshold_step):
-            raise TypeError(f"threshold_step: expected a number, got {_describe(threshold_step)}")
-        check_number("threshold_step", float(threshold_step), ge=0)
-        self.threshold_step = quantize_threshold(float(threshold_step), self.w_scale)
+        self.threshold_step = self._quantized_threshold_step(threshold_step)
         # lava order of per-channel sampling: frequency, decay, threshold decay, refractory decay
-        self._register_decay("threshold_decay", threshold_decay, jitter=False)
-        self._register_decay("refractory_decay", refractory_decay, jitter=False)
-        self._register_state("threshold_state", self.threshold)
-        self._register_state("refractory_state", 0.0)
+        self._register_adaptive(threshold_decay, refractory_decay)
 
-    @property
-    def cx_threshold_decay(self):
-        """Loihi ``thDecay``."""
-        return self._cx(self.threshold_decay)
-
-    @property
-    def cx_refractory_decay(self):
-        """Loihi ``refDecay``."""
-        return self._cx(self.refractory_decay)
-
-    @property
-    def v_th_step(self) -> int:
-        """Threshold step mantissa ``int(θ_step_q · w_scale)``."""
-        return int(self.threshold_step * self.w_scale)
-
+    # cx_threshold_decay, cx_refractory_decay, v_th_step: base._AdaptiveThresholdMixin
     @property
     def device_params(self) -> dict:
         """Loihi compartment parameters."""
@@ -199,12 +174,7 @@ class AdaptiveResonatorNeuron(ResonatorNeuron):
         s = self._spike_fn(real, imag, threshold + refractory)
         if self.persistent_state:
             with torch.no_grad():
-                fired = (s[-1] > 0).to(torch.float32)
-                th = self.threshold_state
-                store = dict(
-                    refractory_state=self.refractory_state + 2 * fired * th,
-                    threshold_state=th + fired * self.threshold_step,
-                )
+                store = self._adapted_states(s)
                 if self._model == "adrf":
                     store["imag_state"] = imag[-1]
                 self._store_states(**store)

@@ -25,8 +25,7 @@ from __future__ import annotations
 
 import torch
 
-from ..._validate import _describe, check_bool, check_choice, check_number
-from ...fixed_point import quantize_threshold
+from ..._validate import check_bool, check_choice
 from ...functional import loihi as F
 from . import base
 from .cuba import _check_scale, _check_scales
@@ -50,13 +49,9 @@ def neuron_params(device_params: dict, scale: int = 1 << 6, p_scale: int = 1 << 
     """
     _check_scales(device_params, ("vThMant", "iDecay", "vDecay", "thDecay", "refDecay"), scale, p_scale)
     check_bool("faithful", faithful)
-    if not faithful and "vThStep" in device_params:
-        step = device_params["vThStep"] / scale
-    else:
-        step = device_params["vThMant"] / scale
     return {
         "threshold": device_params["vThMant"] / scale,
-        "threshold_step": step,
+        "threshold_step": base._threshold_step_param(device_params, scale, faithful),
         "current_decay": device_params["iDecay"] / p_scale,
         "voltage_decay": device_params["vDecay"] / p_scale,
         "threshold_decay": device_params["thDecay"] / p_scale,
@@ -64,7 +59,7 @@ def neuron_params(device_params: dict, scale: int = 1 << 6, p_scale: int = 1 << 
     }
 
 
-class Neuron(base.Neuron):
+class Neuron(base._AdaptiveThresholdMixin, base._CurrentVoltageMixin, base.Neuron):
     """Loihi adaptive LIF (lava-dl ``alif.Neuron``), time-first ``(T, B, *features)``.
 
     Parameters
@@ -125,67 +120,21 @@ class Neuron(base.Neuron):
             shared_param=shared_param,
             requires_grad=requires_grad,
         )
-        if isinstance(threshold_step, bool) or not base._is_scalar(threshold_step):
-            raise TypeError(f"threshold_step: expected a number, got {_describe(threshold_step)}")
-        check_number("threshold_step", float(threshold_step), ge=0)
+        self.threshold_step = self._quantized_threshold_step(threshold_step)
         check_bool("graded_spike", graded_spike)
         check_choice("decay_grad", decay_grad, F.DECAY_GRADS)
-        self.threshold_step = quantize_threshold(float(threshold_step), self.w_scale)
         self.graded_spike = graded_spike
         self.decay_grad = decay_grad
         self.backend = None
-        self._register_decay("current_decay", current_decay, jitter=True)
-        self._register_decay("voltage_decay", voltage_decay, jitter=True)
-        self._register_decay("threshold_decay", threshold_decay, jitter=False)
-        self._register_decay("refractory_decay", refractory_decay, jitter=False)
-        self._register_state("current_state", 0.0)
-        self._register_state("voltage_state", 0.0)
-        self._register_state("threshold_state", self.threshold)
-        self._register_state("refractory_state", 0.0)
+        # registration order (per-channel sampling, state order): current, voltage, threshold,
+        # refractory
+        self._register_current_voltage(current_decay, voltage_decay)
+        self._register_adaptive(threshold_decay, refractory_decay)
         self.clamp()
 
     # ---------------------------------------------------------------- parameters
-    def clamp(self) -> None:
-        """Clamp the current and voltage decays to ``[0, p_scale]`` (threshold and refractory
-        decays are not clamped, as upstream)."""
-        with torch.no_grad():
-            self.current_decay.data.clamp_(0, self.p_scale)
-            self.voltage_decay.data.clamp_(0, self.p_scale)
-
-    @property
-    def device(self) -> torch.device:
-        return self.current_decay.device
-
-    @property
-    def cx_current_decay(self):
-        """Loihi ``iDecay``."""
-        return self._cx(self.current_decay)
-
-    @property
-    def cx_voltage_decay(self):
-        """Loihi ``vDecay``."""
-        return self._cx(self.voltage_decay)
-
-    @property
-    def cx_threshold_decay(self):
-        """Loihi ``thDecay``."""
-        return self._cx(self.threshold_decay)
-
-    @property
-    def cx_refractory_decay(self):
-        """Loihi ``refDecay``."""
-        return self._cx(self.refractory_decay)
-
-    @property
-    def v_th_step(self) -> int:
-        """Threshold step mantissa ``int(θ_step_q · w_scale)``."""
-        return int(self.threshold_step * self.w_scale)
-
-    @property
-    def ref_delay(self) -> int:
-        """Refractory delay (always 1)."""
-        return 1
-
+    # clamp, device, cx_current_decay, cx_voltage_decay, ref_delay: base._CurrentVoltageMixin;
+    # cx_threshold_decay, cx_refractory_decay, v_th_step: base._AdaptiveThresholdMixin
     @property
     def device_params(self) -> dict:
         """Loihi compartment parameters."""
@@ -218,14 +167,6 @@ class Neuron(base.Neuron):
         )
 
     # ---------------------------------------------------------------- dynamics
-    def _prepare(self, x):
-        self._check_real_input(x)
-        self._init_shape(x)
-        st = self._states(x)
-        if self.requires_grad:
-            self.clamp()
-        return st
-
     def dynamics(self, input: torch.Tensor):
         """``(current, voltage, threshold, refractory)`` traces ``(T, B, *features)``.
 
@@ -261,10 +202,7 @@ class Neuron(base.Neuron):
         )
         if self.persistent_state:
             with torch.no_grad():
-                fired = (s[-1] > 0).to(torch.float32)
-                th = self.threshold_state
-                self.refractory_state = (self.refractory_state + 2 * fired * th).clone()
-                self.threshold_state = (th + fired * self.threshold_step).clone()
+                self._store_states(**self._adapted_states(s))
         return self._apply_dropout(s)
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:

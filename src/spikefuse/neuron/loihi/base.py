@@ -396,6 +396,16 @@ class Neuron(nn.Module):
         self._check_device(f"{name} (imag)", im)
         return re, im
 
+    def _prepare(self, x) -> dict:
+        """Validate a real input, freeze the shape, fetch the states (:meth:`_states`) and clamp
+        learnable parameters; the start of every real model's ``forward`` and ``dynamics``."""
+        self._check_real_input(x)
+        self._init_shape(x)
+        st = self._states(x)
+        if self.requires_grad:
+            self.clamp()
+        return st
+
     def _apply_dropout(self, s: torch.Tensor) -> torch.Tensor:
         return self.drop(s) if self.drop is not None else s
 
@@ -406,3 +416,103 @@ class Neuron(nn.Module):
             f"shared_param={self.shared_param}, persistent_state={self.persistent_state}, "
             f"requires_grad={self.requires_grad}"
         )
+
+
+def _threshold_step_param(device_params: dict, scale, faithful: bool) -> float:
+    """``threshold_step`` of an adaptive model's device parameters (SPEC 3.8, 18 #4):
+    ``vThStep / scale`` when the key is present and not ``faithful``, else lava-dl's
+    ``vThMant / scale``.
+
+    >>> _threshold_step_param({"vThMant": 64, "vThStep": 32}, 64, False)
+    0.5
+    """
+    if not faithful and "vThStep" in device_params:
+        return device_params["vThStep"] / scale
+    return device_params["vThMant"] / scale
+
+
+class _CurrentVoltageMixin:
+    """Shared part of the CUBA and ALIF neurons (mixed into a :class:`Neuron` subclass): the
+    12-bit ``current_decay`` / ``voltage_decay`` parameters (1 % jitter for scalars with
+    ``shared_param=False``, clamped to ``[0, p_scale]``), the ``current_state`` /
+    ``voltage_state`` buffers and their device translations."""
+
+    def _register_current_voltage(self, current_decay, voltage_decay) -> None:
+        """Register the current and voltage decays, then the two state buffers (initially 0)."""
+        self._register_decay("current_decay", current_decay, jitter=True)
+        self._register_decay("voltage_decay", voltage_decay, jitter=True)
+        self._register_state("current_state", 0.0)
+        self._register_state("voltage_state", 0.0)
+
+    def clamp(self) -> None:
+        """Clamp the current and voltage decays to ``[0, p_scale]`` in place (other decays, such
+        as ALIF's threshold and refractory decays, are not clamped, as upstream)."""
+        with torch.no_grad():
+            self.current_decay.data.clamp_(0, self.p_scale)
+            self.voltage_decay.data.clamp_(0, self.p_scale)
+
+    @property
+    def device(self) -> torch.device:
+        return self.current_decay.device
+
+    @property
+    def cx_current_decay(self):
+        """Loihi ``iDecay``: ``round(current_decay)`` (half to even) after clamping."""
+        return self._cx(self.current_decay)
+
+    @property
+    def cx_voltage_decay(self):
+        """Loihi ``vDecay``."""
+        return self._cx(self.voltage_decay)
+
+    @property
+    def ref_delay(self) -> int:
+        """Refractory delay (always 1)."""
+        return 1
+
+
+class _AdaptiveThresholdMixin:
+    """Shared part of the adaptive models ALIF, AdRF and AdRF-Iz (mixed into a :class:`Neuron`
+    subclass, SPEC 3.4): the quantised ``threshold_step``, the ``threshold_decay`` /
+    ``refractory_decay`` parameters (no jitter, never clamped), the ``threshold_state``
+    (initially θ0_q) / ``refractory_state`` buffers, their device translations and the update
+    of the stored θ and r by the last step's spike."""
+
+    def _quantized_threshold_step(self, threshold_step) -> float:
+        """Validate ``threshold_step`` (a number ``>= 0``) and quantise it like the threshold."""
+        if isinstance(threshold_step, bool) or not _is_scalar(threshold_step):
+            raise TypeError(f"threshold_step: expected a number, got {_describe(threshold_step)}")
+        check_number("threshold_step", float(threshold_step), ge=0)
+        return quantize_threshold(float(threshold_step), self.w_scale)
+
+    def _register_adaptive(self, threshold_decay, refractory_decay) -> None:
+        """Register the threshold and refractory decays, then the two state buffers."""
+        self._register_decay("threshold_decay", threshold_decay, jitter=False)
+        self._register_decay("refractory_decay", refractory_decay, jitter=False)
+        self._register_state("threshold_state", self.threshold)
+        self._register_state("refractory_state", 0.0)
+
+    def _adapted_states(self, s: torch.Tensor) -> dict:
+        """Stored θ and r after the last step's spike ``s[-1]``: ``r += 2·θ·s``,
+        ``θ += θ_step·s`` (a dict for :meth:`_store_states`)."""
+        fired = (s[-1] > 0).to(torch.float32)
+        th = self.threshold_state
+        return dict(
+            refractory_state=self.refractory_state + 2 * fired * th,
+            threshold_state=th + fired * self.threshold_step,
+        )
+
+    @property
+    def cx_threshold_decay(self):
+        """Loihi ``thDecay``."""
+        return self._cx(self.threshold_decay)
+
+    @property
+    def cx_refractory_decay(self):
+        """Loihi ``refDecay``."""
+        return self._cx(self.refractory_decay)
+
+    @property
+    def v_th_step(self) -> int:
+        """Threshold step mantissa ``int(θ_step_q · w_scale)``."""
+        return int(self.threshold_step * self.w_scale)

@@ -65,7 +65,7 @@ def _check_scale(scale):
         raise ValueError(f"scale: expected a positive int, got {scale!r}")
 
 
-class Neuron(base.Neuron):
+class Neuron(base._CurrentVoltageMixin, base.Neuron):
     """Loihi CUBA neuron (lava-dl ``cuba.Neuron``), time-first ``(T, B, *features)``.
 
     Parameters
@@ -130,38 +130,11 @@ class Neuron(base.Neuron):
         self.decay_grad = decay_grad
         self.backend = None
         self.threshold_eps = 0.01 / self.s_scale
-        self._register_decay("current_decay", current_decay, jitter=True)
-        self._register_decay("voltage_decay", voltage_decay, jitter=True)
-        self._register_state("current_state", 0.0)
-        self._register_state("voltage_state", 0.0)
+        self._register_current_voltage(current_decay, voltage_decay)
         self.clamp()
 
     # ---------------------------------------------------------------- parameters
-    def clamp(self) -> None:
-        """Clamp the current and voltage decays to ``[0, p_scale]`` in place."""
-        with torch.no_grad():
-            self.current_decay.data.clamp_(0, self.p_scale)
-            self.voltage_decay.data.clamp_(0, self.p_scale)
-
-    @property
-    def device(self) -> torch.device:
-        return self.current_decay.device
-
-    @property
-    def cx_current_decay(self):
-        """Loihi ``iDecay``: ``round(current_decay)`` (half to even) after clamping."""
-        return self._cx(self.current_decay)
-
-    @property
-    def cx_voltage_decay(self):
-        """Loihi ``vDecay``."""
-        return self._cx(self.voltage_decay)
-
-    @property
-    def ref_delay(self) -> int:
-        """Refractory delay (always 1)."""
-        return 1
-
+    # clamp, device, cx_current_decay, cx_voltage_decay, ref_delay: base._CurrentVoltageMixin
     @property
     def device_params(self) -> dict:
         """Loihi compartment parameters."""
@@ -188,14 +161,6 @@ class Neuron(base.Neuron):
         )
 
     # ---------------------------------------------------------------- dynamics
-    def _prepare(self, x):
-        self._check_real_input(x)
-        self._init_shape(x)
-        st = self._states(x)
-        if self.requires_grad:
-            self.clamp()
-        return st
-
     def dynamics(self, input: torch.Tensor):
         """Current and (pre-reset) voltage traces ``(T, B, *features)`` of the input.
 
