@@ -437,6 +437,56 @@ def _check_input(x_seq) -> torch.Tensor:
     return check_sequence("x_seq", x_seq)
 
 
+def _check_model(x_seq, params, state, params_cls, state_cls) -> None:
+    """Validate a CUBA / ALIF call: input, ``params`` (type, shared fields, ``threshold_step``
+    where the model has one, every ``*_decay`` field in field order) and the optional state."""
+    _check_input(x_seq)
+    if not isinstance(params, params_cls):
+        raise TypeError(f"params: expected {params_cls.__name__}, got {_describe(params)}")
+    _check_common(params)
+    if "threshold_step" in params_cls._fields:
+        check_number("params.threshold_step", params.threshold_step, ge=0)
+    for n in params_cls._fields:
+        if n.endswith("_decay"):
+            _check_decay_values(f"params.{n}", getattr(params, n))
+    if state is not None:
+        if not isinstance(state, state_cls):
+            raise TypeError(f"state: expected {state_cls.__name__} or None, got {_describe(state)}")
+        _check_state(state, state_cls._fields, x_seq)
+
+
+def _multistep_setup(family: str, x_seq, params, backend, return_traces, norm):
+    """Shared start of :func:`cuba_multistep` and :func:`alif_multistep` (after the model
+    check): check ``return_traces`` and ``norm``, round the current and voltage decays
+    (straight-through) and resolve a fused kernel. Returns ``(du, dv, impl)``; ``impl`` is
+    None when the reference loop runs."""
+    check_bool("return_traces", return_traces)
+    if norm is not None and not callable(norm):
+        raise TypeError(f"norm: expected a callable module or None, got {_describe(norm)}")
+    du = round_ste(decay_view("params.current_decay", params.current_decay, x_seq))
+    dv = round_ste(decay_view("params.voltage_decay", params.voltage_decay, x_seq))
+    needs_grad = torch.is_grad_enabled() and (x_seq.requires_grad or du.requires_grad or dv.requires_grad)
+    impl = kernels.resolve(
+        family, backend, x_seq, params=params, has_norm=norm is not None,
+        return_traces=return_traces, needs_grad=needs_grad,
+    )
+    return du, dv, impl
+
+
+def _kernel_state(state, state_cls, x_seq, initial):
+    """The state handed to a fused kernel: fp32 fields expanded to one step ``(B, *features)``,
+    or, for ``state=None``, ``initial(z)`` built from a zero fp32 step tensor ``z``."""
+    step_shape = x_seq.shape[1:]
+    if state is None:
+        return initial(torch.zeros(step_shape, dtype=torch.float32, device=x_seq.device))
+    return state_cls(*(f.to(torch.float32).expand(step_shape) for f in state))
+
+
+def _out_dtype(s: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Spikes in the input's dtype for fp16 / bf16 inputs (state stays fp32), else as they are."""
+    return s.to(x.dtype) if x.dtype in (torch.float16, torch.bfloat16) else s
+
+
 def _check_state(state, names, x_seq) -> None:
     step = tuple(x_seq.shape[1:])
     for n in names:
@@ -494,16 +544,7 @@ def _cuba_derived(p: CubaParams):
 
 
 def _check_cuba(x_seq, params, state):
-    _check_input(x_seq)
-    if not isinstance(params, CubaParams):
-        raise TypeError(f"params: expected CubaParams, got {_describe(params)}")
-    _check_common(params)
-    _check_decay_values("params.current_decay", params.current_decay)
-    _check_decay_values("params.voltage_decay", params.voltage_decay)
-    if state is not None:
-        if not isinstance(state, CubaState):
-            raise TypeError(f"state: expected CubaState or None, got {_describe(state)}")
-        _check_state(state, CubaState._fields, x_seq)
+    _check_model(x_seq, params, state, CubaParams, CubaState)
 
 
 def cuba_step(x: torch.Tensor, state: Optional[CubaState], params: CubaParams):
@@ -536,7 +577,7 @@ def cuba_step(x: torch.Tensor, state: Optional[CubaState], params: CubaParams):
     s = real_spike(v, thr, tau_rho, scale_rho, params.graded_spike)
     reset = (trunc_int(v.detach() * s_scale) >= thr * s_scale).to(v.dtype)
     v_next = v - (v * reset).detach()
-    return s.to(x.dtype) if x.dtype in (torch.float16, torch.bfloat16) else s, CubaState(u, v_next)
+    return _out_dtype(s, x), CubaState(u, v_next)
 
 
 def cuba_multistep(
@@ -561,23 +602,10 @@ def cuba_multistep(
     [0.0, 1.125, 0.0, 0.0, 0.0]
     """
     _check_cuba(x_seq, params, state)
-    check_bool("return_traces", return_traces)
-    if norm is not None and not callable(norm):
-        raise TypeError(f"norm: expected a callable module or None, got {_describe(norm)}")
+    du, dv, impl = _multistep_setup("loihi_cuba", x_seq, params, backend, return_traces, norm)
     s_scale, th, thr, tau_rho, scale_rho = _cuba_derived(params)
-    du = round_ste(decay_view("params.current_decay", params.current_decay, x_seq))
-    dv = round_ste(decay_view("params.voltage_decay", params.voltage_decay, x_seq))
-    needs_grad = torch.is_grad_enabled() and (x_seq.requires_grad or du.requires_grad or dv.requires_grad)
-    impl = kernels.resolve(
-        "loihi_cuba", backend, x_seq, params=params, has_norm=norm is not None,
-        return_traces=return_traces, needs_grad=needs_grad,
-    )
     if impl is not None:
-        if state is None:
-            z = torch.zeros(x_seq.shape[1:], dtype=torch.float32, device=x_seq.device)
-            state = CubaState(z, z)
-        else:
-            state = CubaState(*(f.to(torch.float32).expand(x_seq.shape[1:]) for f in state))
+        state = _kernel_state(state, CubaState, x_seq, lambda z: CubaState(z, z))
         return impl(x_seq, params, state, return_traces)
     u = _li(x_seq, du, None if state is None else state.current, None, s_scale, params.decay_grad)
     if norm is not None:
@@ -586,8 +614,7 @@ def cuba_multistep(
     s = real_spike(v, thr, tau_rho, scale_rho, params.graded_spike)
     reset = (trunc_int(v[-1].detach() * s_scale) >= thr * s_scale).to(v.dtype)
     final = CubaState(u[-1], v[-1] - (v[-1] * reset).detach())
-    if x_seq.dtype in (torch.float16, torch.bfloat16):
-        s = s.to(x_seq.dtype)
+    s = _out_dtype(s, x_seq)
     if return_traces:
         return s, final, CubaTraces(u, v)
     return s, final
@@ -642,17 +669,7 @@ def _alif_derived(p: AlifParams):
 
 
 def _check_alif(x_seq, params, state):
-    _check_input(x_seq)
-    if not isinstance(params, AlifParams):
-        raise TypeError(f"params: expected AlifParams, got {_describe(params)}")
-    _check_common(params)
-    check_number("params.threshold_step", params.threshold_step, ge=0)
-    for n in ("current_decay", "voltage_decay", "threshold_decay", "refractory_decay"):
-        _check_decay_values(f"params.{n}", getattr(params, n))
-    if state is not None:
-        if not isinstance(state, AlifState):
-            raise TypeError(f"state: expected AlifState or None, got {_describe(state)}")
-        _check_state(state, AlifState._fields, x_seq)
+    _check_model(x_seq, params, state, AlifParams, AlifState)
 
 
 def alif_step(x: torch.Tensor, state: Optional[AlifState], params: AlifParams):
@@ -686,9 +703,7 @@ def alif_step(x: torch.Tensor, state: Optional[AlifState], params: AlifParams):
     s = real_spike(v, theta + ref, tau_rho, scale_rho, params.graded_spike)
     fired = trunc_int(v.detach() * s_scale) >= theta_i + ref_i
     theta_i, ref_i = adaptive_update(theta_i, ref_i, fired, int(step * s_scale))
-    if x.dtype in (torch.float16, torch.bfloat16):
-        s = s.to(x.dtype)
-    return s, AlifState(u, v, _to_float(theta_i, s_scale), _to_float(ref_i, s_scale))
+    return _out_dtype(s, x), AlifState(u, v, _to_float(theta_i, s_scale), _to_float(ref_i, s_scale))
 
 
 def alif_multistep(
@@ -712,24 +727,10 @@ def alif_multistep(
     [1.0, 0.0, 0.0, 1.0, 0.0, 0.0]
     """
     _check_alif(x_seq, params, state)
-    check_bool("return_traces", return_traces)
-    if norm is not None and not callable(norm):
-        raise TypeError(f"norm: expected a callable module or None, got {_describe(norm)}")
+    du, dv, impl = _multistep_setup("loihi_alif", x_seq, params, backend, return_traces, norm)
     s_scale, th0, step, tau_rho, scale_rho = _alif_derived(params)
-    du = round_ste(decay_view("params.current_decay", params.current_decay, x_seq))
-    dv = round_ste(decay_view("params.voltage_decay", params.voltage_decay, x_seq))
-    needs_grad = torch.is_grad_enabled() and (x_seq.requires_grad or du.requires_grad or dv.requires_grad)
-    impl = kernels.resolve(
-        "loihi_alif", backend, x_seq, params=params, has_norm=norm is not None,
-        return_traces=return_traces, needs_grad=needs_grad,
-    )
     if impl is not None:
-        step_shape = x_seq.shape[1:]
-        if state is None:
-            z = torch.zeros(step_shape, dtype=torch.float32, device=x_seq.device)
-            state = AlifState(z, z, torch.full_like(z, th0), z)
-        else:
-            state = AlifState(*(f.to(torch.float32).expand(step_shape) for f in state))
+        state = _kernel_state(state, AlifState, x_seq, lambda z: AlifState(z, z, torch.full_like(z, th0), z))
         return impl(x_seq, params, state, return_traces)
     if norm is not None:
         x_seq = norm(x_seq)
@@ -742,8 +743,7 @@ def alif_multistep(
     )
     s = real_spike(v, ad.threshold + ad.refractory, tau_rho, scale_rho, params.graded_spike)
     final = AlifState(u[-1], v[-1], ad.threshold_state, ad.refractory_state)
-    if x_seq.dtype in (torch.float16, torch.bfloat16):
-        s = s.to(x_seq.dtype)
+    s = _out_dtype(s, x_seq)
     if return_traces:
         return s, final, AlifTraces(u, v, ad.threshold, ad.refractory)
     return s, final
