@@ -48,8 +48,12 @@ def _sync(device):
         torch.cuda.synchronize()
 
 
+STAT = statistics.median
+
+
 def _time(fn: Callable[[], None], device, repeat: int, warmup: int = 1) -> float:
-    """Median wall time in seconds of ``fn`` (after ``warmup`` calls)."""
+    """Wall time in seconds of ``fn`` (median, or min with ``--stat min``, over ``repeat``
+    calls after ``warmup`` calls)."""
     for _ in range(warmup):
         fn()
     _sync(device)
@@ -59,7 +63,7 @@ def _time(fn: Callable[[], None], device, repeat: int, warmup: int = 1) -> float
         fn()
         _sync(device)
         ts.append(time.perf_counter() - t0)
-    return statistics.median(ts)
+    return STAT(ts)
 
 
 @contextmanager
@@ -142,12 +146,14 @@ def _saved_bytes(backend: str, family: str) -> int:
 
 
 def spikefuse_cases(family: str, backends, io_bytes: int) -> list[Case]:
-    """Cases for our own backends. Traffic model of the fused kernel per neuron-step:
-    forward reads x and writes spikes (+ the saved bytes when training); backward reads the
-    saved bytes and the spike gradient and writes the input gradient. Families with state
-    traces as outputs (cuba: membrane and current, fp32) add their writes and reads."""
+    """Cases for our own backends, with the traffic model of the fused kernel (bytes per
+    neuron-step that must cross HBM). Forward (inference): read x, write spikes and any state
+    traces the family returns. Training adds the bytes saved for backward (written in forward,
+    read in backward), and backward reads the output gradients and writes the input gradient."""
     cases = []
     for be in backends:
+        if be != "reference" and be not in kernels.available(family.replace("_refractory", "")):
+            continue
         sb = _saved_bytes(be, family)
         if family == "lif":
             from spikefuse.functional.lif import LIFParams, lif_multistep
@@ -155,11 +161,11 @@ def spikefuse_cases(family: str, backends, io_bytes: int) -> list[Case]:
             p = LIFParams(tau=2.0, v_threshold=1.0, v_reset=0.0)
 
             def run(x, be=be, p=p):
-                s, st = lif_multistep(x, p, backend=be)
-                return s
+                return lif_multistep(x, p, backend=be)[0]
 
+            # fwd: x, S; train: + H (4 B) written and read; bwd: gS in, gX out
             fwd = 2 * io_bytes
-            cases.append(Case("lif", be, run, fwd, fwd + 2 * sb + 2 * io_bytes))
+            cases.append(Case("lif", be, run, fwd, fwd + 2 * 4 + 2 * io_bytes))
         elif family in ("cuba", "cuba_refractory"):
             from spikefuse.functional.cuba import CubaParams, cuba_lif_integration, cuba_refractory_lif_integration
 
@@ -170,27 +176,30 @@ def spikefuse_cases(family: str, backends, io_bytes: int) -> list[Case]:
                 z, v, i, _ = f(x, p, dt=1e-6, backend=be)
                 return z + 0.01 * v
 
-            # x in, spikes out, membrane + current out (fp32); backward: gS, gV in, reads v, i, gx out
+            # fwd: x, z, membrane + current (fp32 outputs); train: + mask (refractory);
+            # bwd: reads membrane, current, gz, g_membrane; writes gx
             fwd = 2 * io_bytes + 8
-            cases.append(Case(family, be, run, fwd, fwd + sb * 2 + 2 * io_bytes + 4 + 8))
+            extra = 1 if family == "cuba_refractory" else 0
+            cases.append(Case(family, be, run, fwd, fwd + 2 * extra + 8 + io_bytes + 4 + io_bytes))
         elif family in ("loihi_cuba", "loihi_alif"):
-            cases.extend(_loihi_cases(family, be, io_bytes, sb))
+            from spikefuse.functional import loihi as L
+
+            if family == "loihi_cuba":
+                p = L.CubaParams(1.0, 2048.0, 1024.0)
+                f = L.cuba_multistep
+            else:
+                p = L.AlifParams(1.0, 0.5, 2048.0, 1024.0, 1024.0, 2048.0)
+                f = L.alif_multistep
+
+            def run(x, be=be, p=p, f=f):
+                return f(x, p, backend=be)[0]
+
+            # fwd: x, s, current + voltage traces (fp32); ALIF trains with theta+r (4 B) saved;
+            # bwd: reads voltage (+ theta+r), gs; writes gx
+            fwd = 2 * io_bytes + 8
+            lim = 4 if family == "loihi_alif" else 0
+            cases.append(Case(family, be, run, fwd, fwd + 2 * lim + 4 + 2 * io_bytes))
     return cases
-
-
-def _loihi_cases(family, be, io_bytes, sb):
-    try:
-        from spikefuse.functional import loihi
-    except Exception:
-        return []
-    make = getattr(loihi, "benchmark_case", None)
-    if make is None:
-        return []
-    run = make(family, be)
-    if run is None:
-        return []
-    fwd = 2 * io_bytes
-    return [Case(family, be, run, fwd, fwd + 2 * sb + 2 * io_bytes)]
 
 
 def peer_cases(family: str, device) -> list[Case]:
@@ -347,7 +356,7 @@ def print_table(rows: list[Row], file=sys.stdout) -> None:
 def main(argv=None) -> list[Row]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--device", default=None, help="cuda or cpu (default: cuda if available)")
-    ap.add_argument("--families", nargs="+", default=["lif", "cuba", "cuba_refractory"],
+    ap.add_argument("--families", nargs="+", default=["lif", "cuba", "cuba_refractory", "loihi_cuba", "loihi_alif"],
                     help="lif cuba cuba_refractory loihi_cuba loihi_alif")
     ap.add_argument("--backends", nargs="+", default=None,
                     help="spikefuse backends (default: reference + triton on cuda, reference + cpu on cpu)")
@@ -361,9 +370,16 @@ def main(argv=None) -> list[Row]:
     ap.add_argument("--on-sizes", nargs="+", type=int, default=None,
                     help="n for the Open Neuromorphic setup (default 4096 8192 16384 on cuda, 256 512 on cpu)")
     ap.add_argument("--on-T", type=int, default=500)
+    ap.add_argument("--stat", default="median", choices=["median", "min"],
+                    help="statistic over the repeats (min is steadier on a shared machine)")
+    ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads for CPU runs")
     ap.add_argument("--json", default=None, help="write the rows to this JSON file")
     args = ap.parse_args(argv)
 
+    global STAT
+    STAT = min if args.stat == "min" else statistics.median
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     dtype = getattr(torch, args.dtype)
     shapes = ([tuple(int(v) for v in s.split(",")) for s in args.shapes] if args.shapes
@@ -397,10 +413,11 @@ def main(argv=None) -> list[Row]:
 
     print(f"device: {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu, '}"
           f"{'' if device.type == 'cuda' else str(torch.get_num_threads()) + ' threads'}), dtype {args.dtype}, "
-          f"bandwidth for the bound {args.bandwidth:.3g} B/s")
+          f"bandwidth for the bound {args.bandwidth:.3g} B/s, {args.stat} of {args.repeat}")
     print_table(rows)
     if args.json:
         meta = {"device": str(device), "dtype": args.dtype, "bandwidth": args.bandwidth,
+                "stat": args.stat, "threads": torch.get_num_threads(),
                 "torch": torch.__version__, "saved_bytes_per_neuron_step": _saved_table()}
         Path(args.json).write_text(json.dumps({"meta": meta, "rows": [asdict(r) for r in rows]}, indent=1))
     return rows

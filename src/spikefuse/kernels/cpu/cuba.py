@@ -74,6 +74,18 @@ def cuba_supports_common(x_seq, params, refractory) -> Optional[str]:
     return None
 
 
+def blend_(out, a, m, b):
+    """``out = b where m == 1 else a`` for a 0/1 float mask ``m``, as ``a - a m + b m`` (exact for
+    finite values; ``out`` must not be ``a``). ``b`` is a number or a tensor."""
+    torch.mul(a, m, out=out)
+    torch.sub(a, out, out=out)
+    if isinstance(b, torch.Tensor):
+        out.addcmul_(m, b)
+    elif b != 0.0:
+        out.add_(m, alpha=b)
+    return out
+
+
 def _flat(p, shape, dev):
     if isinstance(p, torch.Tensor):
         return expand_param(p, shape, dev)
@@ -90,40 +102,43 @@ class _CubaCPU(torch.autograd.Function):
             x32 = x if x.dtype == torch.float32 else x.float()
             mem = torch.empty((T, M), dtype=torch.float32)
             cur = torch.empty((T, M), dtype=torch.float32)
-            Z = torch.empty((T, M), dtype=torch.bool)
+            Z = torch.empty((T, M), dtype=torch.float32)
             mask = torch.empty((T, M), dtype=torch.bool) if refractory else None
             v = torch.zeros(M) + (leak_ if isinstance(leak_, float) else leak_)
             i = torch.zeros(M)
             ref = torch.zeros(M) if refractory else None
             tmp = torch.empty(M)
+            tmp2 = torch.empty(M)
             vp = torch.empty(M)
-            reset_t = reset_ if isinstance(reset_, torch.Tensor) else torch.tensor(reset_)
-            R_t = R if isinstance(R, torch.Tensor) else torch.tensor(R)
-            zero = torch.tensor(0.0)
+            mf = torch.empty(M)
+            leak_t = leak_ if isinstance(leak_, torch.Tensor) else torch.tensor(leak_)
+            # selections are done with 0/1 float masks (blend): torch.where / masked_fill with
+            # data-dependent bool masks are several times slower on CPU
             for t in range(T):
-                if isinstance(leak_, torch.Tensor):
-                    torch.sub(leak_, v, out=tmp)
-                else:
-                    torch.neg(v, out=tmp).add_(leak_)
+                torch.sub(leak_t, v, out=tmp)
                 tmp.add_(i)
                 tmp.mul_(a_m_)
-                torch.mul(i, c_s_, out=cur[t])
-                cur[t].add_(x32[t])
+                ci = cur[t]
+                torch.mul(i, c_s_, out=ci)
+                ci.add_(x32[t])
                 torch.add(v, tmp, out=vp)
                 zt = Z[t]
-                torch.gt(vp, thr_, out=zt)
+                torch.sub(vp, thr_, out=zt).gt_(0.0)             # z' = 1[v' - thr > 0]
                 v = mem[t]
-                torch.where(zt, reset_t, vp, out=v)
                 if refractory:
-                    mt = mask[t]
-                    torch.gt(ref, 0.0, out=mt)
-                    torch.where(mt, reset_t, v, out=v)
-                    zt.logical_and_(~mt)
-                    ref.sub_(mt.float()).clamp_(min=0.0)
-                    torch.where(zt, R_t, ref, out=ref)
-                i = cur[t]
-            del zero
-            spk = Z.to(out_dtype)
+                    torch.gt(ref, 0.0, out=mf)                   # m
+                    mask[t].copy_(mf)
+                    torch.maximum(zt, mf, out=tmp2)              # reset by spike or refractory
+                    blend_(v, vp, tmp2, reset_)
+                    torch.mul(zt, mf, out=tmp2)
+                    zt.sub_(tmp2)                                # z = z' (1 - m)
+                    # relu(ref - m) == relu(ref - 1) because ref >= 0 and m = 1[ref > 0]
+                    torch.sub(ref, 1.0, out=tmp).clamp_(min=0.0)
+                    blend_(ref, tmp, zt, R)
+                else:
+                    blend_(v, vp, zt, reset_)
+                i = ci
+            spk = Z if out_dtype == torch.float32 else Z.to(out_dtype)
         ctx.refractory = refractory
         ctx.x_dtype = x.dtype
         ctx.consts = [None if isinstance(p, torch.Tensor) else p for p in (leak_, reset_, thr_, a_m_, c_s_, alpha)]
@@ -139,60 +154,60 @@ class _CubaCPU(torch.autograd.Function):
         leak, reset, thr, a_m, c_s = (p.detach() if isinstance(p, torch.Tensor) else p
                                       for p in (leak, reset, thr, a_m, c_s))
         T, M = mem.shape
+        need = ctx.needs_input_grad
         with torch.no_grad():
-            # previous state for every step (v[-1] = leak, i[-1] = 0)
+            # previous membrane (v[-1] = leak); few full-size temporaries, updated in place
             v_old = torch.empty_like(mem)
             v_old[0] = leak
             v_old[1:] = mem[:-1]
-            i_old = torch.zeros_like(cur)
-            i_old[1:] = cur[:-1]
-            drive = (leak - v_old).add_(i_old)           # (leak - v) + i, as in forward
-            vp = v_old + drive * a_m                      # pre-reset membrane, bit-exact
-            d = vp - thr
+            drive = torch.neg(v_old).add_(leak)           # (leak - v) + i, as in forward
+            drive[1:].add_(cur[:-1])
+            d = torch.mul(drive, a_m).add_(v_old)           # pre-reset membrane v', bit-exact
+            del v_old
+            d.sub_(thr)
             zp = d > 0
-            sg = (alpha * d.abs() + 1.0).pow_(2).reciprocal_()
-            keep = (~zp).float()                          # dv_post/dv_pre = 1 - z'
+            sg = d.abs_().mul_(alpha).add_(1.0).square_().reciprocal_()
+            keep = ~zp                                      # dv_post/dv' = 1 - z' (reset detached)
             if mask is not None:
-                notm = (~mask).float()
-                keep.mul_(notm)
-            gz = g_spk.float() if g_spk is not None else torch.zeros_like(mem)
+                keep.logical_and_(~mask)
+            keepf = keep.float()
+            del keep
+            gzsg = sg.mul_(g_spk) if g_spk is not None else sg.zero_()
             if mask is not None:
-                gz = gz * notm
-            gzsg = gz * sg
-            gm = g_mem.float() if g_mem is not None else None
-            # gv'[t] = (g_mem[t] + gv) keep[t] + gz sg: split into P[t] + gv keep[t]
-            P = gzsg.clone()
-            if gm is not None:
-                P.addcmul_(gm, keep)
-            gvp = P                                        # becomes gv' in place
+                gzsg.masked_fill_(mask, 0.0)
+            g_thr = -gzsg.sum(0) if need[3] else None
+            # gv'[t] = (g_mem[t] + gv) keep[t] + gz sg = P[t] + gv keep[t], built in place
+            gvp = gzsg
+            if g_mem is not None:
+                gvp.addcmul_(g_mem, keepf)
             gi_tot = g_cur.float().clone() if g_cur is not None else torch.zeros_like(mem)
             gv = torch.zeros(M)
             gi = torch.zeros(M)
             one_m_am = 1.0 - a_m
+            a_m_t = a_m if isinstance(a_m, torch.Tensor) else torch.tensor(a_m)
             for t in range(T - 1, -1, -1):
-                gvp[t].addcmul_(gv, keep[t])
+                gvp[t].addcmul_(gv, keepf[t])
                 gi_tot[t].add_(gi)
                 torch.mul(gvp[t], one_m_am, out=gv)
-                torch.mul(gi_tot[t], c_s, out=gi).addcmul_(gvp[t], a_m if isinstance(a_m, torch.Tensor)
-                                                            else torch.tensor(a_m))
-            need = ctx.needs_input_grad
-            gx = gi_tot.to(ctx.x_dtype) if need[0] else None
-            g_leak = (gvp * a_m).sum(0) if need[1] else None
-            g_thr = -gzsg.sum(0) if need[3] else None
+                torch.mul(gi_tot[t], c_s, out=gi).addcmul_(gvp[t], a_m_t)
+            g_leak = (gvp.sum(0) * a_m) if need[1] else None
             g_am = (gvp * drive).sum(0) if need[4] else None
-            g_cs = (gi_tot * i_old).sum(0) if need[5] else None
+            g_cs = None
+            if need[5]:
+                g_cs = (gi_tot[1:] * cur[:-1]).sum(0) if T > 1 else torch.zeros(M)
             g_reset = None
             if need[2]:
                 # gradient reaching the post-reset membrane of each step
                 gv_out = torch.zeros_like(mem)
                 gv_out[:-1] = gvp[1:] * one_m_am
-                if gm is not None:
-                    gv_out.add_(gm)
-                gpost = gv_out * notm if mask is not None else gv_out
-                g = gpost * zp.float()
+                if g_mem is not None:
+                    gv_out.add_(g_mem)
+                gpost = gv_out.masked_fill(mask, 0.0) if mask is not None else gv_out
+                g = (gpost * zp).sum(0)
                 if mask is not None:
-                    g.add_(gv_out * mask.float())
-                g_reset = g.sum(0)
+                    g.add_((gv_out * mask).sum(0))
+                g_reset = g
+            gx = gi_tot.to(ctx.x_dtype) if need[0] else None
         return gx, g_leak, g_reset, g_thr, g_am, g_cs, None, None, None, None
 
 

@@ -18,15 +18,36 @@ for ``decay_input`` LIF when tau needs a gradient (it is alive anyway as the cal
 """
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 import torch
 
 from .common import expand_param, io_reason, needs_grad, param_reason
+from .cuba import blend_
 
 SAVED_BYTES = {"lif": 4}
 
 KIND_IF, KIND_LIF_DECAY_INPUT, KIND_LIF = 0, 1, 2
+
+
+def surrogate_grad_(x: torch.Tensor, surrogate) -> torch.Tensor:
+    """``surrogate.grad(x)`` computed in place in ``x`` (fp32) for the families with a kernel id;
+    any other surrogate (``Custom``) is evaluated by its own ``grad``."""
+    kid = getattr(surrogate, "kernel_id", -1)
+    a0, a1 = surrogate.kernel_params if kid >= 0 else (0.0, 0.0)
+    if kid == 0:  # ATan: (a/2) / (1 + (pi/2 a x)^2)
+        return x.mul_(math.pi / 2 * a0).square_().add_(1.0).reciprocal_().mul_(a0 / 2)
+    if kid == 1:  # Sigmoid: a s (1 - s)
+        x.mul_(a0).sigmoid_()
+        return torch.addcmul(x, x, x, value=-1.0, out=x).mul_(a0)
+    if kid == 2:  # SuperSpike: 1 / (a |x| + 1)^2
+        return x.abs_().mul_(a0).add_(1.0).square_().reciprocal_()
+    if kid == 3:  # SLAYER exp: scale/(2 tau) exp(-|x|/tau)
+        return x.abs_().mul_(-1.0 / a0).exp_().mul_(a1 / (2 * a0))
+    if kid == 4:  # Triangle: h max(0, 1 - |x|/w)
+        return x.abs_().mul_(-1.0 / a0).add_(1.0).clamp_(min=0.0).mul_(a1)
+    return surrogate.grad(x).to(torch.float32)
 
 
 def _reset(h, s, vth, vr, hard: bool):
@@ -37,35 +58,44 @@ def _reset(h, s, vth, vr, hard: bool):
 
 
 def _forward_loop(x32, tau, vth, vr, v0, kind: int, hard: bool):
-    """Runs the scan; returns H (T, M) fp32 and V_last (M,) fp32."""
+    """Runs the scan; returns H (T, M) fp32, the spikes as 0/1 fp32 (T, M) and V_last (M,) fp32.
+    Selections use 0/1 float masks (see :func:`blend_`): a data-dependent ``torch.where`` is
+    several times slower on CPU."""
     T, M = x32.shape
     H = torch.empty((T, M), dtype=torch.float32)
+    S = torch.empty((T, M), dtype=torch.float32)
     v = v0.clone()
     tmp = torch.empty(M, dtype=torch.float32)
-    sb = torch.empty(M, dtype=torch.bool)
-    vr_t = vr if isinstance(vr, torch.Tensor) else torch.tensor(vr, dtype=torch.float32)
+    vr_zero = not isinstance(vr, torch.Tensor) and vr == 0.0  # v - 0.0 == v exactly: skip it
     for t in range(T):
         h = H[t]
         xt = x32[t]
         if kind == KIND_IF:
             torch.add(v, xt, out=h)
         elif kind == KIND_LIF_DECAY_INPUT:
-            torch.sub(v, vr, out=tmp)
-            torch.sub(xt, tmp, out=tmp)
+            if vr_zero:
+                torch.sub(xt, v, out=tmp)
+            else:
+                torch.sub(v, vr, out=tmp)
+                torch.sub(xt, tmp, out=tmp)
             tmp.div_(tau)
             torch.add(v, tmp, out=h)
         else:
-            torch.sub(v, vr, out=tmp)
-            tmp.div_(tau)
+            if vr_zero:
+                torch.div(v, tau, out=tmp)
+            else:
+                torch.sub(v, vr, out=tmp)
+                tmp.div_(tau)
             torch.sub(v, tmp, out=tmp)
             torch.add(tmp, xt, out=h)
-        torch.ge(h, vth, out=sb)
+        st = S[t]
+        torch.sub(h, vth, out=st).ge_(0.0)                     # S = 1[H - Vth >= 0] as 0/1 float
         if hard:
-            torch.where(sb, vr_t, h, out=v)
+            blend_(v, h, st, vr)                                 # V = Vr where S else H
         else:
-            torch.sub(h, vth, out=tmp)
-            torch.where(sb, tmp, h, out=v)
-    return H, v
+            torch.mul(st, vth, out=v)
+            torch.sub(h, v, out=v)                               # V = H - S Vth
+    return H, S, v
 
 
 class _LIFCPU(torch.autograd.Function):
@@ -75,10 +105,9 @@ class _LIFCPU(torch.autograd.Function):
         with torch.no_grad():
             x32 = x if x.dtype == torch.float32 else x.float()
             taud, vthd, vrd = (p.detach() if isinstance(p, torch.Tensor) else p for p in (tau, vth, vr))
-            H, vlast = _forward_loop(x32, taud, vthd, vrd, v0.detach(), kind, hard)
-            s = H >= vthd
-            spk = s.to(out_dtype)
-            vseq = _reset(H, s, vthd, vrd, hard) if traces else None
+            H, sf, vlast = _forward_loop(x32, taud, vthd, vrd, v0.detach(), kind, hard)
+            spk = sf if out_dtype == torch.float32 else sf.to(out_dtype)
+            vseq = _reset(H, sf > 0, vthd, vrd, hard) if traces else None
         ctx.cfg = cfg
         ctx.tensor_params = tuple(isinstance(p, torch.Tensor) for p in (tau, vth, vr))
         ctx.consts = tuple(None if isinstance(p, torch.Tensor) else p for p in (tau, vth, vr))
@@ -99,36 +128,40 @@ class _LIFCPU(torch.autograd.Function):
         vth = vth_t if vth_t is not None else ctx.consts[1]
         vr = vr_t if vr_t is not None else ctx.consts[2]
         T, M = H.shape
+        need_tau, need_vth, need_vr = ctx.needs_input_grad[1:4]
         with torch.no_grad():
-            d = H - vth
-            sg = surrogate.grad(d).float()
-            s = d >= 0
-            sf = s.float()
+            # few full-size temporaries, updated in place: fresh (T, M) buffers cost page faults
+            s = H >= vth
+            sg = surrogate_grad_(torch.sub(H, vth), surrogate)
             if hard:
-                gv2h = 1.0 - sf
-                if not detach:
-                    gv2h = gv2h + (vr - H) * sg
+                if detach:
+                    gv2h = (~s).float()
+                else:  # 1 - S + (Vr - H) sg
+                    gv2h = torch.neg(H).add_(vr).mul_(sg).add_(~s)
             else:
-                gv2h = torch.ones_like(H) if detach else 1.0 - vth * sg
+                gv2h = None if detach else torch.mul(sg, -vth).add_(1.0)  # None: dV/dH = 1
             # a[t] = everything of gH[t] that does not depend on the carried gV
-            a = torch.zeros_like(H)
+            a = sg.clone() if need_vth else sg
             if g_spk is not None:
-                a.addcmul_(g_spk.float(), sg)
+                a.mul_(g_spk)
+            else:
+                a.zero_()
             if g_vseq is not None:
-                a.addcmul_(g_vseq.float(), gv2h)
+                a.add_(g_vseq) if gv2h is None else a.addcmul_(g_vseq, gv2h)
             if g_hseq is not None:
-                a.add_(g_hseq.float())
+                a.add_(g_hseq)
             dhdv = 1.0 if kind == KIND_IF else 1.0 - 1.0 / tau
             carry = g_vlast.float().clone() if g_vlast is not None else torch.zeros(M)
             gH = a
             for t in range(T - 1, -1, -1):
-                gH[t].addcmul_(carry, gv2h[t])
+                if gv2h is None:
+                    gH[t].add_(carry)
+                else:
+                    gH[t].addcmul_(carry, gv2h[t])
                 torch.mul(gH[t], dhdv, out=carry)
             gv0 = carry
-            gx = gH / tau if kind == KIND_LIF_DECAY_INPUT else gH
-            gx = gx.to(ctx.x_dtype) if ctx.needs_input_grad[0] else None
+            sf = s.float() if (need_vth or need_vr) else None
             g_tau = g_vth = g_vr = None
-            need_tau, need_vth, need_vr = ctx.needs_input_grad[1:4]
             if need_vth or need_vr:
                 # gradient reaching V[t] (after reset): carried from step t+1 plus the trace's
                 gv_in = torch.empty_like(H)
@@ -163,6 +196,11 @@ class _LIFCPU(torch.autograd.Function):
                     g_tau = -(gH * (x.float() - (vprev - vr))).sum(0) / (tau * tau)
                 else:
                     g_tau = (gH * (vprev - vr)).sum(0) / (tau * tau)
+            if ctx.needs_input_grad[0]:
+                gx = gH.div_(tau) if kind == KIND_LIF_DECAY_INPUT else gH
+                gx = gx.to(ctx.x_dtype)
+            else:
+                gx = None
         return (gx, g_tau, g_vth, g_vr, gv0 if ctx.needs_input_grad[4] else None, None)
 
 
