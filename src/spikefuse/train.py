@@ -730,9 +730,22 @@ def train(cfg: TrainConfig, *, resume: bool | str = False, progress: bool = True
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
-        sched.load_state_dict(ckpt["schedule"])
         history = list(ckpt["history"])
         start_epoch = int(ckpt["epoch"])
+        saved_epochs = int(ckpt["config"].get("epochs") or cfg.epochs)
+        if saved_epochs == cfg.epochs:
+            sched.load_state_dict(ckpt["schedule"])
+        else:
+            # the run was extended/shortened: a fresh schedule over the remaining epochs
+            for g in opt.param_groups:
+                g["lr"] = cfg.lr
+                g.pop("initial_lr", None)
+                g.pop("max_lr", None)
+                g.pop("min_lr", None)
+            sched = _build_schedule(dataclasses.replace(cfg, epochs=max(1, cfg.epochs - start_epoch)),
+                                    opt, steps_per_epoch)
+            _log(verbose, dist_info, f"epochs changed from {saved_epochs} to {cfg.epochs}: "
+                                     f"the {cfg.schedule} schedule restarts for the remaining epochs")
         train_time = float(ckpt.get("train_time_s", 0.0))
         _set_rng_state(ckpt["rng"])
         _log(verbose, dist_info, f"resuming {out} after epoch {start_epoch}/{cfg.epochs}")
