@@ -125,3 +125,25 @@ def test_reasons_and_fallback(monkeypatch):
     monkeypatch.setattr(tcommon, "INTERPRET", False)
     with pytest.raises(ValueError, match="needs CUDA tensors or TRITON_INTERPRET=1"):
         kernels.resolve("cuba", "triton", x, params=p, refractory=False, dt=1e-6)
+
+
+def test_supports_reasons_direct():
+    """The reasons the fused backends give for cases they refuse (the functional layer
+    validates first, so these are reached only through kernels.resolve / supports)."""
+    from spikefuse.kernels.cpu import cuba as ccuba
+    from spikefuse.kernels.triton import cuba as tcuba
+
+    x = torch.rand(4, 2, 5)
+    p = CubaParams()
+    assert ccuba.cuba_cpu_supports(x, params=p) is None
+    assert tcuba.cuba_triton_supports(x, params=p) is None
+    assert "no CubaParams" in ccuba.cuba_cpu_supports(x, params=None)
+    assert "method" in ccuba.cuba_cpu_supports(x, params=p._replace(method="other"))
+    assert "does not broadcast" in ccuba.cuba_cpu_supports(x, params=p._replace(threshold=torch.ones(3)))
+    assert "refractory_time" in ccuba.cuba_cpu_supports(
+        x, params=p._replace(refractory_time=torch.ones(3)), refractory=True)
+    assert ccuba.cuba_cpu_supports(x, params=p._replace(refractory_time=torch.ones(3)), refractory=False) is None
+    assert "torch.int8 is not supported" in ccuba.cuba_cpu_supports(x.to(torch.int8), params=p)
+    assert "expected float16/bfloat16/float32" in ccuba.cuba_cpu_supports(x.double(), params=p)
+    assert "must be (T, B, *features)" in ccuba.cuba_cpu_supports(torch.rand(4), params=p)
+    assert "empty" in ccuba.cuba_cpu_supports(torch.rand(0, 2, 5), params=p)

@@ -193,3 +193,37 @@ def test_saved_bytes_reported():
     from spikefuse.kernels import cpu as cpu_mod
     assert triton_mod.SAVED_BYTES["lif"] == 4
     assert cpu_mod.SAVED_BYTES["lif"] == 4
+
+
+def test_param_helpers():
+    from spikefuse.kernels.cpu.common import expand_param, param_reason, sum_to
+
+    shape = (2, 3)
+    assert expand_param(2.0, shape, torch.device("cpu")).tolist() == [2.0] * 6
+    assert expand_param(torch.tensor([1.0, 2.0, 3.0]), shape, torch.device("cpu")).tolist() == [1, 2, 3] * 2
+    assert expand_param(torch.tensor([[1.0], [2.0]]), shape, torch.device("cpu")).tolist() == [1, 1, 1, 2, 2, 2]
+    cpu = torch.device("cpu")
+    assert param_reason("tau", 2.0, shape, cpu) is None
+    assert param_reason("tau", torch.ones(3), shape, cpu) is None
+    assert "does not broadcast" in param_reason("tau", torch.ones(4), shape, cpu)
+    assert "does not broadcast" in param_reason("tau", torch.ones(2, 2, 3), shape, cpu)
+    assert "must be a number or a tensor" in param_reason("tau", "2", shape, cpu)
+    assert "must be a number or a tensor" in param_reason("tau", True, shape, cpu)
+    assert "floating" in param_reason("tau", torch.ones(3, dtype=torch.bool), shape, cpu)
+    assert sum_to(torch.ones(2, 3), torch.ones(3)).tolist() == [2.0, 2.0, 2.0]
+    assert sum_to(None, torch.ones(3)) is None
+
+
+def test_lif_supports_direct():
+    from spikefuse.kernels.cpu import lif as clif
+    from spikefuse.kernels.triton import lif as tlif
+
+    x = torch.rand(4, 2, 5)
+    for sup in (clif.lif_supports, tlif.lif_supports):
+        assert sup(x, params=LIFParams()) is None
+        assert "no LIFParams" in sup(x, params=None)
+        assert "v0" in sup(x, params=LIFParams(), v0=torch.ones(3))
+        assert "v_threshold" in sup(x, params=LIFParams(v_threshold=torch.ones(4)))
+        assert "v_reset" in sup(x, params=LIFParams(v_reset=torch.ones(4)))
+    # the CPU path needs CPU tensors (checked with a meta tensor: no device needed)
+    assert "needs CPU tensors" in clif.lif_supports(torch.empty(4, 2, 5, device="meta"), params=LIFParams())
