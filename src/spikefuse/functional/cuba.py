@@ -712,12 +712,7 @@ def crossing_offsets(membrane: Tensor, current: Tensor, params: CubaParams = Cub
     >>> round(crossing_offsets(v, i, p, 1e-6)[1].item(), 4)   # 0 -> 0.5 crosses 0.3 at 0.6
     -0.4
     """
-    check_sequence("membrane", membrane)
-    check_sequence("current", current)
-    if membrane.shape != current.shape:
-        raise ValueError(f"current: expected the shape of membrane {tuple(membrane.shape)}, got {tuple(current.shape)}")
-    dt = _check_dt(dt)
-    _validate_params(params, tuple(membrane.shape[1:]), membrane.device, dt, refractory=False)
+    dt = _check_traces(membrane, current, params, dt)
     with torch.no_grad():
         cdt = _compute_dtype(membrane.dtype)
         st = initial_state(membrane.shape[1:], params, cdt, membrane.device) if state is None else state
@@ -726,6 +721,19 @@ def crossing_offsets(membrane: Tensor, current: Tensor, params: CubaParams = Cub
         c = _cast_params(params, dt, cdt)
         v_pre = v_prev + c.a_m * (c.leak - v_prev + i_prev)
         return _offsets(v_prev, v_pre, c.threshold)
+
+
+def _check_traces(membrane, current, params, dt) -> float:
+    """Validate the arguments of a ``crossing_offsets`` (here and in
+    :mod:`spikefuse.functional.eventprop`): two equal-shape sequences, ``dt`` and ``params``.
+    Returns ``dt`` as a float."""
+    check_sequence("membrane", membrane)
+    check_sequence("current", current)
+    if membrane.shape != current.shape:
+        raise ValueError(f"current: expected the shape of membrane {tuple(membrane.shape)}, got {tuple(current.shape)}")
+    dt = _check_dt(dt)
+    _validate_params(params, tuple(membrane.shape[1:]), membrane.device, dt, refractory=False)
+    return dt
 
 
 def _offsets(v_prev: Tensor, v_pre: Tensor, threshold) -> Tensor:

@@ -76,6 +76,7 @@ from .cuba import (
     CubaState,
     _cast,
     _check_dt,
+    _check_traces,
     _compute_dtype,
     _offsets,
     _validate_params,
@@ -203,8 +204,16 @@ def eventprop_adjoint(z: Tensor, i: Tensor, grad_spikes: Optional[Tensor], p: _P
 # --------------------------------------------------------------------------- autograd Functions
 
 
-def _run_forward(ctx, cur: Tensor, p: _P, hw, current_index: str, membrane_grad: bool):
-    """Shared forward: returns (z, v, i) outputs, saves z (bool) and i for backward."""
+def _cast_hw(hw, cdt):
+    """Measured ``(spikes, membrane or None)`` in the compute dtype; ``None`` stays ``None``."""
+    if hw is None:
+        return None
+    return (hw[0].to(cdt), hw[1].to(cdt) if hw[1] is not None else None)
+
+
+def _run_forward(ctx, cur: Tensor, p: _P, hw, current_index: str, membrane_grad: bool, saved=()):
+    """Shared forward: returns (z, v, i) outputs, saves ``*saved``, z (bool) and i for backward
+    (i is marked non-differentiable)."""
     if hw is None:
         z, v, i = eventprop_forward(cur, p)
     else:
@@ -215,6 +224,8 @@ def _run_forward(ctx, cur: Tensor, p: _P, hw, current_index: str, membrane_grad:
     ctx.p = p
     ctx.current_index = current_index
     ctx.membrane_grad = membrane_grad
+    ctx.save_for_backward(*saved, z > 0, i)
+    ctx.mark_non_differentiable(i)
     return z, v, i
 
 
@@ -229,10 +240,7 @@ def _run_backward(ctx, z, i, grad_z, grad_v):
 class _EventPropCurrent(torch.autograd.Function):
     @staticmethod
     def forward(ctx, cur, p, hw, current_index, membrane_grad):
-        z, v, i = _run_forward(ctx, cur, p, hw, current_index, membrane_grad)
-        ctx.save_for_backward(z > 0, i)
-        ctx.mark_non_differentiable(i)
-        return z, v, i
+        return _run_forward(ctx, cur, p, hw, current_index, membrane_grad)
 
     @staticmethod
     def backward(ctx, grad_z, grad_v, grad_i):
@@ -255,13 +263,7 @@ class EventPropNeuron(torch.autograd.Function):
                 membrane_grad=False):
         cdt = _compute_dtype(input.dtype)
         p = _detached(params, float(dt), cdt)
-        hw = None
-        if hw_data is not None:
-            hw = (hw_data[0].to(cdt), hw_data[1].to(cdt) if hw_data[1] is not None else None)
-        z, v, i = _run_forward(ctx, input[0].to(cdt), p, hw, current_index, membrane_grad)
-        ctx.save_for_backward(z > 0, i)
-        ctx.mark_non_differentiable(i)
-        return z, v, i
+        return _run_forward(ctx, input[0].to(cdt), p, _cast_hw(hw_data, cdt), current_index, membrane_grad)
 
     @staticmethod
     def backward(ctx, grad_z, grad_v, grad_i):
@@ -302,13 +304,7 @@ class EventPropLinearLIF(torch.autograd.Function):
         cdt = _compute_dtype(x.dtype)
         p = _detached(params, float(dt), cdt)
         cur = torch.matmul(x.to(cdt), weight.to(cdt).t())
-        hw = None
-        if hw_data is not None:
-            hw = (hw_data[0].to(cdt), hw_data[1].to(cdt) if hw_data[1] is not None else None)
-        z, v, i = _run_forward(ctx, cur, p, hw, current_index, membrane_grad)
-        ctx.save_for_backward(x, weight, z > 0, i)
-        ctx.mark_non_differentiable(i)
-        return z, v, i
+        return _run_forward(ctx, cur, p, _cast_hw(hw_data, cdt), current_index, membrane_grad, saved=(x, weight))
 
     @staticmethod
     def backward(ctx, grad_z, grad_v, grad_i):
@@ -386,9 +382,7 @@ def eventprop_lif(
     )
     cdt = _compute_dtype(current.dtype)
     p = _detached(params, dt, cdt)
-    if hw is not None:
-        hw = (hw[0].to(cdt), hw[1].to(cdt) if hw[1] is not None else None)
-    return _EventPropCurrent.apply(current.to(cdt), p, hw, current_index, membrane_grad)
+    return _EventPropCurrent.apply(current.to(cdt), p, _cast_hw(hw, cdt), current_index, membrane_grad)
 
 
 def eventprop_neuron(
@@ -547,12 +541,7 @@ def crossing_offsets(membrane: Tensor, current: Tensor, params: CubaParams = Cub
     >>> round(crossing_offsets(v, i, p)[5].item(), 4)
     -0.7854
     """
-    check_sequence("membrane", membrane)
-    check_sequence("current", current)
-    if membrane.shape != current.shape:
-        raise ValueError(f"current: expected the shape of membrane {tuple(membrane.shape)}, got {tuple(current.shape)}")
-    dt = _check_dt(dt)
-    _validate_params(params, tuple(membrane.shape[1:]), membrane.device, dt, refractory=False)
+    dt = _check_traces(membrane, current, params, dt)
     with torch.no_grad():
         cdt = _compute_dtype(membrane.dtype)
         p = _detached(params, dt, cdt)
