@@ -77,14 +77,16 @@ def common_reason(x: torch.Tensor, surrogate=None) -> Optional[str]:
 
 
 def launch_geometry(m: int) -> tuple[int, int]:
-    """(BLOCK, num_warps) for ``m`` neurons: keep >= ~4 programs per SM on an H100 (132 SMs)
-    while giving each thread 1-4 neurons; small blocks in the interpreter so tails get tested."""
+    """(BLOCK, num_warps) for ``m`` neurons. The scan is a long sequential loop per program, so
+    latency is hidden by many resident warps: aim for >= 4 programs per SM of an H100 (132 SMs),
+    one neuron per thread up to 256-wide blocks, at most 4 per thread beyond. Small blocks in the
+    interpreter so that tests exercise partial blocks."""
     if INTERPRET:
         return 32, 1
     block = 1024
-    while block > 128 and triton.cdiv(m, block) < 4 * 132:
+    while block > 32 and triton.cdiv(m, block) < 4 * 132:
         block //= 2
-    return block, max(1, min(8, block // 128))
+    return block, max(1, min(8, block // 32))
 
 
 def torch_to_tl(dtype: torch.dtype):
