@@ -227,3 +227,45 @@ def test_lif_supports_direct():
         assert "v_reset" in sup(x, params=LIFParams(v_reset=torch.ones(4)))
     # the CPU path needs CPU tensors (checked with a meta tensor: no device needed)
     assert "needs CPU tensors" in clif.lif_supports(torch.empty(4, 2, 5, device="meta"), params=LIFParams())
+
+
+SJ_FILES = sorted((__import__("pathlib").Path(__file__).parent / "fixtures" / "spikingjelly").glob("*.npz"))
+
+
+def _sj_value(v):
+    if isinstance(v, str):
+        return None if v.lower() == "none" else v
+    return v.item() if v.numel() == 1 else v
+
+
+@pytest.mark.parametrize("path", SJ_FILES, ids=[p.stem for p in SJ_FILES])
+def test_triton_matches_spikingjelly_fixture(path):
+    """The Triton kernel on SpikingJelly's own outputs (fixtures; the fused CPU path is run on
+    them by tests/test_fixtures_spikingjelly.py through backend="auto")."""
+    from load_fixture import load_fixture
+
+    d = load_fixture(path)
+    cfg = {k[6:]: _sj_value(v) for k, v in d.items() if k.startswith("param_")}
+    x = d["input"].clone().requires_grad_()
+    w = None
+    if "w" in cfg:
+        w = torch.tensor(float(cfg["w"]), requires_grad=True)
+        tau = 1.0 / torch.sigmoid(w)
+    else:
+        tau = cfg.get("tau")
+    sur = sg.get(cfg.get("surrogate", "atan"), alpha=float(cfg.get("surrogate_alpha", 2.0)))
+    p = LIFParams(tau=tau, v_threshold=float(cfg.get("v_threshold", 1.0)), v_reset=cfg.get("v_reset", 0.0),
+                  decay_input=bool(cfg.get("decay_input", True)), detach_reset=bool(cfg.get("detach_reset", False)),
+                  surrogate=sur)
+    v0 = torch.zeros(x.shape[1:]) + float(d["v_init"])
+    s, st, tr = lif_multistep(x, p, LIFState(v0), backend="triton", return_traces=True)
+    tol = dict(rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(s, d["spikes"], **tol)
+    torch.testing.assert_close(tr.h, d["h"], **tol)
+    torch.testing.assert_close(tr.v, d["v"], **tol)
+    loss = (s * d["R"]).sum() + (tr.v * d["Q"]).sum()
+    torch.testing.assert_close(loss.detach(), d["loss"], **tol)
+    grads = torch.autograd.grad(loss, [x] + ([w] if w is not None else []))
+    torch.testing.assert_close(grads[0], d["grad_input"], **tol)
+    if w is not None:
+        torch.testing.assert_close(grads[1], d["grad_w"].to(torch.float32), **tol)
