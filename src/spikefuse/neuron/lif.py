@@ -173,7 +173,17 @@ class IF(_SpikingJellyNode):
     """
 
 
-class LIF(_SpikingJellyNode):
+class _LeakyNode(_SpikingJellyNode):
+    """Common part of LIF / ParametricLIF: ``tau`` and ``decay_input`` come from the module."""
+
+    def _tau(self):
+        return self.tau
+
+    def _decay_input(self) -> bool:
+        return self.decay_input
+
+
+class LIF(_LeakyNode):
     """Leaky integrate-and-fire neuron, SpikingJelly ``LIFNode`` semantics (SPEC 15.2).
 
     ``decay_input=True``: ``H = V + (X - (V - V_reset)) / tau``; ``False``:
@@ -203,14 +213,8 @@ class LIF(_SpikingJellyNode):
         self._set_value("tau", tau)
         self.decay_input = check_bool("decay_input", decay_input)
 
-    def _tau(self):
-        return self.tau
 
-    def _decay_input(self) -> bool:
-        return self.decay_input
-
-
-class ParametricLIF(_SpikingJellyNode):
+class ParametricLIF(_LeakyNode):
     """LIF with a learnable time constant (Fang et al. 2021; SpikingJelly
     ``ParametricLIFNode``): ``tau = 1 / sigmoid(w)``, ``w`` initialised to
     ``-log(init_tau - 1)`` (``init_tau > 1``). ``w`` is one shared scalar parameter.
@@ -247,12 +251,6 @@ class ParametricLIF(_SpikingJellyNode):
     def tau(self) -> Tensor:
         """The current time constant ``1 / sigmoid(w)`` (a 0-d tensor attached to ``w``)."""
         return 1.0 / torch.sigmoid(self.w)
-
-    def _tau(self):
-        return self.tau
-
-    def _decay_input(self) -> bool:
-        return self.decay_input
 
 
 def reset_net(net: nn.Module) -> None:
