@@ -266,6 +266,15 @@ def _check_dt(dt) -> float:
     return float(dt)
 
 
+def _check_tau_ratios(taus, dt, prefix: str = "") -> None:
+    """Each ``(name, tau)`` of ``taus``: ``tau > 0`` and ``0 < dt/tau <= 1`` (errors name
+    ``prefix + name``); used here and by the CUBA / EventProp modules."""
+    for name, tau in taus:
+        check_number(f"{prefix}{name}", tau, gt=0)
+        ratio = dt / (tau.detach().double() if isinstance(tau, Tensor) else float(tau))
+        check_number(f"dt/{prefix}{name}", ratio, gt=0, le=1)
+
+
 def _validate_params(params, step_shape, device, dt: float, refractory: bool) -> None:
     if not isinstance(params, CubaParams):
         raise TypeError(f"params: expected a CubaParams, got {_describe(params)}")
@@ -273,11 +282,7 @@ def _validate_params(params, step_shape, device, dt: float, refractory: bool) ->
     for name in ("leak", "reset", "threshold"):
         check_number(f"params.{name}", getattr(params, name))
     check_number("params.alpha", params.alpha, gt=0)
-    for name in ("tau_syn", "tau_mem"):
-        tau = getattr(params, name)
-        check_number(f"params.{name}", tau, gt=0)
-        ratio = dt / (tau.detach().double() if isinstance(tau, Tensor) else float(tau))
-        check_number(f"dt/params.{name}", ratio, gt=0, le=1)
+    _check_tau_ratios((("tau_syn", params.tau_syn), ("tau_mem", params.tau_mem)), dt, "params.")
     if refractory:
         check_number("params.refractory_time", params.refractory_time, ge=0)
     for name in ("leak", "reset", "threshold", "tau_syn", "tau_mem", "alpha", "refractory_time"):

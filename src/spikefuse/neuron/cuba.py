@@ -24,13 +24,12 @@ Example::
 """
 from __future__ import annotations
 
-from numbers import Real
 from typing import Optional
 
 import torch
 from torch import nn
 
-from .._validate import _describe, check_bool, check_choice, check_number
+from .._validate import check_bool, check_choice, check_number
 from ..functional import cuba as F
 
 __all__ = ["CubaLIF", "CubaRefractoryLIF"]
@@ -73,14 +72,8 @@ class CubaLIF(nn.Module):
         values = dict(leak=leak, reset=reset, threshold=threshold, tau_syn=tau_syn,
                       tau_mem=tau_mem, alpha=alpha)
         self._init_params(values)
-        if isinstance(dt, bool) or not isinstance(dt, Real):
-            raise TypeError(f"dt: expected a positive number (seconds), got {_describe(dt)}")
-        check_number("dt", dt, gt=0)
-        for name in ("tau_syn", "tau_mem"):
-            tau = values[name]
-            check_number(name, tau, gt=0)
-            ratio = dt / (tau.detach().double() if isinstance(tau, torch.Tensor) else float(tau))
-            check_number(f"dt/{name}", ratio, gt=0, le=1)
+        F._check_dt(dt)
+        F._check_tau_ratios(((n, values[n]) for n in ("tau_syn", "tau_mem")), dt)
         check_number("alpha", alpha, gt=0)
         check_choice("method", method, ("superspike",))
         if backend is not None:

@@ -26,7 +26,6 @@ Example::
 from __future__ import annotations
 
 import math
-from numbers import Real
 from typing import Optional
 
 import torch
@@ -81,9 +80,7 @@ class EventPropLIF(nn.Module):
             if isinstance(n, bool) or not isinstance(n, int):
                 raise TypeError(f"{name}: expected a positive int, got {_describe(n)}")
             check_number(name, n, ge=1)
-        if isinstance(dt, bool) or not isinstance(dt, Real):
-            raise TypeError(f"dt: expected a positive number (seconds), got {_describe(dt)}")
-        check_number("dt", dt, gt=0)
+        C._check_dt(dt)
         check_choice("gradient", gradient, ("eventprop", "surrogate"))
         check_choice("current_index", current_index, E.CURRENT_INDEX)
         check_bool("membrane_grad", membrane_grad)
@@ -98,11 +95,7 @@ class EventPropLIF(nn.Module):
             else:
                 setattr(self, name, float(v))
         check_number("alpha", alpha, gt=0)
-        for name in ("tau_syn", "tau_mem"):
-            tau = values[name]
-            check_number(name, tau, gt=0)
-            ratio = dt / (tau.detach().double() if isinstance(tau, torch.Tensor) else float(tau))
-            check_number(f"dt/{name}", ratio, gt=0, le=1)
+        C._check_tau_ratios(((n, values[n]) for n in ("tau_syn", "tau_mem")), dt)
         self.in_features = in_features
         self.out_features = out_features
         self.dt = float(dt)
