@@ -131,3 +131,45 @@ def test_reasons(monkeypatch):
         kernels.resolve("loihi_alif", "triton", x, params=p, has_norm=False)
     # auto on CPU tensors: no cpu implementation for Loihi -> reference loop
     assert kernels.resolve("loihi_cuba", "auto", x, params=p, has_norm=False) is None
+
+
+lava_fix = pytest.importorskip("test_fixtures_lava")
+
+
+@pytest.mark.parametrize("path", lava_fix.FILES, ids=[p.stem for p in lava_fix.FILES])
+def test_triton_matches_lava_fixture(path):
+    """The Triton kernels on lava-dl's own outputs (tests/fixtures/lava_dl), with lava's decay
+    gradient rule: bit-exact traces and spikes, grad_input and decay gradients."""
+    from load_fixture import load_fixture
+    from spikefuse.neuron.loihi import alif, cuba
+
+    d = load_fixture(path)
+    model = lava_fix._model_of(path)
+    kw = lava_fix._common_kwargs(d)
+    dec = lambda n: lava_fix._decay_arg(d, n)  # noqa: E731
+    if model == "cuba":
+        n = cuba.Neuron(current_decay=dec("current_decay"), voltage_decay=dec("voltage_decay"), **kw)
+        names, f = ("current_decay", "voltage_decay"), L.cuba_multistep
+    else:
+        n = alif.Neuron(threshold_step=lava_fix._p(d, "threshold_step"), current_decay=dec("current_decay"),
+                        voltage_decay=dec("voltage_decay"), threshold_decay=dec("threshold_decay"),
+                        refractory_decay=dec("refractory_decay"), **kw)
+        names, f = ("current_decay", "voltage_decay", "threshold_decay", "refractory_decay"), L.alif_multistep
+    x = d["input"].clone().requires_grad_(True)
+    lava_fix._set_decays(n, d, names, x)
+    s, st, tr = f(x, n.params(), backend="triton", return_traces=True)
+    assert torch.equal(s, d["spikes"])
+    assert torch.equal(tr.voltage, d["v"]) and torch.equal(tr.current, d["i"])
+    if model == "alif":
+        assert torch.equal(tr.threshold, d["threshold"]) and torch.equal(tr.refractory, d["refractory"])
+    loss = (s.double() * d["R"].double()).sum() + (tr.voltage.double() * d["Q"].double()).sum()
+    assert abs(loss.item() - d["loss"].item()) <= 1e-5 * abs(d["loss"].item()) + 1e-4
+    loss.backward()
+    ref = d["grad_input"].double()
+    assert (x.grad.double() - ref).abs().max().item() <= 1e-5 * ref.abs().max().item() + 1e-9
+    for name in ("current_decay", "voltage_decay"):
+        if f"grad_{name}" in d:
+            g = getattr(n, name).grad
+            assert g is not None, name
+            ref = d[f"grad_{name}"].double().reshape(-1)
+            assert (g.double().reshape(-1) - ref).abs().max().item() <= 1e-4 * max(ref.abs().max().item(), 1.0)
