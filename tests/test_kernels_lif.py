@@ -269,3 +269,14 @@ def test_triton_matches_spikingjelly_fixture(path):
     torch.testing.assert_close(grads[0], d["grad_input"], **tol)
     if w is not None:
         torch.testing.assert_close(grads[1], d["grad_w"].to(torch.float32), **tol)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_double_backward_is_refused(backend):
+    """The hand-written backward is first-order only: a second derivative raises instead of
+    silently returning zeros."""
+    x = (torch.randn(4, 2, 5) + 0.5).requires_grad_()
+    s, st = lif_multistep(x, LIFParams(tau=2.0), backend=backend)
+    (gx,) = torch.autograd.grad((s.sum() + (st.v ** 2).sum()), [x], create_graph=True)
+    with pytest.raises(RuntimeError, match="once_differentiable|differentiate twice"):
+        gx.sum().backward()

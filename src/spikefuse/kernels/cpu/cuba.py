@@ -27,6 +27,7 @@ from numbers import Real
 from typing import Optional
 
 import torch
+from torch.autograd.function import once_differentiable
 
 from .common import expand_param, io_reason, param_reason
 
@@ -148,6 +149,7 @@ class _CubaCPU(torch.autograd.Function):
         return spk, mem, cur
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, g_spk, g_mem, g_cur):
         mem, cur, mask, *tp = ctx.saved_tensors
         leak, reset, thr, a_m, c_s, alpha = (t if t is not None else c for t, c in zip(tp, ctx.consts))

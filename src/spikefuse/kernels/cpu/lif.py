@@ -22,6 +22,7 @@ import math
 from typing import Optional
 
 import torch
+from torch.autograd.function import once_differentiable
 
 from .common import expand_param, io_reason, needs_grad, param_reason
 from .cuba import blend_
@@ -121,6 +122,7 @@ class _LIFCPU(torch.autograd.Function):
         return spk, vlast, None, None
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, g_spk, g_vlast, g_hseq, g_vseq):
         kind, hard, detach, surrogate, traces, out_dtype = ctx.cfg
         H, x, v0, tau_t, vth_t, vr_t = ctx.saved_tensors

@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import Optional
 
 import torch
+from torch.autograd.function import once_differentiable
 import triton
 import triton.language as tl
 
@@ -179,6 +180,7 @@ class _CubaScan(torch.autograd.Function):
         return spk, mem, cur
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, g_spk, g_mem, g_cur):
         mem, cur, msk, leak, reset, thr, a_m, c_s, alpha = ctx.saved_tensors
         T, M = mem.shape

@@ -31,6 +31,7 @@ from __future__ import annotations
 from typing import Optional
 
 import torch
+from torch.autograd.function import once_differentiable
 import triton
 import triton.language as tl
 
@@ -233,6 +234,7 @@ class _LIFScan(torch.autograd.Function):
         return spk, vlast, hseq, vseq
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, g_spk, g_vlast, g_hseq, g_vseq):
         kind, hard, detach, sg, a0, a1, traces, need_grad = ctx.cfg
         hseq, x, tau, vth, vr, v0 = ctx.saved_tensors

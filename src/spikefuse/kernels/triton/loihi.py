@@ -28,6 +28,7 @@ from __future__ import annotations
 from typing import Optional
 
 import torch
+from torch.autograd.function import once_differentiable
 import triton
 import triton.language as tl
 
@@ -216,6 +217,7 @@ class _LoihiScan(torch.autograd.Function):
         return spk, u, v, None, None, thf, rf
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, g_s, g_u, g_v, _gth, _gr, _gthf, _grf):
         alif, graded, traces = ctx.cfg
         s_f, s_d, thr_f, thr_s_f, theta0, step, tau_rho, scale_rho, dscale = ctx.scal
