@@ -1,11 +1,13 @@
 """Fused CPU path for SpikingJelly-style IF / LIF (SPEC.md section 15).
 
 Forward: the time loop runs under ``no_grad`` on flat ``(M,)`` fp32 buffers with ``out=``/in-place
-torch ops (3-6 ops per step, no autograd graph). It keeps the charge H of every step in one
-``(T, M)`` fp32 buffer; spikes and the post-reset trace V are then derived from H in single
-vectorised ops (S = 1[H >= Vth], V = reset(H)), which are bit-identical to the per-step values.
-The arithmetic follows the reference expression order exactly (``v + (x - (v - vr)) / tau``), so
-spikes match the reference loop bit for bit.
+torch ops (5-8 cheap vectorised ops per step, no autograd graph), writing the charge H and the
+spikes of every step into ``(T, M)`` buffers. Selections use 0/1 float masks (``blend_``) rather
+than ``torch.where``, whose data-dependent branches are several times slower on CPU. The
+arithmetic follows the reference expression order exactly (``v + (x - (v - vr)) / tau``;
+``1[H - Vth >= 0]``; the reset gives exactly ``Vr`` or ``H``), so spikes, traces and the final
+state match the reference loop bit for bit. The post-reset trace (when requested) is derived from
+H and the spikes in one vectorised pass.
 
 Backward: every per-step factor of the VJP depends only on the saved H, so the surrogate
 derivative ``sg``, ``dV/dH`` and the constant parts are computed for all T at once; only the
@@ -51,11 +53,14 @@ def surrogate_grad_(x: torch.Tensor, surrogate) -> torch.Tensor:
     return surrogate.grad(x).to(torch.float32)
 
 
-def _reset(h, s, vth, vr, hard: bool):
-    """V after reset given H and the boolean spike mask ``s`` (vectorised, any shape)."""
+def _reset(h, sf, vth, vr, hard: bool):
+    """V after reset from H and the 0/1 float spikes ``sf`` (vectorised, any shape; the same
+    float-mask arithmetic as the forward loop, so bit-identical to it)."""
+    out = torch.empty_like(h)
     if hard:
-        return torch.where(s, vr if isinstance(vr, torch.Tensor) else torch.tensor(vr, dtype=h.dtype), h)
-    return torch.where(s, h - vth, h)
+        return blend_(out, h, sf, vr)
+    torch.mul(sf, vth, out=out)
+    return torch.sub(h, out, out=out)
 
 
 def _forward_loop(x32, tau, vth, vr, v0, kind: int, hard: bool):
@@ -108,7 +113,7 @@ class _LIFCPU(torch.autograd.Function):
             taud, vthd, vrd = (p.detach() if isinstance(p, torch.Tensor) else p for p in (tau, vth, vr))
             H, sf, vlast = _forward_loop(x32, taud, vthd, vrd, v0.detach(), kind, hard)
             spk = sf if out_dtype == torch.float32 else sf.to(out_dtype)
-            vseq = _reset(H, sf > 0, vthd, vrd, hard) if traces else None
+            vseq = _reset(H, sf, vthd, vrd, hard) if traces else None
         ctx.cfg = cfg
         ctx.tensor_params = tuple(isinstance(p, torch.Tensor) for p in (tau, vth, vr))
         ctx.consts = tuple(None if isinstance(p, torch.Tensor) else p for p in (tau, vth, vr))
@@ -193,7 +198,7 @@ class _LIFCPU(torch.autograd.Function):
                 vprev = torch.empty_like(H)
                 vprev[0] = v0
                 if T > 1:
-                    vprev[1:] = _reset(H[:-1], s[:-1], vth, vr, hard)
+                    vprev[1:] = _reset(H[:-1], s[:-1].float(), vth, vr, hard)
                 if kind == KIND_LIF_DECAY_INPUT:
                     g_tau = -(gH * (x.float() - (vprev - vr))).sum(0) / (tau * tau)
                 else:
