@@ -29,7 +29,7 @@ Custom(fn)        fn(x)                                                   fn(0)
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Callable
 
 import torch
@@ -91,20 +91,28 @@ class Surrogate:
         return _SpikeFn.apply(x, self, bool(strict))
 
 
+class _Parametric(Surrogate):
+    """Base of the built-in families (frozen dataclasses): every field is a shape parameter
+    that must be ``> 0``, checked in field order; ``kernel_params`` are the fields as floats,
+    padded with 0.0 to two."""
+
+    def __post_init__(self):
+        for f in fields(self):
+            check_number(f.name, getattr(self, f.name), gt=0)
+
+    @property
+    def kernel_params(self):
+        vals = tuple(float(getattr(self, f.name)) for f in fields(self))
+        return vals + (0.0,) * (2 - len(vals))
+
+
 @dataclass(frozen=True)
-class ATan(Surrogate):
+class ATan(_Parametric):
     """SpingJelly's ATan (index 0); primitive ``arctan(pi/2 alpha x)/pi + 1/2``."""
 
     alpha: float = 2.0
     name = "atan"
     kernel_id = KERNEL_IDS["atan"]
-
-    def __post_init__(self):
-        check_number("alpha", self.alpha, gt=0)
-
-    @property
-    def kernel_params(self):
-        return (float(self.alpha), 0.0)
 
     def grad(self, x):
         return (self.alpha / 2) / (1 + (math.pi / 2 * self.alpha * x) ** 2)
@@ -114,19 +122,12 @@ class ATan(Surrogate):
 
 
 @dataclass(frozen=True)
-class Sigmoid(Surrogate):
+class Sigmoid(_Parametric):
     """SpikingJelly's Sigmoid (index 1); primitive ``sigmoid(alpha x)``."""
 
     alpha: float = 4.0
     name = "sigmoid"
     kernel_id = KERNEL_IDS["sigmoid"]
-
-    def __post_init__(self):
-        check_number("alpha", self.alpha, gt=0)
-
-    @property
-    def kernel_params(self):
-        return (float(self.alpha), 0.0)
 
     def grad(self, x):
         s = torch.sigmoid(self.alpha * x)
@@ -137,20 +138,13 @@ class Sigmoid(Surrogate):
 
 
 @dataclass(frozen=True)
-class SuperSpike(Surrogate):
+class SuperSpike(_Parametric):
     """SuperSpike (Zenke & Ganguli 2018; hxtorch, norse): ``1/(alpha|x| + 1)^2``;
     primitive ``x / (1 + alpha |x|)``. hxtorch modules default alpha to 50, norse to 100."""
 
     alpha: float = 100.0
     name = "superspike"
     kernel_id = KERNEL_IDS["superspike"]
-
-    def __post_init__(self):
-        check_number("alpha", self.alpha, gt=0)
-
-    @property
-    def kernel_params(self):
-        return (float(self.alpha), 0.0)
 
     def grad(self, x):
         return 1.0 / (self.alpha * x.abs() + 1) ** 2
@@ -172,7 +166,7 @@ class FastSigmoid(SuperSpike):
 
 
 @dataclass(frozen=True)
-class SLAYERExp(Surrogate):
+class SLAYERExp(_Parametric):
     """SLAYER's exponential pseudo-derivative (lava-dl real spike, binary case):
     ``scale_rho / (2 tau_rho) * exp(-|x| / tau_rho)``; primitive
     ``scale_rho/2 * sign(x) * (1 - exp(-|x|/tau_rho))``."""
@@ -182,14 +176,6 @@ class SLAYERExp(Surrogate):
     name = "slayer_exp"
     kernel_id = KERNEL_IDS["slayer_exp"]
 
-    def __post_init__(self):
-        check_number("tau_rho", self.tau_rho, gt=0)
-        check_number("scale_rho", self.scale_rho, gt=0)
-
-    @property
-    def kernel_params(self):
-        return (float(self.tau_rho), float(self.scale_rho))
-
     def grad(self, x):
         return self.scale_rho / (2 * self.tau_rho) * torch.exp(-x.abs() / self.tau_rho)
 
@@ -198,21 +184,13 @@ class SLAYERExp(Surrogate):
 
 
 @dataclass(frozen=True)
-class Triangle(Surrogate):
+class Triangle(_Parametric):
     """Triangular pseudo-derivative (Bellec et al. 2018): ``height * max(0, 1 - |x|/width)``."""
 
     width: float = 1.0
     height: float = 1.0
     name = "triangle"
     kernel_id = KERNEL_IDS["triangle"]
-
-    def __post_init__(self):
-        check_number("width", self.width, gt=0)
-        check_number("height", self.height, gt=0)
-
-    @property
-    def kernel_params(self):
-        return (float(self.width), float(self.height))
 
     def grad(self, x):
         return self.height * torch.clamp(1 - x.abs() / self.width, min=0)
