@@ -25,15 +25,27 @@ def _as_tensor(v, like: torch.Tensor) -> torch.Tensor:
     return torch.tensor(float(v), device=like.device, dtype=like.dtype)
 
 
+def _check_rho(tau_rho, scale_rho, scale) -> None:
+    check_number("tau_rho", tau_rho, gt=0)
+    check_number("scale_rho", scale_rho, gt=0)
+    check_number("scale", scale, gt=0)
+
+
+def _spike_out(ctx, fire, x, tau_rho, scale_rho, graded, scale):
+    """Shared forward tail: keep the surrogate constants on ``ctx``; return ``fire`` (binary)
+    or ``fire * x / scale`` (graded) in ``x``'s dtype."""
+    ctx.tau_rho, ctx.scale_rho, ctx.graded = tau_rho, scale_rho, graded
+    if graded:
+        return fire.to(x.dtype) * x / scale
+    return fire.to(x.dtype)
+
+
 class RealSpike(torch.autograd.Function):
     @staticmethod
     def forward(ctx, v, threshold, tau_rho, scale_rho, graded, scale):
         fire = v >= threshold
         ctx.save_for_backward(v, threshold)
-        ctx.tau_rho, ctx.scale_rho, ctx.graded = tau_rho, scale_rho, graded
-        if graded:
-            return fire.to(v.dtype) * v / scale
-        return fire.to(v.dtype)
+        return _spike_out(ctx, fire, v, tau_rho, scale_rho, graded, scale)
 
     @staticmethod
     def backward(ctx, grad):
@@ -77,9 +89,7 @@ def real_spike(
             ) from None
     else:
         check_number("threshold", threshold)
-    check_number("tau_rho", tau_rho, gt=0)
-    check_number("scale_rho", scale_rho, gt=0)
-    check_number("scale", scale, gt=0)
+    _check_rho(tau_rho, scale_rho, scale)
     th = _as_tensor(threshold, voltage)
     return RealSpike.apply(voltage, th, float(tau_rho), float(scale_rho), bool(graded_spike), float(scale))
 
@@ -90,10 +100,7 @@ class ComplexSpike(torch.autograd.Function):
         im_prev = torch.cat([im_last.expand_as(im[:1]).to(im.dtype), im[:-1]], dim=0)
         fire = (re >= threshold) & (im_prev < 0) & (im >= 0)
         ctx.save_for_backward(re, im, threshold)
-        ctx.tau_rho, ctx.scale_rho, ctx.graded = tau_rho, scale_rho, graded
-        if graded:
-            return fire.to(re.dtype) * re / scale
-        return fire.to(re.dtype)
+        return _spike_out(ctx, fire, re, tau_rho, scale_rho, graded, scale)
 
     @staticmethod
     def backward(ctx, grad):
@@ -129,9 +136,7 @@ def complex_spike(
     check_tensor("imag", imag, min_ndim=1)
     if real.shape != imag.shape:
         raise ValueError(f"imag: expected the shape of real {tuple(real.shape)}, got {tuple(imag.shape)}")
-    check_number("tau_rho", tau_rho, gt=0)
-    check_number("scale_rho", scale_rho, gt=0)
-    check_number("scale", scale, gt=0)
+    _check_rho(tau_rho, scale_rho, scale)
     th = _as_tensor(threshold, real)
     last = _as_tensor(imag_last, real)
     try:
