@@ -51,7 +51,6 @@ Example (with SHD files in ``./data``)::
 from __future__ import annotations
 
 import os
-from numbers import Integral
 from typing import Optional, Sequence
 
 import numpy as np
@@ -59,6 +58,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .._validate import check_choice, check_number
+from ._checks import check_int as _check_int
 
 __all__ = [
     "DatasetNotFoundError",
@@ -82,14 +82,6 @@ class CorruptDatasetError(ValueError):
 
 
 # --------------------------------------------------------------------------- binning
-def _check_int(name: str, v, *, ge: int) -> int:
-    if isinstance(v, bool) or not isinstance(v, Integral):
-        raise TypeError(f"{name}: expected an int, got {type(v).__name__} {v!r}")
-    if v < ge:
-        raise ValueError(f"{name}: must be >= {ge}, got {v}")
-    return int(v)
-
-
 def bin_events(
     times,
     channels,

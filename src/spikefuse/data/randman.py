@@ -35,23 +35,15 @@ from __future__ import annotations
 
 import functools
 import math
-from numbers import Integral
 from typing import NamedTuple, Optional, Sequence
 
 import torch
 from torch.utils.data import Dataset
 
 from .._validate import check_choice, check_number
+from ._checks import check_int as _check_int
 
 __all__ = ["RandomManifold", "RandmanData", "make_randman", "randman_raster", "RandMan"]
-
-
-def _check_int(name: str, v, *, ge: int) -> int:
-    if isinstance(v, bool) or not isinstance(v, Integral):
-        raise TypeError(f"{name}: expected an int, got {type(v).__name__} {v!r}")
-    if v < ge:
-        raise ValueError(f"{name}: must be >= {ge}, got {v}")
-    return int(v)
 
 
 def _resolve_seed(seed) -> int:

@@ -40,7 +40,6 @@ Example::
 from __future__ import annotations
 
 import math
-from numbers import Integral
 from typing import Callable, Optional
 
 import numpy as np
@@ -48,6 +47,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .._validate import check_choice, check_number
+from ._checks import check_int as _check_int
 
 __all__ = ["YinYang", "make_yinyang", "yinyang_class", "SPLITS", "CLASS_NAMES"]
 
@@ -55,14 +55,6 @@ __all__ = ["YinYang", "make_yinyang", "yinyang_class", "SPLITS", "CLASS_NAMES"]
 SPLITS = {"train": (5000, 42), "val": (1000, 41), "test": (1000, 40)}
 _SPLIT_ALIASES = {"validation": "val", "valid": "val"}
 CLASS_NAMES = ("yin", "yang", "dot")
-
-
-def _check_int(name: str, v, *, ge: int) -> int:
-    if isinstance(v, bool) or not isinstance(v, Integral):
-        raise TypeError(f"{name}: expected an int, got {type(v).__name__} {v!r}")
-    if v < ge:
-        raise ValueError(f"{name}: must be >= {ge}, got {v}")
-    return int(v)
 
 
 def _check_radii(r_small, r_big) -> tuple[float, float]:
