@@ -159,13 +159,18 @@ class _CubaCPU(torch.autograd.Function):
         need = ctx.needs_input_grad
         with torch.no_grad():
             # previous membrane (v[-1] = leak); few full-size temporaries, updated in place
-            v_old = torch.empty_like(mem)
-            v_old[0] = leak
-            v_old[1:] = mem[:-1]
-            drive = torch.neg(v_old).add_(leak)           # (leak - v) + i, as in forward
+            # drive = (leak - v) + i as in forward, with v[-1] = leak and i[-1] = 0
+            drive = torch.empty_like(mem)
+            if isinstance(leak, torch.Tensor):
+                torch.sub(leak, leak, out=drive[0])
+                torch.sub(leak, mem[:-1], out=drive[1:])
+            else:
+                drive[0].fill_(0.0)
+                torch.neg(mem[:-1], out=drive[1:]).add_(leak)
             drive[1:].add_(cur[:-1])
-            d = torch.mul(drive, a_m).add_(v_old)           # pre-reset membrane v', bit-exact
-            del v_old
+            d = torch.mul(drive, a_m)                       # pre-reset membrane v' = v + a_m drive
+            d[0].add_(leak)
+            d[1:].add_(mem[:-1])
             d.sub_(thr)
             zp = d > 0
             sg = d.abs_().mul_(alpha).add_(1.0).square_().reciprocal_()
