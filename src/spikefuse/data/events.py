@@ -149,6 +149,16 @@ def _check_common(T, max_time, binary, transform):
     return T, max_time
 
 
+def _check_index(index, n: int) -> int:
+    """A sample index as an int in ``[0, n)`` (negative counts from the end); IndexError outside."""
+    index = int(index)
+    if index < 0:
+        index += n
+    if not 0 <= index < n:
+        raise IndexError(f"index {index} out of range for {n} samples")
+    return index
+
+
 def _check_root(root) -> str:
     if not isinstance(root, (str, os.PathLike)):
         raise TypeError(f"root: expected a path (str or os.PathLike), got {type(root).__name__}")
@@ -292,11 +302,7 @@ class _HeidelbergBase(Dataset):
         return self._read(int(index))
 
     def __getitem__(self, index: int):
-        index = int(index)
-        if index < 0:
-            index += len(self)
-        if not 0 <= index < len(self):
-            raise IndexError(f"index {index} out of range for {len(self)} samples")
+        index = _check_index(index, len(self))
         t, u = self.events(index)
         x = bin_events(t, u, self.n_inputs, self.T, duration=self.max_time, binary=self.binary)
         if self.transform is not None:
@@ -511,11 +517,7 @@ class _CameraBase(Dataset):
         return self._read(self.files[int(index)])
 
     def __getitem__(self, index: int):
-        index = int(index)
-        if index < 0:
-            index += len(self)
-        if not 0 <= index < len(self):
-            raise IndexError(f"index {index} out of range for {len(self)} samples")
+        index = _check_index(index, len(self))
         ev = self.events(index)
         _, h, w = self.frame_shape
         k = self.downsample
