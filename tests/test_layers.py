@@ -279,3 +279,12 @@ def test_validation_errors():
         layers.SpikeCount()(torch.zeros(0, 2, 2))
     with pytest.raises(TypeError, match="model"):
         layers.reset_states(3)
+
+
+def test_trusted_inputs_skips_checks_and_restores():
+    m = layers.Dense(3, 2)
+    bad = torch.full((2, 1, 3), math.nan)
+    with layers.trusted_inputs():
+        assert torch.isnan(m(bad)).all()
+    with pytest.raises(ValueError, match="NaN or inf"):
+        m(bad)

@@ -255,3 +255,15 @@ def test_amp_path_runs_on_cpu(tmp_path):
 def test_digits_data_path(tmp_path):
     res = _run(_tiny(tmp_path / "d", data="digits", epochs=1, max_samples=64))
     assert res["data"] == "digits" and 0.0 <= res["test_acc"] <= 1.0
+
+
+def test_model_input_validation():
+    model = tr.build_model(TrainConfig(hidden=4, T=3).resolve(), 4, 3)
+    with pytest.raises(ValueError, match="NaN or inf"):
+        model(torch.full((2, 4), float("nan")))
+    with pytest.raises(ValueError, match="expected 4 input features"):
+        model(torch.rand(2, 5))
+    with pytest.raises(ValueError, match="at least 2 dimensions"):
+        model(torch.rand(4))
+    with pytest.raises(TypeError, match="x: expected a torch.Tensor"):
+        model([[0.0] * 4])

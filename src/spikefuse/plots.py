@@ -71,7 +71,7 @@ def plot_raster(spikes: Sequence[torch.Tensor], membrane: torch.Tensor, path,
     for i, s in enumerate(spikes):
         s = s.detach().float().cpu().reshape(s.shape[0], -1)
         t, k = torch.nonzero(s > 0, as_tuple=True)
-        ax[i, 0].scatter(t.numpy(), k.numpy(), s=4, marker="|", color="k")
+        ax[i, 0].scatter(t.numpy(), k.numpy(), s=30, marker="|", color="k", linewidths=1.5)
         ax[i, 0].set(ylabel="neuron", xlim=(-0.5, s.shape[0] - 0.5), ylim=(-0.5, s.shape[1] - 0.5),
                      title=f"hidden layer {i + 1}: {int(s.sum())} spikes")
     m = membrane.detach().float().cpu().reshape(membrane.shape[0], -1)

@@ -58,6 +58,7 @@ from torch import nn
 
 from . import layers as L
 from . import surrogate as _surrogate
+from ._validate import check_tensor
 
 __all__ = [
     "TrainConfig",
@@ -397,6 +398,7 @@ class SpikingClassifier(nn.Module):
     def __init__(self, n_inputs: int, n_classes: int, cfg: TrainConfig, time_first: bool = False):
         super().__init__()
         self.T = cfg.T
+        self.n_inputs = int(n_inputs)
         self.time_first = time_first
         self.readout = cfg.readout
         hook = "8bit" if cfg.neuron == "loihi-cuba" else None
@@ -431,14 +433,18 @@ class SpikingClassifier(nn.Module):
         return x.reshape(x.shape[0], x.shape[1], -1)
 
     def forward(self, x: torch.Tensor, record: bool = False):
+        check_tensor("x", x, min_ndim=3 if self.time_first else 2)
         L.reset_states(self)
         h = self.encode(x)
+        if h.shape[-1] != self.n_inputs:
+            raise ValueError(f"x: expected {self.n_inputs} input features per step, got shape {tuple(x.shape)}")
         spikes = []
-        for blk in self.hidden:
-            h = blk(h)
-            if record:
-                spikes.append(h.detach())
-        mem = self.integrator(self.output(h))
+        with L.trusted_inputs():  # validated once here; the inner layers skip their checks
+            for blk in self.hidden:
+                h = blk(h)
+                if record:
+                    spikes.append(h.detach())
+            mem = self.integrator(self.output(h))
         if self.readout == "max":
             logits = mem.amax(0)
         elif self.readout == "mean":
