@@ -207,11 +207,4 @@ class Neuron(base._AdaptiveThresholdMixin, base._CurrentVoltageMixin, base.Neuro
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         """Spike response ``(T, B, *features)`` (same numbers as ``spike(*dynamics(x)[1:])``)."""
-        st = self._prepare(input)
-        state = F.AlifState(st["current_state"], st["voltage_state"], st["threshold_state"], st["refractory_state"])
-        s, final = F.alif_multistep(input, self.params(), state, backend=self.backend, norm=self.norm)
-        self._store_states(
-            current_state=final.current, voltage_state=final.voltage,
-            threshold_state=final.threshold, refractory_state=final.refractory,
-        )
-        return self._apply_dropout(s)
+        return self._forward_fused(input, self._prepare(input), F.alif_multistep, F.AlifState, norm=self.norm)

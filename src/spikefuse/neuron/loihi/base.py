@@ -409,6 +409,15 @@ class Neuron(nn.Module):
     def _apply_dropout(self, s: torch.Tensor) -> torch.Tensor:
         return self.drop(s) if self.drop is not None else s
 
+    def _forward_fused(self, x, st: dict, multistep, state_cls, **kwargs) -> torch.Tensor:
+        """The fused ``forward`` of a model: run the functional ``multistep`` on ``x`` from the
+        states ``st`` (``state_cls`` fields in state registration order), store the final state
+        (with ``persistent_state``) and apply dropout."""
+        state = state_cls(*(st[n] for n in self._state_init))
+        s, final = multistep(x, self.params(), state, backend=self.backend, **kwargs)
+        self._store_states(**dict(zip(self._state_init, final)))
+        return self._apply_dropout(s)
+
     def extra_repr(self) -> str:
         return (
             f"threshold={self.threshold}, shape={None if self.shape is None else tuple(self.shape)}, "

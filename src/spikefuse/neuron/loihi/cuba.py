@@ -195,8 +195,4 @@ class Neuron(base._CurrentVoltageMixin, base.Neuron):
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         """Spike response ``(T, B, *features)`` (same numbers as ``spike(dynamics(x)[1])``)."""
-        st = self._prepare(input)
-        state = F.CubaState(st["current_state"], st["voltage_state"])
-        s, final = F.cuba_multistep(input, self.params(), state, backend=self.backend, norm=self.norm)
-        self._store_states(current_state=final.current, voltage_state=final.voltage)
-        return self._apply_dropout(s)
+        return self._forward_fused(input, self._prepare(input), F.cuba_multistep, F.CubaState, norm=self.norm)

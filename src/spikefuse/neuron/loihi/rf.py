@@ -304,17 +304,11 @@ class ResonatorNeuron(base.Neuron):
     def _functional_state(self, st):
         return F._STATES[self._model](*(st[n] for n in self._state_init))
 
-    def _store_final(self, final) -> None:
-        self._store_states(**dict(zip(self._state_init, final)))
-
     def forward(self, input) -> torch.Tensor:
         """Spike response ``(T, B, *features)`` to a complex input ``(real, imag)``; the same
         numbers as ``spike(*dynamics(input))``, computed in one fused loop."""
         re, im, st = self._prepare(input)
-        multistep = getattr(F, f"{self._model}_multistep")
-        s, final = multistep((re, im), self.params(), self._functional_state(st), backend=self.backend)
-        self._store_final(final)
-        return self._apply_dropout(s)
+        return self._forward_fused((re, im), st, getattr(F, f"{self._model}_multistep"), F._STATES[self._model])
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", graded_spike={self.graded_spike}, decay_grad={self.decay_grad!r}"
