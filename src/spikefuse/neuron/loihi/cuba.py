@@ -35,13 +35,16 @@ TAU_RHO_MULT = F.TAU_RHO_MULT
 SCALE_RHO_MULT = F.SCALE_RHO_MULT
 
 
-def _check_scales(device_params, keys, scale, p_scale):
+def _check_scales(device_params, keys, scale, p_scale=None):
+    """Check the arguments of a ``neuron_params``: a dict holding ``keys``, a positive
+    ``scale`` and (unless None, for models without decays) a positive ``p_scale``."""
     if not isinstance(device_params, dict):
         raise TypeError(f"device_params: expected a dict, got {_describe(device_params)}")
     missing = [k for k in keys if k not in device_params]
     if missing:
         raise ValueError(f"device_params: missing keys {missing} (got {sorted(device_params)})")
-    for name, v in (("scale", scale), ("p_scale", p_scale)):
+    scales = (("scale", scale),) if p_scale is None else (("scale", scale), ("p_scale", p_scale))
+    for name, v in scales:
         if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
             raise ValueError(f"{name}: expected a positive number, got {v!r}")
 

@@ -37,7 +37,7 @@ from torch import nn
 from ..._validate import _describe, check_bool, check_number, check_tensor
 from ...functional import sigma_delta as F
 from . import base
-from .cuba import _check_scale
+from .cuba import _check_scale, _check_scales
 
 __all__ = ["Neuron", "neuron_params", "Sigma", "Delta"]
 
@@ -49,12 +49,7 @@ def neuron_params(device_params: dict, scale: int = 1 << 6) -> dict:
     >>> neuron_params({"type": "SDNN", "activation": "relu", "vThMant": 6})
     {'threshold': 0.09375}
     """
-    if not isinstance(device_params, dict):
-        raise TypeError(f"device_params: expected a dict, got {_describe(device_params)}")
-    if "vThMant" not in device_params:
-        raise ValueError(f"device_params: missing keys ['vThMant'] (got {sorted(device_params)})")
-    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or scale <= 0:
-        raise ValueError(f"scale: expected a positive number, got {scale!r}")
+    _check_scales(device_params, ("vThMant",), scale)
     return {"threshold": device_params["vThMant"] / scale}
 
 
