@@ -15,7 +15,11 @@
   (:meth:`_register_decay`, :meth:`_init_shape`), persistent state buffers re-created when the
   batch size changes (:meth:`_register_state`, :meth:`_states`, :meth:`_store_states`), device
   translations (:meth:`_cx`), input validation (:meth:`_check_real_input`,
-  :meth:`_check_complex_input`).
+  :meth:`_check_complex_input`), the start and the fused run of a real model's ``forward``
+  (:meth:`_prepare`, :meth:`_forward_fused`);
+- mixins for what several models share: ``_CurrentVoltageMixin`` (CUBA, ALIF: current and
+  voltage decays and states) and ``_AdaptiveThresholdMixin`` (ALIF, AdRF, AdRF-Iz: threshold
+  step, threshold and refractory decays and states).
 
 Layout: inputs are time-first ``(T, B, *features)``; the neuron ``shape`` is ``features``
 (the lava ``input.shape[1:-1]``); "channel" is the first feature dim.
