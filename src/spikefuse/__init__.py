@@ -15,7 +15,9 @@ _SUBMODULES = (
     "data", "utils", "interop", "train", "cli", "bench", "losses",
 )
 
-__all__ = list(_SUBMODULES) + ["__version__"]
+from ._validate import finite_checks, set_finite_checks  # noqa: E402
+
+__all__ = list(_SUBMODULES) + ["__version__", "finite_checks", "set_finite_checks"]
 
 
 def __getattr__(name):
