@@ -170,6 +170,7 @@ def test_config_defaults_per_dataset_and_neuron():
     (dict(lr="fast"), TypeError, "lr: expected a finite number"),
     (dict(weight_decay=-1.0), ValueError, "weight_decay: must be >= 0"),
     (dict(tau=0.5), ValueError, "tau: must be >= 1"),
+    (dict(input_gain=0.0), ValueError, "input_gain: must be > 0"),
     (dict(optimizer="lbfgs"), ValueError, "optimizer: expected one of"),
     (dict(schedule="step"), ValueError, "schedule: expected one of"),
     (dict(readout="argmax"), ValueError, "readout: expected one of"),

@@ -13,6 +13,7 @@ line override the file):
 --hidden, --layers, --T, --epochs, --batch-size, --lr   network and schedule (defaults per data set)
 --optimizer   adam (default), adamw, sgd;  --weight-decay;  --schedule onecycle|cosine|none
 --tau         membrane time constant in steps (default 2);  --readout max|mean|last|count
+--input-gain  static features enter as a constant current input_gain * x
 --seed, --device auto|cpu|cuda, --amp (bf16 autocast), --backend auto|reference|cpu|triton
 --out         run folder (default runs/<data>-<neuron>-<time>)
 --resume [PATH]   continue from <out>/checkpoint.pt (or PATH: a run folder or checkpoint)
@@ -38,7 +39,7 @@ __all__ = ["main", "build_parser"]
 
 _TRAIN_KEYS = (
     "data", "neuron", "gradient", "hidden", "layers", "T", "epochs", "batch_size", "lr",
-    "optimizer", "weight_decay", "schedule", "tau", "readout", "seed", "device", "amp", "out",
+    "optimizer", "weight_decay", "schedule", "tau", "input_gain", "readout", "seed", "device", "amp", "out",
     "backend", "plots", "max_samples",
 )
 
@@ -64,6 +65,8 @@ def _add_train(sub) -> argparse.ArgumentParser:
     p.add_argument("--weight-decay", dest="weight_decay", type=float)
     p.add_argument("--schedule", help="learning-rate schedule: onecycle, cosine, none")
     p.add_argument("--tau", type=float, help="membrane time constant in steps")
+    p.add_argument("--input-gain", dest="input_gain", type=float,
+                   help="static features enter as input_gain * x for T steps")
     p.add_argument("--readout", help="max, mean, last (membrane) or count (spikes)")
     p.add_argument("--seed", type=int)
     p.add_argument("--device", help="auto, cpu or cuda")

@@ -101,8 +101,8 @@ NEURON_GRADIENTS = {
 
 #: per-dataset defaults of the fields left as None (tuned on 2 CPU cores, see the report)
 DATA_DEFAULTS: dict[str, dict[str, Any]] = {
-    "yinyang": dict(hidden=128, layers=1, T=10, epochs=40, batch_size=32, lr=3e-2),
-    "digits": dict(hidden=128, layers=1, T=10, epochs=30, batch_size=32, lr=1e-2),
+    "yinyang": dict(hidden=128, layers=1, T=10, epochs=40, batch_size=32, lr=3e-2, input_gain=3.0),
+    "digits": dict(hidden=128, layers=1, T=10, epochs=30, batch_size=32, lr=1e-2, input_gain=3.0),
     "randman": dict(hidden=128, layers=1, T=None, epochs=30, batch_size=32, lr=5e-3),
     "shd": dict(hidden=256, layers=1, T=None, epochs=30, batch_size=64, lr=2e-3),
     "ssc": dict(hidden=256, layers=1, T=None, epochs=20, batch_size=128, lr=2e-3),
@@ -147,6 +147,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     schedule: str = "onecycle"
     tau: float = 2.0
+    input_gain: Optional[float] = None
     readout: str = "max"
     seed: int = 0
     device: str = "auto"
@@ -182,7 +183,7 @@ class TrainConfig:
                 f"got {c.gradient!r}"
             )
         defaults = DATA_DEFAULTS.get(c.data, _FALLBACK_DEFAULTS)
-        for k, v in defaults.items():
+        for k, v in {"input_gain": 1.0, **defaults}.items():
             if getattr(c, k) is None:
                 setattr(c, k, v)
         for name in ("hidden", "layers", "epochs", "batch_size", "seed"):
@@ -191,7 +192,7 @@ class TrainConfig:
             _check_int("T", c.T, ge=1)
         if c.max_samples is not None:
             _check_int("max_samples", c.max_samples, ge=1)
-        for name, lo_open in (("lr", True), ("weight_decay", False), ("tau", False)):
+        for name, lo_open in (("lr", True), ("weight_decay", False), ("tau", False), ("input_gain", False)):
             v = getattr(c, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
                 raise TypeError(f"{name}: expected a finite number, got {v!r}")
@@ -200,6 +201,8 @@ class TrainConfig:
             raise ValueError(f"lr: must be > 0, got {c.lr}")
         if c.weight_decay < 0:
             raise ValueError(f"weight_decay: must be >= 0, got {c.weight_decay}")
+        if c.input_gain <= 0:
+            raise ValueError(f"input_gain: must be > 0, got {c.input_gain}")
         if c.tau < 1:
             raise ValueError(f"tau: must be >= 1 (membrane decay 1 - 1/tau in [0, 1)), got {c.tau}")
         for name, choices in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES),
@@ -400,6 +403,7 @@ class SpikingClassifier(nn.Module):
         self.T = cfg.T
         self.n_inputs = int(n_inputs)
         self.time_first = time_first
+        self.input_gain = cfg.input_gain
         self.readout = cfg.readout
         hook = "8bit" if cfg.neuron == "loihi-cuba" else None
         blocks = []
@@ -424,11 +428,12 @@ class SpikingClassifier(nn.Module):
             self.integrator = L.LeakyIntegrator(cfg.tau)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """Static ``(B, *f)`` -> constant current ``(T, B, F)``; sequences are flattened."""
+        """Static ``(B, *f)`` -> constant current ``input_gain * x`` for ``T`` steps,
+        ``(T, B, F)``; sequences are flattened to ``(T, B, F)``."""
         if not self.time_first:
             if self.T is None:
                 raise ValueError("T: static inputs need a number of time steps")
-            x = x.reshape(x.shape[0], -1)
+            x = x.reshape(x.shape[0], -1) * self.input_gain
             return x.unsqueeze(0).expand(self.T, *x.shape)
         return x.reshape(x.shape[0], x.shape[1], -1)
 
