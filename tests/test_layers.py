@@ -118,13 +118,39 @@ def test_blocks_compose_synapse_and_any_neuron():
     torch.testing.assert_close(cblk(xi), layers.LeakyIntegrator(3.0)(cblk.synapse(xi)))
 
 
-def test_block_with_spikefuse_lif_if_available():
-    neuron = pytest.importorskip("spikefuse.neuron.lif")
-    blk = layers.DenseBlock(3, 4, neuron.LIF(tau=2.0))
-    x = torch.rand(5, 2, 3)
+def _families():
+    from spikefuse.neuron import IF, LIF, CubaLIF, ParametricLIF
+    from spikefuse.neuron.loihi import alif, cuba
+
+    return {
+        "lif": lambda: LIF(tau=2.0),
+        "if": lambda: IF(),
+        "plif": lambda: ParametricLIF(init_tau=2.0),
+        "cuba": lambda: CubaLIF(threshold=0.5, tau_syn=2e-6, tau_mem=2e-6),
+        "loihi_cuba": lambda: cuba.Neuron(threshold=0.5, current_decay=0.5, voltage_decay=0.25),
+        "loihi_alif": lambda: alif.Neuron(threshold=0.5, threshold_step=0.25, current_decay=0.5,
+                                          voltage_decay=0.25, threshold_decay=0.25,
+                                          refractory_decay=0.25),
+    }
+
+
+@pytest.mark.parametrize("family", ["lif", "if", "plif", "cuba", "loihi_cuba", "loihi_alif"])
+def test_blocks_work_with_every_neuron_family(family):
+    make = _families()[family]
+    torch.manual_seed(0)
+    blk = layers.DenseBlock(3, 6, make)
+    x = torch.rand(8, 2, 3) * 3
     out = blk(x)
-    assert out.shape == (5, 2, 4)
-    assert set(out.unique().tolist()) <= {0.0, 1.0}
+    ref = make()(blk.synapse(x))           # a fresh neuron on the same synaptic current
+    assert out.shape == (8, 2, 6)
+    torch.testing.assert_close(out, ref)
+    assert out.sum() > 0
+    layers.reset_states(blk)
+    out.sum().backward()
+    assert blk.synapse.weight.grad is not None
+    # convolutional block: the neuron sees (T, B, C, H, W)
+    cblk = layers.Conv2dBlock(1, 2, 3, make(), padding=1)
+    assert cblk(torch.rand(4, 2, 1, 5, 5) * 3).shape == (4, 2, 2, 5, 5)
 
 
 # ------------------------------------------------------------------ recurrent LIF

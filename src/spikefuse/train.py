@@ -705,6 +705,12 @@ def train(cfg: TrainConfig, *, resume: bool | str = False, progress: bool = True
     cfg = cfg.resolve()
     if cfg.out is None:
         cfg.out = _default_out(cfg)
+        if dist_info.distributed:  # every process uses rank 0's time-stamped folder name
+            import torch.distributed as dist
+
+            name = [cfg.out]
+            dist.broadcast_object_list(name, src=0)
+            cfg.out = name[0]
     device = _pick_device(cfg.device, dist_info.local_rank)
     dist_info.device = device
     if cfg.batch_size % dist_info.world_size:
