@@ -118,6 +118,11 @@ def test_cli_missing_event_dataset_exits_1(tmp_path, capsys, monkeypatch):
     assert main(["train", "--data", "shd", "--epochs", "1", "--out", str(tmp_path / "r")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("spikefuse train: error:") and len(err.strip().splitlines()) == 1
+    assert str(tmp_path) in err
+    assert not (tmp_path / "r").exists()  # nothing written for a run that could not start
+    other = tmp_path / "elsewhere"
+    assert main(["train", "--data", "ssc", "--data-root", str(other), "--out", str(tmp_path / "r")]) == 1
+    assert str(other) in capsys.readouterr().err
 
 
 def test_python_dash_m_entry_point(tmp_path):

@@ -6,6 +6,7 @@ a ``[train]`` table, with the same names, dashes or underscores; flags given on 
 line override the file):
 
 --data        yinyang (default), digits, randman, shd, ssc, nmnist, dvsgesture
+--data-root   folder holding the event-data files (default $SPIKEFUSE_DATA, else ./data)
 --neuron      lif (default), if, plif, cuba, loihi-cuba, eventprop
 --gradient    atan, sigmoid, superspike, fast_sigmoid, triangle, slayer_exp, eventprop
               (default: the neuron's own: atan for lif/if/plif, superspike for cuba,
@@ -40,7 +41,7 @@ __all__ = ["main", "build_parser"]
 _TRAIN_KEYS = (
     "data", "neuron", "gradient", "hidden", "layers", "T", "epochs", "batch_size", "lr",
     "optimizer", "weight_decay", "schedule", "tau", "input_gain", "readout", "seed", "device", "amp", "out",
-    "backend", "plots", "max_samples",
+    "backend", "plots", "max_samples", "data_root",
 )
 
 
@@ -53,6 +54,8 @@ def _add_train(sub) -> argparse.ArgumentParser:
                        argument_default=argparse.SUPPRESS)
     p.add_argument("--config", metavar="FILE.toml", help="TOML file with any of the options below")
     p.add_argument("--data", help="data set: " + ", ".join(tr._data_names()) + " (default yinyang)")
+    p.add_argument("--data-root", dest="data_root", metavar="DIR",
+                   help="folder of the event data files (default $SPIKEFUSE_DATA, else ./data)")
     p.add_argument("--neuron", help="neuron family: " + ", ".join(tr.NEURONS) + " (default lif)")
     p.add_argument("--gradient", help="surrogate or eventprop: " + ", ".join(tr.GRADIENTS))
     p.add_argument("--hidden", type=int, help="neurons per hidden layer")

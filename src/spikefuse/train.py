@@ -156,6 +156,7 @@ class TrainConfig:
     backend: Optional[str] = None
     plots: bool = True
     max_samples: Optional[int] = None
+    data_root: Optional[str] = None
 
     # ------------------------------------------------------------------ validation
     def resolve(self) -> "TrainConfig":
@@ -224,6 +225,10 @@ class TrainConfig:
             raise TypeError(f"out: expected a folder path, got {c.out!r}")
         if c.out is not None:
             c.out = str(c.out)
+        if c.data_root is not None and not isinstance(c.data_root, (str, os.PathLike)):
+            raise TypeError(f"data_root: expected a folder path, got {c.data_root!r}")
+        if c.data_root is not None:
+            c.data_root = str(c.data_root)
         return c
 
     def to_dict(self) -> dict:
@@ -526,6 +531,8 @@ def load_data(cfg: TrainConfig):
     kw = {}
     if cfg.data == "randman" and cfg.T is not None:
         kw["n_steps"] = cfg.T
+    if cfg.data in ("shd", "ssc", "nmnist", "dvsgesture") and cfg.data_root is not None:
+        kw["root"] = cfg.data_root
     out = {}
     info = None
     for split in ("train", "val", "test"):
@@ -717,15 +724,16 @@ def train(cfg: TrainConfig, *, resume: bool | str = False, progress: bool = True
         raise ValueError(f"batch_size: must be divisible by the number of processes "
                          f"({dist_info.world_size}), got {cfg.batch_size}")
     local_bs = cfg.batch_size // dist_info.world_size
+    # ---- data first (a missing data set fails before anything is written)
+    train_s, val_s, test_s, info = load_data(cfg)
+    if info.time_first and cfg.T is None:
+        cfg.T = info.n_steps
     out = _run_folder(cfg)
     if dist_info.is_main:
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.toml").write_text(config_to_toml(cfg))
 
-    # ---- data, model, optimizer (seeded identically on every process)
-    train_s, val_s, test_s, info = load_data(cfg)
-    if info.time_first and cfg.T is None:
-        cfg.T = info.n_steps
+    # ---- model, optimizer (seeded identically on every process)
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     model = build_model(cfg, info.n_inputs, info.n_classes, bool(info.time_first)).to(device)
