@@ -268,3 +268,15 @@ def test_model_input_validation():
         model(torch.rand(4))
     with pytest.raises(TypeError, match="x: expected a torch.Tensor"):
         model([[0.0] * 4])
+
+
+def test_time_first_data_path(tmp_path):
+    # randman samples are (T, n_units) spike rasters: the time-first path of data and model
+    res = _run(_tiny(tmp_path / "rm", data="randman", epochs=1, max_samples=32, T=None))
+    assert res["data"] == "randman" and 0.0 <= res["test_acc"] <= 1.0
+    from spikefuse.data import get_dataset
+
+    _, info = get_dataset("randman", "test")
+    ck = tr.load_checkpoint(tmp_path / "rm" / "checkpoint.pt")
+    assert ck["config"]["T"] == info.n_steps
+    assert ck["model"]["hidden.0.synapse.weight"].shape == (16, info.n_inputs)
