@@ -610,6 +610,13 @@ def load_checkpoint(path, map_location="cpu") -> dict:
         raise CheckpointError(f"checkpoint {str(path)!r} could not be decoded: {e}") from None
 
 
+def _schedule_state(sched) -> dict:
+    """The scheduler state without callables (some torch versions keep the annealing function
+    there), so that the checkpoint loads with ``weights_only=True``; the rebuilt scheduler
+    already holds them."""
+    return {k: v for k, v in sched.state_dict().items() if not callable(v)}
+
+
 def _rng_state() -> dict:
     st = {"torch": torch.get_rng_state(), "python": list(random.getstate()[1]),
           "python_version": random.getstate()[0], "python_gauss": random.getstate()[2]}
@@ -839,7 +846,7 @@ def train(cfg: TrainConfig, *, resume: bool | str = False, progress: bool = True
             save_checkpoint(out / "checkpoint.pt", {
                 "format": 1, "epoch": epoch + 1, "config": cfg.to_dict(),
                 "model": model.state_dict(), "optimizer": opt.state_dict(),
-                "schedule": sched.state_dict(), "history": history, "rng": _rng_state(),
+                "schedule": _schedule_state(sched), "history": history, "rng": _rng_state(),
                 "train_time_s": train_time,
             })
 
