@@ -231,6 +231,8 @@ def test_model_of_every_neuron_family_trains_one_step(neuron):
     assert logits.shape == (5, 3)
     assert len(rec["spikes"]) == 2 and rec["spikes"][0].shape == (8, 5, 12)
     assert rec["output"].shape == (8, 5, 3)
+    if neuron in ("lif", "if", "plif", "cuba", "eventprop"):  # these expose a membrane trace
+        assert rec["membranes"][0].shape == (8, 5, 12)
     torch.nn.functional.cross_entropy(model(x), torch.tensor([0, 1, 2, 0, 1])).backward()
     first = list(model.hidden[0].parameters())
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in first), "no gradient reached layer 1"

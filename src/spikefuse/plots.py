@@ -1,8 +1,8 @@
 """PNG plots of a training run (matplotlib, Agg; no display needed).
 
 - :func:`plot_curves` — loss and accuracy per epoch (train and validation).
-- :func:`plot_raster` — spike raster of every hidden layer and the output membrane over time,
-  for one sample.
+- :func:`plot_raster` — spike raster of every hidden layer (with the membrane of its most
+  active neurons where the neuron exposes it) and the output membrane over time, for one sample.
 - :func:`plot_rates` — firing rate per neuron (histogram) and mean rate per layer.
 
 The functions build a :class:`matplotlib.figure.Figure` directly (no pyplot state), so they are
@@ -63,27 +63,46 @@ def plot_curves(history: Sequence[dict], path) -> None:
 
 
 def plot_raster(spikes: Sequence[torch.Tensor], membrane: torch.Tensor, path,
-                label: Optional[int] = None, prediction: Optional[int] = None) -> None:
-    """Raster of each hidden layer (``(T, N)`` spike tensors of one sample) and the output
-    membrane ``(T, C)`` of the same sample."""
+                label: Optional[int] = None, prediction: Optional[int] = None,
+                hidden_membranes: Optional[Sequence[Optional[torch.Tensor]]] = None,
+                n_traces: int = 4) -> None:
+    """Raster of each hidden layer (``(T, N)`` spike tensors of one sample), the membrane of
+    its ``n_traces`` most active (not saturated) neurons where ``hidden_membranes`` gives one (``(T, N)`` or
+    None per layer), and the output membrane ``(T, C)`` of the same sample."""
     n = len(spikes)
-    fig, ax = _figure(n + 1, 1, (8, 2.2 * (n + 1)))
+    mems = list(hidden_membranes or [None] * n)
+    rows = n + sum(m is not None for m in mems) + 1
+    fig, ax = _figure(rows, 1, (8, 2.2 * rows))
+    r = 0
     for i, s in enumerate(spikes):
         s = s.detach().float().cpu().reshape(s.shape[0], -1)
         t, k = torch.nonzero(s > 0, as_tuple=True)
-        ax[i, 0].scatter(t.numpy(), k.numpy(), s=30, marker="|", color="k", linewidths=1.5)
-        ax[i, 0].set(ylabel="neuron", xlim=(-0.5, s.shape[0] - 0.5), ylim=(-0.5, s.shape[1] - 0.5),
+        ax[r, 0].scatter(t.numpy(), k.numpy(), s=30, marker="|", color="k", linewidths=1.5)
+        ax[r, 0].set(ylabel="neuron", xlim=(-0.5, s.shape[0] - 0.5), ylim=(-0.5, s.shape[1] - 0.5),
                      title=f"hidden layer {i + 1}: {int(s.sum())} spikes")
+        r += 1
+        if mems[i] is not None:
+            v = mems[i].detach().float().cpu().reshape(mems[i].shape[0], -1)
+            counts = s.sum(0)
+            # the most active neurons that do not fire on every step (those sit at the reset)
+            score = torch.where((counts > 0) & (counts < s.shape[0]), counts, counts - 2 * s.shape[0])
+            top = torch.argsort(score, descending=True)[:n_traces]
+            for j in top.tolist():
+                ax[r, 0].plot(range(v.shape[0]), v[:, j].numpy(), lw=1.2, label=f"neuron {j}")
+            ax[r, 0].set(ylabel="membrane", title=f"hidden layer {i + 1}: membrane (after reset) "
+                                                  f"of {len(top)} active neurons")
+            ax[r, 0].legend(fontsize=7, ncol=min(4, len(top)))
+            r += 1
     m = membrane.detach().float().cpu().reshape(membrane.shape[0], -1)
     for c in range(m.shape[1]):
-        ax[n, 0].plot(range(m.shape[0]), m[:, c].numpy(), label=f"class {c}",
+        ax[r, 0].plot(range(m.shape[0]), m[:, c].numpy(), label=f"class {c}",
                       lw=2.5 if c == label else 1.0)
     title = "output membrane"
     if label is not None:
         title += f" (label {label}" + (f", predicted {prediction})" if prediction is not None else ")")
-    ax[n, 0].set(xlabel="time step", ylabel="membrane", title=title)
+    ax[r, 0].set(xlabel="time step", ylabel="membrane", title=title)
     if m.shape[1] <= 10:
-        ax[n, 0].legend(fontsize=7, ncol=min(5, m.shape[1]))
+        ax[r, 0].legend(fontsize=7, ncol=min(5, m.shape[1]))
     _save(fig, path)
 
 

@@ -449,12 +449,22 @@ class SpikingClassifier(nn.Module):
         if h.shape[-1] != self.n_inputs:
             raise ValueError(f"x: expected {self.n_inputs} input features per step, got shape {tuple(x.shape)}")
         spikes = []
-        with L.trusted_inputs():  # validated once here; the inner layers skip their checks
-            for blk in self.hidden:
-                h = blk(h)
-                if record:
-                    spikes.append(h.detach())
-            mem = self.integrator(self.output(h))
+        neurons = [getattr(blk, "neuron", blk) for blk in self.hidden]
+        flags = []
+        if record:  # ask SpikingJelly-style neurons to keep their membrane trace
+            flags = [(n, n.store_v_seq) for n in neurons if isinstance(getattr(n, "store_v_seq", None), bool)]
+            for n, _ in flags:
+                n.store_v_seq = True
+        try:
+            with L.trusted_inputs():  # validated once here; the inner layers skip their checks
+                for blk in self.hidden:
+                    h = blk(h)
+                    if record:
+                        spikes.append(h.detach())
+                mem = self.integrator(self.output(h))
+        finally:
+            for n, old in flags:
+                n.store_v_seq = old
         if self.readout == "max":
             logits = mem.amax(0)
         elif self.readout == "mean":
@@ -464,8 +474,19 @@ class SpikingClassifier(nn.Module):
         else:
             logits = mem.sum(0)
         if record:
-            return logits, {"spikes": spikes, "output": mem.detach()}
+            return logits, {"spikes": spikes, "output": mem.detach(),
+                            "membranes": [_membrane_of(n) for n in neurons]}
         return logits
+
+
+def _membrane_of(neuron) -> Optional[torch.Tensor]:
+    """The membrane trace ``(T, B, ...)`` of the last forward, where the neuron exposes one."""
+    v = getattr(neuron, "v_seq", None)
+    if isinstance(v, torch.Tensor):
+        return v.detach()
+    traces = getattr(neuron, "last_traces", None)
+    v = getattr(traces, "membrane", None)
+    return v.detach() if isinstance(v, torch.Tensor) else None
 
 
 def build_model(cfg: TrainConfig, n_inputs: int, n_classes: int, time_first: bool = False) -> SpikingClassifier:
@@ -899,6 +920,8 @@ def _make_plots(out: Path, model, test_s: _Split, history, cfg, device) -> None:
         model.train()
     spikes = [s.float().cpu() for s in rec["spikes"]]
     plots.plot_curves(history, out / "curves.png")
+    mems = [None if m is None else m[:, 0].float().cpu() for m in rec["membranes"]]
     plots.plot_raster([s[:, 0] for s in spikes], rec["output"][:, 0].float().cpu(),
-                      out / "raster.png", label=int(y[0]), prediction=int(logits[0].argmax()))
+                      out / "raster.png", label=int(y[0]), prediction=int(logits[0].argmax()),
+                      hidden_membranes=mems)
     plots.plot_rates(spikes, out / "rates.png")
