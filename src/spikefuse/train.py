@@ -382,8 +382,9 @@ def _make_neuron(cfg: TrainConfig) -> nn.Module:
         from .neuron.loihi import cuba
 
         decay = 1.0 / cfg.tau
-        return cuba.Neuron(threshold=1.0, current_decay=decay, voltage_decay=decay,
-                           requires_grad=False)
+        n = cuba.Neuron(threshold=1.0, current_decay=decay, voltage_decay=decay, requires_grad=False)
+        n.backend = cfg.backend
+        return n
     raise ValueError(f"neuron: no module for {cfg.neuron!r}")  # pragma: no cover
 
 
