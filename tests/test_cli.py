@@ -167,3 +167,10 @@ def test_bench_errors(capsys):
     assert "T: expected a positive integer" in capsys.readouterr().err
     with pytest.raises(ValueError, match="device"):
         bench.run(device="tpu", printer=None)
+
+
+@pytest.mark.parametrize("kw,msg", [(dict(features=0), "features"), (dict(batch=-1), "batch"),
+                                    (dict(repeat=0), "repeat"), (dict(families=["xyz"]), "families")])
+def test_bench_argument_validation(kw, msg):
+    with pytest.raises(ValueError, match=msg):
+        bench.run(printer=None, **kw)

@@ -314,3 +314,18 @@ def test_trusted_inputs_skips_checks_and_restores():
         assert torch.isnan(m(bad)).all()
     with pytest.raises(ValueError, match="NaN or inf"):
         m(bad)
+
+
+def test_more_validation_errors():
+    with pytest.raises(TypeError, match="detach_reset"):
+        layers.RecurrentLIF(2, 2, detach_reset=1)
+    with pytest.raises(TypeError, match="v_reset"):
+        layers.RecurrentLIF(2, 2, v_reset="zero")
+    with pytest.raises(ValueError, match="v_threshold"):
+        layers.RecurrentLIF(2, 2, v_threshold=math.inf)
+    with pytest.raises(ValueError, match="expected 2 channels"):
+        layers.Conv1d(2, 3, 3)(torch.rand(2, 1, 4, 5))
+    with pytest.raises(ValueError, match="out_features: must be > 0"):
+        layers.Dense(2, 0)
+    with pytest.raises(TypeError, match="floating"):
+        layers.Flatten()(torch.zeros(2, 2, 2, dtype=torch.int64))

@@ -282,3 +282,19 @@ def test_time_first_data_path(tmp_path):
     ck = tr.load_checkpoint(tmp_path / "rm" / "checkpoint.pt")
     assert ck["config"]["T"] == info.n_steps
     assert ck["model"]["hidden.0.synapse.weight"].shape == (16, info.n_inputs)
+
+
+def test_checkpoint_with_valid_checksum_but_garbage_payload(tmp_path):
+    import hashlib
+
+    payload = b"not a torch file"
+    p = tmp_path / "g.pt"
+    p.write_bytes(tr._MAGIC + tr._HEADER.pack(len(payload), hashlib.sha256(payload).digest()) + payload)
+    with pytest.raises(CheckpointError, match="could not be decoded"):
+        tr.load_checkpoint(p)
+
+
+def test_data_root_validation():
+    with pytest.raises(TypeError, match="data_root: expected a folder path"):
+        TrainConfig(data_root=3).resolve()
+    assert TrainConfig(data_root=Path("x")).resolve().data_root == "x"
