@@ -725,3 +725,20 @@ def test_package_exports():
 
     assert neuron.LIF is LIF and neuron.IF is IF and neuron.ParametricLIF is ParametricLIF
     assert neuron.reset_net is reset_net
+
+
+def test_detach_input_alias_of_cext():
+    import torch as _t
+    from spikefuse.neuron import LIF as _LIF, ParametricLIF as _PLIF
+    x = _t.tensor([0.5, 0.8, 0.2, 1.2, 0.0]).reshape(5, 1, 1)
+    a = _LIF(tau=2.0, detach_input=True)
+    b = _LIF(tau=2.0, decay_input=False)
+    assert a.decay_input is False
+    assert _t.equal(a(x), b(x))
+    assert _LIF(tau=2.0, detach_input=True)(x).flatten().tolist() == [0, 1, 0, 1, 0]  # SPEC 17 S3
+    assert _PLIF(detach_input=True).decay_input is False
+    assert _LIF(detach_input=False).decay_input is True
+    with pytest.raises(ValueError, match="detach_input"):
+        _LIF(decay_input=False, detach_input=False)
+    with pytest.raises(TypeError, match="detach_input"):
+        _LIF(detach_input=1)

@@ -182,14 +182,27 @@ class _LeakyNode(_SpikingJellyNode):
     def _decay_input(self) -> bool:
         return self.decay_input
 
+    @staticmethod
+    def _resolve_decay_input(decay_input, detach_input) -> bool:
+        """``detach_input`` is the SpikingJelly cext name: ``detach_input=True`` means
+        ``decay_input=False`` (the input bypasses the 1/tau factor; nothing is detached)."""
+        check_bool("decay_input", decay_input)
+        if detach_input is None:
+            return decay_input
+        check_bool("detach_input", detach_input)
+        if not decay_input and not detach_input:
+            raise ValueError("detach_input: False contradicts decay_input=False (detach_input=True means decay_input=False)")
+        return not detach_input
+
 
 class LIF(_LeakyNode):
     """Leaky integrate-and-fire neuron, SpikingJelly ``LIFNode`` semantics (SPEC 15.2).
 
     ``decay_input=True``: ``H = V + (X - (V - V_reset)) / tau``; ``False``:
     ``H = V - (V - V_reset) / tau + X``. ``tau`` must be ``> 1`` (SpikingJelly asserts it);
-    it may be a per-feature tensor (kept as a buffer, not learned). Other arguments as
-    :class:`IF`.
+    it may be a per-feature tensor (kept as a buffer, not learned). ``detach_input=True``
+    (keyword, SpikingJelly cext's name) is the same as ``decay_input=False``. Other arguments
+    as :class:`IF`.
 
     >>> import torch
     >>> LIF(tau=2.0)(torch.tensor([1.5, 1.5, 0.5, 3.0, 0.0]).reshape(5, 1, 1)).flatten().tolist()
@@ -207,11 +220,13 @@ class LIF(_LeakyNode):
         step_mode: str = "m",
         backend: Optional[str] = None,
         store_v_seq: bool = False,
+        *,
+        detach_input: Optional[bool] = None,
     ):
         super().__init__(v_threshold, v_reset, surrogate, detach_reset, step_mode, backend, store_v_seq)
         check_number("tau", tau, gt=1.0)
         self._set_value("tau", tau)
-        self.decay_input = check_bool("decay_input", decay_input)
+        self.decay_input = self._resolve_decay_input(decay_input, detach_input)
 
 
 class ParametricLIF(_LeakyNode):
@@ -238,6 +253,8 @@ class ParametricLIF(_LeakyNode):
         step_mode: str = "m",
         backend: Optional[str] = None,
         store_v_seq: bool = False,
+        *,
+        detach_input: Optional[bool] = None,
     ):
         super().__init__(v_threshold, v_reset, surrogate, detach_reset, step_mode, backend, store_v_seq)
         if isinstance(init_tau, Tensor):
@@ -245,7 +262,7 @@ class ParametricLIF(_LeakyNode):
         check_number("init_tau", init_tau, gt=1.0)
         self.init_tau = float(init_tau)
         self.w = nn.Parameter(torch.tensor(-math.log(self.init_tau - 1.0), dtype=torch.float32))
-        self.decay_input = check_bool("decay_input", decay_input)
+        self.decay_input = self._resolve_decay_input(decay_input, detach_input)
 
     @property
     def tau(self) -> Tensor:
