@@ -206,7 +206,7 @@ class _HeidelbergBase(Dataset):
                 f"{self.name} {split} split not found at {self.path}.{hint} Download "
                 f"{self.files[split]}.gz from the Heidelberg spiking data sets page of the Zenke lab "
                 f"(zenkelab.org, 'Datasets'; {self._how}), gunzip it and put {self.files[split]} in "
-                f"{root} (or pass root=<folder holding it>)."
+                f"{root} (or pass root=<folder holding it>; on the command line: spikefuse train --data-root <folder>)."
             )
         try:
             import h5py  # noqa: F401
@@ -500,7 +500,7 @@ class _CameraBase(Dataset):
         raise DatasetNotFoundError(
             f"{self.name} {self.split} split not found: no folder {os.path.join(root, sub)} "
             f"(nor {os.path.join(root, self.tonic_dir, sub)}). {self._how} "
-            f"(or pass root=<folder holding {sub}/>)."
+            f"(or pass root=<folder holding {sub}/>; on the command line: spikefuse train --data-root <folder>)."
         )
 
     def _index(self, folder: str):  # pragma: no cover - overridden
