@@ -17,7 +17,7 @@ SCRIPT = textwrap.dedent(r'''
     import triton
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
-    from spikefuse.kernels.triton import lif, cuba, loihi
+    from spikefuse.kernels.triton import lif, cuba, loihi, resonator
 
     target = GPUTarget("cuda", 90, 32)
     P, I64 = "*fp32", "*i64"
@@ -57,6 +57,20 @@ SCRIPT = textwrap.dedent(r'''
          thr_f="fp32", tau_rho="fp32", scale_rho="fp32", dscale="fp32"),
          dict(ALIF=True, GRADED=False, HAS_GS=True, HAS_GV=True, HAS_GU=True, NEED_DU=True,
               NEED_DV=True, BLOCK=512), fusion=True)
+    for model in (1, 2):  # RF-Iz (reset mask) and AdRF (adaptive threshold)
+        comp(f"res_fwd_{model}", resonator._res_fwd, dict(xr_ptr=io, xi_ptr=io, spk_ptr=io, re_ptr=P,
+             im_ptr=P, lim_ptr=P, th_ptr=P, r_ptr=P, rst_ptr="*i8", S_ptr=I64, C_ptr=I64, kth_ptr=I64,
+             kr_ptr=I64, re0_ptr=I64, im0_ptr=I64, th0s_ptr=I64, r0_ptr=I64, im0f_ptr=P, rel_ptr=P,
+             iml_ptr=P, thl_ptr=P, rl_ptr=P, T="i32", M="i32", s_f="fp32", theta_f="fp32",
+             thr_s_f="fp32", reset_im="i32", theta0="i32", step="i32"),
+             dict(MODEL=model, GRADED=True, STORE_RI=True, STORE_LIM=True, STORE_TR=True,
+                  STORE_RST=model == 1, OUT_BF16=True, BLOCK=512))
+        comp(f"res_bwd_{model}", resonator._res_bwd, dict(re_ptr=P, im_ptr=P, lim_ptr=P, rst_ptr="*i8",
+             gs_ptr=io, gre_ptr=P, gim_ptr=P, grel_ptr=P, giml_ptr=P, Sf_ptr=P, Cf_ptr=P, re0f_ptr=P,
+             im0f_ptr=P, gxr_ptr=io, gxi_ptr=io, gre0_ptr=P, gim0_ptr=P, gS_ptr=P, gC_ptr=P, T="i32",
+             M="i32", theta_f="fp32", rho="fp32", kappa="fp32", reset_im_f="fp32", dscale="fp32"),
+             dict(MODEL=model, GRADED=model == 2, HAS_GS=True, HAS_GRE=True, HAS_GIM=True, HAS_GREL=True,
+                  HAS_GIML=True, NEED_DEC=True, LAVA=False, BLOCK=512), fusion=True)
     print(json.dumps(out))
 ''')
 
@@ -78,10 +92,12 @@ def test_all_kernels_compile_for_sm90():
     import json
 
     res = json.loads(r.stdout.strip().splitlines()[-1])
-    assert set(res) == {"lif_fwd", "lif_bwd", "cuba_fwd", "cuba_bwd", "loihi_fwd", "loihi_bwd"}
+    assert set(res) == {"lif_fwd", "lif_bwd", "cuba_fwd", "cuba_bwd", "loihi_fwd", "loihi_bwd",
+                        "res_fwd_1", "res_bwd_1", "res_fwd_2", "res_bwd_2"}
     for name, info in res.items():
         assert info["cubin"] > 0, name
     # forward kernels: no contraction, IEEE division (bit-equal to torch's elementwise ops)
-    for name in ("lif_fwd", "cuba_fwd", "loihi_fwd"):
+    for name in ("lif_fwd", "cuba_fwd", "loihi_fwd", "res_fwd_1", "res_fwd_2"):
         assert res[name]["fma"] == 0 and res[name]["div_full"] == 0, (name, res[name])
-    assert res["lif_fwd"]["div_rn"] > 0
+    for name in ("lif_fwd", "res_fwd_1", "res_fwd_2"):
+        assert res[name]["div_rn"] > 0, name

@@ -25,3 +25,11 @@ from . import loihi as _loihi  # noqa: E402
 SAVED_BYTES.update(_loihi.SAVED_BYTES)
 register("loihi_cuba", "triton", _loihi.loihi_cuba_triton, _loihi._supports)
 register("loihi_alif", "triton", _loihi.loihi_alif_triton, _loihi._supports)
+
+from . import resonator as _resonator  # noqa: E402
+
+SAVED_BYTES.update(_resonator.SAVED_BYTES)
+register("loihi_rf", "triton", _resonator.loihi_rf_triton, _resonator.res_supports)
+register("loihi_rf_iz", "triton", _resonator.loihi_rf_iz_triton, _resonator.res_supports)
+register("loihi_adrf", "triton", _resonator.loihi_adrf_triton, _resonator.res_supports)
+register("loihi_adrf_iz", "triton", _resonator.loihi_adrf_iz_triton, _resonator.res_supports)
