@@ -17,7 +17,7 @@ SCRIPT = textwrap.dedent(r'''
     import triton
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
-    from spikefuse.kernels.triton import lif, cuba, loihi, resonator
+    from spikefuse.kernels.triton import lif, cuba, loihi, resonator, sigma_delta
 
     target = GPUTarget("cuda", 90, 32)
     P, I64 = "*fp32", "*i64"
@@ -71,6 +71,17 @@ SCRIPT = textwrap.dedent(r'''
              M="i32", theta_f="fp32", rho="fp32", kappa="fp32", reset_im_f="fp32", dscale="fp32"),
              dict(MODEL=model, GRADED=model == 2, HAS_GS=True, HAS_GRE=True, HAS_GIM=True, HAS_GREL=True,
                   HAS_GIML=True, NEED_DEC=True, LAVA=False, BLOCK=512), fusion=True)
+    F64 = "*fp64"
+    comp("sd_fwd", sigma_delta._sd_fwd, dict(x_ptr=io, y_ptr=io, sig_ptr=P, a_ptr=P, d_ptr=P,
+         keep_ptr="*i8", th_ptr=P, bias_ptr=P, acc0_ptr=F64, pre0_ptr=P, res0_ptr=P, err0_ptr=P,
+         accl_ptr=F64, prel_ptr=P, resl_ptr=P, errl_ptr=P, T="i32", M="i32", step_f="fp32"),
+         dict(ACT=1, HAS_BIAS=True, CUM=True, STORE_SIG=True, STORE_A=True, STORE_D=True,
+              STORE_KEEP=True, OUT_BF16=True, BLOCK=512))
+    comp("sd_bwd", sigma_delta._sd_bwd, dict(gy_ptr=io, gsig_ptr=P, ga_ptr=P, gaccl_ptr=F64,
+         gprel_ptr=P, keep_ptr="*i8", d_ptr=P, th_ptr=P, gx_ptr=io, gth_ptr=P, gb_ptr=P,
+         gacc0_ptr=F64, gpre0_ptr=P, T="i32", M="i32", tau_grad="fp32", scale_grad="fp32"),
+         dict(ACT=1, HAS_GY=True, HAS_GSIG=True, HAS_GA=True, HAS_GACCL=True, HAS_GPREL=True,
+              NEED_TH=True, GX_BF16=True, BLOCK=512), fusion=True)
     print(json.dumps(out))
 ''')
 
@@ -93,11 +104,11 @@ def test_all_kernels_compile_for_sm90():
 
     res = json.loads(r.stdout.strip().splitlines()[-1])
     assert set(res) == {"lif_fwd", "lif_bwd", "cuba_fwd", "cuba_bwd", "loihi_fwd", "loihi_bwd",
-                        "res_fwd_1", "res_bwd_1", "res_fwd_2", "res_bwd_2"}
+                        "res_fwd_1", "res_bwd_1", "res_fwd_2", "res_bwd_2", "sd_fwd", "sd_bwd"}
     for name, info in res.items():
         assert info["cubin"] > 0, name
     # forward kernels: no contraction, IEEE division (bit-equal to torch's elementwise ops)
-    for name in ("lif_fwd", "cuba_fwd", "loihi_fwd", "res_fwd_1", "res_fwd_2"):
+    for name in ("lif_fwd", "cuba_fwd", "loihi_fwd", "res_fwd_1", "res_fwd_2", "sd_fwd"):
         assert res[name]["fma"] == 0 and res[name]["div_full"] == 0, (name, res[name])
-    for name in ("lif_fwd", "res_fwd_1", "res_fwd_2"):
+    for name in ("lif_fwd", "res_fwd_1", "res_fwd_2", "sd_fwd"):
         assert res[name]["div_rn"] > 0, name

@@ -33,3 +33,8 @@ register("loihi_rf", "triton", _resonator.loihi_rf_triton, _resonator.res_suppor
 register("loihi_rf_iz", "triton", _resonator.loihi_rf_iz_triton, _resonator.res_supports)
 register("loihi_adrf", "triton", _resonator.loihi_adrf_triton, _resonator.res_supports)
 register("loihi_adrf_iz", "triton", _resonator.loihi_adrf_iz_triton, _resonator.res_supports)
+
+from . import sigma_delta as _sigma_delta  # noqa: E402
+
+SAVED_BYTES.update(_sigma_delta.SAVED_BYTES)
+register("loihi_sigma_delta", "triton", _sigma_delta.loihi_sigma_delta_triton, _sigma_delta.sigma_delta_supports)
