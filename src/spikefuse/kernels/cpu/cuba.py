@@ -93,6 +93,20 @@ def _flat(p, shape, dev):
     return float(p)
 
 
+#: elements per block of the backward pass: its per-step factors are computed for a block of
+#: ``max(1, BLOCK_ELEMS // M)`` steps at once in small reused buffers (cache-resident; fresh
+#: full-size buffers cost a page fault per 4 KiB on first touch), then the carried recurrence
+#: runs over the block. 32768 is ATen's parallel grain size: elementwise ops up to that size
+#: run on the calling thread, so a block op never opens an OpenMP region that a single step's
+#: op would not (on a loaded machine each region can wait a scheduler slice for its workers).
+BLOCK_ELEMS = 32768
+
+
+def _scalar_t(p):
+    """A number as a 0-d fp32 tensor (``torch.lerp`` / ``addcmul`` want tensors); tensors pass."""
+    return p if isinstance(p, torch.Tensor) else torch.tensor(float(p), dtype=torch.float32)
+
+
 class _CubaCPU(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, leak, reset, thr, a_m, c_s, alpha, R, refractory, out_dtype):
@@ -103,43 +117,56 @@ class _CubaCPU(torch.autograd.Function):
             x32 = x if x.dtype == torch.float32 else x.float()
             mem = torch.empty((T, M), dtype=torch.float32)
             cur = torch.empty((T, M), dtype=torch.float32)
-            Z = torch.empty((T, M), dtype=torch.float32)
+            spk = torch.empty((T, M), dtype=out_dtype)
+            zbuf = None if out_dtype == torch.float32 else torch.empty(M)
             mask = torch.empty((T, M), dtype=torch.bool) if refractory else None
-            v = torch.zeros(M) + (leak_ if isinstance(leak_, float) else leak_)
+            v = torch.zeros(M) + leak_
             i = torch.zeros(M)
-            ref = torch.zeros(M) if refractory else None
             tmp = torch.empty(M)
-            tmp2 = torch.empty(M)
-            vp = torch.empty(M)
-            mf = torch.empty(M)
-            leak_t = leak_ if isinstance(leak_, torch.Tensor) else torch.tensor(leak_)
-            # selections are done with 0/1 float masks (blend): torch.where / masked_fill with
-            # data-dependent bool masks are several times slower on CPU
+            leak0 = not isinstance(leak_, torch.Tensor) and leak_ == 0.0
+            # numbers as 0-d fp32 tensors: the same fp32 value, but no per-op scalar wrapping
+            leak_t, reset_t, thr_t, a_m_t, c_s_t = (_scalar_t(p) for p in (leak_, reset_, thr_, a_m_, c_s_))
+            # rows as views, made once (indexing in the loop costs as much as a small op)
+            xs, mems, curs = x32.unbind(0), mem.unbind(0), cur.unbind(0)
+            zs = spk.unbind(0) if zbuf is None else [zbuf] * T
+            if refractory:
+                ref = torch.zeros(M)
+                mf = torch.empty(M)
+                w = torch.empty(M)
+                R_t = _scalar_t(R)
+                zero = torch.zeros((), dtype=torch.float32)
+                masks = mask.unbind(0)
+            # 0/1 float masks throughout: torch.lerp(a, b, m) is exactly a (m = 0) or b (m = 1)
+            # in one pass; torch.where / masked_fill / bool arithmetic are much slower on CPU
             for t in range(T):
-                torch.sub(leak_t, v, out=tmp)
-                tmp.add_(i)
-                tmp.mul_(a_m_)
-                ci = cur[t]
-                torch.mul(i, c_s_, out=ci)
-                ci.add_(x32[t])
-                torch.add(v, tmp, out=vp)
-                zt = Z[t]
-                torch.sub(vp, thr_, out=zt).gt_(0.0)             # z' = 1[v' - thr > 0]
-                v = mem[t]
-                if refractory:
-                    torch.gt(ref, 0.0, out=mf)                   # m
-                    mask[t].copy_(mf)
-                    torch.maximum(zt, mf, out=tmp2)              # reset by spike or refractory
-                    blend_(v, vp, tmp2, reset_)
-                    torch.mul(zt, mf, out=tmp2)
-                    zt.sub_(tmp2)                                # z = z' (1 - m)
-                    # relu(ref - m) == relu(ref - 1) because ref >= 0 and m = 1[ref > 0]
-                    torch.sub(ref, 1.0, out=tmp).clamp_(min=0.0)
-                    blend_(ref, tmp, zt, R)
+                if leak0:                                        # (0 - v) + i == i - v exactly
+                    torch.sub(i, v, out=tmp)
                 else:
-                    blend_(v, vp, zt, reset_)
+                    torch.sub(leak_t, v, out=tmp)
+                    tmp.add_(i)
+                tmp.mul_(a_m_t)                                  # dv = a_m ((leak - v) + i)
+                ci = curs[t]
+                torch.mul(i, c_s_t, out=ci)
+                ci.add_(xs[t])                                   # i = i c_s + x
+                vt = mems[t]
+                torch.add(v, tmp, out=vt)                        # v' = v + dv
+                zt = zs[t]
+                torch.gt(vt, thr_t, out=zt)                      # z' = 1[v' > thr] (== 1[v' - thr > 0])
+                if refractory:
+                    torch.gt(ref, zero, out=mf)                  # m
+                    masks[t].copy_(mf)
+                    torch.maximum(zt, mf, out=w)                 # reset by spike or refractory
+                    torch.lerp(vt, reset_t, w, out=vt)
+                    torch.gt(zt, mf, out=zt)                     # z = z' (1 - m)
+                    # relu(ref - m) == relu(ref - 1) because ref >= 0 and m = 1[ref > 0]
+                    ref.sub_(mf).relu_()
+                    torch.lerp(ref, R_t, zt, out=ref)
+                else:
+                    torch.lerp(vt, reset_t, zt, out=vt)
+                if zbuf is not None:
+                    spk[t].copy_(zbuf)
+                v = vt
                 i = ci
-            spk = Z if out_dtype == torch.float32 else Z.to(out_dtype)
         ctx.refractory = refractory
         ctx.x_dtype = x.dtype
         ctx.consts = [None if isinstance(p, torch.Tensor) else p for p in (leak_, reset_, thr_, a_m_, c_s_, alpha)]
@@ -153,68 +180,164 @@ class _CubaCPU(torch.autograd.Function):
     def backward(ctx, g_spk, g_mem, g_cur):
         mem, cur, mask, *tp = ctx.saved_tensors
         leak, reset, thr, a_m, c_s, alpha = (t if t is not None else c for t, c in zip(tp, ctx.consts))
-        leak, reset, thr, a_m, c_s = (p.detach() if isinstance(p, torch.Tensor) else p
-                                      for p in (leak, reset, thr, a_m, c_s))
+        leak, reset, thr, a_m, c_s, alpha = (p.detach() if isinstance(p, torch.Tensor) else p
+                                             for p in (leak, reset, thr, a_m, c_s, alpha))
         T, M = mem.shape
         need = ctx.needs_input_grad
+        f32 = torch.float32
         with torch.no_grad():
-            # previous membrane (v[-1] = leak); few full-size temporaries, updated in place
-            # drive = (leak - v) + i as in forward, with v[-1] = leak and i[-1] = 0
-            drive = torch.empty_like(mem)
-            if isinstance(leak, torch.Tensor):
-                torch.sub(leak, leak, out=drive[0])
-                torch.sub(leak, mem[:-1], out=drive[1:])
-            else:
-                drive[0].fill_(0.0)
-                torch.neg(mem[:-1], out=drive[1:]).add_(leak)
-            drive[1:].add_(cur[:-1])
-            d = torch.mul(drive, a_m)                       # pre-reset membrane v' = v + a_m drive
-            d[0].add_(leak)
-            d[1:].add_(mem[:-1])
-            d.sub_(thr)
-            zp = d > 0
-            sg = d.abs_().mul_(alpha).add_(1.0).square_().reciprocal_()
-            keep = ~zp                                      # dv_post/dv' = 1 - z' (reset detached)
-            if mask is not None:
-                keep.logical_and_(~mask)
-            keepf = keep.float()
-            del keep
-            gzsg = sg.mul_(g_spk) if g_spk is not None else sg.zero_()
-            if mask is not None:
-                gzsg.masked_fill_(mask, 0.0)
-            g_thr = -gzsg.sum(0) if need[3] else None
-            # gv'[t] = (g_mem[t] + gv) keep[t] + gz sg = P[t] + gv keep[t], built in place
-            gvp = gzsg
-            if g_mem is not None:
-                gvp.addcmul_(g_mem, keepf)
-            gi_tot = g_cur.float().clone() if g_cur is not None else torch.zeros_like(mem)
+            # Per step t (reverse time; v[-1] = leak, i[-1] = 0):
+            #   drive = (leak - v[t-1]) + i[t-1];  d = v[t-1] + a_m drive - thr   (= v' - thr)
+            #   keep = (1 - z')(1 - m);  sg = 1 / (alpha |d| + 1)^2
+            #   gvp[t] = (g_spk sg, 0 where m) + g_mem keep + gv keep           (gv: carried)
+            #   gi_tot[t] = g_cur[t] + gi;  gv = gvp[t] (1 - a_m);  gi = gi_tot[t] c_s + gvp[t] a_m
+            # Everything but the carried terms is computed a block of steps at a time, in small
+            # reused buffers, or in full (T, M) arrays when a parameter gradient needs the whole
+            # history (reduced over time at the end, as one sum over dim 0 like before).
+            Tb = max(1, min(T, BLOCK_ELEMS // max(M, 1)))
+            starts = list(range(0, T, Tb))
+            cuts = starts[1:]
+            ns = [min(T, s + Tb) - s for s in starts]
+
+            def blocks(a):
+                """Per-block views of a (T, ...) array (or of a (Tb, M) scratch buffer)."""
+                if a is None:
+                    return [None] * len(starts)
+                if a.shape[0] == T:
+                    return a.tensor_split(cuts)
+                return [a if n == Tb else a[:n] for n in ns]
+
+            def buf(full):
+                return torch.empty((T if full else Tb, M), dtype=f32)
+
+            x32 = ctx.x_dtype == f32
+            need_gi = need[0] or need[5]                         # the current's carried gradient
+            drive_a = buf(True) if need[4] else None
+            d_a = buf(False)
+            gzsg_a = buf(True) if need[3] else None
+            gvp_a = buf(need[1] or need[2] or need[4])
+            keep_a = buf(False)
+            zp_a = buf(True) if need[2] else None
+            mf_a = buf(False) if mask is not None else None
+            git_a = buf(need[5] or (need[0] and x32))
+            gx = torch.empty((T, M), dtype=ctx.x_dtype) if (need[0] and not x32) else None
+            # numbers as 0-d fp32 tensors: the same fp32 values, without per-op scalar wrapping
+            one = torch.ones((), dtype=f32)
+            zero = torch.zeros((), dtype=f32)
+            leak_t, thr_t, alpha_t, a_m_t, c_s_t = (_scalar_t(p) for p in (leak, thr, alpha, a_m, c_s))
+            one_m_am = 1.0 - a_m
+            one_m_am_t = _scalar_t(one_m_am)
+            leak0 = not isinstance(leak, torch.Tensor) and leak == 0.0
             gv = torch.zeros(M)
             gi = torch.zeros(M)
-            one_m_am = 1.0 - a_m
-            a_m_t = a_m if isinstance(a_m, torch.Tensor) else torch.tensor(a_m)
-            for t in range(T - 1, -1, -1):
-                gvp[t].addcmul_(gv, keepf[t])
-                gi_tot[t].add_(gi)
-                torch.mul(gvp[t], one_m_am, out=gv)
-                torch.mul(gi_tot[t], c_s, out=gi).addcmul_(gvp[t], a_m_t)
-            g_leak = (gvp.sum(0) * a_m) if need[1] else None
-            g_am = (gvp * drive).sum(0) if need[4] else None
+            vprevs = mem[:-1].tensor_split([c - 1 for c in cuts])   # v[t-1] of the steps t >= 1
+            iprevs = cur[:-1].tensor_split([c - 1 for c in cuts])
+            gspks, gmems, masks = blocks(g_spk), blocks(g_mem), blocks(mask)
+            drives, ds, gzsgs, gvps, keeps, zps, mfs, gits, gxs = (
+                blocks(a) for a in (drive_a, d_a, gzsg_a, gvp_a, keep_a, zp_a, mf_a, git_a, gx))
+            # rows for the sequential part, made once (indexing in the loop costs as much as an op)
+            gvp_rows, keep_rows, git_rows = gvp_a.unbind(0), keep_a.unbind(0), git_a.unbind(0)
+            gvp_full, git_full = gvp_a.shape[0] == T, git_a.shape[0] == T
+            gcur_rows = g_cur.float().unbind(0) if g_cur is not None else None
+            for b in range(len(starts) - 1, -1, -1):
+                t0, n = starts[b], ns[b]
+                s = 1 if t0 == 0 else 0                          # step 0 has v[-1] = leak, i[-1] = 0
+                vprev, iprev = vprevs[b], iprevs[b]
+                d = ds[b]
+                if need[4]:                                      # drive kept for g_tau_mem
+                    drive = drives[b]
+                    if s:
+                        if isinstance(leak, torch.Tensor):
+                            torch.sub(leak, leak, out=drive[0])
+                        else:
+                            drive[0].fill_(0.0)
+                    if isinstance(leak, torch.Tensor):
+                        torch.sub(leak, vprev, out=drive[s:])
+                    else:
+                        torch.neg(vprev, out=drive[s:]).add_(leak)
+                    drive[s:].add_(iprev)
+                    torch.mul(drive, a_m_t, out=d)
+                else:
+                    if s:
+                        if isinstance(leak, torch.Tensor):
+                            torch.sub(leak, leak, out=d[0])
+                        else:
+                            d[0].fill_(0.0)
+                    ds_ = d[s:] if s else d
+                    if leak0:
+                        # (0 - v) + i == i - v up to the sign of a zero, which v + a_m (.) drops
+                        torch.sub(iprev, vprev, out=ds_)
+                    else:
+                        torch.sub(leak_t, vprev, out=ds_).add_(iprev)
+                    d.mul_(a_m_t)
+                if s:
+                    d[0].add_(leak_t)
+                    d[1:].add_(vprev)
+                else:
+                    d.add_(vprev)
+                d.sub_(thr_t)                                    # v' - threshold
+                keep = keeps[b]
+                zp = zps[b] if zp_a is not None else keep
+                torch.gt(d, zero, out=zp)                        # z'
+                if mask is not None:
+                    mf = mfs[b]
+                    mf.copy_(masks[b].view(torch.uint8))         # m (uint8 -> float is vectorised, bool is not)
+                    torch.maximum(zp, mf, out=keep)
+                    torch.sub(one, keep, out=keep)               # keep = (1 - z')(1 - m)
+                else:
+                    torch.sub(one, zp, out=keep)                 # keep = 1 - z' (NaN d: 1, as before)
+                sg = d.abs_().mul_(alpha_t).add_(one).pow_(-2)   # pow_(-2) == square_().reciprocal_(), bit for bit
+                gzsg = gzsgs[b] if gzsg_a is not None else sg
+                if g_spk is not None:
+                    torch.mul(sg, gspks[b], out=gzsg)
+                else:
+                    gzsg.zero_()
+                if mask is not None:
+                    torch.lerp(gzsg, zero, mf, out=gzsg)         # 0 where refractory
+                gvp = gvps[b]
+                if g_mem is not None:
+                    torch.addcmul(gzsg, gmems[b], keep, out=gvp)
+                else:
+                    gvp.copy_(gzsg)
+                go = t0 if gvp_full else 0
+                io = t0 if git_full else 0
+                for k in range(n - 1, -1, -1):
+                    gvk = gvp_rows[go + k]
+                    gvk.addcmul_(gv, keep_rows[k])
+                    torch.mul(gvk, one_m_am_t, out=gv)
+                    if need_gi:
+                        gik = git_rows[io + k]
+                        if gcur_rows is not None:
+                            torch.add(gcur_rows[t0 + k], gi, out=gik)
+                        else:
+                            torch.add(gi, zero, out=gik)         # 0 + gi, as a sum
+                        torch.mul(gik, c_s_t, out=gi).addcmul_(gvk, a_m_t)
+                if gx is not None:
+                    gxs[b].copy_(gits[b])
+            g_thr = -gzsg_a.sum(0) if need[3] else None
+            g_leak = (gvp_a.sum(0) * a_m) if need[1] else None
+            g_am = (gvp_a * drive_a).sum(0) if need[4] else None
             g_cs = None
             if need[5]:
-                g_cs = (gi_tot[1:] * cur[:-1]).sum(0) if T > 1 else torch.zeros(M)
+                g_cs = (git_a[1:] * cur[:-1]).sum(0) if T > 1 else torch.zeros(M)
             g_reset = None
             if need[2]:
                 # gradient reaching the post-reset membrane of each step
                 gv_out = torch.zeros_like(mem)
-                gv_out[:-1] = gvp[1:] * one_m_am
+                gv_out[:-1] = gvp_a[1:] * one_m_am
                 if g_mem is not None:
                     gv_out.add_(g_mem)
-                gpost = gv_out.masked_fill(mask, 0.0) if mask is not None else gv_out
-                g = (gpost * zp).sum(0)
                 if mask is not None:
-                    g.add_((gv_out * mask).sum(0))
+                    mfull = mask.view(torch.uint8).to(f32)
+                    g = (torch.lerp(gv_out, zero, mfull) * zp_a).sum(0)
+                    g.add_((gv_out * mfull).sum(0))
+                else:
+                    g = (gv_out * zp_a).sum(0)
                 g_reset = g
-            gx = gi_tot.to(ctx.x_dtype) if need[0] else None
+            if need[0]:
+                gx = git_a if x32 else gx
+            else:
+                gx = None
         return gx, g_leak, g_reset, g_thr, g_am, g_cs, None, None, None, None
 
 
