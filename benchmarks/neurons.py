@@ -32,11 +32,13 @@ try:  # run from a checkout without installing
 except ImportError:  # pragma: no cover
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from spikefuse import kernels  # noqa: E402
+from spikefuse import finite_checks, kernels  # noqa: E402
 
 H100_BANDWIDTH = 3.35e12  # B/s, H100 SXM HBM3
 
 GPU_SHAPES = [(100, 32, 4096), (500, 16, 4096), (100, 256, 1024), (1000, 8, 512)]
+RESONATOR_FAMILIES = ("loihi_rf", "loihi_rf_iz", "loihi_adrf", "loihi_adrf_iz")
+FAMILIES = ("lif", "cuba", "cuba_refractory", "loihi_cuba", "loihi_alif") + RESONATOR_FAMILIES + ("loihi_sigma_delta",)
 CPU_SHAPES = [(100, 32, 1024), (200, 8, 512)]
 
 
@@ -199,6 +201,35 @@ def spikefuse_cases(family: str, backends, io_bytes: int) -> list[Case]:
             fwd = 2 * io_bytes + 8
             lim = 4 if family == "loihi_alif" else 0
             cases.append(Case(family, be, run, fwd, fwd + 2 * lim + 4 + 2 * io_bytes))
+        elif family in RESONATOR_FAMILIES:
+            from spikefuse.functional import resonator as R
+
+            model = family[len("loihi_"):]
+            if model.startswith("adrf"):  # period 8, decay 0.1; threshold/refractory decays 0.25/0.5
+                p = R.AdRFParams(2607.0, 2607.0, 1024.0, 2048.0, threshold=0.5, threshold_step=0.25)
+            else:
+                p = R.RFParams(2607.0, 2607.0, threshold=0.5)
+            f = getattr(R, f"{model}_multistep")
+
+            def run(x, be=be, p=p, f=f):
+                return f((x, x), p, backend=be)[0]  # the same tensor as real and imaginary input
+
+            # fwd: xr, xi, s; train: + re/im (8 B) and, adaptive, theta+r (4 B) written and read;
+            # bwd: reads gs, writes gxr, gxi
+            fwd = 3 * io_bytes
+            saved = 12 if model.startswith("adrf") else 8
+            cases.append(Case(family, be, run, fwd, fwd + 2 * saved + 3 * io_bytes))
+        elif family == "loihi_sigma_delta":
+            from spikefuse.functional.sigma_delta import SigmaDeltaParams, sigma_delta_multistep
+
+            p = SigmaDeltaParams(threshold=0.09375, activation=torch.relu)
+
+            def run(x, be=be, p=p):
+                return sigma_delta_multistep(x, p, backend=be)[0]
+
+            # fwd: x, y; train: + the 1-byte ReLU mask written and read; bwd: reads gy, writes gx
+            fwd = 2 * io_bytes
+            cases.append(Case(family, be, run, fwd, fwd + 2 * 1 + 2 * io_bytes))
     return cases
 
 
@@ -356,8 +387,8 @@ def print_table(rows: list[Row], file=sys.stdout) -> None:
 def main(argv=None) -> list[Row]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--device", default=None, help="cuda or cpu (default: cuda if available)")
-    ap.add_argument("--families", nargs="+", default=["lif", "cuba", "cuba_refractory", "loihi_cuba", "loihi_alif"],
-                    help="lif cuba cuba_refractory loihi_cuba loihi_alif")
+    ap.add_argument("--families", nargs="+", default=list(FAMILIES), choices=FAMILIES, metavar="FAMILY",
+                    help=" ".join(FAMILIES))
     ap.add_argument("--backends", nargs="+", default=None,
                     help="spikefuse backends (default: reference + triton on cuda, reference + cpu on cpu)")
     ap.add_argument("--shapes", nargs="+", default=None, help="T,B,N triples")
@@ -374,6 +405,10 @@ def main(argv=None) -> list[Row]:
                     help="statistic over the repeats (min is steadier on a shared machine)")
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads for CPU runs")
     ap.add_argument("--json", default=None, help="write the rows to this JSON file")
+    ap.add_argument("--finite-checks", action="store_true",
+                    help="keep spikefuse's NaN/inf scan of tensor arguments on while timing (default off: "
+                         "it reads every input element and syncs the GPU once per call, the same cost "
+                         "for every backend)")
     args = ap.parse_args(argv)
 
     global STAT
@@ -388,19 +423,20 @@ def main(argv=None) -> list[Row]:
     torch.set_grad_enabled(True)
 
     rows: list[Row] = []
-    for fam in args.families:
-        cases = spikefuse_cases(fam, backends, torch.empty((), dtype=dtype).element_size())
-        if args.peers:
-            cases += peer_cases(fam, device)
-        for shape in shapes:
-            for case in cases:
-                row = bench_case(case, shape, device, dtype, args.bandwidth, args.repeat)
-                rows.append(row)
-                print(f"  {row.family:16s} {row.impl:20s} {shape}: fwd {_fmt(row.fwd_ms)} ms, "
-                      f"f+b {_fmt(row.fwdbwd_ms)} ms {row.note}", file=sys.stderr, flush=True)
-    if args.open_neuromorphic:
-        sizes = args.on_sizes or ([4096, 8192, 16384] if device.type == "cuda" else [256, 512])
-        rows += open_neuromorphic(sizes, device, dtype, backends, args.repeat, T=args.on_T)
+    with finite_checks(bool(args.finite_checks)):  # every timed call runs inside
+        for fam in args.families:
+            cases = spikefuse_cases(fam, backends, torch.empty((), dtype=dtype).element_size())
+            if args.peers:
+                cases += peer_cases(fam, device)
+            for shape in shapes:
+                for case in cases:
+                    row = bench_case(case, shape, device, dtype, args.bandwidth, args.repeat)
+                    rows.append(row)
+                    print(f"  {row.family:16s} {row.impl:20s} {shape}: fwd {_fmt(row.fwd_ms)} ms, "
+                          f"f+b {_fmt(row.fwdbwd_ms)} ms {row.note}", file=sys.stderr, flush=True)
+        if args.open_neuromorphic:
+            sizes = args.on_sizes or ([4096, 8192, 16384] if device.type == "cuda" else [256, 512])
+            rows += open_neuromorphic(sizes, device, dtype, backends, args.repeat, T=args.on_T)
 
     # speedups over the reference loop, per family and shape
     ref = {(r.family, r.shape): r for r in rows if r.impl == "reference" and r.fwdbwd_ms}
@@ -413,11 +449,12 @@ def main(argv=None) -> list[Row]:
 
     print(f"device: {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu, '}"
           f"{'' if device.type == 'cuda' else str(torch.get_num_threads()) + ' threads'}), dtype {args.dtype}, "
-          f"bandwidth for the bound {args.bandwidth:.3g} B/s, {args.stat} of {args.repeat}")
+          f"bandwidth for the bound {args.bandwidth:.3g} B/s, {args.stat} of {args.repeat}, "
+          f"finite checks {'on' if args.finite_checks else 'off'}")
     print_table(rows)
     if args.json:
         meta = {"device": str(device), "dtype": args.dtype, "bandwidth": args.bandwidth,
-                "stat": args.stat, "threads": torch.get_num_threads(),
+                "stat": args.stat, "threads": torch.get_num_threads(), "finite_checks": bool(args.finite_checks),
                 "torch": torch.__version__, "saved_bytes_per_neuron_step": _saved_table()}
         Path(args.json).write_text(json.dumps({"meta": meta, "rows": [asdict(r) for r in rows]}, indent=1))
     return rows

@@ -4,6 +4,10 @@ Importing this package registers the kernels with :mod:`spikefuse.kernels` under
 ``"triton"``. Each kernel's ``supports`` returns a reason (and ``"auto"`` falls back) for CPU
 tensors unless ``TRITON_INTERPRET=1`` was set before import, for surrogates without an in-kernel
 formula (``Custom``), and for parameters that do not broadcast to the state shape.
+
+Families: ``lif``, ``cuba`` (hxtorch), ``loihi_cuba``, ``loihi_alif``, the Loihi resonators
+``loihi_rf``, ``loihi_rf_iz``, ``loihi_adrf``, ``loihi_adrf_iz`` and ``loihi_sigma_delta``
+(identity or ReLU activation; other activations fall back to the reference).
 """
 from __future__ import annotations
 
