@@ -214,6 +214,10 @@ def _res_bwd(re_ptr, im_ptr, lim_ptr, rst_ptr, gs_ptr, gre_ptr, gim_ptr, grel_pt
     if NEED_DEC:
         re0f = tl.load(re0f_ptr + offs, mask=mask, other=0.0)
         im0f = tl.load(im0f_ptr + offs, mask=mask, other=0.0)
+    if NEED_DEC:  # re/im of step t-1 are read once: as the decay's previous state, then carried
+        last = tl.cast(T - 1, tl.int64) * M + offs
+        re_n = tl.load(re_ptr + last, mask=mask, other=0.0)
+        im_n = tl.load(im_ptr + last, mask=mask, other=0.0)
     for k in range(T):
         t = T - 1 - k
         idx = tl.cast(t, tl.int64) * M + offs  # int64: T*M may exceed 2**31
@@ -222,13 +226,19 @@ def _res_bwd(re_ptr, im_ptr, lim_ptr, rst_ptr, gs_ptr, gre_ptr, gim_ptr, grel_pt
         g_im = zero
         if HAS_GS:
             gs = tl.load(gs_ptr + idx, mask=mask, other=0.0).to(tl.float32)
-            im = tl.load(im_ptr + idx, mask=mask, other=0.0)
+            if NEED_DEC:
+                im = im_n
+            else:
+                im = tl.load(im_ptr + idx, mask=mask, other=0.0)
             if MODEL >= 2:
                 thr = tl.load(lim_ptr + idx, mask=mask, other=0.0)
             else:
                 thr = theta_f
             if MODEL == 0 or MODEL == 2:
-                re = tl.load(re_ptr + idx, mask=mask, other=0.0)
+                if NEED_DEC:
+                    re = re_n
+                else:
+                    re = tl.load(re_ptr + idx, mask=mask, other=0.0)
                 g_re, g_im = complex_spike_vjp(gs, re, im, thr, rho, kappa, GRADED)
             else:
                 g_im = gs * real_spike_grad(im - thr, rho, kappa, GRADED)
@@ -246,8 +256,10 @@ def _res_bwd(re_ptr, im_ptr, lim_ptr, rst_ptr, gs_ptr, gre_ptr, gim_ptr, grel_pt
         if NEED_DEC:
             has_prev = tvec > 0
             prev = tl.cast(tl.maximum(t - 1, 0), tl.int64) * M + offs
-            p_re = tl.load(re_ptr + prev, mask=mask & has_prev, other=0.0)
-            p_im = tl.load(im_ptr + prev, mask=mask & has_prev, other=0.0)
+            re_n = tl.load(re_ptr + prev, mask=mask & has_prev, other=0.0)
+            im_n = tl.load(im_ptr + prev, mask=mask & has_prev, other=0.0)
+            p_re = re_n
+            p_im = im_n
             if MODEL == 1 and not LAVA:  # the step really started from the post-reset state
                 rst = tl.load(rst_ptr + prev, mask=mask & has_prev, other=0) != 0
                 p_re = tl.where(rst, 0.0, p_re)
