@@ -7,10 +7,19 @@ does, so results are bit-identical)::
     v  = reset if z else v'
     refractory:  m = 1[ref > 0];  v = reset if m;  z = 0 if m;  ref = R if z else relu(ref - m)
 
-Forward runs this loop on flat fp32 buffers without an autograd graph, writing the membrane
-(post-reset) and current traces, which are outputs anyway. Backward recomputes the pre-reset
-membrane ``v'`` from those traces (bit-exact), so nothing else is saved for the plain model;
-the refractory model saves its mask ``m`` as one byte per neuron-step.
+Forward runs this loop on flat fp32 buffers without an autograd graph (7 in-place / ``out=`` ops
+per step for the plain model, 14 for the refractory one), writing the membrane (post-reset) and
+current traces, which are outputs anyway. Selections are ``torch.lerp`` with 0/1 float masks
+(exactly one operand or the other, in one pass; ``torch.where``, ``masked_fill`` and bool
+arithmetic are several times slower on CPU); numbers are 0-d fp32 tensors and row views are made
+once (per-op scalar wrapping and indexing cost as much as a small op). Backward recomputes the
+pre-reset membrane ``v'`` from those traces (bit-exact), so nothing else is saved for the plain
+model; the refractory model saves its mask ``m`` as one byte per neuron-step.
+
+The per-step factors of the backward are computed a block of steps at a time in small reused
+buffers (``BLOCK_ELEMS``); full ``(T, M)`` arrays are only made for the parameter gradients that
+reduce over time. Fused multiply-adds (``addcmul``) only ever meet 0/1 factors or repeat the
+previous kernel's per-row ops, so results do not depend on the block size.
 
 Backward (reverse time, carries ``gv`` = dL/dv[t] from step t+1 and ``gi`` = dL/di[t]):
 
@@ -73,18 +82,6 @@ def cuba_supports_common(x_seq, params, refractory) -> Optional[str]:
         if why is not None:
             return why
     return None
-
-
-def blend_(out, a, m, b):
-    """``out = b where m == 1 else a`` for a 0/1 float mask ``m``, as ``a - a m + b m`` (exact for
-    finite values; ``out`` must not be ``a``). ``b`` is a number or a tensor."""
-    torch.mul(a, m, out=out)
-    torch.sub(a, out, out=out)
-    if isinstance(b, torch.Tensor):
-        out.addcmul_(m, b)
-    elif b != 0.0:
-        out.add_(m, alpha=b)
-    return out
 
 
 def _flat(p, shape, dev):

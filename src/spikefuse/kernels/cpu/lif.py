@@ -1,19 +1,23 @@
 """Fused CPU path for SpikingJelly-style IF / LIF (SPEC.md section 15).
 
 Forward: the time loop runs under ``no_grad`` on flat ``(M,)`` fp32 buffers with ``out=``/in-place
-torch ops (5-8 cheap vectorised ops per step, no autograd graph), writing the charge H and the
-spikes of every step into ``(T, M)`` buffers. Selections use 0/1 float masks (``blend_``) rather
-than ``torch.where``, whose data-dependent branches are several times slower on CPU. The
-arithmetic follows the reference expression order exactly (``v + (x - (v - vr)) / tau``;
-``1[H - Vth >= 0]``; the reset gives exactly ``Vr`` or ``H``), so spikes, traces and the final
-state match the reference loop bit for bit. The post-reset trace (when requested) is derived from
-H and the spikes in one vectorised pass.
+torch ops (4-6 cheap vectorised ops per step, no autograd graph; numbers as 0-d fp32 tensors and
+row views made once, since per-op scalar wrapping and indexing cost as much as a small op),
+writing the charge H and the spikes of every step into ``(T, M)`` buffers. Selections use 0/1
+float masks (``torch.lerp(H, Vr, S)`` is exactly H or Vr) rather than ``torch.where``, whose
+data-dependent branches are several times slower on CPU. The arithmetic follows the reference
+expression order exactly (``v + (x - (v - vr)) / tau``; ``1[H >= Vth]`` == ``1[H - Vth >= 0]``;
+the reset gives exactly ``Vr`` or ``H``), so spikes, traces and the final state match the
+reference loop bit for bit. The post-reset trace (when requested) is derived from H and the
+spikes in one vectorised pass.
 
 Backward: every per-step factor of the VJP depends only on the saved H, so the surrogate
-derivative ``sg``, ``dV/dH`` and the constant parts are computed for all T at once; only the
+derivative ``sg``, ``dV/dH`` and the constant parts are computed for many steps at once; only the
 linear recurrence ``gH[t] = a[t] + gV dV/dH[t]; gV = gH[t] dH/dV`` runs sequentially (two ops per
-step). Parameter gradients (tau, v_threshold, v_reset) and the initial-state gradient are then
-vectorised reductions over time.
+step). Without parameter gradients (the common case) this is done block by block in small reused
+buffers (:func:`_backward_blocked`; no full-size temporaries, which cost page faults); with
+them, on full ``(T, M)`` arrays, and the parameter gradients (tau, v_threshold, v_reset) and the
+initial-state gradient are vectorised reductions over time. Both give the same bits.
 
 Saved for backward: H (fp32), 4 bytes per neuron-step (``SAVED_BYTES["lif"]``), plus the input
 for ``decay_input`` LIF when tau needs a gradient (it is alive anyway as the caller's tensor).
@@ -27,7 +31,6 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from .common import expand_param, io_reason, needs_grad, param_reason
-from .cuba import blend_
 
 SAVED_BYTES = {"lif": 4}
 
@@ -53,55 +56,158 @@ def surrogate_grad_(x: torch.Tensor, surrogate) -> torch.Tensor:
     return surrogate.grad(x).to(torch.float32)
 
 
+def _scalar_t(p):
+    """A number as a 0-d fp32 tensor (the same fp32 value, without per-op scalar wrapping)."""
+    return p if isinstance(p, torch.Tensor) else torch.tensor(float(p), dtype=torch.float32)
+
+
 def _reset(h, sf, vth, vr, hard: bool):
     """V after reset from H and the 0/1 float spikes ``sf`` (vectorised, any shape; the same
-    float-mask arithmetic as the forward loop, so bit-identical to it)."""
+    arithmetic as the forward loop, so bit-identical to it)."""
     out = torch.empty_like(h)
     if hard:
-        return blend_(out, h, sf, vr)
+        return torch.lerp(h, _scalar_t(vr), sf, out=out)       # exactly H (S = 0) or Vr (S = 1)
     torch.mul(sf, vth, out=out)
     return torch.sub(h, out, out=out)
 
 
 def _forward_loop(x32, tau, vth, vr, v0, kind: int, hard: bool):
     """Runs the scan; returns H (T, M) fp32, the spikes as 0/1 fp32 (T, M) and V_last (M,) fp32.
-    Selections use 0/1 float masks (see :func:`blend_`): a data-dependent ``torch.where`` is
-    several times slower on CPU."""
+    Selections use 0/1 float masks: ``torch.lerp(H, Vr, S)`` is exactly H or Vr in one pass (a
+    data-dependent ``torch.where`` is several times slower on CPU)."""
     T, M = x32.shape
     H = torch.empty((T, M), dtype=torch.float32)
     S = torch.empty((T, M), dtype=torch.float32)
     v = v0.clone()
     tmp = torch.empty(M, dtype=torch.float32)
     vr_zero = not isinstance(vr, torch.Tensor) and vr == 0.0  # v - 0.0 == v exactly: skip it
+    # numbers as 0-d fp32 tensors, rows as views made once (indexing costs as much as an op)
+    tau_t, vth_t, vr_t = _scalar_t(tau), _scalar_t(vth), _scalar_t(vr)
+    hs, ss, xs = H.unbind(0), S.unbind(0), x32.unbind(0)
     for t in range(T):
-        h = H[t]
-        xt = x32[t]
+        h = hs[t]
+        xt = xs[t]
         if kind == KIND_IF:
             torch.add(v, xt, out=h)
         elif kind == KIND_LIF_DECAY_INPUT:
             if vr_zero:
                 torch.sub(xt, v, out=tmp)
             else:
-                torch.sub(v, vr, out=tmp)
+                torch.sub(v, vr_t, out=tmp)
                 torch.sub(xt, tmp, out=tmp)
-            tmp.div_(tau)
+            tmp.div_(tau_t)
             torch.add(v, tmp, out=h)
         else:
             if vr_zero:
-                torch.div(v, tau, out=tmp)
+                torch.div(v, tau_t, out=tmp)
             else:
-                torch.sub(v, vr, out=tmp)
-                tmp.div_(tau)
+                torch.sub(v, vr_t, out=tmp)
+                tmp.div_(tau_t)
             torch.sub(v, tmp, out=tmp)
             torch.add(tmp, xt, out=h)
-        st = S[t]
-        torch.sub(h, vth, out=st).ge_(0.0)                     # S = 1[H - Vth >= 0] as 0/1 float
+        st = ss[t]
+        torch.ge(h, vth_t, out=st)                             # S = 1[H >= Vth] (== 1[H - Vth >= 0])
         if hard:
-            blend_(v, h, st, vr)                                 # V = Vr where S else H
+            torch.lerp(h, vr_t, st, out=v)                     # V = Vr where S else H
         else:
-            torch.mul(st, vth, out=v)
-            torch.sub(h, v, out=v)                               # V = H - S Vth
+            torch.mul(st, vth_t, out=v)
+            torch.sub(h, v, out=v)                             # V = H - S Vth
     return H, S, v
+
+
+#: elements per block of the blocked backward (see kernels/cpu/cuba.py): ATen's parallel grain
+#: size, so block ops run on the calling thread and stay cache-resident
+BLOCK_ELEMS = 32768
+
+
+def _blockable(surrogate, detach: bool, g_vseq) -> bool:
+    """Whether the blocked backward gives the same bits as the full-array one. Elementwise ops
+    whose vectorised and scalar-remainder code differ (``sigmoid_``, ``exp_``, custom
+    surrogates; ``addcmul`` with a non-0/1 factor, fused multiply-add in the vector body only)
+    can round an element differently depending on where a tensor's remainder falls."""
+    if getattr(surrogate, "kernel_id", -1) not in (0, 2, 4):   # ATan, SuperSpike, Triangle
+        return False
+    return g_vseq is None or detach
+
+
+def _backward_blocked(ctx, H, tau, vth, vr, g_spk, g_vlast, g_hseq, g_vseq):
+    """Backward when no parameter needs a gradient: the same per-element arithmetic as the
+    full-array path below (bit-identical results), computed a block of steps at a time in small
+    reused buffers, writing the input gradient in place: no full-size temporaries."""
+    kind, hard, detach, surrogate, traces, out_dtype = ctx.cfg
+    T, M = H.shape
+    f32 = torch.float32
+    need_x = ctx.needs_input_grad[0]
+    with torch.no_grad():
+        Tb = max(1, min(T, BLOCK_ELEMS // max(M, 1)))
+        starts = list(range(0, T, Tb))
+        cuts = starts[1:]
+        ns = [min(T, s + Tb) - s for s in starts]
+
+        def blocks(a):
+            if a is None:
+                return [None] * len(starts)
+            if a.shape[0] == T:
+                return a.tensor_split(cuts)
+            return [a if n == Tb else a[:n] for n in ns]
+
+        x32 = ctx.x_dtype == f32
+        gH_a = torch.empty((T if (need_x and x32) else Tb, M), dtype=f32)
+        gx = torch.empty((T, M), dtype=ctx.x_dtype) if (need_x and not x32) else None
+        sg_a = torch.empty((Tb, M), dtype=f32)
+        k_a = torch.empty((Tb, M), dtype=f32) if hard else None
+        gv_a = torch.empty((Tb, M), dtype=f32) if (hard or not detach) else None
+        one = torch.ones((), dtype=f32)
+        vth_t, vr_t, tau_t = _scalar_t(vth), _scalar_t(vr), _scalar_t(tau)
+        mvth_t = _scalar_t(-vth)
+        dhdv_t = _scalar_t(1.0 if kind == KIND_IF else 1.0 - 1.0 / tau)
+        Hs, gHs, sgs, ks, gvs, gxs = (blocks(a) for a in (H, gH_a, sg_a, k_a, gv_a, gx))
+        gspks, ghs, gvseqs = blocks(g_spk), blocks(g_hseq), blocks(g_vseq)
+        gH_rows = gH_a.unbind(0)
+        gv_rows = gv_a.unbind(0) if gv_a is not None else None
+        gH_full = gH_a.shape[0] == T
+        carry = g_vlast.float().clone() if g_vlast is not None else torch.zeros(M)
+        for b in range(len(starts) - 1, -1, -1):
+            t0, n = starts[b], ns[b]
+            h = Hs[b]
+            sg = surrogate_grad_(torch.sub(h, vth_t, out=sgs[b]), surrogate)
+            gv2h = None                                        # dV/dH (None: 1)
+            if hard:
+                k = ks[b]
+                torch.ge(h, vth_t, out=k)
+                torch.sub(one, k, out=k)                       # 1 - S (NaN H: 1, as ~(H >= Vth))
+                if detach:
+                    gv2h = k
+                else:                                          # (Vr - H) sg + 1 - S
+                    gv2h = torch.neg(h, out=gvs[b]).add_(vr_t).mul_(sg).add_(k)
+            elif not detach:
+                gv2h = torch.mul(sg, mvth_t, out=gvs[b]).add_(one)   # 1 - Vth sg
+            a = gHs[b]
+            if g_spk is not None:
+                torch.mul(sg, gspks[b], out=a)
+            else:
+                a.zero_()
+            if g_vseq is not None:
+                a.add_(gvseqs[b]) if gv2h is None else a.addcmul_(gvseqs[b], gv2h)
+            if g_hseq is not None:
+                a.add_(ghs[b])
+            o = t0 if gH_full else 0
+            if gv2h is not None:
+                rows = gv2h.unbind(0)
+            for kk in range(n - 1, -1, -1):
+                gh = gH_rows[o + kk]
+                if gv2h is None:
+                    gh.add_(carry)
+                else:
+                    gh.addcmul_(carry, rows[kk])
+                torch.mul(gh, dhdv_t, out=carry)
+            if need_x:
+                if kind == KIND_LIF_DECAY_INPUT:
+                    a.div_(tau_t)
+                if gx is not None:
+                    gxs[b].copy_(a)
+        gx = (gH_a if gx is None else gx) if need_x else None
+    return (gx, None, None, None, carry if ctx.needs_input_grad[4] else None, None)
 
 
 class _LIFCPU(torch.autograd.Function):
@@ -136,6 +242,8 @@ class _LIFCPU(torch.autograd.Function):
         vr = vr_t if vr_t is not None else ctx.consts[2]
         T, M = H.shape
         need_tau, need_vth, need_vr = ctx.needs_input_grad[1:4]
+        if not (need_tau or need_vth or need_vr) and _blockable(surrogate, detach, g_vseq):
+            return _backward_blocked(ctx, H, tau, vth, vr, g_spk, g_vlast, g_hseq, g_vseq)
         with torch.no_grad():
             # few full-size temporaries, updated in place: fresh (T, M) buffers cost page faults
             s = H >= vth
