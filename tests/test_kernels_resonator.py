@@ -104,8 +104,8 @@ def test_matches_reference(model, combo):
     _check(model, graded, decay_grad, tensor=combo != 1)
 
 
-@pytest.mark.parametrize("model", MODELS)
-@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("model,dtype", [("rf", torch.float16), ("rf_iz", torch.bfloat16),
+                                         ("adrf", torch.bfloat16), ("adrf_iz", torch.float16)])
 def test_half_precision_io(model, dtype):
     _check(model, dtype == torch.float16, "exact", True, dtype=dtype)
 
@@ -123,10 +123,14 @@ def test_conv_shape_per_channel_lava(model):
 
 
 @pytest.mark.parametrize("model", MODELS)
-def test_large_values_and_odd_scale(model):
-    """States beyond 2**24 LSB (float32 rounding of int64 -> float) and a non-power-of-two
-    s_scale (IEEE division by s)."""
+def test_large_values(model):
+    """States beyond 2**24 LSB: float32 rounding of int64 -> float as in the reference."""
     _check(model, False, "exact", False, scale=3000.0, theta=1500.0, spikes=False)
+
+
+@pytest.mark.parametrize("model", ["rf", "adrf_iz"])
+def test_odd_scale(model):
+    """A non-power-of-two s_scale (IEEE division by s)."""
     _check(model, True, "lava", True, s_scale=1000)
 
 
@@ -143,11 +147,28 @@ def test_inference_stores_nothing(model):
     assert not sk.requires_grad
 
 
+@pytest.mark.parametrize("model", ["rf_iz", "adrf"])
+def test_partial_gradients(model):
+    """Only the decays learn (input without grad), or only the initial state."""
+    g = torch.Generator().manual_seed(6)
+    x = tuple(torch.randn(T, B, C, generator=g) * 0.5 for _ in range(2))
+    res = []
+    for be in ("triton", "reference"):
+        p, leaves = _params(model, False, "exact", True)
+        s, st = FN[model](x, p, backend=be)
+        res.append(torch.autograd.grad(s.sum() + st.imag.sum(), leaves))
+        st0 = _state(model, (B, C), True)
+        s, st = FN[model](x, _params(model, True, "lava", False)[0], state=st0, backend=be)
+        res[-1] += torch.autograd.grad((s * x[0]).sum() + st.real.sum(), [st0.real, st0.imag])
+    for a, b in zip(*res):
+        torch.testing.assert_close(a, b, rtol=2e-5, atol=2e-5 * max(1.0, b.abs().max().item()))
+
+
 def test_state_carries_across_calls():
     """Two calls chained through the returned state equal one call over the whole sequence."""
     g = torch.Generator().manual_seed(4)
     x = [torch.randn(2 * T, B, C, generator=g) * 0.5 for _ in range(2)]
-    for model in MODELS:
+    for model in ("rf_iz", "adrf"):
         p, _ = _params(model, False, "exact", True)
         s_all, st_all = FN[model](tuple(x), p, backend="reference")
         s1, st1 = FN[model]((x[0][:T], x[1][:T]), p, backend="triton")
