@@ -12,9 +12,15 @@ def test_readme_python_blocks_run(tmp_path, monkeypatch):
     assert len(blocks) >= 6
     monkeypatch.chdir(tmp_path)
     ns = {}
-    for i, code in enumerate(blocks):
-        try:
-            exec(compile(code, f"README block {i}", "exec"), ns)
-        except Exception as e:  # pragma: no cover - message for the failing block
-            raise AssertionError(f"README python block {i} failed: {e!r}\n{code}") from e
+    from spikefuse import kernels
+
+    backend = kernels.get_backend()  # the README sets the global backend: restore it
+    try:
+        for i, code in enumerate(blocks):
+            try:
+                exec(compile(code, f"README block {i}", "exec"), ns)
+            except Exception as e:  # pragma: no cover - message for the failing block
+                raise AssertionError(f"README python block {i} failed: {e!r}\n{code}") from e
+    finally:
+        kernels.set_backend(backend)
     assert isinstance(ns["spikes"], torch.Tensor)
