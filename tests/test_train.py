@@ -241,6 +241,58 @@ def test_model_of_every_neuron_family_trains_one_step(neuron):
     torch.testing.assert_close(model(x), model(x))
 
 
+
+def test_eventprop_model_hidden_gradient_has_the_scale_of_the_surrogate_gradient():
+    """The EventProp layer reads the readout's per-step gradient dL/dz[t] as -dL/dt_k in the
+    unit of its dt; with dt = 1e-6 the hidden-weight gradient came out ~1e6 times smaller
+    than the surrogate gradient of the same network (ratio ~1e-4, per element near Adam's eps;
+    some seeds stalled near 65 % on Yin-Yang). Same init, same forward: with time in steps the
+    EventProp gradient is ~1e2 times the surrogate one here (its 1/a_m factor is large for
+    neurons just above threshold), so the ratio must lie well inside (1e-2, 1e4)."""
+    grads, logits = {}, {}
+    x = torch.rand(64, 4) * 3
+    y = torch.arange(64) % 3
+    for gradient in ("eventprop", "superspike"):
+        cfg = TrainConfig(neuron="eventprop", gradient=gradient, hidden=32, T=10).resolve()
+        torch.manual_seed(0)
+        model = tr.build_model(cfg, 4, 3)
+        out = model(x)
+        torch.nn.functional.cross_entropy(out, y).backward()
+        logits[gradient] = out.detach()
+        grads[gradient] = model.hidden[0].weight.grad.norm().item()
+    torch.testing.assert_close(logits["eventprop"], logits["superspike"])  # same forward
+    assert grads["superspike"] > 0
+    ratio = grads["eventprop"] / grads["superspike"]
+    assert 1e-2 < ratio < 1e4, f"EventProp / surrogate hidden-gradient norm ratio {ratio:.3g}"
+
+
+
+def test_eventprop_training_uses_one_thread_and_restores_the_setting(tmp_path, monkeypatch):
+    seen = []
+    real = tr.build_model
+
+    def spy(*a, **k):
+        seen.append(torch.get_num_threads())
+        return real(*a, **k)
+
+    monkeypatch.setattr(tr, "build_model", spy)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        _run(_tiny(tmp_path / "ep", neuron="eventprop", epochs=1, device="cpu"))
+        assert seen == [1] and torch.get_num_threads() == 2
+        _run(_tiny(tmp_path / "lif", epochs=1, device="cpu"))
+        assert seen == [1, 2] and torch.get_num_threads() == 2  # other neurons: untouched
+    finally:
+        torch.set_num_threads(before)
+
+def test_eventprop_yinyang_learning_rate_default_only_for_eventprop():
+    assert TrainConfig(neuron="eventprop").resolve().lr == 1e-2
+    assert TrainConfig(neuron="eventprop", gradient="superspike").resolve().lr == 1e-2
+    assert TrainConfig(neuron="eventprop", lr=3e-2).resolve().lr == 3e-2  # explicit value wins
+    assert TrainConfig().resolve().lr == tr.DATA_DEFAULTS["yinyang"]["lr"]  # LIF unchanged
+    assert TrainConfig(neuron="eventprop", data="digits").resolve().lr == tr.DATA_DEFAULTS["digits"]["lr"]
+
 def test_model_sequence_input_and_count_readout():
     cfg = TrainConfig(hidden=10, readout="count", T=None).resolve()
     model = tr.build_model(cfg, 6, 2, time_first=True)
