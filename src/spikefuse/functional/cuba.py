@@ -612,8 +612,8 @@ def _final_from_traces(spikes, membrane, current, params, dt, refractory):
     # counter: loaded at the last spike k with R, decremented once per later step, floored at 0
     T = spikes.shape[0]
     idx = torch.arange(T, device=spikes.device, dtype=cdt).reshape((T,) + (1,) * (spikes.dim() - 1))
-    fired = spikes.detach() > 0
-    last = torch.where(fired, idx, torch.full_like(idx, -1.0)).amax(0)
+    # spikes are exactly 0/1 here (kernel output): float ops, no bool masks (those are slow on CPU)
+    last = (spikes.detach().to(cdt) * (idx + 1)).amax(0) - 1
     R = _ref_steps(params.refractory_time, dt, cdt)
     ref = torch.where(last >= 0, torch.relu(R - (T - 1 - last)), torch.zeros_like(last))
     return CubaRefractoryState(z, membrane[-1], current[-1], ref)
