@@ -288,7 +288,8 @@ def test_eventprop_training_uses_one_thread_and_restores_the_setting(tmp_path, m
 
 def test_eventprop_yinyang_learning_rate_default_only_for_eventprop():
     assert TrainConfig(neuron="eventprop").resolve().lr == 1e-2
-    assert TrainConfig(neuron="eventprop", gradient="superspike").resolve().lr == 1e-2
+    # the surrogate run of the same network keeps the data set's default
+    assert TrainConfig(neuron="eventprop", gradient="superspike").resolve().lr == tr.DATA_DEFAULTS["yinyang"]["lr"]
     assert TrainConfig(neuron="eventprop", lr=3e-2).resolve().lr == 3e-2  # explicit value wins
     assert TrainConfig().resolve().lr == tr.DATA_DEFAULTS["yinyang"]["lr"]  # LIF unchanged
     assert TrainConfig(neuron="eventprop", data="digits").resolve().lr == tr.DATA_DEFAULTS["digits"]["lr"]
