@@ -351,3 +351,18 @@ def test_data_root_validation():
     with pytest.raises(TypeError, match="data_root: expected a folder path"):
         TrainConfig(data_root=3).resolve()
     assert TrainConfig(data_root=Path("x")).resolve().data_root == "x"
+
+
+def test_missing_matplotlib_skips_plots_but_keeps_results(tmp_path, monkeypatch, capsys):
+    import spikefuse.plots as plots
+
+    def no_mpl(*a, **k):
+        raise ImportError("plots need matplotlib: pip install 'spikefuse[plots]'")
+
+    monkeypatch.setattr(plots, "plot_curves", no_mpl)
+    out = tmp_path / "r"
+    res = _run(_tiny(out, plots=True))
+    assert (out / "metrics.json").is_file() and (out / "checkpoint.pt").is_file()
+    assert not (out / "curves.png").exists()
+    assert 0.0 <= res["test_acc"] <= 1.0
+    assert "no plots" in capsys.readouterr().err

@@ -916,7 +916,10 @@ def _train(cfg: TrainConfig, *, resume, progress, verbose, stop_after_epoch, ove
     if dist_info.is_main:
         _write_json(out / "metrics.json", result)
         if cfg.plots:
-            _make_plots(out, model, test_s, history, cfg, device)
+            try:
+                _make_plots(out, model, test_s, history, cfg, device)
+            except ImportError as e:  # matplotlib missing: the run's results still stand
+                print(f"spikefuse train: no plots: {e}", file=sys.stderr)
         _log(verbose, dist_info, f"test accuracy: {100 * test_acc:.2f}% (loss {test_loss:.4f}, "
                                  f"{done}/{cfg.epochs} epochs, {train_time:.1f}s) -> {out}")
     result["out"] = str(out)
