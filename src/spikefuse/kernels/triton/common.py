@@ -50,6 +50,33 @@ def surrogate_grad(x, SG: tl.constexpr, a0, a1):
 
 
 @triton.jit
+def slayer_grad(x, tau_rho, scale_rho, GRADED: tl.constexpr):
+    """SPEC 2.1 SLAYER pseudo-derivative at ``x = v - θ``: binary spikes
+    ``scale_rho / (2 tau_rho) exp(-|x| / tau_rho)`` (the SLAYERExp formula of
+    :func:`surrogate_grad`), graded spikes ``scale_rho exp(min(x, 0) / tau_rho)``."""
+    if GRADED:
+        d = scale_rho * tl.exp(tl.minimum(x, 0.0) / tau_rho)
+    else:
+        d = surrogate_grad(x, 3, tau_rho, scale_rho)
+    return d
+
+
+@triton.jit
+def rstz12(a):
+    """sign(a) * (|a| >> 12) on int64 (Loihi's shift toward zero)."""
+    return tl.where(a < 0, -((-a) >> 12), a >> 12)
+
+
+@triton.jit
+def adapt_threshold(theta, ref, theta0, keep_th, keep_r):
+    """Loihi adaptive-threshold decay (SPEC 3.4), int64: the threshold decays toward ``theta0``,
+    the refractory term toward 0 (``keep = 4096 - D``)."""
+    ref = rstz12(ref * keep_r)
+    theta = rstz12((theta - theta0) * keep_th) + theta0
+    return theta, ref
+
+
+@triton.jit
 def rne_bf16(x):
     """fp32 ``x`` rounded to the nearest bfloat16 (ties to even), still as fp32, so that the
     following ``.to(tl.bfloat16)`` is exact everywhere (Triton's interpreter truncates)."""

@@ -33,15 +33,9 @@ import triton
 import triton.language as tl
 
 from ..cpu.common import expand_param, io_reason
-from .common import device_reason, launch_geometry, rne_bf16
+from .common import adapt_threshold, device_reason, launch_geometry, rne_bf16, rstz12, slayer_grad
 
 SAVED_BYTES = {"loihi_cuba": 4, "loihi_alif": 8}
-
-
-@triton.jit
-def _rstz(a):
-    """sign(a) * (|a| >> 12) on int64."""
-    return tl.where(a < 0, -((-a) >> 12), a >> 12)
 
 
 @triton.jit
@@ -52,24 +46,7 @@ def _to_f32(y, s_d):
 @triton.jit
 def loihi_li_step(y, dec, xi):
     """Integer leaky integrator step: rstz(y * dec, 12) + xi."""
-    return _rstz(y * dec) + xi
-
-
-@triton.jit
-def alif_adapt(theta, ref, theta0, dec_th, dec_r):
-    """Decay of the adaptive threshold (toward theta0) and the refractory term (toward 0)."""
-    ref = _rstz(ref * dec_r)
-    theta = _rstz((theta - theta0) * dec_th) + theta0
-    return theta, ref
-
-
-@triton.jit
-def slayer_grad(x, tau_rho, scale_rho, GRADED: tl.constexpr):
-    if GRADED:
-        d = scale_rho * tl.exp(tl.minimum(x, 0.0) / tau_rho)
-    else:
-        d = scale_rho / (2.0 * tau_rho) * tl.exp(-tl.abs(x) / tau_rho)
-    return d
+    return rstz12(y * dec) + xi
 
 
 @triton.jit
@@ -99,7 +76,7 @@ def _loihi_fwd(x_ptr, s_ptr, u_ptr, v_ptr, lim_ptr, th_ptr, r_ptr,
         v = loihi_li_step(v, decv, (u_f * s_f).to(tl.int64))
         v_f = _to_f32(v, s_d)
         if ALIF:
-            theta, ref = alif_adapt(theta, ref, theta0, decth, decr)
+            theta, ref = adapt_threshold(theta, ref, theta0, decth, decr)
             th_f = _to_f32(theta, s_d)
             r_f = _to_f32(ref, s_d)
             lim = th_f + r_f

@@ -44,7 +44,7 @@ import triton
 import triton.language as tl
 
 from ..cpu.common import expand_param, io_reason
-from .common import device_reason, launch_geometry, rne_bf16
+from .common import adapt_threshold, device_reason, launch_geometry, rne_bf16, rstz12, slayer_grad
 
 #: bytes saved for backward per neuron and time step (RF-Iz: + 1 with exact decay gradients)
 SAVED_BYTES = {"loihi_rf": 8, "loihi_rf_iz": 8, "loihi_adrf": 12, "loihi_adrf_iz": 12}
@@ -54,25 +54,11 @@ FAMILIES = {"loihi_rf": "rf", "loihi_rf_iz": "rf_iz", "loihi_adrf": "adrf", "loi
 
 
 @triton.jit
-def _rstz(a):
-    """sign(a) * (|a| >> 12) on int64."""
-    return tl.where(a < 0, -((-a) >> 12), a >> 12)
-
-
-@triton.jit
 def res_step(re, im, S, C, xri, xii):
     """One integer resonator step (SPEC 6.2): returns (re_new, im_new)."""
-    re_new = _rstz(C * re) - _rstz(S * im) + xri
-    im_new = _rstz(S * re) + _rstz(C * im) + xii
+    re_new = rstz12(C * re) - rstz12(S * im) + xri
+    im_new = rstz12(S * re) + rstz12(C * im) + xii
     return re_new, im_new
-
-
-@triton.jit
-def adapt_step(theta, ref, theta0, keep_th, keep_r):
-    """Decay of the adaptive threshold (toward θ0) and the refractory term (toward 0), SPEC 3.4."""
-    ref = _rstz(ref * keep_r)
-    theta = _rstz((theta - theta0) * keep_th) + theta0
-    return theta, ref
 
 
 @triton.jit
@@ -98,16 +84,6 @@ def complex_spike_vjp(gs, re, im, thr, rho, kappa, GRADED: tl.constexpr):
     g_re = gs * kappa * d_re * d_im
     g_im = gs * (-(kappa / rho) * si * d_im * step)
     return g_re, g_im
-
-
-@triton.jit
-def real_spike_grad(x, rho, kappa, GRADED: tl.constexpr):
-    """SPEC 2.1 SLAYER pseudo-derivative at ``x = v - θ``."""
-    if GRADED:
-        d = kappa * tl.exp(tl.minimum(x, 0.0) / rho)
-    else:
-        d = kappa / (2.0 * rho) * tl.exp(-tl.abs(x) / rho)
-    return d
 
 
 @triton.jit
@@ -152,7 +128,7 @@ def _res_fwd(xr_ptr, xi_ptr, spk_ptr, re_ptr, im_ptr, lim_ptr, th_ptr, r_ptr, rs
             re = tl.where(rst, 0, re_new)
             im = tl.where(rst, reset_im, im_new)
         else:
-            theta, ref = adapt_step(theta, ref, theta0, keep_th, keep_r)
+            theta, ref = adapt_threshold(theta, ref, theta0, keep_th, keep_r)
             th_f = tl.math.div_rn(theta.to(tl.float32), s_f)
             r_f = tl.math.div_rn(ref.to(tl.float32), s_f)
             lim = th_f + r_f
@@ -241,7 +217,7 @@ def _res_bwd(re_ptr, im_ptr, lim_ptr, rst_ptr, gs_ptr, gre_ptr, gim_ptr, grel_pt
                     re = tl.load(re_ptr + idx, mask=mask, other=0.0)
                 g_re, g_im = complex_spike_vjp(gs, re, im, thr, rho, kappa, GRADED)
             else:
-                g_im = gs * real_spike_grad(im - thr, rho, kappa, GRADED)
+                g_im = gs * slayer_grad(im - thr, rho, kappa, GRADED)
         if HAS_GRE:
             g_re += tl.load(gre_ptr + idx, mask=mask, other=0.0).to(tl.float32)
         if HAS_GIM:
