@@ -54,6 +54,24 @@ def param_reason(name: str, p, shape: Sequence[int], device: torch.device) -> Op
     return None
 
 
+
+def lif_param_reason(x_seq: torch.Tensor, params, v0=None) -> Optional[str]:
+    """None if the LIF parameters (``tau``/``v_reset`` may be None, ``v_threshold`` may not) and
+    a tensor ``v0`` expand to the state shape of ``x_seq``, else the first reason (both the CPU
+    and the Triton LIF ``supports`` rules use it)."""
+    shape = tuple(x_seq.shape[1:])
+    for name, p in (("tau", params.tau), ("v_threshold", params.v_threshold), ("v_reset", params.v_reset)):
+        if p is None and name != "v_threshold":
+            continue
+        why = param_reason(name, p, shape, x_seq.device)
+        if why is not None:
+            return why
+    if v0 is not None and not isinstance(v0, (int, float)):
+        why = param_reason("v0", v0, shape, x_seq.device)
+        if why is not None:
+            return why
+    return None
+
 def needs_grad(p) -> bool:
     return isinstance(p, torch.Tensor) and p.requires_grad
 

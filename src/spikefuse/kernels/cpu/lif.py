@@ -30,7 +30,7 @@ from typing import Optional
 import torch
 from torch.autograd.function import once_differentiable
 
-from .common import expand_param, io_reason, needs_grad, param_reason
+from .common import expand_param, io_reason, lif_param_reason, needs_grad
 
 SAVED_BYTES = {"lif": 4}
 
@@ -328,18 +328,7 @@ def lif_supports(x_seq: torch.Tensor, params=None, v0=None, return_traces=False,
     why = io_reason(x_seq)
     if why is not None:
         return why
-    shape = tuple(x_seq.shape[1:])
-    for name, p in (("tau", params.tau), ("v_threshold", params.v_threshold), ("v_reset", params.v_reset)):
-        if p is None and name != "v_threshold":
-            continue
-        why = param_reason(name, p, shape, x_seq.device)
-        if why is not None:
-            return why
-    if v0 is not None and not isinstance(v0, (int, float)):
-        why = param_reason("v0", v0, shape, x_seq.device)
-        if why is not None:
-            return why
-    return None
+    return lif_param_reason(x_seq, params, v0)
 
 
 def _flat(p, shape, dev):

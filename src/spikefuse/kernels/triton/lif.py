@@ -35,7 +35,7 @@ from torch.autograd.function import once_differentiable
 import triton
 import triton.language as tl
 
-from ..cpu.common import expand_param, needs_grad, param_reason
+from ..cpu.common import expand_param, lif_param_reason, needs_grad
 from .common import common_reason, launch_geometry, surrogate_grad
 
 #: bytes saved for backward per neuron and time step
@@ -283,18 +283,7 @@ def lif_supports(x_seq: torch.Tensor, params=None, v0=None, return_traces=False,
     why = common_reason(x_seq, params.surrogate)
     if why is not None:
         return why
-    shape = tuple(x_seq.shape[1:])
-    for name, p in (("tau", params.tau), ("v_threshold", params.v_threshold), ("v_reset", params.v_reset)):
-        if p is None and name != "v_threshold":
-            continue
-        why = param_reason(name, p, shape, x_seq.device)
-        if why is not None:
-            return why
-    if v0 is not None and not isinstance(v0, (int, float)):
-        why = param_reason("v0", v0, shape, x_seq.device)
-        if why is not None:
-            return why
-    return None
+    return lif_param_reason(x_seq, params, v0)
 
 
 def lif_triton(x_seq: torch.Tensor, params, v0=None, return_traces: bool = False):
