@@ -72,6 +72,35 @@ def lif_param_reason(x_seq: torch.Tensor, params, v0=None) -> Optional[str]:
             return why
     return None
 
+
+#: elements per block of the blocked CPU backward passes: their per-step factors are computed for
+#: a block of ``max(1, BLOCK_ELEMS // M)`` steps at once in small reused buffers (cache-resident;
+#: fresh full-size buffers cost a page fault per 4 KiB on first touch), then the carried
+#: recurrence runs over the block. 32768 is ATen's parallel grain size: elementwise ops up to that
+#: size run on the calling thread, so a block op never opens an OpenMP region that a single
+#: step's op would not (on a loaded machine each region can wait a scheduler slice for its workers).
+BLOCK_ELEMS = 32768
+
+
+def time_blocks(T: int, M: int):
+    """Split ``T`` steps of ``M`` neurons into blocks of ``Tb = max(1, min(T, BLOCK_ELEMS // M))``
+    steps. Returns ``(Tb, starts, cuts, ns, blocks)``: block start steps, the split points
+    ``starts[1:]``, block lengths, and ``blocks(a)``, the per-block views of a ``(T, ...)`` array
+    (or of a ``(Tb, M)`` scratch buffer, cut to each block's length; ``None`` gives Nones)."""
+    Tb = max(1, min(T, BLOCK_ELEMS // max(M, 1)))
+    starts = list(range(0, T, Tb))
+    cuts = starts[1:]
+    ns = [min(T, s + Tb) - s for s in starts]
+
+    def blocks(a):
+        if a is None:
+            return [None] * len(starts)
+        if a.shape[0] == T:
+            return a.tensor_split(cuts)
+        return [a if n == Tb else a[:n] for n in ns]
+
+    return Tb, starts, cuts, ns, blocks
+
 def needs_grad(p) -> bool:
     return isinstance(p, torch.Tensor) and p.requires_grad
 

@@ -17,7 +17,7 @@ pre-reset membrane ``v'`` from those traces (bit-exact), so nothing else is save
 model; the refractory model saves its mask ``m`` as one byte per neuron-step.
 
 The per-step factors of the backward are computed a block of steps at a time in small reused
-buffers (``BLOCK_ELEMS``); full ``(T, M)`` arrays are only made for the parameter gradients that
+buffers (``common.BLOCK_ELEMS``); full ``(T, M)`` arrays are only made for the parameter gradients that
 reduce over time. Fused multiply-adds (``addcmul``) only ever meet 0/1 factors or repeat the
 previous kernel's per-row ops, so results do not depend on the block size.
 
@@ -38,7 +38,7 @@ from typing import Optional
 import torch
 from torch.autograd.function import once_differentiable
 
-from .common import expand_param, io_reason, param_reason
+from .common import expand_param, io_reason, param_reason, time_blocks
 
 #: extra bytes saved for backward per neuron-step (beyond the fp32 membrane and current
 #: outputs, which backward reuses)
@@ -90,13 +90,6 @@ def _flat(p, shape, dev):
     return float(p)
 
 
-#: elements per block of the backward pass: its per-step factors are computed for a block of
-#: ``max(1, BLOCK_ELEMS // M)`` steps at once in small reused buffers (cache-resident; fresh
-#: full-size buffers cost a page fault per 4 KiB on first touch), then the carried recurrence
-#: runs over the block. 32768 is ATen's parallel grain size: elementwise ops up to that size
-#: run on the calling thread, so a block op never opens an OpenMP region that a single step's
-#: op would not (on a loaded machine each region can wait a scheduler slice for its workers).
-BLOCK_ELEMS = 32768
 
 
 def _scalar_t(p):
@@ -191,18 +184,7 @@ class _CubaCPU(torch.autograd.Function):
             # Everything but the carried terms is computed a block of steps at a time, in small
             # reused buffers, or in full (T, M) arrays when a parameter gradient needs the whole
             # history (reduced over time at the end, as one sum over dim 0 like before).
-            Tb = max(1, min(T, BLOCK_ELEMS // max(M, 1)))
-            starts = list(range(0, T, Tb))
-            cuts = starts[1:]
-            ns = [min(T, s + Tb) - s for s in starts]
-
-            def blocks(a):
-                """Per-block views of a (T, ...) array (or of a (Tb, M) scratch buffer)."""
-                if a is None:
-                    return [None] * len(starts)
-                if a.shape[0] == T:
-                    return a.tensor_split(cuts)
-                return [a if n == Tb else a[:n] for n in ns]
+            Tb, starts, cuts, ns, blocks = time_blocks(T, M)
 
             def buf(full):
                 return torch.empty((T if full else Tb, M), dtype=f32)

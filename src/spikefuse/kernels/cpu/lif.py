@@ -30,7 +30,7 @@ from typing import Optional
 import torch
 from torch.autograd.function import once_differentiable
 
-from .common import expand_param, io_reason, lif_param_reason, needs_grad
+from .common import expand_param, io_reason, lif_param_reason, needs_grad, time_blocks
 
 SAVED_BYTES = {"lif": 4}
 
@@ -115,9 +115,6 @@ def _forward_loop(x32, tau, vth, vr, v0, kind: int, hard: bool):
     return H, S, v
 
 
-#: elements per block of the blocked backward (see kernels/cpu/cuba.py): ATen's parallel grain
-#: size, so block ops run on the calling thread and stay cache-resident
-BLOCK_ELEMS = 32768
 
 
 def _blockable(surrogate, detach: bool, g_vseq) -> bool:
@@ -139,17 +136,7 @@ def _backward_blocked(ctx, H, tau, vth, vr, g_spk, g_vlast, g_hseq, g_vseq):
     f32 = torch.float32
     need_x = ctx.needs_input_grad[0]
     with torch.no_grad():
-        Tb = max(1, min(T, BLOCK_ELEMS // max(M, 1)))
-        starts = list(range(0, T, Tb))
-        cuts = starts[1:]
-        ns = [min(T, s + Tb) - s for s in starts]
-
-        def blocks(a):
-            if a is None:
-                return [None] * len(starts)
-            if a.shape[0] == T:
-                return a.tensor_split(cuts)
-            return [a if n == Tb else a[:n] for n in ns]
+        Tb, starts, cuts, ns, blocks = time_blocks(T, M)
 
         x32 = ctx.x_dtype == f32
         gH_a = torch.empty((T if (need_x and x32) else Tb, M), dtype=f32)
