@@ -72,17 +72,24 @@ def cuba_vjp(gz, gv_out, gi_tot, v_old, i_old, m, leak, reset, thr, a_m, c_s, al
 
 
 @triton.jit
+def load_cuba_params(leak_ptr, reset_ptr, thr_ptr, am_ptr, cs_ptr, offs, mask):
+    """Per-neuron (leak, reset, threshold, a_m, c_s); lanes past M get 0 and a threshold of 1."""
+    leak = tl.load(leak_ptr + offs, mask=mask, other=0.0)
+    reset = tl.load(reset_ptr + offs, mask=mask, other=0.0)
+    thr = tl.load(thr_ptr + offs, mask=mask, other=1.0)
+    a_m = tl.load(am_ptr + offs, mask=mask, other=0.0)
+    c_s = tl.load(cs_ptr + offs, mask=mask, other=0.0)
+    return leak, reset, thr, a_m, c_s
+
+
+@triton.jit
 def _cuba_fwd(x_ptr, z_ptr, v_ptr, i_ptr, m_ptr,
               leak_ptr, reset_ptr, thr_ptr, am_ptr, cs_ptr, R_ptr,
               T, M, REFRAC: tl.constexpr, STORE_M: tl.constexpr, BLOCK: tl.constexpr):
     pid = tl.program_id(0)
     offs = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < M
-    leak = tl.load(leak_ptr + offs, mask=mask, other=0.0)
-    reset = tl.load(reset_ptr + offs, mask=mask, other=0.0)
-    thr = tl.load(thr_ptr + offs, mask=mask, other=1.0)
-    a_m = tl.load(am_ptr + offs, mask=mask, other=0.0)
-    c_s = tl.load(cs_ptr + offs, mask=mask, other=0.0)
+    leak, reset, thr, a_m, c_s = load_cuba_params(leak_ptr, reset_ptr, thr_ptr, am_ptr, cs_ptr, offs, mask)
     R = tl.load(R_ptr + offs, mask=mask, other=0.0)
     v = leak
     i = tl.zeros([BLOCK], dtype=tl.float32)
@@ -107,11 +114,7 @@ def _cuba_bwd(v_ptr, i_ptr, m_ptr, gz_ptr, gv_ptr, gi_ptr,
     pid = tl.program_id(0)
     offs = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < M
-    leak = tl.load(leak_ptr + offs, mask=mask, other=0.0)
-    reset = tl.load(reset_ptr + offs, mask=mask, other=0.0)
-    thr = tl.load(thr_ptr + offs, mask=mask, other=1.0)
-    a_m = tl.load(am_ptr + offs, mask=mask, other=0.0)
-    c_s = tl.load(cs_ptr + offs, mask=mask, other=0.0)
+    leak, reset, thr, a_m, c_s = load_cuba_params(leak_ptr, reset_ptr, thr_ptr, am_ptr, cs_ptr, offs, mask)
     alpha = tl.load(alpha_ptr + offs, mask=mask, other=1.0)
     zero = tl.zeros([BLOCK], dtype=tl.float32)
     gv = zero

@@ -118,6 +118,15 @@ def lif_vjp(gs, gv, gh_extra, h, vprev, x, tau, vth, vr, a0, a1,
 
 
 @triton.jit
+def load_lif_params(tau_ptr, vth_ptr, vr_ptr, offs, mask):
+    """Per-neuron (tau, v_threshold, v_reset); lanes past M get the harmless 1, 1, 0."""
+    tau = tl.load(tau_ptr + offs, mask=mask, other=1.0)
+    vth = tl.load(vth_ptr + offs, mask=mask, other=1.0)
+    vr = tl.load(vr_ptr + offs, mask=mask, other=0.0)
+    return tau, vth, vr
+
+
+@triton.jit
 def _lif_fwd(x_ptr, spk_ptr, tau_ptr, vth_ptr, vr_ptr, v0_ptr, vlast_ptr, h_ptr, vseq_ptr,
              T, M,
              KIND: tl.constexpr, HARD: tl.constexpr, STORE_H: tl.constexpr,
@@ -125,9 +134,7 @@ def _lif_fwd(x_ptr, spk_ptr, tau_ptr, vth_ptr, vr_ptr, v0_ptr, vlast_ptr, h_ptr,
     pid = tl.program_id(0)
     offs = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < M
-    tau = tl.load(tau_ptr + offs, mask=mask, other=1.0)
-    vth = tl.load(vth_ptr + offs, mask=mask, other=1.0)
-    vr = tl.load(vr_ptr + offs, mask=mask, other=0.0)
+    tau, vth, vr = load_lif_params(tau_ptr, vth_ptr, vr_ptr, offs, mask)
     v = tl.load(v0_ptr + offs, mask=mask, other=0.0)
     for t in range(T):
         idx = tl.cast(t, tl.int64) * M + offs  # int64: T*M may exceed 2**31
@@ -152,9 +159,7 @@ def _lif_bwd(h_ptr, x_ptr, gs_ptr, gvseq_ptr, ghseq_ptr, gvlast_ptr,
     pid = tl.program_id(0)
     offs = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < M
-    tau = tl.load(tau_ptr + offs, mask=mask, other=1.0)
-    vth = tl.load(vth_ptr + offs, mask=mask, other=1.0)
-    vr = tl.load(vr_ptr + offs, mask=mask, other=0.0)
+    tau, vth, vr = load_lif_params(tau_ptr, vth_ptr, vr_ptr, offs, mask)
     if HAS_GVLAST:
         gv_carry = tl.load(gvlast_ptr + offs, mask=mask, other=0.0).to(tl.float32)
     else:
