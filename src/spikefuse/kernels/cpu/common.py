@@ -101,6 +101,30 @@ def time_blocks(T: int, M: int):
 
     return Tb, starts, cuts, ns, blocks
 
+
+#: LIF kernel variants (SPEC: IF has no tau; LIF with or without decay_input)
+KIND_IF, KIND_LIF_DECAY_INPUT, KIND_LIF = 0, 1, 2
+
+
+def lif_kind(params) -> int:
+    """The LIF kernel variant of ``params`` (a LIFParams)."""
+    if params.tau is None:
+        return KIND_IF
+    return KIND_LIF_DECAY_INPUT if params.decay_input else KIND_LIF
+
+
+def lif_outputs(spk, vlast, hseq, vseq, x_shape, return_traces: bool):
+    """A fused LIF kernel's flat ``(T, M)`` / ``(M,)`` results viewed back in the input's shape
+    ``x_shape = (T, B, *features)``: (spikes, final v, h_seq, v_seq; the traces only if
+    ``return_traces``)."""
+    shape = tuple(x_shape[1:])
+    spk = spk.view(x_shape)
+    vlast = vlast.view(shape)
+    if return_traces:
+        hseq = hseq.view(tuple(x_shape))
+        vseq = vseq.view(tuple(x_shape))
+    return spk, vlast, hseq, vseq
+
 def needs_grad(p) -> bool:
     return isinstance(p, torch.Tensor) and p.requires_grad
 

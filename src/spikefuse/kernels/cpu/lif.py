@@ -30,11 +30,10 @@ from typing import Optional
 import torch
 from torch.autograd.function import once_differentiable
 
-from .common import expand_param, io_reason, lif_param_reason, needs_grad, time_blocks
+from .common import (KIND_IF, KIND_LIF_DECAY_INPUT, expand_param, io_reason, lif_kind,
+                     lif_outputs, lif_param_reason, needs_grad, time_blocks)
 
 SAVED_BYTES = {"lif": 4}
-
-KIND_IF, KIND_LIF_DECAY_INPUT, KIND_LIF = 0, 1, 2
 
 
 def surrogate_grad_(x: torch.Tensor, surrogate) -> torch.Tensor:
@@ -345,7 +344,7 @@ def lif_cpu(x_seq: torch.Tensor, params, v0=None, return_traces: bool = False):
     shape = tuple(x_seq.shape[1:])
     dev = x_seq.device
     T = x_seq.shape[0]
-    kind = KIND_IF if params.tau is None else (KIND_LIF_DECAY_INPUT if params.decay_input else KIND_LIF)
+    kind = lif_kind(params)
     hard = params.v_reset is not None
     tau = _flat(params.tau if params.tau is not None else 1.0, shape, dev)
     vth = _flat(params.v_threshold, shape, dev)
@@ -357,9 +356,4 @@ def lif_cpu(x_seq: torch.Tensor, params, v0=None, return_traces: bool = False):
         v0f = expand_param(v0, shape, dev)
     cfg = (kind, hard, bool(params.detach_reset), params.surrogate, bool(return_traces), x_seq.dtype)
     spk, vlast, hseq, vseq = _LIFCPU.apply(x_seq.reshape(T, -1), tau, vth, vr, v0f, cfg)
-    spk = spk.view(x_seq.shape)
-    vlast = vlast.view(shape)
-    if return_traces:
-        hseq = hseq.view((T,) + shape)
-        vseq = vseq.view((T,) + shape)
-    return spk, vlast, hseq, vseq
+    return lif_outputs(spk, vlast, hseq, vseq, x_seq.shape, return_traces)

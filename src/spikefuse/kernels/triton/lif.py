@@ -35,13 +35,12 @@ from torch.autograd.function import once_differentiable
 import triton
 import triton.language as tl
 
-from ..cpu.common import expand_param, lif_param_reason, needs_grad
+from ..cpu.common import (KIND_LIF_DECAY_INPUT, expand_param, lif_kind, lif_outputs,
+                          lif_param_reason, needs_grad)
 from .common import common_reason, launch_geometry, surrogate_grad
 
 #: bytes saved for backward per neuron and time step
 SAVED_BYTES = {"lif": 4}
-
-KIND_IF, KIND_LIF_DECAY_INPUT, KIND_LIF = 0, 1, 2
 
 
 @triton.jit
@@ -275,12 +274,6 @@ class _LIFScan(torch.autograd.Function):
                 gvr if ctx.needs_input_grad[3] else None, gv0, None)
 
 
-def _kind(params) -> int:
-    if params.tau is None:
-        return KIND_IF
-    return KIND_LIF_DECAY_INPUT if params.decay_input else KIND_LIF
-
-
 def lif_supports(x_seq: torch.Tensor, params=None, v0=None, return_traces=False, **_) -> Optional[str]:
     """None when the Triton LIF scan can run this case, else the reason."""
     if params is None:
@@ -303,7 +296,7 @@ def lif_triton(x_seq: torch.Tensor, params, v0=None, return_traces: bool = False
     """
     shape = tuple(x_seq.shape[1:])
     dev = x_seq.device
-    kind = _kind(params)
+    kind = lif_kind(params)
     hard = params.v_reset is not None
     tau = expand_param(params.tau if params.tau is not None else 1.0, shape, dev)
     vth = expand_param(params.v_threshold, shape, dev)
@@ -321,9 +314,4 @@ def lif_triton(x_seq: torch.Tensor, params, v0=None, return_traces: bool = False
            bool(return_traces), bool(need_grad))
     T = x_seq.shape[0]
     spk, vlast, hseq, vseq = _LIFScan.apply(x_seq.reshape(T, -1), tau, vth, vr, v0f, cfg)
-    spk = spk.view(x_seq.shape)
-    vlast = vlast.view(shape)
-    if return_traces:
-        hseq = hseq.view((T,) + shape)
-        vseq = vseq.view((T,) + shape)
-    return spk, vlast, hseq, vseq
+    return lif_outputs(spk, vlast, hseq, vseq, x_seq.shape, return_traces)
