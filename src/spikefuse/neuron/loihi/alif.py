@@ -28,7 +28,7 @@ import torch
 from ..._validate import check_bool, check_choice
 from ...functional import loihi as F
 from . import base
-from .cuba import _check_scale, _check_scales
+from .cuba import _check_scales, _lava_scales
 
 __all__ = ["Neuron", "neuron_params", "TAU_RHO_MULT", "SCALE_RHO_MULT"]
 
@@ -106,14 +106,11 @@ class Neuron(base._AdaptiveThresholdMixin, base._CurrentVoltageMixin, base.Neuro
         graded_spike=False,
         decay_grad="exact",
     ):
-        _check_scale(scale)
         super().__init__(
             threshold=threshold,
             tau_grad=tau_grad,
             scale_grad=scale_grad,
-            p_scale=1 << 12,
-            w_scale=scale,
-            s_scale=scale * (1 << 6),
+            **_lava_scales(scale),
             norm=norm,
             dropout=dropout,
             persistent_state=persistent_state,

@@ -68,6 +68,17 @@ def _check_scale(scale):
         raise ValueError(f"scale: expected a positive int, got {scale!r}")
 
 
+def _lava_scales(scale, decays: bool = True) -> dict:
+    """The scales every lava-dl neuron subclass fixes from its ``scale`` argument (SPEC 3.1):
+    ``w_scale = scale``, ``s_scale = 64 * scale`` and, for models with decays,
+    ``p_scale = 4096``. Validates ``scale``."""
+    _check_scale(scale)
+    out = dict(w_scale=scale, s_scale=scale * (1 << 6))
+    if decays:
+        out["p_scale"] = 1 << 12
+    return out
+
+
 class Neuron(base._CurrentVoltageMixin, base.Neuron):
     """Loihi CUBA neuron (lava-dl ``cuba.Neuron``), time-first ``(T, B, *features)``.
 
@@ -113,14 +124,11 @@ class Neuron(base._CurrentVoltageMixin, base.Neuron):
         graded_spike=False,
         decay_grad="exact",
     ):
-        _check_scale(scale)
         super().__init__(
             threshold=threshold,
             tau_grad=tau_grad,
             scale_grad=scale_grad,
-            p_scale=1 << 12,
-            w_scale=scale,
-            s_scale=scale * (1 << 6),
+            **_lava_scales(scale),
             norm=norm,
             dropout=dropout,
             persistent_state=persistent_state,

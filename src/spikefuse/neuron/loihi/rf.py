@@ -41,7 +41,7 @@ from ..._validate import _describe, check_bool, check_choice, check_number
 from ...functional import resonator as F
 from ...spike import complex_spike
 from . import base
-from .cuba import _check_scale, _check_scales
+from .cuba import _check_scales, _lava_scales
 
 __all__ = ["Neuron", "neuron_params", "ResonatorNeuron", "TAU_RHO_MULT", "SCALE_RHO_MULT", "check_period"]
 
@@ -148,14 +148,11 @@ class ResonatorNeuron(base.Neuron):
         log_init=True,
         decay_grad="exact",
     ):
-        _check_scale(scale)
         super().__init__(
             threshold=threshold,
             tau_grad=tau_grad,
             scale_grad=scale_grad,
-            p_scale=1 << 12,
-            w_scale=scale,
-            s_scale=scale * (1 << 6),
+            **_lava_scales(scale),
             norm=norm,
             dropout=dropout,
             persistent_state=persistent_state,

@@ -37,7 +37,7 @@ from torch import nn
 from ..._validate import _describe, check_bool, check_number, check_tensor
 from ...functional import sigma_delta as F
 from . import base
-from .cuba import _check_scale, _check_scales
+from .cuba import _check_scales, _lava_scales
 
 __all__ = ["Neuron", "neuron_params", "Sigma", "Delta"]
 
@@ -240,13 +240,11 @@ class Neuron(base.Neuron):
         persistent_state=False,
         requires_grad=False,
     ):
-        _check_scale(scale)
         super().__init__(
             threshold=threshold,
             tau_grad=tau_grad,
             scale_grad=scale_grad,
-            w_scale=scale,
-            s_scale=scale * (1 << 6),
+            **_lava_scales(scale, decays=False),
             norm=norm,
             dropout=dropout,
             persistent_state=persistent_state,
