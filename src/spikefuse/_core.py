@@ -24,7 +24,7 @@ from typing import Optional, Sequence
 import torch
 
 __all__ = ["describe", "compute_dtype", "sum_to", "scalar_tensor", "expand_param", "flat_param",
-           "is_compiling"]
+           "is_compiling", "f32", "f32_ratio", "check_not_transformed"]
 
 
 def describe(x) -> str:
@@ -74,6 +74,48 @@ def flat_param(p, shape: Sequence[int], device: torch.device):
     if isinstance(p, torch.Tensor):
         return expand_param(p, shape, device)
     return float(p)
+
+
+@torch.compiler.assume_constant_result
+def f32(a: float) -> float:
+    """Python number ``a`` rounded to float32, as a Python float (torch.compile evaluates it once
+    at trace time instead of tracing the ``.item()``).
+
+    >>> f32(0.1)
+    0.10000000149011612
+    """
+    return float(torch.tensor(float(a), dtype=torch.float32).item())
+
+
+@torch.compiler.assume_constant_result
+def f32_ratio(a: float, b: float) -> float:
+    """``float32(a) / float32(b)`` in float32 (e.g. hxtorch's refractory steps), as a Python float.
+
+    >>> f32_ratio(5e-6, 1e-6)
+    5.0
+    """
+    return float((torch.tensor(float(a), dtype=torch.float32) / torch.tensor(float(b), dtype=torch.float32)).item())
+
+
+def _under_functorch() -> bool:
+    try:
+        return torch._C._functorch.peek_interpreter_stack() is not None
+    except AttributeError:  # pragma: no cover - torch without functorch internals
+        return False
+
+
+def check_not_transformed(name: str) -> None:
+    """Raise a clear error inside ``torch.func.grad`` / ``vmap`` / ``jacrev`` etc.: the
+    multi-step functions are not functorch-transformable (the spike surrogates and the fused
+    scans are autograd Functions / torch.library ops without functorch rules, and the boundary
+    checks read tensor values, which vmap cannot batch)."""
+    if not is_compiling() and _under_functorch():
+        raise RuntimeError(
+            f"{name}: torch.func transforms (grad, vmap, jacrev, ...) are not supported: the "
+            "surrogate spike functions and the fused scans are autograd Functions / torch.library "
+            "ops without functorch (setup_context / vmap) rules, and the input checks read tensor "
+            "values. Use torch.autograd.grad for gradients, a batch dimension (or a Python loop) "
+            "for ensembles, or torch.compile for speed.")
 
 
 def is_compiling() -> bool:

@@ -13,7 +13,7 @@ from typing import Sequence
 
 import torch
 
-from ._core import describe, is_compiling
+from ._core import check_not_transformed, describe, is_compiling
 
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
@@ -81,6 +81,8 @@ def check_tensor(
         raise ValueError(
             f"{name}: expected at least {min_ndim} dimensions, got shape {tuple(x.shape)}"
         )
+    if finite and _FINITE_CHECKS and x.is_floating_point() and x.numel() and not is_compiling():
+        check_not_transformed(name)  # vmap cannot read values: say so clearly
     if (finite and _FINITE_CHECKS and x.is_floating_point() and x.numel() and not is_compiling()
             and not all_finite(x)):
         raise ValueError(f"{name}: contains NaN or inf values")

@@ -69,7 +69,7 @@ from typing import NamedTuple, Optional, Sequence, Union
 import torch
 from torch import Tensor
 
-from .._core import compute_dtype
+from .._core import check_not_transformed, compute_dtype, f32_ratio
 from .._validate import (
     _describe,
     check_bool,
@@ -365,8 +365,7 @@ def _ref_steps(refractory_time, dt: float, dtype) -> Union[float, Tensor]:
     if isinstance(refractory_time, Tensor):
         r = refractory_time.detach().to(torch.float32) / torch.tensor(dt, dtype=torch.float32)
         return r.to(dtype)
-    r = torch.tensor(float(refractory_time), dtype=torch.float32) / torch.tensor(dt, dtype=torch.float32)
-    return float(r.item())
+    return f32_ratio(refractory_time, dt)
 
 
 # --------------------------------------------------------------------------- trusted steps
@@ -555,6 +554,7 @@ def cuba_refractory_lif_step(
 
 def _run(x, params, hw_data, dt, backend, state, refractory: bool):
     """Validated run; returns (spikes, membrane, current, madc, final_state)."""
+    check_not_transformed("cuba_lif_integration")
     check_sequence("x", x, min_ndim=2)
     dt = _check_dt(dt)
     step_shape = tuple(x.shape[1:])

@@ -40,7 +40,7 @@ from typing import NamedTuple, Optional, Union
 import torch
 from torch import Tensor
 
-from .._core import compute_dtype
+from .._core import check_not_transformed, compute_dtype
 from .._validate import (
     _describe,
     check_bool,
@@ -242,6 +242,7 @@ def lif_step(x: Tensor, state: Optional[LIFState], params: LIFParams = LIFParams
 
 
 def _lif_multistep(x_seq, params, state=None, backend=None, return_traces=False, check_tau=True):
+    check_not_transformed("lif_multistep")
     check_sequence("x_seq", x_seq, min_ndim=2)
     step_shape = tuple(x_seq.shape[1:])
     _validate_params(params, step_shape, x_seq.device, check_tau=check_tau)

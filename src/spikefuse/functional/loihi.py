@@ -66,6 +66,7 @@ from typing import Any, Callable, NamedTuple, Optional, Union
 
 import torch
 
+from .._core import check_not_transformed, f32
 from .._validate import _describe, check_bool, check_choice, check_number, check_sequence, check_tensor
 from ..fixed_point import (DECAY_ONE, SCALE_RHO_MULT, TAU_RHO_MULT, alif_constants, cuba_constants,  # noqa: F401
                            decay_view, quantize_threshold, round_ste, rstz, trunc_int)
@@ -109,7 +110,7 @@ def _check_decay_values(name: str, d) -> None:
 
 def _int_state(state: Optional[torch.Tensor], shape, s_scale: int, device, init: float = 0.0) -> torch.Tensor:
     if state is None:
-        return torch.full(shape, int(trunc_int(torch.tensor(init * s_scale)).item()), dtype=torch.int64, device=device)
+        return torch.full(shape, int(f32(init * s_scale)), dtype=torch.int64, device=device)  # trunc of the fp32 value
     return trunc_int(state.detach().to(torch.float32) * s_scale).expand(shape).clone()
 
 
@@ -404,6 +405,7 @@ def _check_input(x_seq) -> torch.Tensor:
 def _check_model(x_seq, params, state, params_cls, state_cls) -> None:
     """Validate a CUBA / ALIF call: input, ``params`` (type, shared fields, ``threshold_step``
     where the model has one, every ``*_decay`` field in field order) and the optional state."""
+    check_not_transformed(f"loihi {params_cls.__name__[:-6].lower()}")
     _check_input(x_seq)
     if not isinstance(params, params_cls):
         raise TypeError(f"params: expected {params_cls.__name__}, got {_describe(params)}")

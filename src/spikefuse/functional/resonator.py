@@ -94,7 +94,7 @@ from typing import NamedTuple, Optional, Union
 import torch
 from torch import Tensor
 
-from .._core import compute_dtype, sum_to
+from .._core import check_not_transformed, compute_dtype, sum_to
 from .._validate import (
     _describe,
     check_bool,
@@ -553,6 +553,7 @@ def _step(model: str, x, state, params):
 
 
 def _multistep(model: str, x_seq, params, state, backend, return_traces):
+    check_not_transformed(f"{model}_multistep")
     xr, xi = _check_pair("x_seq", x_seq, min_ndim=2)
     step_shape = tuple(xr.shape[1:])
     _validate_params(model, params, step_shape, xr.device)

@@ -56,7 +56,7 @@ from typing import Callable, NamedTuple, Optional, Union
 import torch
 from torch import Tensor
 
-from .._core import compute_dtype, sum_to
+from .._core import check_not_transformed, compute_dtype, sum_to
 from .._validate import (
     _describe,
     check_bool,
@@ -389,6 +389,7 @@ def sigma_delta_multistep(
     Returns ``(y, SigmaDeltaState)`` or, with ``return_traces``, ``(y, SigmaDeltaState,
     SigmaDeltaTraces)``; equals looping :func:`sigma_delta_step`. See the module example.
     """
+    check_not_transformed("sigma_delta_multistep")
     check_sequence("x_seq", x_seq, min_ndim=2)
     check_bool("return_traces", return_traces)
     st, cdt = _prepare(x_seq, params, state, 2)

@@ -23,7 +23,7 @@ from typing import Optional, Sequence
 
 import torch
 
-from .._core import expand_param, flat_param, sum_to  # noqa: F401  (re-exported for the backends)
+from .._core import expand_param, f32_ratio, flat_param, sum_to  # noqa: F401  (re-exported for the backends)
 
 IO_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 
@@ -155,8 +155,7 @@ def cuba_ref_steps(refractory_time, dt: float):
     if isinstance(refractory_time, torch.Tensor):
         return refractory_time.detach().to(torch.float32) / torch.tensor(dt, dtype=torch.float32,
                                                                           device=refractory_time.device)
-    return float((torch.tensor(float(refractory_time), dtype=torch.float32)
-                  / torch.tensor(dt, dtype=torch.float32)).item())
+    return f32_ratio(refractory_time, dt)
 
 
 def cuba_final_state(spikes, membrane, current, refractory_time, dt: float):
