@@ -366,8 +366,9 @@ PORTED = {"lif": ((lif_generic, lif_generic_supports), (lif_triton, lif_supports
           "cuba": ((cuba_generic, cuba_generic_supports), (cuba_triton, cuba_triton_supports))}
 
 
-def _registry_family(family: str) -> str:
-    return "cuba" if family == "cuba_refractory" else family
+def _kernel_key(family: str) -> str:
+    """The kernel registry key of a benchmark family name (``cuba_refractory`` runs ``cuba``)."""
+    return family.replace("_refractory", "").replace("-refractory", "")
 
 
 @contextlib.contextmanager
@@ -385,19 +386,19 @@ def generic_as_triton(families=tuple(PORTED)):
 
 
 def ab_cases(family: str, triton_cases: list) -> list:
-    """``benchmarks/neurons.py`` hook: copies of the ``"triton"`` cases of ``family`` (dataclasses
-    with ``family``, ``impl`` and ``run(x)``) as ``"triton-generic"`` rows whose ``run`` goes
-    through :func:`generic_as_triton`; the same traffic model (the template saves the same
-    buffers). Empty for families the template has no port of."""
-    fam = _registry_family(family)
-    if fam not in PORTED:
+    """``benchmarks/neurons.py`` hook: copies of the ``"triton"`` cases of ``family`` (a kernel
+    key such as ``"lif"`` / ``"cuba"``, or a benchmark family name such as ``"cuba_refractory"``;
+    cases are dataclasses with ``impl`` and ``run(x)``) as ``"triton-generic"`` rows whose
+    ``run`` goes through :func:`generic_as_triton`, with the same traffic model (the template
+    saves the same buffers). Empty for families the template has no port of."""
+    key = _kernel_key(family)
+    if key not in PORTED:
         return []
 
     def wrap(run):
         def ab_run(x):
-            with generic_as_triton((fam,)):
+            with generic_as_triton((key,)):
                 return run(x)
         return ab_run
 
-    return [dataclasses.replace(c, impl=AB_BACKEND, run=wrap(c.run)) for c in triton_cases
-            if c.impl == "triton" and c.family == family]
+    return [dataclasses.replace(c, impl=AB_BACKEND, run=wrap(c.run)) for c in triton_cases if c.impl == "triton"]
