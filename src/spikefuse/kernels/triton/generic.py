@@ -152,7 +152,6 @@ def scan_bwd(lag_ptrs, cur_ptrs, gout_ptrs, glast_ptrs, state0_ptrs, param_ptrs,
     store_rows(gparam_ptrs, acc, offs, mask)
 
 
-
 # --------------------------------------------------------------------------- families
 
 @triton.jit
