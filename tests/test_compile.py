@@ -80,14 +80,13 @@ def _check_no_graph_breaks(family):
     assert ex.graph_count == 1
 
 
-@pytest.mark.parametrize("family", FAST_EXPLAIN)
+def _families(fast):
+    """Every family; those not in ``fast`` only with SPIKEFUSE_COMPILE=1."""
+    return [f if f in fast else pytest.param(f, marks=slow) for f in FAMILIES]
+
+
+@pytest.mark.parametrize("family", _families(FAST_EXPLAIN))
 def test_no_graph_breaks(family):
-    _check_no_graph_breaks(family)
-
-
-@slow
-@pytest.mark.parametrize("family", [f for f in FAMILIES if f not in FAST_EXPLAIN])
-def test_no_graph_breaks_slow(family):
     _check_no_graph_breaks(family)
 
 
@@ -103,14 +102,8 @@ def _check_compiled_equals_eager(family):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("family", FAST_COMPILE)
+@pytest.mark.parametrize("family", _families(FAST_COMPILE))
 def test_compiled_equals_eager(family):
-    _check_compiled_equals_eager(family)
-
-
-@slow
-@pytest.mark.parametrize("family", [f for f in FAMILIES if f not in FAST_COMPILE])
-def test_compiled_equals_eager_slow(family):
     _check_compiled_equals_eager(family)
 
 
