@@ -38,7 +38,8 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from ..._core import flat_param, scalar_tensor as _scalar_t
-from .._common import cuba_consts, cuba_final_state, cuba_supports_common
+from .._common import IO_DTYPES, cuba_consts, cuba_final_state, cuba_supports_common
+from ..scan import ScanFunction, ScanSpec
 from .common import time_blocks
 
 #: extra bytes saved for backward per neuron-step (beyond the fp32 membrane and current
@@ -296,6 +297,78 @@ def cuba_cpu(x_seq: torch.Tensor, params, state=None, return_traces: bool = Fals
     shape = tuple(x_seq.shape[1:])
     T = x_seq.shape[0]
     consts = cuba_consts(params, dt, refractory_time, shape, x_seq.device, flat_param)
-    spk, mem, cur = _CubaCPU.apply(x_seq.reshape(T, -1), *consts, refractory_time is not None, x_seq.dtype)
+    spk, mem, cur = _cuba_op(x_seq.reshape(T, -1), consts, refractory_time is not None, x_seq.dtype)
     spk, mem, cur = spk.view(x_seq.shape), mem.view(x_seq.shape), cur.view(x_seq.shape)
     return (spk, mem, cur), cuba_final_state(spk, mem, cur, refractory_time, dt), None
+
+
+# --------------------------------------------------------------------------- ScanSpec / op
+# op encoding: tensors (x, leak, reset, threshold, a_m, c_s, alpha, R), the number ones absent;
+# floats: the numbers (0.0 where a tensor is given); ints (refractory, io dtype index, which of
+# the seven constants are tensors as bits 0..6). The forward and backward bodies are those of
+# _CubaCPU, run with a stand-in ctx; the refractory mask crosses the op as a fourth output.
+
+
+class _Ctx:
+    """The parts of an autograd ctx that _CubaCPU's forward and backward use."""
+
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+    def save_for_backward(self, *ts):
+        self.saved_tensors = ts
+
+    def set_materialize_grads(self, value):
+        pass
+
+
+def _consts(tensors, f, mask):
+    return [tensors[1 + k] if (mask >> k) & 1 else f[k] for k in range(7)]
+
+
+def _cuba_op(x, consts, refractory: bool, out_dtype):
+    mask = sum(1 << k for k, c in enumerate(consts) if isinstance(c, torch.Tensor))
+    tensors = [x] + [c if isinstance(c, torch.Tensor) else None for c in consts]
+    f = [0.0 if isinstance(c, torch.Tensor) else float(c) for c in consts]
+    spk, mem, cur, _ = CUBA_SCAN.apply(tensors, f, [int(refractory), IO_DTYPES.index(out_dtype), mask])
+    return spk, mem, cur
+
+
+def _spec_forward(tensors, f, i):
+    ctx = _Ctx()
+    outs = _CubaCPU.forward(ctx, tensors[0], *_consts(tensors, f, i[2]), bool(i[0]), IO_DTYPES[i[1]])
+    return list(outs) + [ctx.saved_tensors[2]]
+
+
+def _spec_save(tensors, outputs, f, i, needs):
+    return [outputs[1], outputs[2], outputs[3]] + list(tensors[1:7])
+
+
+def _spec_backward(saved, grads, f, i, needs):
+    consts = [None if (i[2] >> k) & 1 else f[k] for k in range(6)]
+    ctx = _Ctx(saved_tensors=tuple(saved), consts=consts, refractory=bool(i[0]), x_dtype=IO_DTYPES[i[1]],
+               needs_input_grad=tuple(needs) + (False, False))
+    return list(_CubaCPU.backward(ctx, *grads[:3])[:8])
+
+
+def _spec_fake(tensors, f, i):
+    x = tensors[0]
+    T, M = x.shape
+    return [x.new_empty((T, M)), x.new_empty((T, M), dtype=torch.float32),
+            x.new_empty((T, M), dtype=torch.float32), x.new_empty((T, M), dtype=torch.bool) if i[0] else None]
+
+
+def _spec_fake_backward(saved, grads, f, i, needs):
+    mem = saved[0]
+    T, M = mem.shape
+    out = [mem.new_empty((T, M), dtype=IO_DTYPES[i[1]]) if needs[0] else None]
+    return out + [mem.new_empty((M,)) if needs[k] else None for k in range(1, 6)] + [None, None]
+
+
+CUBA_SCAN = ScanFunction(ScanSpec(
+    name="cuba_cpu", inputs=("x", "leak", "reset", "threshold", "a_m", "c_s", "alpha", "refractory_steps"),
+    states=("z", "v", "i"), params=("leak", "reset", "threshold", "tau_syn", "tau_mem"),
+    outputs=("spikes", "membrane", "current", "refractory_mask"), saved=("membrane", "current", "refractory_mask"),
+    saved_bytes=SAVED_BYTES["cuba"], moved_bytes=16,
+    forward=_spec_forward, save=_spec_save, backward=_spec_backward, fake=_spec_fake,
+    fake_backward=_spec_fake_backward))
