@@ -36,6 +36,10 @@ from torch import nn
 from . import surrogate as _surrogate
 from ._validate import check_bool, check_choice, check_number, check_sequence, check_tensor
 from .fixed_point import quantize_8bit
+from .functional.lif import LIFParams
+from .functional.lif import _step as _lif_trusted_step
+from .neuron.base import NeuronModule, bool_check, check_plain_backend, number_check
+from .neuron.base import reset_states as _reset_states
 
 __all__ = [
     "TimeDistributed",
@@ -142,17 +146,14 @@ class _HookedWeight:
 
 
 def reset_states(model: nn.Module) -> None:
-    """Call ``reset()`` on every submodule that has one (clears persistent neuron state).
+    """Clear the state of every neuron of ``model``: ``reset_state()`` on each spikefuse neuron
+    (every family, Loihi ``persistent_state`` included), ``reset()`` on any other submodule
+    with one callable without arguments (:func:`spikefuse.neuron.base.reset_states`).
 
     >>> import torch
     >>> reset_states(torch.nn.Sequential(Dense(2, 2)))   # no stateful module: nothing to do
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
-    for m in model.modules():
-        fn = getattr(m, "reset", None)
-        if callable(fn):
-            fn()
+    _reset_states(model)
 
 
 # --------------------------------------------------------------------------------------------
@@ -372,8 +373,9 @@ class RecurrentLIFState(NamedTuple):
     s: torch.Tensor
 
 
-class RecurrentLIF(nn.Module):
-    """LIF layer with recurrent spike feedback (SpikingJelly LIF charge, SPEC.md 15.1-15.2).
+class RecurrentLIF(NeuronModule, nn.Module):
+    """LIF layer with recurrent spike feedback (SpikingJelly LIF charge, SPEC.md 15.1-15.2);
+    each step is the functional LIF step of :mod:`spikefuse.functional.lif`.
 
     Per step, with ``h[t] = W x[t] + b + V s[t-1]``::
 
@@ -386,6 +388,9 @@ class RecurrentLIF(nn.Module):
     ``detach_reset`` cuts the reset's dependence on ``s`` from the graph. With ``v_reset=None``
     the charge uses 0 in place of ``v_reset``. The initial state is ``v = v_reset`` (0 for soft
     reset) and ``s = 0``; the layer keeps no state between calls (pass ``state`` to continue).
+    ``params()`` returns the :class:`~spikefuse.functional.lif.LIFParams`; ``backend`` may be
+    ``None``, ``"auto"`` or ``"reference"`` (the feedback needs the per-step loop, there is no
+    fused kernel). Values are checked when built and when assigned.
 
     >>> rnn = RecurrentLIF(3, 5)
     >>> rnn(torch.rand(8, 2, 3)).shape
@@ -398,7 +403,7 @@ class RecurrentLIF(nn.Module):
     def __init__(self, in_features: int, out_features: int, tau: float = 2.0,
                  v_threshold: float = 1.0, v_reset: Optional[float] = 0.0,
                  surrogate="atan", detach_reset: bool = False, decay_input: bool = True,
-                 bias: bool = True, weight_hook: WeightHook = None):
+                 bias: bool = True, weight_hook: WeightHook = None, *, backend: Optional[str] = None):
         super().__init__()
         check_number("tau", tau, ge=1.0)
         check_number("v_threshold", v_threshold)
@@ -412,14 +417,34 @@ class RecurrentLIF(nn.Module):
         self.surrogate = _surrogate.get(surrogate)
         self.detach_reset = detach_reset
         self.decay_input = decay_input
+        self.backend = backend
         self.input = Dense(in_features, out_features, bias=bias, weight_hook=weight_hook)
         self.recurrent = Dense(out_features, out_features, bias=False, weight_hook=weight_hook)
         # recurrent weights start small so that the layer is not dominated by its own feedback
         nn.init.uniform_(self.recurrent.weight, -0.5 / math.sqrt(out_features), 0.5 / math.sqrt(out_features))
 
+    _PARAM_CHECKS = {
+        "tau": number_check(ge=1.0),
+        "v_threshold": number_check(),
+        "v_reset": number_check(optional=True),
+        "detach_reset": bool_check,
+        "decay_input": bool_check,
+    }
+
+    @NeuronModule.backend.setter
+    def backend(self, value) -> None:
+        self.__dict__["_backend"] = check_plain_backend(
+            "RecurrentLIF", value, "its recurrent feedback needs the per-step loop")
+
     @property
     def out_features(self) -> int:
         return self.input.out_features
+
+    def params(self) -> LIFParams:
+        """The :class:`~spikefuse.functional.lif.LIFParams` of every step."""
+        return LIFParams(tau=self.tau, v_threshold=self.v_threshold, v_reset=self.v_reset,
+                         decay_input=self.decay_input, detach_reset=self.detach_reset,
+                         surrogate=self.surrogate)
 
     def initial_state(self, batch: int, device=None, dtype=torch.float32) -> RecurrentLIFState:
         v0 = 0.0 if self.v_reset is None else self.v_reset
@@ -431,17 +456,8 @@ class RecurrentLIF(nn.Module):
         """One step given the feed-forward current ``h_in = W x[t] + b``."""
         v, s_prev = state
         h = h_in + F.linear(s_prev, w_rec)
-        rest = 0.0 if self.v_reset is None else self.v_reset
-        if self.decay_input:
-            H = v + (h - (v - rest)) / self.tau
-        else:
-            H = v - (v - rest) / self.tau + h
-        s = self.surrogate(H - self.v_threshold)
-        s_r = s.detach() if self.detach_reset else s
-        if self.v_reset is None:
-            v_new = H - s_r * self.v_threshold
-        else:
-            v_new = s_r * self.v_reset + (1 - s_r) * H
+        s, _, v_new = _lif_trusted_step(h, v, self.tau, self.v_threshold, self.v_reset,
+                                        self.decay_input, self.detach_reset, self.surrogate)
         return s, RecurrentLIFState(v_new, s)
 
     def forward(self, x, state: Optional[RecurrentLIFState] = None, return_state: bool = False):

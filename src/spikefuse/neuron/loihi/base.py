@@ -45,8 +45,9 @@ from torch import nn
 from ..._validate import _describe, check_bool, check_number, check_tensor
 from ...fixed_point import quantize_8bit as _quantize_8bit
 from ...fixed_point import quantize_threshold
+from ..base import NeuronModule
 
-__all__ = ["Neuron", "check_decay", "is_power_of_two"]
+__all__ = ["Neuron", "check_decay", "is_power_of_two", "time_last_hint"]
 
 
 def is_power_of_two(v) -> bool:
@@ -94,8 +95,30 @@ def check_decay(name: str, value, shared_param: bool):
     return lo, hi
 
 
-class Neuron(nn.Module):
+def time_last_hint(x: torch.Tensor, shape) -> str:
+    """The sentence added to a feature-shape error when ``x`` has exactly lava-dl's
+    time-last layout ``(B, *shape, T)`` for a neuron whose feature ``shape`` is known (the
+    error is raised anyway; this only names the likely cause), else ``""``.
+
+    >>> time_last_hint(torch.zeros(2, 3, 7), (3,))
+    '; this is the time-last layout (B, *features, T) of lava-dl: spikefuse neurons are time-first, pass input.movedim(-1, 0)'
+    >>> time_last_hint(torch.zeros(7, 2, 4), (3,))
+    ''
+    """
+    if shape is not None and x.dim() >= 3 and tuple(x.shape[1:-1]) == tuple(shape):
+        return ("; this is the time-last layout (B, *features, T) of lava-dl: spikefuse neurons are "
+                "time-first, pass input.movedim(-1, 0)")
+    return ""
+
+
+class Neuron(NeuronModule, nn.Module):
     """Abstract Loihi neuron (lava-dl ``slayer.neuron.base.Neuron``), time-first.
+
+    The positional order is lava-dl's (``threshold, tau_grad, scale_grad, p_scale, w_scale,
+    s_scale, norm, dropout, persistent_state, shared_param, requires_grad, complex``);
+    ``num_neurons`` and ``backend`` are keyword-only. Common surface
+    (:mod:`spikefuse.neuron.base`): ``params()`` (each model's functional Params),
+    ``reset()`` with lava's alias ``reset_state()``, ``backend``.
 
     Parameters
     ----------
@@ -116,9 +139,11 @@ class Neuron(nn.Module):
         ``imag_norm``.
     dropout : module/callable or None
         applied to the output spikes.
-    num_neurons : int or None
-        informational (lava compatibility); set at the first forward.
     persistent_state, shared_param, requires_grad, complex : bool
+    num_neurons : int or None, keyword-only
+        informational (lava compatibility); set at the first forward.
+    backend : str or None, keyword-only
+        kernel backend of the fused ``forward`` (None: the global default).
 
     Subclasses register decays with :meth:`_register_decay` and states with
     :meth:`_register_state`, and call :meth:`_check_real_input` (or
@@ -143,11 +168,13 @@ class Neuron(nn.Module):
         s_scale=1,
         norm=None,
         dropout=None,
-        num_neurons=None,
         persistent_state=False,
         shared_param=True,
         requires_grad=True,
         complex=False,
+        *,
+        num_neurons=None,
+        backend=None,
     ):
         super().__init__()
         check_bool("persistent_state", persistent_state)
@@ -180,6 +207,7 @@ class Neuron(nn.Module):
         if dropout is not None and not callable(dropout):
             raise TypeError(f"dropout: expected a module/callable or None, got {_describe(dropout)}")
 
+        self.backend = backend
         self.num_neurons = num_neurons
         self.shape = None
         self.p_scale = int(p_scale)
@@ -302,7 +330,7 @@ class Neuron(nn.Module):
         elif torch.Size(shape) != self.shape:
             raise ValueError(
                 f"input: feature shape {shape} does not match the neuron shape {tuple(self.shape)} "
-                f"fixed at the first call (input shape {tuple(x.shape)})"
+                f"fixed at the first call (input shape {tuple(x.shape)}){time_last_hint(x, self.shape)}"
             )
 
     def _cx(self, param: torch.Tensor):
@@ -346,7 +374,9 @@ class Neuron(nn.Module):
                 setattr(self, name, v.detach().to(torch.float32).clone())
 
     def reset_state(self) -> None:
-        """Set every state buffer back to its initial value."""
+        """Set every state buffer back to its initial value (lava's name; :meth:`reset` and
+        :func:`spikefuse.neuron.base.reset_states` do the same)."""
+        super().reset_state()
         for name, init in self._state_init.items():
             buf = getattr(self, name)
             setattr(self, name, torch.full_like(buf, init))

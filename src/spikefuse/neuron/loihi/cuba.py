@@ -123,6 +123,8 @@ class Neuron(base._CurrentVoltageMixin, base.Neuron):
         requires_grad=False,
         graded_spike=False,
         decay_grad="exact",
+        *,
+        backend=None,
     ):
         super().__init__(
             threshold=threshold,
@@ -134,12 +136,12 @@ class Neuron(base._CurrentVoltageMixin, base.Neuron):
             persistent_state=persistent_state,
             shared_param=shared_param,
             requires_grad=requires_grad,
+            backend=backend,
         )
         check_bool("graded_spike", graded_spike)
         check_choice("decay_grad", decay_grad, F.DECAY_GRADS)
         self.graded_spike = graded_spike
         self.decay_grad = decay_grad
-        self.backend = None
         self.threshold_eps = 0.01 / self.s_scale
         self._register_current_voltage(current_decay, voltage_decay)
         self.clamp()
