@@ -38,7 +38,7 @@ from ._validate import check_bool, check_choice, check_number, check_sequence, c
 from .fixed_point import quantize_8bit
 from .functional.lif import LIFParams
 from .functional.lif import _step as _lif_trusted_step
-from .neuron.base import NeuronModule, bool_check, check_plain_backend, number_check
+from .neuron.base import NeuronModule, bool_check, check_backend, check_plain_backend, number_check, time_last_hint
 from .neuron.base import reset_states as _reset_states
 
 __all__ = [
@@ -108,6 +108,11 @@ def _check_input(name: str, x, ndim: int, what: str) -> torch.Tensor:
         raise ValueError(f"{name}: expected a time-first sequence {what} ({ndim} dimensions), "
                          f"got shape {tuple(x.shape)}")
     return x
+
+
+def _conv_hint(x: torch.Tensor, channels: int) -> str:
+    """:func:`~spikefuse.neuron.base.time_last_hint` for a convolution input (channels known)."""
+    return time_last_hint(x, (channels,) + tuple(x.shape[2:-1]))
 
 
 def _resolve_hook(weight_hook: WeightHook):
@@ -198,7 +203,7 @@ class Dense(_HookedWeight, nn.Linear):
         _check_input("x", x, 3, "(T, B, in_features)")
         if not _TRUSTED and x.shape[-1] != self.in_features:
             raise ValueError(f"x: expected {self.in_features} input features (last dim), "
-                             f"got shape {tuple(x.shape)}")
+                             f"got shape {tuple(x.shape)}{time_last_hint(x, (self.in_features,))}")
         return F.linear(x, self.effective_weight(), self.bias)
 
 
@@ -216,7 +221,8 @@ class Conv1d(_HookedWeight, nn.Conv1d):
     def forward(self, x):
         _check_input("x", x, 4, "(T, B, C, L)")
         if not _TRUSTED and x.shape[2] != self.in_channels:
-            raise ValueError(f"x: expected {self.in_channels} channels (dim 2), got shape {tuple(x.shape)}")
+            raise ValueError(f"x: expected {self.in_channels} channels (dim 2), got shape {tuple(x.shape)}"
+                             f"{_conv_hint(x, self.in_channels)}")
         return _unfold(self._conv_forward(_fold(x), self.effective_weight(), self.bias), x.shape[0])
 
 
@@ -234,7 +240,8 @@ class Conv2d(_HookedWeight, nn.Conv2d):
     def forward(self, x):
         _check_input("x", x, 5, "(T, B, C, H, W)")
         if not _TRUSTED and x.shape[2] != self.in_channels:
-            raise ValueError(f"x: expected {self.in_channels} channels (dim 2), got shape {tuple(x.shape)}")
+            raise ValueError(f"x: expected {self.in_channels} channels (dim 2), got shape {tuple(x.shape)}"
+                             f"{_conv_hint(x, self.in_channels)}")
         return _unfold(self._conv_forward(_fold(x), self.effective_weight(), self.bias), x.shape[0])
 
 
@@ -322,17 +329,55 @@ class Block(nn.Module):
     ``neuron`` is any module mapping ``(T, B, ...)`` to ``(T, B, ...)`` (every spikefuse neuron
     family, or a :class:`LeakyIntegrator`), or a zero-argument factory returning one.
 
+    The block shows its neuron's surface: ``params()``, ``reset()`` / ``reset_state()``
+    (clear the neuron's state) and ``backend`` (the neuron's; ``backend=`` sets it).
+
     >>> blk = Block(Dense(3, 4), LeakyIntegrator())
     >>> blk(torch.rand(6, 2, 3)).shape
     torch.Size([6, 2, 4])
     """
 
-    def __init__(self, synapse: nn.Module, neuron):
+    def __init__(self, synapse: nn.Module, neuron, *, backend: Optional[str] = None):
         super().__init__()
         if not isinstance(synapse, nn.Module):
             raise TypeError(f"synapse: expected a torch.nn.Module, got {type(synapse).__name__}")
         self.synapse = synapse
         self.neuron = _make_neuron(neuron)
+        if backend is not None:
+            self.backend = backend
+
+    @property
+    def backend(self) -> Optional[str]:
+        """The neuron's kernel backend (``None`` if it has none)."""
+        return getattr(self.neuron, "backend", None)
+
+    @backend.setter
+    def backend(self, value) -> None:
+        check_backend(value)
+        if not hasattr(self.neuron, "backend"):
+            if value is None:
+                return
+            raise ValueError(f"backend: the block's neuron {type(self.neuron).__name__} has no kernel "
+                             f"backend, got {value!r}")
+        self.neuron.backend = value
+
+    @property
+    def last_traces(self):
+        """The neuron's :attr:`last_traces` (``None`` if it records none)."""
+        return getattr(self.neuron, "last_traces", None)
+
+    def params(self):
+        """The functional parameters of the block's neuron."""
+        fn = getattr(self.neuron, "params", None)
+        if not callable(fn):
+            raise TypeError(f"params: the block's neuron {type(self.neuron).__name__} has no functional parameters")
+        return fn()
+
+    def reset_state(self) -> None:
+        """Clear the state of the block's neuron (:func:`reset_states`)."""
+        _reset_states(self.neuron)
+
+    reset = reset_state
 
     def forward(self, x):
         return self.neuron(self.synapse(x))
@@ -346,8 +391,9 @@ class DenseBlock(Block):
     """
 
     def __init__(self, in_features: int, out_features: int, neuron, bias: bool = True,
-                 weight_hook: WeightHook = None):
-        super().__init__(Dense(in_features, out_features, bias=bias, weight_hook=weight_hook), neuron)
+                 weight_hook: WeightHook = None, *, backend: Optional[str] = None):
+        super().__init__(Dense(in_features, out_features, bias=bias, weight_hook=weight_hook), neuron,
+                         backend=backend)
 
 
 class Conv2dBlock(Block):
@@ -358,9 +404,9 @@ class Conv2dBlock(Block):
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, neuron, *,
-                 weight_hook: WeightHook = None, **conv_kwargs):
+                 weight_hook: WeightHook = None, backend: Optional[str] = None, **conv_kwargs):
         super().__init__(Conv2d(in_channels, out_channels, kernel_size, weight_hook=weight_hook,
-                                **conv_kwargs), neuron)
+                                **conv_kwargs), neuron, backend=backend)
 
 
 # --------------------------------------------------------------------------------------------

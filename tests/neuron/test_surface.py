@@ -31,6 +31,14 @@ def _pair(scale):
     return lambda: (scale * torch.rand(T, B, C), scale * torch.rand(T, B, C))
 
 
+def _identity(block):
+    """A block whose synapse passes the input through (the neuron sees the test input)."""
+    with torch.no_grad():
+        block.synapse.weight.copy_(torch.eye(C))
+        block.synapse.bias.zero_()
+    return block
+
+
 _RF = dict(threshold=0.1, period=4, decay=0.1)
 _ADRF = dict(threshold=0.1, threshold_step=0.05, period=4, decay=0.1, threshold_decay=0.1,
              refractory_decay=0.1)
@@ -46,6 +54,10 @@ FAMILIES = {
                         _real(1.0), FC.CubaParams, False),
     "eventprop": (lambda **kw: EventPropLIF(C, C, threshold=0.3, **kw), _real(1.0), FC.CubaParams, False),
     "recurrent_lif": (lambda **kw: layers.RecurrentLIF(C, C, **kw), _real(1.0), LIFParams, False),
+    "dense_block": (lambda **kw: _identity(layers.DenseBlock(C, C, LIF(tau=2.0), **kw)), _real(2.0),
+                    LIFParams, True),
+    "cuba_block": (lambda **kw: _identity(layers.Block(layers.Dense(C, C), CubaLIF(threshold=0.3), **kw)),
+                   _real(1.0), FC.CubaParams, False),
     "loihi_cuba": (lambda **kw: cuba.Neuron(threshold=1.0, current_decay=0.5, voltage_decay=0.5,
                                             persistent_state=True, **kw), _real(1.0), FL.CubaParams, True),
     "loihi_alif": (lambda **kw: alif.Neuron(threshold=1.0, threshold_step=0.5, current_decay=0.5,
@@ -199,6 +211,27 @@ def test_time_last_lava_tensor_is_named():
     sd(torch.rand(T, B, C))
     with pytest.raises(ValueError, match="time-last layout"):
         sd(torch.rand(B, C, T))
+
+
+def test_time_last_hint_in_synapse_errors():
+    with pytest.raises(ValueError, match="3 input features.*if this is lava-dl's time-last layout"):
+        layers.Dense(3, 2)(torch.rand(B, 3, T))
+    with pytest.raises(ValueError, match="channels.*time-last layout"):
+        layers.Conv2d(3, 2, 3)(torch.rand(B, 3, 5, 5, T))
+    with pytest.raises(ValueError, match="in_features.*time-last layout"):
+        EventPropLIF(3, 2, gradient="surrogate")(torch.rand(B, 3, T))
+    with pytest.raises(ValueError, match="input features") as e:
+        layers.Dense(3, 2)(torch.rand(T, B, 4))   # not the lava shape: no hint
+    assert "time-last" not in str(e.value)
+
+
+def test_block_without_kernels_or_params():
+    blk = layers.Block(layers.Dense(2, 2), layers.LeakyIntegrator())
+    assert blk.backend is None
+    with pytest.raises(ValueError, match="has no kernel backend"):
+        blk.backend = "cpu"
+    with pytest.raises(TypeError, match="params: the block's neuron LeakyIntegrator"):
+        blk.params()
 
 
 def test_assigned_membrane_of_the_wrong_shape_is_refused():

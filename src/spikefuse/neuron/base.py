@@ -50,7 +50,7 @@ from .._validate import _describe, check_bool, check_number
 
 __all__ = [
     "NeuronBase", "NeuronModule", "check_backend", "check_plain_backend", "number_check", "bool_check",
-    "reset_states", "reset_net",
+    "reset_states", "reset_net", "time_last_hint",
 ]
 
 
@@ -74,6 +74,24 @@ def check_backend(backend) -> Optional[str]:
     if backend not in BACKENDS:
         raise ValueError(f"backend: expected None or one of {list(BACKENDS)}, got {backend!r}")
     return backend
+
+
+def time_last_hint(x, features) -> str:
+    """A sentence for a shape error that is raised anyway, when ``x`` has the shape of
+    lava-dl's time-last layout ``(B, *features, T)`` for the known ``features`` (time-first
+    modules take ``(T, B, *features)``); ``""`` otherwise. It only names a likely cause: a
+    time-first tensor can have that shape too.
+
+    >>> import torch
+    >>> time_last_hint(torch.zeros(2, 3, 7), (3,))
+    "; if this is lava-dl's time-last layout (B, *features, T), pass input.movedim(-1, 0): spikefuse is time-first (T, B, *features)"
+    >>> time_last_hint(torch.zeros(7, 2, 4), (3,))
+    ''
+    """
+    if features is not None and x.dim() >= 3 and tuple(x.shape[1:-1]) == tuple(features):
+        return ("; if this is lava-dl's time-last layout (B, *features, T), pass input.movedim(-1, 0): "
+                "spikefuse is time-first (T, B, *features)")
+    return ""
 
 
 def check_plain_backend(owner: str, backend, why: str) -> Optional[str]:

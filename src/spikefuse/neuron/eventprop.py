@@ -34,7 +34,7 @@ from torch import nn
 from .._validate import _describe, check_bool, check_choice, check_number, check_sequence
 from ..functional import cuba as C
 from ..functional import eventprop as E
-from .base import NeuronBase, check_plain_backend
+from .base import NeuronBase, check_plain_backend, time_last_hint
 from .cuba import CUBA_PARAM_CHECKS, register_cuba_params
 
 __all__ = ["EventPropLIF"]
@@ -144,6 +144,7 @@ class EventPropLIF(NeuronBase, nn.Module):
             if x.shape[-1] != self.in_features:
                 raise ValueError(
                     f"x: expected last dimension {self.in_features} (in_features), got shape {tuple(x.shape)}"
+                    f"{time_last_hint(x, (self.in_features,))}"
                 )
             cur = torch.matmul(x.to(self.weight.dtype), self.weight.t())
             z, v, i = E.eventprop_lif_reference(cur, self.params(), self.dt)

@@ -45,9 +45,9 @@ from torch import nn
 from ..._validate import _describe, check_bool, check_number, check_tensor
 from ...fixed_point import quantize_8bit as _quantize_8bit
 from ...fixed_point import quantize_threshold
-from ..base import NeuronModule
+from ..base import NeuronModule, time_last_hint
 
-__all__ = ["Neuron", "check_decay", "is_power_of_two", "time_last_hint"]
+__all__ = ["Neuron", "check_decay", "is_power_of_two"]
 
 
 def is_power_of_two(v) -> bool:
@@ -93,22 +93,6 @@ def check_decay(name: str, value, shared_param: bool):
     if lo > hi:
         raise ValueError(f"{name}: expected an ordered pair (min, max) with min <= max, got ({lo}, {hi})")
     return lo, hi
-
-
-def time_last_hint(x: torch.Tensor, shape) -> str:
-    """The sentence added to a feature-shape error when ``x`` has exactly lava-dl's
-    time-last layout ``(B, *shape, T)`` for a neuron whose feature ``shape`` is known (the
-    error is raised anyway; this only names the likely cause), else ``""``.
-
-    >>> time_last_hint(torch.zeros(2, 3, 7), (3,))
-    '; this is the time-last layout (B, *features, T) of lava-dl: spikefuse neurons are time-first, pass input.movedim(-1, 0)'
-    >>> time_last_hint(torch.zeros(7, 2, 4), (3,))
-    ''
-    """
-    if shape is not None and x.dim() >= 3 and tuple(x.shape[1:-1]) == tuple(shape):
-        return ("; this is the time-last layout (B, *features, T) of lava-dl: spikefuse neurons are "
-                "time-first, pass input.movedim(-1, 0)")
-    return ""
 
 
 class Neuron(NeuronModule, nn.Module):

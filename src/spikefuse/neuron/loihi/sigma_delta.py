@@ -37,7 +37,7 @@ from torch import nn
 from ..._validate import _describe, check_bool, check_number, check_tensor
 from ...functional import sigma_delta as F
 from . import base
-from .base import time_last_hint
+from ..base import time_last_hint
 from .cuba import _check_scales, _lava_scales
 
 __all__ = ["Neuron", "neuron_params", "Sigma", "Delta"]
