@@ -97,6 +97,8 @@ class Neuron(base._CurrentVoltageMixin, base.Neuron):
         as lava-dl (SPEC 3.0); ``requires_grad`` makes the decays learnable.
     decay_grad : {"exact", "lava"}
         decay gradient rule (SPEC 3.3 / 18 #1).
+    backend : str or None, keyword-only
+        kernel backend of :meth:`forward` (None: the global default), checked when set.
 
     Attributes: parameters ``current_decay``, ``voltage_decay`` (×4096); buffers
     ``current_state``, ``voltage_state``; ``threshold_eps = 0.01 / s_scale``; ``backend``

@@ -337,6 +337,8 @@ class Neuron(ResonatorNeuron):
         as lava-dl (SPEC 3.0, 6).
     decay_grad : {"exact", "lava"}
         sin/cos decay gradient rule (SPEC 6.2, 18 #1).
+    backend : str or None, keyword-only
+        kernel backend of :meth:`forward` (None: the global default), checked when set.
     """
 
     _model = "rf"
