@@ -28,7 +28,7 @@ from .graph import NIRGraphModule
 from .modules import (Delay, NIRCubaLI, NIRCubaLIF, NIRFlatten, NIRIF, NIRIntegrator, NIRLI, NIRLIF, Scale,
                       Threshold)
 
-__all__ = ["to_nir", "EXPORTERS", "exporter", "Refused"]
+__all__ = ["to_nir", "EXPORTERS", "exporter", "Refused", "PEER_IMPORT_DT"]
 
 Shape = Optional[Tuple[int, ...]]
 Converter = Callable[["_Exporter", str, nn.Module, Shape], Tuple[Optional[str], Optional[str], Shape]]
@@ -604,8 +604,29 @@ def _node_input_shape(node) -> Shape:
     return None if it is None else tuple(int(v) for v in np.asarray(it).reshape(-1))
 
 
+#: the dt (s) that each peer's NIR importer assumes unless given one (``import_from_nir(graph,
+#: dt=1e-4)`` in snnTorch and SpikingJelly)
+PEER_IMPORT_DT = {"snntorch": 1e-4, "spikingjelly": 1e-4}
+
+
+def _warn_target_dt(target, dt) -> None:
+    if target is None:
+        return
+    if not isinstance(target, str):
+        raise TypeError(f"target: expected None or a peer name (str), got {_describe(target)}")
+    if target not in PEER_IMPORT_DT:
+        raise ValueError(f"target: expected None or one of {sorted(PEER_IMPORT_DT)}, got {target!r}")
+    peer_dt = PEER_IMPORT_DT[target]
+    if not math.isclose(dt, peer_dt, rel_tol=1e-9):
+        warnings.warn(
+            f"to_nir: the graph is written for dt={dt:g} s, but {target}'s import_from_nir assumes "
+            f"dt={peer_dt:g} s unless given one: import it with import_from_nir(graph, dt={dt!r}); at its "
+            f"default its neurons run with time constants of {dt / peer_dt:g}x the exported number of steps",
+            UserWarning, stacklevel=3)
+
+
 def to_nir(model: nn.Module, dt: float, *, input_shape: Optional[Sequence[int]] = None,
-           lossy: bool = False):
+           lossy: bool = False, target: Optional[str] = None):
     """Export a spikefuse model to a :class:`nir.NIRGraph`.
 
     ``model``: an ``nn.Sequential`` (nested Sequentials and ``layers.Block`` are flattened into one
@@ -615,7 +636,10 @@ def to_nir(model: nn.Module, dt: float, *, input_shape: Optional[Sequence[int]] 
     ``input_shape``: the feature shape of the input (without time and batch); needed when the
     first layer does not fix it (a convolution, a pool, or a neuron first). ``lossy``: export
     soft-reset neurons as a reset to 0 and Loihi CUBA neurons as their float forward-Euler
-    counterpart (with a warning) instead of raising.
+    counterpart (with a warning) instead of raising. ``target``: ``"snntorch"`` or
+    ``"spikingjelly"``, the tool that will import the graph: warns when ``dt`` is not the one its
+    importer assumes by default (:data:`PEER_IMPORT_DT`); NIR carries no time step, so an importer
+    at another ``dt`` runs the neurons with other decays, silently.
 
     The discretisation is forward Euler with step ``dt`` (docs/nir.md). Node names are the
     module paths (``"0"``, ``"2.neuron"``); the graph gets ``input`` and ``output`` nodes. Raises
@@ -633,6 +657,7 @@ def to_nir(model: nn.Module, dt: float, *, input_shape: Optional[Sequence[int]] 
     dt = _check_dt(dt)
     check_bool("lossy", lossy)
     input_shape = _check_input_shape(input_shape)
+    _warn_target_dt(target, dt)
     ex = _Exporter(dt, lossy)
     if isinstance(model, NIRGraphModule):
         return _export_graph_module(ex, model, input_shape)
