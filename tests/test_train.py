@@ -215,7 +215,7 @@ def test_cuda_requested_without_gpu_is_a_clear_error(tmp_path):
 
 def test_batch_size_must_split_over_processes(monkeypatch, tmp_path):
     # simulate the check only (no process group): world size read from the environment
-    monkeypatch.setattr(tr, "init_distributed", lambda device="auto": tr.DistInfo(0, 3, 0))
+    monkeypatch.setattr(tr.loop, "init_distributed", lambda device="auto": tr.DistInfo(0, 3, 0))
     with pytest.raises(ValueError, match="batch_size: must be divisible"):
         _run(_tiny(tmp_path / "r", batch_size=16))
 
@@ -275,7 +275,7 @@ def test_eventprop_training_uses_one_thread_and_restores_the_setting(tmp_path, m
         seen.append(torch.get_num_threads())
         return real(*a, **k)
 
-    monkeypatch.setattr(tr, "build_model", spy)
+    monkeypatch.setattr(tr.loop, "build_model", spy)
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:

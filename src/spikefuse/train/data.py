@@ -1,0 +1,56 @@
+"""The data splits of a training run, as in-memory tensors where they fit."""
+from __future__ import annotations
+
+import torch
+
+from .config import TrainConfig
+
+
+class _Split:
+    """A data split as in-memory tensors (fast path) or a Dataset with a collate function."""
+
+    def __init__(self, ds, info, max_samples=None):
+        self.info = info
+        self.time_first = bool(info.time_first)
+        n = len(ds)
+        if max_samples is not None and max_samples < n:
+            ds = torch.utils.data.Subset(ds, range(max_samples))
+            n = max_samples
+        self.n = n
+        self.ds = ds
+        self.x = self.y = None
+        inputs, labels = getattr(ds, "inputs", None), getattr(ds, "labels", None)
+        if (not self.time_first and isinstance(inputs, torch.Tensor) and isinstance(labels, torch.Tensor)
+                and getattr(ds, "transform", None) is None and len(inputs) == n):
+            self.x, self.y = inputs.float(), labels.long()
+        elif n * max(1, info.n_inputs) * max(1, info.n_steps or 1) <= 50_000_000:
+            xs, ys = zip(*(ds[i] for i in range(n)))
+            self.x = torch.stack(xs, dim=1 if self.time_first else 0).float()
+            self.y = torch.as_tensor(ys, dtype=torch.int64)
+
+    def batch(self, idx: list[int]):
+        if self.x is not None:
+            t = torch.as_tensor(idx, dtype=torch.int64)
+            x = self.x[:, t] if self.time_first else self.x[t]
+            return x, self.y[t]
+        collate = self.info.collate_fn or torch.utils.data.default_collate
+        return collate([self.ds[i] for i in idx])
+
+
+def load_data(cfg: TrainConfig):
+    """``(train, val, test, info)`` splits of ``cfg.data`` (val = test where there is none)."""
+    from ..data import get_dataset
+
+    kw = {}
+    if cfg.data == "randman" and cfg.T is not None:
+        kw["n_steps"] = cfg.T
+    if cfg.data in ("shd", "ssc", "nmnist", "dvsgesture") and cfg.data_root is not None:
+        kw["root"] = cfg.data_root
+    out = {}
+    info = None
+    for split in ("train", "val", "test"):
+        ds, info_s = get_dataset(cfg.data, split, **kw)
+        info = info if info is not None else info_s
+        out[split] = _Split(ds, info_s, cfg.max_samples)
+    return out["train"], out["val"], out["test"], info
+
