@@ -143,3 +143,22 @@ def test_docs_name_the_files_and_the_one_edit():
                  "src/spikefuse/neuron/foo.py", "src/spikefuse/families.py"):
         assert path in text
         assert (ROOT / path.replace("foo", "lif")).exists() or path.endswith("families.py")
+
+
+def test_train_choices_defaults_and_factory_come_from_the_registry():
+    from spikefuse import train as tr
+    from spikefuse.train import model as tm
+
+    trainable = [f for f in FAMS if f.train]
+    assert list(tr.NEURONS) == [f.id for f in trainable]
+    assert tr.DEFAULT_GRADIENT == {f.id: f.train.default_gradient for f in trainable}
+    assert tr.NEURON_GRADIENTS == {f.id: f.train.gradients for f in trainable}
+    for name in families.train_names():
+        cfg = tr.TrainConfig(neuron=name.upper()).resolve()
+        assert cfg.neuron == families.get(name).id and cfg.gradient == families.get(name).train.default_gradient
+    assert tr.TrainConfig(neuron="loihi_cuba").resolve().neuron == "loihi.cuba"
+    cfg = tr.TrainConfig(neuron="loihi-cuba", hidden=4).resolve()
+    model = tm.SpikingClassifier(3, 2, cfg)
+    assert isinstance(model.hidden[0].neuron, families.load(families.get("loihi.cuba").module))
+    with pytest.raises(ValueError, match="neuron: expected one of"):
+        tr.TrainConfig(neuron="loihi.alif").resolve()  # in the registry, but not trainable
