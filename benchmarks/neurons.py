@@ -197,7 +197,18 @@ def spikefuse_cases(name: str, backends, io_bytes: int, default: bool = True) ->
             continue
         c = make(be, io_bytes)
         cases.append(Case(fam.id, be, c.run, c.bytes_fwd, c.bytes_fwdbwd))
-    return cases
+    return cases + _generic_cases(fam, cases)
+
+
+def _generic_cases(fam: families.Family, cases: list[Case]) -> list[Case]:
+    """A/B rows ``triton-generic``: the generic Triton scan template where it has a port."""
+    if not any(c.impl == "triton" for c in cases):
+        return []
+    try:
+        from spikefuse.kernels.triton import generic
+    except ImportError:
+        return []
+    return generic.ab_cases(fam.kernel, cases)
 
 
 def _peer_case(name: str, build, device) -> Case:
