@@ -59,16 +59,22 @@ def register(family: str, backend: str, fn: Callable, supports: Callable[..., Op
 
 
 def _load_backends() -> None:
-    """Import the backend modules once (they register themselves)."""
+    """Import the backend modules that :mod:`spikefuse.families` lists, once (they register
+    themselves)."""
     global _loaded
     if _loaded:
         return
     _loaded = True
     load_cpu()
-    try:
-        __import__("spikefuse.kernels.triton")
-    except ImportError:  # optional backend not installed (e.g. triton)
-        pass
+    from ..families import kernel_modules
+
+    for mod in kernel_modules():
+        if mod == "spikefuse.kernels.cpu":
+            continue
+        try:
+            __import__(mod)
+        except ImportError:  # optional backend not installed (e.g. triton)
+            pass
 
 
 def load_cpu() -> None:
