@@ -85,7 +85,7 @@ class LIFParams(NamedTuple):
       reference loop.
 
     >>> LIFParams(tau=None, v_reset=None)   # IF neuron with soft reset
-    LIFParams(tau=None, v_threshold=1.0, v_reset=None, decay_input=True, detach_reset=False, surrogate=ATan(alpha=2.0))
+    LIFParams(tau=None, v_threshold=1.0, v_reset=None, decay_input=True, detach_reset=False, surrogate=ATan(alpha=2.0), reciprocal_tau=None)
     """
 
     tau: Optional[Union[Number, Tensor]] = 2.0
