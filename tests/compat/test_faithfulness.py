@@ -32,3 +32,36 @@ def test_parametric_lif_multiplies_by_sigmoid_w_bit_identically():
     _, st = lif_multistep(x, LIFParams(tau=1.0 / torch.sigmoid(w)), backend="reference")
     _, v_ref = _sj_plif(x, w)
     assert not torch.equal(st.v, v_ref)
+
+
+def _hxtorch_refractory(x, threshold, tau, rt, dt):
+    """hxtorch's refractory CUBA loop (SPEC 13.1/13.3) in the input dtype, leak = reset = 0."""
+    z = torch.zeros(x.shape[1:], dtype=x.dtype)
+    v, i, ref = torch.zeros_like(z), torch.tensor(0.0, dtype=x.dtype), torch.zeros(x.shape[-1], dtype=torch.long)
+    out = []
+    for t in range(x.shape[0]):
+        dv = dt / tau * (0.0 - v + i)
+        i = i * (1 - dt / tau) + x[t]
+        v = v + dv
+        z = (v - threshold > 0).to(x.dtype)
+        v = (1 - z) * v
+        m = (ref > 0).to(v.dtype)
+        v = (1 - m) * v
+        z = (1 - m) * z
+        ref = (1 - z) * torch.relu(ref - m) + z * rt / dt
+        out.append(z)
+    return torch.stack(out)
+
+
+def test_hxtorch_refractory_count_in_input_dtype():
+    """(c) 5e-6/1e-6 is 5.000000000000001 in float64: hxtorch blocks six steps there."""
+    import spikefuse.compat.hxtorch.spiking.functional as F
+
+    for dtype, gap in ((torch.float32, 5), (torch.float64, 6)):
+        x = torch.full((30, 1, 1), 5.0, dtype=dtype)
+        z, *_ = F.cuba_refractory_lif_integration(x, leak=0.0, reset=0.0, threshold=0.1, tau_syn=1e-6, tau_mem=1e-6,
+                                                  refractory_time=5e-6, method="superspike", alpha=50.0, dt=1e-6)
+        ref = _hxtorch_refractory(x, 0.1, 1e-6, 5e-6, 1e-6)
+        assert torch.equal(z.to(dtype), ref)
+        idx = [t for t, s in enumerate(z.flatten().tolist()) if s]
+        assert {b - a - 1 for a, b in zip(idx, idx[1:])} == {gap}
