@@ -11,6 +11,9 @@ MODULES = [
     "spikefuse.data.randman",
     "spikefuse.data.digits",
     "spikefuse.data.events",
+    "spikefuse.data.frames",
+    "spikefuse.data.stream",
+    "spikefuse.data.event_digits",
 ]
 
 

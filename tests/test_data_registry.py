@@ -14,7 +14,8 @@ def first_batch(ds, info, n=4):
 
 
 def test_names():
-    assert set(dataset_names()) == {"yinyang", "randman", "digits", "shd", "ssc", "nmnist", "dvsgesture"}
+    assert set(dataset_names()) == {"yinyang", "randman", "digits", "shd", "ssc", "nmnist", "dvsgesture",
+                                   "cifar10dvs", "eventdigits"}
 
 
 def test_yinyang_entry():

@@ -7,6 +7,11 @@ Modules
 - :mod:`~spikefuse.data.digits` — scikit-learn's 8x8 digits, static or spike-encoded.
 - :mod:`~spikefuse.data.events` — SHD/SSC (HDF5), N-MNIST (.bin), DVS128 Gesture (.npy) from
   local files, binned to time-first frames.
+- :mod:`~spikefuse.data.cifar10dvs` — CIFAR10-DVS (original ``.aedat``) from local files.
+- :mod:`~spikefuse.data.event_digits` — the 8x8 digits seen by a simulated event camera
+  (``eventdigits``: no download, tonic's event format).
+- :mod:`~spikefuse.data.frames` — tonic's structured events and ``ToFrame(n_time_bins)`` binning.
+- :mod:`~spikefuse.data.stream` — tonic data sets / event arrays binned on the fly, streamed loaders.
 - :mod:`~spikefuse.data.encoders` — rate, Poisson, latency, delta, level-crossing, current codes.
 
 Registry: ``get_dataset(name, split="train", **kw) -> (dataset, info)``
@@ -24,11 +29,14 @@ name            splits                     sample ``x``                         
 ``ssc``         train, val, test           ``(T, 700)`` spike counts                    yes
 ``nmnist``      train, test (val = test)   ``(T, 2, 34, 34)`` counts (or flattened)     yes
 ``dvsgesture``  train, test (val = test)   ``(T, 2, H, W)`` counts (or flattened)       yes
+``cifar10dvs``  train, test (val = test)   ``(T, 2, H, W)`` counts (or flattened)       yes
+``eventdigits`` train, test (val = test)   ``(T, 2, 16, 16)`` event counts, generated   yes
 ==============  =========================  ==========================================  =========
 
 ``split`` accepts ``"val"``/``"validation"``; for data sets without a validation split it
 returns the test split and says so in ``info.note``. ``**kw`` go to the dataset class
-(``YinYang``, ``Digits``, ``RandMan``, ``SHD``, ``SSC``, ``NMNIST``, ``DVSGesture``); the
+(``YinYang``, ``Digits``, ``RandMan``, ``SHD``, ``SSC``, ``NMNIST``, ``DVSGesture``,
+``CIFAR10DVS``, ``EventDigits``); the
 file-based sets take ``root`` (default: the ``SPIKEFUSE_DATA`` environment variable, else
 ``./data``) and raise :class:`~spikefuse.data.events.DatasetNotFoundError` with download
 instructions when their files are missing.
@@ -104,7 +112,7 @@ class DatasetInfo:
     note: str = ""
 
 
-_NAMES = ("yinyang", "randman", "digits", "shd", "ssc", "nmnist", "dvsgesture")
+_NAMES = ("yinyang", "randman", "digits", "shd", "ssc", "nmnist", "dvsgesture", "cifar10dvs", "eventdigits")
 
 
 def dataset_names() -> tuple:
@@ -170,6 +178,12 @@ def get_dataset(name: str, split: str = "train", **kw):
             "randman", ds.n_inputs, (ds.n_inputs,), ds.n_classes, True, ds.n_steps, collate_time_first, note
         )
 
+    if key == "eventdigits":
+        from .event_digits import EventDigits
+
+        s, note = _split(key, split, ("train", "test"))
+        return _camera_info(key, EventDigits(s, **kw), note)
+
     from . import events
 
     root = _default_root(kw)
@@ -179,8 +193,14 @@ def get_dataset(name: str, split: str = "train", **kw):
         ds = cls(root, s, **kw)
         return ds, DatasetInfo(key, 700, (700,), cls.n_classes, True, ds.T, collate_time_first, note)
 
-    cls = events.NMNIST if key == "nmnist" else events.DVSGesture
+    if key == "cifar10dvs":
+        from .cifar10dvs import CIFAR10DVS as cls
+    else:
+        cls = events.NMNIST if key == "nmnist" else events.DVSGesture
     s, note = _split(key, split, tuple(cls.folders))
-    ds = cls(root, s, **kw)
+    return _camera_info(key, cls(root, s, **kw), note)
+
+
+def _camera_info(key: str, ds, note: str):
     shape = (ds.n_inputs,) if ds.flatten else ds.frame_shape
-    return ds, DatasetInfo(key, ds.n_inputs, tuple(shape), cls.n_classes, True, ds.T, collate_time_first, note)
+    return ds, DatasetInfo(key, ds.n_inputs, tuple(shape), ds.n_classes, True, ds.T, collate_time_first, note)

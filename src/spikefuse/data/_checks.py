@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from numbers import Integral
 
-__all__ = ["check_int"]
+__all__ = ["check_int", "check_flags"]
 
 
 def check_int(name: str, v, *, ge: int) -> int:
@@ -18,3 +18,15 @@ def check_int(name: str, v, *, ge: int) -> int:
     if v < ge:
         raise ValueError(f"{name}: must be >= {ge}, got {v}")
     return int(v)
+
+
+def check_flags(transform=None, **flags) -> None:
+    """Every keyword flag a bool (TypeError naming it: no truthy strings), ``transform`` callable or None.
+
+    >>> check_flags(binary=False, flatten=True)
+    """
+    for name, v in flags.items():
+        if not isinstance(v, bool):
+            raise TypeError(f"{name}: expected bool, got {type(v).__name__} {v!r}")
+    if transform is not None and not callable(transform):
+        raise TypeError(f"transform: expected a callable or None, got {type(transform).__name__}")

@@ -50,6 +50,7 @@ Example (with SHD files in ``./data``)::
 """
 from __future__ import annotations
 
+import math
 import os
 from typing import Optional, Sequence
 
@@ -59,6 +60,8 @@ from torch.utils.data import Dataset
 
 from .._validate import check_choice, check_number
 from ._checks import check_int as _check_int
+from ._hdf5 import check_heidelberg_layout
+from ._limits import MAX_EVENTS_PER_SAMPLE, check_file_size
 
 __all__ = [
     "DatasetNotFoundError",
@@ -169,6 +172,7 @@ def _check_root(root) -> str:
 class _HeidelbergBase(Dataset):
     name = ""
     n_inputs = 700
+    sensor_size = (700, 1, 1)  # tonic's (W, H, P) for spikefuse.data.stream.EventStream
     n_classes = 0
     files: dict = {}
     _how = ""
@@ -216,36 +220,36 @@ class _HeidelbergBase(Dataset):
             ) from e
         f = self._open()
         try:
-            for key in ("spikes/times", "spikes/units", "labels"):
-                if key not in f:
-                    raise CorruptDatasetError(
-                        f"{self.path}: not an {self.name} file: missing dataset /{key} "
-                        "(expected /spikes/times, /spikes/units, /labels)"
-                    )
-            n = len(f["labels"])
-            nt, nu = len(f["spikes/times"]), len(f["spikes/units"])
-            if not (n == nt == nu):
-                raise CorruptDatasetError(
-                    f"{self.path}: inconsistent lengths: {n} labels, {nt} spike-time arrays, "
-                    f"{nu} unit arrays (truncated or corrupt file)"
-                )
-            try:
-                labels = np.asarray(f["labels"][()])
-            except Exception as e:
-                raise CorruptDatasetError(f"{self.path}: cannot read /labels ({e}); the file is corrupt") from e
-            if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
-                raise CorruptDatasetError(f"{self.path}: /labels must be a 1-D int array, got {labels.dtype} {labels.shape}")
-            if n and (labels.min() < 0 or labels.max() >= self.n_classes):
-                raise CorruptDatasetError(
-                    f"{self.path}: labels must lie in [0, {self.n_classes}) for {self.name}, got "
-                    f"[{labels.min()}, {labels.max()}]"
-                )
-            self.labels = torch.from_numpy(labels.astype(np.int64))
+            self.labels, self._lengths = self._check_layout(f)
             self._cache = None
             if preload:
-                self._cache = [self._read(i, f) for i in range(n)]
+                self._cache = [self._read(i, f) for i in range(len(self.labels))]
         finally:
             self._close()
+
+    def _check_layout(self, f):
+        """Labels and per-sample event counts, every declared size checked before reading."""
+        import h5py
+
+        for key in ("spikes/times", "spikes/units", "labels"):
+            if key not in f or not isinstance(f[key], h5py.Dataset):
+                raise CorruptDatasetError(
+                    f"{self.path}: not an {self.name} file: missing dataset /{key} "
+                    "(expected /spikes/times, /spikes/units, /labels)"
+                )
+        n, lengths = check_heidelberg_layout(self.path, f)
+        try:
+            labels = np.asarray(f["labels"][()])
+        except Exception as e:
+            raise CorruptDatasetError(f"{self.path}: cannot read /labels ({e}); the file is corrupt") from e
+        if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+            raise CorruptDatasetError(f"{self.path}: /labels must be a 1-D int array, got {labels.dtype} {labels.shape}")
+        if n and (labels.min() < 0 or labels.max() >= self.n_classes):
+            raise CorruptDatasetError(
+                f"{self.path}: labels must lie in [0, {self.n_classes}) for {self.name}, got "
+                f"[{labels.min()}, {labels.max()}]"
+            )
+        return torch.from_numpy(labels.astype(np.int64)), lengths
 
     # h5py handles are per process: open lazily (DataLoader workers fork)
     def _open(self):
@@ -277,6 +281,11 @@ class _HeidelbergBase(Dataset):
 
     def _read(self, i: int, f=None):
         f = f if f is not None else self._open()
+        if self._lengths is not None and self._lengths[0][i] != self._lengths[1][i]:
+            raise CorruptDatasetError(
+                f"{self.path}: sample {i} has {self._lengths[0][i]} spike times but "
+                f"{self._lengths[1][i]} units (corrupt file)"
+            )
         try:
             t = np.asarray(f["spikes/times"][i], dtype=np.float64)
             u = np.asarray(f["spikes/units"][i])
@@ -361,6 +370,7 @@ def read_nmnist_bin(path) -> np.ndarray:
         ev["x"], ev["t"]
     """
     path = os.fspath(path)
+    check_file_size(path)
     raw = np.fromfile(path, dtype=np.uint8)
     if raw.size % 5:
         raise CorruptDatasetError(
@@ -396,6 +406,10 @@ def read_gesture_npy(path) -> np.ndarray:
         ev = read_gesture_npy("data/ibmGestureTrain/user01_fluorescent/0.npy")
     """
     path = os.fspath(path)
+    check_file_size(path)
+    shape, _ = _npy_header(path)  # declared shape checked against the real size before loading
+    if shape and shape[0] > MAX_EVENTS_PER_SAMPLE:
+        raise CorruptDatasetError(f"{path}: declares {shape[0]} events, above the limit {MAX_EVENTS_PER_SAMPLE}")
     try:
         a = np.load(path, allow_pickle=False)
     except Exception as e:
@@ -433,6 +447,12 @@ def read_gesture_npy(path) -> np.ndarray:
     return _structured(x, y, p, t)
 
 
+def _hidden(name: str) -> bool:
+    """Hidden or system entries that archives and file managers leave beside the data
+    (``.DS_Store``, ``._0.npy`` resource forks, ``__MACOSX``): skipped when a folder is indexed."""
+    return name.startswith(".") or name == "__MACOSX"
+
+
 def _npy_header(path: str):
     """Shape and structured-ness of a .npy file from its header; checks the size (truncation)."""
     try:
@@ -447,7 +467,7 @@ def _npy_header(path: str):
         raise CorruptDatasetError(f"{path}: not a readable .npy file ({e}); corrupt - extract again") from e
     if dtype.hasobject:
         raise CorruptDatasetError(f"{path}: object arrays are not event files")
-    expected = offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    expected = offset + math.prod(int(d) for d in shape) * dtype.itemsize  # Python ints: no overflow
     size = os.path.getsize(path)
     if size < expected:
         raise CorruptDatasetError(
@@ -459,6 +479,7 @@ def _npy_header(path: str):
 class _CameraBase(Dataset):
     name = ""
     sensor = (0, 0)  # (H, W)
+    sensor_size = (0, 0, 0)  # tonic's (W, H, P) for spikefuse.data.stream.EventStream
     n_classes = 0
     folders: dict = {}
     tonic_dir = ""
@@ -547,6 +568,7 @@ class NMNIST(_CameraBase):
 
     name = "N-MNIST"
     sensor = (34, 34)
+    sensor_size = (34, 34, 2)
     n_classes = 10
     folders = {"train": "Train", "test": "Test"}
     tonic_dir = "NMNIST"
@@ -561,12 +583,12 @@ class NMNIST(_CameraBase):
         files, labels, bad = [], [], []
         for d in sorted(os.listdir(folder)):
             sub = os.path.join(folder, d)
-            if not os.path.isdir(sub):
+            if not os.path.isdir(sub) or _hidden(d):
                 continue
             if not (d.isdigit() and 0 <= int(d) <= 9):
                 raise CorruptDatasetError(f"{sub}: unexpected folder; N-MNIST class folders are 0..9")
             for fn in sorted(os.listdir(sub)):
-                if fn.endswith(".bin"):
+                if fn.endswith(".bin") and not _hidden(fn):
                     path = os.path.join(sub, fn)
                     if os.path.getsize(path) % 5:
                         bad.append(path)
@@ -600,6 +622,7 @@ class DVSGesture(_CameraBase):
 
     name = "DVS128 Gesture"
     sensor = (128, 128)
+    sensor_size = (128, 128, 2)
     n_classes = 11
     folders = {"train": "ibmGestureTrain", "test": "ibmGestureTest"}
     tonic_dir = "DVSGesture"
@@ -614,9 +637,9 @@ class DVSGesture(_CameraBase):
     def _index(self, folder: str):
         files, labels = [], []
         for dirpath, dirnames, filenames in os.walk(folder):
-            dirnames.sort()
+            dirnames[:] = sorted(d for d in dirnames if not _hidden(d))
             for fn in sorted(filenames):
-                if not fn.endswith(".npy"):
+                if not fn.endswith(".npy") or _hidden(fn):
                     continue
                 path = os.path.join(dirpath, fn)
                 stem = fn[:-4]
