@@ -178,3 +178,15 @@ def test_every_module_imports():
         except ImportError as e:  # only optional extras may be missing, and they are installed here
             failed[m.name] = repr(e)
     assert not failed
+
+
+def test_no_install_hint_names_a_package_index_entry():
+    """spikefuse is installed from its checkout: hints say ``pip install -e ".[extra]"``."""
+    import re
+
+    bad = []
+    for p in [*(ROOT / "src").rglob("*.py"), *(ROOT / "docs").rglob("*.md"), ROOT / "README.md"]:
+        for i, line in enumerate(p.read_text().splitlines(), 1):
+            if re.search(r"pip install [\"']?spikefuse\[", line):
+                bad.append(f"{p.relative_to(ROOT)}:{i}")
+    assert not bad
