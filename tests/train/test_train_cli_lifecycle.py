@@ -90,16 +90,12 @@ def test_bad_values_one_line_exit_2_nothing_written(argv, msg, tmp_path, capsys,
 
 
 def test_missing_optional_package_is_one_line(tmp_path, monkeypatch, capsys):
-    import builtins
+    import spikefuse.data as D
 
-    real = builtins.__import__
+    def no_sklearn(name, split="train", **kw):  # what digits raises without scikit-learn
+        raise ImportError("spikefuse.data.digits needs scikit-learn", name="sklearn")
 
-    def no_sklearn(name, *a, **k):
-        if name.startswith("sklearn"):
-            raise ImportError("No module named 'sklearn'", name="sklearn")
-        return real(name, *a, **k)
-
-    monkeypatch.setattr(builtins, "__import__", no_sklearn)
+    monkeypatch.setattr(D, "get_dataset", no_sklearn)
     assert main(["train", "--data", "digits", "--epochs", "1", "--no-progress",
                  "--out", str(tmp_path / "d")]) == 1
     err = capsys.readouterr().err
@@ -190,3 +186,13 @@ def test_no_install_hint_names_a_package_index_entry():
             if re.search(r"pip install [\"']?spikefuse\[", line):
                 bad.append(f"{p.relative_to(ROOT)}:{i}")
     assert not bad
+
+
+def test_config_toml_keeps_any_string_valid(tmp_path):
+    from spikefuse.train import config_to_toml, load_config_file
+
+    cfg = TrainConfig(data_root="data/\U0001F600 caf\u00e9\x7f\"q\"\\x", out="runs/\u00e9").resolve()
+    p = tmp_path / "c.toml"
+    p.write_text(config_to_toml(cfg, run_id="r1"), encoding="utf-8")
+    back = TrainConfig.from_dict(load_config_file(p))
+    assert back == cfg
