@@ -12,9 +12,9 @@ The recorded membrane is **post-reset**; the reset never carries gradient throug
 (``dv_post/dv_pre = 1 - z``). The refractory variant applies :func:`refractory_update` after
 each step: while the counter ``ref > 0`` the membrane is clamped to ``reset`` and spikes are
 suppressed; a spike loads the counter with ``refractory_time / dt`` (not rounded, so 2.5 blocks
-three steps). The ratio ``refractory_time / dt`` is always computed in **float32**, as
-upstream does, so ``5e-6 / 1e-6`` is exactly 5 (in float64 it is 5.000000000000001, which
-would block six steps); fp64 runs therefore block the same steps as fp32 runs.
+three steps). The ratio ``refractory_time / dt`` is computed in the compute dtype, as hxtorch
+computes it in the dtype of its state: ``5e-6 / 1e-6`` is exactly 5 in float32 (fp32, fp16 and
+bf16 inputs) and 5.000000000000001 in float64, which blocks six steps, as in hxtorch.
 
 Initial state: ``z = 0``, ``v = leak``, ``i = 0`` (and ``ref = 0``).
 
@@ -68,6 +68,7 @@ import torch
 from torch import Tensor
 
 from .. import kernels
+from ..surrogate import SuperSpike
 from .._validate import (
     _describe,
     check_bool,
@@ -100,19 +101,7 @@ __all__ = [
 Param = Union[float, int, Tensor]
 
 
-class CubaParams(NamedTuple):
-    """Parameters of the hxtorch CUBA LIF.
-
-    Defaults are normalised software units: ``leak = reset = 0``, ``threshold = 1``,
-    ``tau_syn = tau_mem = 10e-6`` s (with the default ``dt = 1e-6`` s: decays of 0.9 per step),
-    ``refractory_time = 1e-6`` s (one blocked step; only used by the refractory variant),
-    SuperSpike slope ``alpha = 50``. hxtorch's module defaults (hardware-like units: leak 80,
-    reset 80, threshold 125) are :data:`HXTORCH_DEFAULTS`.
-
-    >>> CubaParams(threshold=0.5).tau_mem
-    1e-05
-    """
-
+class _CubaParamFields(NamedTuple):
     leak: Param = 0.0
     reset: Param = 0.0
     threshold: Param = 1.0
@@ -121,6 +110,43 @@ class CubaParams(NamedTuple):
     refractory_time: Param = 1e-6
     method: str = "superspike"
     alpha: Param = 50.0
+
+
+class CubaParams(_CubaParamFields):
+    """Parameters of the hxtorch CUBA LIF (keyword arguments only).
+
+    Defaults are normalised software units: ``leak = reset = 0``, ``threshold = 1``,
+    ``tau_syn = tau_mem = 10e-6`` s (with the default ``dt = 1e-6`` s: decays of 0.9 per step),
+    ``refractory_time = 1e-6`` s (one blocked step; only used by the refractory variant),
+    SuperSpike slope ``alpha = 50``. hxtorch's module defaults (hardware-like units: leak 80,
+    reset 80, threshold 125) are :data:`HXTORCH_DEFAULTS`.
+
+    The fields are ``leak, reset, threshold, tau_syn, tau_mem, refractory_time, method,
+    alpha``; hxtorch's ``CUBALIFParams`` orders them ``tau_mem, tau_syn, refractory_time,
+    leak, threshold, reset, alpha``, so a positional call could silently mean other values:
+    it is refused. Only the complete tuple of all eight fields in this order (the form in
+    which ``copy``, ``pickle`` and ``torch.utils._pytree`` rebuild a NamedTuple) is accepted
+    positionally.
+
+    >>> CubaParams(threshold=0.5).tau_mem
+    1e-05
+    >>> CubaParams(10e-6, 10e-6)
+    Traceback (most recent call last):
+    ...
+    TypeError: CubaParams: pass the parameters by keyword (leak=..., reset=..., threshold=..., tau_syn=..., tau_mem=..., refractory_time=..., method=..., alpha=...); got 2 positional argument(s), and hxtorch's CUBALIFParams orders its fields tau_mem, tau_syn, refractory_time, leak, threshold, reset, alpha
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, *args, **kwargs):
+        if args and len(args) != len(cls._fields):
+            names = ", ".join(f"{f}=..." for f in cls._fields)
+            raise TypeError(
+                f"CubaParams: pass the parameters by keyword ({names}); got {len(args)} positional "
+                "argument(s), and hxtorch's CUBALIFParams orders its fields tau_mem, tau_syn, "
+                "refractory_time, leak, threshold, reset, alpha"
+            )
+        return super().__new__(cls, *args, **kwargs)
 
 
 #: hxtorch's module defaults (SPEC 13)
@@ -160,28 +186,6 @@ class CubaTraces(NamedTuple):
 # --------------------------------------------------------------------------- autograd pieces
 
 
-class _SuperSpike(torch.autograd.Function):
-    """Forward ``1[x > 0]``; backward ``g / (alpha |x| + 1)^2`` (alpha number or tensor)."""
-
-    @staticmethod
-    def forward(ctx, x, alpha):
-        if isinstance(alpha, Tensor):
-            ctx.save_for_backward(x, alpha)
-        else:
-            ctx.save_for_backward(x)
-            ctx.alpha = alpha
-        return (x > 0).to(x.dtype)
-
-    @staticmethod
-    def backward(ctx, grad):
-        if len(ctx.saved_tensors) == 2:
-            x, alpha = ctx.saved_tensors
-        else:
-            (x,) = ctx.saved_tensors
-            alpha = ctx.alpha
-        return grad / (alpha * x.abs() + 1.0) ** 2, None
-
-
 def superspike(x: Tensor, alpha: Param = 50.0) -> Tensor:
     """SuperSpike spike (SPEC 2.3): forward ``1[x > 0]`` (strict), backward
     ``1 / (alpha |x| + 1)^2``. Trusted inner function; see :func:`spiking_threshold`.
@@ -192,7 +196,7 @@ def superspike(x: Tensor, alpha: Param = 50.0) -> Tensor:
     """
     if isinstance(alpha, Tensor):
         alpha = alpha.detach().to(x.dtype)
-    return _SuperSpike.apply(x, alpha)
+    return SuperSpike.trusted(alpha)(x, strict=True)
 
 
 def spiking_threshold(input: Tensor, method: str = "superspike", alpha: Param = 50.0) -> Tensor:
@@ -361,11 +365,13 @@ def initial_state(shape, params: CubaParams = CubaParams(), dtype=torch.float32,
 
 
 def _ref_steps(refractory_time, dt: float, dtype) -> Union[float, Tensor]:
-    """refractory_time / dt in float32 (faithful to upstream), then cast."""
+    """refractory_time / dt computed in the compute dtype ``dtype``, as hxtorch computes
+    ``z * refractory_time / dt`` in the dtype of its state (float32 for float32 input: 5e-6/1e-6
+    is 5; float64 for float64 input: 5.000000000000001, which blocks six steps)."""
     if isinstance(refractory_time, Tensor):
-        r = refractory_time.detach().to(torch.float32) / torch.tensor(dt, dtype=torch.float32)
-        return r.to(dtype)
-    r = torch.tensor(float(refractory_time), dtype=torch.float32) / torch.tensor(dt, dtype=torch.float32)
+        rt = refractory_time.detach().to(dtype)
+        return rt / torch.tensor(dt, dtype=dtype, device=rt.device)
+    r = torch.tensor(float(refractory_time), dtype=dtype) / torch.tensor(dt, dtype=dtype)
     return float(r.item())
 
 
@@ -488,7 +494,8 @@ def refractory_update(
         z   = (1 - m) z                -> replaced by spikes_hw if given
         ref = (1 - z) relu(ref - m) + z refractory_time / dt
 
-    Returns ``(z, v, ref)``. ``refractory_time / dt`` is computed in float32 and not rounded.
+    Returns ``(z, v, ref)``. ``refractory_time / dt`` is computed in the compute dtype of ``v``
+    (float32, float64 for float64 ``v``) and not rounded.
 
     >>> import torch
     >>> z, v, ref = refractory_update(torch.ones(1), torch.zeros(1), torch.zeros(1),
@@ -510,7 +517,9 @@ def refractory_update(
     cdt = _compute_dtype(v.dtype)
     sh = _prep_hw_step("spikes_hw", spikes_hw, v.shape, v.device, cdt)
     mh = _prep_hw_step("membrane_hw", membrane_hw, v.shape, v.device, cdt)
-    return _refractory(z, v, ref, _cast(reset, v.dtype), _ref_steps(refractory_time, dt, v.dtype), sh, mh)
+    steps = _ref_steps(refractory_time, dt, cdt)
+    steps = steps.to(v.dtype) if isinstance(steps, Tensor) else steps
+    return _refractory(z, v, ref, _cast(reset, v.dtype), steps, sh, mh)
 
 
 def cuba_refractory_lif_step(
