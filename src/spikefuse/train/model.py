@@ -84,11 +84,13 @@ class SpikingClassifier(nn.Module):
             raise ValueError(f"x: expected {self.n_inputs} input features per step, got shape {tuple(x.shape)}")
         spikes = []
         neurons = [getattr(blk, "neuron", blk) for blk in self.hidden]
-        flags = []
+        flags, hooks, inputs = [], [], {}
         if record:  # ask SpikingJelly-style neurons to keep their membrane trace
             flags = [(n, n.store_v_seq) for n in neurons if isinstance(getattr(n, "store_v_seq", None), bool)]
             for n, _ in flags:
                 n.store_v_seq = True
+            hooks = [n.register_forward_pre_hook(_keep_input(inputs, i))
+                     for i, (n, blk) in enumerate(zip(neurons, self.hidden)) if n is not blk]
         try:
             with L.trusted_inputs():  # validated once here; the inner layers skip their checks
                 for blk in self.hidden:
@@ -99,6 +101,8 @@ class SpikingClassifier(nn.Module):
         finally:
             for n, old in flags:
                 n.store_v_seq = old
+            for h_ in hooks:
+                h_.remove()
         if self.readout == "max":
             logits = mem.amax(0)
         elif self.readout == "mean":
@@ -109,7 +113,8 @@ class SpikingClassifier(nn.Module):
             logits = mem.sum(0)
         if record:
             return logits, {"spikes": spikes, "output": mem.detach(),
-                            "membranes": [_membrane_of(n) for n in neurons]}
+                            "membranes": [_membrane_of(n) for n in neurons],
+                            "charges": [_charge_of(n, inputs.get(i)) for i, n in enumerate(neurons)]}
         return logits
 
 
@@ -121,6 +126,30 @@ def _membrane_of(neuron) -> Optional[torch.Tensor]:
     traces = getattr(neuron, "last_traces", None)
     v = getattr(traces, "membrane", None)
     return v.detach() if isinstance(v, torch.Tensor) else None
+
+
+def _keep_input(store: dict, i: int):
+    def hook(module, args):
+        store[i] = args[0].detach()
+    return hook
+
+
+@torch.no_grad()
+def _charge_of(neuron, x: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
+    """The membrane before the reset ``(T, B, ...)`` for input ``x``, where the family has one
+    (IF/LIF/PLIF: the charge ``h`` of the functional LIF traces; Loihi: the pre-reset voltage
+    of ``dynamics``); None otherwise. For a neuron that fires on every step this is what moves
+    (its post-reset membrane sits at the reset value)."""
+    if x is None:
+        return None
+    from ..functional.lif import LIFParams, lif_multistep
+
+    params = neuron.params() if callable(getattr(neuron, "params", None)) else None
+    if isinstance(params, LIFParams):
+        return lif_multistep(x, params, None, getattr(neuron, "backend", None), return_traces=True)[2].h
+    if callable(getattr(neuron, "dynamics", None)):
+        return neuron.dynamics(x)[1].detach()
+    return None
 
 
 def build_model(cfg: TrainConfig, n_inputs: int, n_classes: int, time_first: bool = False) -> SpikingClassifier:
