@@ -26,7 +26,8 @@ line override the file):
 Progress: a live bar on a terminal; in a log (stderr not a terminal) one line per epoch.
 
 ``spikefuse eval RUN`` (accuracy, confusion matrix, per-layer spike rates; ``--data``,
-``--split``), ``spikefuse export RUN --nir FILE`` and ``spikefuse plot RUN`` (redraw the
+``--split``), ``spikefuse export RUN --nir FILE`` (or ``--lava FILE.net`` for a ``loihi.cuba``
+run: lava-dl's netx HDF5, see :mod:`spikefuse.train.lava`) and ``spikefuse plot RUN`` (redraw the
 figures from the run's metrics and checkpoint) work on a finished run folder.
 
 Exit status: 0 on success, 2 for invalid arguments or configuration (nothing is written), 1 for
@@ -117,9 +118,14 @@ def _add_use(sub) -> None:
     p.add_argument("--max-samples", dest="max_samples", type=int, default=None)
     p.add_argument("--out", default=None, metavar="DIR",
                    help="where eval-<data>-<split>.json/.png go (default: the run folder)")
-    p = sub.add_parser("export", help="write a trained run as a NIR graph")
+    p = sub.add_parser("export", help="write a trained run as a NIR graph or a lava-dl netx file")
     p.add_argument("run", metavar="RUN", help="run folder (or its checkpoint.safetensors)")
-    p.add_argument("--nir", required=True, metavar="FILE", help="NIR (HDF5) file to write")
+    fmt = p.add_mutually_exclusive_group(required=True)
+    fmt.add_argument("--nir", metavar="FILE", help="NIR (HDF5) file to write")
+    fmt.add_argument("--lava", metavar="FILE.net",
+                     help="lava-dl netx HDF5 file to write (loihi.cuba runs only): the hidden "
+                          "layers (and a count readout) as netx dense layers; a non-spiking "
+                          "readout's weights go to the group 'readout', outside what netx loads")
     p.add_argument("--dt", type=float, default=None,
                    help="seconds per time step (default 1e-3; 1e-6 for the cuba neuron)")
     p = sub.add_parser("plot", help="redraw a run's figures from its metrics (and checkpoint)")

@@ -64,10 +64,28 @@ def _export(args) -> int:
 
     if args.dt is not None and not args.dt > 0:
         raise ConfigError(f"dt: must be > 0, got {args.dt}")
+    if getattr(args, "lava", None):
+        return _export_lava(args)
     model, cfg = load_run(args.run)
     dt = export_nir(model, cfg, args.nir, dt=args.dt)
     print(f"wrote {args.nir} (NIR graph, dt = {dt:g} s per step; the {cfg.readout!r} readout over "
           "time of the output node is applied outside the graph)")
+    return 0
+
+
+def _export_lava(args) -> int:
+    from .lava import check_lava_run, export_lava
+    from .use import load_run
+
+    if args.dt is not None:
+        raise ConfigError("dt: only for --nir (a netx file counts time in steps)")
+    model, cfg = load_run(args.run)
+    check_lava_run(cfg)
+    info = export_lava(model, cfg, args.lava)
+    where = ("as the last netx layer" if info["readout"] == "layer"
+             else "in the group 'readout', outside what netx loads")
+    print(f"wrote {args.lava} (lava-dl netx HDF5: {info['layers']} dense CUBA layer(s); the output "
+          f"synapse {where})")
     return 0
 
 
