@@ -44,8 +44,8 @@ Example::
 from __future__ import annotations
 
 from .checkpoint import _HEADER, _MAGIC, CheckpointError, load_checkpoint, save_checkpoint
-from .config import (DATA_DEFAULTS, DEFAULT_GRADIENT, DEVICES, GRADIENT_DATA_DEFAULTS, GRADIENTS,
-                     NEURON_GRADIENTS, NEURONS, OPTIMIZERS, READOUTS, SCHEDULES, TrainConfig,
+from .config import (DATA_DEFAULTS, DEFAULT_GRADIENT, DEFAULT_MODEL, DEVICES, GRADIENT_DATA_DEFAULTS, GRADIENTS,
+                     MODEL_DATA_DEFAULTS, MODEL_NEURONS, MODELS, NEURON_GRADIENTS, NEURONS, OPTIMIZERS, READOUTS, SCHEDULES, TrainConfig,
                      _data_names, config_to_toml, load_config_file)
 from .data import load_data
 from .distributed import DistInfo, init_distributed
@@ -55,6 +55,10 @@ from .loop import evaluate, train
 __all__ = [
     "TrainConfig",
     "DATA_DEFAULTS",
+    "DEFAULT_MODEL",
+    "MODEL_DATA_DEFAULTS",
+    "MODEL_NEURONS",
+    "MODELS",
     "GRADIENT_DATA_DEFAULTS",
     "NEURONS",
     "GRADIENTS",

@@ -200,7 +200,8 @@ def _build(cfg: TrainConfig, dist_info: DistInfo, verbose: bool) -> _Run:
                cfg.batch_size // dist_info.world_size, verbose=verbose)
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
-    run.model = build_model(cfg, info.n_inputs, info.n_classes, bool(info.time_first)).to(run.device)
+    run.model = build_model(cfg, info.n_inputs, info.n_classes, bool(info.time_first),
+                            input_shape=info.input_shape).to(run.device)
     run.net = run.model
     if dist_info.distributed:
         from torch.nn.parallel import DistributedDataParallel as DDP
