@@ -2,21 +2,26 @@
 and (when installed) peer libraries. See benchmarks/README.md.
 
     python benchmarks/neurons.py                       # CUDA if available, else --device cpu
-    python benchmarks/neurons.py --device cpu --json out.json
+    python benchmarks/neurons.py --device cpu --threads 1 --json out.json
     python benchmarks/neurons.py --families lif --shapes 100,32,4096 500,16,4096 --peers
     python benchmarks/neurons.py --open-neuromorphic --on-sizes 4096 8192 16384
+    python benchmarks/neurons.py --families lif --t-scaling      # time vs T of every path
 
-For each family, backend and shape it reports forward time (inference, no graph) and
-forward+backward time (a surrogate-gradient training step of the neuron alone), peak memory
-(CUDA: ``max_memory_allocated`` above the inputs; everywhere: bytes saved for backward, counted
-with ``torch.autograd.graph.saved_tensors_hooks``), the HBM roofline bound of our fused kernel
-(bytes it must move / bandwidth) and the measured/bound ratio.
+The families and their traffic models come from :mod:`spikefuse.families`. For each family,
+backend and shape it reports forward time (inference, no graph) and forward+backward time (a
+surrogate-gradient training step of the neuron alone), peak memory (CUDA:
+``max_memory_allocated`` above the inputs; everywhere: bytes saved for backward, counted with
+``torch.autograd.graph.saved_tensors_hooks``), the HBM roofline bound of our fused kernel
+(bytes it must move / bandwidth) and the measured/bound ratio. Every family also gets a
+``default`` row: the neuron module as a user builds it (backend ``auto``) with the NaN/inf
+checks on, beside the tuned rows (checks off unless ``--finite-checks``). Peers
+(``benchmarks/peers.py``) each give a row, timed or ``not run: <reason>``.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
-import math
 import statistics
 import sys
 import time
@@ -31,15 +36,18 @@ try:  # run from a checkout without installing
     import spikefuse  # noqa: F401
 except ImportError:  # pragma: no cover
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from spikefuse import finite_checks, kernels  # noqa: E402
+import peers  # noqa: E402
+from spikefuse import families, finite_checks, kernels  # noqa: E402
 
 H100_BANDWIDTH = 3.35e12  # B/s, H100 SXM HBM3
 
 GPU_SHAPES = [(100, 32, 4096), (500, 16, 4096), (100, 256, 1024), (1000, 8, 512)]
-RESONATOR_FAMILIES = ("loihi_rf", "loihi_rf_iz", "loihi_adrf", "loihi_adrf_iz")
-FAMILIES = ("lif", "cuba", "cuba_refractory", "loihi_cuba", "loihi_alif") + RESONATOR_FAMILIES + ("loihi_sigma_delta",)
+#: registry ids of the families with a benchmark case (aliases and kernel keys accepted too)
+FAMILIES = tuple(families.ids(with_bench=True))
 CPU_SHAPES = [(100, 32, 1024), (200, 8, 512)]
+T_SCALING = (50, 100, 200, 400)
 
 
 # --------------------------------------------------------------------------- measurement
@@ -107,15 +115,17 @@ def _peak_cuda(fn, device) -> Optional[int]:
 
 @dataclass
 class Case:
-    """One runnable neuron scan: ``run(x, grad)`` returns a tensor to reduce into a loss."""
+    """One runnable neuron scan: ``run(x)`` returns a tensor to reduce into a loss (``run`` None:
+    a row that says why it was not run, in ``note``)."""
 
     family: str
-    impl: str  # backend name or peer name
-    run: Callable[[torch.Tensor], torch.Tensor]
+    impl: str  # backend name, "default" or peer name
+    run: Optional[Callable[[torch.Tensor], torch.Tensor]]
     # bytes our fused kernel moves per neuron-step: forward, forward+backward (None for peers)
     bytes_fwd: Optional[float] = None
     bytes_fwdbwd: Optional[float] = None
-    prepare: Optional[Callable[[torch.Tensor], torch.Tensor]] = None
+    checks: Optional[bool] = None  # finite checks for this case (None: the run's setting)
+    note: str = ""
 
 
 @dataclass
@@ -136,183 +146,137 @@ class Row:
     extra: dict = field(default_factory=dict)
 
 
-def _saved_bytes(backend: str, family: str) -> int:
-    try:
-        if backend == "triton":
-            from spikefuse.kernels import triton as mod
-        else:
-            from spikefuse.kernels import cpu as mod
-        return mod.SAVED_BYTES.get(family, 0)
-    except Exception:
-        return 0
+def family(name: str) -> families.Family:
+    """The registry record of ``name`` (id, alias or kernel key) that has a benchmark case."""
+    fam = families.get(name)
+    if fam.bench is None:
+        raise ValueError(f"families: {fam.id!r} has no benchmark case in spikefuse.families")
+    return fam
 
 
-def spikefuse_cases(family: str, backends, io_bytes: int) -> list[Case]:
-    """Cases for our own backends, with the traffic model of the fused kernel (bytes per
-    neuron-step that must cross HBM). Forward (inference): read x, write spikes and any state
-    traces the family returns. Training adds the bytes saved for backward (written in forward,
-    read in backward), and backward reads the output gradients and writes the input gradient."""
-    cases = []
-    for be in backends:
-        if be != "reference" and be not in kernels.available(family.replace("_refractory", "")):
+def _saved_bytes(backend: str, fam: families.Family) -> int:
+    """Bytes per neuron-step the family's ``backend`` kernel saves (its module's SAVED_BYTES)."""
+    keys = (fam.id.replace("-", "_").replace(".", "_"), fam.kernel)
+    for mod in (fam.kernels.get(backend), f"spikefuse.kernels.{backend}"):
+        try:
+            table = getattr(families.load(mod), "SAVED_BYTES", {})
+        except Exception:
             continue
-        sb = _saved_bytes(be, family)
-        if family == "lif":
-            from spikefuse.functional.lif import LIFParams, lif_multistep
-
-            p = LIFParams(tau=2.0, v_threshold=1.0, v_reset=0.0)
-
-            def run(x, be=be, p=p):
-                return lif_multistep(x, p, backend=be)[0]
-
-            # fwd: x, S; train: + H (4 B) written and read; bwd: gS in, gX out
-            fwd = 2 * io_bytes
-            cases.append(Case("lif", be, run, fwd, fwd + 2 * 4 + 2 * io_bytes))
-        elif family in ("cuba", "cuba_refractory"):
-            from spikefuse.functional.cuba import CubaParams, cuba_lif_integration, cuba_refractory_lif_integration
-
-            p = CubaParams(threshold=0.3, tau_syn=5e-6, tau_mem=5e-6, refractory_time=2e-6)
-            f = cuba_refractory_lif_integration if family == "cuba_refractory" else cuba_lif_integration
-
-            def run(x, be=be, p=p, f=f):
-                z, v, i, _ = f(x, p, dt=1e-6, backend=be)
-                return z + 0.01 * v
-
-            # fwd: x, z, membrane + current (fp32 outputs); train: + mask (refractory);
-            # bwd: reads membrane, current, gz, g_membrane; writes gx
-            fwd = 2 * io_bytes + 8
-            extra = 1 if family == "cuba_refractory" else 0
-            cases.append(Case(family, be, run, fwd, fwd + 2 * extra + 8 + io_bytes + 4 + io_bytes))
-        elif family in ("loihi_cuba", "loihi_alif"):
-            from spikefuse.functional import loihi as L
-
-            if family == "loihi_cuba":
-                p = L.CubaParams(1.0, 2048.0, 1024.0)
-                f = L.cuba_multistep
-            else:
-                p = L.AlifParams(1.0, 0.5, 2048.0, 1024.0, 1024.0, 2048.0)
-                f = L.alif_multistep
-
-            def run(x, be=be, p=p, f=f):
-                return f(x, p, backend=be)[0]
-
-            # fwd: x, s, current + voltage traces (fp32); ALIF trains with theta+r (4 B) saved;
-            # bwd: reads voltage (+ theta+r), gs; writes gx
-            fwd = 2 * io_bytes + 8
-            lim = 4 if family == "loihi_alif" else 0
-            cases.append(Case(family, be, run, fwd, fwd + 2 * lim + 4 + 2 * io_bytes))
-        elif family in RESONATOR_FAMILIES:
-            from spikefuse.functional import resonator as R
-
-            model = family[len("loihi_"):]
-            if model.startswith("adrf"):  # period 8, decay 0.1; threshold/refractory decays 0.25/0.5
-                p = R.AdRFParams(2607.0, 2607.0, 1024.0, 2048.0, threshold=0.5, threshold_step=0.25)
-            else:
-                p = R.RFParams(2607.0, 2607.0, threshold=0.5)
-            f = getattr(R, f"{model}_multistep")
-
-            def run(x, be=be, p=p, f=f):
-                return f((x, x), p, backend=be)[0]  # the same tensor as real and imaginary input
-
-            # fwd: xr, xi, s; train: + re/im (8 B) and, adaptive, theta+r (4 B) written and read;
-            # bwd: reads gs, writes gxr, gxi
-            fwd = 3 * io_bytes
-            saved = 12 if model.startswith("adrf") else 8
-            cases.append(Case(family, be, run, fwd, fwd + 2 * saved + 3 * io_bytes))
-        elif family == "loihi_sigma_delta":
-            from spikefuse.functional.sigma_delta import SigmaDeltaParams, sigma_delta_multistep
-
-            p = SigmaDeltaParams(threshold=0.09375, activation=torch.relu)
-
-            def run(x, be=be, p=p):
-                return sigma_delta_multistep(x, p, backend=be)[0]
-
-            # fwd: x, y; train: + the 1-byte ReLU mask written and read; bwd: reads gy, writes gx
-            fwd = 2 * io_bytes
-            cases.append(Case(family, be, run, fwd, fwd + 2 * 1 + 2 * io_bytes))
-    return cases
+        for k in keys:
+            if k in table:
+                return table[k]
+    return 0
 
 
-def peer_cases(family: str, device) -> list[Case]:
-    """Peers, import-guarded; LIF with tau=2, V_th=1, hard reset to 0 (their closest setting)."""
-    if family != "lif":
+def _default_case(fam: families.Family) -> Case:
+    """The module as a user builds it: backend None (the global default, "auto"), checks on."""
+    make = families.load(fam.bench.module)
+    built = {}
+
+    def run(x):
+        n = x.shape[-1]
+        if n not in built:
+            built[n] = make(None, n).to(x.device)
+        m = built[n]
+        if callable(getattr(m, "reset", None)):
+            m.reset()
+        out = m(x)
+        return out[0] if isinstance(out, tuple) else out
+
+    return Case(fam.id, "default", run, checks=True)
+
+
+def spikefuse_cases(name: str, backends, io_bytes: int, default: bool = True) -> list[Case]:
+    """``default`` (module, auto backend, checks on) plus one case per listed backend that the
+    family has (``reference`` always), with the traffic model of the fused kernel."""
+    fam = family(name)
+    make = families.load(fam.bench.case)
+    cases = [_default_case(fam)] if default else []
+    for be in backends:
+        if be != "reference" and be not in (kernels.available(fam.kernel) if fam.kernel else []):
+            continue
+        c = make(be, io_bytes)
+        cases.append(Case(fam.id, be, c.run, c.bytes_fwd, c.bytes_fwdbwd))
+    return cases + _generic_cases(fam, cases)
+
+
+def _generic_cases(fam: families.Family, cases: list[Case]) -> list[Case]:
+    """A/B rows ``triton-generic``: the generic Triton scan template where it has a port."""
+    if not any(c.impl == "triton" for c in cases):
+        return []
+    try:
+        from spikefuse.kernels.triton import generic
+    except ImportError:
+        return []
+    return generic.ab_cases(fam.kernel, cases)
+
+
+def _peer_case(name: str, build, device) -> Case:
+    label = peers.spikingjelly_label(device) if name == "spikingjelly" else name
+    try:
+        return Case("lif", label, build(device))
+    except ImportError as e:
+        return Case("lif", label, None, note=f"not run: {e.name or e} is not installed")
+    except Exception as e:  # noqa: BLE001 - a peer that cannot be built says why
+        return Case("lif", label, None, note=f"not run: {type(e).__name__}: {str(e).splitlines()[0][:100]}")
+
+
+def peer_cases(name: str, device, compile: bool = False) -> list[Case]:
+    """One case per peer of benchmarks/peers.py (LIF only; the peers have no equivalent of the
+    other families). torch.compile peers only with ``compile`` (minutes of compilation on a CPU)."""
+    if family(name).id != "lif":
         return []
     cases = []
-    try:  # SpikingJelly activation_based multi-step LIF
-        from spikingjelly.activation_based import neuron as sj_neuron, surrogate as sj_sur
-
-        for be in ("torch", "cupy", "triton"):
-            try:
-                node = sj_neuron.LIFNode(tau=2.0, surrogate_function=sj_sur.ATan(), step_mode="m",
-                                         backend=be).to(device)
-            except Exception:
-                continue
-
-            def run(x, node=node):
-                node.reset()
-                return node(x)
-
-            cases.append(Case("lif", f"spikingjelly-{be}", run))
-    except ImportError:
-        pass
-    try:  # snnTorch Leaky, a Python loop over time
-        import snntorch as snn
-
-        beta = 0.5  # V <- beta V + (1 - beta) X   ~ tau = 2 with decay_input
-        lif = snn.Leaky(beta=beta, threshold=1.0, reset_mechanism="zero").to(device)
-
-        def run(x, lif=lif):
-            mem = torch.zeros_like(x[0])
-            out = []
-            for t in range(x.shape[0]):
-                spk, mem = lif(x[t] * (1 - beta), mem)
-                out.append(spk)
-            return torch.stack(out)
-
-        cases.append(Case("lif", "snntorch", run))
-    except ImportError:
-        pass
-    try:  # Norse LIF (Python loop inside), eager and torch.compile
-        import norse.torch as norse
-
-        def make(compiled):
-            mod = norse.LIF(p=norse.LIFParameters(tau_mem_inv=torch.tensor(500.0), v_th=torch.tensor(1.0))).to(device)
-            f = (lambda x: mod(x)[0])
-            return torch.compile(f) if compiled else f
-
-        cases.append(Case("lif", "norse", make(False)))
-        cases.append(Case("lif", "norse+compile", make(True)))
-    except ImportError:
-        pass
+    for peer, build in peers.LIF_PEERS.items():
+        if "+compile" in peer and not compile:
+            cases.append(Case("lif", peer, None, note="not run: torch.compile peers need --peer-compile"))
+        else:
+            cases.append(_peer_case(peer, build, device))
     return cases
+
+
+def _checks(case: Case):
+    return contextlib.nullcontext() if case.checks is None else finite_checks(case.checks)
+
+
+def _input(case: Case, shape, device, dtype) -> torch.Tensor:
+    g = torch.Generator(device="cpu").manual_seed(0)
+    scale = families.get(case.family).bench.case_scale
+    return ((torch.randn(*shape, generator=g) * 0.8 + 0.6) * scale).to(device=device, dtype=dtype)
+
+
+def _measure(case: Case, row: Row, x, device, repeat: int) -> None:
+    with torch.no_grad():
+        row.fwd_ms = 1e3 * _time(lambda: case.run(x), device, repeat)
+    xg = x.clone().requires_grad_()
+
+    def step():
+        out = case.run(xg)
+        out.float().sum().backward()
+        xg.grad = None
+
+    row.fwdbwd_ms = 1e3 * _time(step, device, repeat)
+    with _count_saved(xg) as box:
+        out = case.run(xg)
+    row.saved_mb = box["bytes"] / 2**20
+    del out
+    peak = _peak_cuda(step, device)
+    row.peak_mb = None if peak is None else peak / 2**20
 
 
 def bench_case(case: Case, shape, device, dtype, bandwidth: float, repeat: int) -> Row:
     T, B, N = shape
-    row = Row(case.family, case.impl, tuple(shape), str(dtype).replace("torch.", ""))
-    g = torch.Generator(device="cpu").manual_seed(0)
-    x = (torch.randn(T, B, N, generator=g) * 0.8 + 0.6).to(device=device, dtype=dtype)
-    if case.family.startswith("cuba"):
-        x = x * 0.5
+    row = Row(case.family, case.impl, tuple(shape), str(dtype).replace("torch.", ""), note=case.note)
+    if case.checks is not None:
+        row.extra["finite_checks"] = case.checks
+    if case.run is None:
+        return row
     try:
-        with torch.no_grad():
-            row.fwd_ms = 1e3 * _time(lambda: case.run(x), device, repeat)
-        xg = x.clone().requires_grad_()
-
-        def step():
-            out = case.run(xg)
-            out.float().sum().backward()
-            xg.grad = None
-
-        row.fwdbwd_ms = 1e3 * _time(step, device, repeat)
-        with _count_saved(xg) as box:
-            out = case.run(xg)
-        row.saved_mb = box["bytes"] / 2**20
-        del out
-        peak = _peak_cuda(step, device)
-        row.peak_mb = None if peak is None else peak / 2**20
-    except Exception as e:  # a backend that cannot run this case
-        row.note = f"{type(e).__name__}: {str(e).splitlines()[0][:120]}"
+        with _checks(case):
+            _measure(case, row, _input(case, shape, device, dtype), device, repeat)
+    except Exception as e:  # a backend or peer that cannot run this case
+        row.note = f"not run: {type(e).__name__}: {str(e).splitlines()[0][:120]}"
+        row.fwd_ms = row.fwdbwd_ms = None
         return row
     if case.bytes_fwd is not None:
         n = T * B * N
@@ -326,36 +290,82 @@ def bench_case(case: Case, shape, device, dtype, bandwidth: float, repeat: int) 
 # --------------------------------------------------------------------------- Open Neuromorphic setup
 
 
-def open_neuromorphic(sizes, device, dtype, backends, repeat, T=500, B=16) -> list[Row]:
-    """Linear(n, n) followed by a LIF over T=500 steps, batch 16 (time folded into batch for
-    the Linear), forward+backward; the Open Neuromorphic SNN library benchmark setup."""
-    from spikefuse.functional.lif import LIFParams, lif_multistep
+def _on_spikefuse(n, device, mode, backend):
+    """spikefuse in the setup: published = the whole sequence through Linear (time folded into
+    the batch) and one multi-step LIF call; per-step = one Linear and one LIF(step_mode="s")
+    call per time step. ``backend="default"``: the module as built, checks on."""
+    from spikefuse.neuron import LIF
 
+    fc = torch.nn.Linear(n, n).to(device)
+    if mode == "published":
+        lif = LIF(tau=2.0, backend=None if backend == "default" else backend).to(device)
+
+        def run(x):
+            lif.reset()
+            T, B = x.shape[:2]
+            return lif(fc(x.reshape(T * B, n)).reshape(T, B, n))
+    else:
+        lif = LIF(tau=2.0, step_mode="s").to(device)
+
+        def run(x):
+            lif.reset()
+            return torch.stack([lif(fc(x_t)) for x_t in x])
+
+    return run, fc
+
+
+def _on_builders(mode, backends, with_peers: bool):
+    """(impl, checks, build(n, device) -> (run, module)) for one mode."""
+    ours = ["default"] + (list(backends) if mode == "published" else ["spikefuse"])
+    out = [(("spikefuse-" + be) if be not in ("default", "spikefuse") else be, be == "default",
+            lambda n, d, be=be: _on_spikefuse(n, d, mode, be)) for be in ours]
+    if with_peers:
+        out += [(name, None, lambda n, d, f=f: f(n, d, mode)) for name, f in peers.ON_PEERS.items()]
+    return out
+
+
+def _on_row(impl, checks, build, mode, x, device, repeat) -> Row:
+    T, B, n = x.shape
+    row = Row(f"on-{mode}", impl, (T, B, n), str(x.dtype).replace("torch.", ""))
+    if checks is not None:
+        row.extra["finite_checks"] = checks
+    try:
+        run, module = build(n, device)
+        module.to(dtype=x.dtype)
+
+        def step():
+            run(x).float().sum().backward()
+            module.zero_grad(set_to_none=True)
+
+        with contextlib.nullcontext() if checks is None else finite_checks(checks):
+            with torch.no_grad():
+                row.fwd_ms = 1e3 * _time(lambda: run(x), device, repeat)
+            row.fwdbwd_ms = 1e3 * _time(step, device, repeat)
+            peak = _peak_cuda(step, device)
+        row.peak_mb = None if peak is None else peak / 2**20
+    except ImportError as e:
+        row.note = f"not run: {e.name or e} is not installed"
+    except Exception as e:  # noqa: BLE001
+        row.note = f"not run: {type(e).__name__}: {str(e).splitlines()[0][:120]}"
+        row.fwd_ms = row.fwdbwd_ms = None
+    return row
+
+
+def open_neuromorphic(sizes, device, dtype, backends, repeat, T=500, B=16, with_peers=True,
+                      modes=("published", "per-step")) -> list[Row]:
+    """Linear(n, n) followed by a LIF over T=500 steps, batch 16, forward and forward+backward
+    of ``output.sum()``: the Open Neuromorphic SNN library benchmark setup, ``published`` (each
+    library as the benchmark script wrote it) and ``per-step`` (one Linear call and one neuron
+    call per time step for every library)."""
     rows = []
     for n in sizes:
-        lin = torch.nn.Linear(n, n).to(device=device, dtype=dtype)
-        x = torch.randn(T, B, n, device=device, dtype=dtype)
-        for be in backends:
-            row = Row("open-neuromorphic", be, (T, B, n), str(dtype).replace("torch.", ""))
-
-            def run():
-                y = lin(x.reshape(T * B, n)).reshape(T, B, n)
-                s, _ = lif_multistep(y, LIFParams(tau=2.0), backend=be)
-                return s
-
-            def step():
-                run().float().sum().backward()
-                lin.zero_grad(set_to_none=True)
-
-            try:
-                with torch.no_grad():
-                    row.fwd_ms = 1e3 * _time(run, device, repeat)
-                row.fwdbwd_ms = 1e3 * _time(step, device, repeat)
-                peak = _peak_cuda(step, device)
-                row.peak_mb = None if peak is None else peak / 2**20
-            except Exception as e:
-                row.note = f"{type(e).__name__}: {str(e).splitlines()[0][:120]}"
-            rows.append(row)
+        x = torch.randn(T, B, n, generator=torch.Generator().manual_seed(0)).to(device=device, dtype=dtype)
+        for mode in modes:
+            for impl, checks, build in _on_builders(mode, backends, with_peers):
+                rows.append(_on_row(impl, checks, build, mode, x, device, repeat))
+                r = rows[-1]
+                print(f"  {r.family:16s} {r.impl:20s} {r.shape}: fwd {_fmt(r.fwd_ms)} ms, "
+                      f"f+b {_fmt(r.fwdbwd_ms)} ms {r.note}", file=sys.stderr, flush=True)
     return rows
 
 
@@ -384,62 +394,68 @@ def print_table(rows: list[Row], file=sys.stdout) -> None:
             print("  ".join("-" * w for w in widths), file=file)
 
 
-def main(argv=None) -> list[Row]:
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--device", default=None, help="cuda or cpu (default: cuda if available)")
-    ap.add_argument("--families", nargs="+", default=list(FAMILIES), choices=FAMILIES, metavar="FAMILY",
-                    help=" ".join(FAMILIES))
+    ap.add_argument("--families", nargs="+", default=list(FAMILIES), metavar="FAMILY",
+                    help="registry ids, aliases or kernel keys: " + " ".join(FAMILIES))
     ap.add_argument("--backends", nargs="+", default=None,
                     help="spikefuse backends (default: reference + triton on cuda, reference + cpu on cpu)")
     ap.add_argument("--shapes", nargs="+", default=None, help="T,B,N triples")
+    ap.add_argument("--t-scaling", action="store_true",
+                    help=f"shapes T,8,512 for T in {T_SCALING} and a time-per-step summary (linear in T?)")
     ap.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
     ap.add_argument("--bandwidth", type=float, default=H100_BANDWIDTH, help="memory bandwidth in B/s")
     ap.add_argument("--repeat", type=int, default=5)
-    ap.add_argument("--peers", action="store_true", help="also run installed peers (SpikingJelly, snnTorch, Norse)")
+    ap.add_argument("--peers", action="store_true",
+                    help="also run the peers of benchmarks/peers.py (a 'not run' row for each one missing)")
+    ap.add_argument("--peer-compile", action="store_true", help="include the torch.compile peers")
+    ap.add_argument("--no-default", action="store_true", help="leave out the 'default' rows")
     ap.add_argument("--open-neuromorphic", action="store_true",
-                    help="also run Linear(n,n)+LIF, batch 16, T=500 (sizes from --on-sizes)")
+                    help="also run Linear(n,n)+LIF, batch 16, T=500 (sizes from --on-sizes), published and per-step")
     ap.add_argument("--on-sizes", nargs="+", type=int, default=None,
                     help="n for the Open Neuromorphic setup (default 4096 8192 16384 on cuda, 256 512 on cpu)")
     ap.add_argument("--on-T", type=int, default=500)
+    ap.add_argument("--on-modes", nargs="+", default=["published", "per-step"], choices=["published", "per-step"])
     ap.add_argument("--stat", default="median", choices=["median", "min"],
-                    help="statistic over the repeats (min is steadier on a shared machine)")
+                    help="statistic over the repeats (default median)")
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads for CPU runs")
     ap.add_argument("--json", default=None, help="write the rows to this JSON file")
     ap.add_argument("--finite-checks", action="store_true",
-                    help="keep spikefuse's NaN/inf scan of tensor arguments on while timing (default off: "
-                         "it reads every input element and syncs the GPU once per call, the same cost "
-                         "for every backend)")
-    args = ap.parse_args(argv)
+                    help="keep spikefuse's NaN/inf scan on in the tuned rows too (the 'default' rows "
+                         "always have it on)")
+    return ap
 
-    global STAT
-    STAT = min if args.stat == "min" else statistics.median
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    dtype = getattr(torch, args.dtype)
-    shapes = ([tuple(int(v) for v in s.split(",")) for s in args.shapes] if args.shapes
-              else (GPU_SHAPES if device.type == "cuda" else CPU_SHAPES))
-    backends = args.backends or (["reference", "triton"] if device.type == "cuda" else ["reference", "cpu"])
-    torch.set_grad_enabled(True)
 
+def _check_families(names) -> list[str]:
+    out = []
+    for n in names:
+        try:
+            out.append(family(n).id)
+        except (TypeError, ValueError) as e:
+            raise SystemExit(f"--families: {e}") from None
+    return out
+
+
+def _family_rows(args, fams, shapes, backends, device, dtype) -> list[Row]:
     rows: list[Row] = []
-    with finite_checks(bool(args.finite_checks)):  # every timed call runs inside
-        for fam in args.families:
-            cases = spikefuse_cases(fam, backends, torch.empty((), dtype=dtype).element_size())
-            if args.peers:
-                cases += peer_cases(fam, device)
-            for shape in shapes:
-                for case in cases:
-                    row = bench_case(case, shape, device, dtype, args.bandwidth, args.repeat)
-                    rows.append(row)
-                    print(f"  {row.family:16s} {row.impl:20s} {shape}: fwd {_fmt(row.fwd_ms)} ms, "
-                          f"f+b {_fmt(row.fwdbwd_ms)} ms {row.note}", file=sys.stderr, flush=True)
-        if args.open_neuromorphic:
-            sizes = args.on_sizes or ([4096, 8192, 16384] if device.type == "cuda" else [256, 512])
-            rows += open_neuromorphic(sizes, device, dtype, backends, args.repeat, T=args.on_T)
+    for fam in fams:
+        cases = spikefuse_cases(fam, backends, torch.empty((), dtype=dtype).element_size(),
+                                default=not args.no_default)
+        if args.peers:
+            cases += peer_cases(fam, device, compile=args.peer_compile)
+        for shape in shapes:
+            for case in cases:
+                row = bench_case(case, shape, device, dtype, args.bandwidth, args.repeat)
+                rows.append(row)
+                print(f"  {row.family:16s} {row.impl:20s} {shape}: fwd {_fmt(row.fwd_ms)} ms, "
+                      f"f+b {_fmt(row.fwdbwd_ms)} ms {row.note}", file=sys.stderr, flush=True)
+    return rows
 
-    # speedups over the reference loop, per family and shape
-    ref = {(r.family, r.shape): r for r in rows if r.impl == "reference" and r.fwdbwd_ms}
+
+def add_speedups(rows: list[Row]) -> None:
+    """Forward+backward speed-up of every row over the reference loop (same family and shape)."""
+    ref = {(r.family, r.shape): r for r in rows if r.impl in ("reference", "spikefuse-reference") and r.fwdbwd_ms}
     for r in rows:
         base = ref.get((r.family, r.shape))
         if base and r.fwdbwd_ms and r is not base:
@@ -447,27 +463,76 @@ def main(argv=None) -> list[Row]:
             r.extra["speedup_fwdbwd_vs_reference"] = base.fwdbwd_ms / r.fwdbwd_ms
             r.note = (r.note + f" x{base.fwdbwd_ms / r.fwdbwd_ms:.1f} f+b vs reference").strip()
 
-    print(f"device: {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu, '}"
-          f"{'' if device.type == 'cuda' else str(torch.get_num_threads()) + ' threads'}), dtype {args.dtype}, "
-          f"bandwidth for the bound {args.bandwidth:.3g} B/s, {args.stat} of {args.repeat}, "
-          f"finite checks {'on' if args.finite_checks else 'off'}")
+
+def t_scaling_summary(rows: list[Row], file=None) -> None:
+    """f+b time per step for each (family, impl) over T: flat = linear in T."""
+    file = file or sys.stdout
+    by = {}
+    for r in rows:
+        if r.fwdbwd_ms:
+            by.setdefault((r.family, r.impl), []).append((r.shape[0], r.fwdbwd_ms / r.shape[0]))
+    print("f+b ms per time step vs T (constant = linear in T; last/first = growth of the per-step cost)", file=file)
+    for (fam, impl), pts in by.items():
+        pts.sort()
+        series = "  ".join(f"T={t}: {v:.3f}" for t, v in pts)
+        print(f"  {fam:16s} {impl:20s} {series}  last/first {pts[-1][1] / pts[0][1]:.2f}", file=file)
+
+
+def main(argv=None) -> list[Row]:
+    args = _parser().parse_args(argv)
+    global STAT
+    STAT = min if args.stat == "min" else statistics.median
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    dtype = getattr(torch, args.dtype)
+    fams = _check_families(args.families)
+    if args.t_scaling:
+        shapes = [(t, 8, 512) for t in T_SCALING]
+    elif args.shapes:
+        shapes = [tuple(int(v) for v in s.split(",")) for s in args.shapes]
+    else:
+        shapes = GPU_SHAPES if device.type == "cuda" else CPU_SHAPES
+    backends = args.backends or (["reference", "triton"] if device.type == "cuda" else ["reference", "cpu"])
+    torch.set_grad_enabled(True)
+
+    with finite_checks(bool(args.finite_checks)):  # the tuned rows; "default" rows turn them on
+        rows = _family_rows(args, fams, shapes, backends, device, dtype)
+        if args.open_neuromorphic:
+            sizes = args.on_sizes or ([4096, 8192, 16384] if device.type == "cuda" else [256, 512])
+            rows += open_neuromorphic(sizes, device, dtype, backends, args.repeat, T=args.on_T,
+                                      with_peers=args.peers, modes=tuple(args.on_modes))
+    add_speedups(rows)
+    _report(args, rows, device)
+    return rows
+
+
+def _report(args, rows, device) -> None:
+    where = (torch.cuda.get_device_name(device) if device.type == "cuda"
+             else f"cpu, {torch.get_num_threads()} threads")
+    print(f"device: {device} ({where}), dtype {args.dtype}, bandwidth for the bound {args.bandwidth:.3g} B/s, "
+          f"{args.stat} of {args.repeat}, finite checks {'on' if args.finite_checks else 'off'} "
+          "(the 'default' rows: on)")
     print_table(rows)
+    if args.t_scaling:
+        t_scaling_summary(rows)
     if args.json:
         meta = {"device": str(device), "dtype": args.dtype, "bandwidth": args.bandwidth,
-                "stat": args.stat, "threads": torch.get_num_threads(), "finite_checks": bool(args.finite_checks),
-                "torch": torch.__version__, "saved_bytes_per_neuron_step": _saved_table()}
+                "stat": args.stat, "repeat": args.repeat, "threads": torch.get_num_threads(),
+                "finite_checks": bool(args.finite_checks), "torch": torch.__version__,
+                "argv": sys.argv[1:], "saved_bytes_per_neuron_step": _saved_table()}
         Path(args.json).write_text(json.dumps({"meta": meta, "rows": [asdict(r) for r in rows]}, indent=1))
-    return rows
 
 
 def _saved_table():
     out = {}
     for be in ("cpu", "triton"):
-        try:
-            mod = __import__(f"spikefuse.kernels.{be}", fromlist=["SAVED_BYTES"])
-            out[be] = dict(mod.SAVED_BYTES)
-        except Exception:
-            pass
+        mods = {m for f in families.FAMILIES.values() for b, m in f.kernels.items() if b == be}
+        for mod in sorted(mods):
+            try:
+                out.setdefault(be, {}).update(getattr(families.load(mod), "SAVED_BYTES", {}))
+            except Exception:
+                pass
     return out
 
 

@@ -1,9 +1,10 @@
 """The generic Triton scan template compiled ahead of time for sm_90 (H100) without a GPU, in a
 subprocess without TRITON_INTERPRET, next to the per-family LIF / CUBA kernels with the same
 specialisation (bf16 I/O, every output and gradient present): both give cubins, the forwards
-have no FMA contraction and (LIF) IEEE division, and the floating-point instructions of each
-generic kernel are the per-family kernel's, one for one (the step is inlined, so the arithmetic
-that bit-exactness relies on is the same; only address and load bookkeeping may differ)."""
+have no FMA contraction and (LIF) IEEE division, and each generic kernel's PTX has the very
+same instructions as the per-family kernel's, counted per opcode (the step and VJP are
+inlined: the same arithmetic, loads and stores; in particular the same floating-point ops that
+bit-exactness relies on)."""
 import json
 import os
 import shutil
@@ -76,17 +77,17 @@ SCRIPT = textwrap.dedent(r'''
     lf, cf = G._LIF.family, G._CUBA.family
     gen = {
         "lif_fwd": (G.scan_fwd, dict(x_ptr=IO, out_ptrs=(IO, P, P), state0_ptrs=(P,), last_ptrs=(P,),
-            param_ptrs=(P,) * 3, T=I32, M=I32, STEP=cx(lf.step), OPT=cx((1, True)), P_OTHER=cx(lf.fwd_other),
-            BLOCK=B), False),
+            param_ptrs=(P,) * 3, T=I32, M=I32, STEP=cx(lf.step), INIT=cx(None), OPT=cx((1, True)),
+            P_OTHER=cx(lf.fwd_other), BLOCK=B), False),
         "lif_bwd": (G.scan_bwd, dict(lag_ptrs=(P,), cur_ptrs=(IO,), gout_ptrs=(IO, P, P), glast_ptrs=(P,),
             state0_ptrs=(P,), param_ptrs=(P,) * 3, scal=("fp32", "fp32"), gx_ptr=IO, gstate0_ptrs=(P,),
             gparam_ptrs=(P,) * 3, T=I32, M=I32, VJP=cx(lf.vjp), OPT=cx((1, False, False, 1)),
             P_OTHER=cx(lf.bwd_other), BLOCK=B), lf.bwd_fusion),
-        "cuba_fwd": (G.scan_fwd, dict(x_ptr=IO, out_ptrs=(IO, P, P, I8), state0_ptrs=(P, None, None),
-            last_ptrs=(), param_ptrs=(P,) * 6, T=I32, M=I32, STEP=cx(cf.step), OPT=cx((True,)),
-            P_OTHER=cx(cf.fwd_other), BLOCK=B), False),
+        "cuba_fwd": (G.scan_fwd, dict(x_ptr=IO, out_ptrs=(IO, P, P, I8), state0_ptrs=(None, None),
+            last_ptrs=(), param_ptrs=(P,) * 6, T=I32, M=I32, STEP=cx(cf.step), INIT=cx(cf.init),
+            OPT=cx((True,)), P_OTHER=cx(cf.fwd_other), BLOCK=B), False),
         "cuba_bwd": (G.scan_bwd, dict(lag_ptrs=(P, P), cur_ptrs=(I8,), gout_ptrs=(IO, P, P),
-            glast_ptrs=(None, None), state0_ptrs=(P, None), param_ptrs=(P,) * 6, scal=("fp32",), gx_ptr=IO,
+            glast_ptrs=(None, None), state0_ptrs=(None,), param_ptrs=(P,) * 6, scal=("fp32",), gx_ptr=IO,
             gstate0_ptrs=(), gparam_ptrs=(P,) * 5, T=I32, M=I32, VJP=cx(cf.vjp), OPT=cx((True,)),
             P_OTHER=cx(cf.bwd_other), BLOCK=B), cf.bwd_fusion),
     }
@@ -122,14 +123,10 @@ def test_generic_kernels_compile_for_sm90_like_the_per_family_ones():
     for name, pair in res.items():
         old, gen = pair["old"], pair["generic"]
         assert gen["cubin"] > 0 and old["cubin"] > 0, name
-        assert _float_ops(gen["ops"]) == _float_ops(old["ops"]), name
         assert _float_ops(gen["ops"]), name
-        for key in ("fma", "div_full", "div_rn"):
-            assert gen[key] == old[key], (name, key, gen[key], old[key])
+        assert _float_ops(gen["ops"]) == _float_ops(old["ops"]), name  # the arithmetic first: clearer failure
+        assert gen["ops"] == old["ops"], name
     # forwards: no contraction, IEEE division (bit-equal to torch's elementwise ops)
     for name in ("lif_fwd", "cuba_fwd"):
         assert res[name]["generic"]["fma"] == 0 and res[name]["generic"]["div_full"] == 0, name
     assert res["lif_fwd"]["generic"]["div_rn"] > 0
-    # LIF: the very same instruction mix (CUBA loads its initial membrane once more: state0 = leak)
-    for name in ("lif_fwd", "lif_bwd"):
-        assert res[name]["generic"]["ops"] == res[name]["old"]["ops"], name

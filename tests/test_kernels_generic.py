@@ -206,3 +206,4 @@ def test_ab_cases_run_the_generic_kernel_through_the_functional_path(monkeypatch
     assert torch.equal(rows[0].run(x), cases[0].run(x)) and calls == [1]
     assert kernels.resolve("lif", "triton", x, params=p, v0=None) is tlif.lif_triton
     assert generic.ab_cases("loihi_cuba", cases) == []
+    assert len(generic.ab_cases("cuba_refractory", [_Case("cuba_refractory", "triton", None)])) == 1

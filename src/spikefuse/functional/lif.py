@@ -77,6 +77,11 @@ class LIFParams(NamedTuple):
       ``detach_input=True``): input added unscaled.
     - ``detach_reset``: use ``S.detach()`` inside the reset.
     - ``surrogate``: a :class:`spikefuse.surrogate.Surrogate` (backward of the spike).
+    - ``reciprocal_tau``: ``1/tau`` given directly (a number or tensor in ``(0, 1]``, e.g.
+      ParametricLIF's ``sigmoid(w)``); the charge then **multiplies** by it, as SpikingJelly's
+      ParametricLIF and cext neurons do (``/ tau`` and ``* (1/tau)`` can differ by one ulp).
+      ``tau`` must be None when it is given. The fused kernels leave this case to the
+      reference loop.
 
     >>> LIFParams(tau=None, v_reset=None)   # IF neuron with soft reset
     LIFParams(tau=None, v_threshold=1.0, v_reset=None, decay_input=True, detach_reset=False, surrogate=ATan(alpha=2.0))
@@ -88,6 +93,7 @@ class LIFParams(NamedTuple):
     decay_input: bool = True
     detach_reset: bool = False
     surrogate: Surrogate = ATan(2.0)
+    reciprocal_tau: Optional[Union[Number, Tensor]] = None
 
 
 class LIFState(NamedTuple):
@@ -122,7 +128,7 @@ def _validate_params(params, step_shape, device, check_tau: bool = True) -> None
     if not isinstance(params, LIFParams):
         raise TypeError(f"params: expected a LIFParams, got {_describe(params)}")
     # device and shape first (a tensor on another device cannot be range-checked here)
-    for name in ("tau", "v_threshold", "v_reset"):
+    for name in ("tau", "v_threshold", "v_reset", "reciprocal_tau"):
         p = getattr(params, name)
         if isinstance(p, Tensor):
             if p.device != device:
@@ -138,6 +144,16 @@ def _validate_params(params, step_shape, device, check_tau: bool = True) -> None
             check_number("params.tau", params.tau, gt=1.0)
         else:
             check_number("params.tau", params.tau, ge=1.0)
+    if params.reciprocal_tau is not None:
+        if params.tau is not None:
+            raise ValueError(
+                "params.reciprocal_tau: give either tau or reciprocal_tau (= 1/tau), got both "
+                f"(tau={_describe(params.tau)})"
+            )
+        if check_tau:
+            check_number("params.reciprocal_tau", params.reciprocal_tau, gt=0.0, lt=1.0)
+        else:
+            check_number("params.reciprocal_tau", params.reciprocal_tau, gt=0.0, le=1.0)
     check_number("params.v_threshold", params.v_threshold)
     if params.v_reset is not None:
         check_number("params.v_reset", params.v_reset)
@@ -179,8 +195,14 @@ def initial_state(shape, params: LIFParams, dtype=torch.float32, device=None) ->
 
 
 def _charge(x: Tensor, v: Tensor, tau, v_reset, decay_input: bool) -> Tensor:
+    """``tau`` is a number/tensor (divide) or a :class:`_Reciprocal` (multiply)."""
     if tau is None:
         return v + x
+    if isinstance(tau, _Reciprocal):
+        vr = 0.0 if v_reset is None else v_reset
+        if decay_input:
+            return v + (x - (v - vr)) * tau.value
+        return v - (v - vr) * tau.value + x
     if v_reset is None:
         # soft reset: the resting potential of the charge is 0
         if decay_input:
@@ -203,9 +225,19 @@ def _step(x: Tensor, v: Tensor, tau, v_th, v_reset, decay_input, detach_reset, s
     return s, h, v_new
 
 
+class _Reciprocal(NamedTuple):
+    """``1/tau`` given directly (:attr:`LIFParams.reciprocal_tau`): the charge multiplies."""
+
+    value: Union[Number, Tensor]
+
+
 def _cast_params(params: LIFParams, cdt: torch.dtype):
+    if params.reciprocal_tau is not None:
+        tau = _Reciprocal(_as_compute(params.reciprocal_tau, cdt))
+    else:
+        tau = _as_compute(params.tau, cdt)
     return (
-        _as_compute(params.tau, cdt),
+        tau,
         _as_compute(params.v_threshold, cdt),
         _as_compute(params.v_reset, cdt),
     )
@@ -309,6 +341,10 @@ def _if_params(params):
         return LIFParams(tau=None)
     if isinstance(params, LIFParams) and params.tau is not None:
         raise ValueError(f"params.tau: expected None for an IF neuron, got {_describe(params.tau)}")
+    if isinstance(params, LIFParams) and params.reciprocal_tau is not None:
+        raise ValueError(
+            f"params.reciprocal_tau: expected None for an IF neuron, got {_describe(params.reciprocal_tau)}"
+        )
     return params
 
 

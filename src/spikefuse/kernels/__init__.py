@@ -52,12 +52,15 @@ def register(family: str, backend: str, fn: Callable, supports: Callable[..., Op
 
 
 def _load_backends() -> None:
-    """Import the backend modules once (they register themselves)."""
+    """Import the backend modules that :mod:`spikefuse.families` lists, once (they register
+    themselves)."""
     global _loaded
     if _loaded:
         return
     _loaded = True
-    for mod in ("spikefuse.kernels.cpu", "spikefuse.kernels.triton"):
+    from ..families import kernel_modules
+
+    for mod in kernel_modules():
         try:
             __import__(mod)
         except ImportError:  # optional backend not installed (e.g. triton)

@@ -232,7 +232,8 @@ class LIF(_LeakyNode):
 class ParametricLIF(_LeakyNode):
     """LIF with a learnable time constant (Fang et al. 2021; SpikingJelly
     ``ParametricLIFNode``): ``tau = 1 / sigmoid(w)``, ``w`` initialised to
-    ``-log(init_tau - 1)`` (``init_tau > 1``). ``w`` is one shared scalar parameter.
+    ``-log(init_tau - 1)`` (``init_tau > 1``). ``w`` is one shared scalar parameter; the charge
+    multiplies by ``sigmoid(w)`` as SpikingJelly does (bit-identical at any ``init_tau``).
     Other arguments as :class:`LIF`.
 
     >>> m = ParametricLIF(init_tau=2.0)
@@ -268,6 +269,12 @@ class ParametricLIF(_LeakyNode):
     def tau(self) -> Tensor:
         """The current time constant ``1 / sigmoid(w)`` (a 0-d tensor attached to ``w``)."""
         return 1.0 / torch.sigmoid(self.w)
+
+    def params(self) -> LIFParams:
+        """As the other nodes, but the charge multiplies by ``sigmoid(w)`` (``reciprocal_tau``)
+        as SpikingJelly does, instead of dividing by ``1/sigmoid(w)`` (one ulp apart at most
+        ``init_tau``)."""
+        return super().params()._replace(tau=None, reciprocal_tau=torch.sigmoid(self.w))
 
 
 def reset_net(net: nn.Module) -> None:

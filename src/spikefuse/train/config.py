@@ -10,7 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-NEURONS = ("lif", "if", "plif", "cuba", "loihi-cuba", "eventprop")
+from .. import families as _families
+
+_TRAINABLE = [f for f in _families.FAMILIES.values() if f.train]
+#: ``--neuron`` choices: the trainable families of :mod:`spikefuse.families` (their aliases,
+#: e.g. ``loihi-cuba``, are accepted too)
+NEURONS = tuple(f.id for f in _TRAINABLE)
 GRADIENTS = ("atan", "sigmoid", "superspike", "fast_sigmoid", "triangle", "slayer_exp", "eventprop")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 READOUTS = ("max", "mean", "last", "count")
@@ -26,17 +31,24 @@ MODEL_NEURONS = {
 SCHEDULES = ("onecycle", "cosine", "none")
 DEVICES = ("auto", "cpu", "cuda")
 #: gradient used when ``gradient`` is not given, per neuron
-DEFAULT_GRADIENT = {"lif": "atan", "if": "atan", "plif": "atan", "cuba": "superspike",
-                    "loihi-cuba": "slayer_exp", "eventprop": "eventprop"}
+DEFAULT_GRADIENT = {f.id: f.train.default_gradient for f in _TRAINABLE}
 #: surrogate families each neuron can use
-NEURON_GRADIENTS = {
-    "lif": ("atan", "sigmoid", "superspike", "fast_sigmoid", "triangle", "slayer_exp"),
-    "if": ("atan", "sigmoid", "superspike", "fast_sigmoid", "triangle", "slayer_exp"),
-    "plif": ("atan", "sigmoid", "superspike", "fast_sigmoid", "triangle", "slayer_exp"),
-    "cuba": ("superspike",),
-    "loihi-cuba": ("slayer_exp",),
-    "eventprop": ("eventprop", "superspike"),
-}
+NEURON_GRADIENTS = {f.id: f.train.gradients for f in _TRAINABLE}
+
+
+def _neuron_id(name: str) -> str:
+    """The registry id of a trainable family named by its id or an alias (any case, ``_`` for
+    ``-``); other names come back lower-cased (and are then refused)."""
+    key = name.lower()
+    for cand in (key, key.replace("_", "-")):
+        try:
+            fam = _families.get(cand)
+        except ValueError:
+            continue
+        if fam.train is not None:
+            return fam.id
+    return key.replace("_", "-")
+
 
 #: per-dataset defaults of the fields left as None (tuned on 2 CPU cores, see the report)
 DATA_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -171,7 +183,7 @@ def _resolve_names(c: TrainConfig, given: TrainConfig) -> None:
         raise ValueError(f"model: expected one of {list(MODELS)}, got {given.model!r}")
     c.model = c.model.lower()
     _check_str("neuron", c.neuron)
-    c.neuron = c.neuron.lower().replace("_", "-")
+    c.neuron = _neuron_id(c.neuron)
     if c.neuron not in NEURONS:
         raise ValueError(f"neuron: expected one of {list(NEURONS)}, got {given.neuron!r}")
     if c.neuron not in MODEL_NEURONS[c.model]:

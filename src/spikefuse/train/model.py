@@ -7,38 +7,23 @@ from typing import Optional
 import torch
 from torch import nn
 
+from .. import families as _families
 from .. import layers as L
-from .. import surrogate as _surrogate
 from .._validate import check_tensor
 from .config import TrainConfig
 
 
-def _surrogate_for(cfg: TrainConfig):
-    return _surrogate.get(cfg.gradient)
+def _train_spec(cfg: TrainConfig):
+    """How the registry (:mod:`spikefuse.families`) builds family ``cfg.neuron`` for training."""
+    return _families.get(cfg.neuron).train
 
 
 def _make_neuron(cfg: TrainConfig) -> nn.Module:
     """A (T, B, N) neuron of family ``cfg.neuron`` (not eventprop, which owns its synapse)."""
-    from .. import neuron as N
-
-    if cfg.neuron == "lif":
-        return N.LIF(tau=cfg.tau, surrogate=_surrogate_for(cfg), backend=cfg.backend)
-    if cfg.neuron == "if":
-        return N.IF(surrogate=_surrogate_for(cfg), backend=cfg.backend)
-    if cfg.neuron == "plif":
-        return N.ParametricLIF(init_tau=cfg.tau, surrogate=_surrogate_for(cfg), backend=cfg.backend)
-    if cfg.neuron == "cuba":
-        # normalised units: dt = 1, tau_syn = tau_mem = tau steps
-        return N.CubaLIF(threshold=1.0, tau_syn=cfg.tau * 1e-6, tau_mem=cfg.tau * 1e-6, dt=1e-6,
-                         backend=cfg.backend)
-    if cfg.neuron == "loihi-cuba":
-        from ..neuron.loihi import cuba
-
-        decay = 1.0 / cfg.tau
-        n = cuba.Neuron(threshold=1.0, current_decay=decay, voltage_decay=decay, requires_grad=False)
-        n.backend = cfg.backend
-        return n
-    raise ValueError(f"neuron: no module for {cfg.neuron!r}")  # pragma: no cover
+    spec = _train_spec(cfg)
+    if spec is None or spec.owns_synapse:
+        raise ValueError(f"neuron: no module for {cfg.neuron!r}")  # pragma: no cover
+    return _families.load(spec.make)(cfg)
 
 
 class SpikingClassifier(nn.Module):
@@ -64,30 +49,20 @@ class SpikingClassifier(nn.Module):
         self.time_first = time_first
         self.input_gain = cfg.input_gain
         self.readout = cfg.readout
-        hook = "8bit" if cfg.neuron == "loihi-cuba" else None
+        spec = _train_spec(cfg)
+        hook = spec.weight_hook
         blocks = []
         n = n_inputs
         for _ in range(cfg.layers):
-            if cfg.neuron == "eventprop":
-                from ..neuron import EventPropLIF
-
-                grad = "eventprop" if cfg.gradient == "eventprop" else "surrogate"
-                # time in steps: dt = 1, tau_mem = 2 tau_syn = tau. The layer reads the gradient
-                # arriving at its spikes (here the readout's dL/dz[t], per step) as -dL/dt_k in
-                # the unit of dt; with dt = 1e-6 (seconds) every hidden-weight gradient came out
-                # 1e6 too small (~1e-8 per element, the size of Adam's eps), which damped the
-                # hidden layer's learning and left some seeds on a ~65 % plateau. The forward
-                # only depends on dt/tau, so it is unchanged.
-                blocks.append(EventPropLIF(n, cfg.hidden, threshold=1.0, tau_syn=cfg.tau * 0.5,
-                                           tau_mem=cfg.tau, dt=1.0, gradient=grad,
-                                           weight_scale=4.0))
+            if spec.owns_synapse:  # e.g. eventprop: the family builds the whole layer
+                blocks.append(_families.load(spec.make)(cfg, n, cfg.hidden))
             else:
                 blocks.append(L.DenseBlock(n, cfg.hidden, _make_neuron(cfg), weight_hook=hook))
             n = cfg.hidden
         self.hidden = nn.ModuleList(blocks)
         self.output = L.Dense(n, n_classes, weight_hook=hook)
         if cfg.readout == "count":
-            self.integrator = _make_neuron(cfg) if cfg.neuron != "eventprop" else L.LeakyIntegrator(cfg.tau)
+            self.integrator = L.LeakyIntegrator(cfg.tau) if spec.owns_synapse else _make_neuron(cfg)
         else:
             self.integrator = L.LeakyIntegrator(cfg.tau)
 

@@ -60,6 +60,8 @@ def lif_param_reason(x_seq: torch.Tensor, params, v0=None) -> Optional[str]:
     a tensor ``v0`` expand to the state shape of ``x_seq``, else the first reason (both the CPU
     and the Triton LIF ``supports`` rules use it)."""
     shape = tuple(x_seq.shape[1:])
+    if getattr(params, "reciprocal_tau", None) is not None:
+        return "reciprocal_tau (the charge multiplies by 1/tau) runs on the reference loop"
     for name, p in (("tau", params.tau), ("v_threshold", params.v_threshold), ("v_reset", params.v_reset)):
         if p is None and name != "v_threshold":
             continue

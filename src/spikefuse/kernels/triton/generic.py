@@ -2,14 +2,16 @@
 time scan that take a family's step / VJP ``@triton.jit`` functions as compile-time arguments.
 
 This sits *beside* the per-family kernels of :mod:`.lif` and :mod:`.cuba` (which stay the default
-``"triton"`` backend) as an A/B candidate: the step is inlined at compile time, so the generated
-code is expected to match, but the switch waits for a GPU run (:func:`ab_cases` gives
-``benchmarks/neurons.py`` its ``"triton-generic"`` rows).
+``"triton"`` backend) as an A/B candidate. The step is inlined at compile time: in an
+ahead-of-time sm_90 compile each generic kernel's PTX has the same instructions, opcode for
+opcode, as the per-family kernel's (tests/test_kernels_compile_generic.py), and in the
+interpreter every output and gradient is torch.equal. Switching the default still waits for a
+GPU timing run (:func:`ab_cases` gives ``benchmarks/neurons.py`` its ``"triton-generic"`` rows).
 
 Template (``M`` neurons, ``BLOCK`` of them per program, the loop over ``T`` inside the kernel)::
 
-    scan_fwd(x, outs, state0, last, params, T, M, STEP, OPT, P_OTHER, BLOCK)
-        state  = state0[...]                      params = params[...]
+    scan_fwd(x, outs, state0, last, params, T, M, STEP, INIT, OPT, P_OTHER, BLOCK)
+        state  = INIT(state0[...], params)        params = params[...]    (INIT None: state0)
         for t:  outs_t, state = STEP(x[t], state, params, OPT);  outs[...][t] = outs_t
         last[...] = state
     scan_bwd(lag, cur, gouts, glast, state0, params, scal, gx, gstate0, gparams, T, M, VJP, ...)
@@ -112,12 +114,14 @@ def add_rows(acc, vals):
 
 
 @triton.jit
-def scan_fwd(x_ptr, out_ptrs, state0_ptrs, last_ptrs, param_ptrs, T, M,
-             STEP: tl.constexpr, OPT: tl.constexpr, P_OTHER: tl.constexpr, BLOCK: tl.constexpr):
+def scan_fwd(x_ptr, out_ptrs, state0_ptrs, last_ptrs, param_ptrs, T, M, STEP: tl.constexpr,
+             INIT: tl.constexpr, OPT: tl.constexpr, P_OTHER: tl.constexpr, BLOCK: tl.constexpr):
     offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < M
     params = load_rows(param_ptrs, offs, mask, P_OTHER, BLOCK)
     state = load_rows(state0_ptrs, offs, mask, None, BLOCK)
+    if INIT is not None:  # initial state partly made of parameters (no second load of them)
+        state = INIT(state, params)
     for t in range(T):
         idx = tl.cast(t, tl.int64) * M + offs  # int64: T*M may exceed 2**31
         x = tl.load(x_ptr + idx, mask=mask, other=0.0).to(tl.float32)
@@ -152,7 +156,6 @@ def scan_bwd(lag_ptrs, cur_ptrs, gout_ptrs, glast_ptrs, state0_ptrs, param_ptrs,
     store_rows(gparam_ptrs, acc, offs, mask)
 
 
-
 # --------------------------------------------------------------------------- families
 
 @triton.jit
@@ -176,6 +179,12 @@ def lif_scan_vjp(t, lag, lag_prev, cur, gouts, carry, state0, params, scal, OPT:
 
 
 @triton.jit
+def cuba_scan_init(state0, params):
+    """(v, i, ref) at t = 0: the leak and the loaded zeros (state0 = (i0, ref0), None pointers)."""
+    return (params[0], state0[0], state0[1])
+
+
+@triton.jit
 def cuba_scan_step(x, state, params, OPT: tl.constexpr):
     """hxtorch CUBA LIF (SPEC 13): state (v, i, ref), params (leak, reset, threshold, a_m, c_s,
     R), OPT (REFRAC,); outputs (z, v, i, m)."""
@@ -186,10 +195,11 @@ def cuba_scan_step(x, state, params, OPT: tl.constexpr):
 
 @triton.jit
 def cuba_scan_vjp(t, lag, lag_prev, cur, gouts, carry, state0, params, scal, OPT: tl.constexpr):
-    """lag (v, i) traces, cur (m,), gouts (gz, gv, gi), carry (gv, gi), state0 (v0 = leak, i0),
-    params (leak, reset, threshold, a_m, c_s, alpha). Returns (gx, carry, parameter grads)."""
-    v_old = tl.where(t > 0, lag_prev[0], state0[0])
-    i_old = tl.where(t > 0, lag_prev[1], state0[1])
+    """lag (v, i) traces, cur (m,), gouts (gz, gv, gi), carry (gv, gi), state0 (i0 = 0,),
+    params (leak, reset, threshold, a_m, c_s, alpha); v0 is the leak. Returns (gx, carry,
+    parameter grads)."""
+    v_old = tl.where(t > 0, lag_prev[0], params[0])
+    i_old = tl.where(t > 0, lag_prev[1], state0[0])
     gi_tot = carry[1] + gouts[2]
     gv, gi, g_leak, g_reset, g_thr, g_am, g_cs = cuba_vjp(
         gouts[0], carry[0] + gouts[1], gi_tot, v_old, i_old, cur[0],
@@ -200,20 +210,21 @@ def cuba_scan_vjp(t, lag, lag_prev, cur, gouts, carry, state0, params, scal, OPT
 # --------------------------------------------------------------------------- launch and autograd
 
 class _Family:
-    """A family's compile-time pieces: step/VJP JIT functions, masked-lane parameter values of
-    the forward and backward parameter tuples, and whether the backward may contract FMAs (the
-    forward never does: it must be bit-equal to torch)."""
+    """A family's compile-time pieces: step/VJP JIT functions (and the optional ``init(state0,
+    params)``), masked-lane parameter values of the forward and backward parameter tuples, and
+    whether the backward may contract FMAs (the forward never does: it must be bit-equal to
+    torch)."""
 
-    def __init__(self, step, vjp, fwd_other, bwd_other, bwd_fusion):
-        self.step, self.vjp = step, vjp
+    def __init__(self, step, vjp, fwd_other, bwd_other, bwd_fusion, init=None):
+        self.step, self.vjp, self.init = step, vjp, init
         self.fwd_other, self.bwd_other, self.bwd_fusion = fwd_other, bwd_other, bwd_fusion
 
     def fwd(self, x, outs, state0, last, params, opt):
         T, M = x.shape
         block, warps = launch_geometry(M)
-        scan_fwd[(triton.cdiv(M, block),)](x, outs, state0, last, params, T, M, STEP=self.step, OPT=opt,
-                                           P_OTHER=self.fwd_other, BLOCK=block, num_warps=warps,
-                                           enable_fp_fusion=False)
+        scan_fwd[(triton.cdiv(M, block),)](x, outs, state0, last, params, T, M, STEP=self.step,
+                                           INIT=self.init, OPT=opt, P_OTHER=self.fwd_other, BLOCK=block,
+                                           num_warps=warps, enable_fp_fusion=False)
 
     def bwd(self, gx, rows, gouts, glast, state0, params, scal, gstate0, gparams, opt):
         """``rows = (lag, cur)``; None incoming gradients are specialised away."""
@@ -291,7 +302,7 @@ class _CubaRunner:
     """tensors ``(leak, reset, threshold, a_m, c_s, alpha, R)``; cfg ``(refractory,
     need_grad)``; outputs ``(spikes, membrane, current)``."""
     family = _Family(cuba_scan_step, cuba_scan_vjp, (0.0, 0.0, 1.0, 0.0, 0.0, 0.0),
-                     (0.0, 0.0, 1.0, 0.0, 0.0, 1.0), bwd_fusion=False)
+                     (0.0, 0.0, 1.0, 0.0, 0.0, 1.0), bwd_fusion=False, init=cuba_scan_init)
 
     def forward(self, cfg, x, tensors):
         refractory, need_grad = cfg
@@ -299,7 +310,7 @@ class _CubaRunner:
         T, M = x.shape
         spk, mem, cur = torch.empty_like(x), _empty((T, M), like=x), _empty((T, M), like=x)
         msk = _empty((T, M), torch.int8, like=x) if (refractory and need_grad) else None
-        self.family.fwd(x, (spk, mem, cur, msk), (leak, None, None), (),
+        self.family.fwd(x, (spk, mem, cur, msk), (None, None), (),
                         (leak, reset, thr, a_m, c_s, R if refractory else None), (bool(refractory),))
         saved = (mem, cur, msk, leak, reset, thr, a_m, c_s, alpha) if need_grad else None
         return (spk, mem, cur), saved
@@ -309,7 +320,7 @@ class _CubaRunner:
         T, M = mem.shape
         gx = _empty((T, M), x_dtype, like=mem)
         gp = _grads_wanted(need[1:6], M, mem)
-        self.family.bwd(gx, ((mem, cur), (msk,)), gouts, (None, None), (leak, None),
+        self.family.bwd(gx, ((mem, cur), (msk,)), gouts, (None, None), (None,),
                         (leak, reset, thr, a_m, c_s, alpha), (0.0,), (), gp, (msk is not None,))
         return (gx if need[0] else None, *gp, None, None)
 
@@ -366,8 +377,9 @@ PORTED = {"lif": ((lif_generic, lif_generic_supports), (lif_triton, lif_supports
           "cuba": ((cuba_generic, cuba_generic_supports), (cuba_triton, cuba_triton_supports))}
 
 
-def _registry_family(family: str) -> str:
-    return "cuba" if family == "cuba_refractory" else family
+def _kernel_key(family: str) -> str:
+    """The kernel registry key of a benchmark family name (``cuba_refractory`` runs ``cuba``)."""
+    return family.replace("_refractory", "").replace("-refractory", "")
 
 
 @contextlib.contextmanager
@@ -385,19 +397,19 @@ def generic_as_triton(families=tuple(PORTED)):
 
 
 def ab_cases(family: str, triton_cases: list) -> list:
-    """``benchmarks/neurons.py`` hook: copies of the ``"triton"`` cases of ``family`` (dataclasses
-    with ``family``, ``impl`` and ``run(x)``) as ``"triton-generic"`` rows whose ``run`` goes
-    through :func:`generic_as_triton`; the same traffic model (the template saves the same
-    buffers). Empty for families the template has no port of."""
-    fam = _registry_family(family)
-    if fam not in PORTED:
+    """``benchmarks/neurons.py`` hook: copies of the ``"triton"`` cases of ``family`` (a kernel
+    key such as ``"lif"`` / ``"cuba"``, or a benchmark family name such as ``"cuba_refractory"``;
+    cases are dataclasses with ``impl`` and ``run(x)``) as ``"triton-generic"`` rows whose
+    ``run`` goes through :func:`generic_as_triton`, with the same traffic model (the template
+    saves the same buffers). Empty for families the template has no port of."""
+    key = _kernel_key(family)
+    if key not in PORTED:
         return []
 
     def wrap(run):
         def ab_run(x):
-            with generic_as_triton((fam,)):
+            with generic_as_triton((key,)):
                 return run(x)
         return ab_run
 
-    return [dataclasses.replace(c, impl=AB_BACKEND, run=wrap(c.run)) for c in triton_cases
-            if c.impl == "triton" and c.family == family]
+    return [dataclasses.replace(c, impl=AB_BACKEND, run=wrap(c.run)) for c in triton_cases if c.impl == "triton"]
