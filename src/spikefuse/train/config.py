@@ -24,9 +24,9 @@ MODELS = ("dense", "recurrent", "conv")
 #: neuron families each model can be built with (eventprop owns a dense synapse; the recurrent
 #: layer is spikefuse.layers.RecurrentLIF)
 MODEL_NEURONS = {
-    "dense": ("lif", "if", "plif", "cuba", "loihi-cuba", "eventprop"),
+    "dense": NEURONS,
     "recurrent": ("lif",),
-    "conv": ("lif", "if", "plif", "cuba", "loihi-cuba"),
+    "conv": tuple(f.id for f in _TRAINABLE if not f.train.owns_synapse),
 }
 SCHEDULES = ("onecycle", "cosine", "none")
 DEVICES = ("auto", "cpu", "cuda")

@@ -4,8 +4,9 @@
   ``(T, B, C, H, W)``: ``layers`` blocks of 3x3 convolution (``hidden`` channels in the first
   block, doubling per block) -> batch norm (per step) -> neuron -> 2x2 max pooling, then a
   linear readout into a leaky integrator whose membrane is reduced over time (``readout``).
-  Neuron families: every one whose module takes ``(T, B, *features)`` - lif, if, plif, cuba,
-  loihi-cuba (with 8-bit weights); not eventprop (its layer owns a dense synapse).
+  Neuron families: every trainable family of :mod:`spikefuse.families` whose module takes
+  ``(T, B, *features)`` - lif, if, plif, cuba, loihi.cuba (with its 8-bit weight hook); not
+  eventprop (its layer owns a dense synapse).
 - :class:`RecurrentClassifier` (``--model recurrent``): ``layers`` explicitly recurrent LIF layers
   (:class:`spikefuse.layers.RecurrentLIF`, SHD-style: ``h[t] = W x[t] + V s[t-1]``) of ``hidden``
   neurons, then the same readout; neuron family lif.
@@ -27,7 +28,8 @@ from torch import nn
 from .. import layers as L
 from .._validate import check_tensor
 from .config import MODEL_NEURONS, TrainConfig
-from .model import _make_neuron, _membrane_of, _readout, _store_traces, _surrogate_for
+from .. import surrogate as _surrogate
+from .model import _make_neuron, _membrane_of, _readout, _store_traces, _train_spec
 
 __all__ = ["ConvClassifier", "RecurrentClassifier", "conv_input_shape"]
 
@@ -101,7 +103,7 @@ class ConvClassifier(_SequenceClassifier):
         if cfg.neuron not in CONV_NEURONS:
             raise ValueError(f"neuron: model 'conv' supports {list(CONV_NEURONS)}, got {cfg.neuron!r}")
         super().__init__(cfg, time_first, input_shape)
-        hook = "8bit" if cfg.neuron == "loihi-cuba" else None
+        hook = _train_spec(cfg).weight_hook
         c, h, w = self.input_shape
         blocks = []
         for i in range(cfg.layers):
@@ -151,7 +153,7 @@ class RecurrentClassifier(_SequenceClassifier):
         super().__init__(cfg, time_first, (int(n_inputs),))
         n, blocks = int(n_inputs), []
         for _ in range(cfg.layers):
-            blocks.append(L.RecurrentLIF(n, cfg.hidden, tau=cfg.tau, surrogate=_surrogate_for(cfg)))
+            blocks.append(L.RecurrentLIF(n, cfg.hidden, tau=cfg.tau, surrogate=_surrogate.get(cfg.gradient)))
             n = cfg.hidden
         self.hidden = nn.ModuleList(blocks)
         self.output = L.Dense(n, n_classes)
