@@ -50,7 +50,7 @@ def test_harness_detects_what_it_should():
 def test_fuzz_sample_data():
     """Fast sample (default suite): frames, streams and wrappers refuse every bad input clearly."""
     report = harness.run(SAMPLE, seconds=10.0, forward=True)
-    assert report.calls > 100
+    assert report.calls > 50
     bad = _findings(report)
     assert not bad, "\n".join(map(str, bad))
 
