@@ -330,7 +330,7 @@ def test_eventprop_module():
     layer = EventPropLIF(5, 3, threshold=0.5, weight_scale=3.0, return_traces=True)
     x = (torch.rand(60, 2, 5) < 0.2).float()
     s, tr = layer(x)
-    z, v, i = eventprop_linear_lif(x, layer.weight.detach(), layer.params, layer.dt)
+    z, v, i = eventprop_linear_lif(x, layer.weight.detach(), layer.params(), layer.dt)
     assert torch.equal(s, z) and torch.equal(tr.membrane, v)
     assert torch.equal(layer.last_traces.current, i)
     sur = EventPropLIF(5, 3, threshold=0.5, gradient="surrogate")
@@ -362,7 +362,7 @@ def test_a_few_training_steps_reduce_a_spike_time_loss():
 
     def loss():
         s, tr = layer(x), layer.last_traces
-        t = first_spike_time(s, dt, crossing_offsets(tr.membrane, tr.current, layer.params, dt))
+        t = first_spike_time(s, dt, crossing_offsets(tr.membrane, tr.current, layer.params(), dt))
         return (((t - target) / 1e-6) ** 2).sum()
 
     losses = []

@@ -36,6 +36,10 @@ from torch import nn
 from . import surrogate as _surrogate
 from ._validate import check_bool, check_choice, check_number, check_sequence, check_tensor
 from .fixed_point import quantize_8bit
+from .functional.lif import LIFParams
+from .functional.lif import _step as _lif_trusted_step
+from .neuron.base import NeuronModule, bool_check, check_backend, check_plain_backend, number_check, time_last_hint
+from .neuron.base import reset_states as _reset_states
 
 __all__ = [
     "TimeDistributed",
@@ -106,6 +110,11 @@ def _check_input(name: str, x, ndim: int, what: str) -> torch.Tensor:
     return x
 
 
+def _conv_hint(x: torch.Tensor, channels: int) -> str:
+    """:func:`~spikefuse.neuron.base.time_last_hint` for a convolution input (channels known)."""
+    return time_last_hint(x, (channels,) + tuple(x.shape[2:-1]))
+
+
 def _resolve_hook(weight_hook: WeightHook):
     if weight_hook is None:
         return None
@@ -142,17 +151,14 @@ class _HookedWeight:
 
 
 def reset_states(model: nn.Module) -> None:
-    """Call ``reset()`` on every submodule that has one (clears persistent neuron state).
+    """Clear the state of every neuron of ``model``: ``reset_state()`` on each spikefuse neuron
+    (every family, Loihi ``persistent_state`` included), ``reset()`` on any other submodule
+    with one callable without arguments (:func:`spikefuse.neuron.base.reset_states`).
 
     >>> import torch
     >>> reset_states(torch.nn.Sequential(Dense(2, 2)))   # no stateful module: nothing to do
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
-    for m in model.modules():
-        fn = getattr(m, "reset", None)
-        if callable(fn):
-            fn()
+    _reset_states(model)
 
 
 # --------------------------------------------------------------------------------------------
@@ -197,7 +203,7 @@ class Dense(_HookedWeight, nn.Linear):
         _check_input("x", x, 3, "(T, B, in_features)")
         if not _TRUSTED and x.shape[-1] != self.in_features:
             raise ValueError(f"x: expected {self.in_features} input features (last dim), "
-                             f"got shape {tuple(x.shape)}")
+                             f"got shape {tuple(x.shape)}{time_last_hint(x, (self.in_features,))}")
         return F.linear(x, self.effective_weight(), self.bias)
 
 
@@ -215,7 +221,8 @@ class Conv1d(_HookedWeight, nn.Conv1d):
     def forward(self, x):
         _check_input("x", x, 4, "(T, B, C, L)")
         if not _TRUSTED and x.shape[2] != self.in_channels:
-            raise ValueError(f"x: expected {self.in_channels} channels (dim 2), got shape {tuple(x.shape)}")
+            raise ValueError(f"x: expected {self.in_channels} channels (dim 2), got shape {tuple(x.shape)}"
+                             f"{_conv_hint(x, self.in_channels)}")
         return _unfold(self._conv_forward(_fold(x), self.effective_weight(), self.bias), x.shape[0])
 
 
@@ -233,7 +240,8 @@ class Conv2d(_HookedWeight, nn.Conv2d):
     def forward(self, x):
         _check_input("x", x, 5, "(T, B, C, H, W)")
         if not _TRUSTED and x.shape[2] != self.in_channels:
-            raise ValueError(f"x: expected {self.in_channels} channels (dim 2), got shape {tuple(x.shape)}")
+            raise ValueError(f"x: expected {self.in_channels} channels (dim 2), got shape {tuple(x.shape)}"
+                             f"{_conv_hint(x, self.in_channels)}")
         return _unfold(self._conv_forward(_fold(x), self.effective_weight(), self.bias), x.shape[0])
 
 
@@ -321,17 +329,55 @@ class Block(nn.Module):
     ``neuron`` is any module mapping ``(T, B, ...)`` to ``(T, B, ...)`` (every spikefuse neuron
     family, or a :class:`LeakyIntegrator`), or a zero-argument factory returning one.
 
+    The block shows its neuron's surface: ``params()``, ``reset()`` / ``reset_state()``
+    (clear the neuron's state) and ``backend`` (the neuron's; ``backend=`` sets it).
+
     >>> blk = Block(Dense(3, 4), LeakyIntegrator())
     >>> blk(torch.rand(6, 2, 3)).shape
     torch.Size([6, 2, 4])
     """
 
-    def __init__(self, synapse: nn.Module, neuron):
+    def __init__(self, synapse: nn.Module, neuron, *, backend: Optional[str] = None):
         super().__init__()
         if not isinstance(synapse, nn.Module):
             raise TypeError(f"synapse: expected a torch.nn.Module, got {type(synapse).__name__}")
         self.synapse = synapse
         self.neuron = _make_neuron(neuron)
+        if backend is not None:
+            self.backend = backend
+
+    @property
+    def backend(self) -> Optional[str]:
+        """The neuron's kernel backend (``None`` if it has none)."""
+        return getattr(self.neuron, "backend", None)
+
+    @backend.setter
+    def backend(self, value) -> None:
+        check_backend(value)
+        if not hasattr(self.neuron, "backend"):
+            if value is None:
+                return
+            raise ValueError(f"backend: the block's neuron {type(self.neuron).__name__} has no kernel "
+                             f"backend, got {value!r}")
+        self.neuron.backend = value
+
+    @property
+    def last_traces(self):
+        """The neuron's :attr:`last_traces` (``None`` if it records none)."""
+        return getattr(self.neuron, "last_traces", None)
+
+    def params(self):
+        """The functional parameters of the block's neuron."""
+        fn = getattr(self.neuron, "params", None)
+        if not callable(fn):
+            raise TypeError(f"params: the block's neuron {type(self.neuron).__name__} has no functional parameters")
+        return fn()
+
+    def reset_state(self) -> None:
+        """Clear the state of the block's neuron (:func:`reset_states`)."""
+        _reset_states(self.neuron)
+
+    reset = reset_state
 
     def forward(self, x):
         return self.neuron(self.synapse(x))
@@ -345,8 +391,9 @@ class DenseBlock(Block):
     """
 
     def __init__(self, in_features: int, out_features: int, neuron, bias: bool = True,
-                 weight_hook: WeightHook = None):
-        super().__init__(Dense(in_features, out_features, bias=bias, weight_hook=weight_hook), neuron)
+                 weight_hook: WeightHook = None, *, backend: Optional[str] = None):
+        super().__init__(Dense(in_features, out_features, bias=bias, weight_hook=weight_hook), neuron,
+                         backend=backend)
 
 
 class Conv2dBlock(Block):
@@ -357,9 +404,9 @@ class Conv2dBlock(Block):
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, neuron, *,
-                 weight_hook: WeightHook = None, **conv_kwargs):
+                 weight_hook: WeightHook = None, backend: Optional[str] = None, **conv_kwargs):
         super().__init__(Conv2d(in_channels, out_channels, kernel_size, weight_hook=weight_hook,
-                                **conv_kwargs), neuron)
+                                **conv_kwargs), neuron, backend=backend)
 
 
 # --------------------------------------------------------------------------------------------
@@ -372,8 +419,9 @@ class RecurrentLIFState(NamedTuple):
     s: torch.Tensor
 
 
-class RecurrentLIF(nn.Module):
-    """LIF layer with recurrent spike feedback (SpikingJelly LIF charge, SPEC.md 15.1-15.2).
+class RecurrentLIF(NeuronModule, nn.Module):
+    """LIF layer with recurrent spike feedback (SpikingJelly LIF charge, SPEC.md 15.1-15.2);
+    each step is the functional LIF step of :mod:`spikefuse.functional.lif`.
 
     Per step, with ``h[t] = W x[t] + b + V s[t-1]``::
 
@@ -386,6 +434,9 @@ class RecurrentLIF(nn.Module):
     ``detach_reset`` cuts the reset's dependence on ``s`` from the graph. With ``v_reset=None``
     the charge uses 0 in place of ``v_reset``. The initial state is ``v = v_reset`` (0 for soft
     reset) and ``s = 0``; the layer keeps no state between calls (pass ``state`` to continue).
+    ``params()`` returns the :class:`~spikefuse.functional.lif.LIFParams`; ``backend`` may be
+    ``None``, ``"auto"`` or ``"reference"`` (the feedback needs the per-step loop, there is no
+    fused kernel). Values are checked when built and when assigned.
 
     >>> rnn = RecurrentLIF(3, 5)
     >>> rnn(torch.rand(8, 2, 3)).shape
@@ -398,7 +449,7 @@ class RecurrentLIF(nn.Module):
     def __init__(self, in_features: int, out_features: int, tau: float = 2.0,
                  v_threshold: float = 1.0, v_reset: Optional[float] = 0.0,
                  surrogate="atan", detach_reset: bool = False, decay_input: bool = True,
-                 bias: bool = True, weight_hook: WeightHook = None):
+                 bias: bool = True, weight_hook: WeightHook = None, *, backend: Optional[str] = None):
         super().__init__()
         check_number("tau", tau, ge=1.0)
         check_number("v_threshold", v_threshold)
@@ -412,14 +463,34 @@ class RecurrentLIF(nn.Module):
         self.surrogate = _surrogate.get(surrogate)
         self.detach_reset = detach_reset
         self.decay_input = decay_input
+        self.backend = backend
         self.input = Dense(in_features, out_features, bias=bias, weight_hook=weight_hook)
         self.recurrent = Dense(out_features, out_features, bias=False, weight_hook=weight_hook)
         # recurrent weights start small so that the layer is not dominated by its own feedback
         nn.init.uniform_(self.recurrent.weight, -0.5 / math.sqrt(out_features), 0.5 / math.sqrt(out_features))
 
+    _PARAM_CHECKS = {
+        "tau": number_check(ge=1.0),
+        "v_threshold": number_check(),
+        "v_reset": number_check(optional=True),
+        "detach_reset": bool_check,
+        "decay_input": bool_check,
+    }
+
+    @NeuronModule.backend.setter
+    def backend(self, value) -> None:
+        self.__dict__["_backend"] = check_plain_backend(
+            "RecurrentLIF", value, "its recurrent feedback needs the per-step loop")
+
     @property
     def out_features(self) -> int:
         return self.input.out_features
+
+    def params(self) -> LIFParams:
+        """The :class:`~spikefuse.functional.lif.LIFParams` of every step."""
+        return LIFParams(tau=self.tau, v_threshold=self.v_threshold, v_reset=self.v_reset,
+                         decay_input=self.decay_input, detach_reset=self.detach_reset,
+                         surrogate=self.surrogate)
 
     def initial_state(self, batch: int, device=None, dtype=torch.float32) -> RecurrentLIFState:
         v0 = 0.0 if self.v_reset is None else self.v_reset
@@ -431,17 +502,8 @@ class RecurrentLIF(nn.Module):
         """One step given the feed-forward current ``h_in = W x[t] + b``."""
         v, s_prev = state
         h = h_in + F.linear(s_prev, w_rec)
-        rest = 0.0 if self.v_reset is None else self.v_reset
-        if self.decay_input:
-            H = v + (h - (v - rest)) / self.tau
-        else:
-            H = v - (v - rest) / self.tau + h
-        s = self.surrogate(H - self.v_threshold)
-        s_r = s.detach() if self.detach_reset else s
-        if self.v_reset is None:
-            v_new = H - s_r * self.v_threshold
-        else:
-            v_new = s_r * self.v_reset + (1 - s_r) * H
+        s, _, v_new = _lif_trusted_step(h, v, self.tau, self.v_threshold, self.v_reset,
+                                        self.decay_input, self.detach_reset, self.surrogate)
         return s, RecurrentLIFState(v_new, s)
 
     def forward(self, x, state: Optional[RecurrentLIFState] = None, return_state: bool = False):

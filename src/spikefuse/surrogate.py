@@ -64,7 +64,7 @@ class _SpikeFn(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out):
         (x,) = ctx.saved_tensors
-        return grad_out * ctx.surrogate.grad(x), None, None
+        return ctx.surrogate.backward(grad_out, x), None, None
 
 
 class Surrogate:
@@ -82,6 +82,10 @@ class Surrogate:
 
     def primitive(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def backward(self, grad_out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """The gradient of the spike at ``x`` given the output gradient: ``grad_out * grad(x)``."""
+        return grad_out * self.grad(x)
 
     def __call__(self, x: torch.Tensor, strict: bool = False) -> torch.Tensor:
         if not isinstance(x, torch.Tensor):
@@ -140,17 +144,59 @@ class Sigmoid(_Parametric):
 @dataclass(frozen=True)
 class SuperSpike(_Parametric):
     """SuperSpike (Zenke & Ganguli 2018; hxtorch, norse): ``1/(alpha|x| + 1)^2``;
-    primitive ``x / (1 + alpha |x|)``. hxtorch modules default alpha to 50, norse to 100."""
+    primitive ``x / (1 + alpha |x|)``. hxtorch modules default alpha to 50, norse to 100.
+
+    ``alpha`` may be a tensor broadcasting against ``x`` (hxtorch's per-neuron slopes; it is
+    used detached, as hxtorch does); a fused kernel then takes only a one-element tensor
+    (``kernel_id`` is -1 for more elements). The backward divides the output gradient by
+    ``(alpha|x| + 1)^2``, the operation order of hxtorch's ``SuperSpike``; the hxtorch CUBA
+    spike (``functional.cuba.superspike``) is this surrogate with ``strict=True``.
+
+    >>> g = torch.tensor([1.0, 1.0])
+    >>> SuperSpike(torch.tensor([1.0, 3.0])).backward(g, torch.tensor([1.0, 1.0])).tolist()
+    [0.25, 0.0625]
+    """
 
     alpha: float = 100.0
     name = "superspike"
-    kernel_id = KERNEL_IDS["superspike"]
+
+    @classmethod
+    def trusted(cls, alpha) -> "SuperSpike":
+        """An instance built without the ``alpha > 0`` check (which reads tensor data): for
+        inner loops whose ``alpha`` was checked once when its parameters were built."""
+        obj = object.__new__(cls)
+        object.__setattr__(obj, "alpha", alpha)
+        return obj
+
+    @property
+    def kernel_id(self) -> int:
+        a = self.alpha
+        if isinstance(a, torch.Tensor) and a.numel() != 1:
+            return -1
+        return KERNEL_IDS["superspike"]
+
+    def _denominator(self, x):
+        return (self.alpha * x.abs() + 1.0) ** 2
 
     def grad(self, x):
-        return 1.0 / (self.alpha * x.abs() + 1) ** 2
+        return 1.0 / self._denominator(x)
+
+    def backward(self, grad_out, x):
+        return grad_out / self._denominator(x)
 
     def primitive(self, x):
         return x / (1 + self.alpha * x.abs())
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        a, b = self.alpha, other.alpha
+        if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+            return isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and torch.equal(a, b)
+        return a == b
+
+    def __hash__(self):
+        return hash((type(self), self.alpha))   # a tensor alpha hashes by identity
 
 
 @dataclass(frozen=True)

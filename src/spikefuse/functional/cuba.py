@@ -68,6 +68,7 @@ import torch
 from torch import Tensor
 
 from .. import kernels
+from ..surrogate import SuperSpike
 from .._validate import (
     _describe,
     check_bool,
@@ -100,19 +101,7 @@ __all__ = [
 Param = Union[float, int, Tensor]
 
 
-class CubaParams(NamedTuple):
-    """Parameters of the hxtorch CUBA LIF.
-
-    Defaults are normalised software units: ``leak = reset = 0``, ``threshold = 1``,
-    ``tau_syn = tau_mem = 10e-6`` s (with the default ``dt = 1e-6`` s: decays of 0.9 per step),
-    ``refractory_time = 1e-6`` s (one blocked step; only used by the refractory variant),
-    SuperSpike slope ``alpha = 50``. hxtorch's module defaults (hardware-like units: leak 80,
-    reset 80, threshold 125) are :data:`HXTORCH_DEFAULTS`.
-
-    >>> CubaParams(threshold=0.5).tau_mem
-    1e-05
-    """
-
+class _CubaParamFields(NamedTuple):
     leak: Param = 0.0
     reset: Param = 0.0
     threshold: Param = 1.0
@@ -121,6 +110,43 @@ class CubaParams(NamedTuple):
     refractory_time: Param = 1e-6
     method: str = "superspike"
     alpha: Param = 50.0
+
+
+class CubaParams(_CubaParamFields):
+    """Parameters of the hxtorch CUBA LIF (keyword arguments only).
+
+    Defaults are normalised software units: ``leak = reset = 0``, ``threshold = 1``,
+    ``tau_syn = tau_mem = 10e-6`` s (with the default ``dt = 1e-6`` s: decays of 0.9 per step),
+    ``refractory_time = 1e-6`` s (one blocked step; only used by the refractory variant),
+    SuperSpike slope ``alpha = 50``. hxtorch's module defaults (hardware-like units: leak 80,
+    reset 80, threshold 125) are :data:`HXTORCH_DEFAULTS`.
+
+    The fields are ``leak, reset, threshold, tau_syn, tau_mem, refractory_time, method,
+    alpha``; hxtorch's ``CUBALIFParams`` orders them ``tau_mem, tau_syn, refractory_time,
+    leak, threshold, reset, alpha``, so a positional call could silently mean other values:
+    it is refused. Only the complete tuple of all eight fields in this order (the form in
+    which ``copy``, ``pickle`` and ``torch.utils._pytree`` rebuild a NamedTuple) is accepted
+    positionally.
+
+    >>> CubaParams(threshold=0.5).tau_mem
+    1e-05
+    >>> CubaParams(10e-6, 10e-6)
+    Traceback (most recent call last):
+    ...
+    TypeError: CubaParams: pass the parameters by keyword (leak=..., reset=..., threshold=..., tau_syn=..., tau_mem=..., refractory_time=..., method=..., alpha=...); got 2 positional argument(s), and hxtorch's CUBALIFParams orders its fields tau_mem, tau_syn, refractory_time, leak, threshold, reset, alpha
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, *args, **kwargs):
+        if args and len(args) != len(cls._fields):
+            names = ", ".join(f"{f}=..." for f in cls._fields)
+            raise TypeError(
+                f"CubaParams: pass the parameters by keyword ({names}); got {len(args)} positional "
+                "argument(s), and hxtorch's CUBALIFParams orders its fields tau_mem, tau_syn, "
+                "refractory_time, leak, threshold, reset, alpha"
+            )
+        return super().__new__(cls, *args, **kwargs)
 
 
 #: hxtorch's module defaults (SPEC 13)
@@ -160,28 +186,6 @@ class CubaTraces(NamedTuple):
 # --------------------------------------------------------------------------- autograd pieces
 
 
-class _SuperSpike(torch.autograd.Function):
-    """Forward ``1[x > 0]``; backward ``g / (alpha |x| + 1)^2`` (alpha number or tensor)."""
-
-    @staticmethod
-    def forward(ctx, x, alpha):
-        if isinstance(alpha, Tensor):
-            ctx.save_for_backward(x, alpha)
-        else:
-            ctx.save_for_backward(x)
-            ctx.alpha = alpha
-        return (x > 0).to(x.dtype)
-
-    @staticmethod
-    def backward(ctx, grad):
-        if len(ctx.saved_tensors) == 2:
-            x, alpha = ctx.saved_tensors
-        else:
-            (x,) = ctx.saved_tensors
-            alpha = ctx.alpha
-        return grad / (alpha * x.abs() + 1.0) ** 2, None
-
-
 def superspike(x: Tensor, alpha: Param = 50.0) -> Tensor:
     """SuperSpike spike (SPEC 2.3): forward ``1[x > 0]`` (strict), backward
     ``1 / (alpha |x| + 1)^2``. Trusted inner function; see :func:`spiking_threshold`.
@@ -192,7 +196,7 @@ def superspike(x: Tensor, alpha: Param = 50.0) -> Tensor:
     """
     if isinstance(alpha, Tensor):
         alpha = alpha.detach().to(x.dtype)
-    return _SuperSpike.apply(x, alpha)
+    return SuperSpike.trusted(alpha)(x, strict=True)
 
 
 def spiking_threshold(input: Tensor, method: str = "superspike", alpha: Param = 50.0) -> Tensor:

@@ -8,6 +8,9 @@ Names resolve lazily from their modules:
 ``CubaLIF``,              BrainScaleS-2 / hxtorch semantics (:mod:`spikefuse.neuron.cuba`)
 ``CubaRefractoryLIF``
 ``EventPropLIF``          exact gradients (:mod:`spikefuse.neuron.eventprop`)
+``NeuronModule``,         the surface every family shares: ``params()``, ``reset()`` /
+``reset_states``,         ``reset_state()``, ``backend=``, ``last_traces``
+``reset_net``             (:mod:`spikefuse.neuron.base`)
 ``loihi``                 Loihi fixed-point family, lava-dl layout of modules:
                           ``loihi.cuba.Neuron``, ``loihi.alif.Neuron``, ... and the
                           aliases ``loihi.CUBA``, ``loihi.ALIF``, ``loihi.RF``, ...
@@ -23,8 +26,11 @@ _NAMES = {
     "CubaLIF": "cuba",
     "CubaRefractoryLIF": "cuba",
     "EventPropLIF": "eventprop",
+    "NeuronBase": "base",
+    "NeuronModule": "base",
+    "reset_states": "base",
 }
-_SUBMODULES = ("lif", "cuba", "eventprop", "loihi")
+_SUBMODULES = ("base", "lif", "cuba", "eventprop", "loihi")
 
 
 def __getattr__(name):
@@ -35,4 +41,4 @@ def __getattr__(name):
     raise AttributeError(f"module 'spikefuse.neuron' has no attribute {name!r}")
 
 
-__all__ = list(_NAMES) + ["loihi"]
+__all__ = list(_NAMES) + ["base", "loihi"]

@@ -4,7 +4,12 @@
 Parameters are constructor arguments: Python numbers (shared by all neurons) or tensors that
 broadcast against one step ``(B, *features)`` (e.g. per-neuron tensors of shape ``(N,)``).
 Plain tensors are registered as buffers (they follow ``.to(device)``); ``nn.Parameter``
-arguments are registered as parameters and receive surrogate (BPTT) gradients.
+arguments are registered as parameters and receive surrogate (BPTT) gradients. Values are
+checked when the module is built and when a parameter attribute (or ``dt``) is assigned later,
+not at every forward. The common neuron surface (:mod:`spikefuse.neuron.base`): ``params()``
+returns a :class:`~spikefuse.functional.cuba.CubaParams`, ``reset_state()`` forgets
+:attr:`last_traces` (``reset`` is hxtorch's reset potential here, so there is no ``reset()``
+method), ``backend=`` is checked when set.
 
 Defaults are normalised units (``leak = reset = 0``, ``threshold = 1``,
 ``tau_syn = tau_mem = 10 us``, ``dt = 1 us``, SuperSpike ``alpha = 50``); hxtorch's hardware-like
@@ -31,13 +36,54 @@ from torch import nn
 
 from .._validate import check_bool, check_choice, check_number
 from ..functional import cuba as F
+from .base import NeuronBase, number_check
 
 __all__ = ["CubaLIF", "CubaRefractoryLIF"]
 
 _PARAM_NAMES = ("leak", "reset", "threshold", "tau_syn", "tau_mem", "alpha")
 
 
-class CubaLIF(nn.Module):
+def _check_tau(module, name, value):
+    dt = module.__dict__.get("dt")
+    if dt is None:
+        check_number(name, value, gt=0)
+    else:
+        F._check_tau_ratios(((name, value),), dt)
+
+
+def _check_dt(module, name, value):
+    dt = F._check_dt(value)
+    taus = [(n, getattr(module, n)) for n in ("tau_syn", "tau_mem") if hasattr(module, n)]
+    F._check_tau_ratios(taus, dt)
+
+
+#: checks of the hxtorch CUBA parameters, run whenever one is assigned (shared with EventPropLIF)
+CUBA_PARAM_CHECKS = {
+    "leak": number_check(),
+    "reset": number_check(),
+    "threshold": number_check(),
+    "tau_syn": _check_tau,
+    "tau_mem": _check_tau,
+    "alpha": number_check(gt=0),
+    "refractory_time": number_check(ge=0),
+    "dt": _check_dt,
+}
+
+
+def register_cuba_params(module: nn.Module, values: dict) -> None:
+    """Check and store hxtorch CUBA parameter values on ``module``: ``nn.Parameter`` values as
+    parameters, other tensors as buffers (detached copies), numbers as floats."""
+    for name, v in values.items():
+        CUBA_PARAM_CHECKS[name](module, name, v)
+        if isinstance(v, nn.Parameter):
+            module.register_parameter(name, v)
+        elif isinstance(v, torch.Tensor):
+            module.register_buffer(name, v.detach().clone())
+        else:
+            setattr(module, name, float(v))
+
+
+class CubaLIF(NeuronBase, nn.Module):
     """hxtorch CUBA LIF (SPEC 13.1-13.2, 13.5): ``forward(x (T, B, *features), hw_data=None)``
     returns the spikes ``(T_eff, B, *features)``; with ``return_traces=True`` it returns
     ``(spikes, CubaTraces(membrane, current, membrane_madc))``. The traces of the last call
@@ -54,6 +100,7 @@ class CubaLIF(nn.Module):
     """
 
     refractory = False
+    _PARAM_CHECKS = CUBA_PARAM_CHECKS
 
     def __init__(
         self,
@@ -69,19 +116,11 @@ class CubaLIF(nn.Module):
         return_traces: bool = False,
     ):
         super().__init__()
-        values = dict(leak=leak, reset=reset, threshold=threshold, tau_syn=tau_syn,
-                      tau_mem=tau_mem, alpha=alpha)
-        self._init_params(values)
-        F._check_dt(dt)
-        F._check_tau_ratios(((n, values[n]) for n in ("tau_syn", "tau_mem")), dt)
-        check_number("alpha", alpha, gt=0)
+        self.dt = F._check_dt(dt)
+        register_cuba_params(self, dict(leak=leak, reset=reset, threshold=threshold,
+                                        tau_syn=tau_syn, tau_mem=tau_mem, alpha=alpha))
         check_choice("method", method, ("superspike",))
-        if backend is not None:
-            from .. import kernels
-
-            check_choice("backend", backend, kernels.BACKENDS)
         check_bool("return_traces", return_traces)
-        self.dt = float(dt)
         self.method = method
         self.backend = backend
         self.return_traces = return_traces
@@ -103,17 +142,6 @@ class CubaLIF(nn.Module):
         kwargs.update(overrides)
         return cls(**kwargs)
 
-    def _init_params(self, values: dict) -> None:
-        for name, v in values.items():
-            check_number(name, v)
-            if isinstance(v, nn.Parameter):
-                self.register_parameter(name, v)
-            elif isinstance(v, torch.Tensor):
-                self.register_buffer(name, v.detach().clone())
-            else:
-                setattr(self, name, float(v))
-
-    @property
     def params(self) -> F.CubaParams:
         """The current parameters as a :class:`~spikefuse.functional.cuba.CubaParams`."""
         return F.CubaParams(
@@ -123,7 +151,7 @@ class CubaLIF(nn.Module):
         )
 
     def _integrate(self, x, hw_data):
-        return F.cuba_lif_integration(x, self.params, hw_data=hw_data, dt=self.dt, backend=self.backend)
+        return F.cuba_lif_integration(x, self.params(), hw_data=hw_data, dt=self.dt, backend=self.backend)
 
     def forward(self, x: torch.Tensor, hw_data=None):
         z, v, i, madc = self._integrate(x, hw_data)
@@ -163,9 +191,8 @@ class CubaRefractoryLIF(CubaLIF):
                  backend: Optional[str] = None, return_traces: bool = False):
         super().__init__(leak, reset, threshold, tau_syn, tau_mem, alpha, dt, method, backend,
                          return_traces)
-        check_number("refractory_time", refractory_time, ge=0)
-        self._init_params({"refractory_time": refractory_time})
+        register_cuba_params(self, {"refractory_time": refractory_time})
 
     def _integrate(self, x, hw_data):
-        return F.cuba_refractory_lif_integration(x, self.params, hw_data=hw_data, dt=self.dt,
+        return F.cuba_refractory_lif_integration(x, self.params(), hw_data=hw_data, dt=self.dt,
                                                  backend=self.backend)

@@ -31,14 +31,16 @@ from typing import Optional
 import torch
 from torch import nn
 
-from .._validate import _describe, check_bool, check_choice, check_number
+from .._validate import _describe, check_bool, check_choice, check_number, check_sequence
 from ..functional import cuba as C
 from ..functional import eventprop as E
+from .base import NeuronBase, check_plain_backend, time_last_hint
+from .cuba import CUBA_PARAM_CHECKS, register_cuba_params
 
 __all__ = ["EventPropLIF"]
 
 
-class EventPropLIF(nn.Module):
+class EventPropLIF(NeuronBase, nn.Module):
     """Dense synapse + EventProp CUBA LIF: ``forward(x (T, B, in_features), hw_data=None)``
     returns spikes ``(T, B, out_features)`` (or ``(spikes, CubaTraces)`` with
     ``return_traces=True``); :attr:`last_traces` keeps the detached membrane and current of
@@ -49,6 +51,12 @@ class EventPropLIF(nn.Module):
     - ``current_index``: ``"hxtorch"`` (faithful, ``a_m`` from ``i[t-1]``) or ``"aligned"``.
     - ``membrane_grad``: also propagate gradients of the membrane output (EventProp mode).
     - ``weight_scale``: the weight starts as ``nn.Linear``'s init times this factor.
+    - ``backend``: ``None``, ``"auto"`` or ``"reference"``: the exact adjoint has no fused
+      kernel, a kernel backend is refused.
+
+    Common surface (:mod:`spikefuse.neuron.base`): ``params()`` returns the
+    :class:`~spikefuse.functional.cuba.CubaParams`, ``reset_state()`` forgets
+    :attr:`last_traces` (``reset`` is the reset potential, as in hxtorch).
 
     >>> import torch
     >>> layer = EventPropLIF(3, 2, gradient="surrogate")
@@ -74,6 +82,8 @@ class EventPropLIF(nn.Module):
         return_traces: bool = False,
         device=None,
         dtype=None,
+        *,
+        backend: Optional[str] = None,
     ):
         super().__init__()
         for name, n in (("in_features", in_features), ("out_features", out_features)):
@@ -86,19 +96,15 @@ class EventPropLIF(nn.Module):
         check_bool("membrane_grad", membrane_grad)
         check_bool("return_traces", return_traces)
         check_number("weight_scale", weight_scale, gt=0)
+        self.backend = backend
+        self.dt = float(dt)
         values = dict(leak=leak, reset=reset, threshold=threshold, tau_syn=tau_syn,
                       tau_mem=tau_mem, alpha=alpha)
-        for name, v in values.items():
-            check_number(name, v)
-            if isinstance(v, torch.Tensor):
-                self.register_buffer(name, v.detach().clone())
-            else:
-                setattr(self, name, float(v))
-        check_number("alpha", alpha, gt=0)
-        C._check_tau_ratios(((n, values[n]) for n in ("tau_syn", "tau_mem")), dt)
+        # parameters are buffers here (a given nn.Parameter is copied, as before)
+        register_cuba_params(self, {n: v.detach() if isinstance(v, nn.Parameter) else v
+                                    for n, v in values.items()})
         self.in_features = in_features
         self.out_features = out_features
-        self.dt = float(dt)
         self.gradient = gradient
         self.current_index = current_index
         self.membrane_grad = membrane_grad
@@ -115,27 +121,33 @@ class EventPropLIF(nn.Module):
         with torch.no_grad():
             self.weight.mul_(self.weight_scale)
 
-    @property
+    _PARAM_CHECKS = CUBA_PARAM_CHECKS
+
+    @NeuronBase.backend.setter
+    def backend(self, value) -> None:
+        self.__dict__["_backend"] = check_plain_backend(
+            "EventPropLIF", value, "the exact adjoint runs in plain torch")
+
     def params(self) -> C.CubaParams:
+        """The current parameters as a :class:`~spikefuse.functional.cuba.CubaParams`."""
         return C.CubaParams(leak=self.leak, reset=self.reset, threshold=self.threshold,
                             tau_syn=self.tau_syn, tau_mem=self.tau_mem, alpha=self.alpha)
 
     def forward(self, x: torch.Tensor, hw_data=None):
         if self.gradient == "eventprop":
-            z, v, i = E.eventprop_linear_lif(x, self.weight, self.params, self.dt, hw_data,
+            z, v, i = E.eventprop_linear_lif(x, self.weight, self.params(), self.dt, hw_data,
                                              self.current_index, self.membrane_grad)
         else:
             if hw_data is not None:
                 raise ValueError("hw_data: not supported with gradient='surrogate'; use gradient='eventprop'")
-            from .._validate import check_sequence
-
             check_sequence("x", x, min_ndim=3)
             if x.shape[-1] != self.in_features:
                 raise ValueError(
                     f"x: expected last dimension {self.in_features} (in_features), got shape {tuple(x.shape)}"
+                    f"{time_last_hint(x, (self.in_features,))}"
                 )
             cur = torch.matmul(x.to(self.weight.dtype), self.weight.t())
-            z, v, i = E.eventprop_lif_reference(cur, self.params, self.dt)
+            z, v, i = E.eventprop_lif_reference(cur, self.params(), self.dt)
         self.last_traces = C.CubaTraces(v.detach() if v is not None else None, i.detach())
         if self.return_traces:
             return z, C.CubaTraces(v, i)

@@ -1,14 +1,22 @@
 """IF / LIF / ParametricLIF modules with SpikingJelly semantics over
 :mod:`spikefuse.functional.lif` (SPEC.md section 15), and :func:`reset_net`.
 
-The constructors mirror SpikingJelly's ``activation_based`` nodes (same positional order),
-except that the surrogate defaults to ``ATan(2.0)`` (the cext default) and may be given as a
-:class:`~spikefuse.surrogate.Surrogate` or a name (``"atan"``, ``"ATan"``, ``"sigmoid"``, ...).
+The constructors take SpikingJelly's ``activation_based`` argument names; only the first
+argument (``tau`` / ``init_tau`` / ``v_threshold``) may be positional, the others are
+keyword-only: SpikingJelly's cext nodes put ``detach_input`` (the opposite of
+``decay_input``) second and ``alpha`` fourth, so a positional call could mean something else
+than the code it was ported from. The surrogate defaults to ``ATan(2.0)`` (the cext default)
+and may be given as a :class:`~spikefuse.surrogate.Surrogate` or a name (``"atan"``,
+``"ATan"``, ``"sigmoid"``, ...). Parameter values are checked when the module is built and
+when an attribute (``v_threshold``, ``v_reset``, ``tau``, ...) is assigned
+later, not at every forward; ``backend`` is checked when set (:mod:`spikefuse.neuron.base`).
 
 State. Each module keeps its membrane potential in ``self.v`` (``None`` until the first
 forward, then a tensor of one step's shape ``(B, *features)`` filled with ``v_reset``, 0 for
 soft reset; it is re-created when the step shape or device of the input changes; assigning
-a number, ``node.v = 0.3``, starts the next forward from that uniform potential). A
+a number, ``node.v = 0.3``, starts the next forward from that uniform potential, and assigning
+a tensor starts it from that tensor, which must then have one step's shape ``(B, *features)``
+of the next input: a ``ValueError`` says so otherwise). A
 multi-step forward stores ``V[T-1]``; a single-step forward stores the new ``V``. As in
 SpikingJelly the stored ``v`` stays attached to the autograd graph, so consecutive calls
 within one sequence backpropagate through time; call :meth:`reset` (or :func:`reset_net`
@@ -32,7 +40,6 @@ Example::
 """
 from __future__ import annotations
 
-import inspect
 import math
 from typing import Optional, Union
 
@@ -41,20 +48,37 @@ from torch import Tensor, nn
 
 from .. import surrogate as _surrogate
 from .._validate import check_bool, check_choice, check_number, check_sequence, check_tensor
-from ..functional.lif import LIFParams, LIFState, _lif_multistep, _lif_step, initial_state
-from ..kernels import BACKENDS
+from ..functional.lif import LIFParams, LIFState, LIFTraces, _lif_multistep, _lif_step, initial_state
+from .base import NeuronModule, bool_check, number_check, reset_net
 
 __all__ = ["IF", "LIF", "ParametricLIF", "reset_net"]
 
 
-class _SpikingJellyNode(nn.Module):
+def _check_surrogate(module, name, value):
+    if not isinstance(value, _surrogate.Surrogate):
+        raise TypeError(f"{name}: expected a spikefuse.surrogate.Surrogate (or pass a name to the "
+                        f"constructor), got {type(value).__name__}")
+
+
+_NODE_CHECKS = {
+    "v_threshold": number_check(),
+    "v_reset": number_check(optional=True),
+    "detach_reset": bool_check,
+    "store_v_seq": bool_check,
+    "surrogate": _check_surrogate,
+}
+
+
+class _SpikingJellyNode(NeuronModule, nn.Module):
     """Common part of IF / LIF / ParametricLIF: parameters, persistent ``v``, dispatch."""
 
     _check_tau = True
+    _PARAM_CHECKS = _NODE_CHECKS
 
     def __init__(
         self,
         v_threshold: Union[float, Tensor] = 1.0,
+        *,
         v_reset: Optional[Union[float, Tensor]] = 0.0,
         surrogate: Union[_surrogate.Surrogate, str] = _surrogate.ATan(2.0),
         detach_reset: bool = False,
@@ -72,12 +96,11 @@ class _SpikingJellyNode(nn.Module):
         self.detach_reset = check_bool("detach_reset", detach_reset)
         check_choice("step_mode", step_mode, ("s", "m"))
         self.step_mode = step_mode
-        if backend is not None:
-            check_choice("backend", backend, BACKENDS)
         self.backend = backend
         self.store_v_seq = check_bool("store_v_seq", store_v_seq)
         self.v: Optional[Tensor] = None
         self.v_seq: Optional[Tensor] = None
+        self._stored_v: Optional[Tensor] = None
 
     def _set_value(self, name, value):
         """Tensors become (non-learnable) buffers so that ``.to(device)`` moves them."""
@@ -104,10 +127,13 @@ class _SpikingJellyNode(nn.Module):
             surrogate=self.surrogate,
         )
 
-    def reset(self) -> None:
-        """Forget the membrane state (the next forward starts from ``v_reset``, 0 if soft)."""
+    def reset_state(self) -> None:
+        """Forget the membrane state (the next forward starts from ``v_reset``, 0 if soft);
+        :meth:`reset` is the same."""
+        super().reset_state()
         self.v = None
         self.v_seq = None
+        self._stored_v = None
 
     def _state_for(self, shape, x: Tensor, params: LIFParams) -> LIFState:
         v = self.v
@@ -115,12 +141,20 @@ class _SpikingJellyNode(nn.Module):
         if isinstance(v, (int, float)) and not isinstance(v, bool):
             # SpikingJelly style: ``node.v = 0.3`` sets a uniform membrane potential
             return LIFState(torch.full(tuple(shape), float(v), dtype=dtype, device=x.device))
+        if isinstance(v, Tensor) and v is not self._stored_v and tuple(v.shape) != tuple(shape):
+            # a membrane assigned by the user (not the one the last forward stored) that
+            # cannot continue this input: refusing is certain, re-creating would drop it
+            raise ValueError(
+                f"v: the membrane assigned to this neuron has shape {tuple(v.shape)}, expected one "
+                f"step (B, *features) = {tuple(shape)} of the input of shape {tuple(x.shape)} "
+                f"(step_mode={self.step_mode!r}; multi-step inputs are time-first (T, B, *features))"
+            )
         if not isinstance(v, Tensor) or tuple(v.shape) != tuple(shape) or v.device != x.device:
             return initial_state(shape, params, dtype=dtype, device=x.device)
         return LIFState(v)
 
     def forward(self, x: Tensor) -> Tensor:
-        check_choice("step_mode", self.step_mode, ("s", "m"))
+        check_choice("step_mode", self.step_mode, ("s", "m"))  # a str compare, no data read
         params = self.params()
         if self.step_mode == "m":
             check_sequence("x", x, min_ndim=2)
@@ -132,11 +166,12 @@ class _SpikingJellyNode(nn.Module):
             spikes, state = out[0], out[1]
             if self.store_v_seq:
                 self.v_seq = out[2].v
+                self.last_traces = LIFTraces(out[2].h.detach(), out[2].v.detach())
         else:
             check_tensor("x", x, min_ndim=1)
             state = self._state_for(x.shape, x, params)
             spikes, state = _lif_step(x, state, params, check_tau=self._check_tau)
-        self.v = state.v
+        self.v = self._stored_v = state.v
         return spikes
 
     def extra_repr(self) -> str:
@@ -163,9 +198,10 @@ def _fmt(v) -> str:
 class IF(_SpikingJellyNode):
     """Integrate-and-fire neuron (``H = V + X``), SpikingJelly ``IFNode`` semantics.
 
-    Args: ``v_threshold=1.0``, ``v_reset=0.0`` (``None``: soft reset ``V = H - S V_th``),
-    ``surrogate=ATan(2.0)`` (instance or name), ``detach_reset=False``, ``step_mode="m"``,
-    ``backend=None`` (global default), ``store_v_seq=False``.
+    Args: ``v_threshold=1.0`` (the only positional argument), keyword-only ``v_reset=0.0``
+    (``None``: soft reset ``V = H - S V_th``), ``surrogate=ATan(2.0)`` (instance or name),
+    ``detach_reset=False``, ``step_mode="m"``, ``backend=None`` (global default),
+    ``store_v_seq=False`` (also fills :attr:`last_traces` with the detached ``LIFTraces``).
 
     >>> import torch
     >>> IF()(torch.tensor([1.5, 1.5, 0.5, 3.0, 0.0]).reshape(5, 1, 1)).flatten().tolist()
@@ -175,6 +211,8 @@ class IF(_SpikingJellyNode):
 
 class _LeakyNode(_SpikingJellyNode):
     """Common part of LIF / ParametricLIF: ``tau`` and ``decay_input`` come from the module."""
+
+    _PARAM_CHECKS = {**_NODE_CHECKS, "tau": number_check(gt=1.0), "decay_input": bool_check}
 
     def _tau(self):
         return self.tau
@@ -212,6 +250,7 @@ class LIF(_LeakyNode):
     def __init__(
         self,
         tau: Union[float, Tensor] = 2.0,
+        *,
         decay_input: bool = True,
         v_threshold: Union[float, Tensor] = 1.0,
         v_reset: Optional[Union[float, Tensor]] = 0.0,
@@ -220,10 +259,10 @@ class LIF(_LeakyNode):
         step_mode: str = "m",
         backend: Optional[str] = None,
         store_v_seq: bool = False,
-        *,
         detach_input: Optional[bool] = None,
     ):
-        super().__init__(v_threshold, v_reset, surrogate, detach_reset, step_mode, backend, store_v_seq)
+        super().__init__(v_threshold, v_reset=v_reset, surrogate=surrogate, detach_reset=detach_reset,
+                         step_mode=step_mode, backend=backend, store_v_seq=store_v_seq)
         check_number("tau", tau, gt=1.0)
         self._set_value("tau", tau)
         self.decay_input = self._resolve_decay_input(decay_input, detach_input)
@@ -242,10 +281,12 @@ class ParametricLIF(_LeakyNode):
     """
 
     _check_tau = False  # 1/sigmoid(w) is > 1 mathematically but may round to 1.0 in fp32
+    _PARAM_CHECKS = {**_NODE_CHECKS, "decay_input": bool_check}   # tau is derived from w
 
     def __init__(
         self,
         init_tau: float = 2.0,
+        *,
         decay_input: bool = True,
         v_threshold: Union[float, Tensor] = 1.0,
         v_reset: Optional[Union[float, Tensor]] = 0.0,
@@ -254,10 +295,10 @@ class ParametricLIF(_LeakyNode):
         step_mode: str = "m",
         backend: Optional[str] = None,
         store_v_seq: bool = False,
-        *,
         detach_input: Optional[bool] = None,
     ):
-        super().__init__(v_threshold, v_reset, surrogate, detach_reset, step_mode, backend, store_v_seq)
+        super().__init__(v_threshold, v_reset=v_reset, surrogate=surrogate, detach_reset=detach_reset,
+                         step_mode=step_mode, backend=backend, store_v_seq=store_v_seq)
         if isinstance(init_tau, Tensor):
             raise TypeError("init_tau: expected a number, got a Tensor")
         check_number("init_tau", init_tau, gt=1.0)
@@ -275,34 +316,3 @@ class ParametricLIF(_LeakyNode):
         as SpikingJelly does, instead of dividing by ``1/sigmoid(w)`` (one ulp apart at most
         ``init_tau``)."""
         return super().params()._replace(tau=None, reciprocal_tau=torch.sigmoid(self.w))
-
-
-def reset_net(net: nn.Module) -> None:
-    """Call ``reset()`` on every submodule of ``net`` (itself included) that has a
-    ``reset`` method callable without arguments: all spikefuse neurons, and any user module
-    following the same convention (SpikingJelly's ``functional.reset_net``).
-
-    >>> net = nn.Sequential(nn.Linear(3, 3), LIF(), IF())
-    >>> _ = net(torch.ones(2, 1, 3))
-    >>> reset_net(net); net[1].v is None and net[2].v is None
-    True
-    """
-    if not isinstance(net, nn.Module):
-        raise TypeError(f"net: expected a torch.nn.Module, got {type(net).__name__}")
-    for m in net.modules():
-        fn = getattr(m, "reset", None)
-        if not callable(fn):
-            continue
-        if not isinstance(m, _SpikingJellyNode):
-            try:
-                sig = inspect.signature(fn)
-            except (TypeError, ValueError):
-                continue
-            required = [
-                p for p in sig.parameters.values()
-                if p.default is inspect.Parameter.empty
-                and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-            ]
-            if required:
-                continue
-        fn()

@@ -1,5 +1,5 @@
 """Shared pieces of :mod:`spikefuse.interop.nir`: the error type, the optional ``nir`` import,
-the ``dt`` check and the lazy look-ups of the spikefuse neuron classes."""
+the ``dt`` check."""
 from __future__ import annotations
 
 import math
@@ -39,27 +39,3 @@ def _check_dt(dt) -> float:
     if not math.isfinite(dt) or dt <= 0:
         raise ValueError(f"dt: expected a finite number > 0 (the time step in seconds), got {dt!r}")
     return dt
-
-
-def _lif_classes():
-    try:
-        from ...neuron import lif as _lif
-    except ImportError:  # pragma: no cover - neuron.lif not present
-        return ()
-    return tuple(getattr(_lif, n) for n in ("IF", "LIF", "ParametricLIF") if hasattr(_lif, n))
-
-
-def _cuba_classes():
-    try:
-        from ...neuron import cuba as _cuba
-    except ImportError:  # pragma: no cover
-        return None, None
-    return getattr(_cuba, "CubaLIF", None), getattr(_cuba, "CubaRefractoryLIF", None)
-
-
-def _eventprop_class():
-    try:
-        from ...neuron import eventprop as _ep
-    except ImportError:  # pragma: no cover
-        return None
-    return getattr(_ep, "EventPropLIF", None)

@@ -1,4 +1,28 @@
-"""The executor of NIR graphs that are not a chain (:class:`NIRGraphModule`)."""
+"""The executor of NIR graphs that are not a chain (:class:`NIRGraphModule`).
+
+Why not nirtorch: nirtorch 2.6's ``nir_to_torch(graph, node_map)`` (a torch.fx module run once
+per step, with a state dict and ``(output, state)`` modules) carries spikefuse's single-input,
+single-output graphs with at most two edges into a node, including the recurrent one-step
+feedback (the previous step's output of the edge's source, zero at ``t = 0``), with the same
+numbers bit for bit: tests/interop/test_nirtorch.py checks this against it. It cannot carry:
+
+- a node with three or more incoming edges: it sums them in the iteration order of a Python
+  ``set`` of edges, which depends on the string hash seed, so the float sum (and the spikes
+  after it) change from one interpreter run to the next (measured: 252 of 1000 values differ
+  between seeds); spikefuse sums in edge order;
+- several edges into an Output node: returned as separate values, not summed;
+- several graph inputs: tracing fails ("Node redefined name is_none!");
+- several graph outputs, and a cycle that no graph input enters: ``nir_to_torch`` never
+  returns (its work queue re-enqueues forever); spikefuse raises NIRConversionError;
+- node names that are attributes of ``nn.ModuleDict`` (e.g. ``forward``): KeyError;
+- modules with spikefuse's ``forward(x, state=None, return_state=False)``: it passes ``state=``
+  to any module with a ``state`` argument and takes ``output[0]`` of the result (the first time
+  step), so every NIR* neuron would need an adapter.
+Since these are properties of whole graphs, not one separable feature, a nirtorch path would
+sit beside this executor (which must stay for them) rather than replace it; spikefuse keeps
+its own executor (scheduling in :func:`_schedule`, which :func:`to_nir` also uses) and nirtorch
+is a test-only cross-check.
+"""
 from __future__ import annotations
 
 from typing import Dict, List, Sequence, Tuple

@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections import OrderedDict
-from typing import Dict, List
+from typing import Callable, Dict, List, Optional
 
 import numpy as np
 import torch
@@ -14,7 +14,7 @@ from ... import layers as _layers
 from ... import surrogate as _surrogate
 from ..._validate import _describe, check_bool
 from ...surrogate import Surrogate
-from ._common import NIRConversionError, _check_dt, _cuba_classes, _eventprop_class, _nir, _require_nir
+from ._common import NIRConversionError, _check_dt, _nir, _require_nir
 from .graph import NIRGraphModule, _safe_name, _schedule
 from .modules import (Delay, NIRCubaLI, NIRCubaLIF, NIRFlatten, NIRIF, NIRIntegrator, NIRLI, NIRLIF, Scale,
                       Threshold, _resolve_surrogate)
@@ -116,68 +116,20 @@ class _Importer:
         return _resolve_surrogate(None)
 
     def build(self, name, node, recurrent=False):
-        nirm = _nir
-        kind = type(node).__name__
+        """The module that runs ``node``, through :data:`IMPORTERS`."""
+        fn = importer_for(type(node))
+        if fn is None:
+            raise NIRConversionError(
+                f"graph node {name!r}: nir.{type(node).__name__} has no spikefuse equivalent (supported: Affine, "
+                "Linear, Conv1d, Conv2d, SumPool2d, AvgPool2d, Flatten, Scale, Threshold, Delay, LIF, IF, LI, I, "
+                "CubaLIF, CubaLI, nested NIRGraph)")
         meta = _meta(node) if self.use_metadata else {}
         try:
-            if isinstance(node, nirm.Affine):
-                return self._dense(name, node, bias=True)
-            if isinstance(node, nirm.Linear):
-                return self._dense(name, node, bias=False)
-            if isinstance(node, nirm.Conv1d):
-                return self._conv(name, node, 1)
-            if isinstance(node, nirm.Conv2d):
-                return self._conv(name, node, 2)
-            if isinstance(node, (nirm.SumPool2d, nirm.AvgPool2d)):
-                k, s, p = (tuple(int(v) for v in np.broadcast_to(np.asarray(a).reshape(-1), (2,)))
-                           for a in (node.kernel_size, node.stride, node.padding))
-                cls = _layers.SumPool2d if isinstance(node, nirm.SumPool2d) else _layers.AvgPool2d
-                return cls(k, s, p)
-            if isinstance(node, nirm.Flatten):
-                sd, ed = int(node.start_dim), int(node.end_dim)
-                it = node.input_type.get("input") if isinstance(node.input_type, dict) else None
-                nd = len(it) if it is not None else None
-                if sd == 0 and (ed == -1 or (nd is not None and ed == nd - 1)):
-                    return _layers.Flatten()
-                return NIRFlatten(sd, ed)
-            if isinstance(node, nirm.Scale):
-                return Scale(_arr(node, "scale"))
-            if isinstance(node, nirm.Delay):
-                k = _arr(node, "delay") / self.dt
-                if not np.allclose(k, np.round(k), rtol=0, atol=1e-6) or np.any(k < -1e-6):
-                    raise NIRConversionError(f"graph node {name!r}: Delay of {np.unique(_arr(node, 'delay')).tolist()} s "
-                                             f"is not a non-negative whole number of steps dt={self.dt:g}")
-                return Delay(np.round(k))
-            if isinstance(node, nirm.Threshold):
-                return Threshold(_arr(node, "threshold"), surrogate=self._sur(meta))
-            if isinstance(node, nirm.LIF):
-                return self._lif(name, node, meta, recurrent)
-            if isinstance(node, nirm.IF):
-                return self._if(name, node, meta, recurrent)
-            if isinstance(node, nirm.LI):
-                if meta.get("module") == "LeakyIntegrator" and not recurrent:
-                    m = self._leaky_integrator(node, meta)
-                    if m is not None:
-                        return m
-                return NIRLI(_arr(node, "tau"), _arr(node, "r"), _arr(node, "v_leak"), dt=self.dt)
-            if isinstance(node, nirm.I):
-                return NIRIntegrator(_arr(node, "r"), dt=self.dt)
-            if isinstance(node, nirm.CubaLIF):
-                return self._cuba(name, node, meta, recurrent)
-            if isinstance(node, nirm.CubaLI):
-                return NIRCubaLI(_arr(node, "tau_syn"), _arr(node, "tau_mem"), _arr(node, "r"),
-                                 _arr(node, "v_leak"), _arr(node, "w_in"), dt=self.dt)
-            ident = getattr(getattr(nirm, "ir", None), "graph", None)
-            if ident is not None and isinstance(node, getattr(ident, "Identity", ())):
-                return nn.Identity()
+            return fn(self, name, node, meta, recurrent)
         except NIRConversionError:
             raise
         except (ValueError, TypeError) as e:
-            raise NIRConversionError(f"graph node {name!r} ({kind}): {e}") from e
-        raise NIRConversionError(
-            f"graph node {name!r}: nir.{kind} has no spikefuse equivalent (supported: Affine, Linear, Conv1d, "
-            "Conv2d, SumPool2d, AvgPool2d, Flatten, Scale, Threshold, Delay, LIF, IF, LI, I, CubaLIF, "
-            "CubaLI, nested NIRGraph)")
+            raise NIRConversionError(f"graph node {name!r} ({type(node).__name__}): {e}") from e
 
     def _dense(self, name, node, bias):
         w = np.asarray(node.weight)
@@ -237,10 +189,7 @@ class _Importer:
         """Rebuild a spikefuse neuron.lif module from a node written by to_nir, or None."""
         if meta.get("module") not in ("LIF", "IF", "ParametricLIF"):
             return None
-        try:
-            from ...neuron import lif as _lif
-        except ImportError:  # pragma: no cover
-            return None
+        from ...neuron import lif as _lif
         soft = _as_bool(meta.get("soft_reset", False))
         thr = _value(meta, "v_threshold", _arr(node, "v_threshold"))
         v_reset_arr = _arr(node, "v_reset")
@@ -278,23 +227,6 @@ class _Importer:
             return m
         tau = tau_u if tau_u is not None else torch.as_tensor(np.asarray(tau_steps, np.float32))
         return _lif.LIF(tau=tau, decay_input=di, **common)
-
-    def _lif(self, name, node, meta, recurrent):
-        if meta and not recurrent:
-            m = self._restore_sj(name, node, meta, leaky=True)
-            if m is not None:
-                return m
-        return NIRLIF(_arr(node, "tau"), _arr(node, "r"), _arr(node, "v_leak"), _arr(node, "v_threshold"),
-                      _arr(node, "v_reset"), dt=self.dt, surrogate=self._sur(meta),
-                      detach_reset=_as_bool(meta.get("detach_reset", False)))
-
-    def _if(self, name, node, meta, recurrent):
-        if meta and not recurrent:
-            m = self._restore_sj(name, node, meta, leaky=False)
-            if m is not None:
-                return m
-        return NIRIF(_arr(node, "r"), _arr(node, "v_threshold"), _arr(node, "v_reset"), dt=self.dt,
-                     surrogate=self._sur(meta), detach_reset=_as_bool(meta.get("detach_reset", False)))
 
     def _cuba_exact(self, node) -> bool:
         """r = 1 and w_in = tau_syn/dt: the node is an hxtorch CUBA step (input as a current jump)."""
@@ -334,24 +266,119 @@ class _Importer:
         w = np.asarray(syn.weight, dtype=np.float32)
         if w.ndim != 2 or not self._cuba_exact(node):
             return None
-        m = _build_cuba(_eventprop_class(), node, self.dt, _meta(node),
+        from ...neuron.eventprop import EventPropLIF
+        m = _build_cuba(EventPropLIF, node, self.dt, _meta(node),
                         extra={"in_features": int(w.shape[1]), "out_features": int(w.shape[0])})
         if m is not None:
             with torch.no_grad():
                 m.weight.copy_(torch.as_tensor(w))
         return m
 
-    def _cuba(self, name, node, meta, recurrent):
-        if meta.get("module") in ("CubaLIF", "EventPropLIF") and not recurrent and self._cuba_exact(node):
-            cuba_cls, _ = _cuba_classes()
-            if cuba_cls is not None and self.surrogate is None:
-                m = _build_cuba(cuba_cls, node, self.dt, {k: v for k, v in meta.items()
-                                                          if k not in ("gradient", "current_index")})
-                if m is not None:
-                    return m
-        return NIRCubaLIF(_arr(node, "tau_syn"), _arr(node, "tau_mem"), _arr(node, "r"), _arr(node, "v_leak"),
-                          _arr(node, "v_threshold"), _arr(node, "v_reset"), _arr(node, "w_in"), dt=self.dt,
-                          surrogate=self._sur(meta), detach_reset=_as_bool(meta.get("detach_reset", False)))
+
+# ------------------------------------------------------------------------------ the table
+Importer = Callable[[_Importer, str, object, dict, bool], nn.Module]
+#: NIR node type -> fn(importer, name, node, metadata, recurrent) -> module; filled on first use
+#: (nir is an optional dependency) by :func:`_register_nir_types`
+IMPORTERS: Dict[type, Importer] = {}
+
+
+def importer_for(cls: type) -> Optional[Importer]:
+    """The :data:`IMPORTERS` entry of NIR node type ``cls`` (or of its nearest registered base)."""
+    _register_nir_types()
+    for c in cls.__mro__:
+        if c in IMPORTERS:
+            return IMPORTERS[c]
+    return None
+
+
+def _pool(imp, name, node, meta, recurrent):
+    k, s, p = (tuple(int(v) for v in np.broadcast_to(np.asarray(a).reshape(-1), (2,)))
+               for a in (node.kernel_size, node.stride, node.padding))
+    return (_layers.SumPool2d if isinstance(node, _nir.SumPool2d) else _layers.AvgPool2d)(k, s, p)
+
+
+def _flatten(imp, name, node, meta, recurrent):
+    sd, ed = int(node.start_dim), int(node.end_dim)
+    it = node.input_type.get("input") if isinstance(node.input_type, dict) else None
+    nd = len(it) if it is not None else None
+    if sd == 0 and (ed == -1 or (nd is not None and ed == nd - 1)):
+        return _layers.Flatten()
+    return NIRFlatten(sd, ed)
+
+
+def _delay(imp, name, node, meta, recurrent):
+    k = _arr(node, "delay") / imp.dt
+    if not np.allclose(k, np.round(k), rtol=0, atol=1e-6) or np.any(k < -1e-6):
+        raise NIRConversionError(f"graph node {name!r}: Delay of {np.unique(_arr(node, 'delay')).tolist()} s "
+                                 f"is not a non-negative whole number of steps dt={imp.dt:g}")
+    return Delay(np.round(k))
+
+
+def _lif(imp, name, node, meta, recurrent):
+    if meta and not recurrent:
+        m = imp._restore_sj(name, node, meta, leaky=True)
+        if m is not None:
+            return m
+    return NIRLIF(_arr(node, "tau"), _arr(node, "r"), _arr(node, "v_leak"), _arr(node, "v_threshold"),
+                  _arr(node, "v_reset"), dt=imp.dt, surrogate=imp._sur(meta),
+                  detach_reset=_as_bool(meta.get("detach_reset", False)))
+
+
+def _if(imp, name, node, meta, recurrent):
+    if meta and not recurrent:
+        m = imp._restore_sj(name, node, meta, leaky=False)
+        if m is not None:
+            return m
+    return NIRIF(_arr(node, "r"), _arr(node, "v_threshold"), _arr(node, "v_reset"), dt=imp.dt,
+                 surrogate=imp._sur(meta), detach_reset=_as_bool(meta.get("detach_reset", False)))
+
+
+def _li(imp, name, node, meta, recurrent):
+    if meta.get("module") == "LeakyIntegrator" and not recurrent:
+        m = imp._leaky_integrator(node, meta)
+        if m is not None:
+            return m
+    return NIRLI(_arr(node, "tau"), _arr(node, "r"), _arr(node, "v_leak"), dt=imp.dt)
+
+
+def _cuba(imp, name, node, meta, recurrent):
+    if meta.get("module") in ("CubaLIF", "EventPropLIF") and not recurrent and imp._cuba_exact(node) \
+            and imp.surrogate is None:
+        from ...neuron.cuba import CubaLIF
+        m = _build_cuba(CubaLIF, node, imp.dt, {k: v for k, v in meta.items() if k not in ("gradient", "current_index")})
+        if m is not None:
+            return m
+    return NIRCubaLIF(_arr(node, "tau_syn"), _arr(node, "tau_mem"), _arr(node, "r"), _arr(node, "v_leak"),
+                      _arr(node, "v_threshold"), _arr(node, "v_reset"), _arr(node, "w_in"), dt=imp.dt,
+                      surrogate=imp._sur(meta), detach_reset=_as_bool(meta.get("detach_reset", False)))
+
+
+def _register_nir_types() -> None:
+    if IMPORTERS:
+        return
+    nirm = _require_nir()
+    from nir.ir.graph import Identity
+    IMPORTERS.update({
+        nirm.Affine: lambda imp, name, node, meta, rec: imp._dense(name, node, bias=True),
+        nirm.Linear: lambda imp, name, node, meta, rec: imp._dense(name, node, bias=False),
+        nirm.Conv1d: lambda imp, name, node, meta, rec: imp._conv(name, node, 1),
+        nirm.Conv2d: lambda imp, name, node, meta, rec: imp._conv(name, node, 2),
+        nirm.SumPool2d: _pool,
+        nirm.AvgPool2d: _pool,
+        nirm.Flatten: _flatten,
+        nirm.Scale: lambda imp, name, node, meta, rec: Scale(_arr(node, "scale")),
+        nirm.Delay: _delay,
+        nirm.Threshold: lambda imp, name, node, meta, rec: Threshold(_arr(node, "threshold"), surrogate=imp._sur(meta)),
+        nirm.LIF: _lif,
+        nirm.IF: _if,
+        nirm.LI: _li,
+        nirm.I: lambda imp, name, node, meta, rec: NIRIntegrator(_arr(node, "r"), dt=imp.dt),
+        nirm.CubaLIF: _cuba,
+        nirm.CubaLI: lambda imp, name, node, meta, rec: NIRCubaLI(
+            _arr(node, "tau_syn"), _arr(node, "tau_mem"), _arr(node, "r"), _arr(node, "v_leak"), _arr(node, "w_in"),
+            dt=imp.dt),
+        Identity: lambda imp, name, node, meta, rec: nn.Identity(),
+    })
 
 
 def _build_cuba(cls, node, dt, meta, extra=None):
@@ -457,6 +484,20 @@ def _inline_subgraphs(graph, prefix=""):
     return nodes, edges, inputs, outputs
 
 
+def _check_import_args(graph, dt, surrogate, use_metadata):
+    """from_nir's argument checks: ``(dt, surrogate)`` normalised."""
+    nirm = _require_nir()
+    if not isinstance(graph, nirm.NIRGraph):
+        raise TypeError(f"graph: expected a nir.NIRGraph, got {_describe(graph)}")
+    dt = _check_dt(dt)
+    check_bool("use_metadata", use_metadata)
+    if surrogate is not None:
+        if not isinstance(surrogate, (str, Surrogate)):
+            raise TypeError(f"surrogate: expected None, a name or a spikefuse Surrogate, got {_describe(surrogate)}")
+        surrogate = _surrogate.get(surrogate)
+    return dt, surrogate
+
+
 def from_nir(graph, dt: float, *, surrogate=None, use_metadata: bool = True) -> nn.Module:
     """Build a spikefuse module that runs a :class:`nir.NIRGraph` on ``(T, B, *features)``.
 
@@ -488,45 +529,21 @@ def from_nir(graph, dt: float, *, surrogate=None, use_metadata: bool = True) -> 
     >>> m(torch.ones(2, 1, 2))[:, 0, 0].tolist()
     [0.5, 0.75]
     """
-    nirm = _require_nir()
-    if not isinstance(graph, nirm.NIRGraph):
-        raise TypeError(f"graph: expected a nir.NIRGraph, got {_describe(graph)}")
-    dt = _check_dt(dt)
-    check_bool("use_metadata", use_metadata)
-    if surrogate is not None:
-        if not isinstance(surrogate, (str, Surrogate)):
-            raise TypeError(f"surrogate: expected None, a name or a spikefuse Surrogate, got {_describe(surrogate)}")
-        surrogate = _surrogate.get(surrogate)
+    dt, surrogate = _check_import_args(graph, dt, surrogate, use_metadata)
     nodes, edges, inputs, outputs = _inline_subgraphs(graph)
     if not inputs:
         raise NIRConversionError("graph: no nir.Input node")
     if not outputs:
         raise NIRConversionError("graph: no nir.Output node")
-    names = list(nodes)
-    # a graph with cycles runs step by step: every stateful node then runs as a NIR* module,
-    # which takes its state explicitly
     imp = _Importer(dt, surrogate, use_metadata)
-    mods = OrderedDict()
-    for members, entry, exit_, kind in ([] if surrogate is not None else _groups(nodes, edges, use_metadata)):
-        # one spikefuse module written by to_nir as several nodes: rebuild it as one module
-        m = imp.eventprop(nodes[entry], nodes[exit_]) if kind == "EventPropLIF" else \
-            imp.recurrent_lif(*(nodes[k] for k in members))
-        if m is None:
-            continue
-        prefix = {k.rsplit(".", 1)[0] for k in members}
-        new = prefix.pop() if len(prefix) == 1 and "." in entry else entry
-        if new != entry and (new in nodes or new in inputs or new in outputs):
-            new = entry
-        mods[new] = m
-        edges = [(new if x == exit_ else x, new if y == entry else y)
-                 for (x, y) in edges if not (x in members and y in members)]
-        names[names.index(entry)] = new
-        for k in members:
-            if k != entry:
-                names.remove(k)
+    names = list(nodes)
+    groups = [] if surrogate is not None else _groups(nodes, edges, use_metadata)
+    mods, edges = _merge_groups(imp, groups, nodes, edges, names, inputs + outputs)
     order, back = _schedule(inputs, names, edges)
     for n in names:
         if n not in mods:
+            # in a graph with cycles (run step by step) every stateful node is a NIR* module,
+            # which takes its state explicitly
             mods[n] = imp.build(n, nodes[n], recurrent=bool(back))
     mods = OrderedDict((n, mods[n]) for n in names)
     chain = _as_chain(order, edges, inputs, outputs)
@@ -539,6 +556,29 @@ def from_nir(graph, dt: float, *, surrogate=None, use_metadata: bool = True) -> 
             seq[k] = mods[n]
         return nn.Sequential(seq)
     return NIRGraphModule(mods, edges, inputs, outputs)
+
+
+def _merge_groups(imp, groups, nodes, edges, names, io):
+    """Rebuild each node group that to_nir wrote for one spikefuse module as that module:
+    returns ``(modules by node name, edges)`` and renames the group in ``names`` (in place)."""
+    mods = OrderedDict()
+    for members, entry, exit_, kind in groups:
+        m = imp.eventprop(nodes[entry], nodes[exit_]) if kind == "EventPropLIF" else \
+            imp.recurrent_lif(*(nodes[k] for k in members))
+        if m is None:
+            continue
+        prefix = {k.rsplit(".", 1)[0] for k in members}
+        new = prefix.pop() if len(prefix) == 1 and "." in entry else entry
+        if new != entry and (new in nodes or new in io):
+            new = entry
+        mods[new] = m
+        edges = [(new if x == exit_ else x, new if y == entry else y)
+                 for (x, y) in edges if not (x in members and y in members)]
+        names[names.index(entry)] = new
+        for k in members:
+            if k != entry:
+                names.remove(k)
+    return mods, edges
 
 
 def _as_chain(order, edges, inputs, outputs):

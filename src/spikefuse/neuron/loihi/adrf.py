@@ -97,6 +97,8 @@ class AdaptiveResonatorNeuron(base._AdaptiveThresholdMixin, ResonatorNeuron):
         graded_spike=False,
         log_init=True,
         decay_grad="exact",
+        *,
+        backend=None,
     ):
         super().__init__(
             threshold=threshold,
@@ -113,6 +115,7 @@ class AdaptiveResonatorNeuron(base._AdaptiveThresholdMixin, ResonatorNeuron):
             graded_spike=graded_spike,
             log_init=log_init,
             decay_grad=decay_grad,
+            backend=backend,
         )
         self.threshold_step = self._quantized_threshold_step(threshold_step)
         # lava order of per-channel sampling: frequency, decay, threshold decay, refractory decay

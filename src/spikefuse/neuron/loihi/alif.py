@@ -105,6 +105,8 @@ class Neuron(base._AdaptiveThresholdMixin, base._CurrentVoltageMixin, base.Neuro
         requires_grad=False,
         graded_spike=False,
         decay_grad="exact",
+        *,
+        backend=None,
     ):
         super().__init__(
             threshold=threshold,
@@ -116,13 +118,13 @@ class Neuron(base._AdaptiveThresholdMixin, base._CurrentVoltageMixin, base.Neuro
             persistent_state=persistent_state,
             shared_param=shared_param,
             requires_grad=requires_grad,
+            backend=backend,
         )
         self.threshold_step = self._quantized_threshold_step(threshold_step)
         check_bool("graded_spike", graded_spike)
         check_choice("decay_grad", decay_grad, F.DECAY_GRADS)
         self.graded_spike = graded_spike
         self.decay_grad = decay_grad
-        self.backend = None
         # registration order (per-channel sampling, state order): current, voltage, threshold,
         # refractory
         self._register_current_voltage(current_decay, voltage_decay)

@@ -45,6 +45,7 @@ from torch import nn
 from ..._validate import _describe, check_bool, check_number, check_tensor
 from ...fixed_point import quantize_8bit as _quantize_8bit
 from ...fixed_point import quantize_threshold
+from ..base import NeuronModule, time_last_hint
 
 __all__ = ["Neuron", "check_decay", "is_power_of_two"]
 
@@ -94,8 +95,14 @@ def check_decay(name: str, value, shared_param: bool):
     return lo, hi
 
 
-class Neuron(nn.Module):
+class Neuron(NeuronModule, nn.Module):
     """Abstract Loihi neuron (lava-dl ``slayer.neuron.base.Neuron``), time-first.
+
+    The positional order is lava-dl's (``threshold, tau_grad, scale_grad, p_scale, w_scale,
+    s_scale, norm, dropout, persistent_state, shared_param, requires_grad, complex``);
+    ``num_neurons`` and ``backend`` are keyword-only. Common surface
+    (:mod:`spikefuse.neuron.base`): ``params()`` (each model's functional Params),
+    ``reset()`` with lava's alias ``reset_state()``, ``backend``.
 
     Parameters
     ----------
@@ -116,9 +123,11 @@ class Neuron(nn.Module):
         ``imag_norm``.
     dropout : module/callable or None
         applied to the output spikes.
-    num_neurons : int or None
-        informational (lava compatibility); set at the first forward.
     persistent_state, shared_param, requires_grad, complex : bool
+    num_neurons : int or None, keyword-only
+        informational (lava compatibility); set at the first forward.
+    backend : str or None, keyword-only
+        kernel backend of the fused ``forward`` (None: the global default).
 
     Subclasses register decays with :meth:`_register_decay` and states with
     :meth:`_register_state`, and call :meth:`_check_real_input` (or
@@ -143,11 +152,13 @@ class Neuron(nn.Module):
         s_scale=1,
         norm=None,
         dropout=None,
-        num_neurons=None,
         persistent_state=False,
         shared_param=True,
         requires_grad=True,
         complex=False,
+        *,
+        num_neurons=None,
+        backend=None,
     ):
         super().__init__()
         check_bool("persistent_state", persistent_state)
@@ -180,6 +191,7 @@ class Neuron(nn.Module):
         if dropout is not None and not callable(dropout):
             raise TypeError(f"dropout: expected a module/callable or None, got {_describe(dropout)}")
 
+        self.backend = backend
         self.num_neurons = num_neurons
         self.shape = None
         self.p_scale = int(p_scale)
@@ -302,7 +314,7 @@ class Neuron(nn.Module):
         elif torch.Size(shape) != self.shape:
             raise ValueError(
                 f"input: feature shape {shape} does not match the neuron shape {tuple(self.shape)} "
-                f"fixed at the first call (input shape {tuple(x.shape)})"
+                f"fixed at the first call (input shape {tuple(x.shape)}){time_last_hint(x, self.shape)}"
             )
 
     def _cx(self, param: torch.Tensor):
@@ -346,7 +358,9 @@ class Neuron(nn.Module):
                 setattr(self, name, v.detach().to(torch.float32).clone())
 
     def reset_state(self) -> None:
-        """Set every state buffer back to its initial value."""
+        """Set every state buffer back to its initial value (lava's name; :meth:`reset` and
+        :func:`spikefuse.neuron.base.reset_states` do the same)."""
+        super().reset_state()
         for name, init in self._state_init.items():
             buf = getattr(self, name)
             setattr(self, name, torch.full_like(buf, init))

@@ -97,6 +97,8 @@ class Neuron(base._CurrentVoltageMixin, base.Neuron):
         as lava-dl (SPEC 3.0); ``requires_grad`` makes the decays learnable.
     decay_grad : {"exact", "lava"}
         decay gradient rule (SPEC 3.3 / 18 #1).
+    backend : str or None, keyword-only
+        kernel backend of :meth:`forward` (None: the global default), checked when set.
 
     Attributes: parameters ``current_decay``, ``voltage_decay`` (×4096); buffers
     ``current_state``, ``voltage_state``; ``threshold_eps = 0.01 / s_scale``; ``backend``
@@ -123,6 +125,8 @@ class Neuron(base._CurrentVoltageMixin, base.Neuron):
         requires_grad=False,
         graded_spike=False,
         decay_grad="exact",
+        *,
+        backend=None,
     ):
         super().__init__(
             threshold=threshold,
@@ -134,12 +138,12 @@ class Neuron(base._CurrentVoltageMixin, base.Neuron):
             persistent_state=persistent_state,
             shared_param=shared_param,
             requires_grad=requires_grad,
+            backend=backend,
         )
         check_bool("graded_spike", graded_spike)
         check_choice("decay_grad", decay_grad, F.DECAY_GRADS)
         self.graded_spike = graded_spike
         self.decay_grad = decay_grad
-        self.backend = None
         self.threshold_eps = 0.01 / self.s_scale
         self._register_current_voltage(current_decay, voltage_decay)
         self.clamp()

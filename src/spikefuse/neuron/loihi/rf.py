@@ -147,6 +147,8 @@ class ResonatorNeuron(base.Neuron):
         graded_spike=False,
         log_init=True,
         decay_grad="exact",
+        *,
+        backend=None,
     ):
         super().__init__(
             threshold=threshold,
@@ -159,6 +161,7 @@ class ResonatorNeuron(base.Neuron):
             shared_param=shared_param,
             requires_grad=requires_grad,
             complex=True,
+            backend=backend,
         )
         check_bool("graded_spike", graded_spike)
         check_bool("log_init", log_init)
@@ -166,7 +169,6 @@ class ResonatorNeuron(base.Neuron):
         self.graded_spike = graded_spike
         self.log_init = log_init
         self.decay_grad = decay_grad
-        self.backend = None
 
         p, p_hi = check_period(period, shared_param)
         d, d_hi = base.check_decay("decay", decay, shared_param)
@@ -335,6 +337,8 @@ class Neuron(ResonatorNeuron):
         as lava-dl (SPEC 3.0, 6).
     decay_grad : {"exact", "lava"}
         sin/cos decay gradient rule (SPEC 6.2, 18 #1).
+    backend : str or None, keyword-only
+        kernel backend of :meth:`forward` (None: the global default), checked when set.
     """
 
     _model = "rf"

@@ -37,6 +37,7 @@ from torch import nn
 from ..._validate import _describe, check_bool, check_number, check_tensor
 from ...functional import sigma_delta as F
 from . import base
+from ..base import time_last_hint
 from .cuba import _check_scales, _lava_scales
 
 __all__ = ["Neuron", "neuron_params", "Sigma", "Delta"]
@@ -62,7 +63,7 @@ def _check_shape(module, x: torch.Tensor) -> None:
     elif shape != module.shape:
         raise ValueError(
             f"input: feature shape {tuple(shape)} does not match the shape {tuple(module.shape)} "
-            f"fixed at the first call (input shape {tuple(x.shape)})"
+            f"fixed at the first call (input shape {tuple(x.shape)}){time_last_hint(x, module.shape)}"
         )
 
 
@@ -90,6 +91,12 @@ class Sigma(nn.Module):
         if tuple(self.pre_state.shape) != full or self.pre_state.device != x.device:
             self.pre_state = torch.zeros(full, dtype=torch.float64, device=x.device)
         return self.pre_state
+
+    def reset_state(self) -> None:
+        """Zero the stored running sum (``persistent_state``); :meth:`reset` is the same."""
+        self.pre_state = torch.zeros_like(self.pre_state)
+
+    reset = reset_state
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         check_tensor("input", input, min_ndim=3)
@@ -176,6 +183,13 @@ class Delta(nn.Module):
         err = self.error_state if (self.persistent_state and self.cum_error) else z
         return pre, res, err
 
+    def reset_state(self) -> None:
+        """Zero the stored ``pre``, ``residual`` and ``error`` states; :meth:`reset` is the same."""
+        for n in ("pre_state", "residual_state", "error_state"):
+            setattr(self, n, torch.zeros_like(getattr(self, n)))
+
+    reset = reset_state
+
     def _store(self, pre, res, err) -> None:
         if not self.persistent_state:
             return
@@ -239,6 +253,8 @@ class Neuron(base.Neuron):
         shared_param=True,
         persistent_state=False,
         requires_grad=False,
+        *,
+        backend=None,
     ):
         super().__init__(
             threshold=threshold,
@@ -250,6 +266,7 @@ class Neuron(base.Neuron):
             persistent_state=persistent_state,
             shared_param=shared_param,
             requires_grad=requires_grad,
+            backend=backend,
         )
         if not callable(activation):
             raise TypeError(f"activation: expected a callable (e.g. torch.nn.functional.relu), got {_describe(activation)}")
@@ -257,7 +274,6 @@ class Neuron(base.Neuron):
         self.graded_spike = True
         self.activation = activation
         self.cum_error = cum_error
-        self.backend = None
         self.sigma = Sigma(persistent_state=persistent_state)
         self.delta = Delta(
             threshold=self._threshold,
@@ -301,6 +317,24 @@ class Neuron(base.Neuron):
         name = getattr(act, "__name__", type(act).__name__)
         return {"type": "SDNN", "activation": name, "vThMant": self.v_th_mant}
 
+    def params(self) -> F.SigmaDeltaParams:
+        """The functional parameters (the Delta threshold and the bias keep their graph)."""
+        if self.shape is not None:
+            bias = self._bias()
+        else:
+            bias = self.bias if self.bias_is_set else None
+        return F.SigmaDeltaParams(
+            threshold=self.delta.threshold, activation=self.activation, bias=bias,
+            tau_grad=self.delta.tau_grad, scale_grad=self.delta.scale_grad,
+            cum_error=self.cum_error, s_scale=self.s_scale,
+        )
+
+    def reset_state(self) -> None:
+        """Zero the sigma sum and the Delta states (lava's name; :meth:`reset` is the same)."""
+        super().reset_state()
+        self.sigma.reset_state()
+        self.delta.reset_state()
+
     def set_bias(self, bias: torch.Tensor) -> None:
         """Set the bias added to the sigma output before the activation (one value per neuron,
         reshaped to the neuron shape; broadcast over batch and time).
@@ -343,7 +377,6 @@ class Neuron(base.Neuron):
         """Graded (signed) output ``(T, B, *features)``, floored to multiples of ``1/s_scale``."""
         x = self._check_real_input(input)
         _check_shape(self, x)
-        bias = self._bias()
         if self.norm is None:
             # one fused call (same numbers as Sigma -> activation -> Delta)
             self.sigma.shape = self.shape if self.sigma.shape is None else self.sigma.shape
@@ -357,16 +390,12 @@ class Neuron(base.Neuron):
                 sig0 if sig0 is not None else torch.zeros(full, dtype=torch.float64, device=x.device),
                 pre, res, err,
             )
-            params = F.SigmaDeltaParams(
-                threshold=self.delta.threshold, activation=self.activation, bias=bias,
-                tau_grad=self.delta.tau_grad, scale_grad=self.delta.scale_grad,
-                cum_error=self.cum_error, s_scale=self.s_scale,
-            )
-            y, final = F.sigma_delta_multistep(x, params, state, backend=self.backend)
+            y, final = F.sigma_delta_multistep(x, self.params(), state, backend=self.backend)
             if self.persistent_state:
                 self.sigma.pre_state = final.sigma.detach().clone()
             self.delta._store(final.pre, final.residual, final.error)
         else:
+            bias = self._bias()
             dend = self.sigma(x)
             dend = self.norm(dend)
             a = self.activation(dend + bias) if bias is not None else self.activation(dend)
