@@ -51,7 +51,7 @@ def test_port_multistep_lif_node_equals_native(detach_input, v_reset):
 
 def test_port_lif_tau2_equals_native_lif_module():
     """With tau = 2 (1/tau = 0.5 exactly) the cext node equals spikefuse's LIF module."""
-    node, ref = neuron.MultiStepLIFNode(tau=2.0), LIF(tau=2.0, backend="reference")
+    node, ref = neuron.MultiStepLIFNode(tau=2.0), LIF(tau=2.0)
     xa, xb = _x().requires_grad_(), _x().requires_grad_()
     s, sn = node(xa), ref(xb)
     assert torch.equal(s, sn) and torch.equal(node.v, ref.v)
@@ -173,3 +173,33 @@ def test_bad_inputs_name_the_argument(call, exc, words):
 
 def test_init_w_matches_cext():
     assert neuron.ParametricLIFNode(init_tau=3.0).w.item() == pytest.approx(-math.log(2.0))
+
+
+@pytest.mark.parametrize("decay_input", [True, False])
+@pytest.mark.parametrize("v_reset", [0.0, -0.1, None])
+def test_reciprocal_tau_runs_on_the_fused_cpu_kernel(decay_input, v_reset):
+    """The cext charge (multiply by 1/tau) on the fused CPU kernel equals the reference loop:
+    forward bit for bit, gradients (input, initial v, a learnable 1/tau, thresholds) to 1e-5."""
+    from spikefuse import kernels
+    from spikefuse.kernels.cpu import lif as cpu_lif
+
+    x = _x(3)
+    vth = torch.linspace(0.8, 1.2, Nn[1])
+    res = {}
+    for be in ("cpu", "reference"):
+        rtau = torch.tensor(0.37, requires_grad=True)
+        th = vth.clone().requires_grad_()
+        xx, v0 = x.clone().requires_grad_(), torch.full(Nn, 0.1, requires_grad=True)
+        p = LIFParams(tau=None, reciprocal_tau=rtau, v_threshold=th, v_reset=v_reset, decay_input=decay_input,
+                      surrogate=sg.ATan(2.0))
+        s, st, tr = lif_multistep(xx, p, LIFState(v0), backend=be, return_traces=True)
+        loss = (s * torch.linspace(-1, 1, s.numel()).view(s.shape)).sum() + (tr.v ** 2).sum()
+        res[be] = (s, st.v, tr.h) + torch.autograd.grad(loss, [xx, v0, rtau, th])
+    assert kernels.resolve("lif", "auto", x, params=p, v0=None) is cpu_lif.lif_cpu
+    for k, (a, b) in enumerate(zip(res["cpu"], res["reference"])):
+        if k < 3:
+            assert torch.equal(a, b), k
+        else:
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="reciprocal_tau"):
+        kernels.resolve("lif", "triton", x, params=p, v0=None)

@@ -12,9 +12,9 @@ The recorded membrane is **post-reset**; the reset never carries gradient throug
 (``dv_post/dv_pre = 1 - z``). The refractory variant applies :func:`refractory_update` after
 each step: while the counter ``ref > 0`` the membrane is clamped to ``reset`` and spikes are
 suppressed; a spike loads the counter with ``refractory_time / dt`` (not rounded, so 2.5 blocks
-three steps). The ratio ``refractory_time / dt`` is always computed in **float32**, as
-upstream does, so ``5e-6 / 1e-6`` is exactly 5 (in float64 it is 5.000000000000001, which
-would block six steps); fp64 runs therefore block the same steps as fp32 runs.
+three steps). The ratio ``refractory_time / dt`` is computed in the compute dtype, as hxtorch
+computes it in the dtype of its state: ``5e-6 / 1e-6`` is exactly 5 in float32 (fp32, fp16 and
+bf16 inputs) and 5.000000000000001 in float64, which blocks six steps, as in hxtorch.
 
 Initial state: ``z = 0``, ``v = leak``, ``i = 0`` (and ``ref = 0``).
 
@@ -365,11 +365,13 @@ def initial_state(shape, params: CubaParams = CubaParams(), dtype=torch.float32,
 
 
 def _ref_steps(refractory_time, dt: float, dtype) -> Union[float, Tensor]:
-    """refractory_time / dt in float32 (faithful to upstream), then cast."""
+    """refractory_time / dt computed in the compute dtype ``dtype``, as hxtorch computes
+    ``z * refractory_time / dt`` in the dtype of its state (float32 for float32 input: 5e-6/1e-6
+    is 5; float64 for float64 input: 5.000000000000001, which blocks six steps)."""
     if isinstance(refractory_time, Tensor):
-        r = refractory_time.detach().to(torch.float32) / torch.tensor(dt, dtype=torch.float32)
-        return r.to(dtype)
-    r = torch.tensor(float(refractory_time), dtype=torch.float32) / torch.tensor(dt, dtype=torch.float32)
+        rt = refractory_time.detach().to(dtype)
+        return rt / torch.tensor(dt, dtype=dtype, device=rt.device)
+    r = torch.tensor(float(refractory_time), dtype=dtype) / torch.tensor(dt, dtype=dtype)
     return float(r.item())
 
 
@@ -492,7 +494,8 @@ def refractory_update(
         z   = (1 - m) z                -> replaced by spikes_hw if given
         ref = (1 - z) relu(ref - m) + z refractory_time / dt
 
-    Returns ``(z, v, ref)``. ``refractory_time / dt`` is computed in float32 and not rounded.
+    Returns ``(z, v, ref)``. ``refractory_time / dt`` is computed in the compute dtype of ``v``
+    (float32, float64 for float64 ``v``) and not rounded.
 
     >>> import torch
     >>> z, v, ref = refractory_update(torch.ones(1), torch.zeros(1), torch.zeros(1),
@@ -514,7 +517,9 @@ def refractory_update(
     cdt = _compute_dtype(v.dtype)
     sh = _prep_hw_step("spikes_hw", spikes_hw, v.shape, v.device, cdt)
     mh = _prep_hw_step("membrane_hw", membrane_hw, v.shape, v.device, cdt)
-    return _refractory(z, v, ref, _cast(reset, v.dtype), _ref_steps(refractory_time, dt, v.dtype), sh, mh)
+    steps = _ref_steps(refractory_time, dt, cdt)
+    steps = steps.to(v.dtype) if isinstance(steps, Tensor) else steps
+    return _refractory(z, v, ref, _cast(reset, v.dtype), steps, sh, mh)
 
 
 def cuba_refractory_lif_step(

@@ -80,8 +80,8 @@ class LIFParams(NamedTuple):
     - ``reciprocal_tau``: ``1/tau`` given directly (a number or tensor in ``(0, 1]``, e.g.
       ParametricLIF's ``sigmoid(w)``); the charge then **multiplies** by it, as SpikingJelly's
       ParametricLIF and cext neurons do (``/ tau`` and ``* (1/tau)`` can differ by one ulp).
-      ``tau`` must be None when it is given. The fused kernels leave this case to the
-      reference loop.
+      ``tau`` must be None when it is given. The fused CPU kernel runs it; the Triton scan
+      leaves it to the reference loop.
 
     >>> LIFParams(tau=None, v_reset=None)   # IF neuron with soft reset
     LIFParams(tau=None, v_threshold=1.0, v_reset=None, decay_input=True, detach_reset=False, surrogate=ATan(alpha=2.0))

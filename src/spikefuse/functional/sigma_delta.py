@@ -29,7 +29,9 @@ backward is the reverse cumulative sum. The gradient w.r.t. the initial ``pre`` 
 
 State (:class:`SigmaDeltaState`): ``sigma`` (the running sum, kept in **float64** — PyTorch's CPU
 ``cumsum`` of fp32 accumulates in double, and carrying the accumulator in float64 makes a
-step loop equal the multi-step sum bit for bit), ``pre``, ``residual``, ``error``. A module
+step loop equal the multi-step sum bit for bit; a **float32** ``sigma`` is lava-dl's persistent
+Sigma instead: this call's sum plus the stored float32 last value, added in float32, which the
+modules use with ``persistent_state``), ``pre``, ``residual``, ``error``. A module
 decides what to carry across calls (SPEC 10.2 / 18 #7: ``pre`` and ``residual`` with
 ``persistent_state``, ``error`` only with ``persistent_state`` and ``cum_error``).
 
@@ -246,8 +248,14 @@ def _validate_state(state, step_shape, device, dtype) -> SigmaDeltaState:
         check_broadcastable(f"state.{name}", v, step_shape)
         if v.device != device:
             raise ValueError(f"state.{name}: expected a tensor on {device} (the input's device), got {v.device}")
-        out.append(v.to(torch.float64 if name == "sigma" else dtype))
+        out.append(v.to(_sigma_dtype(v) if name == "sigma" else dtype))
     return SigmaDeltaState(*out)
+
+
+def _sigma_dtype(sigma: Tensor) -> torch.dtype:
+    """A float32 ``sigma`` state is lava-dl's stored float32 last sum (see :func:`_sigma`);
+    any other dtype is the float64 accumulator."""
+    return torch.float32 if sigma.dtype == torch.float32 else torch.float64
 
 
 def initial_state(shape, dtype=torch.float32, device=None) -> SigmaDeltaState:
@@ -261,7 +269,14 @@ def initial_state(shape, dtype=torch.float32, device=None) -> SigmaDeltaState:
 
 
 def _sigma(x: Tensor, acc0: Tensor):
-    """Running sum in float64 seeded with ``acc0``; returns (sum in x.dtype, last float64 acc)."""
+    """Running sum in float64 seeded with ``acc0``; returns (sum in x.dtype, last float64 acc).
+
+    A float32 ``acc0`` is lava-dl's persistent Sigma: the sum of this call (float32, CPU cumsum
+    accumulating in double) plus the stored float32 last value, added in float32; the new last
+    value is returned in float32."""
+    if acc0.dtype == torch.float32:
+        sig = torch.cumsum(x.to(torch.float64), dim=0).to(x.dtype) + acc0.to(x.dtype)
+        return sig, sig[-1].to(torch.float32)
     seq = torch.cat([acc0.expand(x.shape[1:]).unsqueeze(0), x.to(torch.float64)], dim=0)
     acc = torch.cumsum(seq, dim=0)[1:]
     return acc.to(x.dtype), acc[-1]
@@ -302,7 +317,7 @@ def sigma(x_seq: Tensor, state: Optional[Tensor] = None):
     else:
         check_tensor("state", state)
         check_broadcastable("state", state, tuple(x_seq.shape[1:]))
-        acc0 = state.to(torch.float64)
+        acc0 = state.to(_sigma_dtype(state))
     return _sigma(x_seq.to(cdt), acc0)
 
 

@@ -60,9 +60,9 @@ def lif_param_reason(x_seq: torch.Tensor, params, v0=None) -> Optional[str]:
     a tensor ``v0`` expand to the state shape of ``x_seq``, else the first reason (both the CPU
     and the Triton LIF ``supports`` rules use it)."""
     shape = tuple(x_seq.shape[1:])
-    if getattr(params, "reciprocal_tau", None) is not None:
-        return "reciprocal_tau (the charge multiplies by 1/tau) runs on the reference loop"
-    for name, p in (("tau", params.tau), ("v_threshold", params.v_threshold), ("v_reset", params.v_reset)):
+    rtau = getattr(params, "reciprocal_tau", None)
+    for name, p in (("tau", params.tau), ("v_threshold", params.v_threshold), ("v_reset", params.v_reset),
+                    ("reciprocal_tau", rtau)):
         if p is None and name != "v_threshold":
             continue
         why = param_reason(name, p, shape, x_seq.device)
@@ -109,8 +109,8 @@ KIND_IF, KIND_LIF_DECAY_INPUT, KIND_LIF = 0, 1, 2
 
 
 def lif_kind(params) -> int:
-    """The LIF kernel variant of ``params`` (a LIFParams)."""
-    if params.tau is None:
+    """The LIF kernel variant of ``params`` (a LIFParams; a ``reciprocal_tau`` is a LIF too)."""
+    if params.tau is None and getattr(params, "reciprocal_tau", None) is None:
         return KIND_IF
     return KIND_LIF_DECAY_INPUT if params.decay_input else KIND_LIF
 

@@ -70,7 +70,7 @@ def _reset(h, sf, vth, vr, hard: bool):
     return torch.sub(h, out, out=out)
 
 
-def _forward_loop(x32, tau, vth, vr, v0, kind: int, hard: bool):
+def _forward_loop(x32, tau, vth, vr, v0, kind: int, hard: bool, recip: bool = False):
     """Runs the scan; returns H (T, M) fp32, the spikes as 0/1 fp32 (T, M) and V_last (M,) fp32.
     Selections use 0/1 float masks: ``torch.lerp(H, Vr, S)`` is exactly H or Vr in one pass (a
     data-dependent ``torch.where`` is several times slower on CPU)."""
@@ -83,6 +83,8 @@ def _forward_loop(x32, tau, vth, vr, v0, kind: int, hard: bool):
     # numbers as 0-d fp32 tensors, rows as views made once (indexing costs as much as an op)
     tau_t, vth_t, vr_t = _scalar_t(tau), _scalar_t(vth), _scalar_t(vr)
     hs, ss, xs = H.unbind(0), S.unbind(0), x32.unbind(0)
+    scale_ = torch.Tensor.mul_ if recip else torch.Tensor.div_   # recip: tau holds 1/tau
+    scale = torch.mul if recip else torch.div
     for t in range(T):
         h = hs[t]
         xt = xs[t]
@@ -94,14 +96,14 @@ def _forward_loop(x32, tau, vth, vr, v0, kind: int, hard: bool):
             else:
                 torch.sub(v, vr_t, out=tmp)
                 torch.sub(xt, tmp, out=tmp)
-            tmp.div_(tau_t)
+            scale_(tmp, tau_t)
             torch.add(v, tmp, out=h)
         else:
             if vr_zero:
-                torch.div(v, tau_t, out=tmp)
+                scale(v, tau_t, out=tmp)
             else:
                 torch.sub(v, vr_t, out=tmp)
-                tmp.div_(tau_t)
+                scale_(tmp, tau_t)
             torch.sub(v, tmp, out=tmp)
             torch.add(tmp, xt, out=h)
         st = ss[t]
@@ -114,6 +116,21 @@ def _forward_loop(x32, tau, vth, vr, v0, kind: int, hard: bool):
     return H, S, v
 
 
+
+
+def _dhdv(tau, recip: bool):
+    """dH/dV_prev of a LIF: ``1 - 1/tau`` (``1 - tau`` when the tau slot holds ``1/tau``)."""
+    return 1.0 - tau if recip else 1.0 - 1.0 / tau
+
+
+def _tau_grad(gH, x, vprev, vr, tau, kind: int, recip: bool):
+    """Gradient of the tau slot: dH/dtau = -(X - (V - Vr))/tau^2 (decay_input) or
+    (V - Vr)/tau^2; for ``1/tau`` (recip) dH/d(1/tau) = X - (V - Vr) or -(V - Vr)."""
+    if kind == KIND_LIF_DECAY_INPUT:
+        g = (gH * (x.float() - (vprev - vr))).sum(0)
+        return g if recip else -g / (tau * tau)
+    g = (gH * (vprev - vr)).sum(0)
+    return -g if recip else g / (tau * tau)
 
 
 def _blockable(surrogate, detach: bool, g_vseq) -> bool:
@@ -130,7 +147,7 @@ def _backward_blocked(ctx, H, tau, vth, vr, g_spk, g_vlast, g_hseq, g_vseq):
     """Backward when no parameter needs a gradient: the same per-element arithmetic as the
     full-array path below (bit-identical results), computed a block of steps at a time in small
     reused buffers, writing the input gradient in place: no full-size temporaries."""
-    kind, hard, detach, surrogate, traces, out_dtype = ctx.cfg
+    kind, hard, detach, surrogate, traces, out_dtype, recip = ctx.cfg
     T, M = H.shape
     f32 = torch.float32
     need_x = ctx.needs_input_grad[0]
@@ -146,7 +163,7 @@ def _backward_blocked(ctx, H, tau, vth, vr, g_spk, g_vlast, g_hseq, g_vseq):
         one = torch.ones((), dtype=f32)
         vth_t, vr_t, tau_t = _scalar_t(vth), _scalar_t(vr), _scalar_t(tau)
         mvth_t = _scalar_t(-vth)
-        dhdv_t = _scalar_t(1.0 if kind == KIND_IF else 1.0 - 1.0 / tau)
+        dhdv_t = _scalar_t(1.0 if kind == KIND_IF else _dhdv(tau, recip))
         Hs, gHs, sgs, ks, gvs, gxs = (blocks(a) for a in (H, gH_a, sg_a, k_a, gv_a, gx))
         gspks, ghs, gvseqs = blocks(g_spk), blocks(g_hseq), blocks(g_vseq)
         gH_rows = gH_a.unbind(0)
@@ -189,7 +206,7 @@ def _backward_blocked(ctx, H, tau, vth, vr, g_spk, g_vlast, g_hseq, g_vseq):
                 torch.mul(gh, dhdv_t, out=carry)
             if need_x:
                 if kind == KIND_LIF_DECAY_INPUT:
-                    a.div_(tau_t)
+                    a.mul_(tau_t) if recip else a.div_(tau_t)
                 if gx is not None:
                     gxs[b].copy_(a)
         gx = (gH_a if gx is None else gx) if need_x else None
@@ -199,11 +216,11 @@ def _backward_blocked(ctx, H, tau, vth, vr, g_spk, g_vlast, g_hseq, g_vseq):
 class _LIFCPU(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, tau, vth, vr, v0, cfg):
-        kind, hard, detach, surrogate, traces, out_dtype = cfg
+        kind, hard, detach, surrogate, traces, out_dtype, recip = cfg
         with torch.no_grad():
             x32 = x if x.dtype == torch.float32 else x.float()
             taud, vthd, vrd = (p.detach() if isinstance(p, torch.Tensor) else p for p in (tau, vth, vr))
-            H, sf, vlast = _forward_loop(x32, taud, vthd, vrd, v0.detach(), kind, hard)
+            H, sf, vlast = _forward_loop(x32, taud, vthd, vrd, v0.detach(), kind, hard, recip)
             spk = sf if out_dtype == torch.float32 else sf.to(out_dtype)
             vseq = _reset(H, sf, vthd, vrd, hard) if traces else None
         ctx.cfg = cfg
@@ -221,7 +238,7 @@ class _LIFCPU(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, g_spk, g_vlast, g_hseq, g_vseq):
-        kind, hard, detach, surrogate, traces, out_dtype = ctx.cfg
+        kind, hard, detach, surrogate, traces, out_dtype, recip = ctx.cfg
         H, x, v0, tau_t, vth_t, vr_t = ctx.saved_tensors
         tau = tau_t if tau_t is not None else ctx.consts[0]
         vth = vth_t if vth_t is not None else ctx.consts[1]
@@ -251,7 +268,7 @@ class _LIFCPU(torch.autograd.Function):
                 a.add_(g_vseq) if gv2h is None else a.addcmul_(g_vseq, gv2h)
             if g_hseq is not None:
                 a.add_(g_hseq)
-            dhdv = 1.0 if kind == KIND_IF else 1.0 - 1.0 / tau
+            dhdv = 1.0 if kind == KIND_IF else _dhdv(tau, recip)
             carry = g_vlast.float().clone() if g_vlast is not None else torch.zeros(M)
             gH = a
             for t in range(T - 1, -1, -1):
@@ -286,19 +303,19 @@ class _LIFCPU(torch.autograd.Function):
             if need_vr:
                 g = gv_in * sf if hard else torch.zeros_like(H)
                 if kind != KIND_IF:
-                    g.add_(gH / tau)
+                    g.add_(gH * tau if recip else gH / tau)
                 g_vr = g.sum(0)
             if need_tau and kind != KIND_IF:
                 vprev = torch.empty_like(H)
                 vprev[0] = v0
                 if T > 1:
                     vprev[1:] = _reset(H[:-1], s[:-1].float(), vth, vr, hard)
-                if kind == KIND_LIF_DECAY_INPUT:
-                    g_tau = -(gH * (x.float() - (vprev - vr))).sum(0) / (tau * tau)
-                else:
-                    g_tau = (gH * (vprev - vr)).sum(0) / (tau * tau)
+                g_tau = _tau_grad(gH, x, vprev, vr, tau, kind, recip)
             if ctx.needs_input_grad[0]:
-                gx = gH.div_(tau) if kind == KIND_LIF_DECAY_INPUT else gH
+                if kind == KIND_LIF_DECAY_INPUT:
+                    gx = gH.mul_(tau) if recip else gH.div_(tau)
+                else:
+                    gx = gH
                 gx = gx.to(ctx.x_dtype)
             else:
                 gx = None
@@ -346,7 +363,8 @@ def lif_cpu(x_seq: torch.Tensor, params, v0=None, return_traces: bool = False):
     T = x_seq.shape[0]
     kind = lif_kind(params)
     hard = params.v_reset is not None
-    tau = _flat(params.tau if params.tau is not None else 1.0, shape, dev)
+    recip = getattr(params, "reciprocal_tau", None) is not None   # tau slot holds 1/tau
+    tau = _flat(params.reciprocal_tau if recip else (params.tau if params.tau is not None else 1.0), shape, dev)
     vth = _flat(params.v_threshold, shape, dev)
     vr = _flat(params.v_reset if hard else 0.0, shape, dev)
     if v0 is None:
@@ -354,6 +372,6 @@ def lif_cpu(x_seq: torch.Tensor, params, v0=None, return_traces: bool = False):
             (x_seq[0].numel(),), vr, dtype=torch.float32)
     else:
         v0f = expand_param(v0, shape, dev)
-    cfg = (kind, hard, bool(params.detach_reset), params.surrogate, bool(return_traces), x_seq.dtype)
+    cfg = (kind, hard, bool(params.detach_reset), params.surrogate, bool(return_traces), x_seq.dtype, recip)
     spk, vlast, hseq, vseq = _LIFCPU.apply(x_seq.reshape(T, -1), tau, vth, vr, v0f, cfg)
     return lif_outputs(spk, vlast, hseq, vseq, x_seq.shape, return_traces)

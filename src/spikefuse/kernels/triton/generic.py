@@ -17,8 +17,8 @@ Template (``M`` neurons, ``BLOCK`` of them per program, the loop over ``T`` insi
     scan_bwd(lag, cur, gouts, glast, state0, params, scal, gx, gstate0, gparams, T, M, VJP, ...)
         carry = glast[...]                        acc = 0
         for t = T-1 .. 0:
-            gx[t], carry, gp = VJP(t, lag[t], lag[t-1], cur[t], gouts[t], carry, state0, params,
-                                   scal, OPT);    acc += gp
+            gx[t], carry, gp = VJP(t, lag[t], lag[t-1], cur[t], gouts[t], has, carry, state0,
+                                   params, scal, OPT);    acc += gp
         gstate0[...] = carry;  gparams[...] = acc
 
 ``outs``, ``state0``, ``last``, ``params``, ``lag`` (saved rows read at ``t`` and ``t - 1``, the
@@ -26,10 +26,12 @@ Template (``M`` neurons, ``BLOCK`` of them per program, the loop over ``T`` insi
 read at ``t``), ``gouts``, ``glast``, ``gstate0`` and ``gparams`` are Triton tuples of pointers,
 walked with ``tl.static_range``. A ``None`` entry is specialised away: it loads as zeros and is
 never stored (an absent output, an undefined incoming gradient, a parameter gradient nobody
-wants). ``OPT`` is a tuple of the family's compile-time flags, ``P_OTHER`` the parameter values
-for masked lanes, ``scal`` a tuple of runtime fp32 scalars. Everything in the scan is fp32; the
-input and incoming gradients are read in their own dtype and converted, stores convert to the
-pointer's element type (fp16/bf16 spikes and ``gx``, int8 masks).
+wants); the VJP also gets ``has``, compile-time bools saying which ``gouts`` exist, so that it
+can skip an add of an absent gradient (:func:`plus`) as the per-family kernels do. ``OPT`` is a
+tuple of the family's compile-time flags, ``P_OTHER`` the parameter values for masked lanes,
+``scal`` a tuple of runtime fp32 scalars. Everything in the scan is fp32; the input and
+incoming gradients are read in their own dtype and converted, stores convert to the pointer's
+element type (fp16/bf16 spikes and ``gx``, int8 masks).
 
 A family is a step/VJP pair written around the existing helpers (:func:`.lif.lif_step`,
 :func:`.lif.lif_vjp`, :func:`.cuba.cuba_step`, :func:`.cuba.cuba_vjp`) plus a :class:`_Family`
@@ -88,6 +90,16 @@ def load_rows(ptrs, idx, mask, OTHER: tl.constexpr, BLOCK: tl.constexpr):
 
 
 @triton.jit
+def plus(a, b, PRESENT: tl.constexpr):
+    """``a + b`` when ``b`` is a loaded row, else ``a`` itself (not ``a + 0.0``: that is an
+    instruction, since -0 + 0 = +0; the per-family kernels skip the add, and so does this)."""
+    r = a
+    if PRESENT:
+        r = a + b
+    return r
+
+
+@triton.jit
 def store_rows(ptrs, vals, idx, mask):
     """``ptrs[k][idx] = vals[k]`` in the pointer's element type; None pointers are skipped."""
     for k in tl.static_range(len(ptrs)):
@@ -141,6 +153,9 @@ def scan_bwd(lag_ptrs, cur_ptrs, gout_ptrs, glast_ptrs, state0_ptrs, param_ptrs,
     carry = load_rows(glast_ptrs, offs, mask, None, BLOCK)
     acc = zero_rows(gparam_ptrs, BLOCK)
     lag = load_rows(lag_ptrs, tl.cast(T - 1, tl.int64) * M + offs, mask, None, BLOCK)
+    has = ()  # which incoming gradients exist (compile-time bools)
+    for k in tl.static_range(len(gout_ptrs)):
+        has = has + (gout_ptrs[k] is not None,)
     for i in range(T):
         t = T - 1 - i
         idx = tl.cast(t, tl.int64) * M + offs  # int64: T*M may exceed 2**31
@@ -148,7 +163,7 @@ def scan_bwd(lag_ptrs, cur_ptrs, gout_ptrs, glast_ptrs, state0_ptrs, param_ptrs,
         lag_prev = load_rows(lag_ptrs, tl.cast(tl.maximum(t - 1, 0), tl.int64) * M + offs, mask, None, BLOCK)
         cur = load_rows(cur_ptrs, idx, mask, None, BLOCK)
         gouts = load_rows(gout_ptrs, idx, mask, None, BLOCK)
-        gx, carry, gp = VJP(t, lag, lag_prev, cur, gouts, carry, state0, params, scal, OPT)
+        gx, carry, gp = VJP(t, lag, lag_prev, cur, gouts, has, carry, state0, params, scal, OPT)
         tl.store(gx_ptr + idx, gx.to(gx_ptr.dtype.element_ty), mask=mask)
         acc = add_rows(acc, gp)
         lag = lag_prev
@@ -167,14 +182,14 @@ def lif_scan_step(x, state, params, OPT: tl.constexpr):
 
 
 @triton.jit
-def lif_scan_vjp(t, lag, lag_prev, cur, gouts, carry, state0, params, scal, OPT: tl.constexpr):
+def lif_scan_vjp(t, lag, lag_prev, cur, gouts, has, carry, state0, params, scal, OPT: tl.constexpr):
     """lag (H,), cur (X,) (decay_input with parameter gradients only), gouts (gS, gH, gV),
     carry (gV,), state0 (V0,), scal (surrogate a0, a1), OPT (KIND, HARD, DETACH, SG).
     Returns (gX, (gV[t-1],), (g_tau, g_vth, g_vr))."""
     tau, vth, vr = params[0], params[1], params[2]
     vprev = tl.where(t > 0, lif_reset(lag_prev[0], vth, vr, OPT[1]), state0[0])
-    gx, gvp, gtau, gvth, gvr = lif_vjp(gouts[0], carry[0] + gouts[2], gouts[1], lag[0], vprev, cur[0],
-                                       tau, vth, vr, scal[0], scal[1], OPT[0], OPT[1], OPT[2], OPT[3])
+    gx, gvp, gtau, gvth, gvr = lif_vjp(gouts[0], plus(carry[0], gouts[2], has[2]), gouts[1], lag[0], vprev,
+                                       cur[0], tau, vth, vr, scal[0], scal[1], OPT[0], OPT[1], OPT[2], OPT[3])
     return gx, (gvp,), (gtau, gvth, gvr)
 
 
@@ -194,15 +209,15 @@ def cuba_scan_step(x, state, params, OPT: tl.constexpr):
 
 
 @triton.jit
-def cuba_scan_vjp(t, lag, lag_prev, cur, gouts, carry, state0, params, scal, OPT: tl.constexpr):
+def cuba_scan_vjp(t, lag, lag_prev, cur, gouts, has, carry, state0, params, scal, OPT: tl.constexpr):
     """lag (v, i) traces, cur (m,), gouts (gz, gv, gi), carry (gv, gi), state0 (i0 = 0,),
     params (leak, reset, threshold, a_m, c_s, alpha); v0 is the leak. Returns (gx, carry,
     parameter grads)."""
     v_old = tl.where(t > 0, lag_prev[0], params[0])
     i_old = tl.where(t > 0, lag_prev[1], state0[0])
-    gi_tot = carry[1] + gouts[2]
+    gi_tot = plus(carry[1], gouts[2], has[2])
     gv, gi, g_leak, g_reset, g_thr, g_am, g_cs = cuba_vjp(
-        gouts[0], carry[0] + gouts[1], gi_tot, v_old, i_old, cur[0],
+        gouts[0], plus(carry[0], gouts[1], has[1]), gi_tot, v_old, i_old, cur[0],
         params[0], params[1], params[2], params[3], params[4], params[5])
     return gi_tot, (gv, gi), (g_leak, g_reset, g_thr, g_am, g_cs)
 

@@ -278,6 +278,8 @@ def lif_supports(x_seq: torch.Tensor, params=None, v0=None, return_traces=False,
     """None when the Triton LIF scan can run this case, else the reason."""
     if params is None:
         return "no LIFParams given"
+    if getattr(params, "reciprocal_tau", None) is not None:
+        return "reciprocal_tau (the charge multiplies by 1/tau) has no Triton scan; the cpu/reference paths run it"
     why = common_reason(x_seq, params.surrogate)
     if why is not None:
         return why

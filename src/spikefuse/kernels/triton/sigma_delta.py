@@ -283,6 +283,8 @@ def sigma_delta_supports(x_seq, params=None, state=None, **_) -> Optional[str]:
     why = device_reason(x_seq) or io_reason(x_seq)
     if why is not None:
         return why
+    if state is not None and state.sigma.dtype == torch.float32:
+        return "a float32 sigma state (lava-dl's persistent float32 sum) runs on the reference loop"
     if activation_kind(params.activation) is None:
         return (f"activation {params.activation!r} has no in-kernel formula (identity and ReLU "
                 "are fused); the reference path handles it")

@@ -71,7 +71,8 @@ class Sigma(nn.Module):
     """Sigma decoder (lava-dl ``dendrite.Sigma``): running sum over time (dim 0).
 
     With ``persistent_state`` the previous call's last sum is added and the new one stored
-    (buffer ``pre_state``, float64 accumulator; re-created on a batch-size change).
+    (buffer ``pre_state``, float32 as in lava-dl: this call's sum plus the stored value, added in
+    float32; re-created on a batch-size change).
 
     >>> s = Sigma(persistent_state=True)
     >>> x = torch.ones(3, 1, 2)
@@ -84,12 +85,12 @@ class Sigma(nn.Module):
         check_bool("persistent_state", persistent_state)
         self.persistent_state = persistent_state
         self.shape = None
-        self.register_buffer("pre_state", torch.zeros(1, dtype=torch.float64), persistent=False)
+        self.register_buffer("pre_state", torch.zeros(1, dtype=torch.float32), persistent=False)
 
     def _state(self, x: torch.Tensor) -> torch.Tensor:
         full = tuple(x.shape[1:])
         if tuple(self.pre_state.shape) != full or self.pre_state.device != x.device:
-            self.pre_state = torch.zeros(full, dtype=torch.float64, device=x.device)
+            self.pre_state = torch.zeros(full, dtype=torch.float32, device=x.device)
         return self.pre_state
 
     def reset_state(self) -> None:
