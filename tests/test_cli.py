@@ -28,7 +28,7 @@ def test_cli_train_writes_run_and_prints_accuracy(tmp_path, capsys):
     assert (cfg["seed"], cfg["optimizer"], cfg["epochs"], cfg["plots"]) == (3, "adamw", 1, False)
     final = json.loads((out / "metrics.json").read_text())
     assert final["finished"] and 0 <= final["test_acc"] <= 1
-    assert (out / "checkpoint.pt").is_file() and (out / "metrics.jsonl").is_file()
+    assert (out / "checkpoint.safetensors").is_file() and (out / "metrics.jsonl").is_file()
 
 
 def test_cli_flags_override_config_file(tmp_path, capsys):
@@ -106,7 +106,7 @@ def test_cli_resume_errors_exit_1(tmp_path, capsys):
     assert "nothing to resume" in capsys.readouterr().err
     out = tmp_path / "r"
     out.mkdir()
-    (out / "checkpoint.pt").write_bytes(b"garbage")
+    (out / "checkpoint.safetensors").write_bytes(b"garbage")
     assert main(["train", "--resume", str(out)]) == 1
     assert "not a spikefuse checkpoint" in capsys.readouterr().err
     assert main(["train", "--resume"]) == 1

@@ -76,7 +76,7 @@ def test_missing_sklearn_gives_clear_import_error(monkeypatch):
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", fake_import)
-    with pytest.raises(ImportError, match=r"scikit-learn.*spikefuse\[data\]"):
+    with pytest.raises(ImportError, match=r"scikit-learn.*pip install -e \"\.\[data\]\""):
         dmod._sklearn_load_digits()
 
 

@@ -106,8 +106,8 @@ def test_distributed_train_job_matches_single_process(ddp_run, tmp_path):
                       progress=False, verbose=False)
     assert ddp["test_acc"] == pytest.approx(single["test_acc"], abs=1 / 64 + 1e-9)
     assert ddp["test_loss"] == pytest.approx(single["test_loss"], abs=1e-4)
-    a = tr.load_checkpoint(d / "ddp" / "checkpoint.pt")["model"]
-    b = tr.load_checkpoint(tmp_path / "single" / "checkpoint.pt")["model"]
+    a = tr.load_checkpoint(d / "ddp" / "checkpoint.safetensors")["model"]
+    b = tr.load_checkpoint(tmp_path / "single" / "checkpoint.safetensors")["model"]
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-4)
 

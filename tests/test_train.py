@@ -27,7 +27,7 @@ def _run(cfg, **kw):
 def test_train_end_to_end_writes_every_artifact(tmp_path):
     out = tmp_path / "run"
     res = _run(_tiny(out, plots=True))
-    for name in ("config.toml", "metrics.jsonl", "metrics.json", "checkpoint.pt",
+    for name in ("config.toml", "metrics.jsonl", "metrics.json", "checkpoint.safetensors",
                  "curves.png", "raster.png", "rates.png"):
         assert (out / name).is_file(), name
     for png in ("curves.png", "raster.png", "rates.png"):
@@ -51,7 +51,7 @@ def test_train_end_to_end_writes_every_artifact(tmp_path):
     assert final["epochs_completed"] == 2 and final["finished"]
     assert final["test_acc"] == res["test_acc"] and 0.0 <= final["test_acc"] <= 1.0
 
-    ck = tr.load_checkpoint(out / "checkpoint.pt")
+    ck = tr.load_checkpoint(out / "checkpoint.safetensors")
     assert ck["epoch"] == 2 and len(ck["history"]) == 2
     model = tr.build_model(TrainConfig.from_dict(ck["config"]).resolve(), 4, 3)
     model.load_state_dict(ck["model"])
@@ -76,8 +76,8 @@ def test_resume_equals_uninterrupted(tmp_path):
     assert resumed["finished"] and resumed["epochs_completed"] == 3
     for k in ("test_acc", "test_loss", "best_val_acc", "final_val_acc"):
         assert resumed[k] == full[k], k
-    a = tr.load_checkpoint(tmp_path / "full" / "checkpoint.pt")
-    b = tr.load_checkpoint(tmp_path / "part" / "checkpoint.pt")
+    a = tr.load_checkpoint(tmp_path / "full" / "checkpoint.safetensors")
+    b = tr.load_checkpoint(tmp_path / "part" / "checkpoint.safetensors")
     for k in a["model"]:
         assert torch.equal(a["model"][k], b["model"][k]), k
     strip = lambda h: [{k: v for k, v in r.items() if k != "epoch_time_s"} for r in h]  # noqa: E731
@@ -88,7 +88,7 @@ def test_resume_equals_uninterrupted(tmp_path):
 
 def test_resume_from_checkpoint_path_and_finished_run(tmp_path):
     _run(_tiny(tmp_path / "r", epochs=1))
-    res = _run(TrainConfig(), resume=str(tmp_path / "r" / "checkpoint.pt"))
+    res = _run(TrainConfig(), resume=str(tmp_path / "r" / "checkpoint.safetensors"))
     assert res["epochs_completed"] == 1 and res["out"] == str(tmp_path / "r")
 
 
@@ -128,8 +128,8 @@ def test_corrupt_truncated_foreign_checkpoints_raise_clear_errors(tmp_path):
 def test_resume_with_corrupt_checkpoint_fails_before_training(tmp_path):
     out = tmp_path / "r"
     _run(_tiny(out, epochs=1))
-    data = (out / "checkpoint.pt").read_bytes()
-    (out / "checkpoint.pt").write_bytes(data[: len(data) // 2])
+    data = (out / "checkpoint.safetensors").read_bytes()
+    (out / "checkpoint.safetensors").write_bytes(data[: len(data) // 2])
     with pytest.raises(CheckpointError, match="truncated"):
         _run(TrainConfig(out=str(out)), resume=True)
     with pytest.raises(CheckpointError, match="nothing to resume"):
@@ -281,8 +281,8 @@ def test_eventprop_training_uses_one_thread_and_restores_the_setting(tmp_path, m
     try:
         _run(_tiny(tmp_path / "ep", neuron="eventprop", epochs=1, device="cpu"))
         assert seen == [1] and torch.get_num_threads() == 2
-        _run(_tiny(tmp_path / "lif", epochs=1, device="cpu"))
-        assert seen == [1, 2] and torch.get_num_threads() == 2  # other neurons: untouched
+        _run(_tiny(tmp_path / "lif", epochs=1, device="cpu", threads=2))
+        assert seen == [1, 2] and torch.get_num_threads() == 2  # other neurons: cfg.threads
     finally:
         torch.set_num_threads(before)
 
@@ -332,17 +332,26 @@ def test_time_first_data_path(tmp_path):
     from spikefuse.data import get_dataset
 
     _, info = get_dataset("randman", "test")
-    ck = tr.load_checkpoint(tmp_path / "rm" / "checkpoint.pt")
+    ck = tr.load_checkpoint(tmp_path / "rm" / "checkpoint.safetensors")
     assert ck["config"]["T"] == info.n_steps
     assert ck["model"]["hidden.0.synapse.weight"].shape == (16, info.n_inputs)
 
 
 def test_checkpoint_with_valid_checksum_but_garbage_payload(tmp_path):
-    import hashlib
+    # a manifest whose checksum is right but whose tensor reference points nowhere
+    import json
 
-    payload = b"not a torch file"
-    p = tmp_path / "g.pt"
-    p.write_bytes(tr._MAGIC + tr._HEADER.pack(len(payload), hashlib.sha256(payload).digest()) + payload)
+    from spikefuse.train import checkpoint as ckm
+    from safetensors.torch import save
+
+    tensors = {"w": torch.ones(2)}
+    header, data = ckm._split_file(save(tensors))
+    header.pop("__metadata__", None)
+    manifest = {"format": ckm._FORMAT, "version": ckm._VERSION, "run_id": "x", "epoch": 1,
+                "tree": {"w": {"__tensor__": "nowhere"}}}
+    manifest["sha256"] = ckm._digest(manifest, header, data)
+    p = tmp_path / "g.safetensors"
+    p.write_bytes(save(tensors, metadata={"spikefuse": json.dumps(manifest)}))
     with pytest.raises(CheckpointError, match="could not be decoded"):
         tr.load_checkpoint(p)
 
@@ -362,7 +371,7 @@ def test_missing_matplotlib_skips_plots_but_keeps_results(tmp_path, monkeypatch,
     monkeypatch.setattr(plots, "plot_curves", no_mpl)
     out = tmp_path / "r"
     res = _run(_tiny(out, plots=True))
-    assert (out / "metrics.json").is_file() and (out / "checkpoint.pt").is_file()
+    assert (out / "metrics.json").is_file() and (out / "checkpoint.safetensors").is_file()
     assert not (out / "curves.png").exists()
     assert 0.0 <= res["test_acc"] <= 1.0
     assert "no plots" in capsys.readouterr().err

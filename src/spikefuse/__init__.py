@@ -17,10 +17,12 @@ _SUBMODULES = (
 
 from ._validate import finite_checks, set_finite_checks  # noqa: E402
 
-__all__ = list(_SUBMODULES) + ["__version__", "finite_checks", "set_finite_checks"]
+__all__ = list(_SUBMODULES) + ["__version__", "finite_checks", "set_finite_checks", "load_run"]
 
 
 def __getattr__(name):
     if name in _SUBMODULES:
         return importlib.import_module(f".{name}", __name__)
+    if name == "load_run":  # spikefuse.load_run(path) -> (model, config) of a trained run
+        return importlib.import_module(".train", __name__).load_run
     raise AttributeError(f"module 'spikefuse' has no attribute {name!r}")

@@ -1,5 +1,5 @@
-"""Command line: ``spikefuse train`` and ``spikefuse bench`` (also ``python -m spikefuse``,
-``torchrun -m spikefuse train``).
+"""Command line: ``spikefuse train``, ``eval``, ``export``, ``plot`` and ``bench`` (also
+``python -m spikefuse``, ``torchrun -m spikefuse train``).
 
 ``spikefuse train`` options (every one may also come from ``--config run.toml``, top level or
 a ``[train]`` table, with the same names, dashes or underscores; flags given on the command
@@ -19,17 +19,29 @@ line override the file):
 --tau         membrane time constant in steps (default 2);  --readout max|mean|last|count
 --input-gain  static features enter as a constant current input_gain * x
 --seed, --device auto|cpu|cuda, --amp (bf16 autocast), --backend auto|reference|cpu|triton
---out         run folder (default runs/<data>-<neuron>-<time>)
---resume [PATH]   continue from <out>/checkpoint.pt (or PATH: a run folder or checkpoint)
+--threads N   intra-op CPU threads (default: chosen from the machine, written to config.toml)
+--out         run folder (default runs/<data>-<neuron>-<time>); a folder that holds a run is
+              never overwritten: use --resume to continue it. A run's own config.toml given
+              as --config starts a new folder unless --resume.
+--resume [PATH]   continue from <out>/checkpoint.safetensors (or PATH: a run folder or checkpoint)
 --no-plots, --max-samples N (use the first N samples of every split), --no-progress, --quiet
 
-Exit status: 0 on success, 2 for invalid arguments or configuration, 1 for a failed run
-(missing data files, corrupt checkpoint, ...), each with a one-line message on stderr.
+Progress: a live bar on a terminal; in a log (stderr not a terminal) one line per epoch.
+
+``spikefuse eval RUN`` (accuracy, confusion matrix, per-layer spike rates; ``--data``,
+``--split``), ``spikefuse export RUN --nir FILE`` and ``spikefuse plot RUN`` (redraw the
+figures from the run's metrics and checkpoint) work on a finished run folder.
+
+Exit status: 0 on success, 2 for invalid arguments or configuration (nothing is written), 1 for
+a failed run (missing data files or packages, corrupt or foreign checkpoint, ...), each with a
+one-line message on stderr.
 
 Example::
 
     $ spikefuse train --epochs 5 --out runs/yy
     $ spikefuse train --out runs/yy --resume
+    $ spikefuse eval runs/yy
+    $ spikefuse export runs/yy --nir yy.nir
     $ torchrun --nproc_per_node 2 -m spikefuse train --device cpu --out runs/ddp
     $ spikefuse bench --T 32 --batch 16 --features 256
 """
@@ -44,8 +56,15 @@ __all__ = ["main", "build_parser"]
 _TRAIN_KEYS = (
     "data", "model", "neuron", "gradient", "hidden", "layers", "T", "epochs", "batch_size", "lr",
     "optimizer", "weight_decay", "schedule", "tau", "input_gain", "readout", "seed", "device", "amp", "out",
-    "backend", "plots", "max_samples", "data_root",
+    "backend", "plots", "max_samples", "data_root", "threads",
 )
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (``prog: error: message``, exit status 2)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _add_train(sub) -> argparse.ArgumentParser:
@@ -53,7 +72,7 @@ def _add_train(sub) -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a spiking network and write a run folder",
                        description="Train a spiking classifier; writes config.toml, metrics.jsonl, "
-                                   "metrics.json, checkpoint.pt and PNG plots to --out.",
+                                   "metrics.json, checkpoint.safetensors and PNG plots to --out.",
                        argument_default=argparse.SUPPRESS)
     p.add_argument("--config", metavar="FILE.toml", help="TOML file with any of the options below")
     p.add_argument("--data", help="data set: " + ", ".join(tr._data_names()) + " (default yinyang)")
@@ -76,11 +95,12 @@ def _add_train(sub) -> argparse.ArgumentParser:
                    help="static features enter as input_gain * x for T steps")
     p.add_argument("--readout", help="max, mean, last (membrane) or count (spikes)")
     p.add_argument("--seed", type=int)
+    p.add_argument("--threads", type=int, help="intra-op CPU threads (default: from the machine)")
     p.add_argument("--device", help="auto, cpu or cuda")
     p.add_argument("--amp", action="store_const", const=True, help="bf16 autocast")
     p.add_argument("--out", help="run folder (default runs/<data>-<neuron>-<time>)")
     p.add_argument("--resume", nargs="?", const=True, metavar="PATH",
-                   help="continue from <out>/checkpoint.pt, or from PATH (run folder or file)")
+                   help="continue from <out>/checkpoint.safetensors, or from PATH (run folder or file)")
     p.add_argument("--backend", help="neuron backend: auto, reference, cpu, triton")
     p.add_argument("--no-plots", dest="plots", action="store_const", const=False, help="skip PNG plots")
     p.add_argument("--max-samples", dest="max_samples", type=int,
@@ -89,6 +109,27 @@ def _add_train(sub) -> argparse.ArgumentParser:
                    help="no progress bars")
     p.add_argument("--quiet", action="store_const", const=True, help="print only the final result")
     return p
+
+
+def _add_use(sub) -> None:
+    """``eval``, ``export`` and ``plot``: commands on a finished run folder."""
+    p = sub.add_parser("eval", help="accuracy, confusion matrix and spike rates of a trained run")
+    p.add_argument("run", metavar="RUN", help="run folder (or its checkpoint.safetensors)")
+    p.add_argument("--data", default=None, help="data set (default: the run's own)")
+    p.add_argument("--data-root", dest="data_root", default=None, metavar="DIR")
+    p.add_argument("--split", default="test", help="train, val or test (default test)")
+    p.add_argument("--max-samples", dest="max_samples", type=int, default=None)
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="where eval-<data>-<split>.json/.png go (default: the run folder)")
+    p = sub.add_parser("export", help="write a trained run as a NIR graph")
+    p.add_argument("run", metavar="RUN", help="run folder (or its checkpoint.safetensors)")
+    p.add_argument("--nir", required=True, metavar="FILE", help="NIR (HDF5) file to write")
+    p.add_argument("--dt", type=float, default=None,
+                   help="seconds per time step (default 1e-3; 1e-6 for the cuba neuron)")
+    p = sub.add_parser("plot", help="redraw a run's figures from its metrics (and checkpoint)")
+    p.add_argument("run", metavar="RUN", help="run folder")
+    p.add_argument("--curves-only", dest="curves_only", action="store_true",
+                   help="only curves.png (no model or data needed)")
 
 
 def _add_bench(sub) -> argparse.ArgumentParser:
@@ -106,13 +147,20 @@ def _add_bench(sub) -> argparse.ArgumentParser:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``spikefuse`` argument parser (sub-commands ``train`` and ``bench``)."""
-    parser = argparse.ArgumentParser(prog="spikefuse", description="spikefuse: spiking neural network training")
-    sub = parser.add_subparsers(dest="command", metavar="{train,bench}")
+    """The ``spikefuse`` argument parser (sub-commands train, eval, export, plot, bench)."""
+    parser = _Parser(prog="spikefuse", description="spikefuse: spiking neural network training")
+    sub = parser.add_subparsers(dest="command", metavar="{train,eval,export,plot,bench}",
+                                parser_class=_Parser)
     sub.required = True
     _add_train(sub)
+    _add_use(sub)
     _add_bench(sub)
     return parser
+
+
+def _line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
 
 
 def _fail(prog: str, msg: str, code: int) -> int:
@@ -133,6 +181,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
         file_cfg = tr.load_config_file(given["config"]) if "config" in given else {}
         file_resume = file_cfg.pop("resume", False)
         resume = resume or file_resume
+        if not resume and "config" in given and tr.config_run_id(given["config"]) is not None:
+            if "out" not in explicit and file_cfg.pop("out", None) is not None:
+                print(f"{prog}: note: {given['config']} is a run's own config: this starts a new "
+                      "run folder (use --resume to continue that run)", file=sys.stderr, flush=True)
         if resume:
             base = tr.TrainConfig.from_dict({**file_cfg, **explicit})
             base.out = explicit.get("out", file_cfg.get("out"))
@@ -143,12 +195,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
         else:
             cfg = tr.TrainConfig.from_dict({**file_cfg, **explicit}).resolve()
             overrides = None
-    except (ValueError, TypeError) as e:
-        return _fail(prog, str(e), 2)
+    except (ValueError, TypeError, ImportError) as e:
+        return _fail(prog, _line(e), 2)
     try:
         result = tr.train(cfg, resume=resume, progress=progress, verbose=not quiet, overrides=overrides)
-    except (ValueError, TypeError, FileNotFoundError, OSError, RuntimeError) as e:
-        return _fail(prog, str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__, 1)
+    except tr.ConfigError as e:
+        return _fail(prog, _line(e), 2)
+    except (ValueError, TypeError, OSError, RuntimeError, ImportError) as e:
+        return _fail(prog, _line(e), 1)
+    except KeyboardInterrupt:
+        return _fail(prog, "interrupted (the last finished epoch is in the checkpoint: --resume)", 130)
     if quiet:
         print(f"test accuracy: {100 * result['test_acc']:.2f}% -> {result['out']}", flush=True)
     return 0
@@ -171,6 +227,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "train":
         return _cmd_train(args)
+    if args.command in ("eval", "export", "plot"):
+        from .train import commands
+
+        return commands.run(args)
     return _cmd_bench(args)
 
 

@@ -217,27 +217,28 @@ def _bench_plif(backend, n):
 def _bench_cuba(backend, n):
     from .neuron import CubaLIF
 
-    return CubaLIF(threshold=1.0, backend=backend)
+    return CubaLIF(threshold=0.3, tau_syn=5e-6, tau_mem=5e-6, backend=backend)  # as _case_cuba
 
 
 def _bench_cuba_refractory(backend, n):
     from .neuron import CubaRefractoryLIF
 
-    return CubaRefractoryLIF(threshold=1.0, refractory_time=2e-6, backend=backend)
+    return CubaRefractoryLIF(threshold=0.3, tau_syn=5e-6, tau_mem=5e-6, refractory_time=2e-6, backend=backend)
 
 
 def _bench_loihi_cuba(backend, n):
     from .neuron.loihi import cuba
 
-    return _with_backend(cuba.Neuron(threshold=1.0, current_decay=0.25, voltage_decay=0.03), backend)
+    # the parameters of _case_loihi_cuba (decays 2048/4096 and 1024/4096)
+    return _with_backend(cuba.Neuron(threshold=1.0, current_decay=0.5, voltage_decay=0.25), backend)
 
 
 def _bench_loihi_alif(backend, n):
     from .neuron.loihi import alif
 
-    return _with_backend(alif.Neuron(threshold=1.0, threshold_step=0.5, current_decay=0.25,
-                                     voltage_decay=0.03, threshold_decay=0.1, refractory_decay=0.1),
-                         backend)
+    return _with_backend(alif.Neuron(threshold=1.0, threshold_step=0.5, current_decay=0.5,
+                                     voltage_decay=0.25, threshold_decay=0.25, refractory_decay=0.5),
+                         backend)  # the parameters of _case_loihi_alif
 
 
 def _bench_resonator(model):
@@ -268,7 +269,8 @@ def _bench_loihi_sigma_delta(backend, n):
 def _bench_eventprop(backend, n):
     from .neuron import EventPropLIF
 
-    return EventPropLIF(n, n, threshold=0.5)
+    # the neuron parameters of _case_eventprop; the module owns its synapse (an n x n weight)
+    return EventPropLIF(n, n, threshold=0.3, tau_syn=5e-6, tau_mem=10e-6)
 
 
 # --------------------------------------------------------------------------- bench cases
@@ -422,12 +424,12 @@ FAMILIES: dict[str, Family] = {f.id: f for f in (
     Family("cuba", f"{_FC}:cuba_lif_integration", f"{_FC}:cuba_lif_step", f"{_FC}:CubaParams",
            f"{_FC}:CubaState", "spikefuse.neuron.cuba:CubaLIF", "cuba", dict(_CPU_TRITON),
            train=TrainSpec("superspike", ("superspike",), f"{_F}:_train_cuba"),
-           bench=_bench("cuba", 3.0, 0.5), nir="CubaLIF",
+           bench=_bench("cuba", 0.5, 0.5), nir="CubaLIF",
            description="hxtorch / BrainScaleS-2 current-based LIF"),
     Family("cuba-refractory", f"{_FC}:cuba_refractory_lif_integration", f"{_FC}:cuba_refractory_lif_step",
            f"{_FC}:CubaParams", f"{_FC}:CubaRefractoryState", "spikefuse.neuron.cuba:CubaRefractoryLIF",
            "cuba", dict(_CPU_TRITON), aliases=("cuba_refractory",),
-           bench=_bench("cuba_refractory", 3.0, 0.5),
+           bench=_bench("cuba_refractory", 0.5, 0.5),
            nir_note="NIR neurons have no refractory period",
            description="hxtorch CUBA LIF with a refractory period"),
     Family("loihi.cuba", f"{_FLO}:cuba_multistep", f"{_FLO}:cuba_step", f"{_FLO}:CubaParams",

@@ -2,7 +2,7 @@
 
 The 1797 images of ``sklearn.datasets.load_digits`` (shipped inside scikit-learn, no network)
 have 64 pixels with integer values 0..16; spikefuse scales them to ``[0, 1]`` (``/ 16``).
-scikit-learn is an optional dependency (the ``data`` extra: ``pip install "spikefuse[data]"``).
+scikit-learn is an optional dependency (the ``data`` extra: ``pip install -e ".[data]"`` from the checkout).
 
 Split: a fixed, class-stratified train/test split drawn from ``seed``: for every class its
 sample indices are permuted by a ``torch.Generator`` seeded with ``seed`` and the first
@@ -53,7 +53,7 @@ def _sklearn_load_digits():
     except ImportError as e:  # pragma: no cover - exercised via monkeypatch in tests
         raise ImportError(
             "spikefuse.data.digits needs scikit-learn, an optional dependency: install it with "
-            "`pip install \"spikefuse[data]\"` or `pip install scikit-learn`"
+            "`pip install -e \".[data]\"` (from the spikefuse checkout) or `pip install scikit-learn`"
         ) from e
     return load_digits()
 

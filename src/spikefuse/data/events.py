@@ -221,7 +221,7 @@ class _HeidelbergBase(Dataset):
             import h5py  # noqa: F401
         except ImportError as e:  # pragma: no cover
             raise ImportError(
-                "reading SHD/SSC needs h5py, an optional dependency: pip install \"spikefuse[data]\""
+                "reading SHD/SSC needs h5py, an optional dependency: pip install -e \".[data]\" from the spikefuse checkout"
             ) from e
         f = self._open()
         try:

@@ -3,7 +3,7 @@
 - :mod:`spikefuse.interop.nir` — export to and import from the Neuromorphic Intermediate
   Representation (NIR): :func:`~spikefuse.interop.nir.to_nir`,
   :func:`~spikefuse.interop.nir.from_nir`. Needs the optional ``nir`` package
-  (``pip install spikefuse[nir]``).
+  (``pip install -e ".[nir]"`` from the spikefuse checkout).
 
 The submodule is imported on first use, so ``import spikefuse.interop`` does not need ``nir``.
 

@@ -121,7 +121,7 @@ def resolve(family: str, backend: str | None, x: torch.Tensor, **options) -> Opt
         return None
     k = _REGISTRY.get((family, backend))
     if k is None:
-        hint = " (is triton installed? pip install 'spikefuse[triton]')" if backend == "triton" else ""
+        hint = " (is triton installed? pip install -e \".[triton]\" from the spikefuse checkout)" if backend == "triton" else ""
         raise ValueError(f"backend: no {backend!r} implementation of {family!r}{hint}")
     why = k.supports(x, **options)
     if why is not None:

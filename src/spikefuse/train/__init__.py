@@ -6,18 +6,20 @@ A run is described by a :class:`TrainConfig`. :func:`train` builds the data set 
 readout into a non-spiking leaky integrator whose membrane is reduced over time), trains it
 with cross entropy and writes a run folder:
 
-==================  ======================================================================
-``config.toml``     the resolved configuration (every field, defaults filled in)
-``metrics.jsonl``   one JSON object per epoch (train/val loss and accuracy, lr, firing rates)
-``metrics.json``    the final result (test accuracy and loss, best validation accuracy, time)
-``checkpoint.pt``   model, optimizer, schedule, RNG states and history after the last epoch;
-                    written atomically (temporary file + ``os.replace``) with a SHA-256
-                    checksum that :func:`load_checkpoint` verifies
-``*.png``           ``curves.png`` (loss/accuracy), ``raster.png`` (spikes and output
-                    membrane of one test sample), ``rates.png`` (firing rates per layer)
-==================  ======================================================================
+- ``config.toml``: the run id (``[run]``) and the resolved configuration (every field,
+  defaults filled in);
+- ``metrics.jsonl``: one JSON object per epoch (train/val loss and accuracy, lr, firing rates);
+- ``metrics.json``: the final result (test accuracy and loss, best validation accuracy, time);
+- ``checkpoint.safetensors``: model, optimizer, schedule, RNG states and history after the
+  last epoch, a safetensors file with a checksummed JSON manifest (run id, epoch), written
+  atomically; :func:`load_checkpoint` verifies it and never unpickles;
+- ``curves.png`` (loss/accuracy, learning rate, test result), ``raster.png`` (spikes and
+  membranes of one test sample), ``rates.png`` (firing rates per layer).
 
-Resuming (``resume=True``) continues from ``checkpoint.pt`` after its last finished epoch and
+A finished run is used with :func:`load_run` (model in eval mode + config), ``spikefuse eval``,
+``spikefuse export`` and ``spikefuse plot``.
+
+Resuming (``resume=True``) continues from ``checkpoint.safetensors`` after its last finished epoch and
 gives the same final numbers as an uninterrupted run: the data order of epoch ``e`` is a
 pure function of ``(seed, e)`` (``DistributedSampler`` with ``set_epoch``), and the RNG states
 are restored from the checkpoint.
@@ -43,14 +45,17 @@ Example::
 """
 from __future__ import annotations
 
-from .checkpoint import _HEADER, _MAGIC, CheckpointError, load_checkpoint, save_checkpoint
+from .checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint, save_checkpoint
 from .config import (DATA_DEFAULTS, DEFAULT_GRADIENT, DEFAULT_MODEL, DEVICES, GRADIENT_DATA_DEFAULTS, GRADIENTS,
-                     MODEL_DATA_DEFAULTS, MODEL_NEURONS, MODELS, NEURON_GRADIENTS, NEURONS, OPTIMIZERS, READOUTS, SCHEDULES, TrainConfig,
-                     _data_names, config_to_toml, load_config_file)
+                     MODEL_DATA_DEFAULTS, MODEL_NEURONS, MODELS, NEURON_GRADIENTS, NEURONS, OPTIMIZERS, READOUTS,
+                     SCHEDULES, ConfigError, TrainConfig, _data_names, config_run_id, config_to_toml,
+                     default_threads, load_config_file)
 from .data import load_data
 from .distributed import DistInfo, init_distributed
 from .model import SpikingClassifier, build_model, build_optimizer
 from .loop import evaluate, train
+from .runfolder import RunFolderError
+from .use import load_run
 
 __all__ = [
     "TrainConfig",
@@ -75,4 +80,8 @@ __all__ = [
     "load_checkpoint",
     "save_checkpoint",
     "train",
+    "load_run",
+    "ConfigError",
+    "RunFolderError",
+    "CHECKPOINT_NAME",
 ]

@@ -86,6 +86,25 @@ GRADIENT_DATA_DEFAULTS: dict[tuple[str, str], dict[str, Any]] = {
 }
 
 
+class ConfigError(ValueError):
+    """A configuration value or command-line flag that cannot work (exit status 2 in the CLI)."""
+
+
+def default_threads(neuron: str = "lif") -> int:
+    """Intra-op CPU threads a run uses when ``threads`` is not given: 1 for ``eventprop`` (its
+    layer is a Python loop over time of small tensor ops, where thread synchronisation costs
+    more than it saves) and on machines with at most 2 usable cores (the small default networks
+    ran 5x slower with 2 threads than with 1 on a busy 2-core machine); else half the usable
+    cores, at most 8."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        cores = os.cpu_count() or 1
+    if neuron == "eventprop" or cores <= 2:
+        return 1
+    return min(8, cores // 2)
+
+
 def _data_names() -> tuple:
     try:
         from ..data import dataset_names
@@ -130,6 +149,7 @@ class TrainConfig:
     plots: bool = True
     max_samples: Optional[int] = None
     data_root: Optional[str] = None
+    threads: Optional[int] = None
 
     # ------------------------------------------------------------------ validation
     def resolve(self) -> "TrainConfig":
@@ -142,6 +162,8 @@ class TrainConfig:
         for k, v in {"input_gain": 1.0, **defaults}.items():
             if getattr(c, k) is None:
                 setattr(c, k, v)
+        if c.threads is None:
+            c.threads = default_threads(c.neuron)
         _resolve_numbers(c)
         _resolve_choices(c)
         _resolve_paths(c)
@@ -203,7 +225,7 @@ def _resolve_names(c: TrainConfig, given: TrainConfig) -> None:
 
 def _resolve_numbers(c: TrainConfig) -> None:
     """Integer and real fields: types and ranges; reals become floats."""
-    for name in ("hidden", "layers", "epochs", "batch_size", "seed"):
+    for name in ("hidden", "layers", "epochs", "batch_size", "seed", "threads"):
         _check_int(name, getattr(c, name), ge=0 if name == "seed" else 1)
     if c.T is not None:
         _check_int("T", c.T, ge=1)
@@ -265,7 +287,9 @@ def _check_int(name, v, *, ge):
 
 
 def load_config_file(path) -> dict:
-    """Read a TOML config (top level or a ``[train]`` table) into a dict of fields.
+    """Read a TOML config (top level or a ``[train]`` table) into a dict of fields. A run
+    folder's own ``config.toml`` also has a ``[run]`` table (its run id, see
+    :func:`config_run_id`); it is not a field and is left out.
 
     >>> import tempfile, os
     >>> p = os.path.join(tempfile.mkdtemp(), "c.toml")
@@ -273,20 +297,46 @@ def load_config_file(path) -> dict:
     >>> load_config_file(p)
     {'epochs': 3, 'batch-size': 16}
     """
-    import tomllib
+    d = _read_toml(path)
+    d.pop("run", None)
+    if "train" in d and isinstance(d["train"], dict):
+        rest = {k: v for k, v in d.items() if k != "train"}
+        d = {**rest, **d["train"]}
+    return d
 
+
+def _toml_module():
+    """``tomllib`` (Python >= 3.11) or its backport ``tomli`` (a dependency on 3.10)."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:
+        try:
+            import tomli as tomllib
+        except ModuleNotFoundError:
+            raise ImportError("reading TOML on Python < 3.11 needs tomli: pip install tomli "
+                              "(a dependency of spikefuse there)") from None
+    return tomllib
+
+
+def _read_toml(path) -> dict:
+    toml = _toml_module()
     p = Path(path)
     if not p.is_file():
         raise ValueError(f"config: file not found: {str(p)!r}")
     try:
         with open(p, "rb") as f:
-            d = tomllib.load(f)
-    except tomllib.TOMLDecodeError as e:
+            return toml.load(f)
+    except toml.TOMLDecodeError as e:
         raise ValueError(f"config: {str(p)!r} is not valid TOML: {e}") from None
-    if "train" in d and isinstance(d["train"], dict):
-        rest = {k: v for k, v in d.items() if k != "train"}
-        d = {**rest, **d["train"]}
-    return d
+    except UnicodeDecodeError as e:
+        raise ValueError(f"config: {str(p)!r} is not UTF-8 text: {e}") from None
+
+
+def config_run_id(path) -> Optional[str]:
+    """The run id in a run folder's ``config.toml`` (its ``[run]`` table), else None."""
+    run = _read_toml(path).get("run")
+    rid = run.get("id") if isinstance(run, dict) else None
+    return rid if isinstance(rid, str) else None
 
 
 def _toml_value(v) -> str:
@@ -294,12 +344,19 @@ def _toml_value(v) -> str:
         return "true" if v else "false"
     if isinstance(v, (int, float)):
         return repr(v)
-    return json.dumps(str(v))  # JSON string escapes are valid TOML basic strings
+    # JSON string escapes are valid TOML basic strings; keep non-ASCII characters as they are
+    # (JSON's surrogate pairs for non-BMP ones are not valid TOML) and escape DEL, which TOML
+    # does not allow raw
+    return json.dumps(str(v), ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
-def config_to_toml(cfg: TrainConfig) -> str:
-    """Serialise a config as TOML (``None`` fields are omitted, they mean "default")."""
-    lines = ["# spikefuse train: resolved configuration", "[train]"]
+def config_to_toml(cfg: TrainConfig, run_id: Optional[str] = None) -> str:
+    """Serialise a config as TOML (``None`` fields are omitted, they mean "default"); with
+    ``run_id``, a ``[run]`` table first names the run the folder belongs to."""
+    lines = ["# spikefuse train: resolved configuration"]
+    if run_id is not None:
+        lines += ["[run]", f"id = {_toml_value(run_id)}", ""]
+    lines.append("[train]")
     for k, v in cfg.to_dict().items():
         if v is not None:
             lines.append(f"{k} = {_toml_value(v)}")

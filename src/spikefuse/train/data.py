@@ -6,6 +6,15 @@ import torch
 from .config import TrainConfig
 
 
+_HINT = 'pip install -e ".[data]" from the spikefuse checkout'
+#: the optional package each data set reads with
+_NEEDS = {"digits": "scikit-learn", "shd": "h5py", "ssc": "h5py"}
+
+
+class MissingDependency(ImportError):
+    """An optional package a data set or command needs is not installed (one-line message)."""
+
+
 class _Split:
     """A data split as in-memory tensors (fast path) or a Dataset with a collate function."""
 
@@ -37,8 +46,8 @@ class _Split:
         return collate([self.ds[i] for i in idx])
 
 
-def load_data(cfg: TrainConfig):
-    """``(train, val, test, info)`` splits of ``cfg.data`` (val = test where there is none)."""
+def load_split(cfg: TrainConfig, split: str, max_samples=None):
+    """``(split, info)`` of one split of ``cfg.data``."""
     from ..data import get_dataset
 
     kw = {}
@@ -48,11 +57,20 @@ def load_data(cfg: TrainConfig):
         kw["T"] = cfg.T
     if cfg.data in ("shd", "ssc", "nmnist", "dvsgesture", "cifar10dvs") and cfg.data_root is not None:
         kw["root"] = cfg.data_root
+    try:
+        ds, info = get_dataset(cfg.data, split, **kw)
+    except ImportError as e:  # an optional dependency of this data set is missing
+        pkg = _NEEDS.get(cfg.data, e.name or "an optional package")
+        raise MissingDependency(f"data: {cfg.data!r} needs {pkg}, which is not installed: {_HINT} "
+                                f"(or pip install {pkg})") from None
+    return _Split(ds, info, max_samples), info
+
+
+def load_data(cfg: TrainConfig):
+    """``(train, val, test, info)`` splits of ``cfg.data`` (val = test where there is none)."""
     out = {}
     info = None
     for split in ("train", "val", "test"):
-        ds, info_s = get_dataset(cfg.data, split, **kw)
+        out[split], info_s = load_split(cfg, split, cfg.max_samples)
         info = info if info is not None else info_s
-        out[split] = _Split(ds, info_s, cfg.max_samples)
     return out["train"], out["val"], out["test"], info
-

@@ -9,6 +9,7 @@ import os
 import random
 import sys
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -17,9 +18,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checkpoint import (CheckpointError, _rng_state, _schedule_state, _set_rng_state,
-                         load_checkpoint, save_checkpoint)
-from .config import TrainConfig, config_to_toml
+from .checkpoint import (CHECKPOINT_NAME, CheckpointError, _rng_state, _schedule_state,
+                         _set_rng_state, atomic_write, check_train_checkpoint, load_checkpoint,
+                         save_checkpoint)
+from .config import ConfigError, TrainConfig, config_to_toml
+from .runfolder import claim
 from .data import _Split, load_data
 from .distributed import DistInfo, _pick_device, init_distributed
 from .model import _build_schedule, build_model, build_optimizer
@@ -61,23 +64,20 @@ def _run_folder(cfg: TrainConfig) -> Optional[Path]:
 
 
 def _default_out(cfg: TrainConfig) -> str:
-    return os.path.join("runs", f"{cfg.data}-{cfg.neuron}-{time.strftime('%Y%m%d-%H%M%S')}")
+    base = os.path.join("runs", f"{cfg.data}-{cfg.neuron}-{time.strftime('%Y%m%d-%H%M%S')}")
+    out, i = base, 1
+    while os.path.exists(out):  # two runs started in the same second
+        i += 1
+        out = f"{base}-{i}"
+    return out
 
 
 def _write_jsonl(path: Path, history: list) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        for rec in history:
-            f.write(json.dumps(rec) + "\n")
-    os.replace(tmp, path)
+    atomic_write(path, "".join(json.dumps(rec) + "\n" for rec in history).encode())
 
 
 def _write_json(path: Path, obj) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, path)
+    atomic_write(path, (json.dumps(obj, indent=2) + "\n").encode())
 
 
 def _log(verbose: bool, dist: DistInfo, msg: str) -> None:
@@ -93,13 +93,17 @@ def train(cfg: TrainConfig, *, resume: bool | str = False, progress: bool = True
     - ``resume``: ``False``; ``True`` (continue from ``<cfg.out>/checkpoint.pt``); or a path
       to a run folder or checkpoint file. The checkpoint's config is used, updated with
       ``overrides`` (e.g. the command-line flags that were given explicitly).
-    - ``progress``: a tqdm bar per epoch (rank 0 only); ``verbose``: per-epoch summary lines.
+    - ``progress``: a live tqdm bar per epoch when stderr is a terminal (rank 0 only; a log
+      gets no bar); ``verbose``: one summary line per epoch.
     - ``stop_after_epoch``: stop (after writing the checkpoint) once this many epochs are done,
       as if the job had been interrupted; used to test resuming.
 
-    ``neuron="eventprop"`` on the CPU runs with one intra-op thread (restored afterwards): its
-    layer is a Python loop over time of small tensor ops, where thread synchronisation costs
-    more than it saves (5x slower with 2 threads on a shared 2-core machine).
+    The run uses ``cfg.threads`` intra-op CPU threads (default
+    :func:`~spikefuse.train.config.default_threads`; restored afterwards).
+
+    The run folder has one owner (:mod:`~spikefuse.train.runfolder`): nothing is written to it
+    until the configuration, the data, the model (one trial step) and, when resuming, the
+    checkpoint are known to be valid; then its lock is taken for the rest of the run.
     """
     threads = torch.get_num_threads()
     try:
@@ -122,6 +126,8 @@ class _Run:
     val_s: _Split
     test_s: _Split
     local_bs: int
+    info: Any = None
+    run_id: str = ""
     model: nn.Module = None
     net: nn.Module = None
     opt: Any = None
@@ -136,37 +142,66 @@ class _Run:
 
 def _train(cfg: TrainConfig, *, resume, progress, verbose, stop_after_epoch, overrides) -> dict:
     dist_info = init_distributed(cfg.device if isinstance(cfg.device, str) else "auto")
-    cfg, ckpt = _resolve_run(cfg, resume, overrides, dist_info)
+    cfg, ckpt, source = _resolve_run(cfg, resume, overrides, dist_info)
     run = _build(cfg, dist_info, verbose)
+    run.run_id = ckpt["run_id"] if ckpt is not None else uuid.uuid4().hex
     if ckpt is not None:
-        _restore(run, ckpt)
-    if dist_info.is_main:
+        _restore(run, ckpt, source)
+    lock = _claim(run, source)
+    try:
+        _log(verbose, dist_info,
+             f"spikefuse train: data={cfg.data} neuron={cfg.neuron} gradient={cfg.gradient} "
+             f"hidden={cfg.hidden}x{cfg.layers} T={cfg.T} epochs={cfg.epochs} device={run.device} "
+             f"threads={cfg.threads} processes={dist_info.world_size} -> {run.out}")
+        for epoch in range(run.start_epoch, cfg.epochs):
+            if stop_after_epoch is not None and epoch >= stop_after_epoch:
+                break
+            t0 = time.time()
+            stats = _run_epoch(run, epoch, progress)
+            _record_epoch(run, epoch, stats, t0)
+        return _finish(run)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _claim(run: _Run, source: Optional[Path]):
+    """Rank 0 takes the run folder (lock, owner check), then writes config.toml and the
+    metrics so far; returns the lock (None on other ranks)."""
+    if not run.dist.is_main:
+        return None
+    lock = claim(run.out, run.run_id, resuming=source is not None, source=source)
+    try:
+        atomic_write(run.out / "config.toml", config_to_toml(run.cfg, run.run_id).encode())
         _write_jsonl(run.out / "metrics.jsonl", run.history)
-    _log(verbose, dist_info,
-         f"spikefuse train: data={cfg.data} neuron={cfg.neuron} gradient={cfg.gradient} "
-         f"hidden={cfg.hidden}x{cfg.layers} T={cfg.T} epochs={cfg.epochs} device={run.device} "
-         f"processes={dist_info.world_size} -> {run.out}")
-    for epoch in range(run.start_epoch, cfg.epochs):
-        if stop_after_epoch is not None and epoch >= stop_after_epoch:
-            break
-        t0 = time.time()
-        stats = _run_epoch(run, epoch, progress)
-        _record_epoch(run, epoch, stats, t0)
-    return _finish(run)
+    except BaseException:
+        lock.release()
+        raise
+    return lock
 
 
 def _resolve_run(cfg: TrainConfig, resume, overrides, dist_info: DistInfo):
     """The resolved config (from the checkpoint when resuming), its run folder and device;
-    returns ``(cfg, checkpoint or None)`` and sets ``dist_info.device``."""
-    ckpt = None
+    returns ``(cfg, checkpoint or None, checkpoint path or None)``, sets ``dist_info.device``
+    and this process's thread count."""
+    ckpt = ckpt_path = None
     if resume:
         ckpt_path = _resolve_resume(resume, cfg)
         ckpt = load_checkpoint(ckpt_path)
-        saved = TrainConfig.from_dict(ckpt["config"])
+        check_train_checkpoint(ckpt, ckpt_path)
+        try:
+            saved = TrainConfig.from_dict(ckpt["config"])
+        except (TypeError, ValueError) as e:
+            raise CheckpointError(f"checkpoint {str(ckpt_path)!r}: its config is invalid: {e}") from None
         upd = dict(overrides or {})
         upd.setdefault("out", str(ckpt_path.parent))
         cfg = dataclasses.replace(saved, **upd)
-    cfg = cfg.resolve()
+    try:
+        cfg = cfg.resolve()
+    except (TypeError, ValueError) as e:
+        raise ConfigError(str(e)) from None
+    if cfg.out is not None and not str(cfg.out).strip():
+        raise ConfigError("out: expected a folder path, got an empty string")
     if cfg.out is None:
         cfg.out = _default_out(cfg)
         if dist_info.distributed:  # every process uses rank 0's time-stamped folder name
@@ -175,33 +210,34 @@ def _resolve_run(cfg: TrainConfig, resume, overrides, dist_info: DistInfo):
             name = [cfg.out]
             dist.broadcast_object_list(name, src=0)
             cfg.out = name[0]
-    device = _pick_device(cfg.device, dist_info.local_rank)
+    try:
+        device = _pick_device(cfg.device, dist_info.local_rank)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     dist_info.device = device
-    if cfg.neuron == "eventprop" and device.type == "cpu":
-        torch.set_num_threads(1)
+    torch.set_num_threads(cfg.threads)
     if cfg.batch_size % dist_info.world_size:
-        raise ValueError(f"batch_size: must be divisible by the number of processes "
-                         f"({dist_info.world_size}), got {cfg.batch_size}")
-    return cfg, ckpt
+        raise ConfigError(f"batch_size: must be divisible by the number of processes "
+                          f"({dist_info.world_size}), got {cfg.batch_size}")
+    return cfg, ckpt, ckpt_path
 
 
 def _build(cfg: TrainConfig, dist_info: DistInfo, verbose: bool) -> _Run:
-    """Data (first: a missing data set fails before anything is written), the run folder's
-    config.toml, then model, DDP wrapper, optimizer, sampler and schedule (seeded identically
-    on every process)."""
+    """Data, model (with one trial step), DDP wrapper, optimizer, sampler and schedule, seeded
+    identically on every process; nothing is written."""
     train_s, val_s, test_s, info = load_data(cfg)
     if info.time_first and cfg.T is None:
         cfg.T = info.n_steps
-    out = _run_folder(cfg)
-    if dist_info.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.toml").write_text(config_to_toml(cfg))
-    run = _Run(cfg, dist_info, dist_info.device, out, train_s, val_s, test_s,
-               cfg.batch_size // dist_info.world_size, verbose=verbose)
+    run = _Run(cfg, dist_info, dist_info.device, _run_folder(cfg), train_s, val_s, test_s,
+               cfg.batch_size // dist_info.world_size, info=info, verbose=verbose)
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
-    run.model = build_model(cfg, info.n_inputs, info.n_classes, bool(info.time_first),
-                            input_shape=info.input_shape).to(run.device)
+    try:
+        run.model = build_model(cfg, info.n_inputs, info.n_classes, bool(info.time_first),
+                                input_shape=info.input_shape).to(run.device)
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise ConfigError(f"model: cannot be built from this configuration: {_first_line(e)}") from None
+    _trial_step(run)
     run.net = run.model
     if dist_info.distributed:
         from torch.nn.parallel import DistributedDataParallel as DDP
@@ -217,8 +253,40 @@ def _build(cfg: TrainConfig, dist_info: DistInfo, verbose: bool) -> _Run:
     return run
 
 
-def _restore(run: _Run, ckpt: dict) -> None:
-    """Model, optimizer, schedule, history, training time and RNG states from a checkpoint."""
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def _trial_step(run: _Run) -> None:
+    """One forward and backward pass on two training samples, so that a configuration the
+    model cannot run (e.g. a backend without a kernel for it) fails before anything is
+    written. RNG states are restored and the gradients dropped: the run is unchanged."""
+    devices = [run.device] if run.device.type == "cuda" else []
+    x, y = run.train_s.batch(list(range(min(2, run.train_s.n))))
+    try:
+        with torch.random.fork_rng(devices=devices):
+            with _autocast(run.cfg, run.device):
+                logits = run.model(x.to(run.device))
+            F.cross_entropy(logits.float(), y.to(run.device)).backward()
+    except (TypeError, ValueError, RuntimeError, NotImplementedError) as e:
+        raise ConfigError(f"model: the first training step fails with this configuration: "
+                          f"{_first_line(e)}") from None
+    finally:
+        run.model.zero_grad(set_to_none=True)
+
+
+def _restore(run: _Run, ckpt: dict, path: Path) -> None:
+    """Model, optimizer, schedule, history, training time and RNG states from a checkpoint
+    (in memory only; a checkpoint that does not fit this model raises CheckpointError)."""
+    try:
+        _restore_states(run, ckpt)
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as e:
+        raise CheckpointError(f"checkpoint {str(path)!r} does not fit this run: {_first_line(e)}") from None
+    _log(run.verbose, run.dist, f"resuming {run.out} after epoch {run.start_epoch}/{run.cfg.epochs}")
+
+
+def _restore_states(run: _Run, ckpt: dict) -> None:
     cfg = run.cfg
     run.model.load_state_dict(ckpt["model"])
     run.opt.load_state_dict(ckpt["optimizer"])
@@ -240,11 +308,11 @@ def _restore(run: _Run, ckpt: dict) -> None:
                                     f"the {cfg.schedule} schedule restarts for the remaining epochs")
     run.train_time = float(ckpt.get("train_time_s", 0.0))
     _set_rng_state(ckpt["rng"])
-    _log(run.verbose, run.dist, f"resuming {run.out} after epoch {run.start_epoch}/{cfg.epochs}")
 
 
 def _progress_bar(run: _Run, epoch: int, progress: bool):
-    if not (progress and run.dist.is_main):
+    """A live bar on a terminal; none in a log (the epoch summary line is the progress)."""
+    if not (progress and run.dist.is_main and sys.stderr.isatty()):
         return None
     from tqdm import tqdm
 
@@ -291,8 +359,9 @@ def _run_epoch(run: _Run, epoch: int, progress: bool) -> tuple:
 
 
 def _record_epoch(run: _Run, epoch: int, stats: tuple, t0: float) -> None:
-    """Validate, append the epoch's record to the history and metrics.jsonl, write the
-    checkpoint."""
+    """Validate, append the epoch's record to the history, write the checkpoint, then the
+    metrics.jsonl line that announces it (a crash in between is repaired on resume, which
+    rewrites metrics.jsonl from the checkpoint's history)."""
     cfg = run.cfg
     sum_loss, sum_correct, seen = stats
     val_loss, val_acc, rates = evaluate(run.model, run.val_s, cfg, run.device)
@@ -307,14 +376,20 @@ def _record_epoch(run: _Run, epoch: int, stats: tuple, t0: float) -> None:
          f"{rec['train_acc']:.4f} | val loss {val_loss:.4f} acc {val_acc:.4f} "
          f"({rec['epoch_time_s']:.1f}s)")
     if run.dist.is_main:
+        save_checkpoint(run.out / CHECKPOINT_NAME, {
+            "format": 2, "run_id": run.run_id, "epoch": epoch + 1, "config": cfg.to_dict(),
+            "model_args": _model_args(run.info), "model": run.model.state_dict(),
+            "optimizer": run.opt.state_dict(), "schedule": _schedule_state(run.sched),
+            "history": run.history, "rng": _rng_state(), "train_time_s": run.train_time,
+        })
         with open(run.out / "metrics.jsonl", "a") as f:
             f.write(json.dumps(rec) + "\n")
-        save_checkpoint(run.out / "checkpoint.pt", {
-            "format": 1, "epoch": epoch + 1, "config": cfg.to_dict(),
-            "model": run.model.state_dict(), "optimizer": run.opt.state_dict(),
-            "schedule": _schedule_state(run.sched), "history": run.history, "rng": _rng_state(),
-            "train_time_s": run.train_time,
-        })
+
+
+def _model_args(info) -> dict:
+    """What :func:`build_model` needs besides the config (kept in the checkpoint)."""
+    return {"n_inputs": int(info.n_inputs), "n_classes": int(info.n_classes),
+            "time_first": bool(info.time_first)}
 
 
 def _finish(run: _Run) -> dict:
@@ -330,12 +405,13 @@ def _finish(run: _Run) -> dict:
         "final_val_acc": history[-1]["val_acc"] if history else None,
         "train_time_s": run.train_time, "world_size": run.dist.world_size,
         "n_parameters": sum(p.numel() for p in run.model.parameters()),
+        "val_split": val_split(run.val_s), "threads": cfg.threads, "run_id": run.run_id,
     }
     if run.dist.is_main:
         _write_json(run.out / "metrics.json", result)
         if cfg.plots:
             try:
-                _make_plots(run.out, run.model, run.test_s, history, cfg, run.device)
+                _make_plots(run.out, run.model, run.test_s, history, cfg, run.device, result)
             except ImportError as e:  # matplotlib missing: the run's results still stand
                 print(f"spikefuse train: no plots: {e}", file=sys.stderr)
         _log(run.verbose, run.dist, f"test accuracy: {100 * test_acc:.2f}% (loss {test_loss:.4f}, "
@@ -348,6 +424,11 @@ def _finish(run: _Run) -> dict:
     return result
 
 
+def val_split(split: _Split) -> str:
+    """``"test"`` where the data set has no validation split (its "val" is the test split)."""
+    return "test" if getattr(split.info, "note", "") else "val"
+
+
 def _resolve_resume(resume, cfg: TrainConfig) -> Path:
     if resume is True:
         if cfg.out is None:
@@ -356,24 +437,39 @@ def _resolve_resume(resume, cfg: TrainConfig) -> Path:
     else:
         p = Path(resume)
     if p.is_dir():
-        p = p / "checkpoint.pt"
+        p = p / CHECKPOINT_NAME if not (p / "checkpoint.pt").is_file() or (p / CHECKPOINT_NAME).is_file() \
+            else p / "checkpoint.pt"
     if not p.is_file():
         raise CheckpointError(f"checkpoint: file not found: {str(p)!r} (nothing to resume)")
     return p
 
 
-def _make_plots(out: Path, model, test_s: _Split, history, cfg, device) -> None:
+def _make_plots(out: Path, model, test_s: _Split, history, cfg, device,
+                result: Optional[dict] = None) -> None:
+    """curves.png (from the metrics), raster.png and rates.png (from the model on the first
+    test samples)."""
     from . import plots
 
+    plots.plot_curves(history, out / "curves.png", result=result,
+                      val_label=_val_label(result))
     x, y = test_s.batch(list(range(min(test_s.n, 256))))
     with torch.no_grad():
         model.eval()
         logits, rec = model(x.to(device), record=True)
         model.train()
     spikes = [s.float().cpu() for s in rec["spikes"]]
-    plots.plot_curves(history, out / "curves.png")
-    mems = [None if m is None else m[:, 0].float().cpu() for m in rec["membranes"]]
+    pairs = [(c, "before reset") if c is not None else (m, "after reset")
+             for c, m in zip(rec.get("charges") or [None] * len(rec["membranes"]), rec["membranes"])]
+    mems = [None if m is None else m[:, 0].float().cpu() for m, _ in pairs]
     plots.plot_raster([s[:, 0] for s in spikes], rec["output"][:, 0].float().cpu(),
                       out / "raster.png", label=int(y[0]), prediction=int(logits[0].argmax()),
-                      hidden_membranes=mems)
+                      hidden_membranes=mems, membrane_kinds=[k for _, k in pairs])
     plots.plot_rates(spikes, out / "rates.png")
+
+
+_VAL_LABELS = {"val": "validation", "test": "test split (no validation split)"}
+
+
+def _val_label(result: Optional[dict]) -> str:
+    """What the "val" curve is: the validation split, or the test split where there is none."""
+    return _VAL_LABELS.get((result or {}).get("val_split", "val"), "validation")

@@ -85,6 +85,8 @@ class SpikingClassifier(nn.Module):
         spikes = []
         neurons = [getattr(blk, "neuron", blk) for blk in self.hidden]
         flags = _store_traces(neurons, record)
+        inputs: dict = {}
+        hooks = _keep_inputs(neurons, self.hidden, inputs) if record else []
         try:
             with L.trusted_inputs():  # validated once here; the inner layers skip their checks
                 for blk in self.hidden:
@@ -95,10 +97,13 @@ class SpikingClassifier(nn.Module):
         finally:
             for n, old in flags:
                 n.store_v_seq = old
+            for h_ in hooks:
+                h_.remove()
         logits = _readout(mem, self.readout)
         if record:
             return logits, {"spikes": spikes, "output": mem.detach(),
-                            "membranes": [_membrane_of(n) for n in neurons]}
+                            "membranes": [_membrane_of(n) for n in neurons],
+                            "charges": [_charge_of(n, inputs.get(i)) for i, n in enumerate(neurons)]}
         return logits
 
 
@@ -132,6 +137,37 @@ def _membrane_of(neuron) -> Optional[torch.Tensor]:
     traces = getattr(neuron, "last_traces", None)
     v = getattr(traces, "membrane", None)
     return v.detach() if isinstance(v, torch.Tensor) else None
+
+
+def _keep_inputs(neurons, blocks, store: dict) -> list:
+    """Forward pre-hooks that keep each block neuron's input (for :func:`_charge_of`); returns
+    the hook handles to remove."""
+    return [n.register_forward_pre_hook(_keep_input(store, i))
+            for i, (n, blk) in enumerate(zip(neurons, blocks)) if n is not blk]
+
+
+def _keep_input(store: dict, i: int):
+    def hook(module, args):
+        store[i] = args[0].detach()
+    return hook
+
+
+@torch.no_grad()
+def _charge_of(neuron, x: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
+    """The membrane before the reset ``(T, B, ...)`` for input ``x``, where the family has one
+    (IF/LIF/PLIF: the charge ``h`` of the functional LIF traces; Loihi: the pre-reset voltage
+    of ``dynamics``); None otherwise. For a neuron that fires on every step this is what moves
+    (its post-reset membrane sits at the reset value)."""
+    if x is None:
+        return None
+    from ..functional.lif import LIFParams, lif_multistep
+
+    params = neuron.params() if callable(getattr(neuron, "params", None)) else None
+    if isinstance(params, LIFParams):
+        return lif_multistep(x, params, None, getattr(neuron, "backend", None), return_traces=True)[2].h
+    if callable(getattr(neuron, "dynamics", None)):
+        return neuron.dynamics(x)[1].detach()
+    return None
 
 
 def build_model(cfg: TrainConfig, n_inputs: int, n_classes: int, time_first: bool = False,

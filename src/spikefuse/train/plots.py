@@ -1,9 +1,11 @@
 """PNG plots of a training run (matplotlib, Agg; no display needed).
 
-- :func:`plot_curves` — loss and accuracy per epoch (train and validation).
+- :func:`plot_curves` — loss and accuracy per epoch (train and validation, the final test
+  result marked) and the learning rate.
 - :func:`plot_raster` — spike raster of every hidden layer (with the membrane of its most
   active neurons where the neuron exposes it) and the output membrane over time, for one sample.
 - :func:`plot_rates` — firing rate per neuron (histogram) and mean rate per layer.
+- :func:`plot_confusion` — confusion matrix of an evaluation.
 
 The functions build a :class:`matplotlib.figure.Figure` directly (no pyplot state), so they are
 safe in scripts, tests and worker processes.
@@ -24,7 +26,7 @@ from typing import Optional, Sequence
 
 import torch
 
-__all__ = ["plot_curves", "plot_raster", "plot_rates"]
+__all__ = ["plot_curves", "plot_raster", "plot_rates", "plot_confusion"]
 
 
 def _figure(rows: int, cols: int, size):
@@ -32,8 +34,8 @@ def _figure(rows: int, cols: int, size):
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError as e:  # pragma: no cover - matplotlib is an optional dependency
-        raise ImportError("plots need matplotlib: pip install 'spikefuse[plots]' "
-                          "(or run with --no-plots)") from e
+        raise ImportError('plots need matplotlib: pip install -e ".[plots]" from the spikefuse '
+                          "checkout (or run with --no-plots)") from e
     fig = Figure(figsize=size)
     FigureCanvasAgg(fig)
     axes = fig.subplots(rows, cols, squeeze=False)
@@ -47,30 +49,47 @@ def _save(fig, path) -> None:
     fig.savefig(path, dpi=100)
 
 
-def plot_curves(history: Sequence[dict], path) -> None:
-    """Loss (left) and accuracy (right) per epoch from ``metrics.jsonl`` records."""
-    fig, ax = _figure(1, 2, (10, 4))
+def plot_curves(history: Sequence[dict], path, result: Optional[dict] = None,
+                val_label: str = "validation") -> None:
+    """Loss (left) and accuracy (middle) per epoch from ``metrics.jsonl`` records, with the
+    final test loss/accuracy of ``result`` (``metrics.json``) marked, and the learning rate at
+    the end of each epoch (right). ``val_label`` names what the "val" records are (e.g.
+    ``"test split (no validation split)"`` for digits)."""
+    fig, ax = _figure(1, 3, (14, 4))
     epochs = [h["epoch"] for h in history]
-    for key, style in (("train", "-o"), ("val", "-s")):
-        ax[0, 0].plot(epochs, [h.get(f"{key}_loss") for h in history], style, label=key, ms=3)
-        ax[0, 1].plot(epochs, [100 * h.get(f"{key}_acc", 0.0) for h in history], style, label=key, ms=3)
+    for key, style, label in (("train", "-o", "train"), ("val", "-s", val_label)):
+        ax[0, 0].plot(epochs, [h.get(f"{key}_loss") for h in history], style, label=label, ms=3)
+        ax[0, 1].plot(epochs, [100 * h.get(f"{key}_acc", 0.0) for h in history], style, label=label, ms=3)
+    if result and result.get("test_acc") is not None:
+        done = result.get("epochs_completed", epochs[-1] if epochs else 0)
+        for a, v, fmt in ((ax[0, 0], result.get("test_loss"), "{:.3f}"),
+                          (ax[0, 1], 100 * result["test_acc"], "{:.2f} %")):
+            if v is not None:
+                a.axhline(v, color="C3", ls="--", lw=1)
+                a.plot([done], [v], "*", color="C3", ms=12, label="test (final): " + fmt.format(v))
     ax[0, 0].set(xlabel="epoch", ylabel="cross-entropy loss", title="loss")
     ax[0, 1].set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
+    ax[0, 2].plot(epochs, [h.get("lr") for h in history], "-", color="C2")
+    ax[0, 2].set(xlabel="epoch", ylabel="learning rate", title="learning rate (end of epoch)")
     for a in ax[0]:
         a.grid(alpha=0.3)
-        a.legend()
+    for a in ax[0, :2]:
+        a.legend(fontsize=8)
     _save(fig, path)
 
 
 def plot_raster(spikes: Sequence[torch.Tensor], membrane: torch.Tensor, path,
                 label: Optional[int] = None, prediction: Optional[int] = None,
                 hidden_membranes: Optional[Sequence[Optional[torch.Tensor]]] = None,
-                n_traces: int = 4) -> None:
+                n_traces: int = 4, membrane_kinds: Optional[Sequence[str]] = None) -> None:
     """Raster of each hidden layer (``(T, N)`` spike tensors of one sample), the membrane of
     its ``n_traces`` most active (not saturated) neurons where ``hidden_membranes`` gives one (``(T, N)`` or
-    None per layer), and the output membrane ``(T, C)`` of the same sample."""
+    None per layer), and the output membrane ``(T, C)`` of the same sample. ``membrane_kinds``
+    says per layer what the trace is (default ``"after reset"``; ``"before reset"`` for the
+    charge, which moves even for neurons that fire on every step)."""
     n = len(spikes)
     mems = list(hidden_membranes or [None] * n)
+    kinds = list(membrane_kinds or ["after reset"] * n)
     rows = n + sum(m is not None for m in mems) + 1
     fig, ax = _figure(rows, 1, (8, 2.2 * rows))
     r = 0
@@ -89,7 +108,7 @@ def plot_raster(spikes: Sequence[torch.Tensor], membrane: torch.Tensor, path,
             top = torch.argsort(score, descending=True)[:n_traces]
             for j in top.tolist():
                 ax[r, 0].plot(range(v.shape[0]), v[:, j].numpy(), lw=1.2, label=f"neuron {j}")
-            ax[r, 0].set(ylabel="membrane", title=f"hidden layer {i + 1}: membrane (after reset) "
+            ax[r, 0].set(ylabel="membrane", title=f"hidden layer {i + 1}: membrane ({kinds[i]}) "
                                                   f"of {len(top)} active neurons")
             ax[r, 0].legend(fontsize=7, ncol=min(4, len(top)))
             r += 1
@@ -121,4 +140,22 @@ def plot_rates(spikes: Sequence[torch.Tensor], path) -> None:
         ax[0, 0].legend()
     ax[0, 1].bar([f"layer {i + 1}" for i in range(len(means))], means)
     ax[0, 1].set(ylabel="mean rate (spikes / step)", title="mean firing rate per layer")
+    _save(fig, path)
+
+
+def plot_confusion(matrix, path, labels: Optional[Sequence[str]] = None, title: str = "") -> None:
+    """A confusion matrix (rows: true class, columns: predicted), counts in the cells."""
+    m = torch.as_tensor(matrix).float()
+    k = m.shape[0]
+    fig, ax = _figure(1, 1, (1.5 + 0.55 * k, 1.2 + 0.5 * k))
+    a = ax[0, 0]
+    a.imshow(m.numpy(), cmap="Blues")
+    for i in range(k):
+        for j in range(k):
+            a.text(j, i, f"{int(m[i, j])}", ha="center", va="center", fontsize=8,
+                   color="white" if m[i, j] > 0.6 * m.max() else "black")
+    ticks = list(labels) if labels is not None else [str(i) for i in range(k)]
+    a.set_xticks(range(k), ticks)
+    a.set_yticks(range(k), ticks)
+    a.set(xlabel="predicted class", ylabel="true class", title=title or "confusion matrix")
     _save(fig, path)

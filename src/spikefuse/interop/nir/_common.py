@@ -25,7 +25,7 @@ class NIRConversionError(ValueError):
 
 def _require_nir():
     if _nir is None:  # pragma: no cover
-        raise ImportError("spikefuse.interop.nir needs the 'nir' package: pip install spikefuse[nir]")
+        raise ImportError("spikefuse.interop.nir needs the 'nir' package: pip install -e \".[nir]\" from the spikefuse checkout")
     return _nir
 
 
