@@ -368,11 +368,14 @@ def test_cadc_injection_follows_measured_membrane():
 def test_kernel_hook_contract(monkeypatch):
     calls = []
 
-    def fake(x, params, dt, refractory_time):
+    def fake(x, params, state, return_traces, *, dt, refractory_time):
+        # kernel contract: raw (outputs, final state, traces); the kernels start from rest
+        assert state is None and return_traces is False
         calls.append((x.shape, params, dt, refractory_time))
         z, v, i, _ = cuba_lif_integration(x, params, dt=dt, backend="reference") if refractory_time is None \
             else cuba_refractory_lif_integration(x, params, dt=dt, backend="reference")
-        return z, v, i
+        from spikefuse.kernels._common import cuba_final_state
+        return (z, v, i), cuba_final_state(z, v, i, refractory_time, dt), None
 
     def supports(x, **opts):
         assert set(opts) == {"params", "refractory", "dt"}

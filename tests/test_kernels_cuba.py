@@ -8,6 +8,7 @@ import torch
 from spikefuse import kernels
 from spikefuse.functional.cuba import (
     CubaParams, cuba_lif_integration, cuba_lif_multistep, cuba_refractory_lif_integration)
+from equivalence import check_backend
 
 pytest.importorskip("spikefuse.kernels.triton")
 
@@ -30,40 +31,42 @@ def _params(tensor: bool, grad: bool):
     return d
 
 
-def _run(backend, x, d, refractory):
-    d = {k: (v.detach().clone().requires_grad_(v.requires_grad) if isinstance(v, torch.Tensor) else v)
-         for k, v in d.items()}
-    x = x.clone().requires_grad_()
-    f = cuba_refractory_lif_integration if refractory else cuba_lif_integration
-    z, v, i, madc = f(x, CubaParams(**d), dt=1e-6, backend=backend)
-    assert madc is None
-    g = torch.Generator().manual_seed(3)
-    loss = sum((o.float() * torch.randn(o.shape, generator=g)).sum() for o in (z, v, i))
-    names = ["x"] + [k for k, v in d.items() if isinstance(v, torch.Tensor) and v.requires_grad]
-    leaves = [x] + [d[k] for k in names[1:]]
-    return (z.detach(), v.detach(), i.detach()), dict(zip(names, torch.autograd.grad(loss, leaves)))
+def _case(x, d, refractory):
+    """(run, leaves) for tests/equivalence.check_backend: x and the parameters that require
+    grad are leaves; the outputs are spikes, membrane and current (madc must be None)."""
+    leaves = {"x": x}
+    leaves.update({k: v for k, v in d.items() if isinstance(v, torch.Tensor) and v.requires_grad})
+    consts = {k: v for k, v in d.items() if k not in leaves}
+
+    def run(backend, lv):
+        f = cuba_refractory_lif_integration if refractory else cuba_lif_integration
+        p = CubaParams(**{k: lv[k] if k in lv else consts[k] for k in d})
+        z, v, i, madc = f(lv["x"], p, dt=1e-6, backend=backend)
+        assert madc is None
+        return [z, v, i]
+
+    return run, leaves
+
+
+def _grad_tol(dtype):
+    def tol(k, gr):
+        if dtype != torch.float32 and k == "x":
+            return dict(rtol=2e-2, atol=2e-2)
+        # time constants: sums of large terms of both signs, compared relative to their scale
+        return dict(rtol=1e-5, atol=1e-5 * max(1.0, gr.abs().max().item()))
+    return tol
 
 
 def _check(backend, refractory, tensor, grad=True, dtype=torch.float32):
     g = torch.Generator().manual_seed(21)
     x = (torch.randn(T, B, N, generator=g) * 0.6 + 0.3).to(dtype)
     d = _params(tensor, grad)
-    outs_k, grads_k = _run(backend, x, d, refractory)
-    outs_r, grads_r = _run("reference", x, d, refractory)
-    assert outs_k[0].dtype == dtype
-    assert torch.equal(outs_k[0], outs_r[0]), "spikes differ"
+    run, leaves = _case(x, d, refractory)
+    # spikes, membrane and current bit-exact; every gradient compared in fp32
+    outs_r, _ = check_backend(run, leaves, backend, exact=3, dtype=dtype, grad_tol=_grad_tol(dtype),
+                              upcast_low_precision=tuple(leaves), seed=3)
+    assert outs_r[0].dtype == dtype
     assert 0 < outs_r[0].sum() < outs_r[0].numel()
-    torch.testing.assert_close(outs_k[1], outs_r[1], rtol=0, atol=0)  # bit-exact membrane
-    torch.testing.assert_close(outs_k[2], outs_r[2], rtol=0, atol=0)  # and current
-    assert grads_k.keys() == grads_r.keys()
-    for k in grads_r:
-        gk, gr = grads_k[k].float(), grads_r[k].float()
-        if dtype != torch.float32 and k == "x":
-            tol = dict(rtol=2e-2, atol=2e-2)
-        else:
-            # time constants: sums of large terms of both signs, compared relative to their scale
-            tol = dict(rtol=1e-5, atol=1e-5 * max(1.0, gr.abs().max().item()))
-        torch.testing.assert_close(gk, gr, **tol, msg=lambda m: f"grad {k}: {m}")
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -81,7 +81,8 @@ def _lif_run(backend, kind, detach, surrogate, traces):
             s, st, *tr = lif_multistep(lv["x"], p, LIFState(lv["v0"]), backend="reference", return_traces=traces)
             return (s, st.v, tr[0].h, tr[0].v) if traces else (s, st.v)
         fn = generic.lif_generic if backend == "generic" else tlif.lif_triton
-        return fn(lv["x"], p, lv["v0"], traces)
+        (s,), (v,), tr = fn(lv["x"], p, (lv["v0"],), traces)  # the raw kernel contract
+        return (s, v) + (tuple(tr) if tr is not None else (None, None))
     return run
 
 
@@ -115,9 +116,9 @@ def test_lif_no_grad_inference_saves_nothing():
     x = torch.randn(T, B, N) + 0.5
     p = LIFParams(tau=3.0)
     with torch.no_grad():
-        s, v, h, vs = generic.lif_generic(x, p)
-        s_t, v_t, _, _ = tlif.lif_triton(x, p)
-    assert h is None and vs is None and s.grad_fn is None
+        (s,), (v,), tr = generic.lif_generic(x, p)
+        (s_t,), (v_t,), _ = tlif.lif_triton(x, p)
+    assert tr is None and s.grad_fn is None
     assert torch.equal(s, s_t) and torch.equal(v, v_t)
 
 
@@ -147,7 +148,7 @@ def _cuba_run(backend, refractory):
             f = cuba_refractory_lif_integration if refractory else cuba_lif_integration
             return f(lv["x"], p, dt=1e-6, backend="reference")[:3]
         fn = generic.cuba_generic if backend == "generic" else tcuba.cuba_triton
-        return fn(lv["x"], p, 1e-6, p.refractory_time if refractory else None)
+        return fn(lv["x"], p, None, False, dt=1e-6, refractory_time=p.refractory_time if refractory else None)[0]
     return run
 
 

@@ -439,17 +439,18 @@ def test_initial_state_is_v_reset():
 
 def test_kernel_hook_contract(monkeypatch):
     """lif_multistep asks kernels.resolve('lif', backend, x_seq, params=, v0=, return_traces=)
-    and wraps impl(x_seq, params, v0, return_traces) -> (spikes, v_last, h_seq, v_seq)."""
+    and wraps impl(x_seq, params, (v0,), return_traces) -> ((spikes,), (v_last,), (h_seq, v_seq)
+    or None), the raw kernel contract."""
     x = torch.rand(4, 2, 3)
     v0 = torch.full((2, 3), 0.25)
     params = LIFParams(tau=3.0)
     seen = {}
 
-    def impl(x_seq, p, v, rt):
+    def impl(x_seq, p, state, rt):
+        (v,) = state
         seen["impl"] = (x_seq, p, v, rt)
-        h = torch.full_like(x_seq, 7.0) if rt else None
-        vs = torch.full_like(x_seq, 8.0) if rt else None
-        return torch.full_like(x_seq, 5.0), torch.full_like(v, 6.0), h, vs
+        traces = (torch.full_like(x_seq, 7.0), torch.full_like(x_seq, 8.0)) if rt else None
+        return (torch.full_like(x_seq, 5.0),), (torch.full_like(v, 6.0),), traces
 
     def fake_resolve(family, backend, x_seq, **options):
         seen["resolve"] = (family, backend, x_seq, options)

@@ -424,8 +424,10 @@ def test_kernel_hook_is_consulted():
     calls = []
 
     def fake(x_seq, params, state, return_traces):
-        calls.append((tuple(x_seq[0].shape), type(state).__name__, return_traces))
-        return R._core("rf", x_seq[0], x_seq[1], params, state, False, return_traces)[:2]
+        # kernel contract: a raw state tuple in, raw (outputs, final state, traces) out
+        calls.append((tuple(x_seq[0].shape), type(state).__name__, len(state), return_traces))
+        s, st, _ = R._core("rf", x_seq[0], x_seq[1], params, R.RFState(*state), False, return_traces)
+        return (s,), tuple(st), None
 
     kernels._load_backends()
     key = ("loihi_rf", "cpu")
@@ -434,7 +436,7 @@ def test_kernel_hook_is_consulted():
     try:
         xr, xi = rand_inputs(T=5, B=1, C=2)
         s, st = R.rf_multistep((xr, xi), R.RFParams(2000.0, 2500.0, threshold=0.5), backend="cpu")
-        assert calls == [((5, 1, 2), "RFState", False)]
+        assert calls == [((5, 1, 2), "tuple", 2, False)]
         ref, _ = R.rf_multistep((xr, xi), R.RFParams(2000.0, 2500.0, threshold=0.5), backend="reference")
         assert torch.equal(s, ref)
     finally:

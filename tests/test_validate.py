@@ -40,3 +40,45 @@ def test_check_number_ranges():
         check_number("tau", True)
     with pytest.raises(ValueError, match="finite"):
         check_number("tau", float("nan"))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
+def test_finite_scan_rejects_every_position(dtype):
+    """The one-pass scan (aminmax) finds a NaN/+inf/-inf wherever it sits: in the vectorised
+    body and in the tail of a reduction, in a strided view, and next to huge finite values
+    (which must not overflow into a false alarm)."""
+    n = 67
+    big = torch.finfo(dtype).max
+    assert check_tensor("x", torch.full((n,), big, dtype=dtype)) is not None
+    assert check_tensor("x", torch.tensor([big, -big], dtype=dtype)) is not None
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        for pos in range(n):
+            x = torch.zeros(n, dtype=dtype)
+            x[pos] = bad
+            with pytest.raises(ValueError, match="contains NaN or inf"):
+                check_tensor("x", x)
+        y = torch.zeros(8, 9, dtype=dtype)
+        y[5, 3] = bad
+        with pytest.raises(ValueError, match="contains NaN or inf"):
+            check_tensor("x", y.t())  # non-contiguous
+
+
+def test_finite_scan_once_per_lif_module_call(monkeypatch):
+    """The LIF module's call scans its input once (the functional layer does it), not twice."""
+    import spikefuse._validate as V
+    from spikefuse.neuron import LIF
+
+    calls = []
+    real = V.all_finite
+
+    def spy(x):
+        calls.append((tuple(x.shape), x.data_ptr()))
+        return real(x)
+
+    monkeypatch.setattr(V, "all_finite", spy)
+    x = torch.rand(5, 2, 3)
+    LIF(backend="reference")(x)
+    assert calls.count(((5, 2, 3), x.data_ptr())) == 1
+    calls.clear()
+    LIF(step_mode="s", backend="reference")(x[0])
+    assert calls.count(((2, 3), x.data_ptr())) == 1  # the input (the state is scanned on its own)

@@ -13,6 +13,8 @@ from typing import Sequence
 
 import torch
 
+from ._core import check_not_transformed, describe, is_compiling
+
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 _FINITE_CHECKS = True
@@ -46,10 +48,15 @@ def finite_checks(enabled: bool):
         set_finite_checks(old)
 
 
-def _describe(x) -> str:
-    if isinstance(x, torch.Tensor):
-        return f"Tensor(shape={tuple(x.shape)}, dtype={x.dtype}, device={x.device})"
-    return f"{type(x).__name__} {x!r}"
+#: the old private name, kept for the modules that import it
+_describe = describe
+
+
+def all_finite(x: torch.Tensor) -> bool:
+    """True if floating tensor ``x`` holds no NaN/inf: one pass, no full-size temporary
+    (``aminmax`` propagates NaN, and +-inf shows in the max or the min)."""
+    lo, hi = torch.aminmax(x.detach())
+    return bool(torch.isfinite(lo) & torch.isfinite(hi))
 
 
 def check_tensor(
@@ -74,14 +81,18 @@ def check_tensor(
         raise ValueError(
             f"{name}: expected at least {min_ndim} dimensions, got shape {tuple(x.shape)}"
         )
-    if finite and _FINITE_CHECKS and x.is_floating_point() and x.numel() and not torch.isfinite(x.detach()).all():
+    if finite and _FINITE_CHECKS and x.is_floating_point() and x.numel() and not is_compiling():
+        check_not_transformed(name)  # vmap cannot read values: say so clearly
+    if (finite and _FINITE_CHECKS and x.is_floating_point() and x.numel() and not is_compiling()
+            and not all_finite(x)):
         raise ValueError(f"{name}: contains NaN or inf values")
     return x
 
 
-def check_sequence(name: str, x, *, min_ndim: int = 2) -> torch.Tensor:
-    """A time-first sequence ``(T, B, *features)``; T >= 1."""
-    check_tensor(name, x, min_ndim=min_ndim)
+def check_sequence(name: str, x, *, min_ndim: int = 2, finite: bool = True) -> torch.Tensor:
+    """A time-first sequence ``(T, B, *features)``; T >= 1 (``finite=False``: no NaN/inf scan,
+    for a caller whose callee scans the same tensor)."""
+    check_tensor(name, x, min_ndim=min_ndim, finite=finite)
     if x.shape[0] < 1:
         raise ValueError(f"{name}: expected at least one time step (T >= 1), got shape {tuple(x.shape)}")
     return x
@@ -126,8 +137,34 @@ def _as_values(name: str, v):
     raise TypeError(f"{name}: expected a number or tensor, got {_describe(v)}")
 
 
+def _check_real(name: str, v, gt, ge, lt, le):
+    """check_number for a Python number, in Python (no tensor: nothing for torch.compile to trace)."""
+    x = float(v)
+    if not math.isfinite(x):
+        raise ValueError(f"{name}: must be finite, got {v!r}")
+    bad = None
+    if gt is not None and not x > gt:
+        bad = f"> {gt}"
+    elif ge is not None and not x >= ge:
+        bad = f">= {ge}"
+    elif lt is not None and not x < lt:
+        bad = f"< {lt}"
+    elif le is not None and not x <= le:
+        bad = f"<= {le}"
+    if bad is not None:
+        raise ValueError(f"{name}: must be {bad}, got {v}")
+    return v
+
+
 def check_number(name: str, v, *, gt=None, ge=None, lt=None, le=None):
-    """Range-check a scalar or every element of a tensor; returns ``v`` unchanged."""
+    """Range-check a scalar or every element of a tensor; returns ``v`` unchanged. While
+    torch.compile traces, a tensor's values are not read (modules check them when built)."""
+    if isinstance(v, torch.Tensor) and is_compiling():
+        if not (v.is_floating_point() or v.dtype in (torch.int32, torch.int64)):
+            raise TypeError(f"{name}: expected a numeric tensor, got dtype {v.dtype}")
+        return v
+    if isinstance(v, Real) and not isinstance(v, bool):
+        return _check_real(name, v, gt, ge, lt, le)
     vals = _as_values(name, v)
     if vals.numel() == 0:
         raise ValueError(f"{name}: must not be empty")

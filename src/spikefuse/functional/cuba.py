@@ -34,8 +34,9 @@ Kernel contract (for the fused backends). When ``hw_data is None`` and ``state i
 :func:`cuba_lif_multistep` call, before the reference loop::
 
     impl = kernels.resolve("cuba", backend, x, params=params, refractory=<bool>, dt=dt)
-    if impl is not None:
-        spikes, membrane, current = impl(x, params, dt, refractory_time_or_None)
+    if impl is not None:       # through functional/_dispatch.py, which packs the final state
+        (spikes, membrane, current), final, _ = impl(x, params, None, False, dt=dt,
+                                                     refractory_time=refractory_time_or_None)
 
 - ``x``: the validated input ``(T, B, *features)`` as given by the user (any float dtype);
 - ``params``: a validated :class:`CubaParams` (numbers or tensors broadcasting against
@@ -46,7 +47,8 @@ Kernel contract (for the fused backends). When ``hw_data is None`` and ``state i
   update), each ``(T, B, *features)``, membrane/current in fp32 (fp64 for fp64 input);
   identical numbers to the reference loop, and differentiable w.r.t. ``x`` with the same
   gradients as autograd through the loop (SuperSpike backward, detached reset, refractory
-  mask without gradient). A kernel that cannot differentiate a tensor parameter that requires
+  mask without gradient); ``final`` is ``(z, v, i[, ref])`` in CubaState /
+  CubaRefractoryState field order. A kernel that cannot differentiate a tensor parameter that requires
   grad must refuse the case in its ``supports`` function.
 
 Example::
@@ -67,7 +69,7 @@ from typing import NamedTuple, Optional, Sequence, Union
 import torch
 from torch import Tensor
 
-from .. import kernels
+from .._core import check_not_transformed, compute_dtype, f32_ratio
 from ..surrogate import SuperSpike
 from .._validate import (
     _describe,
@@ -78,6 +80,7 @@ from .._validate import (
     check_sequence,
     check_tensor,
 )
+from . import _dispatch
 
 __all__ = [
     "CubaParams",
@@ -255,9 +258,6 @@ def inject(a: Tensor, b: Tensor) -> Tensor:
 # --------------------------------------------------------------------------- helpers
 
 
-def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
-    return torch.float64 if dtype == torch.float64 else torch.float32
-
 
 def _cast(p, dtype):
     return p.to(dtype) if isinstance(p, Tensor) else float(p)
@@ -371,8 +371,9 @@ def _ref_steps(refractory_time, dt: float, dtype) -> Union[float, Tensor]:
     if isinstance(refractory_time, Tensor):
         rt = refractory_time.detach().to(dtype)
         return rt / torch.tensor(dt, dtype=dtype, device=rt.device)
-    r = torch.tensor(float(refractory_time), dtype=dtype) / torch.tensor(dt, dtype=dtype)
-    return float(r.item())
+    if dtype == torch.float64:
+        return float(refractory_time) / float(dt)   # IEEE double division, as torch's float64
+    return f32_ratio(refractory_time, dt)
 
 
 # --------------------------------------------------------------------------- trusted steps
@@ -463,7 +464,7 @@ def cuba_lif_step(
     check_tensor("x", x, min_ndim=1)
     dt = _check_dt(dt)
     _validate_params(params, tuple(x.shape), x.device, dt, refractory=False)
-    cdt = _compute_dtype(x.dtype)
+    cdt = compute_dtype(x.dtype)
     if state is None:
         state = initial_state(x.shape, params, cdt, x.device)
     else:
@@ -514,7 +515,7 @@ def refractory_update(
             torch.broadcast_shapes(t.shape, v.shape)
         except RuntimeError:
             raise ValueError(f"{name}: shape {tuple(t.shape)} does not broadcast against v {tuple(v.shape)}") from None
-    cdt = _compute_dtype(v.dtype)
+    cdt = compute_dtype(v.dtype)
     sh = _prep_hw_step("spikes_hw", spikes_hw, v.shape, v.device, cdt)
     mh = _prep_hw_step("membrane_hw", membrane_hw, v.shape, v.device, cdt)
     steps = _ref_steps(refractory_time, dt, cdt)
@@ -544,7 +545,7 @@ def cuba_refractory_lif_step(
     check_tensor("x", x, min_ndim=1)
     dt = _check_dt(dt)
     _validate_params(params, tuple(x.shape), x.device, dt, refractory=True)
-    cdt = _compute_dtype(x.dtype)
+    cdt = compute_dtype(x.dtype)
     if state is None:
         state = initial_state(x.shape, params, cdt, x.device, refractory=True)
     else:
@@ -564,23 +565,27 @@ def cuba_refractory_lif_step(
 
 def _run(x, params, hw_data, dt, backend, state, refractory: bool):
     """Validated run; returns (spikes, membrane, current, madc, final_state)."""
+    check_not_transformed("cuba_lif_integration")
     check_sequence("x", x, min_ndim=2)
     dt = _check_dt(dt)
     step_shape = tuple(x.shape[1:])
     _validate_params(params, step_shape, x.device, dt, refractory)
     spikes_hw, cadc, madc, T = _validate_hw(hw_data, x)
-    cdt = _compute_dtype(x.dtype)
+    cdt = compute_dtype(x.dtype)
     if state is not None:
         _validate_state(state, step_shape, x.device, refractory)
 
     if hw_data is None and state is None:
-        impl = kernels.resolve("cuba", backend, x, params=params, refractory=refractory, dt=dt)
-        if impl is not None:
-            spikes, membrane, current = impl(x, params, dt, params.refractory_time if refractory else None)
-            final = _final_from_traces(spikes, membrane, current, params, dt, refractory)
-            return spikes, membrane, current, None, final
+        out = _dispatch.fused(
+            "cuba", backend, x, params, None, False,
+            CubaRefractoryState if refractory else CubaState,
+            options=dict(params=params, refractory=refractory, dt=dt),
+            extra=dict(dt=dt, refractory_time=params.refractory_time if refractory else None))
+        if out is not None:
+            spikes, membrane, current = out.outputs
+            return spikes, membrane, current, None, out.state
     else:
-        check_choice("backend", backend, (None,) + kernels.BACKENDS)
+        check_choice("backend", backend, (None,) + _dispatch.BACKENDS)
         if backend not in (None, "auto", "reference"):
             raise ValueError(
                 f"backend: {backend!r} cannot run a cuba case with hw_data or an initial state; "
@@ -596,14 +601,13 @@ def _run(x, params, hw_data, dt, backend, state, refractory: bool):
     ref = state[3].to(cdt).expand(step_shape) if refractory else None
     c = _cast_params(params, dt, cdt)
     ref_steps = _ref_steps(params.refractory_time, dt, cdt) if refractory else None
-    xs = x.to(cdt)
-    sh = spikes_hw.to(cdt) if spikes_hw is not None else None
-    mh = cadc.to(cdt) if cadc is not None else None
+    # unbind once (indexing [t] would make backward O(T^2)); the input may be longer than T_eff
+    xs = x[:T].to(cdt).unbind(0)
+    sh = spikes_hw[:T].to(cdt).unbind(0) if spikes_hw is not None else [None] * T
+    mh = cadc[:T].to(cdt).unbind(0) if cadc is not None else [None] * T
     zs, vs, is_ = [], [], []
-    for t in range(T):
-        st = sh[t] if sh is not None else None
-        mt = mh[t] if mh is not None else None
-        z, v, i = _step(xs[t], z, v, i, c.leak, c.reset, c.threshold, c.a_m, c.a_s, c.alpha, st, mt)
+    for x_t, st, mt in zip(xs, sh, mh):
+        z, v, i = _step(x_t, z, v, i, c.leak, c.reset, c.threshold, c.a_m, c.a_s, c.alpha, st, mt)
         if refractory:
             z, v, ref = _refractory(z, v, ref, c.reset, ref_steps, st, mt)
         zs.append(z)
@@ -611,21 +615,6 @@ def _run(x, params, hw_data, dt, backend, state, refractory: bool):
         is_.append(i)
     final = CubaRefractoryState(z, v, i, ref) if refractory else CubaState(z, v, i)
     return torch.stack(zs).to(x.dtype), torch.stack(vs), torch.stack(is_), madc, final
-
-
-def _final_from_traces(spikes, membrane, current, params, dt, refractory):
-    cdt = membrane.dtype
-    z = spikes[-1].to(cdt)
-    if not refractory:
-        return CubaState(z, membrane[-1], current[-1])
-    # counter: loaded at the last spike k with R, decremented once per later step, floored at 0
-    T = spikes.shape[0]
-    idx = torch.arange(T, device=spikes.device, dtype=cdt).reshape((T,) + (1,) * (spikes.dim() - 1))
-    # spikes are exactly 0/1 here (kernel output): float ops, no bool masks (those are slow on CPU)
-    last = (spikes.detach().to(cdt) * (idx + 1)).amax(0) - 1
-    R = _ref_steps(params.refractory_time, dt, cdt)
-    ref = torch.where(last >= 0, torch.relu(R - (T - 1 - last)), torch.zeros_like(last))
-    return CubaRefractoryState(z, membrane[-1], current[-1], ref)
 
 
 def cuba_lif_integration(
@@ -728,7 +717,7 @@ def crossing_offsets(membrane: Tensor, current: Tensor, params: CubaParams = Cub
     """
     dt = _check_traces(membrane, current, params, dt)
     with torch.no_grad():
-        cdt = _compute_dtype(membrane.dtype)
+        cdt = compute_dtype(membrane.dtype)
         st = initial_state(membrane.shape[1:], params, cdt, membrane.device) if state is None else state
         v_prev = torch.cat([st.v.to(cdt).expand(membrane.shape[1:])[None], membrane[:-1].to(cdt)])
         i_prev = torch.cat([st.i.to(cdt).expand(membrane.shape[1:])[None], current[:-1].to(cdt)])

@@ -71,13 +71,13 @@ import torch
 from torch import Tensor
 
 from .._validate import _describe, check_bool, check_choice, check_sequence, check_tensor
+from .._core import compute_dtype
 from .cuba import (
     CubaParams,
     CubaState,
     _cast,
     _check_dt,
     _check_traces,
-    _compute_dtype,
     _offsets,
     _validate_params,
     superspike,
@@ -261,7 +261,7 @@ class EventPropNeuron(torch.autograd.Function):
     @staticmethod
     def forward(ctx, input, params, dt=1e-6, hw_data=None, current_index="hxtorch",
                 membrane_grad=False):
-        cdt = _compute_dtype(input.dtype)
+        cdt = compute_dtype(input.dtype)
         p = _detached(params, float(dt), cdt)
         return _run_forward(ctx, input[0].to(cdt), p, _cast_hw(hw_data, cdt), current_index, membrane_grad)
 
@@ -301,7 +301,7 @@ class EventPropLinearLIF(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, params, dt=1e-6, hw_data=None, current_index="hxtorch",
                 membrane_grad=False):
-        cdt = _compute_dtype(x.dtype)
+        cdt = compute_dtype(x.dtype)
         p = _detached(params, float(dt), cdt)
         cur = torch.matmul(x.to(cdt), weight.to(cdt).t())
         return _run_forward(ctx, cur, p, _cast_hw(hw_data, cdt), current_index, membrane_grad, saved=(x, weight))
@@ -380,7 +380,7 @@ def eventprop_lif(
     dt, hw = _validate(
         "current", current, params, dt, hw_data, current_index, membrane_grad, tuple(current.shape)
     )
-    cdt = _compute_dtype(current.dtype)
+    cdt = compute_dtype(current.dtype)
     p = _detached(params, dt, cdt)
     return _EventPropCurrent.apply(current.to(cdt), p, _cast_hw(hw, cdt), current_index, membrane_grad)
 
@@ -510,15 +510,15 @@ def eventprop_lif_reference(current: Tensor, params: CubaParams = CubaParams(), 
     check_sequence("current", current, min_ndim=2)
     dt = _check_dt(dt)
     _validate_params(params, tuple(current.shape[1:]), current.device, dt, refractory=False)
-    cdt = _compute_dtype(current.dtype)
+    cdt = compute_dtype(current.dtype)
     x = current.to(cdt)
     shape = x.shape[1:]
     zero = torch.zeros(shape, dtype=cdt, device=x.device)
     leak = params.leak
     state = CubaState(zero, zero + (_cast(leak, cdt)), zero)
     zs, vs, is_ = [state.z], [state.v], [state.i]
-    for t in range(1, x.shape[0]):
-        _, state = eventprop_lif_step(x[t - 1], state, params, dt=dt)
+    for x_prev in x[:-1].unbind(0):  # unbind once: indexing would make backward O(T^2)
+        _, state = eventprop_lif_step(x_prev, state, params, dt=dt)
         zs.append(state.z)
         vs.append(state.v)
         is_.append(state.i)
@@ -543,7 +543,7 @@ def crossing_offsets(membrane: Tensor, current: Tensor, params: CubaParams = Cub
     """
     dt = _check_traces(membrane, current, params, dt)
     with torch.no_grad():
-        cdt = _compute_dtype(membrane.dtype)
+        cdt = compute_dtype(membrane.dtype)
         p = _detached(params, dt, cdt)
         v_prev = membrane[:-1].to(cdt)
         v_pre = v_prev + (dt / p.tau_mem) * (p.leak - v_prev + current[1:].to(cdt))

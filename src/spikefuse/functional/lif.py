@@ -40,7 +40,7 @@ from typing import NamedTuple, Optional, Union
 import torch
 from torch import Tensor
 
-from .. import kernels
+from .._core import check_not_transformed, compute_dtype
 from .._validate import (
     _describe,
     check_bool,
@@ -50,6 +50,7 @@ from .._validate import (
     check_tensor,
 )
 from ..surrogate import ATan, Surrogate
+from . import _dispatch
 
 __all__ = [
     "LIFParams",
@@ -84,7 +85,7 @@ class LIFParams(NamedTuple):
       leaves it to the reference loop.
 
     >>> LIFParams(tau=None, v_reset=None)   # IF neuron with soft reset
-    LIFParams(tau=None, v_threshold=1.0, v_reset=None, decay_input=True, detach_reset=False, surrogate=ATan(alpha=2.0))
+    LIFParams(tau=None, v_threshold=1.0, v_reset=None, decay_input=True, detach_reset=False, surrogate=ATan(alpha=2.0), reciprocal_tau=None)
     """
 
     tau: Optional[Union[Number, Tensor]] = 2.0
@@ -112,9 +113,6 @@ class LIFTraces(NamedTuple):
 
 # --------------------------------------------------------------------------- helpers
 
-
-def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
-    return torch.float64 if dtype == torch.float64 else torch.float32
 
 
 def _as_compute(p, dtype):
@@ -249,7 +247,7 @@ def _cast_params(params: LIFParams, cdt: torch.dtype):
 def _lif_step(x, state, params, check_tau: bool = True):
     check_tensor("x", x, min_ndim=1)
     _validate_params(params, tuple(x.shape), x.device, check_tau=check_tau)
-    cdt = _compute_dtype(x.dtype)
+    cdt = compute_dtype(x.dtype)
     if state is None:
         v = initial_state(x.shape, params, dtype=cdt, device=x.device).v
     else:
@@ -276,29 +274,30 @@ def lif_step(x: Tensor, state: Optional[LIFState], params: LIFParams = LIFParams
 
 
 def _lif_multistep(x_seq, params, state=None, backend=None, return_traces=False, check_tau=True):
+    check_not_transformed("lif_multistep")
     check_sequence("x_seq", x_seq, min_ndim=2)
     step_shape = tuple(x_seq.shape[1:])
     _validate_params(params, step_shape, x_seq.device, check_tau=check_tau)
     check_bool("return_traces", return_traces)
-    cdt = _compute_dtype(x_seq.dtype)
+    cdt = compute_dtype(x_seq.dtype)
     if state is None:
         v0 = initial_state(step_shape, params, dtype=cdt, device=x_seq.device).v
     else:
         v0 = _validate_state(state, step_shape, x_seq.device).to(cdt)
 
-    impl = kernels.resolve("lif", backend, x_seq, params=params, v0=v0, return_traces=return_traces)
-    if impl is not None:
-        spikes, v_last, h_seq, v_seq = impl(x_seq, params, v0, return_traces)
-        if return_traces:
-            return spikes, LIFState(v_last), LIFTraces(h_seq, v_seq)
-        return spikes, LIFState(v_last)
+    out = _dispatch.fused("lif", backend, x_seq, params, (v0,), return_traces, LIFState, LIFTraces,
+                          options=dict(params=params, v0=v0, return_traces=return_traces))
+    if out is not None:
+        return _dispatch.result(out, return_traces)
 
     tau, v_th, v_reset = _cast_params(params, cdt)
     v = v0
     spikes, hs, vs = [], [], []
-    for t in range(x_seq.shape[0]):
+    # unbind once: indexing x_seq[t] would make backward O(T^2) (each index's gradient is a
+    # full-size zero tensor with one slice filled)
+    for x_t in x_seq.to(cdt).unbind(0):
         s, h, v = _step(
-            x_seq[t].to(cdt), v, tau, v_th, v_reset,
+            x_t, v, tau, v_th, v_reset,
             params.decay_input, params.detach_reset, params.surrogate,
         )
         spikes.append(s)

@@ -43,9 +43,10 @@ Before the reference loop, :func:`cuba_multistep` / :func:`alif_multistep` ask
 ``impl = kernels.resolve("loihi_cuba" | "loihi_alif", backend, x_seq, params=params,
 has_norm=norm is not None, return_traces=return_traces, needs_grad=...)``. A registered
 ``impl(x_seq, params, state, return_traces)`` receives validated inputs, a materialised
-state (every field an fp32 tensor of shape ``(B, *features)`` on the input's device), no
-norm, and must return exactly what the reference returns: bit-identical spikes, traces and
-final state, gradients w.r.t. ``x_seq`` and the decay tensors in ``params`` as the reference
+state tuple (every field an fp32 tensor of shape ``(B, *features)`` on the input's device), no
+norm, and must return ``((spikes,), final_state, traces or None)`` as raw tuples in the State /
+Traces field order (:mod:`spikefuse.functional._dispatch` packs them): bit-identical spikes,
+traces and final state, gradients w.r.t. ``x_seq`` and the decay tensors in ``params`` as the reference
 backward computes them (including ``decay_grad``). Its ``supports(x_seq, **options)`` must
 refuse (return a reason) any case it cannot reproduce, e.g. ``has_norm=True``.
 
@@ -61,15 +62,16 @@ Example::
 """
 from __future__ import annotations
 
-from numbers import Real
 from typing import Any, Callable, NamedTuple, Optional, Union
 
 import torch
 
-from .. import kernels
+from .._core import check_not_transformed, f32
 from .._validate import _describe, check_bool, check_choice, check_number, check_sequence, check_tensor
-from ..fixed_point import DECAY_ONE, quantize_threshold, round_ste, rstz, trunc_int
+from ..fixed_point import (DECAY_ONE, SCALE_RHO_MULT, TAU_RHO_MULT, alif_constants, cuba_constants,  # noqa: F401
+                           decay_view, quantize_threshold, round_ste, rstz, trunc_int)
 from ..spike import real_spike
+from . import _dispatch
 
 __all__ = [
     "TAU_RHO_MULT",
@@ -93,48 +95,11 @@ __all__ = [
     "decay_view",
 ]
 
-#: lava-dl's hidden surrogate multipliers for CUBA / ALIF (SPEC 2.1)
-TAU_RHO_MULT = 100.0
-SCALE_RHO_MULT = 0.1
 
 DECAY_GRADS = ("exact", "lava")
 
 
 # --------------------------------------------------------------------------- helpers
-def decay_view(name: str, d, like: torch.Tensor, *, step_ndim: Optional[int] = None) -> torch.Tensor:
-    """Return decay ``d`` (parameter units) as a tensor broadcastable against one step
-    ``(B, *features)`` of ``like`` (a ``(T, B, *features)`` sequence), with per-channel
-    values along the first feature dim. Keeps the autograd graph of ``d``."""
-    nd = (like.dim() - 1) if step_ndim is None else step_ndim
-    if isinstance(d, bool) or not isinstance(d, (Real, torch.Tensor)):
-        raise TypeError(f"{name}: expected a number or a tensor, got {_describe(d)}")
-    if not isinstance(d, torch.Tensor):
-        d = torch.tensor(float(d), dtype=torch.float32, device=like.device)
-    else:
-        if not d.is_floating_point():
-            d = d.to(torch.float32)
-        if d.device != like.device:
-            raise ValueError(f"{name}: expected a tensor on {like.device}, got one on {d.device}")
-    features = tuple(like.shape[like.dim() - nd + 1:])
-    if d.numel() == 1:
-        return d.reshape((1,) * nd)
-    if d.dim() == 1:
-        if len(features) == 0 or d.shape[0] != features[0]:
-            raise ValueError(
-                f"{name}: a 1-D per-channel decay needs one value per channel (first feature dim, "
-                f"{features[0] if features else 'none'}), got {d.shape[0]} values"
-            )
-        return d.reshape((1, d.shape[0]) + (1,) * (len(features) - 1))
-    if d.dim() > len(features):
-        raise ValueError(f"{name}: shape {tuple(d.shape)} has more dims than the feature shape {features}")
-    try:
-        if torch.broadcast_shapes(tuple(d.shape), features) != torch.Size(features):
-            raise RuntimeError
-    except RuntimeError:
-        raise ValueError(f"{name}: shape {tuple(d.shape)} does not broadcast against the feature shape {features}") from None
-    return d.reshape((1,) * (nd - d.dim()) + tuple(d.shape))
-
-
 def _check_decay_values(name: str, d) -> None:
     if isinstance(d, torch.Tensor):
         check_tensor(name, d, floating=False)
@@ -145,7 +110,7 @@ def _check_decay_values(name: str, d) -> None:
 
 def _int_state(state: Optional[torch.Tensor], shape, s_scale: int, device, init: float = 0.0) -> torch.Tensor:
     if state is None:
-        return torch.full(shape, int(trunc_int(torch.tensor(init * s_scale)).item()), dtype=torch.int64, device=device)
+        return torch.full(shape, int(f32(init * s_scale)), dtype=torch.int64, device=device)  # trunc of the fp32 value
     return trunc_int(state.detach().to(torch.float32) * s_scale).expand(shape).clone()
 
 
@@ -440,6 +405,7 @@ def _check_input(x_seq) -> torch.Tensor:
 def _check_model(x_seq, params, state, params_cls, state_cls) -> None:
     """Validate a CUBA / ALIF call: input, ``params`` (type, shared fields, ``threshold_step``
     where the model has one, every ``*_decay`` field in field order) and the optional state."""
+    check_not_transformed(f"loihi {params_cls.__name__[:-6].lower()}")
     _check_input(x_seq)
     if not isinstance(params, params_cls):
         raise TypeError(f"params: expected {params_cls.__name__}, got {_describe(params)}")
@@ -466,7 +432,7 @@ def _multistep_setup(family: str, x_seq, params, backend, return_traces, norm):
     du = round_ste(decay_view("params.current_decay", params.current_decay, x_seq))
     dv = round_ste(decay_view("params.voltage_decay", params.voltage_decay, x_seq))
     needs_grad = torch.is_grad_enabled() and (x_seq.requires_grad or du.requires_grad or dv.requires_grad)
-    impl = kernels.resolve(
+    impl = _dispatch.resolve(
         family, backend, x_seq, params=params, has_norm=norm is not None,
         return_traces=return_traces, needs_grad=needs_grad,
     )
@@ -536,13 +502,6 @@ class CubaTraces(NamedTuple):
     voltage: torch.Tensor
 
 
-def _cuba_derived(p: CubaParams):
-    s_scale = p.scale * 64
-    th = quantize_threshold(p.threshold, p.scale)
-    thr = th + 0.01 / s_scale
-    return s_scale, th, thr, TAU_RHO_MULT * p.tau_grad * th, SCALE_RHO_MULT * p.scale_grad
-
-
 def _check_cuba(x_seq, params, state):
     _check_model(x_seq, params, state, CubaParams, CubaState)
 
@@ -565,7 +524,7 @@ def cuba_step(x: torch.Tensor, state: Optional[CubaState], params: CubaParams):
     (0.0, 0.5)
     """
     _check_cuba(x.unsqueeze(0), params, state)
-    s_scale, th, thr, tau_rho, scale_rho = _cuba_derived(params)
+    s_scale, th, thr, tau_rho, scale_rho = cuba_constants(params)
     like = x.unsqueeze(0)
     du = decay_view("params.current_decay", params.current_decay, like)
     dv = decay_view("params.voltage_decay", params.voltage_decay, like)
@@ -603,10 +562,11 @@ def cuba_multistep(
     """
     _check_cuba(x_seq, params, state)
     du, dv, impl = _multistep_setup("loihi_cuba", x_seq, params, backend, return_traces, norm)
-    s_scale, th, thr, tau_rho, scale_rho = _cuba_derived(params)
+    s_scale, th, thr, tau_rho, scale_rho = cuba_constants(params)
     if impl is not None:
         state = _kernel_state(state, CubaState, x_seq, lambda z: CubaState(z, z))
-        return impl(x_seq, params, state, return_traces)
+        out = _dispatch.call(impl, x_seq, params, tuple(state), return_traces, CubaState, CubaTraces)
+        return _dispatch.result(out, return_traces)
     u = _li(x_seq, du, None if state is None else state.current, None, s_scale, params.decay_grad)
     if norm is not None:
         u = norm(u)
@@ -661,13 +621,6 @@ class AlifTraces(NamedTuple):
     refractory: torch.Tensor
 
 
-def _alif_derived(p: AlifParams):
-    s_scale = p.scale * 64
-    th0 = quantize_threshold(p.threshold, p.scale)
-    step = quantize_threshold(p.threshold_step, p.scale)
-    return s_scale, th0, step, TAU_RHO_MULT * p.tau_grad * th0, SCALE_RHO_MULT * p.scale_grad
-
-
 def _check_alif(x_seq, params, state):
     _check_model(x_seq, params, state, AlifParams, AlifState)
 
@@ -685,7 +638,7 @@ def alif_step(x: torch.Tensor, state: Optional[AlifState], params: AlifParams):
     (1.0, 1.5, 2.0)
     """
     _check_alif(x.unsqueeze(0), params, state)
-    s_scale, th0, step, tau_rho, scale_rho = _alif_derived(params)
+    s_scale, th0, step, tau_rho, scale_rho = alif_constants(params)
     like = x.unsqueeze(0)
     views = {n: decay_view(f"params.{n}", getattr(params, n), like)
              for n in ("current_decay", "voltage_decay", "threshold_decay", "refractory_decay")}
@@ -728,10 +681,11 @@ def alif_multistep(
     """
     _check_alif(x_seq, params, state)
     du, dv, impl = _multistep_setup("loihi_alif", x_seq, params, backend, return_traces, norm)
-    s_scale, th0, step, tau_rho, scale_rho = _alif_derived(params)
+    s_scale, th0, step, tau_rho, scale_rho = alif_constants(params)
     if impl is not None:
         state = _kernel_state(state, AlifState, x_seq, lambda z: AlifState(z, z, torch.full_like(z, th0), z))
-        return impl(x_seq, params, state, return_traces)
+        out = _dispatch.call(impl, x_seq, params, tuple(state), return_traces, AlifState, AlifTraces)
+        return _dispatch.result(out, return_traces)
     if norm is not None:
         x_seq = norm(x_seq)
     st = state

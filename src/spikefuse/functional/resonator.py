@@ -63,16 +63,17 @@ Conventions: inputs are a pair ``(real, imag)`` of equal shape, time-first ``(T,
 for the multi-step functions and ``(B, *features)`` for one step. Parameters are numbers or
 tensors: a 1-D tensor of length C is per channel along the **first feature dim** (for
 ``(B, C)`` and ``(B, C, H, W)`` steps alike); other tensors must broadcast against the feature
-shape (as :func:`spikefuse.functional.loihi.decay_view`). State is computed in
+shape (as :func:`spikefuse.fixed_point.decay_view`). State is computed in
 fp32 (fp64 for fp64 inputs); spikes are returned in the input dtype.
 
 Fused kernels: each multi-step function first calls
 ``kernels.resolve(family, backend, x_real, params=..., state=..., return_traces=...)`` with
 family ``"loihi_rf" | "loihi_rf_iz" | "loihi_adrf" | "loihi_adrf_iz"``. A registered
 implementation is called as ``impl((x_real, x_imag), params, state, return_traces)`` with
-validated inputs and a complete state (never None, compute dtype); it must return exactly
-what the reference returns — ``(spikes, State)`` or ``(spikes, State, Traces)`` — with the same
-forward numbers and the same autograd semantics (both ``decay_grad`` modes).
+validated inputs and a complete state tuple (never None, compute dtype); it must return
+``((spikes,), final_state, traces or None)`` as raw tuples in the State / Traces field order
+(:mod:`spikefuse.functional._dispatch` packs them), with the reference's forward numbers and
+autograd semantics (both ``decay_grad`` modes).
 
 Example (SPEC 17 L3)::
 
@@ -93,7 +94,7 @@ from typing import NamedTuple, Optional, Union
 import torch
 from torch import Tensor
 
-from .. import kernels
+from .._core import check_not_transformed, compute_dtype, sum_to
 from .._validate import (
     _describe,
     check_bool,
@@ -102,9 +103,9 @@ from .._validate import (
     check_number,
     check_tensor,
 )
-from ..fixed_point import DECAY_BITS, DECAY_ONE, round_ste, rstz, trunc_int
+from ..fixed_point import DECAY_BITS, DECAY_ONE, RESONATOR_SURROGATE_MULTIPLIERS, decay_view, round_ste, rstz, trunc_int
 from ..spike import complex_spike, real_spike
-from .loihi import decay_view
+from . import _dispatch
 
 __all__ = [
     "RFParams",
@@ -131,12 +132,7 @@ __all__ = [
 Number = Union[float, int]
 
 #: (tau multiplier, scale multiplier) applied to (tau_grad * θ, scale_grad), SPEC 2.1
-SURROGATE_MULTIPLIERS = {
-    "rf": (0.5, 10.0),
-    "rf_iz": (100.0, 0.1),
-    "adrf": (100.0, 0.1),
-    "adrf_iz": (100.0, 0.1),
-}
+SURROGATE_MULTIPLIERS = RESONATOR_SURROGATE_MULTIPLIERS
 
 _FAMILY = {"rf": "loihi_rf", "rf_iz": "loihi_rf_iz", "adrf": "loihi_adrf", "adrf_iz": "loihi_adrf_iz"}
 
@@ -244,23 +240,13 @@ _STATES = {"rf": RFState, "rf_iz": RFIzState, "adrf": AdRFState, "adrf_iz": AdRF
 # --------------------------------------------------------------------------- helpers
 
 
-def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
-    return torch.float64 if dtype == torch.float64 else torch.float32
-
 
 def _param_tensor(name, p, like: Tensor) -> Tensor:
     """Decay ``p`` as a tensor broadcasting against one step of ``like`` (T, B, ...): a number,
     a one-element tensor, a 1-D per-channel tensor (first feature dim) or a tensor that
-    broadcasts against the feature shape (see :func:`spikefuse.functional.loihi.decay_view`)."""
+    broadcasts against the feature shape (see :func:`spikefuse.fixed_point.decay_view`)."""
     return decay_view(name, p, like).to(like.dtype)
 
-
-def _reduce_to(g: Optional[Tensor], like: Tensor) -> Optional[Tensor]:
-    if g is None:
-        return None
-    if g.shape != like.shape:
-        g = g.sum_to_size(like.shape) if like.dim() else g.sum()
-    return g.to(like.dtype)
 
 
 class _Cfg:
@@ -406,10 +392,10 @@ class _ResonatorFn(torch.autograd.Function):
         gS = gC = None
         if need_decay:
             k = 1.0 if cfg.lava else 1.0 / DECAY_ONE
-            gS = _reduce_to(dS * k, S) if ctx.needs_input_grad[2] else None
-            gC = _reduce_to(dC * k, C) if ctx.needs_input_grad[3] else None
-        g0r = _reduce_to(g_re0, re0) if ctx.needs_input_grad[4] else None
-        g0i = _reduce_to(g_im0, im0) if ctx.needs_input_grad[5] else None
+            gS = sum_to(dS * k, S, cast=True) if ctx.needs_input_grad[2] else None
+            gC = sum_to(dC * k, C, cast=True) if ctx.needs_input_grad[3] else None
+        g0r = sum_to(g_re0, re0, cast=True) if ctx.needs_input_grad[4] else None
+        g0i = sum_to(g_im0, im0, cast=True) if ctx.needs_input_grad[5] else None
         return g_xr, g_xi, gS, gC, g0r, g0i, None, None, None, None, None
 
 
@@ -556,7 +542,7 @@ def _step(model: str, x, state, params):
     xr, xi = _check_pair("x", x, min_ndim=1)
     step_shape = tuple(xr.shape)
     _validate_params(model, params, step_shape, xr.device)
-    cdt = _compute_dtype(xr.dtype)
+    cdt = compute_dtype(xr.dtype)
     if state is None:
         st = initial_state(model, step_shape, params, dtype=cdt, device=xr.device)
     else:
@@ -567,18 +553,21 @@ def _step(model: str, x, state, params):
 
 
 def _multistep(model: str, x_seq, params, state, backend, return_traces):
+    check_not_transformed(f"{model}_multistep")
     xr, xi = _check_pair("x_seq", x_seq, min_ndim=2)
     step_shape = tuple(xr.shape[1:])
     _validate_params(model, params, step_shape, xr.device)
     check_bool("return_traces", return_traces)
-    cdt = _compute_dtype(xr.dtype)
+    cdt = compute_dtype(xr.dtype)
     if state is None:
         st = initial_state(model, step_shape, params, dtype=cdt, device=xr.device)
     else:
         st = _validate_state(model, state, step_shape, xr.device, cdt)
-    impl = kernels.resolve(_FAMILY[model], backend, xr, params=params, state=st, return_traces=return_traces)
-    if impl is not None:
-        return impl((xr, xi), params, st, return_traces)
+    out = _dispatch.fused(_FAMILY[model], backend, (xr, xi), params, tuple(st), return_traces,
+                          _STATES[model], AdRFTraces if model in ("adrf", "adrf_iz") else RFTraces,
+                          options=dict(params=params, state=st, return_traces=return_traces), x_resolve=xr)
+    if out is not None:
+        return _dispatch.result(out, return_traces)
     spikes, new_state, traces = _core(model, xr.to(cdt), xi.to(cdt), params, st,
                                       include_initial=False, want_traces=return_traces)
     spikes = spikes.to(xr.dtype)
@@ -614,7 +603,7 @@ def resonator(
     """
     xr, xi = _check_pair("x_seq", x_seq, min_ndim=2)
     step_shape = tuple(xr.shape[1:])
-    cdt = _compute_dtype(xr.dtype)
+    cdt = compute_dtype(xr.dtype)
     for n, p in (("sin_decay", sin_decay), ("cos_decay", cos_decay)):
         check_number(n, p, ge=0)
         check_number(n, p, le=DECAY_ONE)

@@ -37,9 +37,10 @@ decides what to carry across calls (SPEC 10.2 / 18 #7: ``pre`` and ``residual`` 
 
 Fused kernels: :func:`sigma_delta_multistep` first asks
 ``kernels.resolve("loihi_sigma_delta", backend, x_seq, params=..., state=..., return_traces=...)``;
-an implementation is called as ``impl(x_seq, params, state, return_traces)`` with validated
-inputs and a complete state and must return what the reference returns, with the same
-autograd semantics.
+an implementation is called (through :mod:`spikefuse.functional._dispatch`) as
+``impl(x_seq, params, state, return_traces)`` with validated inputs and a complete state tuple
+and must return ``((y,), final_state, traces or None)`` as raw tuples in SigmaDeltaState /
+SigmaDeltaTraces field order, with the reference's numbers and autograd semantics.
 
 Example (SPEC 17 L7)::
 
@@ -57,7 +58,7 @@ from typing import Callable, NamedTuple, Optional, Union
 import torch
 from torch import Tensor
 
-from .. import kernels
+from .._core import check_not_transformed, compute_dtype, sum_to
 from .._validate import (
     _describe,
     check_bool,
@@ -66,6 +67,7 @@ from .._validate import (
     check_sequence,
     check_tensor,
 )
+from . import _dispatch
 
 __all__ = [
     "SigmaDeltaParams",
@@ -149,11 +151,6 @@ def floor_quantize(x: Tensor, step: float) -> Tensor:
     return _FloorSTE.apply(x, float(step))
 
 
-def _reduce_to(g: Tensor, like: Tensor) -> Tensor:
-    if g.shape != like.shape:
-        g = g.sum_to_size(like.shape) if like.dim() else g.sum()
-    return g.to(like.dtype)
-
 
 class _DeltaFn(torch.autograd.Function):
     """Delta unit over (T, B, ...): returns y (unquantised), Δ, and the final residual/error."""
@@ -197,16 +194,13 @@ class _DeltaFn(torch.autograd.Function):
             sub = d_seq.abs() - th
             relax = ctx.scale_grad * torch.exp(-sub.abs() / ctx.tau_grad)
             g = torch.where(sub > 0, -d_seq * relax / th, -torch.sign(d_seq)) * g_y
-            g_th = _reduce_to(g.sum(0), threshold)
-        g_pre = _reduce_to(-g_y[0], pre0) if ctx.needs_input_grad[2] else None
+            g_th = sum_to(g.sum(0), threshold, cast=True)
+        g_pre = sum_to(-g_y[0], pre0, cast=True) if ctx.needs_input_grad[2] else None
         return g_a, g_th, g_pre, None, None, None, None, None
 
 
 # --------------------------------------------------------------------------- helpers
 
-
-def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
-    return torch.float64 if dtype == torch.float64 else torch.float32
 
 
 def _threshold_tensor(th, like: Tensor) -> Tensor:
@@ -311,7 +305,7 @@ def sigma(x_seq: Tensor, state: Optional[Tensor] = None):
     ([1.0, 3.0, 6.0], 6.0)
     """
     check_sequence("x_seq", x_seq, min_ndim=1)
-    cdt = _compute_dtype(x_seq.dtype)
+    cdt = compute_dtype(x_seq.dtype)
     if state is None:
         acc0 = torch.zeros(x_seq.shape[1:], dtype=torch.float64, device=x_seq.device)
     else:
@@ -354,7 +348,7 @@ def delta(
     check_number("scale_grad", scale_grad, gt=0)
     if s_scale is not None:
         check_number("s_scale", s_scale, gt=0)
-    cdt = _compute_dtype(a_seq.dtype)
+    cdt = compute_dtype(a_seq.dtype)
     a = a_seq.to(cdt)
     if state is None:
         z = torch.zeros(step_shape, dtype=cdt, device=a.device)
@@ -376,7 +370,7 @@ def delta(
 def _prepare(x, params, state, min_ndim):
     step_shape = tuple(x.shape[min_ndim - 1:]) if min_ndim == 2 else tuple(x.shape)
     _validate_params(params, step_shape, x.device)
-    cdt = _compute_dtype(x.dtype)
+    cdt = compute_dtype(x.dtype)
     if state is None:
         st = initial_state(step_shape, dtype=cdt, device=x.device)
     else:
@@ -410,12 +404,15 @@ def sigma_delta_multistep(
     Returns ``(y, SigmaDeltaState)`` or, with ``return_traces``, ``(y, SigmaDeltaState,
     SigmaDeltaTraces)``; equals looping :func:`sigma_delta_step`. See the module example.
     """
+    check_not_transformed("sigma_delta_multistep")
     check_sequence("x_seq", x_seq, min_ndim=2)
     check_bool("return_traces", return_traces)
     st, cdt = _prepare(x_seq, params, state, 2)
-    impl = kernels.resolve("loihi_sigma_delta", backend, x_seq, params=params, state=st, return_traces=return_traces)
-    if impl is not None:
-        return impl(x_seq, params, st, return_traces)
+    out = _dispatch.fused("loihi_sigma_delta", backend, x_seq, params, tuple(st), return_traces,
+                          SigmaDeltaState, SigmaDeltaTraces,
+                          options=dict(params=params, state=st, return_traces=return_traces))
+    if out is not None:
+        return _dispatch.result(out, return_traces)
     y, new_state, traces = _core(x_seq.to(cdt), params, st, return_traces)
     y = y.to(x_seq.dtype)
     if return_traces:

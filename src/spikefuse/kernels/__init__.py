@@ -1,12 +1,18 @@
 """Backend registry and dispatch for multi-step (fused) implementations.
 
 Every functional multi-step entry point takes ``backend="auto" | "reference" | "triton" | "cpu"``
-and asks :func:`resolve` for an implementation:
+and asks :func:`resolve` for an implementation (through :mod:`spikefuse.functional._dispatch`,
+the only caller):
 
     impl = kernels.resolve("lif", backend, x_seq, **options)
     if impl is not None:
-        return impl(x_seq, ...)
-    ... reference loop ...
+        outputs, final_state, traces = impl(x_seq, params, state, return_traces, **extra)
+    ... else the reference loop ...
+
+Kernels are leaves: they take and return raw tensors (tuples in the family's State / Traces
+field order) and import only :mod:`spikefuse._core`, :mod:`spikefuse.fixed_point`,
+:mod:`spikefuse.surrogate` and :mod:`spikefuse.kernels._common`, never functional/; neither
+backend imports the other.
 
 A backend module registers ``(family, backend) -> Kernel(fn, supports)``; ``supports(x_seq,
 **options)`` returns ``None`` when it can run the case, or a string saying why not.
@@ -42,6 +48,7 @@ class Kernel:
 _REGISTRY: dict[tuple[str, str], Kernel] = {}
 _default_backend = "auto"
 _loaded = False
+_cpu_loaded = False
 
 
 def register(family: str, backend: str, fn: Callable, supports: Callable[..., Optional[str]] | None = None):
@@ -58,13 +65,36 @@ def _load_backends() -> None:
     if _loaded:
         return
     _loaded = True
+    load_cpu()
     from ..families import kernel_modules
 
     for mod in kernel_modules():
+        if mod == "spikefuse.kernels.cpu":
+            continue
         try:
             __import__(mod)
         except ImportError:  # optional backend not installed (e.g. triton)
             pass
+
+
+def load_cpu() -> None:
+    """Import the CPU backend (cheap: plain torch). functional/ does it when imported, so that a
+    CPU ``"auto"`` / ``"cpu"`` resolve inside torch.compile imports nothing (an import is a graph
+    break); importing triton is slow and waits for the first call that needs it."""
+    global _cpu_loaded
+    if _cpu_loaded:
+        return
+    _cpu_loaded = True
+    __import__("spikefuse.kernels.cpu")
+
+
+def _ensure_loaded(backend: str, device_type: str) -> None:
+    if _loaded:
+        return
+    if backend == "cpu" or (backend == "auto" and set(AUTO_ORDER.get(device_type, ())) <= {"cpu"}):
+        load_cpu()
+        return
+    _load_backends()
 
 
 def triton_available() -> bool:
@@ -112,7 +142,7 @@ def resolve(family: str, backend: str | None, x: torch.Tensor, **options) -> Opt
         raise ValueError(f"backend: expected one of {list(BACKENDS)}, got {backend!r}")
     if backend == "reference":
         return None
-    _load_backends()
+    _ensure_loaded(backend, x.device.type)
     if backend == "auto":
         for b in AUTO_ORDER.get(x.device.type, ()):
             k = _REGISTRY.get((family, b))

@@ -157,7 +157,7 @@ class _SpikingJellyNode(NeuronModule, nn.Module):
         check_choice("step_mode", self.step_mode, ("s", "m"))  # a str compare, no data read
         params = self.params()
         if self.step_mode == "m":
-            check_sequence("x", x, min_ndim=2)
+            check_sequence("x", x, min_ndim=2, finite=False)  # _lif_multistep scans the values once
             state = self._state_for(x.shape[1:], x, params)
             out = _lif_multistep(
                 x, params, state, self.backend, return_traces=self.store_v_seq,
@@ -168,7 +168,7 @@ class _SpikingJellyNode(NeuronModule, nn.Module):
                 self.v_seq = out[2].v
                 self.last_traces = LIFTraces(out[2].h.detach(), out[2].v.detach())
         else:
-            check_tensor("x", x, min_ndim=1)
+            check_tensor("x", x, min_ndim=1, finite=False)  # _lif_step scans the values once
             state = self._state_for(x.shape, x, params)
             spikes, state = _lif_step(x, state, params, check_tau=self._check_tau)
         self.v = self._stored_v = state.v

@@ -32,70 +32,19 @@ Backward (reverse time, carries ``gv`` = dL/dv[t] from step t+1 and ``gi`` = dL/
 """
 from __future__ import annotations
 
-from numbers import Real
 from typing import Optional
 
 import torch
 from torch.autograd.function import once_differentiable
 
-from .common import expand_param, io_reason, param_reason, time_blocks
+from ..._core import flat_param, scalar_tensor as _scalar_t
+from .._common import IO_DTYPES, cuba_consts, cuba_final_state, cuba_supports_common
+from ..scan import ScanFunction, ScanSpec
+from .common import time_blocks
 
 #: extra bytes saved for backward per neuron-step (beyond the fp32 membrane and current
 #: outputs, which backward reuses)
 SAVED_BYTES = {"cuba": 0, "cuba_refractory": 1}
-
-_GRAD_PARAMS = ("leak", "reset", "threshold", "tau_syn", "tau_mem")
-
-
-def cuba_consts(params, dt: float, refractory_time, shape, device, flat):
-    """Per-neuron constants, computed with the reference's arithmetic, then ``flat(p)``:
-    (leak, reset, threshold, a_m, c_s, alpha, R). ``alpha`` and ``R`` carry no gradient."""
-    def cast(p):
-        return p.to(torch.float32) if isinstance(p, torch.Tensor) else float(p)
-
-    a_m = dt / cast(params.tau_mem)
-    c_s = 1.0 - dt / cast(params.tau_syn)
-    alpha = params.alpha.detach() if isinstance(params.alpha, torch.Tensor) else params.alpha
-    if refractory_time is None:
-        R = 0.0
-    elif isinstance(refractory_time, torch.Tensor):
-        R = refractory_time.detach().to(torch.float32) / torch.tensor(dt, dtype=torch.float32,
-                                                                       device=refractory_time.device)
-    else:
-        R = float((torch.tensor(float(refractory_time), dtype=torch.float32)
-                   / torch.tensor(dt, dtype=torch.float32)).item())
-    return tuple(flat(p, shape, device) for p in (params.leak, params.reset, params.threshold,
-                                                  a_m, c_s, alpha, R))
-
-
-def cuba_supports_common(x_seq, params, refractory) -> Optional[str]:
-    if params is None:
-        return "no CubaParams given"
-    why = io_reason(x_seq)
-    if why is not None:
-        return why
-    if getattr(params, "method", "superspike") != "superspike":
-        return f"method {params.method!r} has no kernel"
-    shape = tuple(x_seq.shape[1:])
-    for name in _GRAD_PARAMS + ("alpha",) + (("refractory_time",) if refractory else ()):
-        why = param_reason(name, getattr(params, name), shape, x_seq.device)
-        if why is not None:
-            return why
-    return None
-
-
-def _flat(p, shape, dev):
-    if isinstance(p, torch.Tensor):
-        return expand_param(p, shape, dev)
-    return float(p)
-
-
-
-
-def _scalar_t(p):
-    """A number as a 0-d fp32 tensor (``torch.lerp`` / ``addcmul`` want tensors); tensors pass."""
-    return p if isinstance(p, torch.Tensor) else torch.tensor(float(p), dtype=torch.float32)
-
 
 class _CubaCPU(torch.autograd.Function):
     @staticmethod
@@ -327,23 +276,99 @@ def cuba_cpu_supports(x_seq, params=None, refractory=False, dt=None, **_) -> Opt
     return cuba_supports_common(x_seq, params, refractory)
 
 
-def cuba_cpu(x_seq: torch.Tensor, params, dt: float, refractory_time=None):
-    """Fused CPU hxtorch CUBA LIF (refractory when ``refractory_time`` is not None).
-
-    Returns ``(spikes, membrane, current)``, each ``(T, B, *features)``: spikes in the input
-    dtype, post-reset membrane and current in fp32.
+def cuba_cpu(x_seq: torch.Tensor, params, state=None, return_traces: bool = False, *, dt: float,
+             refractory_time=None):
+    """Fused CPU hxtorch CUBA LIF (refractory when ``refractory_time`` is not None), kernel
+    contract: ``((spikes, membrane, current), final_state, None)``; the outputs are
+    ``(T, B, *features)`` (spikes in the input dtype, post-reset membrane and current in fp32),
+    the final state ``(z, v, i[, ref])`` in CubaState / CubaRefractoryState field order. The
+    kernels start from rest only (``state`` must be None); the traces are the outputs.
 
     Example::
 
         >>> import torch
-        >>> from spikefuse.functional.cuba import CubaParams
+        >>> from types import SimpleNamespace
+        >>> p = SimpleNamespace(leak=0.0, reset=0.0, threshold=0.3, tau_syn=2e-6, tau_mem=2e-6, alpha=50.0)
         >>> x = torch.zeros(6, 1, 1); x[0] = 1.0; x[3] = 0.8
-        >>> z, v, i = cuba_cpu(x, CubaParams(threshold=0.3, tau_syn=2e-6, tau_mem=2e-6), 1e-6)
+        >>> (z, v, i), final, _ = cuba_cpu(x, p, dt=1e-6)
         >>> z.flatten().tolist()
         [0.0, 1.0, 0.0, 0.0, 1.0, 0.0]
     """
     shape = tuple(x_seq.shape[1:])
     T = x_seq.shape[0]
-    consts = cuba_consts(params, dt, refractory_time, shape, x_seq.device, _flat)
-    spk, mem, cur = _CubaCPU.apply(x_seq.reshape(T, -1), *consts, refractory_time is not None, x_seq.dtype)
-    return spk.view(x_seq.shape), mem.view(x_seq.shape), cur.view(x_seq.shape)
+    consts = cuba_consts(params, dt, refractory_time, shape, x_seq.device, flat_param)
+    spk, mem, cur = _cuba_op(x_seq.reshape(T, -1), consts, refractory_time is not None, x_seq.dtype)
+    spk, mem, cur = spk.view(x_seq.shape), mem.view(x_seq.shape), cur.view(x_seq.shape)
+    return (spk, mem, cur), cuba_final_state(spk, mem, cur, refractory_time, dt), None
+
+
+# --------------------------------------------------------------------------- ScanSpec / op
+# op encoding: tensors (x, leak, reset, threshold, a_m, c_s, alpha, R), the number ones absent;
+# floats: the numbers (0.0 where a tensor is given); ints (refractory, io dtype index, which of
+# the seven constants are tensors as bits 0..6). The forward and backward bodies are those of
+# _CubaCPU, run with a stand-in ctx; the refractory mask crosses the op as a fourth output.
+
+
+class _Ctx:
+    """The parts of an autograd ctx that _CubaCPU's forward and backward use."""
+
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+    def save_for_backward(self, *ts):
+        self.saved_tensors = ts
+
+    def set_materialize_grads(self, value):
+        pass
+
+
+def _consts(tensors, f, mask):
+    return [tensors[1 + k] if (mask >> k) & 1 else f[k] for k in range(7)]
+
+
+def _cuba_op(x, consts, refractory: bool, out_dtype):
+    mask = sum(1 << k for k, c in enumerate(consts) if isinstance(c, torch.Tensor))
+    tensors = [x] + [c if isinstance(c, torch.Tensor) else None for c in consts]
+    f = [0.0 if isinstance(c, torch.Tensor) else float(c) for c in consts]
+    spk, mem, cur, _ = CUBA_SCAN.apply(tensors, f, [int(refractory), IO_DTYPES.index(out_dtype), mask])
+    return spk, mem, cur
+
+
+def _spec_forward(tensors, f, i):
+    ctx = _Ctx()
+    outs = _CubaCPU.forward(ctx, tensors[0], *_consts(tensors, f, i[2]), bool(i[0]), IO_DTYPES[i[1]])
+    return list(outs) + [ctx.saved_tensors[2]]
+
+
+def _spec_save(tensors, outputs, f, i, needs):
+    return [outputs[1], outputs[2], outputs[3]] + list(tensors[1:7])
+
+
+def _spec_backward(saved, grads, f, i, needs):
+    consts = [None if (i[2] >> k) & 1 else f[k] for k in range(6)]
+    ctx = _Ctx(saved_tensors=tuple(saved), consts=consts, refractory=bool(i[0]), x_dtype=IO_DTYPES[i[1]],
+               needs_input_grad=tuple(needs) + (False, False))
+    return list(_CubaCPU.backward(ctx, *grads[:3])[:8])
+
+
+def _spec_fake(tensors, f, i):
+    x = tensors[0]
+    T, M = x.shape
+    return [x.new_empty((T, M)), x.new_empty((T, M), dtype=torch.float32),
+            x.new_empty((T, M), dtype=torch.float32), x.new_empty((T, M), dtype=torch.bool) if i[0] else None]
+
+
+def _spec_fake_backward(saved, grads, f, i, needs):
+    mem = saved[0]
+    T, M = mem.shape
+    out = [mem.new_empty((T, M), dtype=IO_DTYPES[i[1]]) if needs[0] else None]
+    return out + [mem.new_empty((M,)) if needs[k] else None for k in range(1, 6)] + [None, None]
+
+
+CUBA_SCAN = ScanFunction(ScanSpec(
+    name="cuba_cpu", inputs=("x", "leak", "reset", "threshold", "a_m", "c_s", "alpha", "refractory_steps"),
+    states=("z", "v", "i"), params=("leak", "reset", "threshold", "tau_syn", "tau_mem"),
+    outputs=("spikes", "membrane", "current", "refractory_mask"), saved=("membrane", "current", "refractory_mask"),
+    saved_bytes=SAVED_BYTES["cuba"], moved_bytes=16,
+    forward=_spec_forward, save=_spec_save, backward=_spec_backward, fake=_spec_fake,
+    fake_backward=_spec_fake_backward))

@@ -30,8 +30,11 @@ from typing import Optional
 import torch
 from torch.autograd.function import once_differentiable
 
-from .common import (KIND_IF, KIND_LIF_DECAY_INPUT, expand_param, io_reason, lif_kind,
-                     lif_outputs, lif_param_reason, needs_grad, time_blocks)
+from ..._core import flat_param as _flat, scalar_tensor as _scalar_t
+from .._common import (IO_DTYPES, KIND_IF, KIND_LIF_DECAY_INPUT, KernelSurrogate, expand_param, io_reason,
+                       lif_kind, lif_outputs, lif_param_reason, lif_v0)
+from ..scan import ScanFunction, ScanSpec
+from .common import time_blocks
 
 SAVED_BYTES = {"lif": 4}
 
@@ -53,11 +56,6 @@ def surrogate_grad_(x: torch.Tensor, surrogate) -> torch.Tensor:
     if kid == 4:  # Triangle: h max(0, 1 - |x|/w)
         return x.abs_().mul_(-1.0 / a0).add_(1.0).clamp_(min=0.0).mul_(a1)
     return surrogate.grad(x).to(torch.float32)
-
-
-def _scalar_t(p):
-    """A number as a 0-d fp32 tensor (the same fp32 value, without per-op scalar wrapping)."""
-    return p if isinstance(p, torch.Tensor) else torch.tensor(float(p), dtype=torch.float32)
 
 
 def _reset(h, sf, vth, vr, hard: bool):
@@ -213,16 +211,26 @@ def _backward_blocked(ctx, H, tau, vth, vr, g_spk, g_vlast, g_hseq, g_vseq):
     return (gx, None, None, None, carry if ctx.needs_input_grad[4] else None, None)
 
 
+def _lif_forward(x, tau, vth, vr, v0, cfg):
+    """The forward scan without autograd: ``(spikes, v_last, H, v_seq or None)``."""
+    kind, hard, detach, surrogate, traces, out_dtype, recip = cfg
+    with torch.no_grad():
+        x32 = x if x.dtype == torch.float32 else x.float()
+        taud, vthd, vrd = (p.detach() if isinstance(p, torch.Tensor) else p for p in (tau, vth, vr))
+        H, sf, vlast = _forward_loop(x32, taud, vthd, vrd, v0.detach(), kind, hard, recip)
+        spk = sf if out_dtype == torch.float32 else sf.to(out_dtype)
+        vseq = _reset(H, sf, vthd, vrd, hard) if traces else None
+    return spk, vlast, H, vseq
+
+
 class _LIFCPU(torch.autograd.Function):
+    """The autograd path for surrogates without a kernel id (``Custom``: a Python callable
+    cannot cross a torch.library op); every other case runs the ``lif_cpu`` ScanSpec."""
+
     @staticmethod
     def forward(ctx, x, tau, vth, vr, v0, cfg):
         kind, hard, detach, surrogate, traces, out_dtype, recip = cfg
-        with torch.no_grad():
-            x32 = x if x.dtype == torch.float32 else x.float()
-            taud, vthd, vrd = (p.detach() if isinstance(p, torch.Tensor) else p for p in (tau, vth, vr))
-            H, sf, vlast = _forward_loop(x32, taud, vthd, vrd, v0.detach(), kind, hard, recip)
-            spk = sf if out_dtype == torch.float32 else sf.to(out_dtype)
-            vseq = _reset(H, sf, vthd, vrd, hard) if traces else None
+        spk, vlast, H, vseq = _lif_forward(x, tau, vth, vr, v0, cfg)
         ctx.cfg = cfg
         ctx.tensor_params = tuple(isinstance(p, torch.Tensor) for p in (tau, vth, vr))
         ctx.consts = tuple(None if isinstance(p, torch.Tensor) else p for p in (tau, vth, vr))
@@ -238,88 +246,94 @@ class _LIFCPU(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, g_spk, g_vlast, g_hseq, g_vseq):
-        kind, hard, detach, surrogate, traces, out_dtype, recip = ctx.cfg
-        H, x, v0, tau_t, vth_t, vr_t = ctx.saved_tensors
-        tau = tau_t if tau_t is not None else ctx.consts[0]
-        vth = vth_t if vth_t is not None else ctx.consts[1]
-        vr = vr_t if vr_t is not None else ctx.consts[2]
-        T, M = H.shape
-        need_tau, need_vth, need_vr = ctx.needs_input_grad[1:4]
-        if not (need_tau or need_vth or need_vr) and _blockable(surrogate, detach, g_vseq):
-            return _backward_blocked(ctx, H, tau, vth, vr, g_spk, g_vlast, g_hseq, g_vseq)
-        with torch.no_grad():
-            # few full-size temporaries, updated in place: fresh (T, M) buffers cost page faults
-            s = H >= vth
-            sg = surrogate_grad_(torch.sub(H, vth), surrogate)
-            if hard:
-                if detach:
-                    gv2h = (~s).float()
-                else:  # 1 - S + (Vr - H) sg
-                    gv2h = torch.neg(H).add_(vr).mul_(sg).add_(~s)
+        return _lif_backward(ctx, ctx.saved_tensors, g_spk, g_vlast, g_hseq, g_vseq)
+
+
+def _lif_backward(ctx, saved, g_spk, g_vlast, g_hseq, g_vseq):
+    """The reverse scan; ``ctx`` carries ``cfg``, ``consts`` (the number parameters),
+    ``x_dtype`` and ``needs_input_grad`` (x, tau, vth, vr, v0)."""
+    kind, hard, detach, surrogate, traces, out_dtype, recip = ctx.cfg
+    H, x, v0, tau_t, vth_t, vr_t = saved
+    tau = tau_t if tau_t is not None else ctx.consts[0]
+    vth = vth_t if vth_t is not None else ctx.consts[1]
+    vr = vr_t if vr_t is not None else ctx.consts[2]
+    T, M = H.shape
+    need_tau, need_vth, need_vr = ctx.needs_input_grad[1:4]
+    if not (need_tau or need_vth or need_vr) and _blockable(surrogate, detach, g_vseq):
+        return _backward_blocked(ctx, H, tau, vth, vr, g_spk, g_vlast, g_hseq, g_vseq)
+    with torch.no_grad():
+        # few full-size temporaries, updated in place: fresh (T, M) buffers cost page faults
+        s = H >= vth
+        sg = surrogate_grad_(torch.sub(H, vth), surrogate)
+        if hard:
+            if detach:
+                gv2h = (~s).float()
+            else:  # 1 - S + (Vr - H) sg
+                gv2h = torch.neg(H).add_(vr).mul_(sg).add_(~s)
+        else:
+            gv2h = None if detach else torch.mul(sg, -vth).add_(1.0)  # None: dV/dH = 1
+        # a[t] = everything of gH[t] that does not depend on the carried gV
+        a = sg.clone() if need_vth else sg
+        if g_spk is not None:
+            a.mul_(g_spk)
+        else:
+            a.zero_()
+        if g_vseq is not None:
+            a.add_(g_vseq) if gv2h is None else a.addcmul_(g_vseq, gv2h)
+        if g_hseq is not None:
+            a.add_(g_hseq)
+        dhdv = 1.0 if kind == KIND_IF else _dhdv(tau, recip)
+        carry = g_vlast.float().clone() if g_vlast is not None else torch.zeros(M)
+        gH = a
+        for t in range(T - 1, -1, -1):
+            if gv2h is None:
+                gH[t].add_(carry)
             else:
-                gv2h = None if detach else torch.mul(sg, -vth).add_(1.0)  # None: dV/dH = 1
-            # a[t] = everything of gH[t] that does not depend on the carried gV
-            a = sg.clone() if need_vth else sg
-            if g_spk is not None:
-                a.mul_(g_spk)
+                gH[t].addcmul_(carry, gv2h[t])
+            torch.mul(gH[t], dhdv, out=carry)
+        gv0 = carry
+        sf = s.float() if (need_vth or need_vr) else None
+        g_tau = g_vth = g_vr = None
+        if need_vth or need_vr:
+            # gradient reaching V[t] (after reset): carried from step t+1 plus the trace's
+            gv_in = torch.empty_like(H)
+            if T > 1:
+                torch.mul(gH[1:], dhdv, out=gv_in[:-1])
+            if g_vlast is not None:
+                gv_in[-1] = g_vlast.float()
             else:
-                a.zero_()
+                gv_in[-1] = 0.0
             if g_vseq is not None:
-                a.add_(g_vseq) if gv2h is None else a.addcmul_(g_vseq, gv2h)
-            if g_hseq is not None:
-                a.add_(g_hseq)
-            dhdv = 1.0 if kind == KIND_IF else _dhdv(tau, recip)
-            carry = g_vlast.float().clone() if g_vlast is not None else torch.zeros(M)
-            gH = a
-            for t in range(T - 1, -1, -1):
-                if gv2h is None:
-                    gH[t].add_(carry)
-                else:
-                    gH[t].addcmul_(carry, gv2h[t])
-                torch.mul(gH[t], dhdv, out=carry)
-            gv0 = carry
-            sf = s.float() if (need_vth or need_vr) else None
-            g_tau = g_vth = g_vr = None
-            if need_vth or need_vr:
-                # gradient reaching V[t] (after reset): carried from step t+1 plus the trace's
-                gv_in = torch.empty_like(H)
-                if T > 1:
-                    torch.mul(gH[1:], dhdv, out=gv_in[:-1])
-                if g_vlast is not None:
-                    gv_in[-1] = g_vlast.float()
-                else:
-                    gv_in[-1] = 0.0
-                if g_vseq is not None:
-                    gv_in.add_(g_vseq.float())
-            if need_vth:
-                if hard:
-                    dvdvth = torch.zeros_like(H) if detach else (H - vr) * sg
-                else:
-                    dvdvth = -sf if detach else vth * sg - sf
-                g = gv_in * dvdvth
-                if g_spk is not None:
-                    g.sub_(g_spk.float() * sg)
-                g_vth = g.sum(0)
-            if need_vr:
-                g = gv_in * sf if hard else torch.zeros_like(H)
-                if kind != KIND_IF:
-                    g.add_(gH * tau if recip else gH / tau)
-                g_vr = g.sum(0)
-            if need_tau and kind != KIND_IF:
-                vprev = torch.empty_like(H)
-                vprev[0] = v0
-                if T > 1:
-                    vprev[1:] = _reset(H[:-1], s[:-1].float(), vth, vr, hard)
-                g_tau = _tau_grad(gH, x, vprev, vr, tau, kind, recip)
-            if ctx.needs_input_grad[0]:
-                if kind == KIND_LIF_DECAY_INPUT:
-                    gx = gH.mul_(tau) if recip else gH.div_(tau)
-                else:
-                    gx = gH
-                gx = gx.to(ctx.x_dtype)
+                gv_in.add_(g_vseq.float())
+        if need_vth:
+            if hard:
+                dvdvth = torch.zeros_like(H) if detach else (H - vr) * sg
             else:
-                gx = None
-        return (gx, g_tau, g_vth, g_vr, gv0 if ctx.needs_input_grad[4] else None, None)
+                dvdvth = -sf if detach else vth * sg - sf
+            g = gv_in * dvdvth
+            if g_spk is not None:
+                g.sub_(g_spk.float() * sg)
+            g_vth = g.sum(0)
+        if need_vr:
+            g = gv_in * sf if hard else torch.zeros_like(H)
+            if kind != KIND_IF:
+                g.add_(gH * tau if recip else gH / tau)
+            g_vr = g.sum(0)
+        if need_tau and kind != KIND_IF:
+            vprev = torch.empty_like(H)
+            vprev[0] = v0
+            if T > 1:
+                vprev[1:] = _reset(H[:-1], s[:-1].float(), vth, vr, hard)
+            g_tau = _tau_grad(gH, x, vprev, vr, tau, kind, recip)
+        if ctx.needs_input_grad[0]:
+            if kind == KIND_LIF_DECAY_INPUT:
+                gx = gH.mul_(tau) if recip else gH.div_(tau)
+            else:
+                gx = gH
+            gx = gx.to(ctx.x_dtype)
+        else:
+            gx = None
+    return (gx, g_tau, g_vth, g_vr, gv0 if ctx.needs_input_grad[4] else None, None)
 
 
 def lif_supports(x_seq: torch.Tensor, params=None, v0=None, return_traces=False, **_) -> Optional[str]:
@@ -334,18 +348,11 @@ def lif_supports(x_seq: torch.Tensor, params=None, v0=None, return_traces=False,
     return lif_param_reason(x_seq, params, v0)
 
 
-def _flat(p, shape, dev):
-    """Python numbers stay numbers (cheaper scalar ops); tensors become per-neuron fp32 vectors."""
-    if isinstance(p, torch.Tensor):
-        return expand_param(p, shape, dev)
-    return float(p)
-
-
-def lif_cpu(x_seq: torch.Tensor, params, v0=None, return_traces: bool = False):
+def lif_cpu(x_seq: torch.Tensor, params, state=None, return_traces: bool = False):
     """Fused CPU IF/LIF scan with a hand-written backward.
 
-    Returns ``(spikes, v_last, h_seq, v_seq)`` like the Triton kernel: spikes in ``x_seq.dtype``,
-    v_last ``(B, *features)`` fp32, traces ``(T, B, *features)`` fp32 or None.
+    The kernel contract of the Triton LIF (:func:`spikefuse.kernels.triton.lif.lif_triton`):
+    ``state`` is ``(v0,)`` or None; returns ``((spikes,), (v_last,), (h_seq, v_seq) or None)``.
 
     Example::
 
@@ -354,12 +361,13 @@ def lif_cpu(x_seq: torch.Tensor, params, v0=None, return_traces: bool = False):
         >>> from spikefuse.surrogate import ATan
         >>> p = SimpleNamespace(tau=2.0, v_threshold=1.0, v_reset=0.0, decay_input=True,
         ...                     detach_reset=False, surrogate=ATan())
-        >>> s, v, _, _ = lif_cpu(torch.tensor([[[1.5]], [[1.5]], [[0.5]]]), p)
+        >>> (s,), (v,), _ = lif_cpu(torch.tensor([[[1.5]], [[1.5]], [[0.5]]]), p)
         >>> s.flatten().tolist(), v.flatten().tolist()
         ([0.0, 1.0, 0.0], [0.25])
     """
     shape = tuple(x_seq.shape[1:])
     dev = x_seq.device
+    v0 = lif_v0(state)
     T = x_seq.shape[0]
     kind = lif_kind(params)
     hard = params.v_reset is not None
@@ -373,5 +381,82 @@ def lif_cpu(x_seq: torch.Tensor, params, v0=None, return_traces: bool = False):
     else:
         v0f = expand_param(v0, shape, dev)
     cfg = (kind, hard, bool(params.detach_reset), params.surrogate, bool(return_traces), x_seq.dtype, recip)
-    spk, vlast, hseq, vseq = _LIFCPU.apply(x_seq.reshape(T, -1), tau, vth, vr, v0f, cfg)
+    if getattr(params.surrogate, "kernel_id", -1) in (0, 1, 2, 3, 4):
+        spk, vlast, hseq, vseq = _lif_op(x_seq.reshape(T, -1), tau, vth, vr, v0f, cfg)
+    else:
+        spk, vlast, hseq, vseq = _LIFCPU.apply(x_seq.reshape(T, -1), tau, vth, vr, v0f, cfg)
     return lif_outputs(spk, vlast, hseq, vseq, x_seq.shape, return_traces)
+
+
+# --------------------------------------------------------------------------- ScanSpec / op
+# op encoding: tensors (x, tau, vth, vr, v0) with number parameters absent; floats (tau, vth,
+# vr, a0, a1) with the numbers (0.0 where a tensor is given); ints (kind, hard, detach_reset,
+# surrogate id, traces, io dtype index, which of tau/vth/vr are tensors as bits 0/1/2)
+
+
+class _Ctx:
+    """What the hand-written backward reads from an autograd ctx."""
+
+    def __init__(self, cfg, consts, x_dtype, needs):
+        self.cfg, self.consts, self.x_dtype, self.needs_input_grad = cfg, consts, x_dtype, tuple(needs)
+
+
+def _decode(tensors, f, i):
+    kind, hard, detach, kid, traces, dti, mask, recip = i
+    sur = KernelSurrogate(kid, f[3], f[4])
+    cfg = (kind, bool(hard), bool(detach), sur, bool(traces), IO_DTYPES[dti], bool(recip))
+    params = [tensors[1 + k] if (mask >> k) & 1 else f[k] for k in range(3)]
+    consts = tuple(None if (mask >> k) & 1 else f[k] for k in range(3))
+    return cfg, params, consts
+
+
+def _lif_op(x, tau, vth, vr, v0, cfg):
+    kind, hard, detach, sur, traces, out_dtype, recip = cfg
+    a0, a1 = sur.kernel_params
+    ps = (tau, vth, vr)
+    mask = sum(1 << k for k, p in enumerate(ps) if isinstance(p, torch.Tensor))
+    tensors = [x] + [p if isinstance(p, torch.Tensor) else None for p in ps] + [v0]
+    f = [0.0 if isinstance(p, torch.Tensor) else float(p) for p in ps] + [float(a0), float(a1)]
+    i = [kind, int(hard), int(detach), int(sur.kernel_id), int(traces), IO_DTYPES.index(out_dtype), mask,
+         int(recip)]
+    return LIF_SCAN.apply(tensors, f, i)
+
+
+def _spec_forward(tensors, f, i):
+    cfg, (tau, vth, vr), _ = _decode(tensors, f, i)
+    return list(_lif_forward(tensors[0], tau, vth, vr, tensors[4], cfg))
+
+
+def _spec_save(tensors, outputs, f, i, needs):
+    x = tensors[0] if (i[0] == KIND_LIF_DECAY_INPUT and needs[1]) else None
+    return [outputs[2], x, tensors[4], tensors[1], tensors[2], tensors[3]]
+
+
+def _spec_backward(saved, grads, f, i, needs):
+    cfg, _, consts = _decode([None] + saved[3:] + [None], f, i)
+    ctx = _Ctx(cfg, consts, cfg[5], needs)
+    return list(_lif_backward(ctx, saved, *grads)[:5])
+
+
+def _spec_fake(tensors, f, i):
+    x = tensors[0]
+    T, M = x.shape
+    h = x.new_empty((T, M), dtype=torch.float32)
+    return [x.new_empty((T, M)), x.new_empty((M,), dtype=torch.float32), h,
+            x.new_empty((T, M), dtype=torch.float32) if i[4] else None]
+
+
+def _spec_fake_backward(saved, grads, f, i, needs):
+    H = saved[0]
+    T, M = H.shape
+    out = [H.new_empty((T, M), dtype=IO_DTYPES[i[5]]) if needs[0] else None]
+    out += [H.new_empty((M,)) if needs[k] else None for k in range(1, 5)]
+    return out
+
+
+LIF_SCAN = ScanFunction(ScanSpec(
+    name="lif_cpu", inputs=("x", "tau", "v_threshold", "v_reset", "v0"), states=("v",),
+    params=("tau", "v_threshold", "v_reset"), outputs=("spikes", "v_last", "h_seq", "v_seq"),
+    saved=("h_seq",), saved_bytes=SAVED_BYTES["lif"], moved_bytes=12,
+    forward=_spec_forward, save=_spec_save, backward=_spec_backward, fake=_spec_fake,
+    fake_backward=_spec_fake_backward))

@@ -22,7 +22,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ..cpu.common import io_reason
+from .._common import io_reason
 
 #: Triton reads TRITON_INTERPRET when it decorates a kernel, i.e. when this package is imported.
 INTERPRET = os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")

@@ -25,8 +25,7 @@ from torch.autograd.function import once_differentiable
 import triton
 import triton.language as tl
 
-from ..cpu.common import expand_param
-from ..cpu.cuba import cuba_consts, cuba_supports_common
+from .._common import cuba_consts, cuba_final_state, cuba_supports_common, expand_param
 from .common import device_reason, launch_geometry
 
 SAVED_BYTES = {"cuba": 0, "cuba_refractory": 1}
@@ -213,20 +212,20 @@ def cuba_triton_supports(x_seq, params=None, refractory=False, dt=None, **_) -> 
     return device_reason(x_seq) or cuba_supports_common(x_seq, params, refractory)
 
 
-def cuba_triton(x_seq: torch.Tensor, params, dt: float, refractory_time=None):
-    """Fused hxtorch CUBA LIF (refractory when ``refractory_time`` is not None).
-
-    Returns ``(spikes, membrane, current)``, each ``(T, B, *features)``: spikes in the input
-    dtype, post-reset membrane and current in fp32. Differentiable in x and tensor
-    leak/reset/threshold/tau_syn/tau_mem.
+def cuba_triton(x_seq: torch.Tensor, params, state=None, return_traces: bool = False, *, dt: float,
+                refractory_time=None):
+    """Fused hxtorch CUBA LIF (refractory when ``refractory_time`` is not None), the kernel
+    contract of :func:`spikefuse.kernels.cpu.cuba.cuba_cpu`: ``((spikes, membrane, current),
+    final_state, None)``. Differentiable in x and tensor leak/reset/threshold/tau_syn/tau_mem.
 
     Example (needs CUDA, or TRITON_INTERPRET=1 set before importing triton)::
 
-        >>> z, v, i = cuba_triton(x.cuda(), CubaParams(threshold=0.3), 1e-6)   # doctest: +SKIP
+        >>> (z, v, i), final, _ = cuba_triton(x.cuda(), CubaParams(threshold=0.3), dt=1e-6)  # doctest: +SKIP
     """
     shape = tuple(x_seq.shape[1:])
     T = x_seq.shape[0]
     consts = cuba_consts(params, dt, refractory_time, shape, x_seq.device, expand_param)
     need_grad = torch.is_grad_enabled() and (x_seq.requires_grad or any(c.requires_grad for c in consts))
     spk, mem, cur = _CubaScan.apply(x_seq.reshape(T, -1), *consts, refractory_time is not None, need_grad)
-    return spk.view(x_seq.shape), mem.view(x_seq.shape), cur.view(x_seq.shape)
+    spk, mem, cur = spk.view(x_seq.shape), mem.view(x_seq.shape), cur.view(x_seq.shape)
+    return (spk, mem, cur), cuba_final_state(spk, mem, cur, refractory_time, dt), None

@@ -54,8 +54,8 @@ import triton
 import triton.language as tl
 
 from ... import kernels
-from ..cpu.common import KIND_LIF_DECAY_INPUT, expand_param, lif_kind, lif_outputs, needs_grad
-from ..cpu.cuba import cuba_consts
+from .._common import (KIND_LIF_DECAY_INPUT, cuba_consts, cuba_final_state, expand_param, lif_kind,
+                       lif_outputs, lif_v0, needs_grad)
 from .common import launch_geometry
 from .cuba import SAVED_BYTES as _CUBA_SAVED, cuba_step, cuba_triton, cuba_triton_supports, cuba_vjp
 from .lif import SAVED_BYTES as _LIF_SAVED, lif_reset, lif_step, lif_supports, lif_triton, lif_vjp
@@ -345,13 +345,14 @@ _LIF, _CUBA = _LIFRunner(), _CubaRunner()
 
 # --------------------------------------------------------------------------- raw-tensor entry points
 
-def lif_generic(x_seq: torch.Tensor, params, v0=None, return_traces: bool = False):
-    """:func:`.lif.lif_triton` through the generic template: same signature, same results
-    ``(spikes, v_last, h_seq, v_seq)``. Example (CUDA, or TRITON_INTERPRET=1 before import)::
+def lif_generic(x_seq: torch.Tensor, params, state=None, return_traces: bool = False):
+    """:func:`.lif.lif_triton` through the generic template: same kernel contract, same results
+    ``((spikes,), (v_last,), (h_seq, v_seq) or None)``. Example (CUDA, or TRITON_INTERPRET=1)::
 
-        >>> s, v, _, _ = lif_generic(x.cuda(), LIFParams(tau=2.0))      # doctest: +SKIP
+        >>> (s,), (v,), _ = lif_generic(x.cuda(), LIFParams(tau=2.0))      # doctest: +SKIP
     """
     shape, dev = tuple(x_seq.shape[1:]), x_seq.device
+    v0 = lif_v0(state)
     hard = params.v_reset is not None
     tau = expand_param(params.tau if params.tau is not None else 1.0, shape, dev)
     vth = expand_param(params.v_threshold, shape, dev)
@@ -367,14 +368,16 @@ def lif_generic(x_seq: torch.Tensor, params, v0=None, return_traces: bool = Fals
     return lif_outputs(*out, x_seq.shape, return_traces)
 
 
-def cuba_generic(x_seq: torch.Tensor, params, dt: float, refractory_time=None):
-    """:func:`.cuba.cuba_triton` through the generic template: same signature, same results
-    ``(spikes, membrane, current)``."""
+def cuba_generic(x_seq: torch.Tensor, params, state=None, return_traces: bool = False, *, dt: float,
+                 refractory_time=None):
+    """:func:`.cuba.cuba_triton` through the generic template: same kernel contract, same results
+    ``((spikes, membrane, current), final_state, None)``."""
     consts = cuba_consts(params, dt, refractory_time, tuple(x_seq.shape[1:]), x_seq.device, expand_param)
     need_grad = torch.is_grad_enabled() and (x_seq.requires_grad or any(c.requires_grad for c in consts))
     cfg = (refractory_time is not None, bool(need_grad))
     out = _GenericScan.apply(_CUBA, cfg, x_seq.reshape(x_seq.shape[0], -1), *consts)
-    return tuple(o.view(x_seq.shape) for o in out)
+    spk, mem, cur = (o.view(x_seq.shape) for o in out)
+    return (spk, mem, cur), cuba_final_state(spk, mem, cur, refractory_time, dt), None
 
 
 #: the ``supports`` rules are the per-family kernels' own (same cases, same reasons)

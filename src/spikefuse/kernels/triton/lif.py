@@ -35,8 +35,8 @@ from torch.autograd.function import once_differentiable
 import triton
 import triton.language as tl
 
-from ..cpu.common import (KIND_LIF_DECAY_INPUT, expand_param, lif_kind, lif_outputs,
-                          lif_param_reason, needs_grad)
+from .._common import (KIND_LIF_DECAY_INPUT, expand_param, lif_kind, lif_outputs, lif_param_reason,
+                       lif_v0, needs_grad)
 from .common import common_reason, launch_geometry, surrogate_grad
 
 #: bytes saved for backward per neuron and time step
@@ -286,18 +286,19 @@ def lif_supports(x_seq: torch.Tensor, params=None, v0=None, return_traces=False,
     return lif_param_reason(x_seq, params, v0)
 
 
-def lif_triton(x_seq: torch.Tensor, params, v0=None, return_traces: bool = False):
-    """Fused LIF scan. Returns ``(spikes, v_last, h_seq, v_seq)``; spikes in ``x_seq.dtype``,
-    v_last ``(B, *features)`` fp32; h_seq/v_seq ``(T, B, *features)`` fp32 when
-    ``return_traces`` else None. Differentiable in x_seq, v0 and tensor tau/v_threshold/v_reset.
+def lif_triton(x_seq: torch.Tensor, params, state=None, return_traces: bool = False):
+    """Fused LIF scan, kernel contract: ``state`` is ``(v0,)`` or None (rest); returns
+    ``((spikes,), (v_last,), (h_seq, v_seq) or None)``: spikes in ``x_seq.dtype``, v_last
+    ``(B, *features)`` fp32, the traces ``(T, B, *features)`` fp32 when ``return_traces``.
+    Differentiable in x_seq, v0 and tensor tau/v_threshold/v_reset.
 
     Example (needs CUDA, or TRITON_INTERPRET=1 set before importing triton)::
 
-        >>> from spikefuse.functional.lif import LIFParams
-        >>> s, v, _, _ = lif_triton(x.cuda(), LIFParams(tau=2.0))      # doctest: +SKIP
+        >>> (s,), (v,), _ = lif_triton(x.cuda(), params)      # doctest: +SKIP
     """
     shape = tuple(x_seq.shape[1:])
     dev = x_seq.device
+    v0 = lif_v0(state)
     kind = lif_kind(params)
     hard = params.v_reset is not None
     tau = expand_param(params.tau if params.tau is not None else 1.0, shape, dev)

@@ -32,7 +32,8 @@ from torch.autograd.function import once_differentiable
 import triton
 import triton.language as tl
 
-from ..cpu.common import expand_param, io_reason
+from ...fixed_point import alif_constants, cuba_constants, decay_view, round_ste, trunc_int
+from .._common import expand_param, io_reason
 from .common import adapt_threshold, device_reason, launch_geometry, rne_bf16, rstz12, slayer_grad
 
 SAVED_BYTES = {"loihi_cuba": 4, "loihi_alif": 8}
@@ -233,31 +234,28 @@ def _dec(d: torch.Tensor, shape, dev) -> torch.Tensor:
 
 
 def _run(x_seq, params, state, return_traces, alif: bool):
-    from ...fixed_point import round_ste, trunc_int
-    from ...functional import loihi as L
-
     shape = tuple(x_seq.shape[1:])
     dev = x_seq.device
     T = x_seq.shape[0]
     if alif:
-        s_scale, th0, step, tau_rho, scale_rho = L._alif_derived(params)
+        s_scale, th0, step, tau_rho, scale_rho = alif_constants(params)
         thr = 0.0
     else:
-        s_scale, th, thr, tau_rho, scale_rho = L._cuba_derived(params)
+        s_scale, th, thr, tau_rho, scale_rho = cuba_constants(params)
         th0, step = 0.0, 0.0
-    du = round_ste(L.decay_view("params.current_decay", params.current_decay, x_seq))
-    dv = round_ste(L.decay_view("params.voltage_decay", params.voltage_decay, x_seq))
+    du = round_ste(decay_view("params.current_decay", params.current_decay, x_seq))
+    dv = round_ste(decay_view("params.voltage_decay", params.voltage_decay, x_seq))
     du_f = expand_param(du, shape, dev)
     dv_f = expand_param(dv, shape, dev)
     decu, decv = _dec(du, shape, dev), _dec(dv, shape, dev)
-    u0 = _int_init(state.current, s_scale)
-    v0 = _int_init(state.voltage, s_scale)
+    u0 = _int_init(state[0], s_scale)
+    v0 = _int_init(state[1], s_scale)
     if alif:
-        dth = L.decay_view("params.threshold_decay", params.threshold_decay, x_seq)
-        dr = L.decay_view("params.refractory_decay", params.refractory_decay, x_seq)
+        dth = decay_view("params.threshold_decay", params.threshold_decay, x_seq)
+        dr = decay_view("params.refractory_decay", params.refractory_decay, x_seq)
         decth, decr = _dec(dth, shape, dev), _dec(dr, shape, dev)
-        th0s = _int_init(state.threshold, s_scale)
-        r0 = _int_init(state.refractory, s_scale)
+        th0s = _int_init(state[2], s_scale)
+        r0 = _int_init(state[3], s_scale)
     else:
         decth = decr = th0s = r0 = decu
     dscale = 1.0 if params.decay_grad == "lava" else -1.0 / 4096
@@ -274,15 +272,13 @@ def _run(x_seq, params, state, return_traces, alif: bool):
     u = u.view(x_seq.shape)
     v = v.view(x_seq.shape)
     if alif:
-        final = L.AlifState(u[-1], v[-1], thf.view(shape), rf.view(shape))
-        if return_traces:
-            return s, final, L.AlifTraces(u, v, th_tr.view(x_seq.shape), r_tr.view(x_seq.shape))
-        return s, final
-    reset = (trunc_int(v[-1].detach() * s_scale) >= thr * s_scale).to(v.dtype)
-    final = L.CubaState(u[-1], v[-1] - (v[-1] * reset).detach())
-    if return_traces:
-        return s, final, L.CubaTraces(u, v)
-    return s, final
+        final = (u[-1], v[-1], thf.view(shape), rf.view(shape))
+        traces = (u, v, th_tr.view(x_seq.shape), r_tr.view(x_seq.shape))
+    else:
+        reset = (trunc_int(v[-1].detach() * s_scale) >= thr * s_scale).to(v.dtype)
+        final = (u[-1], v[-1] - (v[-1] * reset).detach())
+        traces = (u, v)
+    return (s,), final, traces if return_traces else None
 
 
 def _supports(x_seq, params=None, has_norm=False, **_) -> Optional[str]:
@@ -299,8 +295,9 @@ def _supports(x_seq, params=None, has_norm=False, **_) -> Optional[str]:
 
 
 def loihi_cuba_triton(x_seq, params, state, return_traces=False):
-    """Fused Loihi CUBA (kernel contract of :func:`spikefuse.functional.loihi.cuba_multistep`):
-    returns ``(spikes, CubaState[, CubaTraces])`` bit-identical to the reference.
+    """Fused Loihi CUBA (for :func:`spikefuse.functional.loihi.cuba_multistep`), kernel contract:
+    ``state`` is the (current, voltage) pair; returns ``((spikes,), (current, voltage),
+    (current, voltage) traces or None)``, bit-identical to the reference.
 
     Example (CUDA, or TRITON_INTERPRET=1)::
 
@@ -310,5 +307,6 @@ def loihi_cuba_triton(x_seq, params, state, return_traces=False):
 
 
 def loihi_alif_triton(x_seq, params, state, return_traces=False):
-    """Fused Loihi ALIF (kernel contract of :func:`spikefuse.functional.loihi.alif_multistep`)."""
+    """Fused Loihi ALIF (for :func:`spikefuse.functional.loihi.alif_multistep`): state and traces
+    are (current, voltage, threshold, refractory) tuples, as AlifState / AlifTraces."""
     return _run(x_seq, params, state, return_traces, alif=True)

@@ -18,7 +18,7 @@ toward zero; ``f(y) = float32(y) / s`` with IEEE division, as the reference's
     graded spikes emit s * re_f (RF, AdRF) or s * im_f (RF-Iz, AdRF-Iz).
 
 The spike surrogates (SPEC 2.1 real spike on ``im`` for the -Iz models, SPEC 2.2 complex spike
-for RF/AdRF, with the multipliers of :data:`spikefuse.functional.resonator.SURROGATE_MULTIPLIERS`)
+for RF/AdRF, with the multipliers of :data:`spikefuse.fixed_point.RESONATOR_SURROGATE_MULTIPLIERS`)
 are fused into the reverse scan of the float resonator (SPEC 6.2)::
 
     g_re[t], g_im[t] = surrogate(gS[t]) + trace gradients (+ final-state gradient at T-1)
@@ -43,7 +43,8 @@ from torch.autograd.function import once_differentiable
 import triton
 import triton.language as tl
 
-from ..cpu.common import expand_param, io_reason
+from ...fixed_point import RESONATOR_SURROGATE_MULTIPLIERS, decay_view, round_ste
+from .._common import expand_param, io_reason
 from .common import adapt_threshold, device_reason, launch_geometry, rne_bf16, rstz12, slayer_grad
 
 #: bytes saved for backward per neuron and time step (RF-Iz: + 1 with exact decay gradients)
@@ -374,9 +375,6 @@ def _f32(v: float) -> float:
 
 
 def _run(model: str, x_seq, params, state, return_traces: bool):
-    from ...fixed_point import round_ste
-    from ...functional import resonator as R
-
     xr, xi = x_seq
     shape = tuple(xr.shape[1:])
     T = xr.shape[0]
@@ -385,23 +383,23 @@ def _run(model: str, x_seq, params, state, return_traces: bool):
     s = int(params.s_scale)
     theta = float(params.threshold)
     adaptive = model in ("adrf", "adrf_iz")
-    tau_m, scale_m = R.SURROGATE_MULTIPLIERS[model]
+    tau_m, scale_m = RESONATOR_SURROGATE_MULTIPLIERS[model]
     rho = tau_m * float(params.tau_grad) * theta
     kappa = scale_m * float(params.scale_grad)
     lava = params.decay_grad == "lava"
-    S = round_ste(R._param_tensor("params.sin_decay", params.sin_decay, like))
-    C = round_ste(R._param_tensor("params.cos_decay", params.cos_decay, like))
+    S = round_ste(decay_view("params.sin_decay", params.sin_decay, like).to(torch.float32))
+    C = round_ste(decay_view("params.cos_decay", params.cos_decay, like).to(torch.float32))
     Si, Ci = _int_vec(S, shape), _int_vec(C, shape)
-    re0 = expand_param(state.real, shape, dev)
-    im0 = expand_param(state.imag, shape, dev)
-    re0i = _int_init(state.real, shape, s)
-    im0i = _int_init(state.imag, shape, s)
+    re0 = expand_param(state[0], shape, dev)
+    im0 = expand_param(state[1], shape, dev)
+    re0i = _int_init(state[0], shape, s)
+    im0i = _int_init(state[1], shape, s)
     if adaptive:
-        Dth = R._param_tensor("params.threshold_decay", params.threshold_decay, like)
-        Dr = R._param_tensor("params.refractory_decay", params.refractory_decay, like)
+        Dth = decay_view("params.threshold_decay", params.threshold_decay, like).to(torch.float32)
+        Dr = decay_view("params.refractory_decay", params.refractory_decay, like).to(torch.float32)
         kth, kr = _int_vec(Dth, shape, keep=True), _int_vec(Dr, shape, keep=True)
-        th0i = _int_init(state.threshold, shape, s)
-        r0i = _int_init(state.refractory, shape, s)
+        th0i = _int_init(state[2], shape, s)
+        r0i = _int_init(state[3], shape, s)
         theta0, step = int(theta * s), int(float(params.threshold_step) * s)
     else:
         kth = kr = th0i = r0i = Si
@@ -419,20 +417,20 @@ def _run(model: str, x_seq, params, state, return_traces: bool):
     spk = spk.view(xr.shape)
     rel, iml = rel.view(shape), iml.view(shape)
     if model == "rf":
-        final = R.RFState(rel, iml)
+        final = (rel, iml)
     elif model == "rf_iz":
         # Izhikevich reset, straight-through, exactly as the reference
         fired = (iml >= theta).to(rel.dtype)
         reset_f = float(int(theta * s - 1)) / s
-        final = R.RFIzState(rel - (rel * fired).detach(), iml + ((reset_f - iml) * fired).detach())
+        final = (rel - (rel * fired).detach(), iml + ((reset_f - iml) * fired).detach())
     else:
-        final = R._STATES[model](rel, iml, thl.view(shape), rl.view(shape))
+        final = (rel, iml, thl.view(shape), rl.view(shape))
     if not return_traces:
-        return spk, final
+        return (spk,), final, None
     re, im = re.view(xr.shape), im.view(xr.shape)
     if adaptive:
-        return spk, final, R.AdRFTraces(re, im, th.view(xr.shape), r.view(xr.shape))
-    return spk, final, R.RFTraces(re, im)
+        return (spk,), final, (re, im, th.view(xr.shape), r.view(xr.shape))
+    return (spk,), final, (re, im)
 
 
 def res_supports(x_seq, params=None, state=None, **_) -> Optional[str]:
@@ -455,8 +453,9 @@ def _make(model: str):
     fn.__name__ = f"loihi_{model}_triton"
     fn.__doc__ = (
         f"Fused Loihi {model} (kernel contract of "
-        f":func:`spikefuse.functional.resonator.{model}_multistep`): returns the reference's "
-        "``(spikes, State[, Traces])`` with bit-identical forward numbers.\n\n"
+        f":func:`spikefuse.functional.resonator.{model}_multistep`): returns ``((spikes,), state, "
+        "traces or None)`` as tuples in the reference's State / Traces field order, with "
+        "bit-identical forward numbers.\n\n"
         "Example (CUDA, or TRITON_INTERPRET=1)::\n\n"
         f"    >>> s, st = resonator.{model}_multistep((xr.cuda(), xi.cuda()), p, backend=\"triton\")"
         "  # doctest: +SKIP\n")

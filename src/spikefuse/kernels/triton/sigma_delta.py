@@ -39,7 +39,7 @@ from torch.autograd.function import once_differentiable
 import triton
 import triton.language as tl
 
-from ..cpu.common import expand_param, io_reason, param_reason
+from .._common import expand_param, io_reason, param_reason
 from .common import device_reason, launch_geometry, rne_bf16
 
 #: bytes saved for backward per neuron and time step (ReLU mask; + 4 with a learnable threshold)
@@ -300,25 +300,24 @@ def sigma_delta_supports(x_seq, params=None, state=None, **_) -> Optional[str]:
 
 def loihi_sigma_delta_triton(x_seq, params, state, return_traces=False):
     """Fused sigma-delta (kernel contract of
-    :func:`spikefuse.functional.sigma_delta.sigma_delta_multistep`): returns the reference's
-    ``(y, SigmaDeltaState[, SigmaDeltaTraces])`` with bit-identical forward numbers.
+    :func:`spikefuse.functional.sigma_delta.sigma_delta_multistep`): returns
+    ``((y,), state, traces or None)``, tuples in SigmaDeltaState / SigmaDeltaTraces field order,
+    with bit-identical forward numbers.
 
     Example (CUDA, or TRITON_INTERPRET=1)::
 
         >>> y, st = sigma_delta_multistep(x.cuda(), p, backend="triton")  # doctest: +SKIP
     """
-    from ...functional import sigma_delta as SD
-
     shape = tuple(x_seq.shape[1:])
     T = x_seq.shape[0]
     dev = x_seq.device
     M = x_seq[0].numel()
     th = expand_param(params.threshold, shape, dev)
     bias = expand_param(params.bias, shape, dev) if params.bias is not None else None
-    acc0 = state.sigma.to(device=dev, dtype=torch.float64).expand(shape).reshape(M).contiguous()
-    pre0 = expand_param(state.pre, shape, dev)
-    res0 = expand_param(state.residual.detach(), shape, dev)
-    err0 = expand_param(state.error.detach(), shape, dev)
+    acc0 = state[0].to(device=dev, dtype=torch.float64).expand(shape).reshape(M).contiguous()
+    pre0 = expand_param(state[1], shape, dev)
+    res0 = expand_param(state[2].detach(), shape, dev)
+    err0 = expand_param(state[3].detach(), shape, dev)
     step_f = float(torch.tensor(1.0 / params.s_scale, dtype=torch.float32).item())
     cfg = (activation_kind(params.activation), bool(params.cum_error), bool(return_traces))
     scal = (step_f, float(params.tau_grad), float(params.scale_grad))
@@ -327,7 +326,7 @@ def loihi_sigma_delta_triton(x_seq, params, state, return_traces=False):
     if x_seq.dtype not in (torch.float16, torch.bfloat16):
         y = y.to(torch.float32)
     y = y.view(x_seq.shape)
-    final = SD.SigmaDeltaState(accl.view(shape), prel.view(shape), resl.view(shape), errl.view(shape))
+    final = (accl.view(shape), prel.view(shape), resl.view(shape), errl.view(shape))
     if not return_traces:
-        return y, final
-    return y, final, SD.SigmaDeltaTraces(sig.view(x_seq.shape), a.view(x_seq.shape), d.view(x_seq.shape))
+        return (y,), final, None
+    return (y,), final, (sig.view(x_seq.shape), a.view(x_seq.shape), d.view(x_seq.shape))

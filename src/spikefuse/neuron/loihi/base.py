@@ -36,6 +36,7 @@ Example (a concrete subclass)::
 """
 from __future__ import annotations
 
+import math
 from numbers import Real
 
 import numpy as np
@@ -303,7 +304,7 @@ class Neuron(NeuronModule, nn.Module):
                     f"input: expected at least 3 dimensions (T, B, *features), got shape {tuple(x.shape)}"
                 )
             self.shape = torch.Size(shape)
-            self.num_neurons = int(np.prod(shape))
+            self.num_neurons = int(math.prod(shape))  # (not np.prod: torch.compile traces math.prod)
             if not self.shared_param:
                 channels = shape[0]
                 for name, (lo, hi) in self._lazy_ranges.items():

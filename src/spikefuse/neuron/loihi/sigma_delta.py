@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..._core import check_not_transformed
 from ..._validate import _describe, check_bool, check_number, check_tensor
 from ...functional import sigma_delta as F
 from . import base
@@ -376,6 +377,7 @@ class Neuron(base.Neuron):
     # ---------------------------------------------------------------- running
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         """Graded (signed) output ``(T, B, *features)``, floored to multiples of ``1/s_scale``."""
+        check_not_transformed("sigma_delta.Neuron")  # before the in-place threshold clamp
         x = self._check_real_input(input)
         _check_shape(self, x)
         if self.norm is None:

@@ -1,0 +1,178 @@
+"""Helpers shared by the fused backends (CPU and Triton): parameter expansion, ``supports``
+reasons, the LIF variants and the hxtorch CUBA constants. Neither backend imports the other;
+both import this module (and :mod:`spikefuse._core`).
+
+Parameters arrive as Python numbers or tensors broadcastable to the state shape ``(B, *features)``
+(DESIGN.md: scalar = shared, per-channel = one per feature). Fused kernels want one fp32 value
+per neuron, so :func:`expand_param` turns a parameter into a flat, contiguous fp32 vector of
+``B * prod(features)`` entries. The expansion is an ordinary differentiable torch op, so a kernel
+returns a per-neuron gradient and autograd sums it back to the parameter's own shape.
+
+Example::
+
+    >>> import torch
+    >>> expand_param(2.0, (2, 3), torch.device("cpu"))
+    tensor([2., 2., 2., 2., 2., 2.])
+    >>> expand_param(torch.tensor([1.0, 2.0, 3.0]), (2, 3), torch.device("cpu"))
+    tensor([1., 2., 3., 1., 2., 3.])
+"""
+from __future__ import annotations
+
+from numbers import Real
+from typing import Optional, Sequence
+
+import torch
+
+from .._core import expand_param, f32_ratio, flat_param, sum_to  # noqa: F401  (re-exported for the backends)
+
+IO_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
+
+
+class KernelSurrogate:
+    """A surrogate rebuilt from its kernel id and parameters (what crosses a torch.library op
+    boundary): ``kernel_id`` and ``kernel_params`` as on :class:`spikefuse.surrogate.Surrogate`."""
+
+    def __init__(self, kernel_id: int, a0: float, a1: float):
+        self.kernel_id = int(kernel_id)
+        self.kernel_params = (float(a0), float(a1))
+
+
+def param_reason(name: str, p, shape: Sequence[int], device: torch.device) -> Optional[str]:
+    """None if ``p`` can be expanded to ``shape`` on ``device``, else a reason string."""
+    if p is None or isinstance(p, bool):
+        return f"{name} must be a number or a tensor, got {p!r}"
+    if isinstance(p, Real):
+        return None
+    if not isinstance(p, torch.Tensor):
+        return f"{name} must be a number or a tensor, got {type(p).__name__}"
+    try:
+        if torch.broadcast_shapes(tuple(p.shape), tuple(shape)) != torch.Size(shape):
+            return f"{name} of shape {tuple(p.shape)} does not broadcast to the state shape {tuple(shape)}"
+    except RuntimeError:
+        return f"{name} of shape {tuple(p.shape)} does not broadcast to the state shape {tuple(shape)}"
+    if p.numel() > 1 and p.device != device:
+        return f"{name} is on {p.device}, the input on {device}"
+    if not (p.is_floating_point() or p.dtype in (torch.int32, torch.int64)):
+        return f"{name} has dtype {p.dtype}, expected a floating dtype"
+    return None
+
+
+
+def lif_param_reason(x_seq: torch.Tensor, params, v0=None) -> Optional[str]:
+    """None if the LIF parameters (``tau``/``v_reset`` may be None, ``v_threshold`` may not) and
+    a tensor ``v0`` expand to the state shape of ``x_seq``, else the first reason (both the CPU
+    and the Triton LIF ``supports`` rules use it)."""
+    shape = tuple(x_seq.shape[1:])
+    rtau = getattr(params, "reciprocal_tau", None)
+    for name, p in (("tau", params.tau), ("v_threshold", params.v_threshold), ("v_reset", params.v_reset),
+                    ("reciprocal_tau", rtau)):
+        if p is None and name != "v_threshold":
+            continue
+        why = param_reason(name, p, shape, x_seq.device)
+        if why is not None:
+            return why
+    if v0 is not None and not isinstance(v0, (int, float)):
+        why = param_reason("v0", v0, shape, x_seq.device)
+        if why is not None:
+            return why
+    return None
+
+
+#: LIF kernel variants (SPEC: IF has no tau; LIF with or without decay_input)
+KIND_IF, KIND_LIF_DECAY_INPUT, KIND_LIF = 0, 1, 2
+
+
+def lif_kind(params) -> int:
+    """The LIF kernel variant of ``params`` (a LIFParams; a ``reciprocal_tau`` is a LIF too)."""
+    if params.tau is None and getattr(params, "reciprocal_tau", None) is None:
+        return KIND_IF
+    return KIND_LIF_DECAY_INPUT if params.decay_input else KIND_LIF
+
+
+def lif_outputs(spk, vlast, hseq, vseq, x_shape, return_traces: bool):
+    """A fused LIF kernel's flat ``(T, M)`` / ``(M,)`` results viewed back in the input's shape
+    ``x_shape = (T, B, *features)``, in the kernel contract: ``((spikes,), (v_last,),
+    (h_seq, v_seq) or None)`` (LIFState / LIFTraces field order)."""
+    shape = tuple(x_shape[1:])
+    traces = (hseq.view(tuple(x_shape)), vseq.view(tuple(x_shape))) if return_traces else None
+    return (spk.view(x_shape),), (vlast.view(shape),), traces
+
+
+def lif_v0(state):
+    """The initial membrane of a LIF kernel call: ``state`` is ``(v0,)`` or None."""
+    return None if state is None else state[0]
+
+
+def needs_grad(p) -> bool:
+    return isinstance(p, torch.Tensor) and p.requires_grad
+
+
+def io_reason(x: torch.Tensor, dtypes=IO_DTYPES) -> Optional[str]:
+    if x.dtype not in dtypes:
+        names = "/".join(str(d).replace("torch.", "") for d in dtypes)
+        return f"input dtype {x.dtype} is not supported (expected {names}); the reference path handles it"
+    if x.dim() < 2:
+        return f"input must be (T, B, *features), got shape {tuple(x.shape)}"
+    if x.numel() == 0:
+        return "empty input"
+    return None
+
+
+_GRAD_PARAMS = ("leak", "reset", "threshold", "tau_syn", "tau_mem")
+
+
+def cuba_consts(params, dt: float, refractory_time, shape, device, flat):
+    """Per-neuron constants, computed with the reference's arithmetic, then ``flat(p)``:
+    (leak, reset, threshold, a_m, c_s, alpha, R). ``alpha`` and ``R`` carry no gradient."""
+    def cast(p):
+        return p.to(torch.float32) if isinstance(p, torch.Tensor) else float(p)
+
+    a_m = dt / cast(params.tau_mem)
+    c_s = 1.0 - dt / cast(params.tau_syn)
+    alpha = params.alpha.detach() if isinstance(params.alpha, torch.Tensor) else params.alpha
+    R = 0.0 if refractory_time is None else cuba_ref_steps(refractory_time, dt)
+    return tuple(flat(p, shape, device) for p in (params.leak, params.reset, params.threshold,
+                                                  a_m, c_s, alpha, R))
+
+
+def cuba_supports_common(x_seq, params, refractory) -> Optional[str]:
+    if params is None:
+        return "no CubaParams given"
+    why = io_reason(x_seq)
+    if why is not None:
+        return why
+    if getattr(params, "method", "superspike") != "superspike":
+        return f"method {params.method!r} has no kernel"
+    shape = tuple(x_seq.shape[1:])
+    for name in _GRAD_PARAMS + ("alpha",) + (("refractory_time",) if refractory else ()):
+        why = param_reason(name, getattr(params, name), shape, x_seq.device)
+        if why is not None:
+            return why
+    return None
+
+
+def cuba_ref_steps(refractory_time, dt: float):
+    """Refractory steps ``float32(refractory_time) / float32(dt)`` (a number, or a tensor
+    without gradient), as the reference computes them."""
+    if isinstance(refractory_time, torch.Tensor):
+        return refractory_time.detach().to(torch.float32) / torch.tensor(dt, dtype=torch.float32,
+                                                                          device=refractory_time.device)
+    return f32_ratio(refractory_time, dt)
+
+
+def cuba_final_state(spikes, membrane, current, refractory_time, dt: float):
+    """The hxtorch CUBA final state ``(z, v, i[, ref])`` from a kernel's traces. The refractory
+    counter was loaded at the last spike ``k`` with ``R`` and decremented once per later step,
+    floored at 0."""
+    cdt = membrane.dtype
+    z = spikes[-1].to(cdt)
+    if refractory_time is None:
+        return (z, membrane[-1], current[-1])
+    T = spikes.shape[0]
+    idx = torch.arange(T, device=spikes.device, dtype=cdt).reshape((T,) + (1,) * (spikes.dim() - 1))
+    # spikes are exactly 0/1 here (kernel output): float ops, no bool masks (those are slow on CPU)
+    last = (spikes.detach().to(cdt) * (idx + 1)).amax(0) - 1
+    R = cuba_ref_steps(refractory_time, dt)
+    R = R.to(cdt) if isinstance(R, torch.Tensor) else R
+    ref = torch.where(last >= 0, torch.relu(R - (T - 1 - last)), torch.zeros_like(last))
+    return (z, membrane[-1], current[-1], ref)

@@ -1,0 +1,166 @@
+"""One autograd/launch glue for the fused scans: :class:`ScanSpec` + :class:`ScanFunction`.
+
+A fused kernel is a forward scan and a hand-written reverse scan over raw tensors. Its
+:class:`ScanSpec` states the facts about it (names of the inputs, states, params, outputs and
+saved traces; bytes saved for backward and bytes moved per neuron-step) and gives three raw
+functions:
+
+- ``forward(tensors, f, i) -> list[Tensor | None]``: the outputs;
+- ``save(tensors, outputs, f, i, needs) -> list[Tensor | None]``: what backward keeps;
+- ``backward(saved, grads, f, i, needs) -> list[Tensor | None]``: one gradient per input;
+- ``fake(tensors, f, i)`` / ``fake_backward(saved, grads, f, i, needs)``: output shapes and dtypes
+  (torch.compile traces with these, without running the scan).
+
+``tensors`` are the op's tensor inputs in ``spec.inputs`` order (None where absent), ``f`` its
+float and ``i`` its int configuration (numbers kept as Python floats: a Python scalar and a 0-d
+tensor round differently in some ops).
+
+:class:`ScanFunction` registers all specs behind two ``torch.library`` custom ops,
+``spikefuse::scan_fwd`` and ``spikefuse::scan_bwd`` (``custom_op`` + ``register_fake`` +
+``register_autograd``, the arrangement SpikingJelly uses), so ``torch.compile(fullgraph=True)``
+sees one opaque node per scan in forward and one in backward, and eager calls go through the same
+path. Absent tensors cross the op boundary as empty tensors. The backward op is first-order only:
+differentiating it raises (as ``once_differentiable`` did).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional, Sequence
+
+import torch
+from torch import Tensor
+
+__all__ = ["ScanSpec", "ScanFunction", "register_spec", "spec", "SPECS"]
+
+#: every registered spec, by name
+SPECS: dict[str, "ScanSpec"] = {}
+
+
+@dataclass(frozen=True)
+class ScanSpec:
+    """The facts about one fused scan (see the module docstring)."""
+
+    name: str
+    inputs: tuple[str, ...]
+    states: tuple[str, ...]
+    params: tuple[str, ...]
+    outputs: tuple[str, ...]
+    saved: tuple[str, ...]
+    saved_bytes: int
+    moved_bytes: int
+    forward: Callable
+    save: Callable
+    backward: Callable
+    fake: Callable
+    fake_backward: Callable
+
+
+def register_spec(s: ScanSpec) -> ScanSpec:
+    SPECS[s.name] = s
+    return s
+
+
+def spec(name: str) -> ScanSpec:
+    return SPECS[name]
+
+
+def _absent(device) -> Tensor:
+    return torch.empty(0, device=device)
+
+
+def _none(ts: Sequence[Tensor]) -> list:
+    """Empty tensors mark absent entries at the op boundary."""
+    return [None if t.numel() == 0 else t for t in ts]
+
+
+def _fill(ts: Sequence[Optional[Tensor]], device) -> list[Tensor]:
+    return [_absent(device) if t is None else t for t in ts]
+
+
+def _device(ts):
+    for t in ts:
+        if t is not None:
+            return t.device
+    return torch.device("cpu")
+
+
+@torch.library.custom_op("spikefuse::scan_fwd", mutates_args=())
+def scan_fwd(kernel: str, tensors: list[Tensor], f: list[float], i: list[int]) -> list[Tensor]:
+    """Forward scan of ``kernel`` (a registered :class:`ScanSpec`)."""
+    ts = _none(tensors)
+    with torch.no_grad():
+        outs = SPECS[kernel].forward(ts, list(f), list(i))
+    return _fill(outs, _device(ts))
+
+
+@scan_fwd.register_fake
+def _scan_fwd_fake(kernel, tensors, f, i):
+    ts = _none(tensors)
+    return _fill(SPECS[kernel].fake(ts, list(f), list(i)), _device(ts))
+
+
+@torch.library.custom_op("spikefuse::scan_bwd", mutates_args=())
+def scan_bwd(kernel: str, saved: list[Tensor], grads: list[Tensor], f: list[float], i: list[int],
+             needs: list[bool]) -> list[Tensor]:
+    """Reverse scan of ``kernel``: one gradient per forward input (empty where not needed)."""
+    sv, gs = _none(saved), _none(grads)
+    with torch.no_grad():
+        out = SPECS[kernel].backward(sv, gs, list(f), list(i), list(needs))
+    return _fill(out, _device(sv))
+
+
+@scan_bwd.register_fake
+def _scan_bwd_fake(kernel, saved, grads, f, i, needs):
+    sv, gs = _none(saved), _none(grads)
+    return _fill(SPECS[kernel].fake_backward(sv, gs, list(f), list(i), list(needs)), _device(sv))
+
+
+def _setup_context(ctx, inputs, output):
+    kernel, tensors, f, i = inputs
+    ts = _none(tensors)
+    needs = [t is not None and t.requires_grad for t in ts]
+    saved = SPECS[kernel].save(ts, _none(output), list(f), list(i), needs)
+    ctx.kernel, ctx.f, ctx.i, ctx.needs = kernel, list(f), list(i), needs
+    ctx.n_saved = len(saved)
+    ctx.device = _device(ts)
+    ctx.save_for_backward(*_fill(saved, ctx.device))
+    ctx.set_materialize_grads(False)
+
+
+def _backward(ctx, grads):
+    saved = list(ctx.saved_tensors)
+    gs = _fill(list(grads), ctx.device)
+    needs = ctx.needs  # as needs_input_grad: whether each input requires grad
+    out = scan_bwd(ctx.kernel, saved, gs, ctx.f, ctx.i, needs)
+    return None, [g if (n and g.numel()) else None for g, n in zip(out, needs)], None, None
+
+
+scan_fwd.register_autograd(_backward, setup_context=_setup_context)
+
+
+def _no_double_backward(ctx, grads):
+    raise RuntimeError(
+        f"spikefuse fused scan {ctx.kernel!r}: the hand-written backward is first-order only; "
+        "cannot differentiate twice (once_differentiable). Use backend='reference' for "
+        "higher-order gradients")
+
+
+def _bwd_setup(ctx, inputs, output):
+    ctx.kernel = inputs[0]
+
+
+scan_bwd.register_autograd(_no_double_backward, setup_context=_bwd_setup)
+
+
+class ScanFunction:
+    """Runs a registered :class:`ScanSpec` through the ``spikefuse::scan_fwd`` op (with its
+    registered backward): ``ScanFunction(spec).apply(tensors, f, i)`` returns the outputs as a
+    list, None where absent."""
+
+    def __init__(self, s: ScanSpec):
+        self.spec = register_spec(s)
+
+    def apply(self, tensors: Sequence[Optional[Tensor]], f: Sequence[float], i: Sequence[int]) -> list:
+        ts = list(tensors)
+        outs = scan_fwd(self.spec.name, _fill(ts, _device(ts)), [float(v) for v in f], [int(v) for v in i])
+        return _none(outs)
