@@ -14,6 +14,7 @@ MODULES = [
     "spikefuse.data.frames",
     "spikefuse.data.stream",
     "spikefuse.data.event_digits",
+    "spikefuse.wrappers",
 ]
 
 

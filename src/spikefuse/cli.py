@@ -5,8 +5,11 @@
 a ``[train]`` table, with the same names, dashes or underscores; flags given on the command
 line override the file):
 
---data        yinyang (default), digits, randman, shd, ssc, nmnist, dvsgesture
+--data        yinyang (default), digits, randman, shd, ssc, nmnist, dvsgesture, cifar10dvs,
+              eventdigits (event-camera digits generated in code)
 --data-root   folder holding the event-data files (default $SPIKEFUSE_DATA, else ./data)
+--model       dense, recurrent (LIF with recurrent weights), conv (VGG-style); default per data set:
+              recurrent for shd/ssc, conv for the event cameras and eventdigits, else dense
 --neuron      lif (default), if, plif, cuba, loihi-cuba, eventprop
 --gradient    atan, sigmoid, superspike, fast_sigmoid, triangle, slayer_exp, eventprop
               (default: the neuron's own: atan for lif/if/plif, superspike for cuba,
@@ -52,7 +55,7 @@ from typing import Optional, Sequence
 __all__ = ["main", "build_parser"]
 
 _TRAIN_KEYS = (
-    "data", "neuron", "gradient", "hidden", "layers", "T", "epochs", "batch_size", "lr",
+    "data", "model", "neuron", "gradient", "hidden", "layers", "T", "epochs", "batch_size", "lr",
     "optimizer", "weight_decay", "schedule", "tau", "input_gain", "readout", "seed", "device", "amp", "out",
     "backend", "plots", "max_samples", "data_root", "threads",
 )
@@ -76,6 +79,7 @@ def _add_train(sub) -> argparse.ArgumentParser:
     p.add_argument("--data", help="data set: " + ", ".join(tr._data_names()) + " (default yinyang)")
     p.add_argument("--data-root", dest="data_root", metavar="DIR",
                    help="folder of the event data files (default $SPIKEFUSE_DATA, else ./data)")
+    p.add_argument("--model", help="network: " + ", ".join(tr.MODELS) + " (default per data set)")
     p.add_argument("--neuron", help="neuron family: " + ", ".join(tr.NEURONS) + " (default lif)")
     p.add_argument("--gradient", help="surrogate or eventprop: " + ", ".join(tr.GRADIENTS))
     p.add_argument("--hidden", type=int, help="neurons per hidden layer")

@@ -87,6 +87,8 @@ def collate_time_first(batch: Sequence):
         >>> xb.shape, yb.tolist()
         (torch.Size([5, 2, 3]), [1, 0])
     """
+    if not isinstance(batch, Sequence) or isinstance(batch, (str, bytes)):
+        raise TypeError(f"batch: expected a sequence of (x, label) samples, got {type(batch).__name__}")
     if len(batch) == 0:
         raise ValueError("batch: expected at least one (x, label) sample, got an empty batch")
     xs, ys = zip(*batch)

@@ -39,6 +39,7 @@ from torch.utils.data import Dataset
 
 from .._validate import check_choice, check_number
 from . import encoders
+from ._checks import check_scalar
 
 __all__ = ["Digits", "load_digits_tensors", "ENCODINGS"]
 
@@ -142,7 +143,7 @@ class Digits(Dataset):
                 continue
             if isinstance(v, bool) or not isinstance(v, Integral) or v < 0:
                 raise ValueError(f"{name}: expected a non-negative int, got {v!r}")
-        check_number("gain", gain, ge=0)
+        check_scalar("gain", gain, ge=0)
         check_choice("latency_method", latency_method, ["linear", "log"])
         check_number("latency_threshold", latency_threshold, ge=0, lt=1)
         if encoding == "rate" and gain > 1:

@@ -44,7 +44,8 @@ from typing import Optional
 
 import torch
 
-from .._validate import check_choice, check_number, check_tensor
+from .._validate import check_choice
+from ._checks import check_data_tensor, check_scalar
 
 __all__ = [
     "rate",
@@ -105,9 +106,9 @@ def rate(x: torch.Tensor, T: int, *, gain: float = 1.0, generator: Optional[torc
         >>> s.shape, 0.35 < s.mean().item() < 0.65
         (torch.Size([100, 2, 3]), True)
     """
-    check_tensor("x", x)
+    check_data_tensor("x", x)
     T = _check_T(T)
-    check_number("gain", gain, ge=0)
+    gain = check_scalar("gain", gain, ge=0)
     _check_generator(generator, x)
     p = (x.float() * float(gain))
     _check_range("x", p, 0.0, 1.0, "firing probabilities gain * x")
@@ -138,9 +139,9 @@ def poisson(
         >>> s[:, 0].sum().item(), abs(s[:, 1].mean().item() - (1 - math.exp(-0.2))) < 0.05
         (0.0, True)
     """
-    check_tensor("x", x)
+    check_data_tensor("x", x)
     T = _check_T(T)
-    check_number("gain", gain, ge=0)
+    gain = check_scalar("gain", gain, ge=0)
     if not isinstance(counts, bool):
         raise TypeError(f"counts: expected bool, got {type(counts).__name__}")
     _check_generator(generator, x)
@@ -154,18 +155,16 @@ def poisson(
 
 
 def _latency_setup(x, T, method, threshold, tau):
-    check_tensor("x", x)
+    check_data_tensor("x", x)
     T = _check_T(T)
     check_choice("method", method, ["linear", "log"])
-    check_number("threshold", threshold, ge=0, lt=1)
-    threshold = float(threshold)
+    threshold = check_scalar("threshold", threshold, ge=0, lt=1)
     if method == "log":
         if threshold <= 0:
             raise ValueError("threshold: the log latency code needs threshold > 0, got 0")
         if tau is None:
             tau = (T - 1) / math.log(2.0) if T > 1 else 1.0
-        check_number("tau", tau, gt=0)
-        tau = float(tau)
+        tau = check_scalar("tau", tau, gt=0)
     elif tau is not None:
         raise ValueError("tau: only used by method='log'; leave it None for method='linear'")
     _check_range("x", x, 0.0, 1.0, "latency-coded intensities")
@@ -259,10 +258,10 @@ def delta(
         >>> delta(torch.tensor([0.0, 0.4, 1.0, 1.2, 0.1]), threshold=0.5)
         tensor([ 0.,  0.,  1.,  0., -1.])
     """
-    check_tensor("x_seq", x_seq, min_ndim=1)
+    check_data_tensor("x_seq", x_seq, min_ndim=1)
     if x_seq.shape[0] < 1:
         raise ValueError(f"x_seq: expected at least one time step, got shape {tuple(x_seq.shape)}")
-    check_number("threshold", threshold, gt=0)
+    check_scalar("threshold", threshold, gt=0)
     if not isinstance(off_spikes, bool):
         raise TypeError(f"off_spikes: expected bool, got {type(off_spikes).__name__}")
     xf = x_seq.double() if x_seq.dtype == torch.float64 else x_seq.float()
@@ -270,7 +269,7 @@ def delta(
         ref = xf[0].clone()
     else:
         if isinstance(reference, torch.Tensor):
-            check_tensor("reference", reference)
+            check_data_tensor("reference", reference)
             try:
                 ref = torch.broadcast_to(reference.to(xf), xf.shape[1:]).clone()
             except RuntimeError:
@@ -279,7 +278,7 @@ def delta(
                     f"{tuple(xf.shape[1:])}"
                 ) from None
         else:
-            check_number("reference", reference)
+            check_scalar("reference", reference)
             ref = torch.full(xf.shape[1:], float(reference), dtype=xf.dtype, device=xf.device)
     thr = float(threshold)
     out = torch.zeros_like(xf)
@@ -309,14 +308,14 @@ def threshold_crossing(x_seq: torch.Tensor, levels) -> torch.Tensor:
         >>> threshold_crossing(torch.tensor([0.0, 0.6, 0.2]), [0.5]).squeeze(-1)
         tensor([ 0.,  1., -1.])
     """
-    check_tensor("x_seq", x_seq, min_ndim=1)
+    check_data_tensor("x_seq", x_seq, min_ndim=1)
     if x_seq.shape[0] < 1:
         raise ValueError(f"x_seq: expected at least one time step, got shape {tuple(x_seq.shape)}")
     if not isinstance(levels, torch.Tensor):
         if isinstance(levels, Real) or not all(isinstance(v, Real) and not isinstance(v, bool) for v in levels):
             raise TypeError(f"levels: expected a 1-D tensor or a sequence of numbers, got {levels!r}")
         levels = torch.tensor([float(v) for v in levels])
-    check_tensor("levels", levels, ndim=1)
+    check_data_tensor("levels", levels, ndim=1)
     if levels.numel() == 0:
         raise ValueError("levels: expected at least one level, got an empty sequence")
     xf = x_seq.double() if x_seq.dtype == torch.float64 else x_seq.float()
@@ -337,7 +336,7 @@ def current(x: torch.Tensor, T: int, *, gain: float = 1.0) -> torch.Tensor:
                 [1., 2.],
                 [1., 2.]])
     """
-    check_tensor("x", x)
+    check_data_tensor("x", x)
     T = _check_T(T)
-    check_number("gain", gain)
+    gain = check_scalar("gain", gain)
     return (x * gain).unsqueeze(0).expand(T, *x.shape).contiguous()

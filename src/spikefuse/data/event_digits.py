@@ -32,8 +32,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .._validate import check_number
-from ._checks import check_flags, check_int
+from ._checks import check_flags, check_int, check_scalar
 from .frames import EVENT_DTYPE, to_frames
 
 __all__ = ["EventDigits", "simulate_event_camera", "digit_events", "SENSOR_SIZE"]
@@ -73,17 +72,26 @@ def _path(n: int) -> np.ndarray:
     return corners[k] * (1 - f) + corners[k + 1] * f
 
 
+def _floats(name: str, v) -> np.ndarray:
+    try:
+        return np.asarray(v, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"{name}: expected an array of numbers, got {type(v).__name__}") from e
+
+
 def simulate_event_camera(frames, times_us, *, threshold: float = 0.25, eps: float = 0.1, rng=None) -> np.ndarray:
     """DVS events from intensity frames ``(S, H, W)`` at ``times_us`` (S,), sorted by time.
 
     The first frame sets the reference; see the module docstring for the model. Without ``rng``
     event times are the frame times (no jitter).
     """
-    frames = np.asarray(frames, dtype=np.float64)
-    times = np.asarray(times_us, dtype=np.float64)
+    frames, times = _floats("frames", frames), _floats("times_us", times_us)
     if frames.ndim != 3 or times.shape != frames.shape[:1] or frames.shape[0] < 2:
         raise ValueError(f"frames, times_us: expected (S, H, W) with S >= 2 and (S,), got {frames.shape}, {times.shape}")
-    check_number("threshold", threshold, gt=0)
+    threshold = check_scalar("threshold", threshold, gt=0)
+    eps = check_scalar("eps", eps, gt=0)
+    if frames.size and (not np.isfinite(frames).all() or frames.min() < 0):
+        raise ValueError("frames: intensities must be finite and >= 0")
     logs = np.log(frames + eps)
     ref = logs[0].copy()
     counts = np.zeros((len(frames) - 1,) + frames.shape[1:], dtype=np.int64)
@@ -148,8 +156,9 @@ class EventDigits(Dataset):
         self.seed = check_int("seed", seed, ge=0)
         self.n_substeps = check_int("n_substeps", n_substeps, ge=2)
         self.duration_us = check_int("duration_us", duration_us, ge=1)
-        self.threshold = float(check_number("threshold", threshold, gt=0))
-        self.noise_rate = float(check_number("noise_rate", noise_rate, ge=0))
+        self.threshold = check_scalar("threshold", threshold, gt=0)
+        self.noise_rate = check_scalar("noise_rate", noise_rate, ge=0)
+        check_int("split_seed", split_seed, ge=0)
         check_flags(transform, binary=binary, flatten=flatten)
         self.binary, self.flatten, self.transform = binary, flatten, transform
         base = Digits(split, seed=split_seed, test_fraction=test_fraction)

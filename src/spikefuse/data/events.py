@@ -59,6 +59,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .._validate import check_choice, check_number
+from ._checks import check_flags
 from ._checks import check_int as _check_int
 from ._hdf5 import check_heidelberg_layout
 from ._limits import MAX_EVENTS_PER_SAMPLE, check_file_size
@@ -115,7 +116,11 @@ def bin_events(
     """
     T = _check_int("T", T, ge=1)
     n_channels = _check_int("n_channels", n_channels, ge=1)
-    t = np.asarray(times, dtype=np.float64).reshape(-1)
+    check_flags(binary=binary)
+    try:
+        t = np.asarray(times, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"times: expected an array of numbers, got {type(times).__name__}") from e
     c = np.asarray(channels).reshape(-1)
     if t.shape != c.shape:
         raise ValueError(f"channels: expected {t.shape[0]} entries like times, got {c.shape[0]}")

@@ -42,6 +42,7 @@ from torch.utils.data import Dataset
 
 from .._validate import check_choice, check_number
 from ._checks import check_int as _check_int
+from ._checks import check_scalar
 
 __all__ = ["RandomManifold", "RandmanData", "make_randman", "randman_raster", "RandMan"]
 
@@ -89,7 +90,7 @@ class RandomManifold:
     ) -> None:
         self.embedding_dim = _check_int("embedding_dim", embedding_dim, ge=1)
         self.manifold_dim = _check_int("manifold_dim", manifold_dim, ge=1)
-        check_number("alpha", alpha, gt=0)
+        check_scalar("alpha", alpha, gt=0)
         check_number("prec", prec, gt=0, lt=1)
         max_f_cutoff = _check_int("max_f_cutoff", max_f_cutoff, ge=1)
         if not isinstance(use_bias, bool):
@@ -172,7 +173,7 @@ def make_randman(
     dim_manifold = _check_int("dim_manifold", dim_manifold, ge=1)
     n_spikes = _check_int("n_spikes", n_spikes, ge=1)
     n_samples = _check_int("n_samples", n_samples, ge=1)
-    check_number("alpha", alpha, gt=0)
+    check_scalar("alpha", alpha, gt=0)
     if not isinstance(shuffle, bool):
         raise TypeError(f"shuffle: expected bool, got {type(shuffle).__name__}")
     seed = _resolve_seed(seed)
@@ -303,7 +304,7 @@ class RandMan(Dataset):
                         ("dim_manifold", dim_manifold), ("n_spikes", n_spikes), ("n_samples", n_samples)):
             _check_int(name, v, ge=1)
         check_number("step_frac", step_frac, gt=0, le=1)
-        check_number("alpha", alpha, gt=0)
+        check_scalar("alpha", alpha, gt=0)
         seed = _resolve_seed(seed)
         full = _cached_randman(
             int(n_classes), int(n_units), int(n_steps), float(step_frac), int(dim_manifold),

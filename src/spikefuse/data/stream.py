@@ -40,6 +40,13 @@ from .frames import check_sensor_size, to_frames
 __all__ = ["EventStream", "stream_loader"]
 
 
+def _labels(labels) -> list:
+    try:
+        return [int(v) for v in labels]
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"labels: expected a sequence of int class labels, got {type(labels).__name__}") from e
+
+
 def _source_len(source) -> int:
     try:
         return len(source)
@@ -72,10 +79,10 @@ class EventStream(Dataset):
         size = sensor_size if sensor_size is not None else getattr(source, "sensor_size", None)
         if size is None:
             raise ValueError("sensor_size: required (W, H, P) - the source has no sensor_size attribute")
-        self.sensor_size = check_sensor_size(tuple(size))
+        self.sensor_size = check_sensor_size(tuple(size) if isinstance(size, (tuple, list)) else size)
         self.T = check_int("n_time_bins", n_time_bins, ge=1)
         if labels is not None:
-            labels = [int(v) for v in labels]
+            labels = _labels(labels)
             if len(labels) != self.n:
                 raise ValueError(f"labels: expected {self.n} labels (one per sample), got {len(labels)}")
         check_flags(transform, binary=binary, flatten=flatten)
@@ -129,6 +136,8 @@ def stream_loader(dataset, batch_size: int, *, shuffle: bool = False, num_worker
     """
     from . import collate_time_first
 
+    if not (hasattr(dataset, "__getitem__") and hasattr(dataset, "__len__")):
+        raise TypeError(f"dataset: expected a map-style data set (__getitem__ and __len__), got {type(dataset).__name__}")
     batch_size = check_int("batch_size", batch_size, ge=1)
     num_workers = check_int("num_workers", num_workers, ge=0)
     for name, v in (("shuffle", shuffle), ("drop_last", drop_last)):

@@ -47,6 +47,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .._validate import check_choice, check_number
+from ._checks import check_data_tensor, check_scalar
 from ._checks import check_int as _check_int
 
 __all__ = ["YinYang", "make_yinyang", "yinyang_class", "SPLITS", "CLASS_NAMES"]
@@ -58,9 +59,8 @@ CLASS_NAMES = ("yin", "yang", "dot")
 
 
 def _check_radii(r_small, r_big) -> tuple[float, float]:
-    check_number("r_big", r_big, gt=0)
-    check_number("r_small", r_small, gt=0)
-    r_small, r_big = float(r_small), float(r_big)
+    r_big = check_scalar("r_big", r_big, gt=0)
+    r_small = check_scalar("r_small", r_small, gt=0)
     if not r_small < r_big / 2:
         raise ValueError(
             f"r_small: must be smaller than r_big / 2 = {r_big / 2:g} so that the dots fit "
@@ -96,8 +96,7 @@ def yinyang_class(x, y, r_small: float = 0.1, r_big: float = 0.5) -> np.ndarray:
         1
     """
     r_small, r_big = _check_radii(r_small, r_big)
-    x = np.asarray(x, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
+    x, y = _coords("x", x), _coords("y", y)
     d_right = np.sqrt((x - 1.5 * r_big) ** 2 + (y - r_big) ** 2)
     d_left = np.sqrt((x - 0.5 * r_big) ** 2 + (y - r_big) ** 2)
     upper = (
@@ -107,6 +106,20 @@ def yinyang_class(x, y, r_small: float = 0.1, r_big: float = 0.5) -> np.ndarray:
     )
     dots = (d_right < r_small) | (d_left < r_small)
     return np.where(dots, 2, upper.astype(np.int64)).astype(np.int64)
+
+
+def _coords(name: str, v) -> np.ndarray:
+    """Finite float64 coordinates from numbers, arrays or (any-dtype, CPU-readable) tensors."""
+    if isinstance(v, torch.Tensor):
+        check_data_tensor(name, v, floating=False, finite=False)
+        v = v.detach().cpu().double().numpy()
+    try:
+        a = np.asarray(v, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"{name}: expected numbers or an array of coordinates, got {type(v).__name__}") from e
+    if a.size and not np.isfinite(a).all():
+        raise ValueError(f"{name}: contains NaN or inf values")
+    return a
 
 
 def _generate(size: int, seed: int, r_small: float, r_big: float):

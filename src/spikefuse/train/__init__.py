@@ -46,10 +46,10 @@ Example::
 from __future__ import annotations
 
 from .checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint, save_checkpoint
-from .config import (DATA_DEFAULTS, DEFAULT_GRADIENT, DEVICES, GRADIENT_DATA_DEFAULTS, GRADIENTS,
-                     NEURON_GRADIENTS, NEURONS, OPTIMIZERS, READOUTS, SCHEDULES, ConfigError,
-                     TrainConfig, _data_names, config_run_id, config_to_toml, default_threads,
-                     load_config_file)
+from .config import (DATA_DEFAULTS, DEFAULT_GRADIENT, DEFAULT_MODEL, DEVICES, GRADIENT_DATA_DEFAULTS, GRADIENTS,
+                     MODEL_DATA_DEFAULTS, MODEL_NEURONS, MODELS, NEURON_GRADIENTS, NEURONS, OPTIMIZERS, READOUTS,
+                     SCHEDULES, ConfigError, TrainConfig, _data_names, config_run_id, config_to_toml,
+                     default_threads, load_config_file)
 from .data import load_data
 from .distributed import DistInfo, init_distributed
 from .model import SpikingClassifier, build_model, build_optimizer
@@ -60,6 +60,10 @@ from .use import load_run
 __all__ = [
     "TrainConfig",
     "DATA_DEFAULTS",
+    "DEFAULT_MODEL",
+    "MODEL_DATA_DEFAULTS",
+    "MODEL_NEURONS",
+    "MODELS",
     "GRADIENT_DATA_DEFAULTS",
     "NEURONS",
     "GRADIENTS",

@@ -19,6 +19,15 @@ NEURONS = tuple(f.id for f in _TRAINABLE)
 GRADIENTS = ("atan", "sigmoid", "superspike", "fast_sigmoid", "triangle", "slayer_exp", "eventprop")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 READOUTS = ("max", "mean", "last", "count")
+#: network shapes of ``--model`` (spikefuse.train.nets): feed-forward, explicitly recurrent, VGG-style conv
+MODELS = ("dense", "recurrent", "conv")
+#: neuron families each model can be built with (eventprop owns a dense synapse; the recurrent
+#: layer is spikefuse.layers.RecurrentLIF)
+MODEL_NEURONS = {
+    "dense": NEURONS,
+    "recurrent": ("lif",),
+    "conv": tuple(f.id for f in _TRAINABLE if not f.train.owns_synapse),
+}
 SCHEDULES = ("onecycle", "cosine", "none")
 DEVICES = ("auto", "cpu", "cuda")
 #: gradient used when ``gradient`` is not given, per neuron
@@ -50,7 +59,23 @@ DATA_DEFAULTS: dict[str, dict[str, Any]] = {
     "ssc": dict(hidden=256, layers=1, T=None, epochs=20, batch_size=128, lr=2e-3),
     "nmnist": dict(hidden=256, layers=1, T=None, epochs=10, batch_size=64, lr=2e-3),
     "dvsgesture": dict(hidden=256, layers=2, T=None, epochs=30, batch_size=32, lr=2e-3),
+    "cifar10dvs": dict(hidden=256, layers=2, T=None, epochs=30, batch_size=32, lr=2e-3),
+    "eventdigits": dict(hidden=256, layers=1, T=None, epochs=10, batch_size=64, lr=2e-3),
 }
+#: the network each data set trains by default (``model`` left None)
+DEFAULT_MODEL = {"shd": "recurrent", "ssc": "recurrent", "nmnist": "conv", "dvsgesture": "conv",
+                 "cifar10dvs": "conv", "eventdigits": "conv"}
+#: per-(model, data set) defaults over :data:`DATA_DEFAULTS` (conv: ``hidden`` = channels of the
+#: first block, doubling per block)
+MODEL_DATA_DEFAULTS: dict[tuple[str, str], dict[str, Any]] = {
+    ("conv", "eventdigits"): dict(hidden=16, layers=2, epochs=6, batch_size=64, lr=5e-3),
+    ("conv", "nmnist"): dict(hidden=16, layers=2, epochs=10, batch_size=64, lr=2e-3),
+    ("conv", "dvsgesture"): dict(hidden=16, layers=4, epochs=30, batch_size=16, lr=2e-3),
+    ("conv", "cifar10dvs"): dict(hidden=32, layers=4, epochs=30, batch_size=32, lr=1e-3),
+    ("recurrent", "shd"): dict(hidden=256, layers=1, epochs=30, batch_size=64, lr=2e-3),
+    ("recurrent", "ssc"): dict(hidden=256, layers=1, epochs=20, batch_size=128, lr=2e-3),
+}
+_CONV_FALLBACK = dict(hidden=16, layers=2)
 _FALLBACK_DEFAULTS = dict(hidden=128, layers=1, T=10, epochs=20, batch_size=32, lr=5e-3)
 #: per-(gradient, data set) defaults that take precedence over :data:`DATA_DEFAULTS` (fields
 #: left None only). EventProp gradients on Yin-Yang (time in steps, see SpikingClassifier):
@@ -101,6 +126,7 @@ class TrainConfig:
     """
 
     data: str = "yinyang"
+    model: Optional[str] = None
     neuron: str = "lif"
     gradient: Optional[str] = None
     hidden: Optional[int] = None
@@ -131,7 +157,8 @@ class TrainConfig:
         c = dataclasses.replace(self)
         _resolve_names(c, self)
         defaults = DATA_DEFAULTS.get(c.data, _FALLBACK_DEFAULTS)
-        defaults = {**defaults, **GRADIENT_DATA_DEFAULTS.get((c.gradient, c.data), {})}
+        model_defaults = MODEL_DATA_DEFAULTS.get((c.model, c.data), _CONV_FALLBACK if c.model == "conv" else {})
+        defaults = {**defaults, **model_defaults, **GRADIENT_DATA_DEFAULTS.get((c.gradient, c.data), {})}
         for k, v in {"input_gain": 1.0, **defaults}.items():
             if getattr(c, k) is None:
                 setattr(c, k, v)
@@ -171,10 +198,18 @@ def _resolve_names(c: TrainConfig, given: TrainConfig) -> None:
     if key not in names:
         raise ValueError(f"data: expected one of {list(names)}, got {c.data!r}")
     c.data = key
+    if c.model is None:
+        c.model = DEFAULT_MODEL.get(key, "dense")
+    _check_str("model", c.model)
+    if c.model.lower() not in MODELS:
+        raise ValueError(f"model: expected one of {list(MODELS)}, got {given.model!r}")
+    c.model = c.model.lower()
     _check_str("neuron", c.neuron)
     c.neuron = _neuron_id(c.neuron)
     if c.neuron not in NEURONS:
         raise ValueError(f"neuron: expected one of {list(NEURONS)}, got {given.neuron!r}")
+    if c.neuron not in MODEL_NEURONS[c.model]:
+        raise ValueError(f"neuron: model {c.model!r} supports {list(MODEL_NEURONS[c.model])}, got {c.neuron!r}")
     if c.gradient is None:
         c.gradient = DEFAULT_GRADIENT[c.neuron]
     _check_str("gradient", c.gradient)

@@ -53,7 +53,9 @@ def load_split(cfg: TrainConfig, split: str, max_samples=None):
     kw = {}
     if cfg.data == "randman" and cfg.T is not None:
         kw["n_steps"] = cfg.T
-    if cfg.data in ("shd", "ssc", "nmnist", "dvsgesture") and cfg.data_root is not None:
+    if cfg.data == "eventdigits" and cfg.T is not None:
+        kw["T"] = cfg.T
+    if cfg.data in ("shd", "ssc", "nmnist", "dvsgesture", "cifar10dvs") and cfg.data_root is not None:
         kw["root"] = cfg.data_root
     try:
         ds, info = get_dataset(cfg.data, split, **kw)

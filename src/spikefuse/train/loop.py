@@ -233,7 +233,8 @@ def _build(cfg: TrainConfig, dist_info: DistInfo, verbose: bool) -> _Run:
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     try:
-        run.model = build_model(cfg, info.n_inputs, info.n_classes, bool(info.time_first)).to(run.device)
+        run.model = build_model(cfg, info.n_inputs, info.n_classes, bool(info.time_first),
+                                input_shape=info.input_shape).to(run.device)
     except (TypeError, ValueError, RuntimeError) as e:
         raise ConfigError(f"model: cannot be built from this configuration: {_first_line(e)}") from None
     _trial_step(run)
@@ -458,7 +459,7 @@ def _make_plots(out: Path, model, test_s: _Split, history, cfg, device,
         model.train()
     spikes = [s.float().cpu() for s in rec["spikes"]]
     pairs = [(c, "before reset") if c is not None else (m, "after reset")
-             for c, m in zip(rec["charges"], rec["membranes"])]
+             for c, m in zip(rec.get("charges") or [None] * len(rec["membranes"]), rec["membranes"])]
     mems = [None if m is None else m[:, 0].float().cpu() for m, _ in pairs]
     plots.plot_raster([s[:, 0] for s in spikes], rec["output"][:, 0].float().cpu(),
                       out / "raster.png", label=int(y[0]), prediction=int(logits[0].argmax()),

@@ -84,13 +84,9 @@ class SpikingClassifier(nn.Module):
             raise ValueError(f"x: expected {self.n_inputs} input features per step, got shape {tuple(x.shape)}")
         spikes = []
         neurons = [getattr(blk, "neuron", blk) for blk in self.hidden]
-        flags, hooks, inputs = [], [], {}
-        if record:  # ask SpikingJelly-style neurons to keep their membrane trace
-            flags = [(n, n.store_v_seq) for n in neurons if isinstance(getattr(n, "store_v_seq", None), bool)]
-            for n, _ in flags:
-                n.store_v_seq = True
-            hooks = [n.register_forward_pre_hook(_keep_input(inputs, i))
-                     for i, (n, blk) in enumerate(zip(neurons, self.hidden)) if n is not blk]
+        flags = _store_traces(neurons, record)
+        inputs: dict = {}
+        hooks = _keep_inputs(neurons, self.hidden, inputs) if record else []
         try:
             with L.trusted_inputs():  # validated once here; the inner layers skip their checks
                 for blk in self.hidden:
@@ -103,19 +99,34 @@ class SpikingClassifier(nn.Module):
                 n.store_v_seq = old
             for h_ in hooks:
                 h_.remove()
-        if self.readout == "max":
-            logits = mem.amax(0)
-        elif self.readout == "mean":
-            logits = mem.mean(0)
-        elif self.readout == "last":
-            logits = mem[-1]
-        else:
-            logits = mem.sum(0)
+        logits = _readout(mem, self.readout)
         if record:
             return logits, {"spikes": spikes, "output": mem.detach(),
                             "membranes": [_membrane_of(n) for n in neurons],
                             "charges": [_charge_of(n, inputs.get(i)) for i, n in enumerate(neurons)]}
         return logits
+
+
+def _readout(mem: torch.Tensor, readout: str) -> torch.Tensor:
+    """Class scores from the readout membrane ``(T, B, C)``: max, mean, last or sum (count)."""
+    if readout == "max":
+        return mem.amax(0)
+    if readout == "mean":
+        return mem.mean(0)
+    if readout == "last":
+        return mem[-1]
+    return mem.sum(0)
+
+
+def _store_traces(neurons, record: bool) -> list:
+    """Ask SpikingJelly-style neurons to keep their membrane trace while recording; returns
+    ``(neuron, old flag)`` pairs to restore."""
+    if not record:
+        return []
+    flags = [(n, n.store_v_seq) for n in neurons if isinstance(getattr(n, "store_v_seq", None), bool)]
+    for n, _ in flags:
+        n.store_v_seq = True
+    return flags
 
 
 def _membrane_of(neuron) -> Optional[torch.Tensor]:
@@ -126,6 +137,13 @@ def _membrane_of(neuron) -> Optional[torch.Tensor]:
     traces = getattr(neuron, "last_traces", None)
     v = getattr(traces, "membrane", None)
     return v.detach() if isinstance(v, torch.Tensor) else None
+
+
+def _keep_inputs(neurons, blocks, store: dict) -> list:
+    """Forward pre-hooks that keep each block neuron's input (for :func:`_charge_of`); returns
+    the hook handles to remove."""
+    return [n.register_forward_pre_hook(_keep_input(store, i))
+            for i, (n, blk) in enumerate(zip(neurons, blocks)) if n is not blk]
 
 
 def _keep_input(store: dict, i: int):
@@ -152,8 +170,18 @@ def _charge_of(neuron, x: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
     return None
 
 
-def build_model(cfg: TrainConfig, n_inputs: int, n_classes: int, time_first: bool = False) -> SpikingClassifier:
-    """The model of a resolved config (seed the RNG first for a reproducible initialisation)."""
+def build_model(cfg: TrainConfig, n_inputs: int, n_classes: int, time_first: bool = False,
+                input_shape=None) -> nn.Module:
+    """The ``cfg.model`` network of a resolved config (seed the RNG first for a reproducible
+    initialisation): :class:`SpikingClassifier` (dense), or the conv / recurrent networks of
+    :mod:`~spikefuse.train.nets`. ``input_shape`` (per step) shapes the conv model's input."""
+    from . import nets
+
+    if cfg.model == "conv":
+        shape = nets.conv_input_shape(n_inputs, input_shape)
+        return nets.ConvClassifier(shape, n_classes, cfg, time_first)
+    if cfg.model == "recurrent":
+        return nets.RecurrentClassifier(n_inputs, n_classes, cfg, time_first)
     return SpikingClassifier(n_inputs, n_classes, cfg, time_first)
 
 
