@@ -51,6 +51,9 @@ def check_lava_run(cfg) -> None:
     if fam != _FAMILY:
         raise ConfigError(f"--lava: needs a run trained with --neuron {_FAMILY} (alias loihi-cuba), "
                           f"this run's neuron is {cfg.neuron!r}")
+    model = getattr(cfg, "model", None) or "dense"
+    if model != "dense":
+        raise ConfigError(f"--lava: exports the dense model only, this run's model is {model!r}")
 
 
 def _mantissas(dense, neuron) -> tuple:
