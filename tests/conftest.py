@@ -7,6 +7,8 @@ import torch
 
 FIXTURES = Path(__file__).parent / "fixtures"
 sys.path.insert(0, str(FIXTURES))
+# peer-fixture helpers (tests/peers/test_fixtures_*.py) are imported by the kernel tests too
+sys.path.insert(0, str(Path(__file__).parent / "peers"))
 
 
 @pytest.fixture(autouse=True)

@@ -4,7 +4,7 @@ time scan that take a family's step / VJP ``@triton.jit`` functions as compile-t
 This sits *beside* the per-family kernels of :mod:`.lif` and :mod:`.cuba` (which stay the default
 ``"triton"`` backend) as an A/B candidate. The step is inlined at compile time: in an
 ahead-of-time sm_90 compile each generic kernel's PTX has the same instructions, opcode for
-opcode, as the per-family kernel's (tests/test_kernels_compile_generic.py), and in the
+opcode, as the per-family kernel's (tests/kernels/test_kernels_compile_generic.py), and in the
 interpreter every output and gradient is torch.equal. Switching the default still waits for a
 GPU timing run (:func:`ab_cases` gives ``benchmarks/neurons.py`` its ``"triton-generic"`` rows).
 

@@ -216,7 +216,7 @@ def test_lif_supports_direct():
     assert "needs CPU tensors" in clif.lif_supports(torch.empty(4, 2, 5, device="meta"), params=LIFParams())
 
 
-SJ_FILES = sorted((__import__("pathlib").Path(__file__).parent / "fixtures" / "spikingjelly").glob("*.npz"))
+SJ_FILES = sorted((__import__("pathlib").Path(__file__).parents[1] / "fixtures" / "spikingjelly").glob("*.npz"))
 
 
 def _sj_value(v):
@@ -228,7 +228,7 @@ def _sj_value(v):
 @pytest.mark.parametrize("path", SJ_FILES, ids=[p.stem for p in SJ_FILES])
 def test_triton_matches_spikingjelly_fixture(path):
     """The Triton kernel on SpikingJelly's own outputs (fixtures; the fused CPU path is run on
-    them by tests/test_fixtures_spikingjelly.py through backend="auto")."""
+    them by tests/peers/test_fixtures_spikingjelly.py through backend="auto")."""
     from load_fixture import load_fixture
 
     d = load_fixture(path)

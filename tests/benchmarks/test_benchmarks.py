@@ -10,7 +10,7 @@ import torch
 
 from spikefuse import bench, families
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CPU = torch.device("cpu")
 
 

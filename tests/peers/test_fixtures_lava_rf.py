@@ -19,7 +19,7 @@ from load_fixture import load_fixture
 
 from spikefuse.neuron.loihi import adrf, adrf_iz, rf, rf_iz, sigma_delta
 
-FIXTURES = Path(__file__).parent / "fixtures" / "lava_dl"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "lava_dl"
 MODULES = {"rf": rf, "rf_iz": rf_iz, "adrf": adrf, "adrf_iz": adrf_iz, "sigma_delta": sigma_delta}
 _ALIASES = {"sdnn": "sigma_delta", "sigmadelta": "sigma_delta", "rfiz": "rf_iz", "adrfiz": "adrf_iz"}
 

@@ -21,7 +21,7 @@ import torch
 
 from load_fixture import load_fixture
 
-FIX = Path(__file__).parent / "fixtures" / "lava_dl"
+FIX = Path(__file__).parents[1] / "fixtures" / "lava_dl"
 
 
 def _model_of(path):

@@ -20,7 +20,7 @@ from spikefuse import surrogate as sg
 from spikefuse.functional.lif import LIFParams, LIFState, lif_multistep
 from spikefuse.neuron.lif import IF, LIF, ParametricLIF
 
-FIXTURE_DIR = Path(__file__).parent / "fixtures" / "spikingjelly"
+FIXTURE_DIR = Path(__file__).parents[1] / "fixtures" / "spikingjelly"
 FILES = sorted(FIXTURE_DIR.glob("*.npz"))
 ATOL = RTOL = 1e-5
 

@@ -96,7 +96,7 @@ def test_all_kernels_compile_for_sm90():
     env = dict(os.environ)
     env.pop("TRITON_INTERPRET", None)
     env["TRITON_DEFAULT_FP_FUSION"] = "1"
-    src = str(Path(__file__).resolve().parents[1] / "src")
+    src = str(Path(__file__).resolve().parents[2] / "src")
     env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
     r = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]

@@ -149,7 +149,7 @@ def _long_configs():
 
 def _compile_report(configs) -> dict:
     """SCRIPT's JSON for ``configs``, run against this checkout's src/ without the interpreter."""
-    src = str(Path(__file__).resolve().parents[1] / "src")
+    src = str(Path(__file__).resolve().parents[2] / "src")
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     env.update(TRITON_DEFAULT_FP_FUSION="1", PYTHONPATH=os.pathsep.join(filter(None, [src, env.get("PYTHONPATH")])))
     proc = subprocess.run([sys.executable, "-c", SCRIPT, json.dumps(configs)], env=env, capture_output=True,
