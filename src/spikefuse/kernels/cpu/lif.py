@@ -1,5 +1,10 @@
 """Fused CPU path for SpikingJelly-style IF / LIF (SPEC.md section 15).
 
+With numba (:mod:`.jit`) the ScanSpec runs the compiled kernels of :mod:`._nb_lif` (same bits
+forward; input/initial-state gradients bit-identical to the reference for the surrogates without
+a transcendental); without it, or for a ``Custom`` surrogate's backward, the torch-op loops
+described below.
+
 Forward: the time loop runs under ``no_grad`` on flat ``(M,)`` fp32 buffers with ``out=``/in-place
 torch ops (4-6 cheap vectorised ops per step, no autograd graph; numbers as 0-d fp32 tensors and
 row views made once, since per-op scalar wrapping and indexing cost as much as a small op),
