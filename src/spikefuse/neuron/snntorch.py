@@ -37,7 +37,7 @@ from torch import Tensor, nn
 from .. import surrogate as _surrogate
 from .._validate import check_bool, check_choice, check_number, check_sequence, check_tensor
 from ..functional import snntorch as F
-from .base import NeuronModule, bool_check, number_check
+from .base import NeuronModule, bool_check, check_plain_backend, number_check
 
 __all__ = ["Leaky", "Synaptic"]
 
@@ -91,6 +91,10 @@ class _SnnTorchNeuron(NeuronModule, nn.Module):
             self.register_buffer(name, value.detach().clone())
         else:
             setattr(self, name, float(value))
+
+    @NeuronModule.backend.setter
+    def backend(self, value) -> None:
+        self.__dict__["_backend"] = check_plain_backend(type(self).__name__, value, "snnTorch's step runs in plain torch")
 
     def params(self):
         """The functional Params (:class:`~spikefuse.functional.snntorch.LeakyParams` /
