@@ -87,13 +87,17 @@ def run(kernel, M: int, tile: int, *args) -> None:
 
 
 def _pool(n: int):
-    pool = _STATE.get("pool")
+    """The worker pool (made again in a forked child, whose copy has no threads)."""
+    pool, pid = _STATE.get("pool"), _STATE.get("pool_pid")
+    if pool is not None and pid != os.getpid():
+        pool = None
     if pool is None or pool._max_workers < n:
         from concurrent.futures import ThreadPoolExecutor
 
         if pool is not None:
             pool.shutdown(wait=True)
         pool = _STATE["pool"] = ThreadPoolExecutor(max_workers=n, thread_name_prefix="spikefuse-cpu")
+        _STATE["pool_pid"] = os.getpid()
     return pool
 
 
@@ -108,7 +112,6 @@ def np32(t: Optional[torch.Tensor], ndim: int = 1):
 
 def reset_for_tests() -> None:
     """Forget the loaded modules and the warning (tests of the fallback)."""
-    pool = _STATE.get("pool")
+    keep = {k: _STATE[k] for k in ("pool", "pool_pid") if k in _STATE}
     _STATE.clear()
-    if pool is not None:
-        _STATE["pool"] = pool
+    _STATE.update(keep)
