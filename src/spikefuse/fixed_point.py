@@ -20,7 +20,7 @@ from typing import Optional
 import torch
 
 from ._core import describe
-from ._validate import check_number, check_tensor
+from ._validate import caller_is_outside, check_number, check_tensor
 
 __all__ = ["trunc_int", "rstz", "quantize_threshold", "round_ste", "quantize_8bit", "DECAY_BITS", "DECAY_ONE",
            "decay_view", "cuba_constants", "alif_constants", "TAU_RHO_MULT", "SCALE_RHO_MULT",
@@ -31,18 +31,36 @@ DECAY_ONE = 1 << DECAY_BITS  # 4096
 
 
 def trunc_int(x: torch.Tensor) -> torch.Tensor:
-    """Round toward zero and convert to int64."""
+    """Round toward zero and convert to int64 (NaN/inf, which have no integer, are refused for
+    calls from outside the library; its Loihi loops pass checked values)."""
+    if caller_is_outside():
+        check_tensor("x", x)
     return torch.trunc(x.double() if x.dtype != torch.float64 else x).to(torch.int64)
 
 
 def rstz(a: torch.Tensor, n: int = DECAY_BITS) -> torch.Tensor:
     """Right shift toward zero: ``sign(a) * (|a| >> n)`` on integer tensors."""
+    if caller_is_outside():
+        _check_int_tensor("a", a)
+        if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n < 63:
+            raise TypeError(f"n: expected an int in 0..62, got {describe(n)}")
     return torch.sign(a) * (torch.abs(a) >> n)
 
 
 def quantize_threshold(theta: float, w_scale: int = 64) -> float:
     """``int(theta * w_scale) / w_scale`` — truncation, not rounding (0.999 -> 63/64)."""
+    if caller_is_outside():
+        check_number("theta", theta)
+        if isinstance(w_scale, bool) or not isinstance(w_scale, int) or w_scale <= 0:
+            raise TypeError(f"w_scale: expected a positive int, got {describe(w_scale)}")
     return int(float(theta) * w_scale) / w_scale
+
+
+def _check_int_tensor(name: str, a) -> None:
+    if not isinstance(a, torch.Tensor):
+        raise TypeError(f"{name}: expected an integer tensor, got {describe(a)}")
+    if a.dtype not in (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8):
+        raise TypeError(f"{name}: expected an integer tensor, got dtype {a.dtype}")
 
 
 class _RoundSTE(torch.autograd.Function):
@@ -57,6 +75,8 @@ class _RoundSTE(torch.autograd.Function):
 
 def round_ste(x: torch.Tensor) -> torch.Tensor:
     """``torch.round`` (half to even) with identity gradient."""
+    if caller_is_outside():
+        check_tensor("x", x)
     return _RoundSTE.apply(x)
 
 

@@ -282,10 +282,25 @@ def fuzz_module_forward(qual, cls, report: Report, seconds: float = 2.0):
     fuzz_entry(f"{qual}.forward", lambda x: mod(x), report, seconds=seconds)
 
 
-def run(module_names, *, seconds: float = 2.0, values=None, forward: bool = True) -> Report:
+def _spread(items, k):
+    """``k`` items spread evenly over ``items`` (all of them when there are no more than ``k``)."""
+    if k is None or len(items) <= k:
+        return items
+    step = len(items) / k
+    return [items[int(i * step)] for i in range(k)]
+
+
+def run(module_names, *, seconds: float = 2.0, values=None, forward: bool = True, per_module=None) -> Report:
+    """Fuzz every public callable of the modules (``per_module``: only that many of each
+    module's entries, spread over its ``__all__``: the fast sample)."""
     warm_up()
     report = Report()
-    for qual, fn in entries(module_names):
+    picked, seen = [], set()
+    for mod in module_names:  # an object re-exported by a later module is fuzzed once
+        fresh = [(q, f) for q, f in entries([mod]) if id(f) not in seen]
+        seen.update(id(f) for _, f in fresh)
+        picked += _spread(fresh, per_module)
+    for qual, fn in picked:
         fuzz_entry(qual, fn, report, seconds=seconds, values=values)
         if forward and inspect.isclass(fn) and issubclass(fn, torch.nn.Module):
             fuzz_module_forward(qual, fn, report, seconds=seconds)

@@ -8,10 +8,11 @@ numbers as looping ``step`` (and dispatches to fused kernels).
 - :mod:`spikefuse.functional.resonator` — Loihi resonate-and-fire family
 - :mod:`spikefuse.functional.sigma_delta` — Loihi sigma-delta
 - :mod:`spikefuse.functional.eventprop` — exact adjoint (EventProp) gradients for the CUBA LIF
+- :mod:`spikefuse.functional.euler` — forward-Euler NIR nodes (LI / I / LIF / IF / CubaLIF / CubaLI)
 """
 import importlib
 
-_SUBMODULES = ("lif", "cuba", "loihi", "resonator", "sigma_delta", "eventprop")
+_SUBMODULES = ("lif", "cuba", "loihi", "resonator", "sigma_delta", "eventprop", "euler")
 
 
 def __getattr__(name):

@@ -81,6 +81,7 @@ from .._validate import (
     check_tensor,
 )
 from . import _dispatch
+from .._validate import caller_is_outside, checked_record, tensor_field
 
 __all__ = [
     "CubaParams",
@@ -159,6 +160,7 @@ HXTORCH_DEFAULTS = CubaParams(
 )
 
 
+@checked_record(z=tensor_field(floating=True), v=tensor_field(floating=True), i=tensor_field(floating=True))
 class CubaState(NamedTuple):
     """State after a step, each ``(B, *features)``: spikes ``z``, post-reset membrane ``v``,
     synaptic current ``i``."""
@@ -168,6 +170,7 @@ class CubaState(NamedTuple):
     i: Tensor
 
 
+@checked_record(z=tensor_field(floating=True), v=tensor_field(floating=True), i=tensor_field(floating=True), ref=tensor_field(floating=True))
 class CubaRefractoryState(NamedTuple):
     """:class:`CubaState` plus the refractory counter ``ref`` (in steps, not rounded)."""
 
@@ -177,6 +180,7 @@ class CubaRefractoryState(NamedTuple):
     ref: Tensor
 
 
+@checked_record(membrane=tensor_field(floating=True), current=tensor_field(floating=True), membrane_madc=tensor_field(floating=True, optional=True))
 class CubaTraces(NamedTuple):
     """Per-step traces, each ``(T, B, *features)``: post-reset ``membrane`` and ``current``
     (after the update); ``membrane_madc`` is the MADC trace passed through (or None)."""
@@ -197,6 +201,9 @@ def superspike(x: Tensor, alpha: Param = 50.0) -> Tensor:
     >>> superspike(torch.tensor([0.0, 0.2])).tolist()
     [0.0, 1.0]
     """
+    if caller_is_outside():  # the CUBA / EventProp loops call it per step on checked values
+        check_tensor("x", x)
+        check_number("alpha", alpha, gt=0)
     if isinstance(alpha, Tensor):
         alpha = alpha.detach().to(x.dtype)
     return SuperSpike.trusted(alpha)(x, strict=True)

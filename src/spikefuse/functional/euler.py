@@ -17,6 +17,7 @@ from torch import Tensor
 
 from .. import surrogate as _surrogate
 from .._validate import _describe, check_sequence, check_tensor
+from .._validate import bool_field, callable_field, checked_record, number_field, tensor_field
 from ..surrogate import Surrogate
 
 __all__ = [
@@ -35,6 +36,9 @@ def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
+@checked_record(dt=number_field(), tau=number_field(optional=True), r=number_field(), v_leak=number_field(optional=True),
+                v_threshold=number_field(optional=True), v_reset=number_field(optional=True),
+                surrogate=callable_field, detach_reset=bool_field)
 class EulerParams(NamedTuple):
     """Parameters of the NIR ``LI`` / ``I`` / ``LIF`` / ``IF`` nodes, one Euler step of ``dt``.
 
@@ -58,6 +62,7 @@ class EulerParams(NamedTuple):
     detach_reset: bool = False
 
 
+@checked_record(v=tensor_field(floating=True))
 class EulerState(NamedTuple):
     """Membrane ``v`` after the step (after the reset for spiking nodes), ``(B, *features)``."""
 
@@ -152,6 +157,9 @@ def euler_multistep(x_seq: Tensor, params: EulerParams, state: Optional[EulerSta
     return out, state
 
 
+@checked_record(dt=number_field(), tau_syn=number_field(), tau_mem=number_field(), r=number_field(), v_leak=number_field(),
+                w_in=number_field(), v_threshold=number_field(optional=True), v_reset=number_field(optional=True),
+                surrogate=callable_field, detach_reset=bool_field)
 class CubaEulerParams(NamedTuple):
     """Parameters of the NIR ``CubaLIF`` / ``CubaLI`` nodes (``v_threshold=None``: CubaLI).
 
@@ -173,6 +181,7 @@ class CubaEulerParams(NamedTuple):
     detach_reset: bool = False
 
 
+@checked_record(i=tensor_field(floating=True), v=tensor_field(floating=True))
 class CubaEulerState(NamedTuple):
     """Synaptic current ``i`` and membrane ``v`` (after the reset), each ``(B, *features)``."""
 

@@ -66,6 +66,12 @@ from .._validate import (
     check_number,
     check_sequence,
     check_tensor,
+    checked_record,
+    bool_field,
+    callable_field,
+    int_field,
+    number_field,
+    tensor_field,
 )
 from . import _dispatch
 
@@ -84,6 +90,8 @@ __all__ = [
 Number = Union[float, int]
 
 
+@checked_record(threshold=number_field(), activation=callable_field, bias=tensor_field(floating=True, optional=True),
+                tau_grad=number_field(), scale_grad=number_field(), cum_error=bool_field, s_scale=int_field())
 class SigmaDeltaParams(NamedTuple):
     """Parameters of the sigma-delta neuron.
 
@@ -109,6 +117,7 @@ class SigmaDeltaParams(NamedTuple):
     s_scale: int = 4096
 
 
+@checked_record(sigma=tensor_field(floating=True), pre=tensor_field(floating=True), residual=tensor_field(floating=True), error=tensor_field(floating=True))
 class SigmaDeltaState(NamedTuple):
     """Carried state, each ``(B, *features)``: ``sigma`` (running sum, float64), ``pre`` (last
     activation), ``residual`` (Δ - y of the last step), ``error`` (accumulated error)."""
@@ -119,6 +128,7 @@ class SigmaDeltaState(NamedTuple):
     error: Tensor
 
 
+@checked_record(sigma=tensor_field(floating=True), activation=tensor_field(floating=True), delta=tensor_field(floating=True))
 class SigmaDeltaTraces(NamedTuple):
     """Sequences ``(T, B, *features)``: ``sigma`` (sum), ``activation`` (a), ``delta`` (Δ)."""
 
