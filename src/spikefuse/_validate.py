@@ -366,3 +366,10 @@ def callable_field(name, v) -> None:
     """A :func:`checked_record` field check: ``None`` or a callable (an activation, a surrogate)."""
     if v is not None and not callable(v):
         raise TypeError(f"{name}: expected a callable or None, got {_describe(v)}")
+
+
+def check_shape(name: str, shape) -> tuple:
+    """A shape: a tuple/list/torch.Size of ints >= 0; returned as a tuple."""
+    if not isinstance(shape, (tuple, list, torch.Size)):
+        raise TypeError(f"{name}: expected a shape (a tuple of ints), got {_describe(shape)}")
+    return tuple(check_size(f"{name}[{k}]", d, ge=0) for k, d in enumerate(shape))

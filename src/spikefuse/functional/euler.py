@@ -18,7 +18,7 @@ from torch import Tensor
 from .. import surrogate as _surrogate
 from .._core import compute_dtype as _compute_dtype
 from .._validate import _describe, check_sequence, check_tensor
-from .._validate import bool_field, callable_field, checked_record, number_field, tensor_field
+from .._validate import bool_field, callable_field, check_bool, checked_record, number_field, tensor_field
 from ..surrogate import Surrogate
 
 __all__ = [
@@ -134,6 +134,9 @@ def euler_multistep(x_seq: Tensor, params: EulerParams, state: Optional[EulerSta
     [0.5, 0.75, 0.875]
     """
     check_sequence("x_seq", x_seq)
+    check_bool("return_traces", return_traces)
+    if not isinstance(params, EulerParams):
+        raise TypeError(f"params: expected an EulerParams, got {_describe(params)}")
     cd = _compute_dtype(x_seq.dtype)
     params = _cast_params(params, cd, x_seq.device)
     if state is None:
@@ -218,6 +221,9 @@ def cuba_euler_multistep(x_seq: Tensor, params: CubaEulerParams, state: Optional
     [0.0, 0.5, 1.0]
     """
     check_sequence("x_seq", x_seq)
+    check_bool("return_traces", return_traces)
+    if not isinstance(params, CubaEulerParams):
+        raise TypeError(f"params: expected a CubaEulerParams, got {_describe(params)}")
     cd = _compute_dtype(x_seq.dtype)
     params = _cast_params(params, cd, x_seq.device)
     shape = x_seq.shape[1:]

@@ -426,6 +426,9 @@ def _check_weight(x: Tensor, weight: Tensor):
         )
     if weight.device != x.device:
         raise ValueError(f"weight: expected a tensor on {x.device} (the input's device), got {weight.device}")
+    if weight.dtype != x.dtype:
+        raise TypeError(f"weight: expected the dtype of the input ({x.dtype}), got {weight.dtype}; the input "
+                        f"and weight of an EventProp synapse must share one dtype (cast one of them)")
 
 
 def eventprop_synapse(input: Tensor, weight: Tensor) -> Tensor:
@@ -476,6 +479,9 @@ def eventprop_linear_lif(
 def _check_step(x_prev, state, params, dt) -> float:
     check_tensor("x_prev", x_prev)
     dt = _check_dt(dt)
+    v = getattr(state, "v", None)
+    if isinstance(v, Tensor) and tuple(v.shape) != tuple(x_prev.shape):
+        raise ValueError(f"x_prev: expected the step shape of state.v {tuple(v.shape)}, got {tuple(x_prev.shape)}")
     _validate_state(state, tuple(x_prev.shape), x_prev.device, refractory=False)
     _validate_params(params, tuple(x_prev.shape), x_prev.device, dt, refractory=False)
     return dt

@@ -53,6 +53,7 @@ from .._validate import (
     number_field,
     tensor_field,
     caller_is_outside,
+    check_shape,
 )
 from ..surrogate import ATan, Surrogate
 from . import _dispatch
@@ -195,7 +196,10 @@ def initial_state(shape, params: LIFParams, dtype=torch.float32, device=None) ->
     >>> initial_state((2, 3), LIFParams(v_reset=-0.5)).v[0, 0].item()
     -0.5
     """
-    v = torch.zeros(tuple(shape), dtype=dtype, device=device)
+    shape = check_shape("shape", shape)
+    if not isinstance(params, LIFParams):
+        raise TypeError(f"params: expected a LIFParams, got {_describe(params)}")
+    v = torch.zeros(shape, dtype=dtype, device=device)
     if params.v_reset is not None:
         vr = params.v_reset
         v = v + (vr.to(dtype) if isinstance(vr, Tensor) else vr)

@@ -363,8 +363,8 @@ def adaptive_threshold_dynamics(
         if condition == "phase" and im is None:
             raise ValueError("drive: condition='phase' needs a (real, imag) pair")
     _check_s_scale("s_scale", s_scale)
-    check_number("threshold", threshold, ge=-MAX_FIXED / s_scale, le=MAX_FIXED / s_scale)
-    check_number("threshold_step", threshold_step, ge=0, le=MAX_FIXED / s_scale)
+    check_scalar("threshold", threshold, ge=-MAX_FIXED / s_scale, le=MAX_FIXED / s_scale)
+    check_scalar("threshold_step", threshold_step, ge=0, le=MAX_FIXED / s_scale)
     _check_decay_values("threshold_decay", threshold_decay)
     _check_decay_values("refractory_decay", refractory_decay)
     T = like.shape[0]
@@ -540,6 +540,10 @@ class CubaTraces(NamedTuple):
     voltage: torch.Tensor
 
 
+def _check_step_input(x) -> None:
+    check_tensor("x", x, min_ndim=1, finite=False)  # its values: by the sequence check that follows
+
+
 def _check_cuba(x_seq, params, state):
     _check_model(x_seq, params, state, CubaParams, CubaState)
 
@@ -561,6 +565,7 @@ def cuba_step(x: torch.Tensor, state: Optional[CubaState], params: CubaParams):
     >>> s.item(), st.voltage.item()
     (0.0, 0.5)
     """
+    _check_step_input(x)
     _check_cuba(x.unsqueeze(0), params, state)
     s_scale, th, thr, tau_rho, scale_rho = cuba_constants(params)
     like = x.unsqueeze(0)
@@ -681,6 +686,7 @@ def alif_step(x: torch.Tensor, state: Optional[AlifState], params: AlifParams):
     >>> s.item(), st.threshold.item(), st.refractory.item()
     (1.0, 1.5, 2.0)
     """
+    _check_step_input(x)
     _check_alif(x.unsqueeze(0), params, state)
     s_scale, th0, step, tau_rho, scale_rho = alif_constants(params)
     like = x.unsqueeze(0)

@@ -67,6 +67,8 @@ from .._validate import (
     check_sequence,
     check_tensor,
     checked_record,
+    check_scalar,
+    check_shape,
     bool_field,
     callable_field,
     int_field,
@@ -157,7 +159,7 @@ def floor_quantize(x: Tensor, step: float) -> Tensor:
     tensor([  491., -1229.])
     """
     check_tensor("x", x)
-    check_number("step", step, gt=0)
+    check_scalar("step", step, gt=0)
     return _FloorSTE.apply(x, float(step))
 
 
@@ -268,6 +270,7 @@ def initial_state(shape, dtype=torch.float32, device=None) -> SigmaDeltaState:
     >>> initial_state((2, 3)).sigma.dtype
     torch.float64
     """
+    shape = check_shape("shape", shape)
     z = torch.zeros(tuple(shape), dtype=dtype, device=device)
     return SigmaDeltaState(torch.zeros(tuple(shape), dtype=torch.float64, device=device), z, z.clone(), z.clone())
 
@@ -354,10 +357,10 @@ def delta(
     if isinstance(threshold, Tensor):
         check_broadcastable("threshold", threshold, step_shape)
     check_bool("cum_error", cum_error)
-    check_number("tau_grad", tau_grad, gt=0)
-    check_number("scale_grad", scale_grad, gt=0)
+    check_scalar("tau_grad", tau_grad, gt=0)
+    check_scalar("scale_grad", scale_grad, gt=0)
     if s_scale is not None:
-        check_number("s_scale", s_scale, gt=0)
+        check_scalar("s_scale", s_scale, gt=0)
     cdt = compute_dtype(a_seq.dtype)
     a = a_seq.to(cdt)
     if state is None:
