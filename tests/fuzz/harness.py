@@ -132,6 +132,7 @@ def _core_overrides():
                                                  params=fc.CubaParams(tau_mem=2e-6)),
         F + "eventprop.eventprop_linear_lif": dict(x=t(4, 2, 3), weight=t(5, 3)),
         F + "eventprop.eventprop_synapse": dict(input=t(4, 2, 3), weight=t(5, 3)),
+        **_peer_overrides(t),
         "spikefuse.layers.Conv1d": dict(in_channels=2, out_channels=3, kernel_size=3),
         "spikefuse.layers.Conv2d": dict(in_channels=2, out_channels=3, kernel_size=3),
         "spikefuse.layers.DenseBlock": dict(in_features=3, out_features=4, neuron=LIF()),
@@ -147,6 +148,26 @@ def _core_overrides():
         "spikefuse.neuron.loihi.RFIz": dict(threshold=0.5, period=4, decay=0.0),
         "spikefuse.losses.spike_time_cross_entropy": dict(times=t(2, 3), target=torch.tensor([0, 2])),
         "spikefuse.losses.max_membrane_cross_entropy": dict(membrane=t(4, 2, 3), target=torch.tensor([0, 2])),
+    }
+
+
+def _peer_overrides(t):
+    """The peer-semantics families (snnTorch Leaky/Synaptic, sinabs LIF/IAF)."""
+    from spikefuse.functional import sinabs as fb, snntorch as fn
+
+    F = "spikefuse.functional."
+    return {
+        F + "snntorch.SynapticState": dict(syn=t(2, 3), mem=t(2, 3)),
+        F + "snntorch.SynapticTraces": dict(syn=t(4, 2, 3), mem=t(4, 2, 3)),
+        F + "snntorch.leaky_step": dict(x=t(2, 3), state=None, params=fn.LeakyParams(beta=0.9)),
+        F + "snntorch.leaky_multistep": dict(x_seq=t(4, 2, 3), params=fn.LeakyParams(beta=0.9)),
+        F + "snntorch.synaptic_step": dict(x=t(2, 3), state=None, params=fn.SynapticParams(alpha=0.8, beta=0.9)),
+        F + "snntorch.synaptic_multistep": dict(x_seq=t(4, 2, 3), params=fn.SynapticParams(alpha=0.8, beta=0.9)),
+        F + "sinabs.SinabsParams": dict(alpha_mem=0.9),
+        F + "sinabs.SinabsState": dict(v_mem=t(2, 3)),
+        F + "sinabs.SinabsTraces": dict(v_mem=t(4, 2, 3)),
+        F + "sinabs.sinabs_step": dict(x=t(2, 3), state=None, params=fb.SinabsParams(alpha_mem=0.9)),
+        F + "sinabs.sinabs_multistep": dict(x_seq=t(4, 2, 3), params=fb.SinabsParams(alpha_mem=0.9)),
     }
 
 

@@ -16,7 +16,8 @@ OWNED = ["spikefuse.data", "spikefuse.data.frames", "spikefuse.data.stream", "sp
 #: the neuron, layer and helper modules: no finding of any kind (dtype refusals included)
 CORE = ["spikefuse.functional.lif", "spikefuse.functional.cuba", "spikefuse.functional.eventprop",
         "spikefuse.functional.loihi", "spikefuse.functional.resonator", "spikefuse.functional.sigma_delta",
-        "spikefuse.functional.euler", "spikefuse.neuron", "spikefuse.neuron.loihi", "spikefuse.layers",
+        "spikefuse.functional.euler", "spikefuse.functional.snntorch", "spikefuse.functional.sinabs",
+        "spikefuse.neuron", "spikefuse.neuron.loihi", "spikefuse.layers",
         "spikefuse.surrogate", "spikefuse.spike", "spikefuse.fixed_point", "spikefuse.losses",
         "spikefuse.utils"]
 #: the default suite fuzzes these modules whole, and a few entries of every CORE module

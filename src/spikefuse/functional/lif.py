@@ -56,6 +56,7 @@ from .._validate import (
     tensor_field,
     caller_is_outside,
     check_shape,
+    choice_field,
 )
 from ..surrogate import ATan, Surrogate
 from . import _dispatch
@@ -77,7 +78,8 @@ Number = Union[float, int]
 
 
 @checked_record(tau=number_field(optional=True), v_threshold=number_field(), v_reset=number_field(optional=True),
-                decay_input=bool_field, detach_reset=bool_field, reciprocal_tau=number_field(optional=True))
+                decay_input=bool_field, detach_reset=bool_field, reciprocal_tau=number_field(optional=True),
+                threshold=choice_field(">=", ">"))
 class LIFParams(NamedTuple):
     """Parameters of the SpikingJelly IF/LIF neuron.
 
