@@ -40,7 +40,7 @@ the membrane, built with the threshold they are used at). The state starts at ze
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import NamedTuple, Optional, Union
 
 import torch
@@ -123,6 +123,12 @@ class _OfMembrane(Surrogate):
     membrane by the spike function); ``grad(x)`` is the same at ``v = x + spike_threshold``."""
 
     spike_threshold: float
+    #: field -> bounds of its check (fields not listed must be > 0)
+    _BOUNDS = {"mu": {}, "window": {"ge": 0}}
+
+    def __post_init__(self):
+        for f in fields(self):
+            check_number(f.name, getattr(self, f.name), **self._BOUNDS.get(f.name, {"gt": 0}))
 
     def grad(self, x):
         return self.grad_of_v(x + self.spike_threshold, self.spike_threshold)
