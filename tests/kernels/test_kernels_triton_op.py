@@ -15,6 +15,8 @@ The default suite opchecks every spec and explains and compiles CUBA (seconds);
 """
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 
 import pytest
@@ -23,32 +25,53 @@ import torch._dynamo
 
 pytest.importorskip("triton")
 
-import test_compile as tc  # noqa: E402  (tests/test_compile.py: the per-family tiny models)
-
-from spikefuse import kernels  # noqa: E402
+from spikefuse import families  # noqa: E402
 from spikefuse.kernels import scan  # noqa: E402
 
 COMPILE_ALL = os.environ.get("SPIKEFUSE_COMPILE", "") not in ("", "0")
 slow = pytest.mark.skipif(not COMPILE_ALL, reason="slow CPU compile: set SPIKEFUSE_COMPILE=1")
 
-#: families of tests/test_compile.py that run on the Triton backend, and their spec names
-#: (plif is absent: its reciprocal_tau has no Triton scan, and supports says so)
-TRITON = {"if": "lif_triton", "lif": "lif_triton", "cuba": "cuba_triton",
-          "cuba_refractory": "cuba_refractory_triton", "loihi_cuba": "loihi_cuba_triton",
-          "loihi_alif": "loihi_alif_triton", "rf": "loihi_rf_triton", "rf_iz": "loihi_rf_iz_triton",
-          "adrf": "loihi_adrf_triton", "adrf_iz": "loihi_adrf_iz_triton",
-          "sigma_delta": "loihi_sigma_delta_triton"}
+#: every registry family that lists a Triton kernel and a bench module (so a new family is
+#: covered without an edit here), except those whose Triton kernel refuses the module's case
+TRITON = [f.id for f in families.FAMILIES.values() if "triton" in f.kernels and f.bench is not None]
+#: family -> what its refusal names (plif: reciprocal_tau has no Triton scan)
+REFUSED = {"plif": "reciprocal_tau"}
+RUNS = [f for f in TRITON if f not in REFUSED]
 FAST = ("cuba",)
+N_IN, N = 4, 6
 
 
 def _families(fast=FAST):
-    return [f if f in fast else pytest.param(f, marks=slow) for f in TRITON]
+    return [f if f in fast else pytest.param(f, marks=slow) for f in RUNS]
 
 
-def _model(family):
-    m = tc._Model(family)
-    m.neuron.backend = "triton"
-    return m
+class _Model(torch.nn.Module):
+    """Linear -> the family's bench module on ``backend="triton"`` (tests/test_compile.py's
+    shape: a parameter before the scan, so gradients flow through the op into it)."""
+
+    def __init__(self, family: str):
+        super().__init__()
+        fam = families.get(family)
+        torch.manual_seed(0)
+        self.lin = torch.nn.Linear(N_IN, N)
+        self.neuron = families.load(fam.bench.module)("triton", N)
+        self.scale = fam.bench.module_scale
+
+    def forward(self, x):
+        return self.neuron(self.lin(x) * self.scale)
+
+
+def _input():
+    torch.manual_seed(1)
+    return torch.rand(5, 3, N_IN) * 2
+
+
+def _forward_and_grads(fn, model, x):
+    out = fn(x)
+    params = [p for p in model.parameters() if p.requires_grad]
+    w = torch.linspace(-1.0, 1.0, out.numel()).reshape(out.shape)
+    grads = torch.autograd.grad((out * w).sum(), params + [x])
+    return out.detach(), grads
 
 
 def _scan_nodes(graphs):
@@ -56,36 +79,41 @@ def _scan_nodes(graphs):
             if n.op == "call_function" and "scan_fwd" in str(n.target)]
 
 
-def test_plif_has_no_triton_scan_and_says_why():
-    with pytest.raises(ValueError, match="reciprocal_tau"):
-        _model("plif")(tc._input())
+@pytest.mark.parametrize("family", list(REFUSED))
+def test_refused_triton_case_says_why(family):
+    with pytest.raises(ValueError, match=REFUSED[family]):
+        _Model(family)(_input())
 
 
 @pytest.mark.parametrize("family", _families())
 def test_triton_family_traces_without_graph_breaks(family):
-    model = _model(family)
-    model(tc._input())  # the first call imports the backends (an import is a graph break)
+    model = _Model(family)
+    model(_input())  # the first call imports the backends (an import is a graph break)
     torch._dynamo.reset()
-    ex = torch._dynamo.explain(model)(tc._input().requires_grad_())
+    ex = torch._dynamo.explain(model)(_input().requires_grad_())
     assert ex.graph_break_count == 0, [str(r.reason).split("\n")[0] for r in ex.break_reasons]
-    assert _scan_nodes(ex.graphs) == [TRITON[family]]  # the Triton scan ran, as one opaque node
+    assert _scan_nodes(ex.graphs) == [_captured_call(family)[0]]  # the Triton scan, one opaque node
 
 
 @pytest.mark.parametrize("family", _families())
 def test_triton_family_compiled_equals_eager(family):
     """fullgraph=True forward and backward (AOT autograd traces the registered backward op)."""
-    eager_model, model = _model(family), _model(family)
-    eager = tc._forward_and_grads(eager_model, eager_model, tc._input().requires_grad_())
+    eager_model, model = _Model(family), _Model(family)
+    eager = _forward_and_grads(eager_model, eager_model, _input().requires_grad_())
     torch._dynamo.reset()
-    compiled = tc._forward_and_grads(torch.compile(model, fullgraph=True, backend="aot_eager"), model,
-                                     tc._input().requires_grad_())
+    compiled = _forward_and_grads(torch.compile(model, fullgraph=True, backend="aot_eager"), model,
+                                  _input().requires_grad_())
     assert torch.equal(eager[0], compiled[0])
     for a, b in zip(eager[1], compiled[1]):
         assert torch.equal(a, b)
 
 
-def _captured_calls(family):
-    """The (kernel, tensors, f, i) of the scan_fwd call a tiny model of ``family`` makes."""
+@functools.lru_cache(maxsize=None)
+def _captured_call(family, generic=False):
+    """The (kernel, tensors, f, i) of the one scan_fwd call a tiny model of ``family`` makes
+    (``generic``: with the generic template in place of the per-family Triton kernels)."""
+    from spikefuse.kernels.triton import generic as gen
+
     calls = []
     real = scan.scan_fwd
 
@@ -93,29 +121,42 @@ def _captured_calls(family):
         calls.append((kernel, [t.detach().clone().requires_grad_(t.requires_grad) for t in tensors], f, i))
         return real(kernel, tensors, f, i)
 
-    model = _model(family)
+    model = _Model(family)
     scan.scan_fwd = spy
     try:
-        model(tc._input().requires_grad_())
+        with gen.generic_as_triton() if generic else contextlib.nullcontext():
+            model(_input().requires_grad_())
     finally:
         scan.scan_fwd = real
-    return calls
+    assert len(calls) == 1, [c[0] for c in calls]
+    return calls[0]
 
 
-@pytest.mark.parametrize("family", list(TRITON))
+@pytest.mark.parametrize("family", RUNS)
 def test_opcheck_triton_spec(family):
-    (kernel, tensors, f, i), = _captured_calls(family)
-    assert kernel == TRITON[family]
+    kernel, tensors, f, i = _captured_call(family)
+    assert kernel.endswith("_triton") and kernel in scan.SPECS
     torch.library.opcheck(torch.ops.spikefuse.scan_fwd.default, (kernel, tensors, f, i),
                           test_utils=("test_schema", "test_autograd_registration", "test_faketensor"))
 
 
-def test_every_triton_spec_states_its_bytes_and_aot_cases():
+GENERIC = [f for f in RUNS if families.get(f).kernel in ("lif", "cuba")]
+
+
+@pytest.mark.parametrize("family", GENERIC)
+def test_opcheck_generic_template_spec(family):
+    """The generic template (kernels/triton/generic.py, the A/B rows) runs through the same ops."""
+    kernel, tensors, f, i = _captured_call(family, generic=True)
+    assert kernel.endswith("_generic") and kernel in scan.SPECS
+    torch.library.opcheck(torch.ops.spikefuse.scan_fwd.default, (kernel, tensors, f, i),
+                          test_utils=("test_schema", "test_autograd_registration", "test_faketensor"))
+
+
+def test_every_triton_spec_is_reached_and_states_its_bytes_and_aot_cases():
     from spikefuse.kernels.triton import common
 
-    import spikefuse.kernels.triton  # noqa: F401  (registers every Triton spec)
     names = {n for n in scan.SPECS if n.endswith("_triton")}
-    assert names == set(TRITON.values())
+    assert names == {_captured_call(f)[0] for f in RUNS}  # no spec without a family, none skipped
     for n in names:
         s = scan.SPECS[n]
         assert s.saved_bytes >= 0 and s.moved_bytes > s.saved_bytes, n
