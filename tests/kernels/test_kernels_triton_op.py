@@ -25,6 +25,8 @@ import torch._dynamo
 
 pytest.importorskip("triton")
 
+from test_compile import eager_and_compiled  # noqa: E402  (tests/test_compile.py)
+
 from spikefuse import families  # noqa: E402
 from spikefuse.kernels import scan  # noqa: E402
 
@@ -66,14 +68,6 @@ def _input():
     return torch.rand(5, 3, N_IN) * 2
 
 
-def _forward_and_grads(fn, model, x):
-    out = fn(x)
-    params = [p for p in model.parameters() if p.requires_grad]
-    w = torch.linspace(-1.0, 1.0, out.numel()).reshape(out.shape)
-    grads = torch.autograd.grad((out * w).sum(), params + [x])
-    return out.detach(), grads
-
-
 def _scan_nodes(graphs):
     return [n.args[0] for g in graphs for n in g.graph.nodes
             if n.op == "call_function" and "scan_fwd" in str(n.target)]
@@ -98,11 +92,7 @@ def test_triton_family_traces_without_graph_breaks(family):
 @pytest.mark.parametrize("family", _families())
 def test_triton_family_compiled_equals_eager(family):
     """fullgraph=True forward and backward (AOT autograd traces the registered backward op)."""
-    eager_model, model = _Model(family), _Model(family)
-    eager = _forward_and_grads(eager_model, eager_model, _input().requires_grad_())
-    torch._dynamo.reset()
-    compiled = _forward_and_grads(torch.compile(model, fullgraph=True, backend="aot_eager"), model,
-                                  _input().requires_grad_())
+    eager, compiled = eager_and_compiled(lambda: _Model(family), _input)
     assert torch.equal(eager[0], compiled[0])
     for a, b in zip(eager[1], compiled[1]):
         assert torch.equal(a, b)
