@@ -25,7 +25,9 @@ The backward of the spike is ``grad * surrogate'(v - spike_threshold)`` (sinabs 
 spike). ``surrogate=None`` is sinabs' default ``SingleExponential(grad_width=0.5,
 grad_scale=1.0)``: ``grad_scale / w * exp(-|v - thr| / w)`` with ``w = thr * grad_width``, which
 is :class:`spikefuse.surrogate.SLAYERExp` with ``tau_rho = w`` and ``scale_rho = 2 grad_scale``
-(:func:`single_exponential`). The state starts at zero. There is no fused kernel (``backend=
+(:func:`single_exponential`); sinabs' ``PeriodicExponential``, ``Gaussian`` and ``Heaviside``
+are :class:`PeriodicExponential`, :class:`Gaussian` and :class:`Heaviside` here (functions of
+the membrane, built with the threshold they are used at). The state starts at zero. There is no fused kernel (``backend=
 "cpu"`` / ``"triton"`` raise; ``"auto"`` runs the reference loop). Time is first here,
 ``(T, B, *features)``; sinabs layers take ``(B, T, *features)``.
 
@@ -37,18 +39,21 @@ is :class:`spikefuse.surrogate.SLAYERExp` with ``tau_rho = w`` and ``scale_rho =
 """
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass, fields
 from typing import NamedTuple, Optional, Union
 
 import torch
 from torch import Tensor
 
 from .._core import compute_dtype
-from .._validate import _describe, check_bool, check_choice, check_number, check_tensor
+from .._validate import _describe, check_bool, check_choice, check_number, check_scalar, check_tensor
+from .._validate import bool_field, callable_field, checked_record, choice_field, number_field, tensor_field
 from ..surrogate import SLAYERExp, Surrogate
 from ._peers import begin, cast, check_param, check_state_tensor, check_surrogate, run_loop
 
 __all__ = ["SPIKE_FNS", "RESET_FNS", "SinabsParams", "SinabsState", "SinabsTraces", "sinabs_step",
-           "sinabs_multistep", "single_exponential"]
+           "sinabs_multistep", "single_exponential", "PeriodicExponential", "Gaussian", "Heaviside"]
 
 Number = Union[float, int]
 #: sinabs' spike functions (MultiSpike, SingleSpike, MaxSpike) and reset functions
@@ -57,6 +62,10 @@ SPIKE_FNS = ("multi", "single", "max")
 RESET_FNS = ("subtract", "reset")
 
 
+@checked_record(alpha_mem=number_field(), alpha_syn=number_field(optional=True), spike_threshold=number_field(),
+                spike_fn=choice_field(*SPIKE_FNS), reset_fn=choice_field(*RESET_FNS),
+                subtract_value=number_field(optional=True), reset_value=number_field(),
+                min_v_mem=number_field(optional=True), norm_input=bool_field, surrogate=callable_field)
 class SinabsParams(NamedTuple):
     """sinabs ``LIF`` / ``IAF``: ``alpha_mem`` (``exp(-1/tau_mem)``; 1 for IAF), ``alpha_syn``
     (``exp(-1/tau_syn)`` or None: no synapse), ``spike_threshold``, ``spike_fn``,
@@ -77,6 +86,7 @@ class SinabsParams(NamedTuple):
     surrogate: Optional[Surrogate] = None
 
 
+@checked_record(v_mem=tensor_field(floating=True), i_syn=tensor_field(floating=True, optional=True))
 class SinabsState(NamedTuple):
     """``v_mem`` (after the reset) and ``i_syn`` (None without a synapse), ``(B, *features)``."""
 
@@ -84,6 +94,7 @@ class SinabsState(NamedTuple):
     i_syn: Optional[Tensor] = None
 
 
+@checked_record(v_mem=tensor_field(floating=True), i_syn=tensor_field(floating=True, optional=True))
 class SinabsTraces(NamedTuple):
     """``v_mem`` and ``i_syn`` of every step (sinabs' ``recordings``), ``(T, B, *features)``;
     ``i_syn`` is None without a synapse."""
@@ -99,9 +110,76 @@ def single_exponential(spike_threshold: float = 1.0, grad_width: float = 0.5, gr
     >>> single_exponential(1.0)
     SLAYERExp(tau_rho=0.5, scale_rho=2.0)
     """
-    check_number("spike_threshold", spike_threshold, gt=0)
+    spike_threshold = check_scalar("spike_threshold", spike_threshold, gt=0)
+    grad_width = check_scalar("grad_width", grad_width, gt=0)
+    grad_scale = check_scalar("grad_scale", grad_scale, gt=0)
     width = float(spike_threshold) * grad_width
     return SLAYERExp(tau_rho=width, scale_rho=2.0 * grad_scale)
+
+
+class _OfMembrane(Surrogate):
+    """A sinabs surrogate: a function of the membrane and the threshold (``grad_of_v(v, thr)``,
+    what sinabs' ``surrogate_grad_fn(v_mem, spike_threshold)`` computes, called with the saved
+    membrane by the spike function); ``grad(x)`` is the same at ``v = x + spike_threshold``."""
+
+    spike_threshold: float
+    #: field -> bounds of its check (fields not listed must be > 0)
+    _BOUNDS = {"mu": {}, "window": {"ge": 0}}
+
+    def __post_init__(self):
+        for f in fields(self):
+            check_number(f.name, getattr(self, f.name), **self._BOUNDS.get(f.name, {"gt": 0}))
+
+    def grad(self, x):
+        return self.grad_of_v(x + self.spike_threshold, self.spike_threshold)
+
+
+@dataclass(frozen=True)
+class PeriodicExponential(_OfMembrane):
+    """sinabs' ``PeriodicExponential(grad_width, grad_scale)`` (Weidel and Sheik 2021), for
+    multi-spike outputs: ``d = v - thr`` below the threshold, above it the saw tooth
+    ``d = thr (2 frac(v/thr - 1/2) - 1)`` (twice the signed distance to the nearest multiple of
+    ``thr``, 0 at every multiple), then ``grad_scale * exp(-|d| / grad_width)``."""
+
+    spike_threshold: float = 1.0
+    grad_width: float = 0.5
+    grad_scale: float = 1.0
+    name = "sinabs_periodic_exponential"
+
+    def grad_of_v(self, v, thr):
+        vn = v / thr - 0.5
+        periodic = thr * (2 * (vn - torch.floor(vn)) - 1)
+        new = periodic * (v >= thr) + (v - thr) * (v < thr)
+        return self.grad_scale * torch.exp(-torch.abs(new) / self.grad_width)
+
+
+@dataclass(frozen=True)
+class Gaussian(_OfMembrane):
+    """sinabs' ``Gaussian(mu, sigma, grad_scale)``: the normal density of ``v - thr``."""
+
+    spike_threshold: float = 1.0
+    mu: float = 0.0
+    sigma: float = 0.5
+    grad_scale: float = 1.0
+    name = "sinabs_gaussian"
+
+    def grad_of_v(self, v, thr):
+        x = v - thr
+        dens = torch.exp(-((x - self.mu) ** 2) / (2 * self.sigma ** 2)) / (
+            self.sigma * torch.sqrt(2 * torch.tensor(math.pi)))
+        return dens * self.grad_scale
+
+
+@dataclass(frozen=True)
+class Heaviside(_OfMembrane):
+    """sinabs' ``Heaviside(window)``: ``1[v >= thr - window] / thr``."""
+
+    spike_threshold: float = 1.0
+    window: float = 1.0
+    name = "sinabs_heaviside"
+
+    def grad_of_v(self, v, thr):
+        return (v >= (thr - self.window)).float() / thr
 
 
 def check_max_spikes(name: str, m) -> None:
@@ -125,7 +203,10 @@ class _CountSpike(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         (v,) = ctx.saved_tensors
-        return ctx.surrogate.backward(grad, v - ctx.threshold), None, None, None, None
+        sur = ctx.surrogate
+        if isinstance(sur, _OfMembrane):   # sinabs' own: a function of the saved membrane
+            return grad * sur.grad_of_v(v, ctx.threshold), None, None, None, None
+        return sur.backward(grad, v - ctx.threshold), None, None, None, None
 
 
 # --------------------------------------------------------------------------- checks
