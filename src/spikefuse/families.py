@@ -388,6 +388,50 @@ def _case_eventprop(backend, io):
     return BenchCase(lambda x: eventprop_lif(x, p, dt=1e-6)[0], 2 * io + 8, 4 * io + 16)
 
 
+def _norse_weights(n):
+    """Fixed ``(n, n)`` input and recurrent weights for the norse recurrent bench case."""
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    w_rec = torch.randn(n, n, generator=g) * (2.0 / n) ** 0.5
+    return torch.randn(n, n, generator=g) * (2.0 / n) ** 0.5, w_rec.fill_diagonal_(0.0)
+
+
+def _case_norse(model):
+    def case(backend, io):
+        from .functional import norse as N
+
+        f = getattr(N, f"norse_{model}_multistep")
+        if model == "lif_recurrent":
+            run = (lambda x: f(x, *_norse_weights(x.shape[-1]), backend=backend)[0])
+        else:
+            run = (lambda x: f(x, backend=backend)[0])
+        # no fused kernel: the traffic model of a same-step CUBA scan (x, z in; train: the
+        # membrane and current (fp32) saved and read; bwd: reads gz, writes gx)
+        return BenchCase(run, 2 * io, 4 * io + 16)
+
+    return case
+
+
+def _bench_norse(cls):
+    def make(backend, n):
+        from .neuron import norse
+
+        if cls == "NorseLIFRecurrent":
+            w_in, w_rec = _norse_weights(n)
+            return norse.NorseLIFRecurrent(n, n, input_weights=w_in, recurrent_weights=w_rec, backend=backend)
+        return getattr(norse, cls)(backend=backend)
+
+    return make
+
+
+_case_norse_lif, _bench_norse_lif = _case_norse("lif"), _bench_norse("NorseLIF")
+_case_norse_lif_recurrent = _case_norse("lif_recurrent")
+_bench_norse_lif_recurrent = _bench_norse("NorseLIFRecurrent")
+_case_norse_lif_refrac, _bench_norse_lif_refrac = _case_norse("lif_refrac"), _bench_norse("NorseLIFRefrac")
+_case_norse_lif_adex, _bench_norse_lif_adex = _case_norse("lif_adex"), _bench_norse("NorseLIFAdEx")
+
+
 def _bench(name, module_scale=1.0, case_scale=1.0):
     return BenchSpec(f"{_F}:_bench_{name}", f"{_F}:_case_{name}", module_scale, case_scale)
 
@@ -398,6 +442,18 @@ _FL, _FC, _FE = "spikefuse.functional.lif", "spikefuse.functional.cuba", "spikef
 _FLO, _FR = "spikefuse.functional.loihi", "spikefuse.functional.resonator"
 _FSD, _NLO = "spikefuse.functional.sigma_delta", "spikefuse.neuron.loihi"
 _LOIHI_NIR = "fixed-point states, integer decays and the Loihi step order have no NIR node"
+
+
+_FN, _NN = "spikefuse.functional.norse", "spikefuse.neuron.norse"
+_NORSE_NIR = "the NIR exporter has no converter for it yet"
+
+
+def _norse(model, params, state, cls, description, nir_note=_NORSE_NIR):
+    return Family(
+        id=f"norse.{model}", functional=f"{_FN}:norse_{model}_multistep", step=f"{_FN}:norse_{model}_step",
+        params=f"{_FN}:{params}", state=f"{_FN}:{state}", module=f"{_NN}:{cls}",
+        aliases=(f"norse-{model.replace('_', '-')}",), bench=_bench(f"norse_{model}"), nir_note=nir_note,
+        description=description)
 
 
 def _resonator(model, params, state, description):
@@ -455,6 +511,17 @@ FAMILIES: dict[str, Family] = {f.id: f for f in (
                            owns_synapse=True),
            bench=_bench("eventprop"), nir="CubaLIF",
            description="CUBA LIF with exact EventProp gradients (owns its synapse)"),
+    _norse("lif", "NorseLIFParams", "NorseLIFState", "NorseLIF",
+           "norse feed-forward LIF: same-step current, strict >, reset not detached",
+           nir_note=_NORSE_NIR + " (NIR CubaLIF with the same-step current describes it)"),
+    _norse("lif_recurrent", "NorseLIFParams", "NorseLIFRecurrentState", "NorseLIFRecurrent",
+           "norse recurrent LIF (lif_step: input and recurrent weights, detached reset)",
+           nir_note=_NORSE_NIR + " (a CubaLIF with a recurrent Affine cycle)"),
+    _norse("lif_refrac", "NorseLIFRefracParams", "NorseLIFRefracState", "NorseLIFRefrac",
+           "norse LIF with an absolute refractory counter",
+           nir_note="NIR neurons have no refractory period"),
+    _norse("lif_adex", "NorseLIFAdExParams", "NorseLIFAdExState", "NorseLIFAdEx",
+           "norse adaptive exponential LIF", nir_note="NIR has no adaptive exponential neuron"),
 )}
 
 

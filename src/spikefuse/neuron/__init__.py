@@ -8,6 +8,8 @@ Names resolve lazily from their modules:
 ``CubaLIF``,              BrainScaleS-2 / hxtorch semantics (:mod:`spikefuse.neuron.cuba`)
 ``CubaRefractoryLIF``
 ``EventPropLIF``          exact gradients (:mod:`spikefuse.neuron.eventprop`)
+``NorseLIF``, ...         norse semantics: ``NorseLIF``, ``NorseLIFRecurrent``,
+                          ``NorseLIFRefrac``, ``NorseLIFAdEx`` (:mod:`spikefuse.neuron.norse`)
 ``NeuronModule``,         the surface every family shares: ``params()``, ``reset()`` /
 ``reset_states``,         ``reset_state()``, ``backend=``, ``last_traces``
 ``reset_net``             (:mod:`spikefuse.neuron.base`)
@@ -26,11 +28,15 @@ _NAMES = {
     "CubaLIF": "cuba",
     "CubaRefractoryLIF": "cuba",
     "EventPropLIF": "eventprop",
+    "NorseLIF": "norse",
+    "NorseLIFRecurrent": "norse",
+    "NorseLIFRefrac": "norse",
+    "NorseLIFAdEx": "norse",
     "NeuronBase": "base",
     "NeuronModule": "base",
     "reset_states": "base",
 }
-_SUBMODULES = ("base", "lif", "cuba", "eventprop", "loihi")
+_SUBMODULES = ("base", "lif", "cuba", "eventprop", "norse", "loihi")
 
 
 def __getattr__(name):

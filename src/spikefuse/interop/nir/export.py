@@ -96,7 +96,19 @@ def _register_neurons() -> None:
               sigma_delta.Delta):
         EXPORTERS[t] = loihi
     _IN_SHAPE[eventprop.EventPropLIF] = lambda m: (m.in_features,)
+    _refuse_unconverted_families()
     _neurons_registered = True
+
+
+def _refuse_unconverted_families() -> None:
+    """A registry family recorded as refused (``nir=None``) whose module has no entry yet gets a
+    :class:`Refused` entry carrying the record's ``nir_note``."""
+    from ... import families
+
+    for f in families.FAMILIES.values():
+        cls = families.load(f.module)
+        if f.nir is None and not any(c in EXPORTERS for c in cls.__mro__):
+            EXPORTERS[cls] = Refused(f"{{cls}} cannot be expressed in NIR ({f.nir_note})")
 
 
 def converter_for(cls: type) -> Optional[Converter]:
