@@ -124,3 +124,22 @@ def test_module_errors():
         NorseLIFRecurrent(3, 2, recurrent_weights=torch.ones(3, 3))
     with pytest.raises(TypeError, match="record_states: expected bool"):
         NorseLIF(record_states=1)
+
+
+def test_adjoint_gradient_option():
+    from spikefuse.functional.norse import norse_lif_adjoint_multistep, norse_lif_recurrent_adjoint_multistep
+
+    x = _x().requires_grad_()
+    z, s = NorseLIF(P, gradient="adjoint")(x)
+    zf, sf = norse_lif_adjoint_multistep(x, P)
+    g = torch.autograd.grad(z.sum() + s.v.sum(), x)[0]
+    assert torch.equal(z, zf) and torch.equal(g, torch.autograd.grad(zf.sum() + sf.v.sum(), x)[0])
+    torch.manual_seed(0)
+    m = NorseLIFRecurrent(4, 3, P, gradient="adjoint")
+    z, s = m(x)
+    zf, _ = norse_lif_recurrent_adjoint_multistep(x, m.input_weights, m.recurrent_weights, P)
+    assert torch.equal(z, zf)
+    with pytest.raises(ValueError, match="gradient: expected one of \\['bptt'\\]"):
+        NorseLIFRefrac(gradient="adjoint")
+    with pytest.raises(ValueError, match="p.method: 'adjoint' is how norse's modules ask"):
+        NorseLIF(P._replace(method="adjoint"))

@@ -147,3 +147,32 @@ def test_adex_agrees(method):
     z_ref, st_ref = nt.LIFAdEx(pn, record_states=True)(x)
     z, st = NorseLIFAdEx(ps, record_states=True)(x)
     _agree(z, z_ref, (st.v, st.i, st.a), (st_ref.v, st_ref.i, st_ref.a), (x,))
+
+
+def test_adjoint_gradients_agree_with_norse():
+    # norse's modules cannot run method="adjoint" (1.1.0 passes it to threshold()); its
+    # functional adjoint steps can, with a threshold method for the forward
+    from norse.torch.functional.adjoint.lif_adjoint import lif_adjoint_step, lif_feed_forward_adjoint_step
+    from norse.torch.functional.lif import LIFFeedForwardState, LIFState
+
+    pn, ps = _norse_p("super")
+    x = _x()
+    _, B, N = x.shape
+    torch.manual_seed(2)
+    mine = NorseLIFRecurrent(N, 4, ps, record_states=True, gradient="adjoint")
+    w_in, w_rec = mine.input_weights, mine.recurrent_weights
+    s, zs, vs = LIFState(torch.zeros(B, 4), torch.full((B, 4), 0.05), torch.zeros(B, 4)), [], []
+    for x_t in x:
+        z_t, s = lif_adjoint_step(x_t, s, w_in, w_rec, pn)
+        zs.append(z_t)
+        vs.append(s.v)
+    z, st = mine(x)
+    _agree(z, torch.stack(zs), (st.v,), (torch.stack(vs),), (x, w_in, w_rec))
+
+    s, zs, vs = LIFFeedForwardState(torch.full((B, N), 0.05), torch.zeros(B, N)), [], []
+    for x_t in x:
+        z_t, s = lif_feed_forward_adjoint_step(x_t, s, pn)
+        zs.append(z_t)
+        vs.append(s.v)
+    z, st = NorseLIF(ps, record_states=True, gradient="adjoint")(x)
+    _agree(z, torch.stack(zs), (st.v,), (torch.stack(vs),), (x,))

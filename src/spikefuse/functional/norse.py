@@ -19,6 +19,12 @@ previous step's current.
 the previous step, state field ``z``), and the reset uses ``z.detach()`` (norse detaches here
 and not in the feed-forward step).
 
+**norse's adjoint** (``lif_feed_forward_adjoint_step``, ``lif_adjoint_step``):
+:func:`norse_lif_adjoint_multistep` and :func:`norse_lif_recurrent_adjoint_multistep` run the
+same forward with norse's adjoint backward, which is a different gradient from
+backpropagation through these steps (a continuous-time adjoint with spike jump terms; the
+equations are in :func:`norse_lif_recurrent_adjoint_multistep`).
+
 **Refractory LIF** (norse ``lif_refrac_feed_forward_step``; family ``norse.lif_refrac``): the
 feed-forward step above, then with ``m = threshold(rho, method, alpha)`` (``1[rho > 0]``, with
 the surrogate's gradient: the counter carries gradient)::
@@ -114,6 +120,9 @@ __all__ = [
     "norse_lif_multistep",
     "norse_lif_recurrent_step",
     "norse_lif_recurrent_multistep",
+    "norse_lif_adjoint_step",
+    "norse_lif_adjoint_multistep",
+    "norse_lif_recurrent_adjoint_multistep",
     "norse_lif_refrac_step",
     "norse_lif_refrac_multistep",
     "norse_lif_adex_step",
@@ -414,6 +423,70 @@ def _adex_step(x, state: NorseLIFAdExState, p: NorseLIFAdExParams, dt):
     return z, NorseLIFAdExState(v_new, i_decayed, a_new)
 
 
+# --------------------------------------------------------------------------- norse's adjoint gradient
+
+
+def _nan_to_zero(t: Tensor) -> Tensor:
+    return t.masked_fill(t.isnan(), 0.0)  # norse zeroes NaN (0 * inf), keeps inf
+
+
+def _adjoint_lambdas(z, dv_m, dv_p, dz, lambda_v, lambda_i, p, dt):
+    """One step back of norse's adjoint equations (``LIFAdjointFunction.backward``)."""
+    dlambda_i = p.tau_syn_inv * (lambda_v - lambda_i)
+    lambda_i = lambda_i + dt * dlambda_i
+    lambda_v = lambda_v - p.tau_mem_inv * dt * lambda_v
+    output_term = _nan_to_zero(z * (1 / dv_m) * dz)
+    jump_term = _nan_to_zero(z * (dv_p / dv_m))
+    lambda_v = (1 - z) * lambda_v + jump_term * lambda_v + output_term
+    return lambda_v, lambda_i
+
+
+def _dv(p, v, i):
+    """norse's ``tau_mem_inv * ((v_leak - v) + i)`` with the current *before* the jump."""
+    return p.tau_mem_inv * ((p.v_leak - v) + i)
+
+
+class _FFAdjoint(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, v, i, p, dt):
+        z, s = _ff_step(x, NorseLIFState(v, i), p, dt)
+        ctx.save_for_backward(z, _dv(p, v, i), _dv(p, s.v, i))
+        ctx.p, ctx.dt = p, dt
+        return z, s.v, s.i
+
+    @staticmethod
+    def backward(ctx, dz, lambda_v, lambda_i):
+        z, dv_m, dv_p = ctx.saved_tensors
+        lambda_v, lambda_i = _adjoint_lambdas(z, dv_m, dv_p, dz, lambda_v, lambda_i, ctx.p, ctx.dt)
+        return lambda_i, lambda_v, lambda_i, None, None
+
+
+class _RecAdjoint(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, z, v, i, w_in, w_rec, p, dt):
+        z_new, s = _rec_step(x, NorseLIFRecurrentState(z, v, i), w_in, w_rec, p, dt)
+        ctx.save_for_backward(x, z_new, _dv(p, v, i), _dv(p, s.v, i), w_in, w_rec)
+        ctx.p, ctx.dt = p, dt
+        return z_new, s.v, s.i
+
+    @staticmethod
+    def backward(ctx, dz, lambda_v, lambda_i):
+        x, z, dv_m, dv_p, w_in, w_rec = ctx.saved_tensors
+        dw_in, dw_rec = lambda_i.t().mm(x), lambda_i.t().mm(z)  # norse: the new spikes z
+        lambda_v, lambda_i = _adjoint_lambdas(z, dv_m, dv_p, dz, lambda_v, lambda_i, ctx.p, ctx.dt)
+        return lambda_i.mm(w_in), lambda_i.mm(w_rec), lambda_v, lambda_i, dw_in, dw_rec, None, None
+
+
+def _ff_adjoint_step(x, state: NorseLIFState, p, dt):
+    z, v, i = _FFAdjoint.apply(x, state.v, state.i, p, dt)
+    return z, NorseLIFState(v, i)
+
+
+def _rec_adjoint_step(x, state: NorseLIFRecurrentState, w_in, w_rec, p, dt):
+    z, v, i = _RecAdjoint.apply(x, state.z, state.v, state.i, w_in, w_rec, p, dt)
+    return z, NorseLIFRecurrentState(z, v, i)
+
+
 # --------------------------------------------------------------------------- the shared boundary
 
 
@@ -426,6 +499,7 @@ class _Model(NamedTuple):
 
 
 _FF = _Model("norse_lif", NorseLIFParams, NorseLIFState, _check_lif, _ff_step)
+_FF_ADJOINT = _Model("norse_lif_adjoint", NorseLIFParams, NorseLIFState, _check_lif, _ff_adjoint_step)
 _REFRAC = _Model("norse_lif_refrac", NorseLIFRefracParams, NorseLIFRefracState, _check_refrac, _refrac_step)
 _ADEX = _Model("norse_lif_adex", NorseLIFAdExParams, NorseLIFAdExState, _check_adex, _adex_step)
 
@@ -520,6 +594,10 @@ def _public(model: _Model, norse_step: str, norse_module: str, default):
 
 #: norse's ``lif_feed_forward_step`` / ``norse.torch.LIF``
 norse_lif_step, norse_lif_multistep = _public(_FF, "lif_feed_forward_step", "LIF", NorseLIFParams())
+#: norse's ``lif_feed_forward_adjoint_step``: the forward of :func:`norse_lif_step`, norse's
+#: adjoint backward (see :func:`norse_lif_recurrent_adjoint_multistep`)
+norse_lif_adjoint_step, norse_lif_adjoint_multistep = _public(
+    _FF_ADJOINT, "lif_feed_forward_adjoint_step", "LIF with LIFFeedForwardAdjointFunction", NorseLIFParams())
 #: norse's ``lif_refrac_feed_forward_step`` / ``LIFRefracCell`` over time
 norse_lif_refrac_step, norse_lif_refrac_multistep = _public(
     _REFRAC, "lif_refrac_feed_forward_step", "LIFRefracCell (over time)", NorseLIFRefracParams())
@@ -553,6 +631,17 @@ def norse_lif_recurrent_step(x: Tensor, state: Optional[NorseLIFRecurrentState],
     return z.to(x.dtype), state
 
 
+def _rec_multistep(step, name, x_seq, input_weights, recurrent_weights, params, state, dt, backend,
+                   return_traces):
+    check_not_transformed(name)
+    check_sequence("x_seq", x_seq, min_ndim=2)
+    check_bool("return_traces", return_traces)
+    _dispatch.resolve(name[:-len("_multistep")], backend, x_seq)
+    p, state, dt, w_in, w_rec = _rec_prepare(x_seq, input_weights, recurrent_weights, params, state, dt,
+                                             tuple(x_seq.shape[1:]))
+    return _scan(lambda x_t, s: step(x_t, s, w_in, w_rec, p, dt), x_seq, state, return_traces)
+
+
 def norse_lif_recurrent_multistep(x_seq: Tensor, input_weights: Tensor, recurrent_weights: Tensor,
                                   params: NorseLIFParams = NorseLIFParams(),
                                   state: Optional[NorseLIFRecurrentState] = None, dt: float = 1e-3,
@@ -560,10 +649,33 @@ def norse_lif_recurrent_multistep(x_seq: Tensor, input_weights: Tensor, recurren
     """norse's recurrent LIF (``norse.torch.LIFRecurrent``) over ``x_seq`` ``(T, B, F_in)``:
     returns ``(spikes (T, B, H), NorseLIFRecurrentState[, traces])``; equal to looping
     :func:`norse_lif_recurrent_step`."""
-    check_not_transformed("norse_lif_recurrent_multistep")
-    check_sequence("x_seq", x_seq, min_ndim=2)
-    check_bool("return_traces", return_traces)
-    _dispatch.resolve("norse_lif_recurrent", backend, x_seq)
-    p, state, dt, w_in, w_rec = _rec_prepare(x_seq, input_weights, recurrent_weights, params, state, dt,
-                                             tuple(x_seq.shape[1:]))
-    return _scan(lambda x_t, s: _rec_step(x_t, s, w_in, w_rec, p, dt), x_seq, state, return_traces)
+    return _rec_multistep(_rec_step, "norse_lif_recurrent_multistep", x_seq, input_weights, recurrent_weights,
+                          params, state, dt, backend, return_traces)
+
+
+def norse_lif_recurrent_adjoint_multistep(x_seq: Tensor, input_weights: Tensor, recurrent_weights: Tensor,
+                                          params: NorseLIFParams = NorseLIFParams(),
+                                          state: Optional[NorseLIFRecurrentState] = None, dt: float = 1e-3,
+                                          backend: Optional[str] = None, return_traces: bool = False):
+    """The forward of :func:`norse_lif_recurrent_multistep` with norse's adjoint backward
+    (``lif_adjoint_step`` / ``LIFAdjointFunction``), for ``x_seq`` ``(T, B, F_in)``.
+
+    The adjoint is **not** backpropagation through the same discrete dynamics: per step, with
+    the incoming ``dz``, ``lambda_v = dL/dv``, ``lambda_i = dL/di`` and ``dv_-`` / ``dv_+`` =
+    ``tau_mem_inv * ((v_leak - v) + i_prev)`` before / after the step's reset::
+
+        dW_in  = lambda_i^T x          dW_rec = lambda_i^T z       (z: the step's new spikes)
+        lambda_i += dt * tau_syn_inv * (lambda_v - lambda_i)
+        lambda_v -= tau_mem_inv * dt * lambda_v
+        lambda_v  = (1 - z) lambda_v + z (dv_+ / dv_-) lambda_v + z dz / dv_-   (NaN -> 0)
+        dL/dx = lambda_i W_in,  dL/dz_prev = lambda_i W_rec
+
+    a continuous-time adjoint with spike-time jump terms (no surrogate: ``method`` only
+    decides the forward spikes, which are the same for every method). Tensor parameters get
+    no gradient. norse's modules ask for it with ``method="adjoint"``, which norse 1.1.0 then
+    passes to ``threshold()`` and fails; spikefuse takes it as this function (or
+    ``gradient="adjoint"`` on the modules). Input ``(T, B, F_in)`` only (norse's ``mm``).
+    """
+    check_tensor("x_seq", x_seq, ndim=3, finite=False)
+    return _rec_multistep(_rec_adjoint_step, "norse_lif_recurrent_adjoint_multistep", x_seq, input_weights,
+                          recurrent_weights, params, state, dt, backend, return_traces)

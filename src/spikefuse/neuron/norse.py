@@ -5,7 +5,8 @@
 They take norse's arguments: ``p`` (the parameters, norse's field names; a norse
 ``LIFParameters`` / ``LIFRefracParameters`` / ``LIFAdExParameters`` object is accepted as it is,
 since the fields are the same), ``dt`` (default 1e-3 s), ``record_states``; the recurrent one
-also ``input_size, hidden_size, input_weights, recurrent_weights, autapses``. As in norse,
+also ``input_size, hidden_size, input_weights, recurrent_weights, autapses``; ``gradient="adjoint"``
+(LIF and recurrent LIF) selects norse's adjoint backward. As in norse,
 ``forward(x, state=None)`` takes ``(T, B, *features)`` and returns ``(spikes, state)``: the
 final state, or with ``record_states=True`` the state of every step stacked; ``state=None``
 starts from rest (``v = v_leak``, ``i = 0``) on every call. ``return_state=False`` returns the
@@ -31,7 +32,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from .._validate import _describe, check_bool, check_number
+from .._validate import _describe, check_bool, check_choice, check_number
 from ..functional import norse as F
 from .base import NeuronModule, check_plain_backend
 
@@ -60,14 +61,22 @@ class _NorseNeuron(NeuronModule, nn.Module):
     """Shared surface: parameter storage, ``params()``, ``forward`` bookkeeping, reset."""
 
     _params_type: type = F.NorseLIFParams
-    #: the functional multistep the module runs (feed-forward models)
+    #: the functional multistep the module runs (feed-forward models), and the one with
+    #: norse's adjoint backward (None: the model has none)
     _multistep = staticmethod(F.norse_lif_multistep)
+    _adjoint_multistep = None
 
     def __init__(self, p=None, dt: float = 1e-3, *, record_states: bool = False, return_state: bool = True,
-                 backend: Optional[str] = None):
+                 gradient: str = "bptt", backend: Optional[str] = None):
         super().__init__()
         p = _coerce(self._params_type() if p is None else p, self._params_type)
+        if getattr(p, "method", None) == "adjoint":
+            raise ValueError("p.method: 'adjoint' is how norse's modules ask for the adjoint gradient (norse 1.1.0 "
+                             "then fails in threshold()); pass gradient='adjoint' and a threshold method, e.g. "
+                             "method='super'")
         F.check_params(p)
+        check_choice("gradient", gradient, ("bptt", "adjoint") if self._adjoint_multistep else ("bptt",))
+        self.gradient = gradient
         check_number("dt", dt, gt=0)
         self.dt = float(dt)
         self.record_states = check_bool("record_states", record_states)
@@ -110,7 +119,8 @@ class _NorseNeuron(NeuronModule, nn.Module):
         self.last_state = None
 
     def _run(self, x, state):
-        return self._multistep(x, self.params(), state, self.dt, self.backend, self.record_states)
+        run = self._adjoint_multistep if self.gradient == "adjoint" else self._multistep
+        return run(x, self.params(), state, self.dt, self.backend, self.record_states)
 
     def forward(self, x: torch.Tensor, state=None):
         out = self._run(x, state)
@@ -138,7 +148,13 @@ class NorseLIF(_NorseNeuron):
     ``tau_mem_inv`` (100 1/s), ``v_leak`` (0), ``v_th`` (1), ``v_reset`` (0), ``method``
     (``"super"``; see :mod:`spikefuse.functional.norse`), ``alpha`` (100); ``dt`` 1e-3 s.
     This is the same-step-current CUBA LIF that NIR's ``CubaLIF`` describes.
+
+    ``gradient="adjoint"``: norse's adjoint backward (``LIFFeedForwardAdjointFunction``,
+    see :func:`spikefuse.functional.norse.norse_lif_recurrent_adjoint_multistep`) instead of
+    backpropagation through the steps.
     """
+
+    _adjoint_multistep = staticmethod(F.norse_lif_adjoint_multistep)
 
 
 class NorseLIFRefrac(_NorseNeuron):
@@ -176,14 +192,18 @@ class NorseLIFRecurrent(_NorseNeuron):
     ``input_weights`` ``(hidden, input)`` and ``recurrent_weights`` ``(hidden, hidden)`` default,
     as in norse, to ``randn * sqrt(2 / hidden)`` (drawn in that order, so a seeded norse module
     and this one start with the same weights); ``autapses=False`` zeroes the diagonal of the
-    recurrent weights and of their gradient. ``p``, ``dt`` as :class:`NorseLIF`.
+    recurrent weights and of their gradient. ``p``, ``dt``, ``gradient`` as :class:`NorseLIF`
+    (``gradient="adjoint"``: norse's ``LIFAdjointFunction``).
     """
+
+    _adjoint_multistep = staticmethod(F.norse_lif_recurrent_adjoint_multistep)
 
     def __init__(self, input_size: int, hidden_size: int, p: F.NorseLIFParams = F.NorseLIFParams(),
                  input_weights: Optional[torch.Tensor] = None, recurrent_weights: Optional[torch.Tensor] = None,
                  autapses: bool = False, dt: float = 1e-3, *, record_states: bool = False,
-                 return_state: bool = True, backend: Optional[str] = None):
-        super().__init__(p, dt, record_states=record_states, return_state=return_state, backend=backend)
+                 return_state: bool = True, gradient: str = "bptt", backend: Optional[str] = None):
+        super().__init__(p, dt, record_states=record_states, return_state=return_state, gradient=gradient,
+                         backend=backend)
         for name, n in (("input_size", input_size), ("hidden_size", hidden_size)):
             if isinstance(n, bool) or not isinstance(n, int) or n < 1:
                 raise ValueError(f"{name}: expected a positive int, got {_describe(n)}")
@@ -207,8 +227,9 @@ class NorseLIFRecurrent(_NorseNeuron):
         return w if isinstance(w, nn.Parameter) else nn.Parameter(w.detach().clone())
 
     def _run(self, x, state):
-        return F.norse_lif_recurrent_multistep(x, self.input_weights, self.recurrent_weights, self.params(), state,
-                                               self.dt, self.backend, self.record_states)
+        run = F.norse_lif_recurrent_adjoint_multistep if self.gradient == "adjoint" else F.norse_lif_recurrent_multistep
+        return run(x, self.input_weights, self.recurrent_weights, self.params(), state, self.dt, self.backend,
+                   self.record_states)
 
     def extra_repr(self) -> str:
         return (f"input_size={self.input_size}, hidden_size={self.hidden_size}, autapses={self.autapses}, "
