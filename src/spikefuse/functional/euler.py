@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from .. import surrogate as _surrogate
+from .._core import compute_dtype as _compute_dtype
 from .._validate import _describe, check_sequence, check_tensor
 from ..surrogate import Surrogate
 
@@ -29,10 +30,6 @@ __all__ = [
     "cuba_euler_step",
     "cuba_euler_multistep",
 ]
-
-
-def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
-    return torch.float64 if dtype == torch.float64 else torch.float32
 
 
 class EulerParams(NamedTuple):

@@ -102,6 +102,21 @@ def _value(meta: dict, key: str, nir_value: np.ndarray, scale: float = 1.0):
     return _scalar_or_tensor(nir_value / scale)
 
 
+def _check_finite(name, node) -> None:
+    """Every numeric array of ``node`` is finite: a NaN/inf weight or time constant is refused
+    here, naming the node and the field, not later as a NaN output blamed on the input."""
+    for field, value in vars(node).items():
+        if field in ("metadata", "input_type", "output_type") or isinstance(value, (str, bytes, dict)):
+            continue
+        try:
+            a = np.asarray(value)
+        except Exception:  # noqa: BLE001 - not array-like: not a parameter
+            continue
+        if a.dtype.kind in "fc" and a.size and not np.all(np.isfinite(a)):
+            raise NIRConversionError(f"graph node {name!r} ({type(node).__name__}): {field} contains NaN or inf "
+                                     f"values ({int(np.sum(~np.isfinite(a)))} of {a.size})")
+
+
 class _Importer:
     def __init__(self, dt, surrogate, use_metadata):
         self.dt = dt
@@ -123,6 +138,7 @@ class _Importer:
                 f"graph node {name!r}: nir.{type(node).__name__} has no spikefuse equivalent (supported: Affine, "
                 "Linear, Conv1d, Conv2d, SumPool2d, AvgPool2d, Flatten, Scale, Threshold, Delay, LIF, IF, LI, I, "
                 "CubaLIF, CubaLI, nested NIRGraph)")
+        _check_finite(name, node)
         meta = _meta(node) if self.use_metadata else {}
         try:
             return fn(self, name, node, meta, recurrent)

@@ -4,6 +4,7 @@
 ``NIRFlatten``, ``Delay``). Equations: docs/nir.md."""
 from __future__ import annotations
 
+from numbers import Integral
 from typing import Optional
 
 import numpy as np
@@ -23,8 +24,8 @@ __all__ = ["NIRLIF", "NIRIF", "NIRLI", "NIRIntegrator", "NIRCubaLIF", "NIRCubaLI
 
 def _param_tensor(name: str, value, shape=None) -> Tensor:
     """A finite float32 tensor from a number / array / tensor (broadcast to ``shape``)."""
-    if isinstance(value, bool):
-        raise TypeError(f"{name}: expected a number or an array, got bool")
+    if isinstance(value, bool) or isinstance(value, (str, bytes)):
+        raise TypeError(f"{name}: expected a number or an array, got {_describe(value)}")
     if isinstance(value, Tensor):
         t = value.detach().to(torch.float32).cpu()
     else:
@@ -287,6 +288,12 @@ class Scale(nn.Module):
         return x * self.scale.to(x.dtype)
 
 
+def _check_dim(name: str, v) -> int:
+    if isinstance(v, bool) or not isinstance(v, Integral):
+        raise TypeError(f"{name}: expected an int (a feature dim, negative from the end), got {_describe(v)}")
+    return int(v)
+
+
 class NIRFlatten(nn.Module):
     """NIR ``Flatten`` on ``(T, B, *features)``: dims ``start_dim..end_dim`` index the feature
     shape (NIR shapes exclude time and batch).
@@ -297,8 +304,8 @@ class NIRFlatten(nn.Module):
 
     def __init__(self, start_dim: int = 0, end_dim: int = -1):
         super().__init__()
-        self.start_dim = int(start_dim)
-        self.end_dim = int(end_dim)
+        self.start_dim = _check_dim("start_dim", start_dim)
+        self.end_dim = _check_dim("end_dim", end_dim)
 
     def extra_repr(self):
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"

@@ -1,0 +1,204 @@
+"""Export converters of the neuron families, registered from the family registry
+(:mod:`spikefuse.families`): a family whose record names a NIR node (``nir=``) gets its
+converter from :data:`CONVERTERS` (keyed by family id), a family recorded without one gets a
+:class:`Refused` entry carrying its ``nir_note``. Registered on the first export lookup, so that
+importing :mod:`spikefuse.interop.nir` imports no neuron module."""
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ... import families as _families
+from ... import surrogate as _surrogate
+from ...surrogate import Surrogate
+from ._common import NIRConversionError, _require_nir
+from ._table import _LAZY, EXPORTERS, IN_SHAPE, Refused, exact as _exact, full as _full, identity as _identity
+from ._table import np_array as _np, surrogate_meta as _surrogate_meta
+
+
+def _sj_kind(m) -> str:
+    """'IF', 'LIF' or 'ParametricLIF' for a spikefuse.neuron.lif module (subclasses included)."""
+    from ...neuron import lif
+    for cls in (lif.ParametricLIF, lif.LIF, lif.IF):
+        if isinstance(m, cls):
+            return cls.__name__
+    raise TypeError(type(m).__name__)  # pragma: no cover
+
+
+def _tau_meta(tau, shape, name):
+    """The exact tau (in steps) for the metadata: a float, or a float64 array of the layer shape."""
+    tau_d = tau.detach().double().cpu() if isinstance(tau, Tensor) else float(tau)
+    if isinstance(tau_d, Tensor) and tau_d.numel() > 1:
+        _full(tau_d, shape, name)  # shape check
+        return tau_d, np.broadcast_to(tau_d.numpy(), shape).astype(np.float64).copy()
+    return tau_d, float(tau_d)
+
+
+def _lif(ex, name, m, shape):
+    """SpikingJelly IF / LIF / ParametricLIF (registered by :func:`register_families`)."""
+    nirm = _require_nir()
+    shape = ex.need_shape(name, m, shape)
+    cls = _sj_kind(m)
+    soft = ex.soft_reset(f"model[{name!r}]: {cls}", m.v_reset)
+    rest = 0.0 if soft else m.v_reset
+    decay_input = bool(getattr(m, "decay_input", True))
+    meta = {"module": cls, "soft_reset": soft, "detach_reset": bool(m.detach_reset),
+            "decay_input": decay_input, "surrogate": _surrogate_meta(m.surrogate),
+            "threshold_rule": ">=", "step_mode": str(getattr(m, "step_mode", "m")),
+            "exact": _exact(v_threshold=m.v_threshold, v_reset=m.v_reset)}
+    common = dict(v_threshold=_full(m.v_threshold, shape, name), v_reset=_full(rest, shape, name),
+                  metadata={"spikefuse": meta})
+    if cls == "IF":
+        return ex.add_one(name, nirm.IF(r=_full(1.0 / ex.dt, shape, name), **common), shape)
+    tau_d, meta["tau"] = _tau_meta(m.tau, shape, name)
+    if cls == "ParametricLIF":
+        meta["w"] = float(m.w.detach())
+        meta["init_tau"] = float(m.init_tau)
+    node = nirm.LIF(tau=_full(tau_d * ex.dt, shape, name), r=_full(1.0 if decay_input else tau_d, shape, name),
+                    v_leak=_full(rest, shape, name), **common)
+    return ex.add_one(name, node, shape)
+
+
+def _cuba_node(ex, name, m, shape, kind):
+    """The NIR CubaLIF node of an hxtorch CubaLIF / EventPropLIF (same forward recurrence)."""
+    nirm = _require_nir()
+    mdt = float(getattr(m, "dt"))
+    if not math.isclose(mdt, ex.dt, rel_tol=1e-9):
+        raise NIRConversionError(f"model[{name!r}]: {kind} integrates with dt={mdt:g} but to_nir was given "
+                                 f"dt={ex.dt:g}; export with dt={mdt:g}")
+    keys = ("leak", "reset", "threshold", "tau_syn", "tau_mem", "alpha")
+    meta = {"module": kind, "surrogate": _surrogate_meta(_cuba_surrogate(m)), "detach_reset": True,
+            "exact": _exact(**{k: getattr(m, k, None) for k in keys}),
+            "learnable": ",".join(k for k in keys if isinstance(getattr(m, k, None), nn.Parameter))}
+    for k in ("method", "gradient", "current_index"):
+        if isinstance(getattr(m, k, None), str):
+            meta[k] = getattr(m, k)
+    if kind == "EventPropLIF":
+        meta["membrane_grad"] = bool(m.membrane_grad)
+    f = lambda k: _full(getattr(m, k), shape, name)  # noqa: E731
+    return nirm.CubaLIF(tau_syn=f("tau_syn"), tau_mem=f("tau_mem"), r=_full(1.0, shape, name), v_leak=f("leak"),
+                        v_threshold=f("threshold"), v_reset=f("reset"),
+                        w_in=_full(torch.as_tensor(m.tau_syn, dtype=torch.float64) / ex.dt, shape, name),
+                        metadata={"spikefuse": meta})
+
+
+def _cuba(ex, name, m, shape):
+    """hxtorch CubaLIF (registered by :func:`register_families`)."""
+    shape = ex.need_shape(name, m, shape)
+    return ex.add_one(name, _cuba_node(ex, name, m, shape, "CubaLIF"), shape)
+
+
+def _eventprop(ex, name, m, shape):
+    """EventPropLIF: ``Linear(W) -> CubaLIF`` (registered by :func:`register_families`)."""
+    ex.check_features(name, "EventPropLIF", m.in_features, shape)
+    shape = (m.out_features,)
+    node = _cuba_node(ex, name, m, shape, "EventPropLIF")
+    syn = _require_nir().Linear(weight=_np(m.weight), metadata={"spikefuse": {"module": "EventPropLIF.synapse"}})
+    ns = ex.add(f"{name}.synapse", syn)
+    nn_ = ex.add(f"{name}.neuron", node)
+    ex.edges.append((ns, nn_))
+    return ns, nn_, shape
+
+
+def _loihi_decays(m, shape, what):
+    def frac(d):  # decays as the fraction lost per step, along the first feature dim
+        d = (torch.round(d.detach().double().cpu()) / m.p_scale).reshape(-1)
+        return d.reshape((-1,) + (1,) * (len(shape) - 1)) if d.numel() > 1 else d.reshape(())
+    du, dv = frac(m.current_decay), frac(m.voltage_decay)
+    if bool((du <= 0).any()) or bool((dv <= 0).any()):
+        raise NIRConversionError(f"{what}: a decay of 0 (no leak) has no finite NIR time constant")
+    return du, dv
+
+
+def _loihi_cuba(ex, name, m, shape):
+    """Loihi CUBA (lava-dl) as its float forward-Euler counterpart; only with ``lossy=True``
+    (registered by :func:`register_families`)."""
+    nirm = _require_nir()
+    what = f"model[{name!r}]: Loihi CUBA neuron"
+    if not ex.lossy:
+        raise NIRConversionError(
+            f"{what} cannot be expressed exactly in NIR (fixed-point states and decays; its voltage uses "
+            "the current of the same step, NIR's forward Euler the previous one); pass lossy=True to export "
+            "CubaLIF(tau_syn=dt/current_decay, tau_mem=dt/voltage_decay, ...)")
+    if getattr(m, "norm", None) is not None:
+        raise NIRConversionError(f"{what} with norm cannot be expressed in NIR (the norm acts between the "
+                                 "current and voltage integrators)")
+    if getattr(m, "graded_spike", False):
+        raise NIRConversionError(f"{what} with graded_spike=True cannot be expressed in NIR (NIR spikes are 0/1)")
+    shape = ex.need_shape(name, m, shape)
+    if not m.shared_param and m.shape is None:
+        raise NIRConversionError(f"{what} has per-channel decays that are sampled at the first forward; run "
+                                 "one forward before exporting")
+    du, dv = _loihi_decays(m, shape, what)
+    warnings.warn(f"{what} exported with lossy=True: fixed-point arithmetic is lost and NIR's forward Euler "
+                  "delays the synaptic path by one step", stacklevel=4)
+    meta = {"module": "loihi.cuba.Neuron", "iDecay": _np(torch.round(m.current_decay.detach())),
+            "vDecay": _np(torch.round(m.voltage_decay.detach())), "vThMant": int(m.v_th_mant),
+            "scale": int(m.w_scale), "surrogate": {"name": "slayer_exp"}}
+    node = nirm.CubaLIF(tau_syn=_full(ex.dt / du, shape, name), tau_mem=_full(ex.dt / dv, shape, name),
+                        r=_full(1.0 / dv, shape, name), v_leak=_full(0.0, shape, name),
+                        v_threshold=_full(m.threshold, shape, name), v_reset=_full(0.0, shape, name),
+                        w_in=_full(1.0 / du, shape, name), metadata={"spikefuse": meta})
+    return ex.add_one(name, node, shape)
+
+
+def _cuba_surrogate(m):
+    s = getattr(m, "surrogate", None)
+    if isinstance(s, Surrogate):
+        return s
+    alpha = getattr(m, "alpha", None)
+    if isinstance(alpha, Tensor):  # per-neuron slopes: the metadata keeps one (the first)
+        alpha = alpha.detach().reshape(-1)[0]
+    if alpha is not None:
+        return _surrogate.SuperSpike(float(alpha))
+    return _surrogate.SuperSpike(50.0)
+
+
+
+
+#: family id -> converter, for the families whose record names a NIR node
+CONVERTERS = {"lif": _lif, "if": _lif, "plif": _lif, "cuba": _cuba, "eventprop": _eventprop,
+              "loihi.cuba": _loihi_cuba}
+_LOIHI_NIR = "the Loihi module {path} cannot be expressed in NIR (fixed-point states, integer decays and the Loihi " \
+             "step order have no NIR node)"
+
+
+def _refusal(f) -> Refused:
+    note = f.nir_note or "no NIR node"
+    if f.id.startswith("loihi."):
+        return Refused("the Loihi module {path} cannot be expressed in NIR (" + note + ")")
+    return Refused("{cls} cannot be expressed in NIR (" + note + ")")
+
+
+def register_families() -> None:
+    """One :data:`EXPORTERS` entry per family of :data:`spikefuse.families.FAMILIES` (run once,
+    on the first lookup), plus the Loihi modules that are not families (norms, dropout)."""
+    for f in _families.FAMILIES.values():
+        cls = _families.load(f.module)
+        if f.nir is None:
+            EXPORTERS.setdefault(cls, _refusal(f))
+        elif f.id in CONVERTERS:
+            EXPORTERS.setdefault(cls, CONVERTERS[f.id])
+        else:
+            EXPORTERS.setdefault(cls, Refused("{cls} (family " + repr(f.id) + ") names the NIR node " + repr(f.nir)
+                                              + " but spikefuse.interop.nir has no converter for it yet"))
+    from ...neuron.eventprop import EventPropLIF
+    from ...neuron.loihi import base as loihi_base
+    from ...neuron.loihi import dropout, norm, sigma_delta
+    EXPORTERS[dropout.Dropout] = _identity
+    for t in (loihi_base.Neuron, norm.MeanOnlyBatchNorm, norm.WgtScaleBatchNorm, sigma_delta.Sigma,
+              sigma_delta.Delta):
+        EXPORTERS.setdefault(t, Refused(_LOIHI_NIR))
+    IN_SHAPE[EventPropLIF] = lambda m: (m.in_features,)
+
+
+def supported_neurons() -> list:
+    """Class names of the family modules that export (for error messages)."""
+    return [_families.load(f.module).__name__ for f in _families.FAMILIES.values() if f.id in CONVERTERS]
+
+
+_LAZY.append(register_families)
