@@ -1,6 +1,7 @@
 """norse's neuron modules (spikefuse.neuron.norse): equal to the functional multisteps, norse's
 call convention (forward(x, state) -> (spikes, state), record_states), norse's parameter
 objects accepted as they are, recurrent weight init and autapses, reset_states."""
+import os
 from collections import namedtuple
 
 import pytest
@@ -143,3 +144,17 @@ def test_adjoint_gradient_option():
         NorseLIFRefrac(gradient="adjoint")
     with pytest.raises(ValueError, match="p.method: 'adjoint' is how norse's modules ask"):
         NorseLIF(P._replace(method="adjoint"))
+
+
+@pytest.mark.skipif(os.environ.get("SPIKEFUSE_COMPILE", "") in ("", "0"),
+                    reason="dynamo traces take seconds each: SPIKEFUSE_COMPILE=1 runs them (README)")
+@pytest.mark.parametrize("make", [
+    lambda: NorseLIF(return_state=False), lambda: NorseLIFRefrac(return_state=False),
+    lambda: NorseLIFAdEx(return_state=False), lambda: NorseLIFRecurrent(3, 3, return_state=False),
+], ids=["lif", "refrac", "adex", "recurrent"])
+def test_torch_compile_traces_without_graph_breaks(make):
+    import torch._dynamo
+
+    torch._dynamo.reset()
+    explained = torch._dynamo.explain(make())(torch.rand(4, 2, 3) * 3)
+    assert explained.graph_break_count == 0, [str(b.reason) for b in explained.break_reasons]
