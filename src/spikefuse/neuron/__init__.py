@@ -10,6 +10,9 @@ Names resolve lazily from their modules:
 ``EventPropLIF``          exact gradients (:mod:`spikefuse.neuron.eventprop`)
 ``NorseLIF``, ...         norse semantics: ``NorseLIF``, ``NorseLIFRecurrent``,
                           ``NorseLIFRefrac``, ``NorseLIFAdEx`` (:mod:`spikefuse.neuron.norse`)
+``Leaky``, ``Synaptic``   snnTorch semantics (:mod:`spikefuse.neuron.snntorch`)
+``SinabsLIF``,            sinabs semantics (:mod:`spikefuse.neuron.sinabs`)
+``SinabsIAF``
 ``NeuronModule``,         the surface every family shares: ``params()``, ``reset()`` /
 ``reset_states``,         ``reset_state()``, ``backend=``, ``last_traces``
 ``reset_net``             (:mod:`spikefuse.neuron.base`)
@@ -32,11 +35,15 @@ _NAMES = {
     "NorseLIFRecurrent": "norse",
     "NorseLIFRefrac": "norse",
     "NorseLIFAdEx": "norse",
+    "Leaky": "snntorch",
+    "Synaptic": "snntorch",
+    "SinabsLIF": "sinabs",
+    "SinabsIAF": "sinabs",
     "NeuronBase": "base",
     "NeuronModule": "base",
     "reset_states": "base",
 }
-_SUBMODULES = ("base", "lif", "cuba", "eventprop", "norse", "loihi")
+_SUBMODULES = ("base", "lif", "cuba", "eventprop", "norse", "loihi", "snntorch", "sinabs")
 
 
 def __getattr__(name):
