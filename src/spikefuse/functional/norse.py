@@ -78,7 +78,8 @@ dtype. ``return_traces=True`` also returns the state after every step, stacked (
 field, the layout of norse's ``record_states=True``).
 
 These families have no fused kernel: ``backend`` ``None``, ``"auto"`` and ``"reference"`` run
-the plain-torch loop below (``"cpu"`` / ``"triton"`` raise a ``ValueError``).
+the plain-torch loop below (``"cpu"`` / ``"triton"`` raise a ``ValueError``, through the
+boundary the peer families share, :func:`spikefuse.functional._peers.begin`).
 
 Example::
 
@@ -99,10 +100,10 @@ from typing import Callable, NamedTuple, Optional, Union
 import torch
 from torch import Tensor
 
-from .._core import check_not_transformed, compute_dtype
-from .._validate import _describe, check_bool, check_broadcastable, check_choice, check_number, check_sequence, check_tensor
+from .._core import compute_dtype
+from .._validate import _describe, check_broadcastable, check_choice, check_number, check_tensor
 from ..surrogate import Custom, SuperSpike
-from . import _dispatch
+from . import _peers
 
 __all__ = [
     "METHODS",
@@ -559,11 +560,14 @@ def _one_step(model: _Model, x, state, params, dt):
     return z.to(x.dtype), state
 
 
+def _family(name: str) -> str:
+    """The registry id a function name belongs to (``norse_lif_adjoint`` -> ``norse.lif``)."""
+    return "norse." + name[len("norse_"):].replace("_adjoint", "")
+
+
 def _multistep(model: _Model, x_seq, params, state, dt, backend, return_traces):
-    check_not_transformed(f"{model.name}_multistep")
-    check_sequence("x_seq", x_seq, min_ndim=2)
-    check_bool("return_traces", return_traces)
-    _dispatch.resolve(model.name, backend, x_seq)  # no kernel: None, or a clear error for cpu/triton
+    # the peer families' boundary: no fused kernel, a kernel backend refused by name
+    _peers.begin(f"{model.name}_multistep", _family(model.name), x_seq, backend, return_traces)
     p, state, dt = _prepare(model, x_seq, params, state, dt, tuple(x_seq.shape[1:]))
     return _scan(lambda x_t, s: model.step(x_t, s, p, dt), x_seq, state, return_traces)
 
@@ -633,10 +637,7 @@ def norse_lif_recurrent_step(x: Tensor, state: Optional[NorseLIFRecurrentState],
 
 def _rec_multistep(step, name, x_seq, input_weights, recurrent_weights, params, state, dt, backend,
                    return_traces):
-    check_not_transformed(name)
-    check_sequence("x_seq", x_seq, min_ndim=2)
-    check_bool("return_traces", return_traces)
-    _dispatch.resolve(name[:-len("_multistep")], backend, x_seq)
+    _peers.begin(name, _family(name[:-len("_multistep")]), x_seq, backend, return_traces)
     p, state, dt, w_in, w_rec = _rec_prepare(x_seq, input_weights, recurrent_weights, params, state, dt,
                                              tuple(x_seq.shape[1:]))
     return _scan(lambda x_t, s: step(x_t, s, w_in, w_rec, p, dt), x_seq, state, return_traces)
