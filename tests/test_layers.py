@@ -67,8 +67,11 @@ def test_conv1d_conv2d_match_per_step_loop():
     g = torch.randn_like(y2)
     ga = torch.autograd.grad((y2 * g).sum(), [x2, c2.weight])
     gb = torch.autograd.grad((ref2 * g).sum(), [x2, c2.weight])
-    for a, b in zip(ga, gb):
-        torch.testing.assert_close(a, b)
+    torch.testing.assert_close(ga[0], gb[0])
+    # the weight gradient sums 4 x 3 x 36 products per element, in another order than the
+    # per-step loop (one batched conv vs T convs accumulated): float32 rounding, not a bug,
+    # showed 1.9e-5 of |grad| ~ 10 with one thread; the tolerance is scaled to that sum
+    torch.testing.assert_close(ga[1], gb[1], rtol=1e-5, atol=1e-4)
 
 
 @pytest.mark.parametrize("cls,fn", [

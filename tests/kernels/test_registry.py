@@ -51,3 +51,21 @@ def test_global_default(fake_family):
     with pytest.raises(ValueError, match="backend"):
         kernels.register("fake", "auto", lambda: None)
     assert "cpu" in kernels.available("fake")
+
+
+def test_gpu_machine_loads_the_triton_backend_at_import():
+    """On a machine with a GPU, importing spikefuse registers the Triton kernels at once, so a
+    model compiled before any eager call has no graph break at a lazy backend import; without
+    a GPU, triton waits for the first call that needs it."""
+    import subprocess
+    import sys
+
+    code = ("import torch; torch.cuda.is_available = lambda: {gpu}\n"
+            "from spikefuse.neuron import LIF\n"
+            "from spikefuse import kernels\n"
+            "print(kernels._loaded, ('lif', 'triton') in kernels._REGISTRY)\n")
+    for gpu, want in ((True, "True True"), (False, "False False")):
+        out = subprocess.run([sys.executable, "-c", code.format(gpu=gpu)], capture_output=True,
+                             text=True, timeout=300)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.split("\n")[-2] == want

@@ -21,6 +21,8 @@ __all__ = ["BACKENDS", "Fused", "fused", "resolve"]
 BACKENDS = kernels.BACKENDS
 
 kernels.load_cpu()  # now, not inside a torch.compile trace (see kernels.load_cpu)
+if kernels.gpu_present():  # on a GPU machine the Triton backend too: a model compiled before
+    kernels.load_backends()  # any eager call would otherwise break its graph at that import
 
 
 class Fused(NamedTuple):

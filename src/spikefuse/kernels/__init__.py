@@ -77,6 +77,19 @@ def _load_backends() -> None:
             pass
 
 
+def load_backends() -> None:
+    """Import every backend module now (see :func:`_load_backends`)."""
+    _load_backends()
+
+
+def gpu_present() -> bool:
+    """Whether a CUDA device is visible (cheap: no context is created)."""
+    try:
+        return torch.cuda.is_available()
+    except Exception:  # a broken driver install: treat as no GPU
+        return False
+
+
 def load_cpu() -> None:
     """Import the CPU backend (cheap: plain torch). functional/ does it when imported, so that a
     CPU ``"auto"`` / ``"cpu"`` resolve inside torch.compile imports nothing (an import is a graph
