@@ -79,6 +79,7 @@ def _cuba_node(ex, name, m, shape, kind):
             meta[k] = getattr(m, k)
     if kind == "EventPropLIF":
         meta["membrane_grad"] = bool(m.membrane_grad)
+    meta["synaptic_delay"] = "Delay node"  # the one-step delay is the Delay node in front (format 2)
     f = lambda k: _full(getattr(m, k), shape, name)  # noqa: E731
     return nirm.CubaLIF(tau_syn=f("tau_syn"), tau_mem=f("tau_mem"), r=_full(1.0, shape, name), v_leak=f("leak"),
                         v_threshold=f("threshold"), v_reset=f("reset"),
@@ -86,21 +87,33 @@ def _cuba_node(ex, name, m, shape, kind):
                         metadata={"spikefuse": meta})
 
 
+def _synaptic_delay(ex, name, kind, shape):
+    """The ``Delay(dt)`` node that carries hxtorch's one-step synaptic delay: its CUBA voltage
+    uses the current of the previous step, i.e. it is NIR's same-step CubaLIF fed one step late."""
+    delay = _require_nir().Delay(delay=np.full(shape, ex.dt, dtype=np.float64),
+                                 metadata={"spikefuse": {"module": f"{kind}.delay"}})
+    return ex.add(f"{name}.delay", delay)
+
+
 def _cuba(ex, name, m, shape):
-    """hxtorch CubaLIF (registered by :func:`register_families`)."""
+    """hxtorch CubaLIF: ``Delay(dt) -> CubaLIF`` (registered by :func:`register_families`)."""
     shape = ex.need_shape(name, m, shape)
-    return ex.add_one(name, _cuba_node(ex, name, m, shape, "CubaLIF"), shape)
+    nd = _synaptic_delay(ex, name, "CubaLIF", shape)
+    nc = ex.add(name, _cuba_node(ex, name, m, shape, "CubaLIF"))
+    ex.edges.append((nd, nc))
+    return nd, nc, shape
 
 
 def _eventprop(ex, name, m, shape):
-    """EventPropLIF: ``Linear(W) -> CubaLIF`` (registered by :func:`register_families`)."""
+    """EventPropLIF: ``Linear(W) -> Delay(dt) -> CubaLIF`` (registered by :func:`register_families`)."""
     ex.check_features(name, "EventPropLIF", m.in_features, shape)
     shape = (m.out_features,)
     node = _cuba_node(ex, name, m, shape, "EventPropLIF")
     syn = _require_nir().Linear(weight=_np(m.weight), metadata={"spikefuse": {"module": "EventPropLIF.synapse"}})
     ns = ex.add(f"{name}.synapse", syn)
+    nd = _synaptic_delay(ex, name, "EventPropLIF", shape)
     nn_ = ex.add(f"{name}.neuron", node)
-    ex.edges.append((ns, nn_))
+    ex.edges += [(ns, nd), (nd, nn_)]
     return ns, nn_, shape
 
 
@@ -121,8 +134,7 @@ def _loihi_cuba(ex, name, m, shape):
     what = f"model[{name!r}]: Loihi CUBA neuron"
     if not ex.lossy:
         raise NIRConversionError(
-            f"{what} cannot be expressed exactly in NIR (fixed-point states and decays; its voltage uses "
-            "the current of the same step, NIR's forward Euler the previous one); pass lossy=True to export "
+            f"{what} cannot be expressed exactly in NIR (fixed-point states and decays); pass lossy=True to export "
             "CubaLIF(tau_syn=dt/current_decay, tau_mem=dt/voltage_decay, ...)")
     if getattr(m, "norm", None) is not None:
         raise NIRConversionError(f"{what} with norm cannot be expressed in NIR (the norm acts between the "
@@ -134,8 +146,8 @@ def _loihi_cuba(ex, name, m, shape):
         raise NIRConversionError(f"{what} has per-channel decays that are sampled at the first forward; run "
                                  "one forward before exporting")
     du, dv = _loihi_decays(m, shape, what)
-    warnings.warn(f"{what} exported with lossy=True: fixed-point arithmetic is lost and NIR's forward Euler "
-                  "delays the synaptic path by one step", stacklevel=4)
+    warnings.warn(f"{what} exported with lossy=True: fixed-point arithmetic is lost (NIR states and decays "
+                  "are floats; the step order, current first, is NIR's)", stacklevel=4)
     meta = {"module": "loihi.cuba.Neuron", "iDecay": _np(torch.round(m.current_decay.detach())),
             "vDecay": _np(torch.round(m.voltage_decay.detach())), "vThMant": int(m.v_th_mant),
             "scale": int(m.w_scale), "surrogate": {"name": "slayer_exp"}}
