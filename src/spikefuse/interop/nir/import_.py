@@ -356,7 +356,59 @@ def _delay(imp, name, node, meta, recurrent):
     return Delay(np.round(k))
 
 
+def _exact_value(meta, key):
+    e = np.asarray(meta["exact"][key], dtype=np.float64)
+    return float(e) if e.ndim == 0 else torch.as_tensor(e.astype(np.float32))
+
+
+def _restore_snn(imp, node, meta, cls, rec):
+    """snnTorch Leaky / Synaptic written by to_nir: rebuilt with the exact beta (alpha) and threshold."""
+    ex = meta.get("exact", {})
+    taus = {"beta": "tau_mem" if isinstance(node, _nir.CubaLIF) else "tau", "alpha": "tau_syn"}
+    for k, tk in taus.items():
+        if k in ex and not _close(imp.dt / (1 - np.asarray(ex[k], np.float64)), _arr(node, tk), rtol=1e-6):
+            return None
+    if "threshold" not in ex or not _close(np.broadcast_to(ex["threshold"], _arr(node, "v_threshold").shape),
+                                           _arr(node, "v_threshold"), rtol=1e-6):
+        return None
+    kw = {k: _exact_value(meta, k) for k in ("alpha", "beta", "threshold") if k in ex}
+    return cls(**kw, reset_mechanism=str(meta.get("reset_mechanism", "zero")),
+               reset_delay=_as_bool(meta.get("reset_delay", False)), spike_grad=imp._sur(meta))
+
+
+def _restore_norse(imp, node, meta, cls, rec):
+    """norse's feed-forward LIF written by to_nir: rebuilt with its exact parameters."""
+    ex = meta.get("exact", {})
+    keys = ("tau_syn_inv", "tau_mem_inv", "v_leak", "v_th", "v_reset", "alpha")
+    if any(k not in ex for k in keys) or not _close(1.0 / np.asarray(ex["tau_syn_inv"]), _arr(node, "tau_syn"),
+                                                    rtol=1e-6) \
+            or not _close(1.0 / np.asarray(ex["tau_mem_inv"]), _arr(node, "tau_mem"), rtol=1e-6):
+        return None
+    from ... import families
+    p = families.load(rec.params)(**{k: _exact_value(meta, k) for k in keys}, method=str(meta.get("method", "super")))
+    return cls(p, dt=imp.dt, return_state=False)
+
+
+#: family id (metadata ``family``) -> fn(importer, node, meta, module class, record) -> module or None
+_FAMILY_RESTORERS = {"snntorch.leaky": _restore_snn, "snntorch.synaptic": _restore_snn,
+                     "norse.lif": _restore_norse}
+
+
+def _restore_family(imp, node, meta):
+    """The module of the family recorded in the metadata (to_nir of a peer family), or None."""
+    from ... import families
+    fid = meta.get("family")
+    rec = families.FAMILIES.get(fid) if isinstance(fid, str) else None
+    if rec is None or fid not in _FAMILY_RESTORERS:
+        return None
+    return _FAMILY_RESTORERS[fid](imp, node, meta, families.load(rec.module), rec)
+
+
 def _lif(imp, name, node, meta, recurrent):
+    if meta.get("family") and not recurrent:
+        m = _restore_family(imp, node, meta)
+        if m is not None:
+            return m
     if meta and not recurrent:
         m = imp._restore_sj(name, node, meta, leaky=True)
         if m is not None:
@@ -384,6 +436,10 @@ def _li(imp, name, node, meta, recurrent):
 
 
 def _cuba(imp, name, node, meta, recurrent):
+    if meta.get("family") and not recurrent:
+        m = _restore_family(imp, node, meta)
+        if m is not None:
+            return m
     if meta.get("module") in ("CubaLIF", "EventPropLIF") and "synaptic_delay" not in meta and not recurrent \
             and imp._cuba_exact(node) and imp.surrogate is None:
         # a file of the first format (no Delay node): its CubaLIF meant hxtorch's previous-step current
