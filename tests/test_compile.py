@@ -16,6 +16,8 @@ import torch._dynamo
 
 from spikefuse.neuron import IF, LIF, CubaLIF, CubaRefractoryLIF, EventPropLIF, ParametricLIF
 from spikefuse.neuron.loihi import adrf, adrf_iz, alif, cuba, rf, rf_iz, sigma_delta
+from spikefuse.neuron.sinabs import SinabsIAF, SinabsLIF
+from spikefuse.neuron.snntorch import Leaky, Synaptic
 
 AD = dict(threshold=0.5, threshold_step=0.25, period=4, decay=0.0, threshold_decay=0.5, refractory_decay=0.5)
 
@@ -35,6 +37,10 @@ FAMILIES = {
     "adrf": (lambda: adrf.Neuron(**AD), True),
     "adrf_iz": (lambda: adrf_iz.Neuron(**AD), True),
     "sigma_delta": (lambda: sigma_delta.Neuron(threshold=0.1, activation=torch.relu), False),
+    "snntorch_leaky": (lambda: Leaky(beta=0.8, learn_beta=True, learn_threshold=True), False),
+    "snntorch_synaptic": (lambda: Synaptic(alpha=0.6, beta=0.8, reset_mechanism="zero"), False),
+    "sinabs_lif": (lambda: SinabsLIF(tau_mem=5.0, tau_syn=3.0), False),
+    "sinabs_iaf": (lambda: SinabsIAF(spike_fn="single", reset_fn="reset"), False),
 }
 
 COMPILE_ALL = os.environ.get("SPIKEFUSE_COMPILE", "") not in ("", "0")

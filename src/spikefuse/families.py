@@ -273,6 +273,30 @@ def _bench_eventprop(backend, n):
     return EventPropLIF(n, n, threshold=0.3, tau_syn=5e-6, tau_mem=10e-6)
 
 
+def _bench_snntorch_leaky(backend, n):
+    from .neuron.snntorch import Leaky
+
+    return Leaky(beta=0.5, backend=backend)  # as _case_snntorch_leaky
+
+
+def _bench_snntorch_synaptic(backend, n):
+    from .neuron.snntorch import Synaptic
+
+    return Synaptic(alpha=0.5, beta=0.5, backend=backend)  # as _case_snntorch_synaptic
+
+
+def _bench_sinabs_lif(backend, n):
+    from .neuron.sinabs import SinabsLIF
+
+    return SinabsLIF(tau_mem=2.0, tau_syn=2.0, backend=backend)  # as _case_sinabs_lif
+
+
+def _bench_sinabs_iaf(backend, n):
+    from .neuron.sinabs import SinabsIAF
+
+    return SinabsIAF(backend=backend)
+
+
 # --------------------------------------------------------------------------- bench cases
 # Traffic model per neuron-step (io = bytes of the I/O dtype); benchmarks/README.md has the table.
 
@@ -388,6 +412,46 @@ def _case_eventprop(backend, io):
     return BenchCase(lambda x: eventprop_lif(x, p, dt=1e-6)[0], 2 * io + 8, 4 * io + 16)
 
 
+def _case_snntorch_leaky(backend, io):
+    from .functional.snntorch import LeakyParams, leaky_multistep
+
+    p = LeakyParams(beta=0.5)
+    # no fused kernel: the model of a LIF scan (fwd: x, S; train: + mem (4 B) written and
+    # read; bwd: gS in, gX out)
+    return BenchCase(lambda x: leaky_multistep(x, p, backend=backend)[0], 2 * io, 4 * io + 8)
+
+
+def _case_snntorch_synaptic(backend, io):
+    from .functional.snntorch import SynapticParams, synaptic_multistep
+
+    p = SynapticParams(alpha=0.5, beta=0.5)
+    # no fused kernel: as _case_snntorch_leaky, with syn saved as well
+    return BenchCase(lambda x: synaptic_multistep(x, p, backend=backend)[0], 2 * io, 4 * io + 16)
+
+
+def _sinabs_case(backend, io, iaf):
+    import math
+
+    from .functional.sinabs import SinabsParams, sinabs_multistep
+
+    if iaf:
+        p = SinabsParams(alpha_mem=1.0, norm_input=False)
+    else:
+        p = SinabsParams(alpha_mem=math.exp(-0.5), alpha_syn=math.exp(-0.5))
+    # no fused kernel: the model of a LIF scan (fwd: x, spike counts; train: + v_mem (and
+    # i_syn) saved, 4 B each; bwd: gS in, gX out)
+    saved = 4 if iaf else 8
+    return BenchCase(lambda x: sinabs_multistep(x, p, backend=backend)[0], 2 * io, 4 * io + 2 * saved)
+
+
+def _case_sinabs_lif(backend, io):
+    return _sinabs_case(backend, io, False)
+
+
+def _case_sinabs_iaf(backend, io):
+    return _sinabs_case(backend, io, True)
+
+
 def _bench(name, module_scale=1.0, case_scale=1.0):
     return BenchSpec(f"{_F}:_bench_{name}", f"{_F}:_case_{name}", module_scale, case_scale)
 
@@ -398,6 +462,10 @@ _FL, _FC, _FE = "spikefuse.functional.lif", "spikefuse.functional.cuba", "spikef
 _FLO, _FR = "spikefuse.functional.loihi", "spikefuse.functional.resonator"
 _FSD, _NLO = "spikefuse.functional.sigma_delta", "spikefuse.neuron.loihi"
 _LOIHI_NIR = "fixed-point states, integer decays and the Loihi step order have no NIR node"
+_FST, _FSI = "spikefuse.functional.snntorch", "spikefuse.functional.sinabs"
+_SNNTORCH_NIR = ("NIR's LIF resets at once; snnTorch's reset, applied one step later from the previous "
+                 "membrane, has no NIR node")
+_SINABS_NIR = "NIR neurons emit one spike per step; sinabs' multi-spike counts have no NIR node"
 
 
 def _resonator(model, params, state, description):
@@ -455,6 +523,22 @@ FAMILIES: dict[str, Family] = {f.id: f for f in (
                            owns_synapse=True),
            bench=_bench("eventprop"), nir="CubaLIF",
            description="CUBA LIF with exact EventProp gradients (owns its synapse)"),
+    Family("snntorch.leaky", f"{_FST}:leaky_multistep", f"{_FST}:leaky_step", f"{_FST}:LeakyParams",
+           f"{_FST}:LeakyState", "spikefuse.neuron.snntorch:Leaky", aliases=("snntorch-leaky",),
+           bench=_bench("snntorch_leaky", 1.5), nir_note=_SNNTORCH_NIR,
+           description="snnTorch Leaky: subtract/zero/none reset, strict > threshold, reset_delay"),
+    Family("snntorch.synaptic", f"{_FST}:synaptic_multistep", f"{_FST}:synaptic_step",
+           f"{_FST}:SynapticParams", f"{_FST}:SynapticState", "spikefuse.neuron.snntorch:Synaptic",
+           aliases=("snntorch-synaptic",), bench=_bench("snntorch_synaptic", 1.0, 0.5),
+           nir_note=_SNNTORCH_NIR, description="snnTorch Synaptic (second-order LIF)"),
+    Family("sinabs.lif", f"{_FSI}:sinabs_multistep", f"{_FSI}:sinabs_step", f"{_FSI}:SinabsParams",
+           f"{_FSI}:SinabsState", "spikefuse.neuron.sinabs:SinabsLIF", aliases=("sinabs-lif",),
+           bench=_bench("sinabs_lif", 2.0, 2.0), nir_note=_SINABS_NIR,
+           description="sinabs LIF: multi-spike counts, subtract/membrane reset, tau_syn, norm_input"),
+    Family("sinabs.iaf", f"{_FSI}:sinabs_multistep", f"{_FSI}:sinabs_step", f"{_FSI}:SinabsParams",
+           f"{_FSI}:SinabsState", "spikefuse.neuron.sinabs:SinabsIAF", aliases=("sinabs-iaf",),
+           bench=_bench("sinabs_iaf"), nir_note=_SINABS_NIR,
+           description="sinabs IAF (sinabs LIF with alpha_mem = 1, no input normalisation)"),
 )}
 
 

@@ -10,6 +10,8 @@ from spikefuse.functional import cuba as FC
 from spikefuse.functional import loihi as FL
 from spikefuse.functional import resonator as FR
 from spikefuse.functional import sigma_delta as FS
+from spikefuse.functional import sinabs as FSI
+from spikefuse.functional import snntorch as FST
 from spikefuse.functional.lif import LIFParams, LIFState, lif_step
 from spikefuse.neuron import base as nbase
 from spikefuse.neuron import reset_net
@@ -18,6 +20,8 @@ from spikefuse.neuron.eventprop import EventPropLIF
 from spikefuse.neuron.lif import IF, LIF, ParametricLIF
 from spikefuse.neuron.loihi import adrf, adrf_iz, alif, cuba, rf, rf_iz, sigma_delta
 from spikefuse.neuron.loihi.base import Neuron as LoihiNeuron
+from spikefuse.neuron.sinabs import SinabsIAF, SinabsLIF
+from spikefuse.neuron.snntorch import Leaky, Synaptic
 from spikefuse.surrogate import SuperSpike
 
 T, B, C = 6, 2, 3
@@ -72,6 +76,10 @@ FAMILIES = {
     "loihi_sigma_delta": (lambda **kw: sigma_delta.Neuron(threshold=0.1, activation=torch.relu,
                                                           persistent_state=True, **kw),
                           _real(1.0, -0.5), FS.SigmaDeltaParams, True),
+    "snntorch_leaky": (lambda **kw: Leaky(beta=0.8, **kw), _real(0.8), FST.LeakyParams, True),
+    "snntorch_synaptic": (lambda **kw: Synaptic(alpha=0.5, beta=0.8, **kw), _real(0.5), FST.SynapticParams, True),
+    "sinabs_lif": (lambda **kw: SinabsLIF(tau_mem=4.0, tau_syn=2.0, **kw), _real(3.0), FSI.SinabsParams, True),
+    "sinabs_iaf": (lambda **kw: SinabsIAF(**kw), _real(0.8), FSI.SinabsParams, True),
 }
 RESETS = {"layers.reset_states": layers.reset_states, "base.reset_states": nbase.reset_states,
           "neuron.reset_net": reset_net}
@@ -151,7 +159,8 @@ def test_backend_accepted_and_bad_backend_refused(family):
     assert n.backend is None
 
 
-@pytest.mark.parametrize("family", ["eventprop", "recurrent_lif"])
+@pytest.mark.parametrize("family", ["eventprop", "recurrent_lif", "snntorch_leaky", "snntorch_synaptic",
+                                    "sinabs_lif", "sinabs_iaf"])
 def test_kernel_backend_refused_without_a_kernel(family):
     with pytest.raises(ValueError, match="has no fused kernel"):
         FAMILIES[family][0](backend="triton")

@@ -6,7 +6,8 @@ membrane after the reset::
     IF                      H = V + X
     LIF, decay_input=True   H = V + (X - (V - V_reset)) / tau
     LIF, decay_input=False  H = V - (V - V_reset) / tau + X      (cext ``detach_input=True``)
-    spike                   S = surrogate(H - V_th)              (1[H - V_th >= 0] forward)
+    spike                   S = surrogate(H - V_th)              (1[H - V_th >= 0] forward;
+                                                                 1[H - V_th > 0] with threshold=">")
     hard reset              V = S_r * V_reset + (1 - S_r) * H
     soft reset (v_reset=None)  V = H - S_r * V_th, and the charge uses 0 as V_reset
 
@@ -45,6 +46,7 @@ from .._validate import (
     _describe,
     check_bool,
     check_broadcastable,
+    check_choice,
     check_number,
     check_sequence,
     check_tensor,
@@ -61,6 +63,7 @@ __all__ = [
     "if_step",
     "if_multistep",
     "initial_state",
+    "THRESHOLDS",
 ]
 
 Number = Union[float, int]
@@ -83,9 +86,13 @@ class LIFParams(NamedTuple):
       ParametricLIF and cext neurons do (``/ tau`` and ``* (1/tau)`` can differ by one ulp).
       ``tau`` must be None when it is given. The fused CPU kernel runs it; the Triton scan
       leaves it to the reference loop.
+    - ``threshold``: the spike comparison, ``">="`` (SpikingJelly: ``H - V_th >= 0`` fires, the
+      default) or ``">"`` (snnTorch, norse, NIR: a membrane exactly at the threshold does not
+      fire). The fused LIF kernels run ``">="`` only; ``">"`` runs the reference loop
+      (``backend="auto"``) and ``backend="cpu"`` / ``"triton"`` refuse it.
 
     >>> LIFParams(tau=None, v_reset=None)   # IF neuron with soft reset
-    LIFParams(tau=None, v_threshold=1.0, v_reset=None, decay_input=True, detach_reset=False, surrogate=ATan(alpha=2.0), reciprocal_tau=None)
+    LIFParams(tau=None, v_threshold=1.0, v_reset=None, decay_input=True, detach_reset=False, surrogate=ATan(alpha=2.0), reciprocal_tau=None, threshold='>=')
     """
 
     tau: Optional[Union[Number, Tensor]] = 2.0
@@ -95,6 +102,11 @@ class LIFParams(NamedTuple):
     detach_reset: bool = False
     surrogate: Surrogate = ATan(2.0)
     reciprocal_tau: Optional[Union[Number, Tensor]] = None
+    threshold: str = ">="
+
+
+#: the spike comparisons of :attr:`LIFParams.threshold`
+THRESHOLDS = (">=", ">")
 
 
 class LIFState(NamedTuple):
@@ -157,6 +169,7 @@ def _validate_params(params, step_shape, device, check_tau: bool = True) -> None
         check_number("params.v_reset", params.v_reset)
     check_bool("params.decay_input", params.decay_input)
     check_bool("params.detach_reset", params.detach_reset)
+    check_choice("params.threshold", params.threshold, THRESHOLDS)
     if not isinstance(params.surrogate, Surrogate):
         raise TypeError(
             "params.surrogate: expected a spikefuse.surrogate.Surrogate instance, "
@@ -211,10 +224,12 @@ def _charge(x: Tensor, v: Tensor, tau, v_reset, decay_input: bool) -> Tensor:
     return v - (v - v_reset) / tau + x
 
 
-def _step(x: Tensor, v: Tensor, tau, v_th, v_reset, decay_input, detach_reset, surrogate):
-    """One trusted step in the compute dtype; returns (spike, h, v_new)."""
+def _step(x: Tensor, v: Tensor, tau, v_th, v_reset, decay_input, detach_reset, surrogate,
+          strict: bool = False):
+    """One trusted step in the compute dtype; returns (spike, h, v_new). ``strict``: fire on
+    ``H - V_th > 0`` (``threshold=">"``) instead of ``>= 0``."""
     h = _charge(x, v, tau, v_reset, decay_input)
-    s = surrogate(h - v_th)
+    s = surrogate(h - v_th, strict=strict)
     s_r = s.detach() if detach_reset else s
     if v_reset is None:
         v_new = h - s_r * v_th
@@ -254,7 +269,8 @@ def _lif_step(x, state, params, check_tau: bool = True):
         v = _validate_state(state, x.shape, x.device).to(cdt)
     tau, v_th, v_reset = _cast_params(params, cdt)
     s, _, v_new = _step(
-        x.to(cdt), v, tau, v_th, v_reset, params.decay_input, params.detach_reset, params.surrogate
+        x.to(cdt), v, tau, v_th, v_reset, params.decay_input, params.detach_reset, params.surrogate,
+        params.threshold == ">",
     )
     return s.to(x.dtype), LIFState(v_new)
 
@@ -291,6 +307,7 @@ def _lif_multistep(x_seq, params, state=None, backend=None, return_traces=False,
         return _dispatch.result(out, return_traces)
 
     tau, v_th, v_reset = _cast_params(params, cdt)
+    strict = params.threshold == ">"
     v = v0
     spikes, hs, vs = [], [], []
     # unbind once: indexing x_seq[t] would make backward O(T^2) (each index's gradient is a
@@ -298,7 +315,7 @@ def _lif_multistep(x_seq, params, state=None, backend=None, return_traces=False,
     for x_t in x_seq.to(cdt).unbind(0):
         s, h, v = _step(
             x_t, v, tau, v_th, v_reset,
-            params.decay_input, params.detach_reset, params.surrogate,
+            params.decay_input, params.detach_reset, params.surrogate, strict,
         )
         spikes.append(s)
         if return_traces:

@@ -8,6 +8,9 @@ Names resolve lazily from their modules:
 ``CubaLIF``,              BrainScaleS-2 / hxtorch semantics (:mod:`spikefuse.neuron.cuba`)
 ``CubaRefractoryLIF``
 ``EventPropLIF``          exact gradients (:mod:`spikefuse.neuron.eventprop`)
+``Leaky``, ``Synaptic``   snnTorch semantics (:mod:`spikefuse.neuron.snntorch`)
+``SinabsLIF``,            sinabs semantics (:mod:`spikefuse.neuron.sinabs`)
+``SinabsIAF``
 ``NeuronModule``,         the surface every family shares: ``params()``, ``reset()`` /
 ``reset_states``,         ``reset_state()``, ``backend=``, ``last_traces``
 ``reset_net``             (:mod:`spikefuse.neuron.base`)
@@ -26,11 +29,15 @@ _NAMES = {
     "CubaLIF": "cuba",
     "CubaRefractoryLIF": "cuba",
     "EventPropLIF": "eventprop",
+    "Leaky": "snntorch",
+    "Synaptic": "snntorch",
+    "SinabsLIF": "sinabs",
+    "SinabsIAF": "sinabs",
     "NeuronBase": "base",
     "NeuronModule": "base",
     "reset_states": "base",
 }
-_SUBMODULES = ("base", "lif", "cuba", "eventprop", "loihi")
+_SUBMODULES = ("base", "lif", "cuba", "eventprop", "loihi", "snntorch", "sinabs")
 
 
 def __getattr__(name):

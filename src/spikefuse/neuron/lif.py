@@ -48,7 +48,8 @@ from torch import Tensor, nn
 
 from .. import surrogate as _surrogate
 from .._validate import check_bool, check_choice, check_number, check_sequence, check_tensor
-from ..functional.lif import LIFParams, LIFState, LIFTraces, _lif_multistep, _lif_step, initial_state
+from ..functional.lif import (THRESHOLDS, LIFParams, LIFState, LIFTraces, _lif_multistep, _lif_step,
+                             initial_state)
 from .base import NeuronModule, bool_check, number_check, reset_net
 
 __all__ = ["IF", "LIF", "ParametricLIF", "reset_net"]
@@ -66,6 +67,7 @@ _NODE_CHECKS = {
     "detach_reset": bool_check,
     "store_v_seq": bool_check,
     "surrogate": _check_surrogate,
+    "threshold": lambda module, name, value: check_choice(name, value, THRESHOLDS),
 }
 
 
@@ -85,6 +87,7 @@ class _SpikingJellyNode(NeuronModule, nn.Module):
         step_mode: str = "m",
         backend: Optional[str] = None,
         store_v_seq: bool = False,
+        threshold: str = ">=",
     ):
         super().__init__()
         check_number("v_threshold", v_threshold)
@@ -98,6 +101,7 @@ class _SpikingJellyNode(NeuronModule, nn.Module):
         self.step_mode = step_mode
         self.backend = backend
         self.store_v_seq = check_bool("store_v_seq", store_v_seq)
+        self.threshold = threshold
         self.v: Optional[Tensor] = None
         self.v_seq: Optional[Tensor] = None
         self._stored_v: Optional[Tensor] = None
@@ -125,6 +129,7 @@ class _SpikingJellyNode(NeuronModule, nn.Module):
             decay_input=self._decay_input(),
             detach_reset=self.detach_reset,
             surrogate=self.surrogate,
+            threshold=self.threshold,
         )
 
     def reset_state(self) -> None:
@@ -184,6 +189,8 @@ class _SpikingJellyNode(NeuronModule, nn.Module):
         parts.append(f"step_mode={self.step_mode!r}, backend={self.backend!r}")
         if self.store_v_seq:
             parts.append("store_v_seq=True")
+        if self.threshold != ">=":
+            parts.append(f"threshold={self.threshold!r}")
         return ", ".join(parts)
 
 
@@ -201,7 +208,10 @@ class IF(_SpikingJellyNode):
     Args: ``v_threshold=1.0`` (the only positional argument), keyword-only ``v_reset=0.0``
     (``None``: soft reset ``V = H - S V_th``), ``surrogate=ATan(2.0)`` (instance or name),
     ``detach_reset=False``, ``step_mode="m"``, ``backend=None`` (global default),
-    ``store_v_seq=False`` (also fills :attr:`last_traces` with the detached ``LIFTraces``).
+    ``store_v_seq=False`` (also fills :attr:`last_traces` with the detached ``LIFTraces``),
+    ``threshold=">="`` (the spike comparison ``H - V_th >= 0``, SpikingJelly's; ``">"`` fires
+    only strictly above the threshold, as snnTorch, norse and NIR do; the fused kernels run
+    ``">="`` only, so ``">"`` runs the reference loop).
 
     >>> import torch
     >>> IF()(torch.tensor([1.5, 1.5, 0.5, 3.0, 0.0]).reshape(5, 1, 1)).flatten().tolist()
@@ -260,9 +270,11 @@ class LIF(_LeakyNode):
         backend: Optional[str] = None,
         store_v_seq: bool = False,
         detach_input: Optional[bool] = None,
+        threshold: str = ">=",
     ):
         super().__init__(v_threshold, v_reset=v_reset, surrogate=surrogate, detach_reset=detach_reset,
-                         step_mode=step_mode, backend=backend, store_v_seq=store_v_seq)
+                         step_mode=step_mode, backend=backend, store_v_seq=store_v_seq,
+                         threshold=threshold)
         check_number("tau", tau, gt=1.0)
         self._set_value("tau", tau)
         self.decay_input = self._resolve_decay_input(decay_input, detach_input)
@@ -296,9 +308,11 @@ class ParametricLIF(_LeakyNode):
         backend: Optional[str] = None,
         store_v_seq: bool = False,
         detach_input: Optional[bool] = None,
+        threshold: str = ">=",
     ):
         super().__init__(v_threshold, v_reset=v_reset, surrogate=surrogate, detach_reset=detach_reset,
-                         step_mode=step_mode, backend=backend, store_v_seq=store_v_seq)
+                         step_mode=step_mode, backend=backend, store_v_seq=store_v_seq,
+                         threshold=threshold)
         if isinstance(init_tau, Tensor):
             raise TypeError("init_tau: expected a number, got a Tensor")
         check_number("init_tau", init_tau, gt=1.0)

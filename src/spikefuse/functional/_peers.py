@@ -1,0 +1,75 @@
+"""Small shared pieces of the peer families (:mod:`.snntorch`, :mod:`.sinabs`): boundary checks
+of their parameters and states, and the reference time loop they run (they have no fused
+kernel; ``backend="cpu"`` / ``"triton"`` are refused by :func:`spikefuse.kernels.resolve`).
+"""
+from __future__ import annotations
+
+from typing import Callable, Optional, Sequence
+
+import torch
+from torch import Tensor
+
+from .._core import check_not_transformed, compute_dtype
+from .._validate import _describe, check_bool, check_broadcastable, check_number, check_sequence, check_tensor
+from ..surrogate import Surrogate
+from . import _dispatch
+
+__all__ = ["check_param", "check_surrogate", "check_state_tensor", "cast", "begin", "run_loop"]
+
+
+def check_param(name: str, p, step_shape: Sequence[int], device, optional: bool = False, **bounds) -> None:
+    """A number, or a tensor on ``device`` broadcasting against one step ``(B, *features)``."""
+    if p is None and optional:
+        return
+    if isinstance(p, Tensor):
+        if p.device != device:
+            raise ValueError(f"{name}: expected a tensor on {device} (the input's device), got one on {p.device}")
+        check_broadcastable(name, p, step_shape)
+    check_number(name, p, **bounds)
+
+
+def check_surrogate(name: str, s) -> None:
+    if not isinstance(s, Surrogate):
+        raise TypeError(f"{name}: expected a spikefuse.surrogate.Surrogate instance, got {_describe(s)}")
+
+
+def check_state_tensor(name: str, v, shape, device) -> Tensor:
+    """One state field: a finite floating tensor of one step's shape on the input's device."""
+    check_tensor(name, v, finite=False)
+    if v.device != device:
+        raise ValueError(f"{name}: expected a tensor on {device} (the input's device), got {v.device}")
+    if tuple(v.shape) != tuple(shape):
+        raise ValueError(f"{name}: expected shape {tuple(shape)} (one step of the input), got {tuple(v.shape)}")
+    return check_tensor(name, v)
+
+
+def cast(p, dtype):
+    """Tensor params in the compute dtype (keeping their graph); numbers and None stay."""
+    return p.to(dtype) if isinstance(p, Tensor) else p
+
+
+def begin(name: str, family: str, x_seq, backend: Optional[str], return_traces) -> torch.dtype:
+    """Checks every multistep of a peer family starts with; returns the compute dtype. The
+    backend is resolved (``"auto"`` / ``"reference"`` / None run the loop; a kernel backend
+    raises: no kernel is registered for ``family``)."""
+    check_not_transformed(name)
+    check_sequence("x_seq", x_seq, min_ndim=2)
+    check_bool("return_traces", return_traces)
+    if _dispatch.resolve(family, backend, x_seq) is not None:  # pragma: no cover - none registered
+        raise RuntimeError(f"{family}: a fused kernel is registered but not wired")
+    return compute_dtype(x_seq.dtype)
+
+
+def run_loop(step: Callable, x_seq: Tensor, cdt, state: tuple, return_traces: bool):
+    """``step(x_t, state) -> (spike, state, trace)`` over ``x_seq.unbind(0)`` (not ``x_seq[t]``,
+    whose backward is O(T^2)); returns ``(spikes in x_seq.dtype, last state, stacked traces or
+    None)``: ``trace`` is a tuple of tensors per step."""
+    spikes, traces = [], []
+    for x_t in x_seq.to(cdt).unbind(0):
+        s, state, tr = step(x_t, state)
+        spikes.append(s)
+        if return_traces:
+            traces.append(tr)
+    out = torch.stack(spikes).to(x_seq.dtype)
+    stacked = tuple(torch.stack(f) for f in zip(*traces)) if return_traces else None
+    return out, state, stacked

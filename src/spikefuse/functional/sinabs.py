@@ -1,0 +1,240 @@
+"""sinabs' ``LIF`` / ``IAF`` layers (``sinabs.layers``, 3.x semantics), step for step: multi-spike
+outputs (integer spike counts), subtractive or membrane reset, optional synaptic current.
+
+One step, in sinabs' operation order (``lif_forward_single``), with ``v`` = ``v_mem``::
+
+    i_syn' = alpha_syn * (i_syn + x)            with a synapse (tau_syn given), else i_syn' = x
+    v      = alpha_mem * v + (1 - alpha_mem) * i_syn'     norm_input=True (LIF default)
+    v      = alpha_mem * v + i_syn'                        norm_input=False (IAF: alpha_mem = 1)
+    S      = spike_fn(v)      "multi":  (v > 0) * trunc(v / spike_threshold)   (sinabs MultiSpike:
+                                        the integer count floor(v / threshold), 0 below zero)
+                              "single": 1[v - spike_threshold >= 0]            (SingleSpike)
+                              "max":    the multi count clamped at max_num_spikes_per_bin
+    reset  "subtract": v = v - S * subtract_value   (subtract_value None: spike_threshold;
+                                                     S carries its surrogate gradient)
+           "reset":    v = v * 1[S == 0] + reset_value
+    clamp  min_v_mem:  v = relu(v - min_v_mem) + min_v_mem
+
+``v_mem`` as sinabs records it (``record_states``) is the membrane *after* the reset and the
+clamp. Note the membrane reset as sinabs writes it: ``reset_value`` is added to *every* neuron,
+spiking or not (``MembraneReset.__call__``; with the default ``reset_value=0`` it does not show);
+a peer-side bug, kept here so that the numbers agree.
+
+The backward of the spike is ``grad * surrogate'(v - spike_threshold)`` (sinabs calls
+``surrogate_grad_fn(v_mem, spike_threshold)``; no gradient reaches the threshold through the
+spike). ``surrogate=None`` is sinabs' default ``SingleExponential(grad_width=0.5,
+grad_scale=1.0)``: ``grad_scale / w * exp(-|v - thr| / w)`` with ``w = thr * grad_width``, which
+is :class:`spikefuse.surrogate.SLAYERExp` with ``tau_rho = w`` and ``scale_rho = 2 grad_scale``
+(:func:`single_exponential`). The state starts at zero. There is no fused kernel (``backend=
+"cpu"`` / ``"triton"`` raise; ``"auto"`` runs the reference loop). Time is first here,
+``(T, B, *features)``; sinabs layers take ``(B, T, *features)``.
+
+    >>> import torch
+    >>> x = torch.tensor([2.5, 0.0, 0.7]).reshape(3, 1, 1)
+    >>> s, st, tr = sinabs_multistep(x, SinabsParams(alpha_mem=1.0, norm_input=False), return_traces=True)
+    >>> s.flatten().tolist(), [round(v, 4) for v in tr.v_mem.flatten().tolist()]
+    ([2.0, 0.0, 1.0], [0.5, 0.5, 0.2])
+"""
+from __future__ import annotations
+
+from typing import NamedTuple, Optional, Union
+
+import torch
+from torch import Tensor
+
+from .._core import compute_dtype
+from .._validate import _describe, check_bool, check_choice, check_number, check_tensor
+from ..surrogate import SLAYERExp, Surrogate
+from ._peers import begin, cast, check_param, check_state_tensor, check_surrogate, run_loop
+
+__all__ = ["SPIKE_FNS", "RESET_FNS", "SinabsParams", "SinabsState", "SinabsTraces", "sinabs_step",
+           "sinabs_multistep", "single_exponential"]
+
+Number = Union[float, int]
+#: sinabs' spike functions (MultiSpike, SingleSpike, MaxSpike) and reset functions
+#: (MembraneSubtract, MembraneReset)
+SPIKE_FNS = ("multi", "single", "max")
+RESET_FNS = ("subtract", "reset")
+
+
+class SinabsParams(NamedTuple):
+    """sinabs ``LIF`` / ``IAF``: ``alpha_mem`` (``exp(-1/tau_mem)``; 1 for IAF), ``alpha_syn``
+    (``exp(-1/tau_syn)`` or None: no synapse), ``spike_threshold``, ``spike_fn``,
+    ``max_num_spikes_per_bin`` (``"max"``), ``reset_fn``, ``subtract_value`` (None:
+    the threshold), ``reset_value``, ``min_v_mem`` (None: no clamp), ``norm_input``,
+    ``surrogate`` (None: sinabs' ``SingleExponential()``)."""
+
+    alpha_mem: Union[Number, Tensor]
+    alpha_syn: Optional[Union[Number, Tensor]] = None
+    spike_threshold: Union[Number, Tensor] = 1.0
+    spike_fn: str = "multi"
+    max_num_spikes_per_bin: Optional[int] = None
+    reset_fn: str = "subtract"
+    subtract_value: Optional[Union[Number, Tensor]] = None
+    reset_value: Union[Number, Tensor] = 0.0
+    min_v_mem: Optional[Union[Number, Tensor]] = None
+    norm_input: bool = True
+    surrogate: Optional[Surrogate] = None
+
+
+class SinabsState(NamedTuple):
+    """``v_mem`` (after the reset) and ``i_syn`` (None without a synapse), ``(B, *features)``."""
+
+    v_mem: Tensor
+    i_syn: Optional[Tensor] = None
+
+
+class SinabsTraces(NamedTuple):
+    """``v_mem`` and ``i_syn`` of every step (sinabs' ``recordings``), ``(T, B, *features)``;
+    ``i_syn`` is None without a synapse."""
+
+    v_mem: Tensor
+    i_syn: Optional[Tensor] = None
+
+
+def single_exponential(spike_threshold: float = 1.0, grad_width: float = 0.5, grad_scale: float = 1.0) -> SLAYERExp:
+    """sinabs' ``SingleExponential(grad_width, grad_scale)`` at ``spike_threshold`` as a spikefuse
+    surrogate of ``v - spike_threshold``.
+
+    >>> single_exponential(1.0)
+    SLAYERExp(tau_rho=0.5, scale_rho=2.0)
+    """
+    check_number("spike_threshold", spike_threshold, gt=0)
+    width = float(spike_threshold) * grad_width
+    return SLAYERExp(tau_rho=width, scale_rho=2.0 * grad_scale)
+
+
+def check_max_spikes(name: str, m) -> None:
+    """``max_num_spikes_per_bin``: None or an int >= 1."""
+    if m is not None and (isinstance(m, bool) or not isinstance(m, int) or m < 1):
+        raise ValueError(f"{name}: expected None or an int >= 1, got {m!r}")
+
+
+class _CountSpike(torch.autograd.Function):
+    """sinabs' spike functions: forward the count (or single spike), backward the surrogate."""
+
+    @staticmethod
+    def forward(ctx, v, threshold, surrogate, mode, max_n):
+        ctx.save_for_backward(v)
+        ctx.threshold, ctx.surrogate = threshold, surrogate
+        if mode == "single":
+            return (v - threshold >= 0).to(v.dtype)
+        s = (v > 0) * torch.div(v, threshold, rounding_mode="trunc")
+        return s.clamp(max=max_n) if max_n is not None else s
+
+    @staticmethod
+    def backward(ctx, grad):
+        (v,) = ctx.saved_tensors
+        return ctx.surrogate.backward(grad, v - ctx.threshold), None, None, None, None
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def _check_params(params, step_shape, device) -> None:
+    if not isinstance(params, SinabsParams):
+        raise TypeError(f"params: expected a SinabsParams, got {_describe(params)}")
+    check_param("params.alpha_mem", params.alpha_mem, step_shape, device)
+    check_param("params.alpha_syn", params.alpha_syn, step_shape, device, optional=True)
+    check_param("params.spike_threshold", params.spike_threshold, step_shape, device, gt=0)
+    for name in ("subtract_value", "reset_value", "min_v_mem"):
+        check_param(f"params.{name}", getattr(params, name), step_shape, device, optional=True)
+    check_choice("params.spike_fn", params.spike_fn, SPIKE_FNS)
+    check_choice("params.reset_fn", params.reset_fn, RESET_FNS)
+    check_max_spikes("params.max_num_spikes_per_bin", params.max_num_spikes_per_bin)
+    check_bool("params.norm_input", params.norm_input)
+    if params.surrogate is not None:
+        check_surrogate("params.surrogate", params.surrogate)
+
+
+def _surrogate(params) -> Surrogate:
+    if params.surrogate is not None:
+        return params.surrogate
+    thr = params.spike_threshold
+    if isinstance(thr, Tensor):
+        if thr.numel() != 1:
+            raise ValueError("params.surrogate: sinabs' default SingleExponential has a per-neuron width for a "
+                             f"per-neuron threshold (shape {tuple(thr.shape)}); pass a surrogate explicitly")
+        thr = float(thr.detach())
+    return single_exponential(thr)
+
+
+def _initial(state, shape, x, cdt, synapse: bool) -> tuple:
+    if state is None:
+        v = torch.zeros(tuple(shape), dtype=cdt, device=x.device)
+        return (v, torch.zeros_like(v) if synapse else None)
+    if not isinstance(state, tuple) or len(state) != 2:
+        raise TypeError(f"state: expected a SinabsState(v_mem=..., i_syn=...) or None, got {_describe(state)}")
+    v = check_state_tensor("state.v_mem", state[0], shape, x.device).to(cdt)
+    if not synapse:
+        return (v, None)
+    if state[1] is None:
+        raise ValueError("state.i_syn: expected a tensor (params.alpha_syn is set: the neuron has a synapse), got None")
+    return (v, check_state_tensor("state.i_syn", state[1], shape, x.device).to(cdt))
+
+
+# --------------------------------------------------------------------------- the step
+
+
+def _reset(v, s, thr, p):
+    if p.reset_fn == "subtract":
+        return v - s * (p.subtract_value if p.subtract_value is not None else thr)
+    return v * (s == 0).to(v.dtype) + p.reset_value
+
+
+def _make_step(params, cdt):
+    p = params._replace(**{n: cast(getattr(params, n), cdt) for n in
+                           ("alpha_mem", "alpha_syn", "spike_threshold", "subtract_value", "reset_value",
+                            "min_v_mem")})
+    sur, thr = _surrogate(params), p.spike_threshold
+    max_n = p.max_num_spikes_per_bin if p.spike_fn == "max" else None
+
+    def step(x_t, state):
+        v, i_syn = state
+        i_syn = p.alpha_syn * (i_syn + x_t) if p.alpha_syn is not None else x_t
+        v = p.alpha_mem * v + ((1 - p.alpha_mem) * i_syn if p.norm_input else i_syn)
+        s = _CountSpike.apply(v, thr, sur, p.spike_fn, max_n)
+        v = _reset(v, s, thr, p)
+        if p.min_v_mem is not None:
+            v = torch.relu(v - p.min_v_mem) + p.min_v_mem
+        if p.alpha_syn is None:
+            return s, (v, None), (v,)
+        return s, (v, i_syn), (v, i_syn)
+
+    return step
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def sinabs_step(x: Tensor, state: Optional[SinabsState], params: SinabsParams):
+    """One sinabs LIF/IAF step on ``x`` ``(B, *features)`` (``state=None``: zeros). Returns
+    ``(spikes, SinabsState)``.
+
+    >>> import torch
+    >>> s, st = sinabs_step(torch.tensor([[3.2]]), None, SinabsParams(alpha_mem=1.0, norm_input=False))
+    >>> s.item(), round(st.v_mem.item(), 4)
+    (3.0, 0.2)
+    """
+    check_tensor("x", x, min_ndim=1)
+    _check_params(params, tuple(x.shape), x.device)
+    cdt = compute_dtype(x.dtype)
+    init = _initial(state, x.shape, x, cdt, params.alpha_syn is not None)
+    s, new, _ = _make_step(params, cdt)(x.to(cdt), init)
+    return s.to(x.dtype), SinabsState(*new)
+
+
+def sinabs_multistep(x_seq: Tensor, params: SinabsParams, state: Optional[SinabsState] = None,
+                     backend: Optional[str] = None, return_traces: bool = False):
+    """sinabs LIF/IAF over ``x_seq`` ``(T, B, *features)``: the numbers of looping
+    :func:`sinabs_step`. Returns ``(spikes, SinabsState)`` or, with ``return_traces``,
+    ``(spikes, SinabsState, SinabsTraces(v_mem, i_syn))``. ``backend``: None / ``"auto"`` /
+    ``"reference"``."""
+    cdt = begin("sinabs_multistep", "sinabs.lif", x_seq, backend, return_traces)
+    step_shape = tuple(x_seq.shape[1:])
+    _check_params(params, step_shape, x_seq.device)
+    init = _initial(state, step_shape, x_seq, cdt, params.alpha_syn is not None)
+    spikes, last, traces = run_loop(_make_step(params, cdt), x_seq, cdt, init, return_traces)
+    if return_traces:
+        return spikes, SinabsState(*last), SinabsTraces(*traces)
+    return spikes, SinabsState(*last)
