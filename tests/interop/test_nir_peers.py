@@ -326,3 +326,24 @@ def test_sinabs_own_round_trip_loses_norm_input_peer_side():
     assert torch.equal(s_back, _sinabs_seq(unnormed, x))
     if "sinabs.lif" in __import__("spikefuse.families", fromlist=["FAMILIES"]).FAMILIES:
         _assert_spikes(_fresh(from_nir(g, convention="sinabs"), x), s_peer)
+
+
+@pytest.mark.parametrize("kind", ["lif", "iaf"])
+def test_sinabs_export_runs_in_spikefuse_as_in_sinabs(kind):
+    """sinabs LIF (norm_input=True) / IAF -> from_nir(convention="sinabs") gives sinabs' spike
+    counts (multi-spikes) bit for bit, through spikefuse's sinabs families."""
+    sl = pytest.importorskip("sinabs.layers")
+    from sinabs.nir import to_nir as sinabs_to_nir
+    from spikefuse import families
+    if "sinabs.lif" not in families.FAMILIES:
+        pytest.skip("spikefuse's sinabs families are not in this version")
+    torch.manual_seed(6)
+    neuron = (sl.LIF(tau_mem=torch.tensor(4.0), spike_threshold=torch.tensor(0.3)) if kind == "lif"
+              else sl.IAF(spike_threshold=torch.tensor(0.7)))
+    net = nn.Sequential(nn.Linear(N_IN, N), neuron)
+    x = _x(scale=1.5)
+    s_peer = _sinabs_seq(net, x)
+    g = _quiet(sinabs_to_nir, net, x.transpose(0, 1)[:1])
+    if kind == "iaf":
+        assert s_peer.max() > 1        # multi-spikes happen
+    _assert_spikes(_fresh(from_nir(g, convention="sinabs"), x), s_peer)

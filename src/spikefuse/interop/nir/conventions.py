@@ -115,6 +115,12 @@ def _f32(a) -> torch.Tensor:
     return torch.as_tensor(np.asarray(a, dtype=np.float32))
 
 
+def _scalar_or_f32(a):
+    """A float when every neuron has the same value (as the peer's module would be built), else float32."""
+    u = np.unique(np.asarray(a, dtype=np.float32))
+    return float(u[0]) if u.size == 1 else _f32(a)
+
+
 # ------------------------------------------------------------------------------ snnTorch
 def _snntorch_scale(node, imp, r_key, tau_key):
     """snnTorch's importer: ``w_scale = r dt / tau`` (``w_in dt / tau_syn``); a scale that is not 1
@@ -226,7 +232,7 @@ def _sinabs_lif(imp, name, node):
     if not np.allclose(_a(node, "v_leak"), 0.0) or not np.allclose(_a(node, "r"), 1.0):
         raise NIRConversionError(f"graph node {name!r}: convention='sinabs' runs LIF nodes with v_leak = 0 and r = 1 "
                                  "only (sinabs' LIF)")
-    return cls(tau_mem=_f32(_a(node, "tau") / imp.dt), spike_threshold=_f32(_a(node, "v_threshold")),
+    return cls(tau_mem=_scalar_or_f32(_a(node, "tau") / imp.dt), spike_threshold=_scalar_or_f32(_a(node, "v_threshold")),
                norm_input=True)
 
 
@@ -235,7 +241,7 @@ def _sinabs_if(imp, name, node):
     if not np.allclose(_a(node, "r") * imp.dt, 1.0):
         raise NIRConversionError(f"graph node {name!r}: convention='sinabs' runs IF nodes with r = 1/dt only "
                                  "(sinabs' IAF adds the input unscaled)")
-    return cls(spike_threshold=_f32(_a(node, "v_threshold")))
+    return cls(spike_threshold=_scalar_or_f32(_a(node, "v_threshold")))
 
 
 def _sinabs_refused(imp, name, node):

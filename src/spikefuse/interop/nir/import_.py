@@ -625,6 +625,8 @@ def from_nir(graph, dt: Optional[float] = None, *, convention: Optional[str] = N
     ``"spikefuse"``, ``"snntorch"``, ``"spikingjelly"``, ``"norse"``, ``"sinabs"``); ``None``:
     ``"spikefuse"`` for a graph with spikefuse metadata (and ``use_metadata``), else ``"nir"``
     (the peers write no metadata, so their graphs cannot be told apart: name the convention).
+    The peer families a convention builds keep their state between calls, as the peers do:
+    ``spikefuse.layers.reset_states(model)`` before a new sequence.
     ``surrogate``: the surrogate gradient for every imported spiking node (a name or a
     Surrogate; default: the one recorded by :func:`to_nir`, else ATan(2.0)).
     ``use_metadata``: rebuild the original spikefuse modules (SpikingJelly ``LIF``/``IF`` with
