@@ -119,6 +119,30 @@ def test_single_exponential_is_sinabs_formula():
     assert torch.allclose(single_exponential(thr, width, scale).grad(v - thr), sinabs, rtol=1e-12)
 
 
+def test_periodic_exponential_by_hand():
+    # thr = 1, width 0.5: below the threshold d = v - thr, above it d = thr (2 frac(v/thr - 1/2) - 1),
+    # twice the signed distance to the nearest multiple of thr: v = 0.5 -> -0.5; v = 1.0 -> 0;
+    # v = 1.4 -> 2 (0.9) - 1 = 0.8; v = 1.6 -> 2 (0.1) - 1 = -0.8; v = 3.0 -> 0; then exp(-|d| / 0.5)
+    from spikefuse.functional.sinabs import Heaviside, PeriodicExponential
+
+    v = torch.tensor([0.5, 1.0, 1.4, 1.6, 3.0], dtype=torch.float64)
+    d = torch.tensor([-0.5, 0.0, 0.8, -0.8, 0.0], dtype=torch.float64)
+    pe = PeriodicExponential(1.0, 0.5)
+    assert torch.allclose(pe.grad_of_v(v, 1.0), torch.exp(-d.abs() / 0.5), atol=1e-12)
+    assert torch.allclose(pe.grad(v - 1.0), pe.grad_of_v(v, 1.0), atol=1e-12)
+    # Heaviside(window 0.5) at thr 2: 1[v >= 1.5] / 2
+    assert Heaviside(2.0, 0.5).grad_of_v(torch.tensor([1.4, 1.5, 3.0]), 2.0).tolist() == [0.0, 0.5, 0.5]
+
+
+def test_membrane_surrogate_reaches_the_input_gradient():
+    from spikefuse.functional.sinabs import PeriodicExponential
+
+    x = torch.tensor([[[2.4]]], requires_grad=True)   # one step: v = 2.4, 2 spikes, d = 2 (0.9) - 1
+    s, _ = sinabs_multistep(x, IAF._replace(surrogate=PeriodicExponential(1.0, 0.5)))
+    (g,) = torch.autograd.grad(s.sum(), x)
+    assert torch.allclose(g, torch.exp(torch.tensor(-0.8 / 0.5)).reshape(1, 1, 1))
+
+
 @pytest.mark.parametrize("p", [SinabsParams(0.8, 0.6), IAF, IAF._replace(spike_fn="single", reset_fn="reset")],
                          ids=["lif-syn", "iaf", "iaf-single-reset"])
 def test_multistep_equals_looped_step(p):
@@ -145,7 +169,7 @@ def test_errors_name_the_argument():
         sinabs_multistep(x, SinabsParams(0.5, 0.5), state=SinabsState(torch.zeros(1, 3)))
     with pytest.raises(ValueError, match="pass a surrogate explicitly"):
         sinabs_multistep(x, IAF._replace(spike_threshold=torch.ones(3)))
-    with pytest.raises(ValueError, match="no 'triton' implementation of 'sinabs.lif'|backend"):
+    with pytest.raises(ValueError, match="backend: 'sinabs.lif' has no fused kernel .* got 'triton'"):
         sinabs_multistep(x, IAF, backend="triton")
 
 

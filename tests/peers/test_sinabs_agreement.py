@@ -87,3 +87,17 @@ def test_threshold_and_subtract_value():
                   record_states=True)
     ours = SinabsIAF(spike_threshold=0.7, subtract_value=0.5)
     assert _compare(peer, ours, _inputs(4) * 0.5, []) > 0
+
+
+@pytest.mark.parametrize("name", ["periodic", "gaussian", "heaviside"])
+def test_other_surrogates_agree(name):
+    from sinabs.activation import Gaussian, Heaviside, PeriodicExponential
+
+    from spikefuse.functional import sinabs as F
+
+    peer_sur, ours_sur = {"periodic": (PeriodicExponential(grad_width=0.4), F.PeriodicExponential(1.0, 0.4)),
+                          "gaussian": (Gaussian(sigma=0.3), F.Gaussian(1.0, sigma=0.3)),
+                          "heaviside": (Heaviside(window=0.5), F.Heaviside(1.0, 0.5))}[name]
+    peer = sl.LIF(tau_mem=5.0, tau_syn=3.0, surrogate_grad_fn=peer_sur, record_states=True)
+    ours = SinabsLIF(tau_mem=5.0, tau_syn=3.0, surrogate_grad_fn=ours_sur)
+    assert _compare(peer, ours, _inputs(5) * 1.5, ["tau_mem", "tau_syn"]) > 0

@@ -9,6 +9,7 @@ from typing import Callable, Optional, Sequence
 import torch
 from torch import Tensor
 
+from .. import kernels
 from .._core import check_not_transformed, compute_dtype
 from .._validate import _describe, check_bool, check_broadcastable, check_number, check_sequence, check_tensor
 from ..surrogate import Surrogate
@@ -55,6 +56,9 @@ def begin(name: str, family: str, x_seq, backend: Optional[str], return_traces) 
     check_not_transformed(name)
     check_sequence("x_seq", x_seq, min_ndim=2)
     check_bool("return_traces", return_traces)
+    if backend in ("cpu", "triton") and backend not in kernels.available(family):
+        raise ValueError(f"backend: {family!r} has no fused kernel (its reference loop runs on every device); "
+                         f"expected None, 'auto' or 'reference', got {backend!r}")
     if _dispatch.resolve(family, backend, x_seq) is not None:  # pragma: no cover - none registered
         raise RuntimeError(f"{family}: a fused kernel is registered but not wired")
     return compute_dtype(x_seq.dtype)

@@ -25,7 +25,9 @@ The backward of the spike is ``grad * surrogate'(v - spike_threshold)`` (sinabs 
 spike). ``surrogate=None`` is sinabs' default ``SingleExponential(grad_width=0.5,
 grad_scale=1.0)``: ``grad_scale / w * exp(-|v - thr| / w)`` with ``w = thr * grad_width``, which
 is :class:`spikefuse.surrogate.SLAYERExp` with ``tau_rho = w`` and ``scale_rho = 2 grad_scale``
-(:func:`single_exponential`). The state starts at zero. There is no fused kernel (``backend=
+(:func:`single_exponential`); sinabs' ``PeriodicExponential``, ``Gaussian`` and ``Heaviside``
+are :class:`PeriodicExponential`, :class:`Gaussian` and :class:`Heaviside` here (functions of
+the membrane, built with the threshold they are used at). The state starts at zero. There is no fused kernel (``backend=
 "cpu"`` / ``"triton"`` raise; ``"auto"`` runs the reference loop). Time is first here,
 ``(T, B, *features)``; sinabs layers take ``(B, T, *features)``.
 
@@ -37,6 +39,8 @@ is :class:`spikefuse.surrogate.SLAYERExp` with ``tau_rho = w`` and ``scale_rho =
 """
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from typing import NamedTuple, Optional, Union
 
 import torch
@@ -48,7 +52,7 @@ from ..surrogate import SLAYERExp, Surrogate
 from ._peers import begin, cast, check_param, check_state_tensor, check_surrogate, run_loop
 
 __all__ = ["SPIKE_FNS", "RESET_FNS", "SinabsParams", "SinabsState", "SinabsTraces", "sinabs_step",
-           "sinabs_multistep", "single_exponential"]
+           "sinabs_multistep", "single_exponential", "PeriodicExponential", "Gaussian", "Heaviside"]
 
 Number = Union[float, int]
 #: sinabs' spike functions (MultiSpike, SingleSpike, MaxSpike) and reset functions
@@ -104,6 +108,65 @@ def single_exponential(spike_threshold: float = 1.0, grad_width: float = 0.5, gr
     return SLAYERExp(tau_rho=width, scale_rho=2.0 * grad_scale)
 
 
+class _OfMembrane(Surrogate):
+    """A sinabs surrogate: a function of the membrane and the threshold (``grad_of_v(v, thr)``,
+    what sinabs' ``surrogate_grad_fn(v_mem, spike_threshold)`` computes, called with the saved
+    membrane by the spike function); ``grad(x)`` is the same at ``v = x + spike_threshold``."""
+
+    spike_threshold: float
+
+    def grad(self, x):
+        return self.grad_of_v(x + self.spike_threshold, self.spike_threshold)
+
+
+@dataclass(frozen=True)
+class PeriodicExponential(_OfMembrane):
+    """sinabs' ``PeriodicExponential(grad_width, grad_scale)`` (Weidel and Sheik 2021), for
+    multi-spike outputs: ``d = v - thr`` below the threshold, above it the saw tooth
+    ``d = thr (2 frac(v/thr - 1/2) - 1)`` (twice the signed distance to the nearest multiple of
+    ``thr``, 0 at every multiple), then ``grad_scale * exp(-|d| / grad_width)``."""
+
+    spike_threshold: float = 1.0
+    grad_width: float = 0.5
+    grad_scale: float = 1.0
+    name = "sinabs_periodic_exponential"
+
+    def grad_of_v(self, v, thr):
+        vn = v / thr - 0.5
+        periodic = thr * (2 * (vn - torch.floor(vn)) - 1)
+        new = periodic * (v >= thr) + (v - thr) * (v < thr)
+        return self.grad_scale * torch.exp(-torch.abs(new) / self.grad_width)
+
+
+@dataclass(frozen=True)
+class Gaussian(_OfMembrane):
+    """sinabs' ``Gaussian(mu, sigma, grad_scale)``: the normal density of ``v - thr``."""
+
+    spike_threshold: float = 1.0
+    mu: float = 0.0
+    sigma: float = 0.5
+    grad_scale: float = 1.0
+    name = "sinabs_gaussian"
+
+    def grad_of_v(self, v, thr):
+        x = v - thr
+        dens = torch.exp(-((x - self.mu) ** 2) / (2 * self.sigma ** 2)) / (
+            self.sigma * torch.sqrt(2 * torch.tensor(math.pi)))
+        return dens * self.grad_scale
+
+
+@dataclass(frozen=True)
+class Heaviside(_OfMembrane):
+    """sinabs' ``Heaviside(window)``: ``1[v >= thr - window] / thr``."""
+
+    spike_threshold: float = 1.0
+    window: float = 1.0
+    name = "sinabs_heaviside"
+
+    def grad_of_v(self, v, thr):
+        return (v >= (thr - self.window)).float() / thr
+
+
 def check_max_spikes(name: str, m) -> None:
     """``max_num_spikes_per_bin``: None or an int >= 1."""
     if m is not None and (isinstance(m, bool) or not isinstance(m, int) or m < 1):
@@ -125,7 +188,10 @@ class _CountSpike(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         (v,) = ctx.saved_tensors
-        return ctx.surrogate.backward(grad, v - ctx.threshold), None, None, None, None
+        sur = ctx.surrogate
+        if isinstance(sur, _OfMembrane):   # sinabs' own: a function of the saved membrane
+            return grad * sur.grad_of_v(v, ctx.threshold), None, None, None, None
+        return sur.backward(grad, v - ctx.threshold), None, None, None, None
 
 
 # --------------------------------------------------------------------------- checks

@@ -6,7 +6,8 @@ Argument names are sinabs': ``tau_mem``, ``tau_syn`` (None: no synaptic current)
 ``SingleSpike``; ``"max"`` = ``MaxSpike(max_num_spikes_per_bin)``), ``reset_fn``
 (``"subtract"`` = ``MembraneSubtract(subtract_value)``, the default; ``"reset"`` =
 ``MembraneReset(reset_value)``), ``surrogate_grad_fn`` (a spikefuse surrogate of
-``v_mem - spike_threshold``; None: sinabs' ``SingleExponential()``, see
+``v_mem - spike_threshold``, or sinabs' ``PeriodicExponential`` / ``Gaussian`` / ``Heaviside``
+as :mod:`spikefuse.functional.sinabs` writes them; None: sinabs' ``SingleExponential()``, see
 :func:`spikefuse.functional.sinabs.single_exponential`), ``min_v_mem``, ``train_alphas``,
 ``norm_input`` (LIF only), and ``backend``. As in sinabs, ``tau_mem`` / ``tau_syn`` are
 ``nn.Parameter``s (they receive gradients; ``alpha = exp(-1/tau)`` is computed at every forward)
