@@ -40,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import peers  # noqa: E402
 from spikefuse import families, finite_checks, kernels  # noqa: E402
+from spikefuse.kernels import scan  # noqa: E402
 
 H100_BANDWIDTH = 3.35e12  # B/s, H100 SXM HBM3
 
@@ -155,14 +156,20 @@ def family(name: str) -> families.Family:
 
 
 def _saved_bytes(backend: str, fam: families.Family) -> int:
-    """Bytes per neuron-step the family's ``backend`` kernel saves (its module's SAVED_BYTES)."""
+    """Bytes per neuron-step the family's ``backend`` kernel saves: its ScanSpec's
+    ``saved_bytes`` (the module's SAVED_BYTES only for a variant without a spec of its own)."""
     keys = (fam.id.replace("-", "_").replace(".", "_"), fam.kernel)
+    tables = []
     for mod in (fam.kernels.get(backend), f"spikefuse.kernels.{backend}"):
         try:
-            table = getattr(families.load(mod), "SAVED_BYTES", {})
+            tables.append(getattr(families.load(mod), "SAVED_BYTES", {}))  # importing registers its specs
         except Exception:
             continue
-        for k in keys:
+    for k in keys:
+        s = scan.find(backend, k)
+        if s is not None:
+            return s.saved_bytes
+        for table in tables:
             if k in table:
                 return table[k]
     return 0
@@ -520,19 +527,26 @@ def _report(args, rows, device) -> None:
         meta = {"device": str(device), "dtype": args.dtype, "bandwidth": args.bandwidth,
                 "stat": args.stat, "repeat": args.repeat, "threads": torch.get_num_threads(),
                 "finite_checks": bool(args.finite_checks), "torch": torch.__version__,
-                "argv": sys.argv[1:], "saved_bytes_per_neuron_step": _saved_table()}
+                "argv": sys.argv[1:], "saved_bytes_per_neuron_step": _saved_table(),
+                "moved_bytes_per_neuron_step": _saved_table("moved_bytes")}
         Path(args.json).write_text(json.dumps({"meta": meta, "rows": [asdict(r) for r in rows]}, indent=1))
 
 
-def _saved_table():
+def _saved_table(field: str = "saved_bytes"):
+    """backend -> {kernel key: bytes per neuron-step} read from the registered ScanSpecs (saved
+    bytes of a variant without a spec of its own: its module's SAVED_BYTES)."""
     out = {}
     for be in ("cpu", "triton"):
-        mods = {m for f in families.FAMILIES.values() for b, m in f.kernels.items() if b == be}
-        for mod in sorted(mods):
+        for mod in sorted({m for f in families.FAMILIES.values() for b, m in f.kernels.items() if b == be}):
             try:
-                out.setdefault(be, {}).update(getattr(families.load(mod), "SAVED_BYTES", {}))
+                table = getattr(families.load(mod), "SAVED_BYTES", {})
             except Exception:
-                pass
+                continue
+            if field == "saved_bytes":
+                out.setdefault(be, {}).update(table)
+        for name, s in scan.SPECS.items():
+            if name.endswith("_" + be):
+                out.setdefault(be, {})[name[:-len(be) - 1]] = getattr(s, field)
     return out
 
 

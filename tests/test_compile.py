@@ -96,13 +96,19 @@ def test_no_graph_breaks(family):
     _check_no_graph_breaks(family)
 
 
-def _check_compiled_equals_eager(family):
-    """Two identical fresh models (neurons keep their state between calls)."""
-    eager_model, model = _Model(family), _Model(family)
-    eager = _forward_and_grads(eager_model, eager_model, _input().requires_grad_())
+def eager_and_compiled(make, make_input):
+    """(output, gradients) of two identical fresh models ``make()`` (neurons keep their state
+    between calls) on ``make_input()``: eager, and ``torch.compile(fullgraph=True)``."""
+    eager_model, model = make(), make()
+    eager = _forward_and_grads(eager_model, eager_model, make_input().requires_grad_())
     torch._dynamo.reset()
     compiled = _forward_and_grads(torch.compile(model, fullgraph=True, backend="aot_eager"), model,
-                                  _input().requires_grad_())
+                                  make_input().requires_grad_())
+    return eager, compiled
+
+
+def _check_compiled_equals_eager(family):
+    eager, compiled = eager_and_compiled(lambda: _Model(family), _input)
     assert torch.equal(eager[0], compiled[0])
     for a, b in zip(eager[1], compiled[1]):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)

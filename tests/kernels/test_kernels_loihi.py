@@ -6,6 +6,7 @@ import itertools
 import pytest
 import torch
 
+from equivalence import check_backend, scaled_tol
 from spikefuse import kernels
 from spikefuse.functional import loihi as L
 
@@ -29,31 +30,24 @@ def _params(alif, graded, decay_grad, tensor):
     return p, ([du, dv] if tensor else [])
 
 
-def _run(backend, x, alif, graded, decay_grad, tensor, state=None):
-    p, leaves = _params(alif, graded, decay_grad, tensor)
-    xx = x.clone().requires_grad_()
-    f = L.alif_multistep if alif else L.cuba_multistep
-    s, st, tr = f(xx, p, state=state, backend=backend, return_traces=True)
-    outs = [s] + list(st) + list(tr)
-    g = torch.Generator().manual_seed(1)
-    loss = sum((o.float() * torch.randn(o.shape, generator=g)).sum() for o in outs if o.requires_grad)
-    return [o.detach() for o in outs], [o.requires_grad for o in outs], torch.autograd.grad(loss, [xx] + leaves)
-
-
 def _check(alif, graded, decay_grad, tensor, dtype=torch.float32, scale=0.8, state=None):
+    """tests/equivalence.check_backend: every output, state and trace bit-identical, the same
+    outputs differentiable, gradients w.r.t. x and the learnable decays close."""
     g = torch.Generator().manual_seed(0)
     x = ((torch.randn(T, B, C, generator=g) * 0.8 + 0.4) * scale).to(dtype)
-    ok, rk, gk = _run("triton", x, alif, graded, decay_grad, tensor, state)
-    orf, rr, gr = _run("reference", x, alif, graded, decay_grad, tensor, state)
-    assert rk == rr, "differentiable outputs differ"
-    assert 0 < (orf[0] != 0).sum() < orf[0].numel()
-    for a, b in zip(ok, orf):
-        assert a.dtype == b.dtype and a.shape == b.shape
-        assert torch.equal(a, b), "forward values differ"
-    for a, b in zip(gk, gr):
-        a, b = a.float(), b.float()
-        tol = 1e-5 if dtype == torch.float32 else 2e-2
-        torch.testing.assert_close(a, b, rtol=tol, atol=tol * max(1.0, b.abs().max().item()))
+    p, decays = _params(alif, graded, decay_grad, tensor)
+    leaves = dict(x=x, **dict(zip(("current_decay", "voltage_decay"), decays)))
+    f = L.alif_multistep if alif else L.cuba_multistep
+
+    def run(backend, lv):
+        pp = p._replace(**{k: v for k, v in lv.items() if k != "x"})
+        s, st, tr = f(lv["x"], pp, state=state, backend=backend, return_traces=True)
+        return [s] + list(st) + list(tr)
+
+    tol = 1e-5 if dtype == torch.float32 else 2e-2
+    outs_r, _ = check_backend(run, leaves, "triton", exact="all", differentiable_only=True, seed=1,
+                              grad_dtype=torch.float32, grad_tol=scaled_tol(tol))
+    assert 0 < (outs_r[0] != 0).sum() < outs_r[0].numel()
 
 
 COMBOS = list(itertools.product([False, True], [False, True], ["exact", "lava"]))

@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 
+from equivalence import check_backend, scaled_tol
 from spikefuse import kernels
 from spikefuse.functional import resonator as R
 
@@ -58,40 +59,29 @@ def _state(model, shape, grad):
     return R._STATES[model](*vals)
 
 
-def _run(backend, model, x, p, leaves, state=None, traces=True):
-    xr = x[0].clone().requires_grad_()
-    xi = x[1].clone().requires_grad_()
-    out = FN[model]((xr, xi), p, state=state, backend=backend, return_traces=traces)
-    outs = [out[0]] + list(out[1]) + (list(out[2]) if traces else [])
-    g = torch.Generator().manual_seed(1)
-    loss = sum((o.float() * torch.randn(o.shape, generator=g)).sum() for o in outs if o.requires_grad)
-    wrt = [xr, xi] + leaves + ([v for v in state if v.requires_grad] if state is not None else [])
-    grads = torch.autograd.grad(loss, wrt, allow_unused=True)
-    return [o.detach() for o in outs], [o.requires_grad for o in outs], grads
-
-
 def _check(model, graded, decay_grad, tensor, dtype=torch.float32, scale=1.0, state_grad=None,
            shape=(T, B, C), s_scale=4096, theta=None, spikes=True):
+    """tests/equivalence.check_backend: every output, state and trace bit-identical, the same
+    outputs differentiable, gradients w.r.t. both inputs, the decays and the initial state close."""
     g = torch.Generator().manual_seed(0)
     x = [((torch.randn(shape, generator=g) * 0.5 + 0.1) * scale).to(dtype) for _ in range(2)]
     st = None if state_grad is None else _state(model, shape[1:], state_grad)
-    p, leaves = _params(model, graded, decay_grad, tensor, n=shape[2], s_scale=s_scale, theta=theta)
-    ok, rk, gk = _run("triton", model, x, p, leaves, st)
-    p, leaves = _params(model, graded, decay_grad, tensor, n=shape[2], s_scale=s_scale, theta=theta)
-    orf, rr, gr = _run("reference", model, x, p, leaves, st)
-    assert rk == rr, "differentiable outputs differ"
+    p, decays = _params(model, graded, decay_grad, tensor, n=shape[2], s_scale=s_scale, theta=theta)
+    leaves = dict(xr=x[0], xi=x[1], **dict(zip(("sin_decay", "cos_decay"), decays)))
+    if state_grad:
+        leaves.update(real0=st[0], imag0=st[1])
+
+    def run(backend, lv):
+        pp = p._replace(**{k: lv[k] for k in ("sin_decay", "cos_decay") if k in lv})
+        s0 = st if not state_grad else type(st)(lv["real0"], lv["imag0"], *st[2:])
+        out = FN[model]((lv["xr"], lv["xi"]), pp, state=s0, backend=backend, return_traces=True)
+        return [out[0]] + list(out[1]) + list(out[2])
+
+    tol = 2e-5 if dtype == torch.float32 else 2e-2
+    outs_r, _ = check_backend(run, leaves, "triton", exact="all", differentiable_only=True, seed=1,
+                              grad_dtype=torch.float64, grad_tol=scaled_tol(tol), allow_none_grads=True)
     if spikes:
-        assert 0 < (orf[0] != 0).sum() < orf[0].numel()
-    for i, (a, b) in enumerate(zip(ok, orf)):
-        assert a.dtype == b.dtype and a.shape == b.shape, i
-        assert torch.equal(a, b), f"forward output {i} differs"
-    for i, (a, b) in enumerate(zip(gk, gr)):
-        assert (a is None) == (b is None), i
-        if b is None:
-            continue
-        a, b = a.double(), b.double()
-        tol = 2e-5 if dtype == torch.float32 else 2e-2
-        torch.testing.assert_close(a, b, rtol=tol, atol=tol * max(1.0, b.abs().max().item()), msg=f"grad {i}")
+        assert 0 < (outs_r[0] != 0).sum() < outs_r[0].numel()
 
 
 COMBOS = list(itertools.product([False, True], ["exact", "lava"]))  # (graded, decay_grad)

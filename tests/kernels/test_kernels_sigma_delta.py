@@ -7,6 +7,7 @@ import itertools
 import pytest
 import torch
 
+from equivalence import check_backend, scaled_tol
 from spikefuse import kernels
 from spikefuse.functional import sigma_delta as SD
 
@@ -38,38 +39,28 @@ def _state(shape, grad):
     return SD.SigmaDeltaState(sig, pre, res, err)
 
 
-def _run(backend, x, p, leaves, state, traces):
-    xx = x.clone().requires_grad_()
-    out = SD.sigma_delta_multistep(xx, p, state=state, backend=backend, return_traces=traces)
-    outs = [out[0]] + list(out[1]) + (list(out[2]) if traces else [])
-    g = torch.Generator().manual_seed(1)
-    loss = sum((o.double() * torch.randn(o.shape, generator=g, dtype=torch.float64)).sum()
-               for o in outs if o.requires_grad)
-    wrt = [xx] + leaves + ([v for v in state if v.requires_grad] if state is not None else [])
-    grads = torch.autograd.grad(loss, wrt)
-    return [o.detach() for o in outs], [o.requires_grad for o in outs], grads
-
-
 def _check(act="relu", cum=False, tensor=True, dtype=torch.float32, state_grad=None, traces=True,
-           s_scale=4096, shape=(T, B, C), x_leaf=True):
+           s_scale=4096, shape=(T, B, C)):
+    """tests/equivalence.check_backend: every output, state and trace bit-identical, the same
+    outputs differentiable, gradients w.r.t. x, threshold, bias and initial state close."""
     g = torch.Generator().manual_seed(0)
     x = (torch.randn(shape, generator=g) * 0.3 + 0.05).to(dtype)
     st = None if state_grad is None else _state(shape[1:], state_grad)
-    res = []
-    for be in ("triton", "reference"):
-        p, leaves = _params(act, cum, tensor, n=shape[-1], s_scale=s_scale)
-        res.append(_run(be, x, p, leaves, st, traces))
-    (ok, rk, gk), (orf, rr, gr) = res
-    assert rk == rr, "differentiable outputs differ"
-    assert 0 < (orf[0] != 0).sum() < orf[0].numel()
-    for i, (a, b) in enumerate(zip(ok, orf)):
-        assert a.dtype == b.dtype and a.shape == b.shape, i
-        assert torch.equal(a, b), f"forward output {i} differs"
-    for i, (a, b) in enumerate(zip(gk, gr)):
-        assert a.dtype == b.dtype and a.shape == b.shape, i
-        a, b = a.double(), b.double()
-        tol = 1e-5 if dtype == torch.float32 else 2e-2
-        torch.testing.assert_close(a, b, rtol=tol, atol=tol * max(1.0, b.abs().max().item()), msg=f"grad {i}")
+    p, params = _params(act, cum, tensor, n=shape[-1], s_scale=s_scale)
+    leaves = dict(x=x, **dict(zip(("threshold", "bias"), params)))
+    if state_grad:
+        leaves.update(sigma=st.sigma, pre=st.pre)
+
+    def run(backend, lv):
+        pp = p._replace(**{k: lv[k] for k in ("threshold", "bias") if k in lv})
+        s0 = st._replace(sigma=lv["sigma"], pre=lv["pre"]) if state_grad else st
+        out = SD.sigma_delta_multistep(lv["x"], pp, state=s0, backend=backend, return_traces=traces)
+        return [out[0]] + list(out[1]) + (list(out[2]) if traces else [])
+
+    tol = 1e-5 if dtype == torch.float32 else 2e-2
+    outs_r, _ = check_backend(run, leaves, "triton", exact="all", differentiable_only=True, seed=1,
+                              loss_dtype=torch.float64, grad_dtype=torch.float64, grad_tol=scaled_tol(tol))
+    assert 0 < (outs_r[0] != 0).sum() < outs_r[0].numel()
 
 
 COMBOS = list(itertools.product(ACTS, [False, True], [False, True]))  # act, cum_error, tensor params

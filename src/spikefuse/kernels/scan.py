@@ -15,6 +15,11 @@ functions:
 float and ``i`` its int configuration (numbers kept as Python floats: a Python scalar and a 0-d
 tensor round differently in some ops).
 
+Bytes per neuron-step: ``saved_bytes`` are what the forward keeps for backward beyond the
+caller's tensors; ``moved_bytes`` what the training forward reads and writes with fp32 I/O
+(inputs, outputs, and the saved buffers it writes). A spec is named ``<kernel key>_<backend>``
+(:func:`find`).
+
 :class:`ScanFunction` registers all specs behind two ``torch.library`` custom ops,
 ``spikefuse::scan_fwd`` and ``spikefuse::scan_bwd`` (``custom_op`` + ``register_fake`` +
 ``register_autograd``, the arrangement SpikingJelly uses), so ``torch.compile(fullgraph=True)``
@@ -30,7 +35,7 @@ from typing import Callable, Optional, Sequence
 import torch
 from torch import Tensor
 
-__all__ = ["ScanSpec", "ScanFunction", "register_spec", "spec", "SPECS"]
+__all__ = ["ScanSpec", "ScanFunction", "find", "register_spec", "spec", "SPECS"]
 
 #: every registered spec, by name
 SPECS: dict[str, "ScanSpec"] = {}
@@ -62,6 +67,13 @@ def register_spec(s: ScanSpec) -> ScanSpec:
 
 def spec(name: str) -> ScanSpec:
     return SPECS[name]
+
+
+def find(backend: str, kernel: str) -> Optional[ScanSpec]:
+    """The spec of registry kernel key ``kernel`` (a family variant: ``"cuba_refractory"``) on
+    ``backend``, registered as ``f"{kernel}_{backend}"``; None if that backend module (imported
+    first by the caller) registered none."""
+    return SPECS.get(f"{kernel}_{backend}")
 
 
 def _absent(device) -> Tensor:

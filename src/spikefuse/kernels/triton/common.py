@@ -118,3 +118,79 @@ def launch_geometry(m: int) -> tuple[int, int]:
 
 def torch_to_tl(dtype: torch.dtype):
     return {torch.float32: tl.float32, torch.float16: tl.float16, torch.bfloat16: tl.bfloat16}[dtype]
+
+
+# --------------------------------------------------------------------------- launch / op glue
+# One copy of what every Triton family needs to sit behind a ScanSpec (kernels/scan.py): the
+# launch, placeholders for absent pointers, the op encoding of "which inputs need a gradient",
+# float32 rounding of Python numbers, and the ahead-of-time signatures the sm_90 compile test reads.
+
+
+def launch(kernel, M: int, *args, fusion: Optional[bool] = None, **meta) -> None:
+    """``kernel[grid](*args, **meta)`` over ``M`` neurons with :func:`launch_geometry`;
+    ``fusion=False`` compiles without FMA contraction (forward scans: bit-equal to torch),
+    ``None`` leaves Triton's default."""
+    block, warps = launch_geometry(M)
+    if fusion is not None:
+        meta["enable_fp_fusion"] = fusion
+    kernel[(triton.cdiv(M, block),)](*args, BLOCK=block, num_warps=warps, **meta)
+
+
+def ptr(t: Optional[torch.Tensor], placeholder: torch.Tensor) -> torch.Tensor:
+    """``t``, or ``placeholder`` for an absent tensor (the kernel never reads it: a constexpr
+    flag says it is absent)."""
+    return placeholder if t is None else t
+
+
+def contig(t: Optional[torch.Tensor], placeholder: torch.Tensor) -> torch.Tensor:
+    """``t.contiguous()``, or ``placeholder`` when absent (incoming gradients may be strided)."""
+    return placeholder if t is None else t.contiguous()
+
+
+def f32_empty(*shape, device) -> torch.Tensor:
+    return torch.empty(shape, dtype=torch.float32, device=device)
+
+
+def grad_bits(tensors) -> int:
+    """Which op inputs need a gradient, as bits (``needs_input_grad`` of an autograd Function,
+    known before the op runs): the forward uses it to store only what backward will read."""
+    if not torch.is_grad_enabled():
+        return 0
+    return sum(1 << k for k, t in enumerate(tensors) if isinstance(t, torch.Tensor) and t.requires_grad)
+
+
+def bit(bits: int, k: int) -> bool:
+    return bool((bits >> k) & 1)
+
+
+@torch.compiler.assume_constant_result
+def to_f32(v: float) -> float:
+    """``v`` rounded to float32, as a Python float (a constant under torch.compile, no
+    ``.item()`` graph break)."""
+    return float(torch.tensor(v, dtype=torch.float32).item())
+
+
+#: spec name -> [(label, jit kernel, constexprs, fusion, type overrides)] for the AOT compile test
+AOT: dict = {}
+
+
+def aot(spec_name: str, label: str, fn, consts: dict, fusion: bool = False, **types) -> None:
+    """Record an ahead-of-time compile case of ``fn`` for the spec ``spec_name`` (see
+    :func:`aot_signature`; ``types`` overrides the default argument types)."""
+    AOT.setdefault(spec_name, []).append((label, fn, dict(consts), fusion, types))
+
+
+def aot_signature(fn, consts: dict, types: dict) -> dict:
+    """Triton signature of ``fn``: constexprs from ``consts``; pointers ``*fp32``, ``T``/``M``
+    ``i32``, other scalars ``fp32`` unless ``types`` says otherwise (``"io"``: ``*bf16``)."""
+    sig = {}
+    for n in fn.arg_names:
+        if n in consts:
+            sig[n] = "constexpr"
+        elif n in types:
+            sig[n] = "*bf16" if types[n] == "io" else types[n]
+        elif n.endswith("_ptr"):
+            sig[n] = "*fp32"
+        else:
+            sig[n] = "i32" if n in ("T", "M") else "fp32"
+    return sig

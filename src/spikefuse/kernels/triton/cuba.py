@@ -21,12 +21,12 @@ from __future__ import annotations
 from typing import Optional
 
 import torch
-from torch.autograd.function import once_differentiable
 import triton
 import triton.language as tl
 
-from .._common import cuba_consts, cuba_final_state, cuba_supports_common, expand_param
-from .common import device_reason, launch_geometry
+from .._common import IO_DTYPES, cuba_consts, cuba_final_state, cuba_supports_common, expand_param
+from ..scan import ScanFunction, ScanSpec
+from .common import aot, contig, device_reason, f32_empty, grad_bits, launch, ptr
 
 SAVED_BYTES = {"cuba": 0, "cuba_refractory": 1}
 
@@ -160,51 +160,83 @@ def _cuba_bwd(v_ptr, i_ptr, m_ptr, gz_ptr, gv_ptr, gi_ptr,
         tl.store(gcs_ptr + offs, acc_cs, mask=mask)
 
 
-class _CubaScan(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, leak, reset, thr, a_m, c_s, alpha, R, refractory, need_grad):
-        T, M = x.shape
-        x = x.contiguous()
-        spk = torch.empty_like(x)
-        mem = torch.empty((T, M), dtype=torch.float32, device=x.device)
-        cur = torch.empty((T, M), dtype=torch.float32, device=x.device)
-        store_m = bool(refractory and need_grad)
-        msk = torch.empty((T, M), dtype=torch.int8, device=x.device) if store_m else mem
-        block, warps = launch_geometry(M)
-        _cuba_fwd[(triton.cdiv(M, block),)](x, spk, mem, cur, msk, leak, reset, thr, a_m, c_s, R, T, M,
-                                            REFRAC=bool(refractory), STORE_M=store_m, BLOCK=block,
-                                            num_warps=warps, enable_fp_fusion=False)
-        ctx.refractory = bool(refractory)
-        ctx.x_dtype = x.dtype
-        if need_grad:
-            ctx.save_for_backward(mem, cur, msk if store_m else None, leak, reset, thr, a_m, c_s, alpha)
-        ctx.set_materialize_grads(False)
-        return spk, mem, cur
+# --------------------------------------------------------------------------- ScanSpec / op
+# op encoding: tensors (x (T, M) contiguous; leak, reset, threshold, a_m, c_s, alpha, R (M,)
+# fp32); floats [0.0] (an empty list cannot cross the op's autograd); ints (refractory, io dtype index, grad bits of the tensors). Outputs
+# (spikes, membrane, current, refractory mask or None): the int8 mask is written only for the
+# refractory model when a gradient is needed (backward reads it). One spec per variant, so each
+# states its own saved bytes; both run the same functions.
 
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, g_spk, g_mem, g_cur):
-        mem, cur, msk, leak, reset, thr, a_m, c_s, alpha = ctx.saved_tensors
-        T, M = mem.shape
-        dev = mem.device
-        need = ctx.needs_input_grad
-        need_params = any(need[1:6])
-        gx = torch.empty((T, M), dtype=ctx.x_dtype, device=dev)
-        pg = [torch.empty(M, dtype=torch.float32, device=dev) for _ in range(5)] if need_params else [mem] * 5
 
-        def _c(g):
-            return mem if g is None else g.contiguous()
+def _fwd(tensors, f, i):
+    x, leak, reset, thr, a_m, c_s, alpha, R = tensors
+    refractory, dti, need = i
+    T, M = x.shape
+    spk = torch.empty_like(x)
+    mem = f32_empty(T, M, device=x.device)
+    cur = f32_empty(T, M, device=x.device)
+    store_m = bool(refractory and need)
+    msk = torch.empty((T, M), dtype=torch.int8, device=x.device) if store_m else None
+    launch(_cuba_fwd, M, x, spk, mem, cur, ptr(msk, mem), leak, reset, thr, a_m, c_s, R, T, M,
+           fusion=False, REFRAC=bool(refractory), STORE_M=store_m)
+    return [spk, mem, cur, msk]
 
-        block, warps = launch_geometry(M)
-        _cuba_bwd[(triton.cdiv(M, block),)](
-            mem, cur, msk if msk is not None else mem, _c(g_spk), _c(g_mem), _c(g_cur),
-            leak, reset, thr, a_m, c_s, alpha, gx, *pg, T, M,
-            REFRAC=ctx.refractory, HAS_GZ=g_spk is not None, HAS_GV=g_mem is not None,
-            HAS_GI=g_cur is not None, NEED_PARAMS=need_params, BLOCK=block, num_warps=warps,
-            enable_fp_fusion=False)
-        out = [gx if need[0] else None]
-        out += [g if (need_params and n) else None for g, n in zip(pg, need[1:6])]
-        return (*out, None, None, None, None)
+
+def _save(tensors, outputs, f, i, needs):
+    return [outputs[1], outputs[2], outputs[3]] + list(tensors[1:7])
+
+
+def _bwd(saved, grads, f, i, needs):
+    mem, cur, msk, leak, reset, thr, a_m, c_s, alpha = saved
+    g_spk, g_mem, g_cur = grads[:3]
+    T, M = mem.shape
+    need_params = any(needs[1:6])
+    gx = torch.empty((T, M), dtype=IO_DTYPES[i[1]], device=mem.device)
+    pg = [f32_empty(M, device=mem.device) for _ in range(5)] if need_params else [mem] * 5
+    launch(_cuba_bwd, M, mem, cur, ptr(msk, mem), contig(g_spk, mem), contig(g_mem, mem), contig(g_cur, mem),
+           leak, reset, thr, a_m, c_s, alpha, gx, *pg, T, M, fusion=False,
+           REFRAC=bool(i[0]), HAS_GZ=g_spk is not None, HAS_GV=g_mem is not None,
+           HAS_GI=g_cur is not None, NEED_PARAMS=need_params)
+    out = [gx if needs[0] else None] + [g if (need_params and n) else None for g, n in zip(pg, needs[1:6])]
+    return out + [None, None]
+
+
+def _fake(tensors, f, i):
+    x = tensors[0]
+    T, M = x.shape
+    return [torch.empty_like(x), x.new_empty((T, M), dtype=torch.float32), x.new_empty((T, M), dtype=torch.float32),
+            x.new_empty((T, M), dtype=torch.int8) if (i[0] and i[2]) else None]
+
+
+def _fake_bwd(saved, grads, f, i, needs):
+    mem = saved[0]
+    T, M = mem.shape
+    out = [mem.new_empty((T, M), dtype=IO_DTYPES[i[1]]) if needs[0] else None]
+    return out + [mem.new_empty((M,)) if n else None for n in needs[1:6]] + [None, None]
+
+
+def _spec(name: str, saved_bytes: int, moved_bytes: int) -> ScanFunction:
+    return ScanFunction(ScanSpec(
+        name=name, inputs=("x", "leak", "reset", "threshold", "a_m", "c_s", "alpha", "refractory_steps"),
+        states=("z", "v", "i") + (("ref",) if saved_bytes else ()),
+        params=("leak", "reset", "threshold", "tau_syn", "tau_mem"),
+        outputs=("spikes", "membrane", "current", "refractory_mask"),
+        saved=("membrane", "current") + (("refractory_mask",) if saved_bytes else ()),
+        saved_bytes=saved_bytes, moved_bytes=moved_bytes,
+        forward=_fwd, save=_save, backward=_bwd, fake=_fake, fake_backward=_fake_bwd))
+
+
+#: x, z, membrane, current (fp32 I/O); the refractory model also writes its 1-byte mask
+CUBA_SCAN = _spec("cuba_triton", SAVED_BYTES["cuba"], 16)
+CUBA_REFRACTORY_SCAN = _spec("cuba_refractory_triton", SAVED_BYTES["cuba_refractory"], 17)
+
+aot("cuba_triton", "cuba_fwd", _cuba_fwd, dict(REFRAC=False, STORE_M=False, BLOCK=512),
+    x_ptr="io", z_ptr="io", m_ptr="*i8")
+aot("cuba_refractory_triton", "cuba_fwd", _cuba_fwd, dict(REFRAC=True, STORE_M=True, BLOCK=512),
+    x_ptr="io", z_ptr="io", m_ptr="*i8")
+for _name, _r in (("cuba_triton", False), ("cuba_refractory_triton", True)):
+    aot(_name, "cuba_bwd", _cuba_bwd, dict(REFRAC=_r, HAS_GZ=True, HAS_GV=True, HAS_GI=True, NEED_PARAMS=True,
+                                           BLOCK=512), m_ptr="*i8", gz_ptr="io", gx_ptr="io")
 
 
 def cuba_triton_supports(x_seq, params=None, refractory=False, dt=None, **_) -> Optional[str]:
@@ -225,7 +257,9 @@ def cuba_triton(x_seq: torch.Tensor, params, state=None, return_traces: bool = F
     shape = tuple(x_seq.shape[1:])
     T = x_seq.shape[0]
     consts = cuba_consts(params, dt, refractory_time, shape, x_seq.device, expand_param)
-    need_grad = torch.is_grad_enabled() and (x_seq.requires_grad or any(c.requires_grad for c in consts))
-    spk, mem, cur = _CubaScan.apply(x_seq.reshape(T, -1), *consts, refractory_time is not None, need_grad)
+    tensors = [x_seq.reshape(T, -1).contiguous(), *consts]
+    refractory = refractory_time is not None
+    scan = CUBA_REFRACTORY_SCAN if refractory else CUBA_SCAN
+    spk, mem, cur, _ = scan.apply(tensors, [0.0], [int(refractory), IO_DTYPES.index(x_seq.dtype), grad_bits(tensors)])
     spk, mem, cur = spk.view(x_seq.shape), mem.view(x_seq.shape), cur.view(x_seq.shape)
     return (spk, mem, cur), cuba_final_state(spk, mem, cur, refractory_time, dt), None

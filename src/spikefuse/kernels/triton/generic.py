@@ -49,14 +49,14 @@ import contextlib
 import dataclasses
 
 import torch
-from torch.autograd.function import once_differentiable
 import triton
 import triton.language as tl
 
 from ... import kernels
-from .._common import (KIND_LIF_DECAY_INPUT, cuba_consts, cuba_final_state, expand_param, lif_kind,
-                       lif_outputs, lif_v0, needs_grad)
-from .common import launch_geometry
+from .._common import IO_DTYPES, cuba_consts, cuba_final_state, expand_param, lif_kind, lif_outputs, lif_v0
+from ..scan import ScanFunction
+from . import cuba as _cuba, lif as _lif
+from .common import grad_bits, launch_geometry
 from .cuba import SAVED_BYTES as _CUBA_SAVED, cuba_step, cuba_triton, cuba_triton_supports, cuba_vjp
 from .lif import SAVED_BYTES as _LIF_SAVED, lif_reset, lif_step, lif_supports, lif_triton, lif_vjp
 
@@ -253,28 +253,6 @@ class _Family:
                                            enable_fp_fusion=self.bwd_fusion)
 
 
-class _GenericScan(torch.autograd.Function):
-    """One autograd wrapper for every family: ``runner.forward(cfg, x, tensors)`` returns the
-    outputs and the tensors to save (None: no backward), ``runner.backward(...)`` the gradients
-    of ``(x, *tensors)``."""
-
-    @staticmethod
-    def forward(ctx, runner, cfg, x, *tensors):
-        x = x.contiguous()
-        outs, saved = runner.forward(cfg, x, tensors)
-        ctx.runner, ctx.cfg, ctx.x_dtype = runner, cfg, x.dtype
-        if saved is not None:
-            ctx.save_for_backward(*saved)
-        ctx.set_materialize_grads(False)
-        return outs
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, *gouts):
-        grads = ctx.runner.backward(ctx.cfg, ctx.x_dtype, ctx.saved_tensors, gouts, ctx.needs_input_grad[2:])
-        return (None, None, *grads)
-
-
 def _empty(shape, dtype=torch.float32, *, like):
     return torch.empty(shape, dtype=dtype, device=like.device)
 
@@ -286,7 +264,8 @@ def _grads_wanted(need, M, like):
 
 class _LIFRunner:
     """tensors ``(tau, v_threshold, v_reset, v0)``; cfg ``(kind, hard, detach, sg, a0, a1,
-    traces, need_grad)``; outputs ``(spikes, v_last, h_seq | None, v_seq | None)``."""
+    traces, need_grad)``; outputs ``(spikes, v_last, h_seq | None, v_seq | None)`` (h_seq when
+    stored: for traces or backward)."""
     family = _Family(lif_scan_step, lif_scan_vjp, (1.0, 1.0, 0.0), (1.0, 1.0, 0.0), bwd_fusion=True)
 
     def forward(self, cfg, x, tensors):
@@ -297,8 +276,7 @@ class _LIFRunner:
         hseq = _empty((T, M), like=x) if (traces or need_grad) else None
         vseq = _empty((T, M), like=x) if traces else None
         self.family.fwd(x, (spk, hseq, vseq), (v0,), (vlast,), (tau, vth, vr), (kind, hard))
-        saved = (hseq, x if kind == KIND_LIF_DECAY_INPUT else None, tau, vth, vr, v0) if need_grad else None
-        return (spk, vlast, hseq if traces else None, vseq), saved
+        return [spk, vlast, hseq, vseq]
 
     def backward(self, cfg, x_dtype, saved, gouts, need):
         kind, hard, detach, sg, a0, a1, _, _ = cfg
@@ -315,7 +293,7 @@ class _LIFRunner:
 
 class _CubaRunner:
     """tensors ``(leak, reset, threshold, a_m, c_s, alpha, R)``; cfg ``(refractory,
-    need_grad)``; outputs ``(spikes, membrane, current)``."""
+    need_grad)``; outputs ``(spikes, membrane, current, refractory mask | None)``."""
     family = _Family(cuba_scan_step, cuba_scan_vjp, (0.0, 0.0, 1.0, 0.0, 0.0, 0.0),
                      (0.0, 0.0, 1.0, 0.0, 0.0, 1.0), bwd_fusion=False, init=cuba_scan_init)
 
@@ -327,8 +305,7 @@ class _CubaRunner:
         msk = _empty((T, M), torch.int8, like=x) if (refractory and need_grad) else None
         self.family.fwd(x, (spk, mem, cur, msk), (None, None), (),
                         (leak, reset, thr, a_m, c_s, R if refractory else None), (bool(refractory),))
-        saved = (mem, cur, msk, leak, reset, thr, a_m, c_s, alpha) if need_grad else None
-        return (spk, mem, cur), saved
+        return [spk, mem, cur, msk]
 
     def backward(self, cfg, x_dtype, saved, gouts, need):
         mem, cur, msk, leak, reset, thr, a_m, c_s, alpha = saved
@@ -341,6 +318,44 @@ class _CubaRunner:
 
 
 _LIF, _CUBA = _LIFRunner(), _CubaRunner()
+
+
+# --------------------------------------------------------------------------- ScanSpecs
+# The op encodings, save rules and fake functions are those of the per-family specs
+# (lif.LIF_SCAN, cuba.CUBA_SCAN): the same buffers, only the forward/backward scans differ.
+
+
+def _lif_cfg(f, i):
+    kind, hard, detach, sg, traces, _, need = i
+    return (kind, bool(hard), bool(detach), sg, f[0], f[1], bool(traces), bool(need))
+
+
+def _lif_forward(tensors, f, i):
+    x, *rest = tensors
+    return _LIF.forward(_lif_cfg(f, i), x, rest)
+
+
+def _lif_backward(saved, grads, f, i, needs):
+    return list(_LIF.backward(_lif_cfg(f, i), IO_DTYPES[i[5]], saved, grads, needs))
+
+
+def _cuba_forward(tensors, f, i):
+    x, *rest = tensors
+    return _CUBA.forward((bool(i[0]), bool(i[2])), x, rest)
+
+
+def _cuba_backward(saved, grads, f, i, needs):
+    return list(_CUBA.backward((bool(i[0]), bool(i[2])), IO_DTYPES[i[1]], saved, grads[:3], needs))
+
+
+def _generic(base: ScanFunction, name: str, forward, backward) -> ScanFunction:
+    return ScanFunction(dataclasses.replace(base.spec, name=name, forward=forward, backward=backward))
+
+
+LIF_GENERIC = _generic(_lif.LIF_SCAN, "lif_generic", _lif_forward, _lif_backward)
+CUBA_GENERIC = _generic(_cuba.CUBA_SCAN, "cuba_generic", _cuba_forward, _cuba_backward)
+CUBA_REFRACTORY_GENERIC = _generic(_cuba.CUBA_REFRACTORY_SCAN, "cuba_refractory_generic", _cuba_forward,
+                                   _cuba_backward)
 
 
 # --------------------------------------------------------------------------- raw-tensor entry points
@@ -360,12 +375,14 @@ def lif_generic(x_seq: torch.Tensor, params, state=None, return_traces: bool = F
     v0f = vr.detach().clone() if v0 is None else expand_param(v0, shape, dev)
     sur = params.surrogate
     a0, a1 = sur.kernel_params
-    need_grad = torch.is_grad_enabled() and any(
-        needs_grad(p) for p in (x_seq, v0, params.tau, params.v_threshold, params.v_reset))
-    cfg = (lif_kind(params), hard, bool(params.detach_reset), int(sur.kernel_id), float(a0), float(a1),
-           bool(return_traces), bool(need_grad))
-    out = _GenericScan.apply(_LIF, cfg, x_seq.reshape(x_seq.shape[0], -1), tau, vth, vr, v0f)
-    return lif_outputs(*out, x_seq.shape, return_traces)
+    T = x_seq.shape[0]
+    tensors = [x_seq.reshape(T, -1).contiguous(), tau, vth, vr, v0f]
+    i = [lif_kind(params), int(hard), int(bool(params.detach_reset)), int(sur.kernel_id), int(bool(return_traces)),
+         IO_DTYPES.index(x_seq.dtype), grad_bits(tensors)]
+    spk, vlast, hseq, vseq = LIF_GENERIC.apply(tensors, [float(a0), float(a1)], i)
+    if not return_traces:
+        hseq = None
+    return lif_outputs(spk, vlast, hseq, vseq, x_seq.shape, return_traces)
 
 
 def cuba_generic(x_seq: torch.Tensor, params, state=None, return_traces: bool = False, *, dt: float,
@@ -373,9 +390,10 @@ def cuba_generic(x_seq: torch.Tensor, params, state=None, return_traces: bool = 
     """:func:`.cuba.cuba_triton` through the generic template: same kernel contract, same results
     ``((spikes, membrane, current), final_state, None)``."""
     consts = cuba_consts(params, dt, refractory_time, tuple(x_seq.shape[1:]), x_seq.device, expand_param)
-    need_grad = torch.is_grad_enabled() and (x_seq.requires_grad or any(c.requires_grad for c in consts))
-    cfg = (refractory_time is not None, bool(need_grad))
-    out = _GenericScan.apply(_CUBA, cfg, x_seq.reshape(x_seq.shape[0], -1), *consts)
+    tensors = [x_seq.reshape(x_seq.shape[0], -1).contiguous(), *consts]
+    refractory = refractory_time is not None
+    scan = CUBA_REFRACTORY_GENERIC if refractory else CUBA_GENERIC
+    out = scan.apply(tensors, [0.0], [int(refractory), IO_DTYPES.index(x_seq.dtype), grad_bits(tensors)])[:3]
     spk, mem, cur = (o.view(x_seq.shape) for o in out)
     return (spk, mem, cur), cuba_final_state(spk, mem, cur, refractory_time, dt), None
 

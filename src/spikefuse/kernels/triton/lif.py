@@ -31,13 +31,13 @@ from __future__ import annotations
 from typing import Optional
 
 import torch
-from torch.autograd.function import once_differentiable
 import triton
 import triton.language as tl
 
-from .._common import (KIND_LIF_DECAY_INPUT, expand_param, lif_kind, lif_outputs, lif_param_reason,
-                       lif_v0, needs_grad)
-from .common import common_reason, launch_geometry, surrogate_grad
+from .._common import (IO_DTYPES, KIND_LIF_DECAY_INPUT, expand_param, lif_kind, lif_outputs, lif_param_reason,
+                       lif_v0)
+from ..scan import ScanFunction, ScanSpec
+from .common import aot, common_reason, contig, f32_empty, grad_bits, launch, ptr, surrogate_grad
 
 #: bytes saved for backward per neuron and time step
 SAVED_BYTES = {"lif": 4}
@@ -211,67 +211,78 @@ def _lif_bwd(h_ptr, x_ptr, gs_ptr, gvseq_ptr, ghseq_ptr, gvlast_ptr,
         tl.store(gvr_ptr + offs, acc_vr, mask=mask)
 
 
-class _LIFScan(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, tau, vth, vr, v0, cfg):
-        kind, hard, detach, sg, a0, a1, traces, need_grad = cfg
-        T = x.shape[0]
-        M = x[0].numel()
-        x = x.contiguous()
-        spk = torch.empty_like(x)
-        vlast = torch.empty(M, dtype=torch.float32, device=x.device)
-        store_h = bool(traces or need_grad)
-        hseq = torch.empty((T, M), dtype=torch.float32, device=x.device) if store_h else vlast
-        vseq = torch.empty((T, M), dtype=torch.float32, device=x.device) if traces else vlast
-        block, warps = launch_geometry(M)
-        grid = (triton.cdiv(M, block),)
-        _lif_fwd[grid](x, spk, tau, vth, vr, v0, vlast, hseq, vseq, T, M,
-                       KIND=kind, HARD=hard, STORE_H=store_h, STORE_V=bool(traces),
-                       BLOCK=block, num_warps=warps, enable_fp_fusion=False)
-        ctx.cfg = cfg
-        ctx.x_dtype = x.dtype
-        if need_grad:
-            ctx.save_for_backward(hseq, x if kind == KIND_LIF_DECAY_INPUT else None, tau, vth, vr, v0)
-        ctx.set_materialize_grads(False)
-        if not traces:
-            return spk, vlast, None, None
-        return spk, vlast, hseq, vseq
+# --------------------------------------------------------------------------- ScanSpec / op
+# op encoding: tensors (x (T, M) contiguous, tau, vth, vr, v0 (M,) fp32); floats (a0, a1: the
+# surrogate's parameters); ints (kind, hard, detach_reset, surrogate id, traces, io dtype index,
+# grad bits of the five tensors). Outputs (spikes, v_last, H or None, v_seq or None): H is
+# written when traces are asked for or a gradient is needed (it is what backward reads).
 
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, g_spk, g_vlast, g_hseq, g_vseq):
-        kind, hard, detach, sg, a0, a1, traces, need_grad = ctx.cfg
-        hseq, x, tau, vth, vr, v0 = ctx.saved_tensors
-        T, M = hseq.shape
-        dev = hseq.device
-        need_params = any(ctx.needs_input_grad[1:4])
-        gx = torch.empty((T, M), dtype=ctx.x_dtype, device=dev)
-        gv0 = torch.empty(M, dtype=torch.float32, device=dev)
-        if need_params:
-            gtau, gvth, gvr = (torch.empty(M, dtype=torch.float32, device=dev) for _ in range(3))
-        else:
-            gtau = gvth = gvr = gv0
-        dummy = gv0
 
-        def _c(g):
-            return dummy if g is None else g.contiguous()
+def _fwd(tensors, f, i):
+    x, tau, vth, vr, v0 = tensors
+    kind, hard, detach, sg, traces, dti, need = i
+    T, M = x.shape
+    store_h = bool(traces or need)
+    spk = torch.empty_like(x)
+    vlast = f32_empty(M, device=x.device)
+    hseq = f32_empty(T, M, device=x.device) if store_h else None
+    vseq = f32_empty(T, M, device=x.device) if traces else None
+    launch(_lif_fwd, M, x, spk, tau, vth, vr, v0, vlast, ptr(hseq, vlast), ptr(vseq, vlast), T, M,
+           fusion=False, KIND=kind, HARD=bool(hard), STORE_H=store_h, STORE_V=bool(traces))
+    return [spk, vlast, hseq, vseq]
 
-        block, warps = launch_geometry(M)
-        grid = (triton.cdiv(M, block),)
-        _lif_bwd[grid](hseq, x if x is not None else dummy, _c(g_spk), _c(g_vseq), _c(g_hseq),
-                       _c(g_vlast), tau, vth, vr, v0, gx, gv0, gtau, gvth, gvr,
-                       T, M, float(a0), float(a1),
-                       KIND=kind, HARD=hard, DETACH=detach, SG=sg,
-                       HAS_GS=g_spk is not None, HAS_GVSEQ=g_vseq is not None,
-                       HAS_GHSEQ=g_hseq is not None, HAS_GVLAST=g_vlast is not None,
-                       NEED_PARAMS=need_params, BLOCK=block, num_warps=warps)
-        gx = gx if ctx.needs_input_grad[0] else None
-        gv0 = gv0 if ctx.needs_input_grad[4] else None
-        if not need_params:
-            return gx, None, None, None, gv0, None
-        return (gx, gtau if ctx.needs_input_grad[1] else None,
-                gvth if ctx.needs_input_grad[2] else None,
-                gvr if ctx.needs_input_grad[3] else None, gv0, None)
+
+def _save(tensors, outputs, f, i, needs):
+    x, tau, vth, vr, v0 = tensors
+    return [outputs[2], x if i[0] == KIND_LIF_DECAY_INPUT else None, tau, vth, vr, v0]
+
+
+def _bwd(saved, grads, f, i, needs):
+    hseq, x, tau, vth, vr, v0 = saved
+    g_spk, g_vlast, g_hseq, g_vseq = grads
+    kind, hard, detach, sg, traces, dti, _ = i
+    T, M = hseq.shape
+    dev = hseq.device
+    need_params = any(needs[1:4])
+    gx = torch.empty((T, M), dtype=IO_DTYPES[dti], device=dev)
+    gv0 = f32_empty(M, device=dev)
+    gtau, gvth, gvr = (f32_empty(M, device=dev) for _ in range(3)) if need_params else (gv0,) * 3
+    launch(_lif_bwd, M, hseq, ptr(x, gv0), contig(g_spk, gv0), contig(g_vseq, gv0), contig(g_hseq, gv0),
+           contig(g_vlast, gv0), tau, vth, vr, v0, gx, gv0, gtau, gvth, gvr, T, M, f[0], f[1],
+           KIND=kind, HARD=bool(hard), DETACH=bool(detach), SG=sg,
+           HAS_GS=g_spk is not None, HAS_GVSEQ=g_vseq is not None, HAS_GHSEQ=g_hseq is not None,
+           HAS_GVLAST=g_vlast is not None, NEED_PARAMS=need_params)
+    out = [gx, gtau, gvth, gvr, gv0]
+    return [g if n and (k in (0, 4) or need_params) else None for k, (g, n) in enumerate(zip(out, needs))]
+
+
+def _fake(tensors, f, i):
+    x = tensors[0]
+    T, M = x.shape
+    traces, need = i[4], i[6]
+    return [torch.empty_like(x), x.new_empty((M,), dtype=torch.float32),
+            x.new_empty((T, M), dtype=torch.float32) if (traces or need) else None,
+            x.new_empty((T, M), dtype=torch.float32) if traces else None]
+
+
+def _fake_bwd(saved, grads, f, i, needs):
+    T, M = saved[0].shape
+    h = saved[0]
+    out = [h.new_empty((T, M), dtype=IO_DTYPES[i[5]])] + [h.new_empty((M,)) for _ in range(4)]
+    return [g if n else None for g, n in zip(out, needs)]
+
+
+LIF_SCAN = ScanFunction(ScanSpec(
+    name="lif_triton", inputs=("x", "tau", "v_threshold", "v_reset", "v0"), states=("v",),
+    params=("tau", "v_threshold", "v_reset"), outputs=("spikes", "v_last", "h_seq", "v_seq"),
+    saved=("h_seq",), saved_bytes=SAVED_BYTES["lif"], moved_bytes=12,
+    forward=_fwd, save=_save, backward=_bwd, fake=_fake, fake_backward=_fake_bwd))
+
+aot("lif_triton", "lif_fwd", _lif_fwd, dict(KIND=1, HARD=True, STORE_H=True, STORE_V=True, BLOCK=512),
+    x_ptr="io", spk_ptr="io")
+aot("lif_triton", "lif_bwd", _lif_bwd, dict(KIND=1, HARD=False, DETACH=False, SG=1, HAS_GS=True, HAS_GVSEQ=True,
+                                            HAS_GHSEQ=True, HAS_GVLAST=True, NEED_PARAMS=True, BLOCK=512),
+    fusion=True, x_ptr="io", gs_ptr="io", gx_ptr="io")
 
 
 def lif_supports(x_seq: torch.Tensor, params=None, v0=None, return_traces=False, **_) -> Optional[str]:
@@ -310,11 +321,12 @@ def lif_triton(x_seq: torch.Tensor, params, state=None, return_traces: bool = Fa
         v0f = expand_param(v0, shape, dev)
     sur = params.surrogate
     a0, a1 = sur.kernel_params
-    need_grad = torch.is_grad_enabled() and (
-        x_seq.requires_grad or needs_grad(v0) or needs_grad(params.tau)
-        or needs_grad(params.v_threshold) or needs_grad(params.v_reset))
-    cfg = (kind, hard, bool(params.detach_reset), int(sur.kernel_id), float(a0), float(a1),
-           bool(return_traces), bool(need_grad))
     T = x_seq.shape[0]
-    spk, vlast, hseq, vseq = _LIFScan.apply(x_seq.reshape(T, -1), tau, vth, vr, v0f, cfg)
+    tensors = [x_seq.reshape(T, -1).contiguous(), tau, vth, vr, v0f]
+    need = grad_bits(tensors)
+    i = [kind, int(hard), int(bool(params.detach_reset)), int(sur.kernel_id), int(bool(return_traces)),
+         IO_DTYPES.index(x_seq.dtype), need]
+    spk, vlast, hseq, vseq = LIF_SCAN.apply(tensors, [float(a0), float(a1)], i)
+    if not return_traces:
+        hseq = vseq = None
     return lif_outputs(spk, vlast, hseq, vseq, x_seq.shape, return_traces)

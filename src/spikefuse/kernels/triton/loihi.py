@@ -28,13 +28,14 @@ from __future__ import annotations
 from typing import Optional
 
 import torch
-from torch.autograd.function import once_differentiable
 import triton
 import triton.language as tl
 
 from ...fixed_point import alif_constants, cuba_constants, decay_view, round_ste, trunc_int
-from .._common import expand_param, io_reason
-from .common import adapt_threshold, device_reason, launch_geometry, rne_bf16, rstz12, slayer_grad
+from .._common import IO_DTYPES, expand_param, io_reason
+from ..scan import ScanFunction, ScanSpec
+from .common import (adapt_threshold, aot, contig, device_reason, f32_empty, grad_bits, launch, ptr, rne_bf16,
+                     rstz12, slayer_grad, to_f32)
 
 SAVED_BYTES = {"loihi_cuba": 4, "loihi_alif": 8}
 
@@ -158,69 +159,106 @@ def _loihi_bwd(v_ptr, u_ptr, lim_ptr, gs_ptr, gv_ptr, gu_ptr, au_ptr, av_ptr,
         tl.store(gdv_ptr + offs, gdv * dscale, mask=mask)
 
 
-class _LoihiScan(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, du, dv, cfg, ints, scal):
-        alif, graded, traces = cfg
-        T, M = x.shape
-        dev = x.device
-        x = x.contiguous()
-        decu, decv, decth, decr, u0, v0, th0s, r0 = ints
-        s_f, s_d, thr_f, thr_s_f, theta0, step, tau_rho, scale_rho, dscale = scal
-        spk = torch.empty_like(x)
-        u = torch.empty((T, M), dtype=torch.float32, device=dev)
-        v = torch.empty((T, M), dtype=torch.float32, device=dev)
-        store_lim = bool(alif and any(ctx.needs_input_grad[:3]))
-        lim = torch.empty((T, M), dtype=torch.float32, device=dev) if store_lim else v
-        th_tr = torch.empty((T, M), dtype=torch.float32, device=dev) if (alif and traces) else v
-        r_tr = torch.empty((T, M), dtype=torch.float32, device=dev) if (alif and traces) else v
-        thf = torch.empty(M, dtype=torch.float32, device=dev)
-        rf = torch.empty(M, dtype=torch.float32, device=dev)
-        block, warps = launch_geometry(M)
-        _loihi_fwd[(triton.cdiv(M, block),)](
-            x, spk, u, v, lim, th_tr, r_tr, decu, decv, decth, decr, u0, v0, th0s, r0, thf, rf,
-            T, M, s_f, s_d, thr_f, thr_s_f, theta0, step,
-            ALIF=bool(alif), GRADED=bool(graded), STORE_LIM=store_lim, STORE_TR=bool(alif and traces),
-            OUT_BF16=x.dtype == torch.bfloat16, BLOCK=block, num_warps=warps, enable_fp_fusion=False)
-        ctx.cfg = cfg
-        ctx.scal = scal
-        ctx.x_dtype = x.dtype
-        ctx.save_for_backward(v, u if ctx.needs_input_grad[1] else None, lim if store_lim else None,
-                              du.detach(), dv.detach())
-        ctx.set_materialize_grads(False)
-        if alif and traces:
-            ctx.mark_non_differentiable(th_tr, r_tr, thf, rf)
-            return spk, u, v, th_tr, r_tr, thf, rf
-        ctx.mark_non_differentiable(thf, rf)
-        return spk, u, v, None, None, thf, rf
+# --------------------------------------------------------------------------- ScanSpec / op
+# op encoding: tensors (x (T, M) contiguous; du, dv (M,) fp32 rounded decays (differentiable);
+# decu, decv, decth, decr, u0, v0, th0s, r0 (M,) int64); floats (s_f, s_d, thr_f, thr_s_f,
+# tau_rho, scale_rho, dscale); ints (theta0, step (integers, as the kernel takes them), alif,
+# graded, traces, io dtype index, grad bits). Outputs (spikes, u, v, theta, r traces (ALIF with
+# traces), final theta, r (ALIF), spike limit theta_f + r_f (ALIF, when a gradient is needed)).
 
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, g_s, g_u, g_v, _gth, _gr, _gthf, _grf):
-        alif, graded, traces = ctx.cfg
-        s_f, s_d, thr_f, thr_s_f, theta0, step, tau_rho, scale_rho, dscale = ctx.scal
-        v, u, lim, du, dv = ctx.saved_tensors
-        T, M = v.shape
-        dev = v.device
-        need_du, need_dv = ctx.needs_input_grad[1], ctx.needs_input_grad[2]
-        a_u = (1 - du / 4096).to(torch.float32).contiguous()
-        a_v = (1 - dv / 4096).to(torch.float32).contiguous()
-        gx = torch.empty((T, M), dtype=ctx.x_dtype, device=dev)
-        gdu = torch.empty(M, dtype=torch.float32, device=dev) if need_du else a_u
-        gdv = torch.empty(M, dtype=torch.float32, device=dev) if need_dv else a_v
 
-        def _c(g):
-            return v if g is None else g.contiguous()
+def _fwd(tensors, f, i):
+    x, du, dv, decu, decv, decth, decr, u0, v0, th0s, r0 = tensors
+    s_f, s_d, thr_f, thr_s_f = f[:4]
+    theta0, step, alif, graded, traces, dti, need = i
+    T, M = x.shape
+    dev = x.device
+    spk = torch.empty_like(x)
+    u, v = f32_empty(T, M, device=dev), f32_empty(T, M, device=dev)
+    store_lim = bool(alif and (need & 0b111))
+    store_tr = bool(alif and traces)
+    lim = f32_empty(T, M, device=dev) if store_lim else None
+    th_tr = f32_empty(T, M, device=dev) if store_tr else None
+    r_tr = f32_empty(T, M, device=dev) if store_tr else None
+    thf = f32_empty(M, device=dev) if alif else None
+    rf = f32_empty(M, device=dev) if alif else None
+    launch(_loihi_fwd, M, x, spk, u, v, ptr(lim, v), ptr(th_tr, v), ptr(r_tr, v), decu, decv, decth, decr,
+           u0, v0, th0s, r0, ptr(thf, v), ptr(rf, v), T, M, s_f, s_d, thr_f, thr_s_f, theta0, step,
+           fusion=False, ALIF=bool(alif), GRADED=bool(graded), STORE_LIM=store_lim, STORE_TR=store_tr,
+           OUT_BF16=x.dtype == torch.bfloat16)
+    return [spk, u, v, th_tr, r_tr, thf, rf, lim]
 
-        block, warps = launch_geometry(M)
-        _loihi_bwd[(triton.cdiv(M, block),)](
-            v, u if u is not None else v, lim if lim is not None else v, _c(g_s), _c(g_v), _c(g_u),
-            a_u, a_v, gx, gdu, gdv, T, M, thr_f, tau_rho, scale_rho, dscale,
-            ALIF=bool(alif), GRADED=bool(graded), HAS_GS=g_s is not None, HAS_GV=g_v is not None,
-            HAS_GU=g_u is not None, NEED_DU=bool(need_du), NEED_DV=bool(need_dv),
-            BLOCK=block, num_warps=warps)
-        return (gx if ctx.needs_input_grad[0] else None, gdu if need_du else None,
-                gdv if need_dv else None, None, None, None)
+
+def _save(tensors, outputs, f, i, needs):
+    return [outputs[2], outputs[1] if needs[1] else None, outputs[7], tensors[1], tensors[2]]
+
+
+def _bwd(saved, grads, f, i, needs):
+    v, u, lim, du, dv = saved
+    g_s, g_u, g_v = grads[:3]
+    thr_f, tau_rho, scale_rho, dscale = f[2], f[4], f[5], f[6]
+    T, M = v.shape
+    dev = v.device
+    need_du, need_dv = bool(needs[1]), bool(needs[2])
+    a_u = (1 - du / 4096).to(torch.float32).contiguous()
+    a_v = (1 - dv / 4096).to(torch.float32).contiguous()
+    gx = torch.empty((T, M), dtype=IO_DTYPES[i[5]], device=dev)
+    gdu = f32_empty(M, device=dev) if need_du else None
+    gdv = f32_empty(M, device=dev) if need_dv else None
+    launch(_loihi_bwd, M, v, ptr(u, v), ptr(lim, v), contig(g_s, v), contig(g_v, v), contig(g_u, v),
+           a_u, a_v, gx, ptr(gdu, a_u), ptr(gdv, a_v), T, M, thr_f, tau_rho, scale_rho, dscale,
+           ALIF=bool(i[2]), GRADED=bool(i[3]), HAS_GS=g_s is not None, HAS_GV=g_v is not None,
+           HAS_GU=g_u is not None, NEED_DU=need_du, NEED_DV=need_dv)
+    return [gx if needs[0] else None, gdu, gdv] + [None] * 8
+
+
+def _fake(tensors, f, i):
+    x = tensors[0]
+    T, M = x.shape
+    alif, traces, need = i[2], i[4], i[6]
+
+    def seq(on):
+        return x.new_empty((T, M), dtype=torch.float32) if on else None
+
+    last = x.new_empty((M,), dtype=torch.float32) if alif else None
+    return [torch.empty_like(x), seq(True), seq(True), seq(alif and traces), seq(alif and traces), last,
+            None if last is None else torch.empty_like(last), seq(alif and (need & 0b111))]
+
+
+def _fake_bwd(saved, grads, f, i, needs):
+    v = saved[0]
+    T, M = v.shape
+    out = [v.new_empty((T, M), dtype=IO_DTYPES[i[5]]) if needs[0] else None]
+    return out + [v.new_empty((M,)) if n else None for n in needs[1:3]] + [None] * 8
+
+
+def _spec(name: str, alif: bool) -> ScanFunction:
+    states = ("current", "voltage") + (("threshold", "refractory") if alif else ())
+    return ScanFunction(ScanSpec(
+        name=name, inputs=("x", "current_decay", "voltage_decay", "keep_u", "keep_v", "keep_threshold",
+                           "keep_refractory", "u0", "v0", "threshold0", "refractory0"),
+        states=states, params=("current_decay", "voltage_decay"),
+        outputs=("spikes", "current", "voltage", "threshold", "refractory", "threshold_last",
+                 "refractory_last", "spike_limit"),
+        saved=("voltage",) + (("spike_limit",) if alif else ()) + ("current (when its decay learns)",),
+        saved_bytes=SAVED_BYTES[name[:-len("_triton")]],
+        # x, s, u, v (fp32 I/O); ALIF training also writes the spike limit
+        moved_bytes=16 + (4 if alif else 0),
+        forward=_fwd, save=_save, backward=_bwd, fake=_fake, fake_backward=_fake_bwd))
+
+
+LOIHI_CUBA_SCAN = _spec("loihi_cuba_triton", alif=False)
+LOIHI_ALIF_SCAN = _spec("loihi_alif_triton", alif=True)
+
+_I64 = "*i64"
+for _name, _alif in (("loihi_cuba_triton", False), ("loihi_alif_triton", True)):
+    aot(_name, "loihi_fwd", _loihi_fwd, dict(ALIF=_alif, GRADED=True, STORE_LIM=_alif, STORE_TR=_alif, OUT_BF16=True,
+                                             BLOCK=512),
+        x_ptr="io", s_ptr="io", decu_ptr=_I64, decv_ptr=_I64, decth_ptr=_I64, decr_ptr=_I64, u0_ptr=_I64,
+        v0_ptr=_I64, th0s_ptr=_I64, r0_ptr=_I64, theta0="i32", step="i32")
+    aot(_name, "loihi_bwd", _loihi_bwd, dict(ALIF=_alif, GRADED=False, HAS_GS=True, HAS_GV=True, HAS_GU=True,
+                                             NEED_DU=True, NEED_DV=True, BLOCK=512),
+        fusion=True, gs_ptr="io", gx_ptr="io")
 
 
 def _int_init(state_field: torch.Tensor, s_scale: int) -> torch.Tensor:
@@ -259,13 +297,13 @@ def _run(x_seq, params, state, return_traces, alif: bool):
     else:
         decth = decr = th0s = r0 = decu
     dscale = 1.0 if params.decay_grad == "lava" else -1.0 / 4096
-    thr_f = float(torch.tensor(thr, dtype=torch.float32).item())
-    thr_s_f = float(torch.tensor(thr * s_scale, dtype=torch.float32).item())
-    scal = (float(s_scale), float(s_scale), thr_f, thr_s_f, int(th0 * s_scale), int(step * s_scale),
-            float(tau_rho), float(scale_rho), dscale)
-    cfg = (bool(alif), bool(params.graded_spike), bool(return_traces))
-    s, u, v, th_tr, r_tr, thf, rf = _LoihiScan.apply(
-        x_seq.reshape(T, -1), du_f, dv_f, cfg, (decu, decv, decth, decr, u0, v0, th0s, r0), scal)
+    tensors = [x_seq.reshape(T, -1).contiguous(), du_f, dv_f, decu, decv, decth, decr, u0, v0, th0s, r0]
+    f = [float(s_scale), float(s_scale), to_f32(thr), to_f32(thr * s_scale), float(tau_rho), float(scale_rho), dscale]
+    i = [int(th0 * s_scale), int(step * s_scale), int(alif), int(bool(params.graded_spike)), int(bool(return_traces)),
+         IO_DTYPES.index(x_seq.dtype), grad_bits(tensors)]
+    s, u, v, th_tr, r_tr, thf, rf, _ = (LOIHI_ALIF_SCAN if alif else LOIHI_CUBA_SCAN).apply(tensors, f, i)
+    if alif:  # the threshold / refractory outputs carry no gradient (as the reference's)
+        th_tr, r_tr, thf, rf = (None if t is None else t.detach() for t in (th_tr, r_tr, thf, rf))
     if x_seq.dtype not in (torch.float16, torch.bfloat16):
         s = s.to(torch.float32)
     s = s.view(x_seq.shape)
@@ -273,7 +311,7 @@ def _run(x_seq, params, state, return_traces, alif: bool):
     v = v.view(x_seq.shape)
     if alif:
         final = (u[-1], v[-1], thf.view(shape), rf.view(shape))
-        traces = (u, v, th_tr.view(x_seq.shape), r_tr.view(x_seq.shape))
+        traces = (u, v, th_tr.view(x_seq.shape), r_tr.view(x_seq.shape)) if return_traces else None
     else:
         reset = (trunc_int(v[-1].detach() * s_scale) >= thr * s_scale).to(v.dtype)
         final = (u[-1], v[-1] - (v[-1] * reset).detach())

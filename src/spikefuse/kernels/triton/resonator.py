@@ -39,13 +39,14 @@ from __future__ import annotations
 from typing import Optional
 
 import torch
-from torch.autograd.function import once_differentiable
 import triton
 import triton.language as tl
 
 from ...fixed_point import RESONATOR_SURROGATE_MULTIPLIERS, decay_view, round_ste
-from .._common import expand_param, io_reason
-from .common import adapt_threshold, device_reason, launch_geometry, rne_bf16, rstz12, slayer_grad
+from .._common import IO_DTYPES, expand_param, io_reason
+from ..scan import ScanFunction, ScanSpec
+from .common import (adapt_threshold, aot, bit, contig, device_reason, f32_empty, grad_bits, launch, ptr, rne_bf16,
+                     rstz12, slayer_grad, to_f32)
 
 #: bytes saved for backward per neuron and time step (RF-Iz: + 1 with exact decay gradients)
 SAVED_BYTES = {"loihi_rf": 8, "loihi_rf_iz": 8, "loihi_adrf": 12, "loihi_adrf_iz": 12}
@@ -258,102 +259,132 @@ def _res_bwd(re_ptr, im_ptr, lim_ptr, rst_ptr, gs_ptr, gre_ptr, gim_ptr, grel_pt
         tl.store(gC_ptr + offs, dC * dscale, mask=mask)
 
 
-class _ResScan(torch.autograd.Function):
-    """Inputs: xr, xi (T, M) in the I/O dtype; S, C (M,) rounded decays (fp32, differentiable);
-    re0, im0 (M,) fp32 initial state (differentiable); then static config and integer tensors.
-    Outputs: spikes, re/im sequences (None unless stored), re/im of the last step (pre-reset),
-    θ/r sequences (None unless traces), final θ, r (non-differentiable)."""
+# --------------------------------------------------------------------------- ScanSpec / op
+# op encoding: tensors (xr, xi (T, M) contiguous; S, C (M,) rounded decays fp32 and re0, im0 (M,)
+# fp32 initial state, all differentiable; Si, Ci, keep_th, keep_r, re0, im0, th0, r0 (M,) int64);
+# floats (s_f, theta_f, thr_s_f, rho, kappa, reset_im_f); ints (reset_im, theta0, step (integers,
+# as the kernel takes them), model, graded, traces, lava, io dtype index, grad bits). Outputs
+# (spikes, re/im sequences (stored for traces or backward), re/im of the last step, theta/r
+# sequences (adaptive, traces), final theta, r (adaptive), spike limit (adaptive, training),
+# RF-Iz reset mask (exact decay gradients)).
 
-    @staticmethod
-    def forward(ctx, xr, xi, S, C, re0, im0, cfg, ints, scal):
-        model, graded, traces, lava = cfg
-        T, M = xr.shape
-        dev = xr.device
-        xr = xr.contiguous()
-        xi = xi.contiguous()
-        Si, Ci, kth, kr, re0i, im0i, th0i, r0i = ints
-        s_f, theta_f, thr_s_f, reset_im, theta0, step, rho, kappa, reset_im_f = scal
-        adaptive = model >= 2
-        need_grad = any(ctx.needs_input_grad[:6])
-        need_dec = bool(ctx.needs_input_grad[2] or ctx.needs_input_grad[3])
-        store_ri = bool(traces or need_grad)
-        store_lim = bool(adaptive and need_grad)
-        store_tr = bool(adaptive and traces)
-        store_rst = bool(model == 1 and need_dec and not lava)
-        f32 = dict(dtype=torch.float32, device=dev)
-        spk = torch.empty_like(xr)
-        re = torch.empty((T, M), **f32) if store_ri else None
-        im = torch.empty((T, M), **f32) if store_ri else None
-        lim = torch.empty((T, M), **f32) if store_lim else None
-        th = torch.empty((T, M), **f32) if store_tr else None
-        r = torch.empty((T, M), **f32) if store_tr else None
-        rst = torch.empty((T, M), dtype=torch.int8, device=dev) if store_rst else None
-        rel = torch.empty(M, **f32)
-        iml = torch.empty(M, **f32)
-        thl = torch.empty(M, **f32) if adaptive else None
-        rl = torch.empty(M, **f32) if adaptive else None
-        im0f = im0.detach().to(torch.float32).contiguous()
 
-        def _p(t):
-            return rel if t is None else t
+def _fwd(tensors, f, i):
+    xr, xi, S, C, re0, im0, Si, Ci, kth, kr, re0i, im0i, th0i, r0i = tensors
+    s_f, theta_f, thr_s_f = f[:3]
+    reset_im, theta0, step, model, graded, traces, lava, dti, need = i
+    T, M = xr.shape
+    dev = xr.device
+    adaptive = model >= 2
+    need_grad = bool(need & 0b111111)
+    need_dec = bit(need, 2) or bit(need, 3)
+    store_ri, store_lim, store_tr = bool(traces or need_grad), adaptive and need_grad, bool(adaptive and traces)
+    store_rst = bool(model == 1 and need_dec and not lava)
 
-        block, warps = launch_geometry(M)
-        _res_fwd[(triton.cdiv(M, block),)](
-            xr, xi, spk, _p(re), _p(im), _p(lim), _p(th), _p(r), rst if rst is not None else Si,
-            Si, Ci, kth, kr, re0i, im0i, th0i, r0i, im0f, rel, iml, _p(thl), _p(rl),
-            T, M, s_f, theta_f, thr_s_f, reset_im, theta0, step,
-            MODEL=model, GRADED=bool(graded), STORE_RI=store_ri, STORE_LIM=store_lim,
-            STORE_TR=store_tr, STORE_RST=store_rst, OUT_BF16=xr.dtype == torch.bfloat16,
-            BLOCK=block, num_warps=warps, enable_fp_fusion=False)
-        ctx.cfg = cfg
-        ctx.scal = scal
-        ctx.x_dtype = xr.dtype
-        if need_grad:
-            ctx.save_for_backward(re, im, lim, rst, S.detach(), C.detach(), re0.detach(), im0.detach())
-        ctx.set_materialize_grads(False)
-        nondiff = [v for v in (th, r, thl, rl) if v is not None]
-        if nondiff:
-            ctx.mark_non_differentiable(*nondiff)
-        if not traces:
-            re = im = None
-        return spk, re, im, rel, iml, th, r, thl, rl
+    def seq(on):
+        return f32_empty(T, M, device=dev) if on else None
 
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, g_s, g_re, g_im, g_rel, g_iml, *_):
-        model, graded, traces, lava = ctx.cfg
-        s_f, theta_f, thr_s_f, reset_im, theta0, step, rho, kappa, reset_im_f = ctx.scal
-        re, im, lim, rst, S, C, re0, im0 = ctx.saved_tensors
-        T, M = re.shape
-        dev = re.device
-        need_dec = bool(ctx.needs_input_grad[2] or ctx.needs_input_grad[3])
-        Sf = (S / 4096).to(torch.float32).contiguous()
-        Cf = (C / 4096).to(torch.float32).contiguous()
-        re0f = re0.to(torch.float32).contiguous()
-        im0f = im0.to(torch.float32).contiguous()
-        gxr = torch.empty((T, M), dtype=ctx.x_dtype, device=dev)
-        gxi = torch.empty((T, M), dtype=ctx.x_dtype, device=dev)
-        gre0 = torch.empty(M, dtype=torch.float32, device=dev)
-        gim0 = torch.empty(M, dtype=torch.float32, device=dev)
-        gS = torch.empty(M, dtype=torch.float32, device=dev) if need_dec else gre0
-        gC = torch.empty(M, dtype=torch.float32, device=dev) if need_dec else gim0
-        dscale = 1.0 if lava else 1.0 / 4096
+    spk = torch.empty_like(xr)
+    re, im, lim, th, r = seq(store_ri), seq(store_ri), seq(store_lim), seq(store_tr), seq(store_tr)
+    rst = torch.empty((T, M), dtype=torch.int8, device=dev) if store_rst else None
+    rel, iml = f32_empty(M, device=dev), f32_empty(M, device=dev)
+    thl = f32_empty(M, device=dev) if adaptive else None
+    rl = f32_empty(M, device=dev) if adaptive else None
+    im0f = im0.to(torch.float32).contiguous()
+    p = [ptr(t, rel) for t in (re, im, lim, th, r)]
+    launch(_res_fwd, M, xr, xi, spk, *p, ptr(rst, Si), Si, Ci, kth, kr, re0i, im0i, th0i, r0i, im0f, rel, iml,
+           ptr(thl, rel), ptr(rl, rel), T, M, s_f, theta_f, thr_s_f, reset_im, theta0, step, fusion=False,
+           MODEL=model, GRADED=bool(graded), STORE_RI=store_ri, STORE_LIM=store_lim, STORE_TR=store_tr,
+           STORE_RST=store_rst, OUT_BF16=xr.dtype == torch.bfloat16)
+    return [spk, re, im, rel, iml, th, r, thl, rl, lim, rst]
 
-        def _c(g):
-            return re if g is None else g.contiguous()
 
-        block, warps = launch_geometry(M)
-        _res_bwd[(triton.cdiv(M, block),)](
-            re, im, lim if lim is not None else re, rst if rst is not None else re,
-            _c(g_s), _c(g_re), _c(g_im), _c(g_rel), _c(g_iml), Sf, Cf, re0f, im0f,
-            gxr, gxi, gre0, gim0, gS, gC,
-            T, M, theta_f, rho, kappa, reset_im_f, dscale,
-            MODEL=model, GRADED=bool(graded), HAS_GS=g_s is not None, HAS_GRE=g_re is not None,
-            HAS_GIM=g_im is not None, HAS_GREL=g_rel is not None, HAS_GIML=g_iml is not None,
-            NEED_DEC=need_dec, LAVA=bool(lava), BLOCK=block, num_warps=warps)
-        n = ctx.needs_input_grad
-        return (gxr if n[0] else None, gxi if n[1] else None, gS if n[2] else None,
-                gC if n[3] else None, gre0 if n[4] else None, gim0 if n[5] else None, None, None, None)
+def _save(tensors, outputs, f, i, needs):
+    return [outputs[1], outputs[2], outputs[9], outputs[10]] + list(tensors[2:6])
+
+
+def _bwd(saved, grads, f, i, needs):
+    re, im, lim, rst, S, C, re0, im0 = saved
+    g_s, g_re, g_im, g_rel, g_iml = grads[:5]
+    theta_f, rho, kappa, reset_im_f = f[1], f[3], f[4], f[5]
+    model, graded, lava, dti = i[3], i[4], i[6], i[7]
+    T, M = re.shape
+    dev = re.device
+    need_dec = bool(needs[2] or needs[3])
+    Sf = (S / 4096).to(torch.float32).contiguous()
+    Cf = (C / 4096).to(torch.float32).contiguous()
+    gxr = torch.empty((T, M), dtype=IO_DTYPES[dti], device=dev)
+    gxi = torch.empty((T, M), dtype=IO_DTYPES[dti], device=dev)
+    gre0, gim0 = f32_empty(M, device=dev), f32_empty(M, device=dev)
+    gS = f32_empty(M, device=dev) if need_dec else None
+    gC = f32_empty(M, device=dev) if need_dec else None
+    launch(_res_bwd, M, re, im, ptr(lim, re), ptr(rst, re), *(contig(g, re) for g in (g_s, g_re, g_im, g_rel, g_iml)),
+           Sf, Cf, re0.to(torch.float32).contiguous(), im0.to(torch.float32).contiguous(),
+           gxr, gxi, gre0, gim0, ptr(gS, gre0), ptr(gC, gim0), T, M, theta_f, rho, kappa, reset_im_f,
+           1.0 if lava else 1.0 / 4096,
+           MODEL=model, GRADED=bool(graded), HAS_GS=g_s is not None, HAS_GRE=g_re is not None,
+           HAS_GIM=g_im is not None, HAS_GREL=g_rel is not None, HAS_GIML=g_iml is not None,
+           NEED_DEC=need_dec, LAVA=bool(lava))
+    out = [gxr, gxi, gS, gC, gre0, gim0]
+    return [g if n else None for g, n in zip(out, needs[:6])] + [None] * 8
+
+
+def _fake(tensors, f, i):
+    xr = tensors[0]
+    T, M = xr.shape
+    model, traces, lava, need = i[3], i[5], i[6], i[8]
+    adaptive = model >= 2
+    need_grad = bool(need & 0b111111)
+
+    def seq(on, dtype=torch.float32):
+        return xr.new_empty((T, M), dtype=dtype) if on else None
+
+    def last(on=True):
+        return xr.new_empty((M,), dtype=torch.float32) if on else None
+
+    ri = bool(traces or need_grad)
+    rst = model == 1 and (bit(need, 2) or bit(need, 3)) and not lava
+    return [torch.empty_like(xr), seq(ri), seq(ri), last(), last(), seq(adaptive and traces), seq(adaptive and traces),
+            last(adaptive), last(adaptive), seq(adaptive and need_grad), seq(rst, torch.int8)]
+
+
+def _fake_bwd(saved, grads, f, i, needs):
+    re = saved[0]
+    T, M = re.shape
+    out = [re.new_empty((T, M), dtype=IO_DTYPES[i[7]]) for _ in range(2)] + [re.new_empty((M,)) for _ in range(4)]
+    return [g if n else None for g, n in zip(out, needs[:6])] + [None] * 8
+
+
+def _spec(family: str) -> ScanFunction:
+    adaptive = family.startswith("loihi_adrf")
+    return ScanFunction(ScanSpec(
+        name=f"{family}_triton",
+        inputs=("x_real", "x_imag", "sin_decay", "cos_decay", "real0", "imag0", "sin_int", "cos_int",
+                "keep_threshold", "keep_refractory", "real0_int", "imag0_int", "threshold0_int", "refractory0_int"),
+        states=("real", "imag") + (("threshold", "refractory") if adaptive else ()),
+        params=("sin_decay", "cos_decay"),
+        outputs=("spikes", "real", "imag", "real_last", "imag_last", "threshold", "refractory",
+                 "threshold_last", "refractory_last", "spike_limit", "reset_mask"),
+        saved=("real", "imag") + (("spike_limit",) if adaptive else ()),
+        saved_bytes=SAVED_BYTES[family],
+        # xr, xi, s (fp32 I/O) + the saved re/im (and the spike limit) written in training
+        moved_bytes=12 + SAVED_BYTES[family],
+        forward=_fwd, save=_save, backward=_bwd, fake=_fake, fake_backward=_fake_bwd))
+
+
+SCANS = {model: _spec(family) for family, model in FAMILIES.items()}
+
+for _family, _model in FAMILIES.items():
+    _m = MODELS[_model]
+    _t = dict(rst_ptr="*i8", S_ptr="*i64", C_ptr="*i64", kth_ptr="*i64", kr_ptr="*i64", re0_ptr="*i64",
+              im0_ptr="*i64", th0s_ptr="*i64", r0_ptr="*i64", reset_im="i32", theta0="i32", step="i32")
+    aot(f"{_family}_triton", "res_fwd", _res_fwd, dict(MODEL=_m, GRADED=True, STORE_RI=True, STORE_LIM=_m >= 2,
+                                                       STORE_TR=_m >= 2, STORE_RST=_m == 1, OUT_BF16=True, BLOCK=512),
+        xr_ptr="io", xi_ptr="io", spk_ptr="io", **_t)
+    aot(f"{_family}_triton", "res_bwd", _res_bwd, dict(MODEL=_m, GRADED=_m == 2, HAS_GS=True, HAS_GRE=True,
+                                                       HAS_GIM=True, HAS_GREL=True, HAS_GIML=True, NEED_DEC=True,
+                                                       LAVA=False, BLOCK=512),
+        fusion=True, rst_ptr="*i8", gs_ptr="io", gxr_ptr="io", gxi_ptr="io")
 
 
 def _int_init(v: torch.Tensor, shape, s_scale: int) -> torch.Tensor:
@@ -370,8 +401,7 @@ def _int_vec(d: torch.Tensor, shape, keep: bool = False) -> torch.Tensor:
     return di.expand(tuple(shape)).reshape(-1).contiguous()
 
 
-def _f32(v: float) -> float:
-    return float(torch.tensor(v, dtype=torch.float32).item())
+_f32 = to_f32
 
 
 def _run(model: str, x_seq, params, state, return_traces: bool):
@@ -406,12 +436,14 @@ def _run(model: str, x_seq, params, state, return_traces: bool):
         theta0 = step = 0
     thr = theta * s
     reset_im = int(thr - 1)
-    scal = (float(s), _f32(theta), _f32(thr), reset_im, theta0, step, float(rho), float(kappa),
-            _f32(float(reset_im) / s))
-    cfg = (MODELS[model], bool(params.graded_spike), bool(return_traces), bool(lava))
-    spk, re, im, rel, iml, th, r, thl, rl = _ResScan.apply(
-        xr.reshape(T, -1), xi.reshape(T, -1), expand_param(S, shape, dev), expand_param(C, shape, dev),
-        re0, im0, cfg, (Si, Ci, kth, kr, re0i, im0i, th0i, r0i), scal)
+    tensors = [xr.reshape(T, -1).contiguous(), xi.reshape(T, -1).contiguous(), expand_param(S, shape, dev),
+               expand_param(C, shape, dev), re0, im0, Si, Ci, kth, kr, re0i, im0i, th0i, r0i]
+    f = [float(s), _f32(theta), _f32(thr), float(rho), float(kappa), _f32(float(reset_im) / s)]
+    i = [reset_im, theta0, step, MODELS[model], int(bool(params.graded_spike)), int(bool(return_traces)), int(lava),
+         IO_DTYPES.index(xr.dtype), grad_bits(tensors)]
+    spk, re, im, rel, iml, th, r, thl, rl, _, _ = SCANS[model].apply(tensors, f, i)
+    # theta / r carry no gradient (as the reference's); re/im sequences are outputs only as traces
+    th, r, thl, rl = (None if t is None else t.detach() for t in (th, r, thl, rl))
     if xr.dtype not in (torch.float16, torch.bfloat16):
         spk = spk.to(torch.float32)
     spk = spk.view(xr.shape)

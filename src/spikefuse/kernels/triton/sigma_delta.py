@@ -35,12 +35,12 @@ from __future__ import annotations
 from typing import Optional
 
 import torch
-from torch.autograd.function import once_differentiable
 import triton
 import triton.language as tl
 
-from .._common import expand_param, io_reason, param_reason
-from .common import device_reason, launch_geometry, rne_bf16
+from .._common import IO_DTYPES, expand_param, io_reason, param_reason
+from ..scan import ScanFunction, ScanSpec
+from .common import aot, bit, contig, device_reason, f32_empty, grad_bits, launch, ptr, rne_bf16, to_f32
 
 #: bytes saved for backward per neuron and time step (ReLU mask; + 4 with a learnable threshold)
 SAVED_BYTES = {"loihi_sigma_delta": 1}
@@ -187,92 +187,110 @@ def _sd_bwd(gy_ptr, gsig_ptr, ga_ptr, gaccl_ptr, gprel_ptr, keep_ptr, d_ptr, th_
         tl.store(gth_ptr + offs, gth, mask=mask)
 
 
-class _SigmaDeltaScan(torch.autograd.Function):
-    """Inputs: x (T, M) I/O dtype; threshold, bias (M,) fp32 (bias may be None); acc0 (M,) fp64;
-    pre0 (M,) fp32 (differentiable); res0, err0 (M,) fp32 (detached); static config.
-    Outputs: y, σ/a/Δ sequences (None unless stored), final acc (fp64), pre, res, err."""
+# --------------------------------------------------------------------------- ScanSpec / op
+# op encoding: tensors (x (T, M) contiguous; threshold, bias (or absent) (M,) fp32; acc0 (M,)
+# fp64; pre0 (M,) fp32 (differentiable); res0, err0 (M,) fp32 (detached)); floats (step_f,
+# tau_grad, scale_grad); ints (activation, cum_error, traces, io dtype index, grad bits, T).
+# Outputs (y, σ/a/Δ sequences (σ, a with traces; Δ with traces or a learnable threshold), final
+# acc (fp64), pre, res, err, ReLU keep mask (training)). The threshold is saved always (M
+# values, alive anyway): backward reads its shape and device from it.
 
-    @staticmethod
-    def forward(ctx, x, th, bias, acc0, pre0, res0, err0, cfg, scal):
-        act, cum, traces = cfg
-        step_f, tau_grad, scale_grad = scal
-        T, M = x.shape
-        dev = x.device
-        x = x.contiguous()
-        n = ctx.needs_input_grad
-        need_grad = any(n[:5])
-        need_th = bool(n[1])
-        store_keep = bool(act == ACT_RELU and need_grad)
-        store_d = bool(traces or need_th)
-        f32 = dict(dtype=torch.float32, device=dev)
-        y = torch.empty_like(x)
-        sig = torch.empty((T, M), **f32) if traces else None
-        a = torch.empty((T, M), **f32) if traces else None
-        d = torch.empty((T, M), **f32) if store_d else None
-        keep = torch.empty((T, M), dtype=torch.int8, device=dev) if store_keep else None
-        accl = torch.empty(M, dtype=torch.float64, device=dev)
-        prel = torch.empty(M, **f32)
-        resl = torch.empty(M, **f32)
-        errl = torch.empty(M, **f32)
 
-        def _p(t):
-            return prel if t is None else t
+def _fwd(tensors, f, i):
+    x, th, bias, acc0, pre0, res0, err0 = tensors
+    act, cum, traces, dti, need, _ = i
+    T, M = x.shape
+    dev = x.device
+    need_th = bit(need, 1)
+    store_keep = bool(act == ACT_RELU and (need & 0b11111))
+    store_d = bool(traces or need_th)
+    y = torch.empty_like(x)
+    sig = f32_empty(T, M, device=dev) if traces else None
+    a = f32_empty(T, M, device=dev) if traces else None
+    d = f32_empty(T, M, device=dev) if store_d else None
+    keep = torch.empty((T, M), dtype=torch.int8, device=dev) if store_keep else None
+    accl = torch.empty(M, dtype=torch.float64, device=dev)
+    prel, resl, errl = (f32_empty(M, device=dev) for _ in range(3))
+    launch(_sd_fwd, M, x, y, ptr(sig, prel), ptr(a, prel), ptr(d, prel), ptr(keep, errl), th, ptr(bias, prel),
+           acc0, pre0, res0, err0, accl, prel, resl, errl, T, M, f[0], fusion=False,
+           ACT=int(act), HAS_BIAS=bias is not None, CUM=bool(cum), STORE_SIG=bool(traces),
+           STORE_A=bool(traces), STORE_D=store_d, STORE_KEEP=store_keep, OUT_BF16=x.dtype == torch.bfloat16)
+    return [y, sig, a, d, accl, prel, resl, errl, keep]
 
-        block, warps = launch_geometry(M)
-        _sd_fwd[(triton.cdiv(M, block),)](
-            x, y, _p(sig), _p(a), _p(d), keep if keep is not None else errl, th, _p(bias),
-            acc0, pre0, res0, err0, accl, prel, resl, errl, T, M, step_f,
-            ACT=int(act), HAS_BIAS=bias is not None, CUM=bool(cum), STORE_SIG=bool(traces),
-            STORE_A=bool(traces), STORE_D=store_d, STORE_KEEP=store_keep,
-            OUT_BF16=x.dtype == torch.bfloat16, BLOCK=block, num_warps=warps, enable_fp_fusion=False)
-        ctx.cfg = cfg
-        ctx.scal = scal
-        ctx.x_dtype = x.dtype
-        ctx.shape = (T, M)
-        ctx.device = dev
-        if need_grad:
-            ctx.save_for_backward(keep, d if need_th else None, th.detach() if need_th else None)
-        ctx.set_materialize_grads(False)
-        # differentiable outputs exactly where the reference's are
-        nondiff = [resl, errl] + ([d] if traces else [])
-        if not (n[0] or n[2] or n[3]):  # σ, a, final sum/pre depend on x, bias, acc0 only
-            nondiff += [accl, prel] + ([sig, a] if traces else [])
-        elif not (n[0] or n[3]):  # only the bias: σ and the final sum do not depend on it
-            nondiff += [accl] + ([sig] if traces else [])
-        ctx.mark_non_differentiable(*nondiff)
-        if not traces:
-            d = None
-        return y, sig, a, d, accl, prel, resl, errl
 
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, g_y, g_sig, g_a, _gd, g_accl, g_prel, _gres, _gerr):
-        act, cum, traces = ctx.cfg
-        step_f, tau_grad, scale_grad = ctx.scal
-        keep, d, th = ctx.saved_tensors
-        T, M = ctx.shape
-        dev = ctx.device
-        n = ctx.needs_input_grad
-        need_th = bool(n[1])
-        f32 = dict(dtype=torch.float32, device=dev)
-        gx = torch.empty((T, M), dtype=ctx.x_dtype, device=dev)
-        gth = torch.empty(M, **f32) if need_th else None
-        gb = torch.empty(M, **f32)
-        gacc0 = torch.empty(M, dtype=torch.float64, device=dev)
-        gpre0 = torch.empty(M, **f32)
+def _save(tensors, outputs, f, i, needs):
+    return [outputs[8], outputs[3] if needs[1] else None, tensors[1]]
 
-        def _c(g):
-            return gb if g is None else g.contiguous()
 
-        block, warps = launch_geometry(M)
-        _sd_bwd[(triton.cdiv(M, block),)](
-            _c(g_y), _c(g_sig), _c(g_a), _c(g_accl), _c(g_prel), _c(keep), _c(d), _c(th),
-            gx, _c(gth), gb, gacc0, gpre0, T, M, tau_grad, scale_grad,
-            ACT=int(act), HAS_GY=g_y is not None, HAS_GSIG=g_sig is not None, HAS_GA=g_a is not None,
-            HAS_GACCL=g_accl is not None, HAS_GPREL=g_prel is not None, NEED_TH=need_th,
-            GX_BF16=ctx.x_dtype == torch.bfloat16, BLOCK=block, num_warps=warps)
-        return (gx if n[0] else None, gth, gb if n[2] else None, gacc0 if n[3] else None,
-                gpre0 if n[4] else None, None, None, None, None)
+def _bwd(saved, grads, f, i, needs):
+    keep, d, th = saved
+    g_y, g_sig, g_a, _, g_accl, g_prel = grads[:6]
+    act, dti, T = i[0], i[3], i[5]
+    M = th.shape[0]
+    dev = th.device
+    need_th = bool(needs[1])
+    gx = torch.empty((T, M), dtype=IO_DTYPES[dti], device=dev)
+    gth = f32_empty(M, device=dev) if need_th else None
+    gb = f32_empty(M, device=dev)
+    gacc0 = torch.empty(M, dtype=torch.float64, device=dev)
+    gpre0 = f32_empty(M, device=dev)
+    launch(_sd_bwd, M, *(contig(g, gb) for g in (g_y, g_sig, g_a, g_accl, g_prel, keep, d)),
+           th if need_th else gb, gx, ptr(gth, gb), gb, gacc0, gpre0, T, M, f[1], f[2],
+           ACT=int(act), HAS_GY=g_y is not None, HAS_GSIG=g_sig is not None, HAS_GA=g_a is not None,
+           HAS_GACCL=g_accl is not None, HAS_GPREL=g_prel is not None, NEED_TH=need_th,
+           GX_BF16=IO_DTYPES[dti] == torch.bfloat16)
+    out = [gx, gth, gb, gacc0, gpre0]
+    return [g if n else None for g, n in zip(out, needs[:5])] + [None, None]
+
+
+def _fake(tensors, f, i):
+    x = tensors[0]
+    T, M = x.shape
+    act, traces, need = i[0], i[2], i[4]
+
+    def seq(on, dtype=torch.float32):
+        return x.new_empty((T, M), dtype=dtype) if on else None
+
+    def last(dtype=torch.float32):
+        return x.new_empty((M,), dtype=dtype)
+
+    return [torch.empty_like(x), seq(traces), seq(traces), seq(traces or bit(need, 1)), last(torch.float64),
+            last(), last(), last(), seq(act == ACT_RELU and (need & 0b11111), torch.int8)]
+
+
+def _fake_bwd(saved, grads, f, i, needs):
+    th = saved[2]
+    M = th.shape[0]
+    out = [th.new_empty((i[5], M), dtype=IO_DTYPES[i[3]]), th.new_empty((M,)), th.new_empty((M,)),
+           th.new_empty((M,), dtype=torch.float64), th.new_empty((M,))]
+    return [g if n else None for g, n in zip(out, needs[:5])] + [None, None]
+
+
+SIGMA_DELTA_SCAN = ScanFunction(ScanSpec(
+    name="loihi_sigma_delta_triton", inputs=("x", "threshold", "bias", "sigma0", "act0", "residual0", "error0"),
+    states=("sigma", "act", "residual", "error"), params=("threshold", "bias"),
+    outputs=("y", "sigma", "act", "delta", "sigma_last", "act_last", "residual_last", "error_last", "relu_keep"),
+    saved=("relu_keep", "delta (when the threshold learns)"), saved_bytes=SAVED_BYTES["loihi_sigma_delta"],
+    # x, y (fp32 I/O) + the ReLU mask written in training
+    moved_bytes=9, forward=_fwd, save=_save, backward=_bwd, fake=_fake, fake_backward=_fake_bwd))
+
+aot("loihi_sigma_delta_triton", "sd_fwd", _sd_fwd, dict(ACT=1, HAS_BIAS=True, CUM=True, STORE_SIG=True, STORE_A=True,
+                                                        STORE_D=True, STORE_KEEP=True, OUT_BF16=True, BLOCK=512),
+    x_ptr="io", y_ptr="io", keep_ptr="*i8", acc0_ptr="*fp64", accl_ptr="*fp64")
+aot("loihi_sigma_delta_triton", "sd_bwd", _sd_bwd, dict(ACT=1, HAS_GY=True, HAS_GSIG=True, HAS_GA=True, HAS_GACCL=True,
+                                                        HAS_GPREL=True, NEED_TH=True, GX_BF16=True, BLOCK=512),
+    fusion=True, gy_ptr="io", gaccl_ptr="*fp64", keep_ptr="*i8", gx_ptr="io", gacc0_ptr="*fp64")
+
+
+def _nondiff(n: int, traces: bool) -> tuple:
+    """Indices of the op outputs (y, σ, a, Δ, acc, pre, res, err) that carry no gradient for the
+    grad bits ``n`` of (x, threshold, bias, acc0, pre0): exactly where the reference's do not."""
+    out = [6, 7] + ([3] if traces else [])
+    if not (bit(n, 0) or bit(n, 2) or bit(n, 3)):  # σ, a, final sum/pre depend on x, bias, acc0 only
+        out += [4, 5] + ([1, 2] if traces else [])
+    elif not (bit(n, 0) or bit(n, 3)):  # only the bias: σ and the final sum do not depend on it
+        out += [4] + ([1] if traces else [])
+    return tuple(out)
 
 
 def sigma_delta_supports(x_seq, params=None, state=None, **_) -> Optional[str]:
@@ -318,11 +336,18 @@ def loihi_sigma_delta_triton(x_seq, params, state, return_traces=False):
     pre0 = expand_param(state[1], shape, dev)
     res0 = expand_param(state[2].detach(), shape, dev)
     err0 = expand_param(state[3].detach(), shape, dev)
-    step_f = float(torch.tensor(1.0 / params.s_scale, dtype=torch.float32).item())
-    cfg = (activation_kind(params.activation), bool(params.cum_error), bool(return_traces))
-    scal = (step_f, float(params.tau_grad), float(params.scale_grad))
-    y, sig, a, d, accl, prel, resl, errl = _SigmaDeltaScan.apply(
-        x_seq.reshape(T, M), th, bias, acc0, pre0, res0, err0, cfg, scal)
+    step_f = to_f32(1.0 / params.s_scale)
+    tensors = [x_seq.reshape(T, M).contiguous(), th, bias, acc0, pre0, res0, err0]
+    need = grad_bits(tensors)
+    i = [activation_kind(params.activation), int(bool(params.cum_error)), int(bool(return_traces)),
+         IO_DTYPES.index(x_seq.dtype), need, T]
+    outs = SIGMA_DELTA_SCAN.apply(tensors, [step_f, float(params.tau_grad), float(params.scale_grad)], i)
+    for k in _nondiff(need, bool(return_traces)):
+        if outs[k] is not None:
+            outs[k] = outs[k].detach()
+    y, sig, a, d, accl, prel, resl, errl, _ = outs
+    if not return_traces:
+        d = None
     if x_seq.dtype not in (torch.float16, torch.bfloat16):
         y = y.to(torch.float32)
     y = y.view(x_seq.shape)
