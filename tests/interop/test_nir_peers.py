@@ -347,3 +347,39 @@ def test_sinabs_export_runs_in_spikefuse_as_in_sinabs(kind):
     if kind == "iaf":
         assert s_peer.max() > 1        # multi-spikes happen
     _assert_spikes(_fresh(from_nir(g, convention="sinabs"), x), s_peer)
+
+
+@pytest.mark.parametrize("target", ["snntorch", "spikingjelly"])
+def test_spikefuse_snntorch_families_run_in_the_peers(target):
+    """spikefuse's snnTorch Leaky / Synaptic families (reset to zero) export with r = tau/dt and
+    w_in = tau_syn/dt, the relations snnTorch's and SpikingJelly's importers require: both run
+    them with spikefuse's spikes."""
+    snn_f = pytest.importorskip("spikefuse.neuron.snntorch")
+    torch.manual_seed(7)
+    x = _x(scale=1.5)
+    for neuron in (snn_f.Leaky(beta=0.8, threshold=0.5, reset_mechanism="zero", reset_delay=False),
+                   snn_f.Synaptic(alpha=0.6, beta=0.8, threshold=0.5, reset_mechanism="zero", reset_delay=False)):
+        net = nn.Sequential(layers.Dense(N_IN, N), neuron)
+        ours = _fresh(net, x)
+        g = to_nir(net, dt=1e-4, target=target)
+        if target == "snntorch":
+            pytest.importorskip("snntorch")
+            from snntorch.import_nir import import_from_nir
+            _assert_spikes(_snn_seq(_quiet(import_from_nir, g), x), ours)
+        else:
+            _sj()
+            from spikingjelly.activation_based.nir_exchange import import_from_nir
+            _assert_spikes(_sj_import_seq(_quiet(import_from_nir, g, dt=1e-4), x), ours)
+
+
+def test_spikefuse_norse_family_runs_in_norse():
+    nf = pytest.importorskip("spikefuse.neuron.norse")
+    pytest.importorskip("norse")
+    from norse.torch.utils.import_nir import from_nir as norse_from_nir
+    from spikefuse.functional.norse import NorseLIFParams
+    torch.manual_seed(8)
+    x = _x(scale=1.5)
+    net = nn.Sequential(layers.Dense(N_IN, N), nf.NorseLIF(NorseLIFParams(v_th=0.3), return_state=False))
+    ours = _fresh(net, x)
+    g = to_nir(net, dt=1e-3, target="norse")
+    _assert_spikes(_norse_seq(_quiet(norse_from_nir, g, dt=1e-3), x), ours)
