@@ -93,7 +93,7 @@ def _a(node, key) -> np.ndarray:
 def _uniform(a, what):
     u = np.unique(np.asarray(a))
     if u.size != 1:
-        raise NIRConversionError(f"{what} must be the same for all neurons in this convention, got {u.size} values")
+        raise NIRConversionError(f"{what} must be the same for all neurons (as the peer requires), got {u.size} values")
     return float(u[0])
 
 
@@ -122,21 +122,21 @@ def _scalar_or_f32(a):
 
 
 # ------------------------------------------------------------------------------ snnTorch
-def _snntorch_scale(node, imp, r_key, tau_key):
+def _snntorch_scale(node, imp, name, r_key, tau_key):
     """snnTorch's importer: ``w_scale = r dt / tau`` (``w_in dt / tau_syn``); a scale that is not 1
     is folded into the threshold (``hack_w_scale``), as snnTorch does."""
     w_scale = _a(node, r_key) * imp.dt / _a(node, tau_key)
     thr = _a(node, "v_threshold")
     if not np.allclose(w_scale, 1.0):
         thr = thr / w_scale
-    return _uniform(thr.astype(np.float32), f"graph node: snnTorch threshold (v_threshold / w_scale)")
+    return _uniform(thr.astype(np.float32), f"graph node {name!r}: snnTorch's threshold (v_threshold / w_scale)")
 
 
 def _snntorch_lif(imp, name, node):
     if not np.allclose(_a(node, "v_leak"), 0.0):
         return None  # snnTorch refuses v_leak != 0: the NIR reading
     cls = _family("snntorch.leaky")
-    thr = _snntorch_scale(node, imp, "r", "tau")
+    thr = _snntorch_scale(node, imp, name, "r", "tau")
     if cls is None:
         return None
     beta = 1 - (imp.dt / np.asarray(node.tau, dtype=np.float32))  # as snnTorch computes it (float32)
@@ -148,7 +148,7 @@ def _snntorch_cuba(imp, name, node):
     if not np.allclose(_a(node, "v_leak"), 0.0) or not np.allclose(_a(node, "r"), _a(node, "tau_mem") / imp.dt):
         return None  # snnTorch refuses these: the NIR reading
     cls = _family("snntorch.synaptic")
-    thr = _snntorch_scale(node, imp, "w_in", "tau_syn")
+    thr = _snntorch_scale(node, imp, name, "w_in", "tau_syn")
     if cls is None:
         return None
     alpha = 1 - (imp.dt / np.asarray(node.tau_syn, dtype=np.float32))
