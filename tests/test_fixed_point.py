@@ -47,3 +47,37 @@ def test_quantize_8bit_validation():
         quantize_8bit([0.1])
     with pytest.raises(ValueError, match="w_scale"):
         quantize_8bit(torch.ones(2), w_scale=0)
+
+
+def test_public_helpers_refuse_nan_and_wrong_types():
+    """NaN/inf have no integer: trunc_int / round_ste refuse them instead of returning garbage."""
+    for fn in (trunc_int, round_ste):
+        with pytest.raises(ValueError, match="x: contains NaN"):
+            fn(torch.tensor([1.0, float("nan")]))
+        with pytest.raises(ValueError, match="x: contains NaN"):
+            fn(torch.tensor([float("inf")]))
+        with pytest.raises(TypeError, match="x"):
+            fn([1.0, 2.0])
+    with pytest.raises(TypeError, match="a: expected an integer tensor"):
+        rstz(torch.tensor([1.5]))
+    with pytest.raises(TypeError, match="n"):
+        rstz(torch.tensor([4096]), 2.5)
+    with pytest.raises(ValueError, match="theta"):
+        quantize_threshold(float("nan"))
+    with pytest.raises(TypeError, match="w_scale"):
+        quantize_threshold(1.0, 2.5)
+
+
+def test_library_loops_do_not_recheck(monkeypatch):
+    """Inside the library (the Loihi loops call trunc_int / round_ste per step) the checks are
+    skipped: the callers validated their inputs once."""
+    import spikefuse._validate as V
+    from spikefuse.functional import loihi
+
+    calls = []
+    real = V.all_finite
+    monkeypatch.setattr(V, "all_finite", lambda x: calls.append(x.shape) or real(x))
+    x = torch.rand(6, 2, 3)
+    loihi.cuba_multistep(x, loihi.CubaParams(threshold=0.5, current_decay=1024.0, voltage_decay=512.0),
+                         backend="reference")
+    assert calls and all(c == x.shape for c in calls)  # the whole input; nothing per step

@@ -329,3 +329,96 @@ def test_more_validation_errors():
         layers.Dense(2, 0)
     with pytest.raises(TypeError, match="floating"):
         layers.Flatten()(torch.zeros(2, 2, 2, dtype=torch.int64))
+
+
+# ------------------------------------------------------------------ dtypes (README: fp16/bf16/fp64 accepted)
+def _synapse_cases():
+    return [
+        (lambda: layers.Dense(3, 4), (5, 2, 3), lambda m, x: F.linear(x, m.weight.to(x.dtype), m.bias.to(x.dtype))),
+        (lambda: layers.Conv1d(2, 3, 3, padding=1), (4, 2, 2, 7),
+         lambda m, x: _loop(lambda xt: F.conv1d(xt, m.weight.to(x.dtype), m.bias.to(x.dtype), padding=1), x)),
+        (lambda: layers.Conv2d(2, 3, 3, padding=1), (3, 2, 2, 5, 5),
+         lambda m, x: _loop(lambda xt: F.conv2d(xt, m.weight.to(x.dtype), m.bias.to(x.dtype), padding=1), x)),
+    ]
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
+@pytest.mark.parametrize("case", range(3))
+def test_synapses_compute_in_the_input_dtype(dtype, case):
+    """fp32 weights (the default) and a fp16/bf16/fp64 input: the output has the input's dtype
+    and equals the torch op on the weight cast to that dtype; the gradient reaches the fp32
+    weight; the result is close to the fp32 computation."""
+    make, shape, ref_fn = _synapse_cases()[case]
+    m = make()
+    x32 = torch.rand(*shape)
+    x = x32.to(dtype).requires_grad_()
+    y = m(x)
+    assert y.dtype == dtype
+    torch.testing.assert_close(y, ref_fn(m, x.detach()), rtol=0, atol=0)
+    tol = dict(rtol=1e-2, atol=2e-2) if dtype != torch.float64 else dict(rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(y.double(), m(x32).double(), **tol)
+    y.float().sum().backward()
+    assert m.weight.grad is not None and m.weight.grad.dtype == torch.float32
+    assert x.grad.dtype == dtype
+
+
+def test_synapse_dtype_argument_sets_the_parameters():
+    """``dtype=`` stores the parameters in that dtype; the input's dtype still decides the output."""
+    m = layers.Dense(3, 2, dtype=torch.float64)
+    assert m.weight.dtype == torch.float64
+    x = torch.rand(4, 1, 3)
+    y = m(x)
+    assert y.dtype == torch.float32
+    torch.testing.assert_close(y, F.linear(x, m.weight.float(), m.bias.float()), rtol=0, atol=0)
+    y64 = m(x.double())
+    assert y64.dtype == torch.float64
+    torch.testing.assert_close(y64, F.linear(x.double(), m.weight, m.bias), rtol=0, atol=0)
+    with pytest.raises(TypeError, match="dtype"):
+        layers.Dense(3, 2, dtype=torch.int64)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
+def test_recurrent_lif_and_readouts_accept_dtypes(dtype):
+    """RecurrentLIF keeps its state in fp32 (fp64 for fp64) and returns the input's dtype; the
+    spikes equal a fp32 run on the same (rounded) input."""
+    m = layers.RecurrentLIF(3, 4)
+    x = (torch.rand(6, 2, 3) * 3).to(dtype)
+    s = m(x)
+    assert s.dtype == dtype
+    ref = m(x.to(torch.float64 if dtype == torch.float64 else torch.float32))
+    torch.testing.assert_close(s.double(), ref.double(), rtol=0, atol=0)
+    li = layers.LeakyIntegrator(2.0)(x)
+    assert li.dtype == dtype
+
+
+def test_sizes_are_ints_named_in_errors():
+    """A fractional size is refused, not truncated (Dense(5, 2.5) used to build 2 outputs)."""
+    cases = [
+        (lambda: layers.Dense(5, 2.5), TypeError, "out_features"),
+        (lambda: layers.Dense("5", 2), TypeError, "in_features"),
+        (lambda: layers.Dense(5, 2, bias="no"), TypeError, "bias"),
+        (lambda: layers.Conv2d(2, 3.5, 3), TypeError, "out_channels"),
+        (lambda: layers.Conv2d(2, 3, 2.5), TypeError, "kernel_size"),
+        (lambda: layers.Conv1d(2, 3, 3, stride=0), ValueError, "stride"),
+        (lambda: layers.Conv2d(2, 3, (3, 3, 3)), ValueError, "kernel_size"),
+        (lambda: layers.Conv2d(2, 3, 3, bias=1), TypeError, "bias"),
+        (lambda: layers.AvgPool2d(2.5), TypeError, "kernel_size"),
+        (lambda: layers.MaxPool2d(2, padding=-1), ValueError, "padding"),
+        (lambda: layers.SumPool2d(2, stride="2"), TypeError, "stride"),
+        (lambda: layers.RecurrentLIF(3, 2.5), TypeError, "out_features"),
+        (lambda: layers.RecurrentLIF(3, 2, bias="yes"), TypeError, "bias"),
+        (lambda: layers.RecurrentLIF(3, 2, tau=torch.tensor([2.0, 3.0])), ValueError, "tau"),
+        (lambda: layers.LeakyIntegrator(tau=torch.ones(3) * 2), ValueError, "tau"),
+    ]
+    for make, exc, name in cases:
+        with pytest.raises(exc, match=name):
+            make()
+    # valid spellings still build what torch builds
+    assert layers.Conv2d(2, 3, (3, 1), padding="same").weight.shape == (3, 2, 3, 1)
+    assert layers.RecurrentLIF(3, 2, tau=torch.tensor(3.0)).tau == 3.0
+
+
+def test_meta_input_is_refused_before_the_nan_scan():
+    m = layers.Dense(3, 2)
+    with pytest.raises(ValueError, match="x: .*'meta'"):
+        m(torch.empty(4, 2, 3, device="meta"))

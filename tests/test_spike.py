@@ -119,3 +119,30 @@ def test_complex_spike_validation():
         complex_spike(torch.ones(3, 2), torch.ones(3, 3), 0.5)
     with pytest.raises(ValueError, match="imag_last"):
         complex_spike(torch.ones(3, 2), torch.ones(3, 2), 0.5, imag_last=torch.ones(5))
+
+
+def test_real_spike_flags_and_scalars_are_strict():
+    """A truthy string does not turn graded spikes on; a vector for a scalar names the argument."""
+    with pytest.raises(TypeError, match="graded_spike"):
+        real_spike(torch.ones(2), 1.0, graded_spike="no")
+    with pytest.raises(TypeError, match="graded_spike"):
+        real_spike(torch.ones(2), 1.0, graded_spike=1)
+    for name in ("tau_rho", "scale_rho", "scale"):
+        with pytest.raises(ValueError, match=name):
+            real_spike(torch.ones(2), 1.0, **{name: torch.ones(3)})
+    with pytest.raises(ValueError, match="voltage: .*'meta'"):
+        real_spike(torch.empty(2, device="meta"), 1.0)
+    # a one-element tensor is a scalar
+    assert real_spike(torch.tensor([0.5, 1.5]), 1.0, tau_rho=torch.tensor(2.0)).tolist() == [0.0, 1.0]
+
+
+def test_complex_spike_threshold_and_last_checked():
+    re, im = torch.ones(3, 2), torch.ones(3, 2)
+    with pytest.raises(ValueError, match="threshold"):
+        complex_spike(re, im, float("nan"))
+    with pytest.raises(TypeError, match="threshold"):
+        complex_spike(re, im, "1")
+    with pytest.raises(ValueError, match="imag_last"):
+        complex_spike(re, im, 1.0, imag_last=torch.ones(5))
+    with pytest.raises(TypeError, match="graded_spike"):
+        complex_spike(re, im, 1.0, graded_spike="yes")

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import math
-from numbers import Real
-from typing import Sequence
+import sys
+from numbers import Integral, Real
+from typing import Callable, Mapping, Sequence
 
 import torch
 
@@ -83,10 +84,20 @@ def check_tensor(
         )
     if finite and _FINITE_CHECKS and x.is_floating_point() and x.numel() and not is_compiling():
         check_not_transformed(name)  # vmap cannot read values: say so clearly
-    if (finite and _FINITE_CHECKS and x.is_floating_point() and x.numel() and not is_compiling()
-            and not all_finite(x)):
-        raise ValueError(f"{name}: contains NaN or inf values")
+        check_has_data(name, x)  # the device before the values
+        if not all_finite(x):
+            raise ValueError(f"{name}: contains NaN or inf values")
     return x
+
+
+def check_has_data(name: str, x: torch.Tensor) -> None:
+    """A 'meta' tensor has a shape but no values: refused where values are about to be read
+    (the NaN/inf scan), with the way to run shape-only tensors (finite checks off)."""
+    if x.device.type == "meta":
+        raise ValueError(
+            f"{name}: expected a tensor with values (cpu or cuda), got a 'meta' tensor; its values "
+            "cannot be checked for NaN/inf (spikefuse.set_finite_checks(False) skips that scan)"
+        )
 
 
 def check_sequence(name: str, x, *, min_ndim: int = 2, finite: bool = True) -> torch.Tensor:
@@ -126,6 +137,7 @@ def _as_values(name: str, v):
     if isinstance(v, torch.Tensor):
         if not (v.is_floating_point() or v.dtype in (torch.int32, torch.int64)):
             raise TypeError(f"{name}: expected a numeric tensor, got dtype {v.dtype}")
+        check_has_data(name, v)
         vals = v.detach().double()
         if vals.numel() and not torch.isfinite(vals).all():
             raise ValueError(f"{name}: contains NaN or inf values")
@@ -194,3 +206,177 @@ def check_bool(name: str, v) -> bool:
 def check_choice(name: str, v, choices: Sequence) -> None:
     if v not in choices:
         raise ValueError(f"{name}: expected one of {list(choices)}, got {v!r}")
+
+
+def check_size(name: str, v, *, ge: int = 1) -> int:
+    """A size or count: an integer (not a bool, not a float: ``Dense(5, 2.5)`` is refused
+    rather than truncated) ``>= ge``; returns it as a Python int.
+
+    >>> check_size("out_features", 2.5)
+    Traceback (most recent call last):
+    ...
+    TypeError: out_features: expected an int, got float 2.5
+    """
+    if isinstance(v, bool) or not isinstance(v, Integral):
+        raise TypeError(f"{name}: expected an int, got {_describe(v)}")
+    if v < ge:
+        raise ValueError(f"{name}: must be {'> 0' if ge == 1 else f'>= {ge}'}, got {v}")
+    return int(v)
+
+
+def check_sizes(name: str, v, *, ge: int = 1, n: int = 2):
+    """An int or a tuple of ``n`` ints, each ``>= ge`` (pool/conv sizes as torch takes them)."""
+    if isinstance(v, (tuple, list)):
+        if len(v) != n:
+            raise ValueError(f"{name}: expected an int or {n} ints, got {len(v)} values {tuple(v)!r}")
+        return tuple(check_size(f"{name}[{k}]", e, ge=ge) for k, e in enumerate(v))
+    return check_size(name, v, ge=ge)
+
+
+def check_scalar(name: str, v, **bounds) -> float:
+    """A scalar parameter: a number or a one-element tensor (range-checked as
+    :func:`check_number`), returned as a Python float; a longer tensor is refused naming
+    ``name`` (instead of torch's "only one element tensors can be converted")."""
+    if isinstance(v, torch.Tensor):
+        if v.numel() != 1:
+            raise ValueError(f"{name}: expected a number or a one-element tensor, got {_describe(v)}")
+        check_has_data(name, v)
+    check_number(name, v, **bounds)
+    return float(v)
+
+
+def check_optional_tensor(name: str, v, *, floating: bool = True) -> None:
+    """``None`` or a tensor (:func:`check_tensor`, finite when the finite checks are on)."""
+    if v is not None:
+        check_tensor(name, v, floating=floating)
+
+
+def caller_is_outside(depth: int = 2) -> bool:
+    """True when the function ``depth - 1`` frames up was called from outside the spikefuse
+    package (user code, tests, copy/pickle). A public helper that the library also calls in its
+    own per-step loops checks its arguments for outside callers only: inner code passes
+    validated values (DESIGN.md "Errors") and pays nothing per step. While torch.compile
+    traces, False (frames cannot be inspected there, and value checks stay out of graphs)."""
+    if is_compiling():
+        return False
+    try:
+        frame = sys._getframe(depth)
+    except ValueError:  # pragma: no cover - no such frame
+        return True
+    mod = frame.f_globals.get("__name__", "") or ""
+    return not (mod == "spikefuse" or mod.startswith("spikefuse."))
+
+
+def tensor_field(floating: bool = False, optional: bool = False) -> Callable:
+    """A :func:`checked_record` field check: a tensor (floating, or any numeric dtype), finite
+    when the finite checks are on (``optional``: ``None`` allowed)."""
+
+    def check(name, v):
+        if optional and v is None:
+            return
+        check_tensor(name, v, floating=floating)
+        if not (v.is_floating_point() or v.dtype in _INT_DTYPES):
+            raise TypeError(f"{name}: expected a numeric tensor, got dtype {v.dtype}")
+
+    return check
+
+
+def number_field(optional: bool = False, **bounds) -> Callable:
+    """A :func:`checked_record` field check: a finite number or a numeric tensor in range
+    (tensor values read only when the finite checks are on)."""
+
+    def check(name, v):
+        if optional and v is None:
+            return
+        if isinstance(v, torch.Tensor) and not _FINITE_CHECKS:
+            if not (v.is_floating_point() or v.dtype in _INT_DTYPES):
+                raise TypeError(f"{name}: expected a numeric tensor, got dtype {v.dtype}")
+            return
+        check_number(name, v, **bounds)
+
+    return check
+
+
+def bool_field(name, v) -> None:
+    """A :func:`checked_record` field check for a flag (a real bool: no truthy strings)."""
+    check_bool(name, v)
+
+
+def int_field(ge: int = 1) -> Callable:
+    """A :func:`checked_record` field check for an integer field (a scale, a count)."""
+
+    def check(name, v):
+        check_size(name, v, ge=ge)
+
+    return check
+
+
+def choice_field(*choices) -> Callable:
+    """A :func:`checked_record` field check: one of ``choices`` (strings)."""
+
+    def check(name, v):
+        if not isinstance(v, str):
+            raise TypeError(f"{name}: expected one of {list(choices)}, got {_describe(v)}")
+        check_choice(name, v, choices)
+
+    return check
+
+
+#: torch.compiler.is_compiling itself (the fast path of the record checks; torch.compile folds it)
+_compiler_is_compiling = getattr(torch.compiler, "is_compiling", lambda: False)
+
+_INT_DTYPES = (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8, torch.bool)
+
+
+def _record_prefix(cls_name: str) -> str:
+    """How errors name a record's fields: ``params.tau``, ``state.v``, ``traces.h`` (as the
+    step functions name the same fields), else ``ClassName.field``."""
+    for kind in ("Params", "State", "Traces"):
+        if cls_name.endswith(kind):
+            return kind.lower()
+    return cls_name
+
+
+def checked_record(**checks: Callable) -> Callable:
+    """Class decorator for a NamedTuple record (Params, State, Traces): building one from
+    outside the library checks the named fields (``check(field_name, value)``), so a NaN or a
+    string is refused where it is written, naming the field. Records the library builds in its
+    own loops, ``_make``/``_replace`` and torch.compile's tracing skip the checks (the step
+    functions check what they are given). The record stays a plain NamedTuple (pytree,
+    torch.compile and pickling treat it as one): the check is an ``__init__``."""
+
+    def deco(cls):
+        fields: Mapping[str, Callable] = dict(checks)
+        unknown = set(fields) - set(cls._fields)
+        if unknown:  # pragma: no cover - a typo in the library
+            raise AttributeError(f"{cls.__name__}: no field(s) {sorted(unknown)}")
+
+        prefix = _record_prefix(cls.__name__)
+
+        def __init__(self, *args, **kwargs):  # noqa: N807 - NamedTuple.__new__ did the work
+            # inlined caller_is_outside (a record is built per step in the library's loops: ~1 us)
+            if _compiler_is_compiling():
+                return
+            mod = sys._getframe(1).f_globals.get("__name__", "") or ""
+            if mod == "spikefuse" or mod.startswith("spikefuse."):
+                return
+            for field, check in fields.items():
+                check(f"{prefix}.{field}", getattr(self, field))
+
+        cls.__init__ = __init__
+        return cls
+
+    return deco
+
+
+def callable_field(name, v) -> None:
+    """A :func:`checked_record` field check: ``None`` or a callable (an activation, a surrogate)."""
+    if v is not None and not callable(v):
+        raise TypeError(f"{name}: expected a callable or None, got {_describe(v)}")
+
+
+def check_shape(name: str, shape) -> tuple:
+    """A shape: a tuple/list/torch.Size of ints >= 0; returned as a tuple."""
+    if not isinstance(shape, (tuple, list, torch.Size)):
+        raise TypeError(f"{name}: expected a shape (a tuple of ints), got {_describe(shape)}")
+    return tuple(check_size(f"{name}[{k}]", d, ge=0) for k, d in enumerate(shape))

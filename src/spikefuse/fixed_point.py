@@ -20,7 +20,7 @@ from typing import Optional
 import torch
 
 from ._core import describe
-from ._validate import check_number, check_tensor
+from ._validate import caller_is_outside, check_bool, check_number, check_scalar, check_size, check_tensor
 
 __all__ = ["trunc_int", "rstz", "quantize_threshold", "round_ste", "quantize_8bit", "DECAY_BITS", "DECAY_ONE",
            "decay_view", "cuba_constants", "alif_constants", "TAU_RHO_MULT", "SCALE_RHO_MULT",
@@ -31,18 +31,36 @@ DECAY_ONE = 1 << DECAY_BITS  # 4096
 
 
 def trunc_int(x: torch.Tensor) -> torch.Tensor:
-    """Round toward zero and convert to int64."""
+    """Round toward zero and convert to int64 (NaN/inf, which have no integer, are refused for
+    calls from outside the library; its Loihi loops pass checked values)."""
+    if caller_is_outside():
+        check_tensor("x", x)
     return torch.trunc(x.double() if x.dtype != torch.float64 else x).to(torch.int64)
 
 
 def rstz(a: torch.Tensor, n: int = DECAY_BITS) -> torch.Tensor:
     """Right shift toward zero: ``sign(a) * (|a| >> n)`` on integer tensors."""
+    if caller_is_outside():
+        _check_int_tensor("a", a)
+        if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n < 63:
+            raise TypeError(f"n: expected an int in 0..62, got {describe(n)}")
     return torch.sign(a) * (torch.abs(a) >> n)
 
 
 def quantize_threshold(theta: float, w_scale: int = 64) -> float:
     """``int(theta * w_scale) / w_scale`` — truncation, not rounding (0.999 -> 63/64)."""
+    if caller_is_outside():
+        check_scalar("theta", theta)
+        if isinstance(w_scale, bool) or not isinstance(w_scale, int) or w_scale <= 0:
+            raise TypeError(f"w_scale: expected a positive int, got {describe(w_scale)}")
     return int(float(theta) * w_scale) / w_scale
+
+
+def _check_int_tensor(name: str, a) -> None:
+    if not isinstance(a, torch.Tensor):
+        raise TypeError(f"{name}: expected an integer tensor, got {describe(a)}")
+    if a.dtype not in (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8):
+        raise TypeError(f"{name}: expected an integer tensor, got dtype {a.dtype}")
 
 
 class _RoundSTE(torch.autograd.Function):
@@ -57,6 +75,8 @@ class _RoundSTE(torch.autograd.Function):
 
 def round_ste(x: torch.Tensor) -> torch.Tensor:
     """``torch.round`` (half to even) with identity gradient."""
+    if caller_is_outside():
+        check_tensor("x", x)
     return _RoundSTE.apply(x)
 
 
@@ -69,7 +89,8 @@ def quantize_8bit(weight: torch.Tensor, w_scale: int = 64, descale: bool = False
     tensor([ 0.0000,  0.0312,  3.9688, -4.0000])
     """
     check_tensor("weight", weight)
-    check_number("w_scale", w_scale, gt=0)
+    check_size("w_scale", w_scale)
+    check_bool("descale", descale)
     step = 2.0 / w_scale
     q = round_ste(weight / step) * step
     q = torch.clamp(q, -256.0 / w_scale, 254.0 / w_scale)
@@ -111,10 +132,22 @@ def alif_constants(p):
     return s_scale, th0, step, TAU_RHO_MULT * p.tau_grad * th0, SCALE_RHO_MULT * p.scale_grad
 
 
+def _check_decay_view_args(name, d, like) -> None:
+    if not isinstance(name, str):
+        raise TypeError(f"name: expected the parameter's name (a str), got {describe(name)}")
+    check_tensor("like", like, min_ndim=1)
+    if isinstance(d, torch.Tensor):
+        check_tensor(name, d, floating=False)
+    elif isinstance(d, Real) and not isinstance(d, bool):
+        check_number(name, d)
+
+
 def decay_view(name: str, d, like: torch.Tensor, *, step_ndim: Optional[int] = None) -> torch.Tensor:
     """Return decay ``d`` (parameter units) as a tensor broadcastable against one step
     ``(B, *features)`` of ``like`` (a ``(T, B, *features)`` sequence), with per-channel
     values along the first feature dim. Keeps the autograd graph of ``d``."""
+    if caller_is_outside():  # the Loihi functions call it once per run on checked arguments
+        _check_decay_view_args(name, d, like)
     nd = (like.dim() - 1) if step_ndim is None else step_ndim
     if isinstance(d, bool) or not isinstance(d, (Real, torch.Tensor)):
         raise TypeError(f"{name}: expected a number or a tensor, got {describe(d)}")

@@ -34,10 +34,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import surrogate as _surrogate
-from ._validate import check_bool, check_choice, check_number, check_sequence, check_tensor
+from ._validate import (check_bool, check_choice, check_number, check_scalar, check_sequence, check_size, check_sizes,
+                        check_tensor, checked_record, tensor_field)
 from .fixed_point import quantize_8bit
-from .functional.lif import LIFParams
-from .functional.lif import _step as _lif_trusted_step
+from .functional.lif import LIFParams, lif_update
 from .neuron.base import NeuronModule, bool_check, check_backend, check_plain_backend, number_check, time_last_hint
 from .neuron.base import reset_states as _reset_states
 
@@ -127,6 +127,13 @@ def _resolve_hook(weight_hook: WeightHook):
     return weight_hook
 
 
+def _check_dtype(dtype) -> None:
+    """A layer's parameter ``dtype``: None (torch's default) or a floating dtype."""
+    if dtype is not None and dtype not in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
+        raise TypeError(f"dtype: expected None or a floating torch.dtype (float16/bfloat16/float32/float64), "
+                        f"got {dtype!r}")
+
+
 def _state_dtype(x: torch.Tensor) -> torch.dtype:
     """Neuron state is fp32 (fp64 kept for float64 inputs, e.g. gradient checks)."""
     return torch.float64 if x.dtype == torch.float64 else torch.float32
@@ -141,13 +148,48 @@ def _unfold(y: torch.Tensor, T: int) -> torch.Tensor:
 
 
 class _HookedWeight:
-    """Mixin: ``effective_weight()`` applies the weight hook (if any) to ``self.weight``."""
+    """Mixin: ``effective_weight()`` applies the weight hook (if any) to ``self.weight``;
+    ``_weights_for(x)`` gives the weight and bias in the input's dtype (the parameters keep the
+    layer's ``dtype``, fp32 by default; a fp16/bf16/fp64 input computes and returns in its own
+    dtype, gradients reach the parameters through the cast)."""
 
     weight_hook = None
 
     def effective_weight(self) -> torch.Tensor:
         w = self.weight
         return w if self.weight_hook is None else self.weight_hook(w)
+
+    def _weights_for(self, x: torch.Tensor):
+        w, b = self.effective_weight(), self.bias
+        if w.dtype != x.dtype:
+            w = w.to(x.dtype)
+        if b is not None and b.dtype != x.dtype:
+            b = b.to(x.dtype)
+        return w, b
+
+
+_CONV_SIZE_ARGS = ("stride", "dilation")
+
+
+def _check_conv_args(cls, args, kwargs) -> None:
+    """The sizes of a convolution as torch's constructor would bind them, checked by name
+    (torch would truncate a fractional size or raise an error without the argument's name)."""
+    import inspect
+
+    bound = inspect.signature(cls.__init__).bind(None, *args, **kwargs).arguments
+    n = 1 if issubclass(cls, nn.Conv1d) else 2
+    check_size("in_channels", bound.get("in_channels"))
+    check_size("out_channels", bound.get("out_channels"))
+    check_sizes("kernel_size", bound.get("kernel_size"), n=n)
+    for name in _CONV_SIZE_ARGS:
+        if name in bound:
+            check_sizes(name, bound[name], n=n)
+    if "padding" in bound and not isinstance(bound["padding"], str):
+        check_sizes("padding", bound["padding"], ge=0, n=n)
+    if "groups" in bound:
+        check_size("groups", bound["groups"])
+    if "bias" in bound:
+        check_bool("bias", bound["bias"])
 
 
 def reset_states(model: nn.Module) -> None:
@@ -194,8 +236,10 @@ class Dense(_HookedWeight, nn.Linear):
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True,
                  weight_hook: WeightHook = None, device=None, dtype=None):
-        check_number("in_features", in_features, gt=0)
-        check_number("out_features", out_features, gt=0)
+        check_size("in_features", in_features)
+        check_size("out_features", out_features)
+        check_bool("bias", bias)
+        _check_dtype(dtype)
         super().__init__(int(in_features), int(out_features), bias=bias, device=device, dtype=dtype)
         self.weight_hook = _resolve_hook(weight_hook)
 
@@ -204,7 +248,7 @@ class Dense(_HookedWeight, nn.Linear):
         if not _TRUSTED and x.shape[-1] != self.in_features:
             raise ValueError(f"x: expected {self.in_features} input features (last dim), "
                              f"got shape {tuple(x.shape)}{time_last_hint(x, (self.in_features,))}")
-        return F.linear(x, self.effective_weight(), self.bias)
+        return F.linear(x, *self._weights_for(x))
 
 
 class Conv1d(_HookedWeight, nn.Conv1d):
@@ -215,6 +259,8 @@ class Conv1d(_HookedWeight, nn.Conv1d):
     """
 
     def __init__(self, *args, weight_hook: WeightHook = None, **kwargs):
+        _check_conv_args(nn.Conv1d if isinstance(self, nn.Conv1d) else nn.Conv2d, args, kwargs)
+        _check_dtype(kwargs.get("dtype"))
         super().__init__(*args, **kwargs)
         self.weight_hook = _resolve_hook(weight_hook)
 
@@ -223,7 +269,7 @@ class Conv1d(_HookedWeight, nn.Conv1d):
         if not _TRUSTED and x.shape[2] != self.in_channels:
             raise ValueError(f"x: expected {self.in_channels} channels (dim 2), got shape {tuple(x.shape)}"
                              f"{_conv_hint(x, self.in_channels)}")
-        return _unfold(self._conv_forward(_fold(x), self.effective_weight(), self.bias), x.shape[0])
+        return _unfold(self._conv_forward(_fold(x), *self._weights_for(x)), x.shape[0])
 
 
 class Conv2d(_HookedWeight, nn.Conv2d):
@@ -234,6 +280,8 @@ class Conv2d(_HookedWeight, nn.Conv2d):
     """
 
     def __init__(self, *args, weight_hook: WeightHook = None, **kwargs):
+        _check_conv_args(nn.Conv1d if isinstance(self, nn.Conv1d) else nn.Conv2d, args, kwargs)
+        _check_dtype(kwargs.get("dtype"))
         super().__init__(*args, **kwargs)
         self.weight_hook = _resolve_hook(weight_hook)
 
@@ -242,12 +290,16 @@ class Conv2d(_HookedWeight, nn.Conv2d):
         if not _TRUSTED and x.shape[2] != self.in_channels:
             raise ValueError(f"x: expected {self.in_channels} channels (dim 2), got shape {tuple(x.shape)}"
                              f"{_conv_hint(x, self.in_channels)}")
-        return _unfold(self._conv_forward(_fold(x), self.effective_weight(), self.bias), x.shape[0])
+        return _unfold(self._conv_forward(_fold(x), *self._weights_for(x)), x.shape[0])
 
 
 class _Pool2d(nn.Module):
     def __init__(self, kernel_size, stride=None, padding=0):
         super().__init__()
+        check_sizes("kernel_size", kernel_size)
+        if stride is not None:
+            check_sizes("stride", stride)
+        check_sizes("padding", padding, ge=0)
         self.kernel_size = kernel_size
         self.stride = kernel_size if stride is None else stride
         self.padding = padding
@@ -412,6 +464,7 @@ class Conv2dBlock(Block):
 # --------------------------------------------------------------------------------------------
 # recurrent LIF
 # --------------------------------------------------------------------------------------------
+@checked_record(v=tensor_field(floating=True), s=tensor_field(floating=True))
 class RecurrentLIFState(NamedTuple):
     """Membrane ``v`` (after reset) and last spikes ``s``, both ``(B, out_features)``."""
 
@@ -451,12 +504,15 @@ class RecurrentLIF(NeuronModule, nn.Module):
                  surrogate="atan", detach_reset: bool = False, decay_input: bool = True,
                  bias: bool = True, weight_hook: WeightHook = None, *, backend: Optional[str] = None):
         super().__init__()
-        check_number("tau", tau, ge=1.0)
-        check_number("v_threshold", v_threshold)
+        check_size("in_features", in_features)
+        check_size("out_features", out_features)
+        tau = check_scalar("tau", tau, ge=1.0)
+        v_threshold = check_scalar("v_threshold", v_threshold)
         if v_reset is not None:
-            check_number("v_reset", v_reset)
+            v_reset = check_scalar("v_reset", v_reset)
         check_bool("detach_reset", detach_reset)
         check_bool("decay_input", decay_input)
+        check_bool("bias", bias)
         self.tau = float(tau)
         self.v_threshold = float(v_threshold)
         self.v_reset = None if v_reset is None else float(v_reset)
@@ -498,12 +554,14 @@ class RecurrentLIF(NeuronModule, nn.Module):
         return RecurrentLIFState(torch.full(shape, v0, device=device, dtype=dtype),
                                  torch.zeros(shape, device=device, dtype=dtype))
 
-    def step(self, h_in: torch.Tensor, state: RecurrentLIFState, w_rec: torch.Tensor):
-        """One step given the feed-forward current ``h_in = W x[t] + b``."""
+    def step(self, h_in: torch.Tensor, state: RecurrentLIFState, w_rec: torch.Tensor,
+             params: Optional[LIFParams] = None):
+        """One step given the feed-forward current ``h_in = W x[t] + b``: the functional LIF
+        update (:func:`~spikefuse.functional.lif.lif_update`, with this layer's surrogate) of
+        the charge ``h_in + V s[t-1]``."""
         v, s_prev = state
         h = h_in + F.linear(s_prev, w_rec)
-        s, _, v_new = _lif_trusted_step(h, v, self.tau, self.v_threshold, self.v_reset,
-                                        self.decay_input, self.detach_reset, self.surrogate)
+        s, _, v_new = lif_update(h, v, self.params() if params is None else params)
         return s, RecurrentLIFState(v_new, s)
 
     def forward(self, x, state: Optional[RecurrentLIFState] = None, return_state: bool = False):
@@ -522,9 +580,10 @@ class RecurrentLIF(NeuronModule, nn.Module):
                     raise ValueError(f"{name}: expected shape {(B, self.out_features)}, got {tuple(t.shape)}")
             state = RecurrentLIFState(*(t.to(sdt) for t in state))
         w_rec = self.recurrent.effective_weight().to(sdt)
+        params = self.params()
         out = []
         for t in range(T):
-            s, state = self.step(h_in[t], state, w_rec)
+            s, state = self.step(h_in[t], state, w_rec, params)
             out.append(s)
         spikes = torch.stack(out).to(x.dtype)
         return (spikes, state) if return_state else spikes
@@ -546,7 +605,7 @@ class LeakyIntegrator(nn.Module):
 
     def __init__(self, tau: float = 2.0, decay_input: bool = True):
         super().__init__()
-        check_number("tau", tau, ge=1.0)
+        tau = check_scalar("tau", tau, ge=1.0)
         check_bool("decay_input", decay_input)
         self.tau = float(tau)
         self.decay_input = decay_input

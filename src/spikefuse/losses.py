@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._validate import _describe, check_choice, check_number, check_sequence, check_tensor
+from ._validate import _describe, check_choice, check_number, check_scalar, check_sequence, check_tensor
 
 __all__ = [
     "first_spike_time",
@@ -132,7 +132,7 @@ def spike_time_cross_entropy(times: Tensor, target: Tensor, tau: float = 1.0,
     0.1269
     """
     check_tensor("times", times, ndim=2)
-    check_number("tau", tau, gt=0)
+    check_scalar("tau", tau, gt=0)
     check_choice("reduction", reduction, ("mean", "sum", "none"))
     _check_target(target, times.shape[0], times.shape[1])
     return F.cross_entropy(-times / tau, target.long().to(times.device), reduction=reduction)

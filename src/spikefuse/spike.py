@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from ._validate import check_number, check_tensor
+from ._validate import check_bool, check_number, check_scalar, check_tensor
 
 __all__ = ["real_spike", "complex_spike", "RealSpike", "ComplexSpike"]
 
@@ -25,10 +25,23 @@ def _as_tensor(v, like: torch.Tensor) -> torch.Tensor:
     return torch.tensor(float(v), device=like.device, dtype=like.dtype)
 
 
-def _check_rho(tau_rho, scale_rho, scale) -> None:
-    check_number("tau_rho", tau_rho, gt=0)
-    check_number("scale_rho", scale_rho, gt=0)
-    check_number("scale", scale, gt=0)
+def _check_rho(tau_rho, scale_rho, scale, graded_spike) -> None:
+    check_scalar("tau_rho", tau_rho, gt=0)
+    check_scalar("scale_rho", scale_rho, gt=0)
+    check_scalar("scale", scale, gt=0)
+    check_bool("graded_spike", graded_spike)
+
+
+def _check_against(name: str, v, shape, what: str) -> None:
+    """A number, or a finite tensor broadcasting against ``shape`` (of ``what``)."""
+    if not isinstance(v, torch.Tensor):
+        check_number(name, v)
+        return
+    check_tensor(name, v)
+    try:
+        torch.broadcast_shapes(v.shape, shape)
+    except RuntimeError:
+        raise ValueError(f"{name}: shape {tuple(v.shape)} does not broadcast against {what} {tuple(shape)}") from None
 
 
 def _spike_out(ctx, fire, x, tau_rho, scale_rho, graded, scale):
@@ -79,17 +92,8 @@ def real_spike(
     tensor([0., 1., 1.])
     """
     check_tensor("voltage", voltage)
-    if isinstance(threshold, torch.Tensor):
-        check_tensor("threshold", threshold)
-        try:
-            torch.broadcast_shapes(threshold.shape, voltage.shape)
-        except RuntimeError:
-            raise ValueError(
-                f"threshold: shape {tuple(threshold.shape)} does not broadcast against voltage {tuple(voltage.shape)}"
-            ) from None
-    else:
-        check_number("threshold", threshold)
-    _check_rho(tau_rho, scale_rho, scale)
+    _check_against("threshold", threshold, voltage.shape, "voltage")
+    _check_rho(tau_rho, scale_rho, scale, graded_spike)
     th = _as_tensor(threshold, voltage)
     return RealSpike.apply(voltage, th, float(tau_rho), float(scale_rho), bool(graded_spike), float(scale))
 
@@ -136,15 +140,11 @@ def complex_spike(
     check_tensor("imag", imag, min_ndim=1)
     if real.shape != imag.shape:
         raise ValueError(f"imag: expected the shape of real {tuple(real.shape)}, got {tuple(imag.shape)}")
-    _check_rho(tau_rho, scale_rho, scale)
+    _check_rho(tau_rho, scale_rho, scale, graded_spike)
+    _check_against("threshold", threshold, real.shape, "real")
+    _check_against("imag_last", imag_last, real.shape[1:], "one step")
     th = _as_tensor(threshold, real)
     last = _as_tensor(imag_last, real)
-    try:
-        torch.broadcast_shapes(last.shape, real.shape[1:])
-    except RuntimeError:
-        raise ValueError(
-            f"imag_last: shape {tuple(last.shape)} does not broadcast against one step {tuple(real.shape[1:])}"
-        ) from None
     return ComplexSpike.apply(
         real, imag, th, float(tau_rho), float(scale_rho), bool(graded_spike), last.unsqueeze(0) if last.dim() else last, float(scale)
     )

@@ -304,8 +304,8 @@ def get(spec, **params) -> Surrogate:
             raise ValueError("surrogate: parameters given together with a Surrogate instance")
         return spec
     if not isinstance(spec, str):
-        raise TypeError(f"surrogate: expected a name or a Surrogate, got {type(spec).__name__}")
+        raise TypeError(f"surrogate: expected a name or a Surrogate (spec), got {type(spec).__name__}")
     key = spec.lower().replace("-", "_")
     if key not in _BY_NAME:
-        raise ValueError(f"surrogate: expected one of {sorted(_BY_NAME)}, got {spec!r}")
+        raise ValueError(f"surrogate: expected one of {sorted(_BY_NAME)} (spec), got {spec!r}")
     return _BY_NAME[key](**params)

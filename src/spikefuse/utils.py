@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from ._validate import _describe
+from ._validate import _describe, check_tensor
 
 __all__ = ["to_time_first", "to_time_last"]
 
@@ -25,6 +25,7 @@ def _check(name, x):
         raise TypeError(f"{name}: expected a torch.Tensor (or a tuple of them), got {_describe(x)}")
     if x.dim() < 2:
         raise ValueError(f"{name}: expected at least 2 dimensions, got shape {tuple(x.shape)}")
+    check_tensor(name, x, floating=False)  # NaN/inf (floating tensors, finite checks on)
 
 
 def to_time_first(x):

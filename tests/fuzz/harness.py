@@ -31,7 +31,8 @@ import torch
 SKIP_NAMES = {"main", "build_parser", "train", "run", "set_finite_checks", "finite_checks", "trusted_inputs",
               "plot_curves", "plot_raster", "plot_rates", "save_checkpoint", "load_checkpoint"}
 TENSOR_NAMES = {"x", "input", "inputs", "spikes", "v", "i", "current", "voltage", "z", "target", "targets",
-                "logits", "mem", "membrane", "u", "s", "h", "data", "y", "features", "times"}
+                "logits", "mem", "membrane", "u", "s", "h", "data", "y", "features", "times", "x_seq", "a_seq",
+                "real", "imag", "sigma", "pre", "residual", "error", "activation", "delta"}
 INT_NAMES = {"in_features", "out_features", "n", "features", "T", "n_steps", "size", "channels",
              "in_channels", "out_channels", "kernel_size", "batch", "hidden", "n_units", "n_classes",
              "n_time_bins", "n_channels", "num_neurons", "batch_size", "n_samples", "index", "dim"}
@@ -44,8 +45,12 @@ def _base_value(name: str, tmp: str):
         return torch.rand(4, 2, 3)
     if name in INT_NAMES:
         return 3
-    if name in FLOAT_NAMES or name.startswith("tau"):
+    if name in FLOAT_NAMES or name.startswith("tau") or name.endswith("_decay") or name == "step":
         return 2.0 if name.startswith("tau") else 1.0
+    if name in ("state",):
+        return None
+    if name == "shape":
+        return (2, 3)
     if name in ("split",):
         return "train"
     if name in ("root", "path", "folder"):
@@ -71,6 +76,102 @@ def _overrides():
 
     ev = make_events([0, 1], [0, 1], [0, 10], [0, 1])
     stream = EventStream([ev], labels=[0], sensor_size=(4, 4, 2), n_time_bins=2)
+    return {**_core_overrides(), **_data_overrides(ev, stream, LIF)}
+
+
+def _core_overrides():
+    """Valid calls of the neuron, layer and helper entries that need a family's params or a
+    paired input (so that their other arguments are fuzzed too)."""
+    from spikefuse.functional import cuba as fc, euler as fe, lif as fl, loihi as fo, resonator as fr
+    from spikefuse.functional import sigma_delta as fs
+    from spikefuse.neuron import LIF
+
+    t = lambda *shape: torch.rand(*shape)  # noqa: E731
+    pair = (t(4, 2, 3), t(4, 2, 3))
+    step_pair = (t(2, 3), t(2, 3))
+    cuba_p = fo.CubaParams(threshold=0.5, current_decay=1024.0, voltage_decay=512.0)
+    alif_p = fo.AlifParams(threshold=0.5, threshold_step=0.25, current_decay=1024.0, voltage_decay=512.0,
+                           threshold_decay=256.0, refractory_decay=256.0)
+    rf_p = fr.RFParams(sin_decay=1000.0, cos_decay=3000.0, threshold=0.5)
+    adrf_p = fr.AdRFParams(1000.0, 3000.0, 256.0, 256.0, threshold=0.5, threshold_step=0.25)
+    eul = dict(dt=1.0, tau=torch.tensor(2.0), r=torch.tensor(1.0), v_leak=torch.tensor(0.0),
+               v_threshold=torch.tensor(1.0), v_reset=torch.tensor(0.0))
+    ceul = dict(dt=1.0, tau_syn=torch.tensor(2.0), tau_mem=torch.tensor(2.0), r=torch.tensor(1.0),
+                v_leak=torch.tensor(0.0), w_in=torch.tensor(1.0), v_threshold=torch.tensor(1.0))
+    four = dict(current=t(2, 3), voltage=t(2, 3), threshold=t(2, 3), refractory=t(2, 3))
+    F, FO, FR = "spikefuse.functional.", "spikefuse.functional.loihi.", "spikefuse.functional.resonator."
+    return {
+        F + "lif.initial_state": dict(shape=(2, 3), params=fl.LIFParams()),
+        F + "cuba.CubaRefractoryState": dict(z=t(2, 3), v=t(2, 3), i=t(2, 3), ref=t(2, 3)),
+        F + "cuba.inject": dict(a=t(2, 3), b=t(2, 3)),
+        F + "cuba.refractory_update": dict(z=t(2, 3), v=t(2, 3), ref=t(2, 3)),
+        FO + "li_step": dict(x=t(2, 3), y_prev=t(2, 3), decay=torch.tensor(1024.0)),
+        FO + "cuba_step": dict(x=t(2, 3), state=None, params=cuba_p),
+        FO + "cuba_multistep": dict(x_seq=t(4, 2, 3), params=cuba_p),
+        FO + "alif_step": dict(x=t(2, 3), state=None, params=alif_p),
+        FO + "alif_multistep": dict(x_seq=t(4, 2, 3), params=alif_p),
+        FO + "AlifState": four, FO + "AlifTraces": four,
+        FO + "adaptive_threshold_dynamics": dict(drive=t(4, 2, 3), threshold=0.5, threshold_step=0.25,
+                                                 threshold_decay=256.0, refractory_decay=256.0),
+        FO + "decay_view": dict(name="decay", d=1024.0, like=t(4, 2, 3)),
+        FR + "RFState": dict(real=t(2, 3), imag=t(2, 3)), FR + "RFIzState": dict(real=t(2, 3), imag=t(2, 3)),
+        FR + "RFTraces": dict(real=t(4, 2, 3), imag=t(4, 2, 3)),
+        FR + "AdRFState": dict(real=t(2, 3), imag=t(2, 3), threshold=t(2, 3), refractory=t(2, 3)),
+        FR + "rf_step": dict(x=step_pair, state=None, params=rf_p),
+        FR + "rf_multistep": dict(x_seq=pair, params=rf_p),
+        FR + "rf_iz_multistep": dict(x_seq=pair, params=rf_p),
+        FR + "adrf_multistep": dict(x_seq=pair, params=adrf_p),
+        FR + "adrf_iz_multistep": dict(x_seq=pair, params=adrf_p),
+        F + "sigma_delta.sigma_delta_step": dict(x=t(2, 3), state=None, params=fs.SigmaDeltaParams()),
+        F + "sigma_delta.sigma_delta_multistep": dict(x_seq=t(4, 2, 3), params=fs.SigmaDeltaParams()),
+        F + "sigma_delta.delta": dict(a_seq=t(4, 2, 3), threshold=0.1),
+        F + "euler.EulerParams": eul, F + "euler.CubaEulerParams": ceul,
+        F + "euler.euler_multistep": dict(x_seq=t(4, 2, 3), params=fe.EulerParams(**eul)),
+        F + "euler.cuba_euler_multistep": dict(x_seq=t(4, 2, 3), params=fe.CubaEulerParams(**ceul)),
+        F + "eventprop.eventprop_lif_step": dict(x_prev=t(2, 3), state=fc.CubaState(t(2, 3), t(2, 3), t(2, 3)),
+                                                 params=fc.CubaParams(tau_mem=2e-6)),
+        F + "eventprop.eventprop_linear_lif": dict(x=t(4, 2, 3), weight=t(5, 3)),
+        F + "eventprop.eventprop_synapse": dict(input=t(4, 2, 3), weight=t(5, 3)),
+        **_peer_overrides(t),
+        "spikefuse.layers.Conv1d": dict(in_channels=2, out_channels=3, kernel_size=3),
+        "spikefuse.layers.Conv2d": dict(in_channels=2, out_channels=3, kernel_size=3),
+        "spikefuse.layers.DenseBlock": dict(in_features=3, out_features=4, neuron=LIF()),
+        "spikefuse.layers.Conv2dBlock": dict(in_channels=2, out_channels=3, kernel_size=3, neuron=LIF()),
+        "spikefuse.surrogate.get": dict(spec="atan"),
+        "spikefuse.spike.complex_spike": dict(real=t(4, 2, 3), imag=t(4, 2, 3) - 0.5, threshold=0.5),
+        "spikefuse.fixed_point.rstz": dict(a=torch.tensor([8191, -8191])),
+        "spikefuse.fixed_point.quantize_threshold": dict(theta=0.999),
+        "spikefuse.fixed_point.quantize_8bit": dict(weight=t(3, 2)),
+        "spikefuse.neuron.loihi.ALIF": dict(threshold=0.5, threshold_step=0.25, current_decay=0.5,
+                                            voltage_decay=0.25, threshold_decay=0.25, refractory_decay=0.25),
+        "spikefuse.neuron.loihi.RF": dict(threshold=0.5, period=4, decay=0.0),
+        "spikefuse.neuron.loihi.RFIz": dict(threshold=0.5, period=4, decay=0.0),
+        "spikefuse.losses.spike_time_cross_entropy": dict(times=t(2, 3), target=torch.tensor([0, 2])),
+        "spikefuse.losses.max_membrane_cross_entropy": dict(membrane=t(4, 2, 3), target=torch.tensor([0, 2])),
+    }
+
+
+def _peer_overrides(t):
+    """The peer-semantics families (snnTorch Leaky/Synaptic, sinabs LIF/IAF)."""
+    from spikefuse.functional import sinabs as fb, snntorch as fn
+
+    F = "spikefuse.functional."
+    return {
+        F + "snntorch.SynapticState": dict(syn=t(2, 3), mem=t(2, 3)),
+        F + "snntorch.SynapticTraces": dict(syn=t(4, 2, 3), mem=t(4, 2, 3)),
+        F + "snntorch.leaky_step": dict(x=t(2, 3), state=None, params=fn.LeakyParams(beta=0.9)),
+        F + "snntorch.leaky_multistep": dict(x_seq=t(4, 2, 3), params=fn.LeakyParams(beta=0.9)),
+        F + "snntorch.synaptic_step": dict(x=t(2, 3), state=None, params=fn.SynapticParams(alpha=0.8, beta=0.9)),
+        F + "snntorch.synaptic_multistep": dict(x_seq=t(4, 2, 3), params=fn.SynapticParams(alpha=0.8, beta=0.9)),
+        F + "sinabs.SinabsParams": dict(alpha_mem=0.9),
+        F + "sinabs.SinabsState": dict(v_mem=t(2, 3)),
+        F + "sinabs.SinabsTraces": dict(v_mem=t(4, 2, 3)),
+        F + "sinabs.sinabs_step": dict(x=t(2, 3), state=None, params=fb.SinabsParams(alpha_mem=0.9)),
+        F + "sinabs.sinabs_multistep": dict(x_seq=t(4, 2, 3), params=fb.SinabsParams(alpha_mem=0.9)),
+    }
+
+
+def _data_overrides(ev, stream, LIF):  # noqa: N803 - the class
     return {
         "spikefuse.data.get_dataset": dict(name="yinyang", split="test"),
         "spikefuse.data.collate_time_first": dict(batch=[(torch.zeros(3, 2), 1)]),
@@ -110,7 +211,8 @@ def _bad_values(name: str, base):
         return [("nan", math.nan, True), ("inf", math.inf, False), ("str", "1.0", True), ("negative", -1.0, False),
                 ("vector", torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0]), False)]
     if isinstance(base, torch.Tensor):
-        return [("nan tensor", torch.full_like(base, math.nan), True), ("inf tensor", torch.full_like(base, math.inf), True),
+        fl = base if base.is_floating_point() else base.float()  # an integer tensor cannot hold NaN
+        return [("nan tensor", torch.full_like(fl, math.nan), True), ("inf tensor", torch.full_like(fl, math.inf), True),
                 ("rank 1", torch.rand(3), False), ("int tensor", (base * 3).long(), False),
                 ("meta", torch.empty(base.shape, device="meta"), False), ("list", base.tolist(), False)]
     if isinstance(base, str):
@@ -282,10 +384,25 @@ def fuzz_module_forward(qual, cls, report: Report, seconds: float = 2.0):
     fuzz_entry(f"{qual}.forward", lambda x: mod(x), report, seconds=seconds)
 
 
-def run(module_names, *, seconds: float = 2.0, values=None, forward: bool = True) -> Report:
+def _spread(items, k):
+    """``k`` items spread evenly over ``items`` (all of them when there are no more than ``k``)."""
+    if k is None or len(items) <= k:
+        return items
+    step = len(items) / k
+    return [items[int(i * step)] for i in range(k)]
+
+
+def run(module_names, *, seconds: float = 2.0, values=None, forward: bool = True, per_module=None) -> Report:
+    """Fuzz every public callable of the modules (``per_module``: only that many of each
+    module's entries, spread over its ``__all__``: the fast sample)."""
     warm_up()
     report = Report()
-    for qual, fn in entries(module_names):
+    picked, seen = [], set()
+    for mod in module_names:  # an object re-exported by a later module is fuzzed once
+        fresh = [(q, f) for q, f in entries([mod]) if id(f) not in seen]
+        seen.update(id(f) for _, f in fresh)
+        picked += _spread(fresh, per_module)
+    for qual, fn in picked:
         fuzz_entry(qual, fn, report, seconds=seconds, values=values)
         if forward and inspect.isclass(fn) and issubclass(fn, torch.nn.Module):
             fuzz_module_forward(qual, fn, report, seconds=seconds)

@@ -8,12 +8,13 @@ numbers as looping ``step`` (and dispatches to fused kernels).
 - :mod:`spikefuse.functional.resonator` — Loihi resonate-and-fire family
 - :mod:`spikefuse.functional.sigma_delta` — Loihi sigma-delta
 - :mod:`spikefuse.functional.eventprop` — exact adjoint (EventProp) gradients for the CUBA LIF
+- :mod:`spikefuse.functional.euler` — forward-Euler NIR nodes (LI / I / LIF / IF / CubaLIF / CubaLI)
 - :mod:`spikefuse.functional.snntorch` — snnTorch Leaky / Synaptic
 - :mod:`spikefuse.functional.sinabs` — sinabs LIF / IAF (multi-spike counts)
 """
 import importlib
 
-_SUBMODULES = ("lif", "cuba", "loihi", "resonator", "sigma_delta", "eventprop", "snntorch", "sinabs")
+_SUBMODULES = ("lif", "cuba", "loihi", "resonator", "sigma_delta", "eventprop", "euler", "snntorch", "sinabs")
 
 
 def __getattr__(name):

@@ -81,6 +81,7 @@ from .._validate import (
     check_tensor,
 )
 from . import _dispatch
+from .._validate import caller_is_outside, check_scalar, check_shape, checked_record, tensor_field
 
 __all__ = [
     "CubaParams",
@@ -159,6 +160,7 @@ HXTORCH_DEFAULTS = CubaParams(
 )
 
 
+@checked_record(z=tensor_field(floating=True), v=tensor_field(floating=True), i=tensor_field(floating=True))
 class CubaState(NamedTuple):
     """State after a step, each ``(B, *features)``: spikes ``z``, post-reset membrane ``v``,
     synaptic current ``i``."""
@@ -168,6 +170,7 @@ class CubaState(NamedTuple):
     i: Tensor
 
 
+@checked_record(z=tensor_field(floating=True), v=tensor_field(floating=True), i=tensor_field(floating=True), ref=tensor_field(floating=True))
 class CubaRefractoryState(NamedTuple):
     """:class:`CubaState` plus the refractory counter ``ref`` (in steps, not rounded)."""
 
@@ -177,6 +180,7 @@ class CubaRefractoryState(NamedTuple):
     ref: Tensor
 
 
+@checked_record(membrane=tensor_field(floating=True), current=tensor_field(floating=True), membrane_madc=tensor_field(floating=True, optional=True))
 class CubaTraces(NamedTuple):
     """Per-step traces, each ``(T, B, *features)``: post-reset ``membrane`` and ``current``
     (after the update); ``membrane_madc`` is the MADC trace passed through (or None)."""
@@ -197,6 +201,9 @@ def superspike(x: Tensor, alpha: Param = 50.0) -> Tensor:
     >>> superspike(torch.tensor([0.0, 0.2])).tolist()
     [0.0, 1.0]
     """
+    if caller_is_outside():  # the CUBA / EventProp loops call it per step on checked values
+        check_tensor("x", x)
+        check_number("alpha", alpha, gt=0)
     if isinstance(alpha, Tensor):
         alpha = alpha.detach().to(x.dtype)
     return SuperSpike.trusted(alpha)(x, strict=True)
@@ -244,8 +251,9 @@ def inject(a: Tensor, b: Tensor) -> Tensor:
     >>> (3 * y).sum().backward(); a.grad.tolist()
     [3.0, 3.0]
     """
-    check_tensor("a", a, finite=False)
-    check_tensor("b", b, finite=False)
+    finite = caller_is_outside()  # NaN/inf scan for user calls; the library's loops pass checked tensors
+    check_tensor("a", a, finite=finite)
+    check_tensor("b", b, finite=finite)
     try:
         torch.broadcast_shapes(a.shape, b.shape)
     except RuntimeError:
@@ -356,7 +364,11 @@ def initial_state(shape, params: CubaParams = CubaParams(), dtype=torch.float32,
     >>> initial_state((1, 2), CubaParams(leak=0.5)).v.tolist()
     [[0.5, 0.5]]
     """
-    zeros = torch.zeros(tuple(shape), dtype=dtype, device=device)
+    shape = check_shape("shape", shape)
+    check_bool("refractory", refractory)
+    if not isinstance(params, CubaParams):
+        raise TypeError(f"params: expected a CubaParams, got {_describe(params)}")
+    zeros = torch.zeros(shape, dtype=dtype, device=device)
     leak = params.leak
     v = zeros + (leak.detach().to(dtype) if isinstance(leak, Tensor) else float(leak))
     if refractory:
@@ -510,6 +522,8 @@ def refractory_update(
     dt = _check_dt(dt)
     check_number("reset", reset)
     check_number("refractory_time", refractory_time, ge=0)
+    check_broadcastable("reset", reset, tuple(v.shape))
+    check_broadcastable("refractory_time", refractory_time, tuple(v.shape))
     for name, t in (("z", z), ("ref", ref)):
         try:
             torch.broadcast_shapes(t.shape, v.shape)
@@ -691,6 +705,7 @@ def cuba_lif_multistep(
     """
     check_bool("return_traces", return_traces)
     check_bool("refractory", refractory)
+    check_sequence("x_seq", x_seq, min_ndim=2)  # named as this function names it (the run checks it as x)
     z, v, i, madc, final = _run(x_seq, params, hw_data, dt, backend, state, refractory)
     if return_traces:
         return z, final, CubaTraces(v, i, madc)

@@ -18,6 +18,7 @@ from torch import Tensor
 from .. import surrogate as _surrogate
 from .._core import compute_dtype as _compute_dtype
 from .._validate import _describe, check_sequence, check_tensor
+from .._validate import bool_field, callable_field, check_bool, checked_record, number_field, tensor_field
 from ..surrogate import Surrogate
 
 __all__ = [
@@ -32,6 +33,9 @@ __all__ = [
 ]
 
 
+@checked_record(dt=number_field(), tau=number_field(optional=True), r=number_field(), v_leak=number_field(optional=True),
+                v_threshold=number_field(optional=True), v_reset=number_field(optional=True),
+                surrogate=callable_field, detach_reset=bool_field)
 class EulerParams(NamedTuple):
     """Parameters of the NIR ``LI`` / ``I`` / ``LIF`` / ``IF`` nodes, one Euler step of ``dt``.
 
@@ -58,6 +62,7 @@ class EulerParams(NamedTuple):
     strict: bool = True
 
 
+@checked_record(v=tensor_field(floating=True))
 class EulerState(NamedTuple):
     """Membrane ``v`` after the step (after the reset for spiking nodes), ``(B, *features)``."""
 
@@ -132,6 +137,9 @@ def euler_multistep(x_seq: Tensor, params: EulerParams, state: Optional[EulerSta
     [0.5, 0.75, 0.875]
     """
     check_sequence("x_seq", x_seq)
+    check_bool("return_traces", return_traces)
+    if not isinstance(params, EulerParams):
+        raise TypeError(f"params: expected an EulerParams, got {_describe(params)}")
     cd = _compute_dtype(x_seq.dtype)
     params = _cast_params(params, cd, x_seq.device)
     if state is None:
@@ -152,6 +160,9 @@ def euler_multistep(x_seq: Tensor, params: EulerParams, state: Optional[EulerSta
     return out, state
 
 
+@checked_record(dt=number_field(), tau_syn=number_field(), tau_mem=number_field(), r=number_field(), v_leak=number_field(),
+                w_in=number_field(), v_threshold=number_field(optional=True), v_reset=number_field(optional=True),
+                surrogate=callable_field, detach_reset=bool_field)
 class CubaEulerParams(NamedTuple):
     """Parameters of the NIR ``CubaLIF`` / ``CubaLI`` nodes (``v_threshold=None``: CubaLI).
 
@@ -174,6 +185,7 @@ class CubaEulerParams(NamedTuple):
     strict: bool = True
 
 
+@checked_record(i=tensor_field(floating=True), v=tensor_field(floating=True))
 class CubaEulerState(NamedTuple):
     """Synaptic current ``i`` and membrane ``v`` (after the reset), each ``(B, *features)``."""
 
@@ -215,6 +227,9 @@ def cuba_euler_multistep(x_seq: Tensor, params: CubaEulerParams, state: Optional
     [0.5, 1.0, 1.375]
     """
     check_sequence("x_seq", x_seq)
+    check_bool("return_traces", return_traces)
+    if not isinstance(params, CubaEulerParams):
+        raise TypeError(f"params: expected a CubaEulerParams, got {_describe(params)}")
     cd = _compute_dtype(x_seq.dtype)
     params = _cast_params(params, cd, x_seq.device)
     shape = x_seq.shape[1:]

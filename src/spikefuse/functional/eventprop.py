@@ -70,7 +70,7 @@ from typing import NamedTuple, Optional
 import torch
 from torch import Tensor
 
-from .._validate import _describe, check_bool, check_choice, check_sequence, check_tensor
+from .._validate import _describe, caller_is_outside, check_bool, check_choice, check_sequence, check_tensor
 from .._core import compute_dtype
 from .cuba import (
     CubaParams,
@@ -80,6 +80,7 @@ from .cuba import (
     _check_traces,
     _offsets,
     _validate_params,
+    _validate_state,
     superspike,
 )
 
@@ -425,6 +426,9 @@ def _check_weight(x: Tensor, weight: Tensor):
         )
     if weight.device != x.device:
         raise ValueError(f"weight: expected a tensor on {x.device} (the input's device), got {weight.device}")
+    if weight.dtype != x.dtype:
+        raise TypeError(f"weight: expected the dtype of the input ({x.dtype}), got {weight.dtype}; the input "
+                        f"and weight of an EventProp synapse must share one dtype (cast one of them)")
 
 
 def eventprop_synapse(input: Tensor, weight: Tensor) -> Tensor:
@@ -472,6 +476,17 @@ def eventprop_linear_lif(
 # --------------------------------------------------------------------------- surrogate reference
 
 
+def _check_step(x_prev, state, params, dt) -> float:
+    check_tensor("x_prev", x_prev)
+    dt = _check_dt(dt)
+    v = getattr(state, "v", None)
+    if isinstance(v, Tensor) and tuple(v.shape) != tuple(x_prev.shape):
+        raise ValueError(f"x_prev: expected the step shape of state.v {tuple(v.shape)}, got {tuple(x_prev.shape)}")
+    _validate_state(state, tuple(x_prev.shape), x_prev.device, refractory=False)
+    _validate_params(params, tuple(x_prev.shape), x_prev.device, dt, refractory=False)
+    return dt
+
+
 def eventprop_lif_step(x_prev: Tensor, state: CubaState, params: CubaParams = CubaParams(),
                        *, dt: float = 1e-6):
     """One step of the EventProp forward (trusted, differentiable with SuperSpike, alpha =
@@ -485,6 +500,8 @@ def eventprop_lif_step(x_prev: Tensor, state: CubaState, params: CubaParams = Cu
     >>> s.v.item()   # the new current reaches v in the same step
     0.5
     """
+    if caller_is_outside():  # eventprop_lif_reference loops it on checked values
+        dt = _check_step(x_prev, state, params, dt)
     cdt = state.v.dtype
     a_m = dt / _cast(params.tau_mem, cdt)
     d_s = 1.0 - dt / _cast(params.tau_syn, cdt)

@@ -50,6 +50,13 @@ from .._validate import (
     check_number,
     check_sequence,
     check_tensor,
+    checked_record,
+    bool_field,
+    number_field,
+    tensor_field,
+    caller_is_outside,
+    check_shape,
+    choice_field,
 )
 from ..surrogate import ATan, Surrogate
 from . import _dispatch
@@ -59,6 +66,7 @@ __all__ = [
     "LIFState",
     "LIFTraces",
     "lif_step",
+    "lif_update",
     "lif_multistep",
     "if_step",
     "if_multistep",
@@ -69,6 +77,9 @@ __all__ = [
 Number = Union[float, int]
 
 
+@checked_record(tau=number_field(optional=True), v_threshold=number_field(), v_reset=number_field(optional=True),
+                decay_input=bool_field, detach_reset=bool_field, reciprocal_tau=number_field(optional=True),
+                threshold=choice_field(">=", ">"))
 class LIFParams(NamedTuple):
     """Parameters of the SpikingJelly IF/LIF neuron.
 
@@ -109,12 +120,14 @@ class LIFParams(NamedTuple):
 THRESHOLDS = (">=", ">")
 
 
+@checked_record(v=tensor_field(floating=True))
 class LIFState(NamedTuple):
     """Membrane potential after the reset of the last step, shape ``(B, *features)``."""
 
     v: Tensor
 
 
+@checked_record(h=tensor_field(floating=True), v=tensor_field(floating=True))
 class LIFTraces(NamedTuple):
     """Per-step traces, each ``(T, B, *features)``: ``h`` = charge before the reset,
     ``v`` = membrane after the reset (SpikingJelly's ``v_seq``)."""
@@ -198,7 +211,10 @@ def initial_state(shape, params: LIFParams, dtype=torch.float32, device=None) ->
     >>> initial_state((2, 3), LIFParams(v_reset=-0.5)).v[0, 0].item()
     -0.5
     """
-    v = torch.zeros(tuple(shape), dtype=dtype, device=device)
+    shape = check_shape("shape", shape)
+    if not isinstance(params, LIFParams):
+        raise TypeError(f"params: expected a LIFParams, got {_describe(params)}")
+    v = torch.zeros(shape, dtype=dtype, device=device)
     if params.v_reset is not None:
         vr = params.v_reset
         v = v + (vr.to(dtype) if isinstance(vr, Tensor) else vr)
@@ -287,6 +303,29 @@ def lif_step(x: Tensor, state: Optional[LIFState], params: LIFParams = LIFParams
     (0.0, 0.75)
     """
     return _lif_step(x, state, params)
+
+
+def lif_update(x: Tensor, v: Tensor, params: LIFParams = LIFParams()):
+    """One IF/LIF update on raw tensors: ``(spike, h, v_new)`` from the input ``x`` and the
+    membrane ``v`` (both ``(B, *features)``, computed in their dtype), the same equations as
+    :func:`lif_step` (which wraps the state in :class:`LIFState` and casts to the compute
+    dtype). For layers that add their own term to the charge in a per-step loop (e.g.
+    :class:`spikefuse.layers.RecurrentLIF`'s recurrent feedback); they validate once, so the
+    arguments are checked for calls from outside the library only.
+
+    >>> import torch
+    >>> s, h, v = lif_update(torch.tensor([[1.5]]), torch.zeros(1, 1), LIFParams(tau=2.0))
+    >>> s.item(), h.item(), v.item()
+    (0.0, 0.75, 0.75)
+    """
+    if caller_is_outside():
+        check_tensor("x", x, min_ndim=1)
+        _validate_state(LIFState._make((v,)), tuple(x.shape), x.device)
+        _validate_params(params, tuple(x.shape), x.device)
+        if v.dtype != x.dtype:
+            raise TypeError(f"v: expected the dtype of x ({x.dtype}), got {v.dtype}")
+    tau, v_th, v_reset = _cast_params(params, x.dtype)
+    return _step(x, v, tau, v_th, v_reset, params.decay_input, params.detach_reset, params.surrogate)
 
 
 def _lif_multistep(x_seq, params, state=None, backend=None, return_traces=False, check_tau=True):

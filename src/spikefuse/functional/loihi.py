@@ -67,7 +67,8 @@ from typing import Any, Callable, NamedTuple, Optional, Union
 import torch
 
 from .._core import check_not_transformed, f32
-from .._validate import _describe, check_bool, check_choice, check_number, check_sequence, check_tensor
+from .._validate import (_describe, bool_field, caller_is_outside, check_bool, check_choice, check_number, check_scalar, check_sequence,
+                         check_tensor, checked_record, choice_field, int_field, number_field, tensor_field)
 from ..fixed_point import (DECAY_ONE, SCALE_RHO_MULT, TAU_RHO_MULT, alif_constants, cuba_constants,  # noqa: F401
                            decay_view, quantize_threshold, round_ste, rstz, trunc_int)
 from ..spike import real_spike
@@ -97,6 +98,9 @@ __all__ = [
 
 
 DECAY_GRADS = ("exact", "lava")
+#: bound on |value| * s_scale of a fixed-point state or threshold: ``y * (4096 - D)`` must fit in int64
+MAX_FIXED = 2 ** 50
+MAX_S_SCALE = 2 ** 24
 
 
 # --------------------------------------------------------------------------- helpers
@@ -188,9 +192,9 @@ def leaky_integrator(
     check_sequence("x_seq", x_seq)
     _check_decay_values("decay", decay)
     check_choice("decay_grad", decay_grad, DECAY_GRADS)
-    check_number("s_scale", s_scale, gt=0)
+    _check_s_scale("s_scale", s_scale)
     if threshold is not None:
-        check_number("threshold", threshold)
+        check_number("threshold", threshold, ge=-MAX_FIXED / s_scale, le=MAX_FIXED / s_scale)
     if state is not None:
         check_tensor("state", state)
         try:
@@ -206,6 +210,31 @@ def leaky_integrator(
 def _li(x_seq, d, state, threshold, s_scale, decay_grad):
     x = x_seq if x_seq.dtype in (torch.float32, torch.float64) else x_seq.to(torch.float32)
     return _LeakyIntegrator.apply(x.to(torch.float32), d, state, threshold, s_scale, decay_grad == "lava")
+
+
+def _check_li_step(x, y_prev, decay, s_scale, decay_grad) -> None:
+    check_tensor("x", x)
+    check_tensor("y_prev", y_prev)
+    check_tensor("decay", decay, floating=False)
+    for name, t in (("y_prev", y_prev), ("decay", decay)):
+        if t.device != x.device:
+            raise ValueError(f"{name}: expected a tensor on {x.device} (x's device), got one on {t.device}")
+        try:
+            torch.broadcast_shapes(tuple(t.shape), tuple(x.shape))
+        except RuntimeError:
+            raise ValueError(f"{name}: shape {tuple(t.shape)} does not broadcast against x {tuple(x.shape)}") from None
+    _check_decay_values("decay", decay)
+    _check_s_scale("s_scale", s_scale)
+    check_choice("decay_grad", decay_grad, DECAY_GRADS)
+
+
+def _check_s_scale(name: str, s_scale) -> int:
+    """The fixed-point scale: a positive int small enough that the int64 states cannot overflow."""
+    if isinstance(s_scale, bool) or not isinstance(s_scale, int):
+        raise TypeError(f"{name}: expected a positive int, got {_describe(s_scale)}")
+    if not 0 < s_scale <= MAX_S_SCALE:
+        raise ValueError(f"{name}: must be in 1..{MAX_S_SCALE} (int64 fixed-point states), got {s_scale}")
+    return s_scale
 
 
 def li_step(
@@ -226,6 +255,8 @@ def li_step(
     >>> y.item() * 4096   # rstz(2048 * 3072, 12) + 1024
     2560.0
     """
+    if caller_is_outside():  # cuba_step / alif_step call it per step with checked values
+        _check_li_step(x, y_prev, decay, s_scale, decay_grad)
     d = round_ste(decay)
     xf = x.to(torch.float32)
     yp = y_prev.to(torch.float32)
@@ -331,8 +362,9 @@ def adaptive_threshold_dynamics(
         check_choice("condition", condition, ("ge", "phase"))
         if condition == "phase" and im is None:
             raise ValueError("drive: condition='phase' needs a (real, imag) pair")
-    check_number("threshold", threshold)
-    check_number("threshold_step", threshold_step, ge=0)
+    _check_s_scale("s_scale", s_scale)
+    check_scalar("threshold", threshold, ge=-MAX_FIXED / s_scale, le=MAX_FIXED / s_scale)
+    check_scalar("threshold_step", threshold_step, ge=0, le=MAX_FIXED / s_scale)
     _check_decay_values("threshold_decay", threshold_decay)
     _check_decay_values("refractory_decay", refractory_decay)
     T = like.shape[0]
@@ -378,9 +410,10 @@ def adaptive_threshold_dynamics(
 
 # --------------------------------------------------------------------------- params validation
 def _check_common(p) -> None:
-    if isinstance(p.scale, bool) or not isinstance(p.scale, int) or p.scale <= 0:
-        raise ValueError(f"params.scale: expected a positive int, got {p.scale!r}")
-    check_number("params.threshold", p.threshold)
+    if isinstance(p.scale, bool) or not isinstance(p.scale, int) or not 0 < p.scale <= MAX_S_SCALE // 64:
+        raise ValueError(f"params.scale: expected a positive int <= {MAX_S_SCALE // 64}, got {p.scale!r}")
+    limit = MAX_FIXED / (64 * p.scale)  # fixed-point states are value * 64 * scale in int64
+    check_number("params.threshold", p.threshold, le=limit)
     if float(p.threshold) * p.scale < 1:
         raise ValueError(
             f"params.threshold: threshold * scale must be >= 1, got threshold={p.threshold} with scale={p.scale}"
@@ -411,7 +444,7 @@ def _check_model(x_seq, params, state, params_cls, state_cls) -> None:
         raise TypeError(f"params: expected {params_cls.__name__}, got {_describe(params)}")
     _check_common(params)
     if "threshold_step" in params_cls._fields:
-        check_number("params.threshold_step", params.threshold_step, ge=0)
+        check_number("params.threshold_step", params.threshold_step, ge=0, le=MAX_FIXED / (64 * params.scale))
     for n in params_cls._fields:
         if n.endswith("_decay"):
             _check_decay_values(f"params.{n}", getattr(params, n))
@@ -469,6 +502,9 @@ def _check_state(state, names, x_seq) -> None:
 
 
 # --------------------------------------------------------------------------- CUBA
+@checked_record(threshold=number_field(), current_decay=number_field(), voltage_decay=number_field(),
+                tau_grad=number_field(), scale_grad=number_field(), scale=int_field(), graded_spike=bool_field,
+                decay_grad=choice_field(*DECAY_GRADS))
 class CubaParams(NamedTuple):
     """Parameters of the Loihi CUBA neuron (SPEC 4).
 
@@ -488,6 +524,7 @@ class CubaParams(NamedTuple):
     decay_grad: str = "exact"
 
 
+@checked_record(current=tensor_field(floating=True), voltage=tensor_field(floating=True))
 class CubaState(NamedTuple):
     """CUBA state carried to the next step: ``current`` and post-reset ``voltage`` (float)."""
 
@@ -495,11 +532,16 @@ class CubaState(NamedTuple):
     voltage: torch.Tensor
 
 
+@checked_record(current=tensor_field(floating=True), voltage=tensor_field(floating=True))
 class CubaTraces(NamedTuple):
     """CUBA traces ``(T, B, *features)``: ``current`` and pre-reset ``voltage``."""
 
     current: torch.Tensor
     voltage: torch.Tensor
+
+
+def _check_step_input(x) -> None:
+    check_tensor("x", x, min_ndim=1, finite=False)  # its values: by the sequence check that follows
 
 
 def _check_cuba(x_seq, params, state):
@@ -523,6 +565,7 @@ def cuba_step(x: torch.Tensor, state: Optional[CubaState], params: CubaParams):
     >>> s.item(), st.voltage.item()
     (0.0, 0.5)
     """
+    _check_step_input(x)
     _check_cuba(x.unsqueeze(0), params, state)
     s_scale, th, thr, tau_rho, scale_rho = cuba_constants(params)
     like = x.unsqueeze(0)
@@ -581,6 +624,10 @@ def cuba_multistep(
 
 
 # --------------------------------------------------------------------------- ALIF
+@checked_record(threshold=number_field(), threshold_step=number_field(), current_decay=number_field(),
+                voltage_decay=number_field(), threshold_decay=number_field(), refractory_decay=number_field(),
+                tau_grad=number_field(), scale_grad=number_field(), scale=int_field(), graded_spike=bool_field,
+                decay_grad=choice_field(*DECAY_GRADS))
 class AlifParams(NamedTuple):
     """Parameters of the Loihi adaptive LIF (SPEC 5).
 
@@ -601,6 +648,7 @@ class AlifParams(NamedTuple):
     decay_grad: str = "exact"
 
 
+@checked_record(current=tensor_field(floating=True), voltage=tensor_field(floating=True), threshold=tensor_field(floating=True), refractory=tensor_field(floating=True))
 class AlifState(NamedTuple):
     """ALIF state carried to the next step (floats): ``current``, ``voltage`` (never reset),
     ``threshold`` and ``refractory`` with the last spike's update applied."""
@@ -611,6 +659,7 @@ class AlifState(NamedTuple):
     refractory: torch.Tensor
 
 
+@checked_record(current=tensor_field(floating=True), voltage=tensor_field(floating=True), threshold=tensor_field(floating=True), refractory=tensor_field(floating=True))
 class AlifTraces(NamedTuple):
     """ALIF traces ``(T, B, *features)``: current, voltage, pre-spike threshold θ[t] and
     refractory r[t]."""
@@ -637,6 +686,7 @@ def alif_step(x: torch.Tensor, state: Optional[AlifState], params: AlifParams):
     >>> s.item(), st.threshold.item(), st.refractory.item()
     (1.0, 1.5, 2.0)
     """
+    _check_step_input(x)
     _check_alif(x.unsqueeze(0), params, state)
     s_scale, th0, step, tau_rho, scale_rho = alif_constants(params)
     like = x.unsqueeze(0)

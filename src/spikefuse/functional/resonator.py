@@ -106,6 +106,7 @@ from .._validate import (
 from ..fixed_point import DECAY_BITS, DECAY_ONE, RESONATOR_SURROGATE_MULTIPLIERS, decay_view, round_ste, rstz, trunc_int
 from ..spike import complex_spike, real_spike
 from . import _dispatch
+from .._validate import bool_field, checked_record, choice_field, int_field, number_field, tensor_field
 
 __all__ = [
     "RFParams",
@@ -137,6 +138,8 @@ SURROGATE_MULTIPLIERS = RESONATOR_SURROGATE_MULTIPLIERS
 _FAMILY = {"rf": "loihi_rf", "rf_iz": "loihi_rf_iz", "adrf": "loihi_adrf", "adrf_iz": "loihi_adrf_iz"}
 
 
+@checked_record(sin_decay=number_field(), cos_decay=number_field(), threshold=number_field(), tau_grad=number_field(), scale_grad=number_field(), graded_spike=bool_field,
+                s_scale=int_field(), decay_grad=choice_field("exact", "lava"))
 class RFParams(NamedTuple):
     """Parameters of RF and RF-Iz.
 
@@ -162,6 +165,9 @@ class RFParams(NamedTuple):
     decay_grad: str = "exact"
 
 
+@checked_record(sin_decay=number_field(), cos_decay=number_field(), threshold_decay=number_field(),
+                refractory_decay=number_field(), threshold_step=number_field(), threshold=number_field(), tau_grad=number_field(), scale_grad=number_field(), graded_spike=bool_field,
+                s_scale=int_field(), decay_grad=choice_field("exact", "lava"))
 class AdRFParams(NamedTuple):
     """Parameters of AdRF and AdRF-Iz: RF's plus the adaptive threshold.
 
@@ -186,6 +192,7 @@ class AdRFParams(NamedTuple):
     decay_grad: str = "exact"
 
 
+@checked_record(real=tensor_field(floating=True), imag=tensor_field(floating=True))
 class RFState(NamedTuple):
     """RF state after a step, each ``(B, *features)``: real and imaginary parts."""
 
@@ -193,6 +200,7 @@ class RFState(NamedTuple):
     imag: Tensor
 
 
+@checked_record(real=tensor_field(floating=True), imag=tensor_field(floating=True))
 class RFIzState(NamedTuple):
     """RF-Iz state after a step (after the Izhikevich reset), each ``(B, *features)``."""
 
@@ -200,6 +208,7 @@ class RFIzState(NamedTuple):
     imag: Tensor
 
 
+@checked_record(real=tensor_field(floating=True), imag=tensor_field(floating=True), threshold=tensor_field(floating=True), refractory=tensor_field(floating=True))
 class AdRFState(NamedTuple):
     """AdRF state after a step: real, imag, threshold and refractory (after the spike update)."""
 
@@ -209,6 +218,7 @@ class AdRFState(NamedTuple):
     refractory: Tensor
 
 
+@checked_record(real=tensor_field(floating=True), imag=tensor_field(floating=True), threshold=tensor_field(floating=True), refractory=tensor_field(floating=True))
 class AdRFIzState(NamedTuple):
     """AdRF-Iz state after a step: real, imag, threshold and refractory (after the spike update)."""
 
@@ -218,6 +228,7 @@ class AdRFIzState(NamedTuple):
     refractory: Tensor
 
 
+@checked_record(real=tensor_field(floating=True), imag=tensor_field(floating=True))
 class RFTraces(NamedTuple):
     """Recorded sequences ``(T, B, *features)``: pre-reset real and imaginary parts."""
 
@@ -225,6 +236,7 @@ class RFTraces(NamedTuple):
     imag: Tensor
 
 
+@checked_record(real=tensor_field(floating=True), imag=tensor_field(floating=True), threshold=tensor_field(floating=True), refractory=tensor_field(floating=True))
 class AdRFTraces(NamedTuple):
     """Recorded sequences ``(T, B, *features)``: real, imag, and the pre-spike θ[t], r[t]."""
 

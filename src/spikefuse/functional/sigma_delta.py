@@ -66,6 +66,14 @@ from .._validate import (
     check_number,
     check_sequence,
     check_tensor,
+    checked_record,
+    check_scalar,
+    check_shape,
+    bool_field,
+    callable_field,
+    int_field,
+    number_field,
+    tensor_field,
 )
 from . import _dispatch
 
@@ -84,6 +92,8 @@ __all__ = [
 Number = Union[float, int]
 
 
+@checked_record(threshold=number_field(), activation=callable_field, bias=tensor_field(floating=True, optional=True),
+                tau_grad=number_field(), scale_grad=number_field(), cum_error=bool_field, s_scale=int_field())
 class SigmaDeltaParams(NamedTuple):
     """Parameters of the sigma-delta neuron.
 
@@ -109,6 +119,7 @@ class SigmaDeltaParams(NamedTuple):
     s_scale: int = 4096
 
 
+@checked_record(sigma=tensor_field(floating=True), pre=tensor_field(floating=True), residual=tensor_field(floating=True), error=tensor_field(floating=True))
 class SigmaDeltaState(NamedTuple):
     """Carried state, each ``(B, *features)``: ``sigma`` (running sum, float64), ``pre`` (last
     activation), ``residual`` (Δ - y of the last step), ``error`` (accumulated error)."""
@@ -119,6 +130,7 @@ class SigmaDeltaState(NamedTuple):
     error: Tensor
 
 
+@checked_record(sigma=tensor_field(floating=True), activation=tensor_field(floating=True), delta=tensor_field(floating=True))
 class SigmaDeltaTraces(NamedTuple):
     """Sequences ``(T, B, *features)``: ``sigma`` (sum), ``activation`` (a), ``delta`` (Δ)."""
 
@@ -147,7 +159,7 @@ def floor_quantize(x: Tensor, step: float) -> Tensor:
     tensor([  491., -1229.])
     """
     check_tensor("x", x)
-    check_number("step", step, gt=0)
+    check_scalar("step", step, gt=0)
     return _FloorSTE.apply(x, float(step))
 
 
@@ -258,6 +270,7 @@ def initial_state(shape, dtype=torch.float32, device=None) -> SigmaDeltaState:
     >>> initial_state((2, 3)).sigma.dtype
     torch.float64
     """
+    shape = check_shape("shape", shape)
     z = torch.zeros(tuple(shape), dtype=dtype, device=device)
     return SigmaDeltaState(torch.zeros(tuple(shape), dtype=torch.float64, device=device), z, z.clone(), z.clone())
 
@@ -344,10 +357,10 @@ def delta(
     if isinstance(threshold, Tensor):
         check_broadcastable("threshold", threshold, step_shape)
     check_bool("cum_error", cum_error)
-    check_number("tau_grad", tau_grad, gt=0)
-    check_number("scale_grad", scale_grad, gt=0)
+    check_scalar("tau_grad", tau_grad, gt=0)
+    check_scalar("scale_grad", scale_grad, gt=0)
     if s_scale is not None:
-        check_number("s_scale", s_scale, gt=0)
+        check_scalar("s_scale", s_scale, gt=0)
     cdt = compute_dtype(a_seq.dtype)
     a = a_seq.to(cdt)
     if state is None:

@@ -40,14 +40,15 @@ the membrane, built with the threshold they are used at). The state starts at ze
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import NamedTuple, Optional, Union
 
 import torch
 from torch import Tensor
 
 from .._core import compute_dtype
-from .._validate import _describe, check_bool, check_choice, check_number, check_tensor
+from .._validate import _describe, check_bool, check_choice, check_number, check_scalar, check_tensor
+from .._validate import bool_field, callable_field, checked_record, choice_field, number_field, tensor_field
 from ..surrogate import SLAYERExp, Surrogate
 from ._peers import begin, cast, check_param, check_state_tensor, check_surrogate, run_loop
 
@@ -61,6 +62,10 @@ SPIKE_FNS = ("multi", "single", "max")
 RESET_FNS = ("subtract", "reset")
 
 
+@checked_record(alpha_mem=number_field(), alpha_syn=number_field(optional=True), spike_threshold=number_field(),
+                spike_fn=choice_field(*SPIKE_FNS), reset_fn=choice_field(*RESET_FNS),
+                subtract_value=number_field(optional=True), reset_value=number_field(),
+                min_v_mem=number_field(optional=True), norm_input=bool_field, surrogate=callable_field)
 class SinabsParams(NamedTuple):
     """sinabs ``LIF`` / ``IAF``: ``alpha_mem`` (``exp(-1/tau_mem)``; 1 for IAF), ``alpha_syn``
     (``exp(-1/tau_syn)`` or None: no synapse), ``spike_threshold``, ``spike_fn``,
@@ -81,6 +86,7 @@ class SinabsParams(NamedTuple):
     surrogate: Optional[Surrogate] = None
 
 
+@checked_record(v_mem=tensor_field(floating=True), i_syn=tensor_field(floating=True, optional=True))
 class SinabsState(NamedTuple):
     """``v_mem`` (after the reset) and ``i_syn`` (None without a synapse), ``(B, *features)``."""
 
@@ -88,6 +94,7 @@ class SinabsState(NamedTuple):
     i_syn: Optional[Tensor] = None
 
 
+@checked_record(v_mem=tensor_field(floating=True), i_syn=tensor_field(floating=True, optional=True))
 class SinabsTraces(NamedTuple):
     """``v_mem`` and ``i_syn`` of every step (sinabs' ``recordings``), ``(T, B, *features)``;
     ``i_syn`` is None without a synapse."""
@@ -103,7 +110,9 @@ def single_exponential(spike_threshold: float = 1.0, grad_width: float = 0.5, gr
     >>> single_exponential(1.0)
     SLAYERExp(tau_rho=0.5, scale_rho=2.0)
     """
-    check_number("spike_threshold", spike_threshold, gt=0)
+    spike_threshold = check_scalar("spike_threshold", spike_threshold, gt=0)
+    grad_width = check_scalar("grad_width", grad_width, gt=0)
+    grad_scale = check_scalar("grad_scale", grad_scale, gt=0)
     width = float(spike_threshold) * grad_width
     return SLAYERExp(tau_rho=width, scale_rho=2.0 * grad_scale)
 
@@ -114,6 +123,12 @@ class _OfMembrane(Surrogate):
     membrane by the spike function); ``grad(x)`` is the same at ``v = x + spike_threshold``."""
 
     spike_threshold: float
+    #: field -> bounds of its check (fields not listed must be > 0)
+    _BOUNDS = {"mu": {}, "window": {"ge": 0}}
+
+    def __post_init__(self):
+        for f in fields(self):
+            check_number(f.name, getattr(self, f.name), **self._BOUNDS.get(f.name, {"gt": 0}))
 
     def grad(self, x):
         return self.grad_of_v(x + self.spike_threshold, self.spike_threshold)

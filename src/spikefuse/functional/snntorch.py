@@ -45,6 +45,7 @@ from torch import Tensor
 
 from .._core import compute_dtype
 from .._validate import _describe, check_bool, check_choice, check_tensor
+from .._validate import bool_field, callable_field, checked_record, choice_field, number_field, tensor_field
 from ..surrogate import ATan, Surrogate
 from ._peers import begin, cast, check_param, check_state_tensor, check_surrogate, run_loop
 
@@ -57,6 +58,8 @@ Number = Union[float, int]
 RESET_MECHANISMS = ("subtract", "zero", "none")
 
 
+@checked_record(beta=number_field(), threshold=number_field(), reset_mechanism=choice_field("subtract", "zero", "none"),
+                reset_delay=bool_field, graded_spikes_factor=number_field(), surrogate=callable_field)
 class LeakyParams(NamedTuple):
     """snnTorch ``Leaky``: ``beta`` (decay, clamped to [0, 1] in every step), ``threshold``,
     ``reset_mechanism`` (``"subtract"`` / ``"zero"`` / ``"none"``), ``reset_delay``,
@@ -70,6 +73,7 @@ class LeakyParams(NamedTuple):
     surrogate: Surrogate = ATan(2.0)
 
 
+@checked_record(mem=tensor_field(floating=True))
 class LeakyState(NamedTuple):
     """snnTorch's ``mem`` after the last step (before the reset of that step's spike when
     ``reset_delay=True``), shape ``(B, *features)``."""
@@ -77,12 +81,15 @@ class LeakyState(NamedTuple):
     mem: Tensor
 
 
+@checked_record(mem=tensor_field(floating=True))
 class LeakyTraces(NamedTuple):
     """``mem`` of every step, ``(T, B, *features)``: what snnTorch's forward returns each step."""
 
     mem: Tensor
 
 
+@checked_record(alpha=number_field(), beta=number_field(), threshold=number_field(),
+                reset_mechanism=choice_field("subtract", "zero", "none"), reset_delay=bool_field, surrogate=callable_field)
 class SynapticParams(NamedTuple):
     """snnTorch ``Synaptic``: ``alpha`` (synaptic decay), ``beta`` (membrane decay), both
     clamped to [0, 1]; the rest as :class:`LeakyParams` (snnTorch's ``Synaptic`` has no
@@ -96,6 +103,7 @@ class SynapticParams(NamedTuple):
     surrogate: Surrogate = ATan(2.0)
 
 
+@checked_record(syn=tensor_field(floating=True), mem=tensor_field(floating=True))
 class SynapticState(NamedTuple):
     """snnTorch's ``syn`` and ``mem`` after the last step, each ``(B, *features)``."""
 
@@ -103,6 +111,7 @@ class SynapticState(NamedTuple):
     mem: Tensor
 
 
+@checked_record(syn=tensor_field(floating=True), mem=tensor_field(floating=True))
 class SynapticTraces(NamedTuple):
     """``syn`` and ``mem`` of every step, ``(T, B, *features)``."""
 

@@ -31,7 +31,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from .._validate import _describe, check_bool, check_choice, check_number, check_sequence
+from .._validate import _describe, check_bool, check_choice, check_number, check_scalar, check_sequence
 from ..functional import cuba as C
 from ..functional import eventprop as E
 from .base import NeuronBase, check_plain_backend, time_last_hint
@@ -95,7 +95,7 @@ class EventPropLIF(NeuronBase, nn.Module):
         check_choice("current_index", current_index, E.CURRENT_INDEX)
         check_bool("membrane_grad", membrane_grad)
         check_bool("return_traces", return_traces)
-        check_number("weight_scale", weight_scale, gt=0)
+        check_scalar("weight_scale", weight_scale, gt=0)
         self.backend = backend
         self.dt = float(dt)
         values = dict(leak=leak, reset=reset, threshold=threshold, tau_syn=tau_syn,

@@ -43,7 +43,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..._validate import _describe, check_bool, check_number, check_tensor
+from ..._validate import _describe, check_bool, check_number, check_scalar, check_tensor
 from ...fixed_point import quantize_8bit as _quantize_8bit
 from ...fixed_point import quantize_threshold
 from ..base import NeuronModule, time_last_hint
@@ -146,8 +146,8 @@ class Neuron(NeuronModule, nn.Module):
     def __init__(
         self,
         threshold,
-        tau_grad=1,
-        scale_grad=1,
+        tau_grad=1.0,
+        scale_grad=1.0,
         p_scale=1,
         w_scale=1,
         s_scale=1,
@@ -185,8 +185,8 @@ class Neuron(NeuronModule, nn.Module):
                 f"threshold: threshold * scale must be >= 1 (smaller thresholds truncate to 0 and "
                 f"make the surrogate width 0), got threshold={float(threshold)} with scale={int(w_scale)}"
             )
-        check_number("tau_grad", tau_grad, gt=0)
-        check_number("scale_grad", scale_grad, gt=0)
+        check_scalar("tau_grad", tau_grad, gt=0)
+        check_scalar("scale_grad", scale_grad, gt=0)
         if norm is not None and not callable(norm):
             raise TypeError(f"norm: expected a callable returning a module (e.g. a class) or None, got {_describe(norm)}")
         if dropout is not None and not callable(dropout):

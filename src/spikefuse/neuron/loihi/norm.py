@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..._validate import _describe, check_number, check_tensor
+from ..._validate import _describe, check_number, check_scalar, check_tensor
 
 __all__ = ["MeanOnlyBatchNorm", "WgtScaleBatchNorm", "identity_hook"]
 
@@ -131,7 +131,7 @@ class WgtScaleBatchNorm(_Base):
         super().__init__(num_features, momentum, pre_hook_fx)
         if isinstance(weight_exp_bits, bool) or not isinstance(weight_exp_bits, int) or weight_exp_bits < 0:
             raise ValueError(f"weight_exp_bits: expected a non-negative int, got {weight_exp_bits!r}")
-        check_number("eps", eps, gt=0)
+        check_scalar("eps", eps, gt=0)
         self.weight_exp_bits = weight_exp_bits
         self.eps = float(eps)
         self.register_buffer("running_var", torch.zeros(1))

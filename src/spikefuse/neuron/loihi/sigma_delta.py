@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from ..._core import check_not_transformed
-from ..._validate import _describe, check_bool, check_number, check_tensor
+from ..._validate import _describe, check_bool, check_number, check_scalar, check_tensor
 from ...functional import sigma_delta as F
 from . import base
 from ..base import time_last_hint
@@ -129,8 +129,8 @@ class Delta(nn.Module):
         self,
         threshold,
         scale=1 << 6,
-        tau_grad=1,
-        scale_grad=1,
+        tau_grad=1.0,
+        scale_grad=1.0,
         cum_error=False,
         shared_param=True,
         persistent_state=False,
@@ -139,8 +139,8 @@ class Delta(nn.Module):
         super().__init__()
         check_number("threshold", threshold, gt=0)
         check_number("scale", scale, gt=0)
-        check_number("tau_grad", tau_grad, gt=0)
-        check_number("scale_grad", scale_grad, gt=0)
+        check_scalar("tau_grad", tau_grad, gt=0)
+        check_scalar("scale_grad", scale_grad, gt=0)
         for n, v in (("cum_error", cum_error), ("shared_param", shared_param),
                      ("persistent_state", persistent_state), ("requires_grad", requires_grad)):
             check_bool(n, v)
@@ -246,8 +246,8 @@ class Neuron(base.Neuron):
         self,
         threshold,
         activation,
-        tau_grad=1,
-        scale_grad=1,
+        tau_grad=1.0,
+        scale_grad=1.0,
         scale=1 << 6,
         cum_error=False,
         norm=None,
