@@ -35,7 +35,7 @@ __all__ = [
 
 @checked_record(dt=number_field(), tau=number_field(optional=True), r=number_field(), v_leak=number_field(optional=True),
                 v_threshold=number_field(optional=True), v_reset=number_field(optional=True),
-                surrogate=callable_field, detach_reset=bool_field)
+                surrogate=callable_field, detach_reset=bool_field, strict=bool_field)
 class EulerParams(NamedTuple):
     """Parameters of the NIR ``LI`` / ``I`` / ``LIF`` / ``IF`` nodes, one Euler step of ``dt``.
 
@@ -162,7 +162,7 @@ def euler_multistep(x_seq: Tensor, params: EulerParams, state: Optional[EulerSta
 
 @checked_record(dt=number_field(), tau_syn=number_field(), tau_mem=number_field(), r=number_field(), v_leak=number_field(),
                 w_in=number_field(), v_threshold=number_field(optional=True), v_reset=number_field(optional=True),
-                surrogate=callable_field, detach_reset=bool_field)
+                surrogate=callable_field, detach_reset=bool_field, strict=bool_field)
 class CubaEulerParams(NamedTuple):
     """Parameters of the NIR ``CubaLIF`` / ``CubaLI`` nodes (``v_threshold=None``: CubaLI).
 
