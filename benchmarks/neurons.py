@@ -111,6 +111,24 @@ def _peak_cuda(fn, device) -> Optional[int]:
     return torch.cuda.max_memory_allocated(device) - base
 
 
+def measure_copy_bandwidth(device, mbytes: int = 64, repeat: int = 7) -> float:
+    """This machine's copy bandwidth in B/s at the current thread count: the best of ``repeat``
+    ``dst.copy_(src)`` of ``mbytes`` MiB (counted as read + write), the bound's denominator on a
+    CPU (a memory-bound scan cannot beat a copy of the same bytes)."""
+    n = mbytes * 2**20 // 4
+    src = torch.ones(n, device=device)
+    dst = torch.empty_like(src)
+    dst.copy_(src)
+    best = float("inf")
+    for _ in range(repeat):
+        _sync(device)
+        t0 = time.perf_counter()
+        dst.copy_(src)
+        _sync(device)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n * 4 / best
+
+
 # --------------------------------------------------------------------------- cases
 
 
@@ -285,8 +303,10 @@ def bench_case(case: Case, shape, device, dtype, bandwidth: float, repeat: int) 
         row.note = f"not run: {type(e).__name__}: {str(e).splitlines()[0][:120]}"
         row.fwd_ms = row.fwdbwd_ms = None
         return row
+    n = T * B * N
+    row.extra["ns_per_neuron_step_fwd"] = 1e6 * row.fwd_ms / n
+    row.extra["ns_per_neuron_step_fwdbwd"] = 1e6 * row.fwdbwd_ms / n
     if case.bytes_fwd is not None:
-        n = T * B * N
         row.bound_fwd_ms = 1e3 * n * case.bytes_fwd / bandwidth
         row.bound_fwdbwd_ms = 1e3 * n * case.bytes_fwdbwd / bandwidth
         row.ratio_fwd = row.fwd_ms / row.bound_fwd_ms
@@ -384,12 +404,13 @@ def _fmt(v, spec="{:.2f}"):
 
 
 def print_table(rows: list[Row], file=sys.stdout) -> None:
-    head = ("family", "impl", "T,B,N", "dtype", "fwd ms", "f+b ms", "bound f/f+b ms",
+    head = ("family", "impl", "T,B,N", "dtype", "fwd ms", "f+b ms", "f+b ns/n-step", "bound f/f+b ms",
             "ratio f/f+b", "saved MB", "peak MB", "note")
     lines = [head]
     for r in rows:
         lines.append((
             r.family, r.impl, ",".join(map(str, r.shape)), r.dtype, _fmt(r.fwd_ms), _fmt(r.fwdbwd_ms),
+            _fmt(r.extra.get("ns_per_neuron_step_fwdbwd"), "{:.2f}"),
             f"{_fmt(r.bound_fwd_ms, '{:.3f}')}/{_fmt(r.bound_fwdbwd_ms, '{:.3f}')}",
             f"{_fmt(r.ratio_fwd, '{:.1f}')}/{_fmt(r.ratio_fwdbwd, '{:.1f}')}",
             _fmt(r.saved_mb, "{:.1f}"), _fmt(r.peak_mb, "{:.1f}"), r.note,
@@ -412,7 +433,9 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--t-scaling", action="store_true",
                     help=f"shapes T,8,512 for T in {T_SCALING} and a time-per-step summary (linear in T?)")
     ap.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
-    ap.add_argument("--bandwidth", type=float, default=H100_BANDWIDTH, help="memory bandwidth in B/s")
+    ap.add_argument("--bandwidth", type=float, default=None,
+                    help="memory bandwidth in B/s for the bound (default: H100 HBM3 on cuda; on cpu the "
+                         "copy bandwidth measured at the start of the run, at --threads)")
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--peers", action="store_true",
                     help="also run the peers of benchmarks/peers.py (a 'not run' row for each one missing)")
@@ -502,6 +525,8 @@ def main(argv=None) -> list[Row]:
         shapes = GPU_SHAPES if device.type == "cuda" else CPU_SHAPES
     backends = args.backends or (["reference", "triton"] if device.type == "cuda" else ["reference", "cpu"])
     torch.set_grad_enabled(True)
+    if args.bandwidth is None:
+        args.bandwidth = H100_BANDWIDTH if device.type == "cuda" else measure_copy_bandwidth(device)
 
     with finite_checks(bool(args.finite_checks)):  # the tuned rows; "default" rows turn them on
         rows = _family_rows(args, fams, shapes, backends, device, dtype)

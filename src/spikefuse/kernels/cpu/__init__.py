@@ -1,5 +1,6 @@
-"""Fused CPU backend: custom autograd Functions whose forward runs the time loop without an
-autograd graph and whose backward is a hand-written reverse scan.
+"""Fused CPU backend: ScanSpecs whose forward runs the time loop without an autograd graph and
+whose backward is a hand-written reverse scan; compiled with numba when it is installed
+(:mod:`.jit`), else torch-op loops.
 
 Importing this package registers the implementations with :mod:`spikefuse.kernels` under backend
 ``"cpu"`` (``"auto"`` picks it for CPU tensors).

@@ -1,5 +1,9 @@
 """Fused CPU path for the hxtorch CUBA LIF, plain and refractory (SPEC.md section 13).
 
+With numba (:mod:`.jit`) the ScanSpec runs the compiled kernels of :mod:`._nb_cuba` (forward
+bit-identical, input gradient bit-identical to the reference: its reverse scan repeats the
+reference's autograd order); without it, the torch-op loops below (same forward bits).
+
 Per step, with ``a_m = dt/tau_mem`` and ``c_s = 1 - dt/tau_syn`` (computed exactly as the reference
 does, so results are bit-identical)::
 
@@ -40,6 +44,7 @@ from torch.autograd.function import once_differentiable
 from ..._core import flat_param, scalar_tensor as _scalar_t
 from .._common import IO_DTYPES, cuba_consts, cuba_final_state, cuba_supports_common
 from ..scan import ScanFunction, ScanSpec
+from . import jit
 from .common import time_blocks
 
 #: extra bytes saved for backward per neuron-step (beyond the fp32 membrane and current
@@ -334,7 +339,50 @@ def _cuba_op(x, consts, refractory: bool, out_dtype):
     return spk, mem, cur
 
 
+def _arr(p, M: int):
+    """A constant (number or flat tensor) as a contiguous fp32 numpy ``(M,)`` array."""
+    if isinstance(p, torch.Tensor):
+        return jit.np32(p.detach().expand(M))
+    return jit.np32(torch.full((M,), float(p), dtype=torch.float32))
+
+
+def _nb_forward(nb, x, consts, refractory: bool, out_dtype):
+    """The numba forward (:mod:`._nb_cuba`): ``[spikes, membrane, current, mask or None]``."""
+    T, M = x.shape
+    f32 = torch.float32
+    Z, V, I = (torch.empty((T, M), dtype=f32) for _ in range(3))
+    mask = torch.empty((T, M), dtype=torch.bool) if refractory else None
+    mk = mask.view(torch.uint8).numpy() if refractory else jit.np32(None, 2).astype("uint8")
+    jit.run(nb.make_fwd(int(refractory)), M, nb.TILE, jit.np32(x), *(_arr(c, M) for c in consts[:5]),
+            _arr(consts[6], M), Z.numpy(), V.numpy(), I.numpy(), mk)
+    return [Z if out_dtype == f32 else Z.to(out_dtype), V, I, mask]
+
+
+def _nb_backward(nb, saved, grads, consts, needs, refractory: bool, x_dtype):
+    """The numba reverse scan: gradients of (x, leak, reset, threshold, a_m, c_s)."""
+    mem, cur, mask = saved[:3]
+    leak, reset, thr, a_m, c_s, alpha = consts
+    T, M = mem.shape
+    f32 = torch.float32
+    g_spk, g_mem, g_cur = grads[:3]
+    need_params = any(needs[1:6])
+    gx = torch.empty((T, M), dtype=f32) if needs[0] else None
+    pg = [torch.empty(M, dtype=f32) if need_params else None for _ in range(5)]
+    mk = mask.view(torch.uint8).numpy() if refractory else jit.np32(None, 2).astype("uint8")
+    k = nb.make_bwd(int(refractory), int(g_spk is not None), int(g_mem is not None), int(g_cur is not None),
+                    int(needs[0]), int(need_params))
+    jit.run(k, M, nb.TILE, jit.np32(mem, 2), jit.np32(cur, 2), mk, jit.np32(g_spk, 2), jit.np32(g_mem, 2),
+            jit.np32(g_cur, 2), *(_arr(c, M) for c in (leak, thr, alpha, a_m, c_s)), jit.np32(gx, 2),
+            *(jit.np32(g) for g in pg))
+    if gx is not None and x_dtype != f32:
+        gx = gx.to(x_dtype)
+    return [gx] + [pg[k] if needs[1 + k] else None for k in range(5)] + [None, None]
+
+
 def _spec_forward(tensors, f, i):
+    nb = jit.kernels("cuba")
+    if nb is not None:
+        return _nb_forward(nb, tensors[0], _consts(tensors, f, i[2]), bool(i[0]), IO_DTYPES[i[1]])
     ctx = _Ctx()
     outs = _CubaCPU.forward(ctx, tensors[0], *_consts(tensors, f, i[2]), bool(i[0]), IO_DTYPES[i[1]])
     return list(outs) + [ctx.saved_tensors[2]]
@@ -346,6 +394,10 @@ def _spec_save(tensors, outputs, f, i, needs):
 
 def _spec_backward(saved, grads, f, i, needs):
     consts = [None if (i[2] >> k) & 1 else f[k] for k in range(6)]
+    nb = jit.kernels("cuba")
+    if nb is not None:
+        vals = [t if t is not None else c for t, c in zip(saved[3:9], consts)]
+        return _nb_backward(nb, saved, grads, vals, needs, bool(i[0]), IO_DTYPES[i[1]])
     ctx = _Ctx(saved_tensors=tuple(saved), consts=consts, refractory=bool(i[0]), x_dtype=IO_DTYPES[i[1]],
                needs_input_grad=tuple(needs) + (False, False))
     return list(_CubaCPU.backward(ctx, *grads[:3])[:8])

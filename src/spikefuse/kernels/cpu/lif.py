@@ -1,5 +1,10 @@
 """Fused CPU path for SpikingJelly-style IF / LIF (SPEC.md section 15).
 
+With numba (:mod:`.jit`) the ScanSpec runs the compiled kernels of :mod:`._nb_lif` (same bits
+forward; input/initial-state gradients bit-identical to the reference for the surrogates without
+a transcendental); without it, or for a ``Custom`` surrogate's backward, the torch-op loops
+described below.
+
 Forward: the time loop runs under ``no_grad`` on flat ``(M,)`` fp32 buffers with ``out=``/in-place
 torch ops (4-6 cheap vectorised ops per step, no autograd graph; numbers as 0-d fp32 tensors and
 row views made once, since per-op scalar wrapping and indexing cost as much as a small op),
@@ -27,6 +32,7 @@ from __future__ import annotations
 import math
 from typing import Optional
 
+import numpy as np
 import torch
 from torch.autograd.function import once_differentiable
 
@@ -34,6 +40,7 @@ from ..._core import flat_param as _flat, scalar_tensor as _scalar_t
 from .._common import (IO_DTYPES, KIND_IF, KIND_LIF_DECAY_INPUT, KernelSurrogate, expand_param, io_reason,
                        lif_kind, lif_outputs, lif_param_reason, lif_v0)
 from ..scan import ScanFunction, ScanSpec
+from . import jit
 from .common import time_blocks
 
 SAVED_BYTES = {"lif": 4}
@@ -211,9 +218,34 @@ def _backward_blocked(ctx, H, tau, vth, vr, g_spk, g_vlast, g_hseq, g_vseq):
     return (gx, None, None, None, carry if ctx.needs_input_grad[4] else None, None)
 
 
+def _per_neuron(p, M: int):
+    """A parameter (number or flat tensor) as a contiguous fp32 numpy ``(M,)`` array."""
+    if isinstance(p, torch.Tensor):
+        return jit.np32(p.detach().expand(M))
+    return jit.np32(torch.full((M,), float(p), dtype=torch.float32))
+
+
+def _nb_forward(nb, x, tau, vth, vr, v0, cfg):
+    """The numba forward scan (:mod:`._nb_lif`): the same results as :func:`_forward_loop`."""
+    kind, hard, detach, surrogate, traces, out_dtype, recip = cfg
+    T, M = x.shape
+    f32 = torch.float32
+    H, S, vlast = torch.empty((T, M), dtype=f32), torch.empty((T, M), dtype=f32), torch.empty(M, dtype=f32)
+    vseq = torch.empty((T, M), dtype=f32) if traces else None
+    k = nb.make_fwd(kind, int(hard), int(recip), int(traces))
+    jit.run(k, M, nb.TILE, jit.np32(x), _per_neuron(tau, M), _per_neuron(vth, M), _per_neuron(vr, M),
+            jit.np32(v0.expand(M)), H.numpy(), S.numpy(), vlast.numpy(), jit.np32(vseq, 2))
+    spk = S if out_dtype == f32 else S.to(out_dtype)
+    return spk, vlast, H, vseq
+
+
 def _lif_forward(x, tau, vth, vr, v0, cfg):
     """The forward scan without autograd: ``(spikes, v_last, H, v_seq or None)``."""
     kind, hard, detach, surrogate, traces, out_dtype, recip = cfg
+    nb = jit.kernels("lif")
+    if nb is not None:
+        with torch.no_grad():
+            return _nb_forward(nb, x, tau, vth, vr, v0, cfg)
     with torch.no_grad():
         x32 = x if x.dtype == torch.float32 else x.float()
         taud, vthd, vrd = (p.detach() if isinstance(p, torch.Tensor) else p for p in (tau, vth, vr))
@@ -257,6 +289,10 @@ def _lif_backward(ctx, saved, g_spk, g_vlast, g_hseq, g_vseq):
     tau = tau_t if tau_t is not None else ctx.consts[0]
     vth = vth_t if vth_t is not None else ctx.consts[1]
     vr = vr_t if vr_t is not None else ctx.consts[2]
+    nb = jit.kernels("lif") if getattr(surrogate, "kernel_id", -1) in (0, 1, 2, 3, 4) else None
+    if nb is not None:
+        with torch.no_grad():
+            return _nb_backward(nb, ctx, H, x, v0, (tau, vth, vr), (g_spk, g_vlast, g_hseq, g_vseq))
     T, M = H.shape
     need_tau, need_vth, need_vr = ctx.needs_input_grad[1:4]
     if not (need_tau or need_vth or need_vr) and _blockable(surrogate, detach, g_vseq):
@@ -334,6 +370,45 @@ def _lif_backward(ctx, saved, g_spk, g_vlast, g_hseq, g_vseq):
         else:
             gx = None
     return (gx, g_tau, g_vth, g_vr, gv0 if ctx.needs_input_grad[4] else None, None)
+
+
+def surrogate_consts(surrogate) -> tuple:
+    """``(c0, c1)`` of :func:`._nb_lif.sg_times`: the Python numbers of the reference's surrogate
+    expressions (spikefuse/surrogate.py), rounded to fp32 as torch rounds a scalar operand."""
+    kid = surrogate.kernel_id
+    a0, a1 = surrogate.kernel_params
+    if kid == 0:
+        c = (math.pi / 2 * a0, a0 / 2)
+    elif kid == 3:
+        c = (a0, a1 / (2 * a0))
+    else:
+        c = (a0, a1)
+    return tuple(np.float32(v) for v in c)
+
+
+def _nb_backward(nb, ctx, H, x, v0, params, grads):
+    """The numba reverse scan (:mod:`._nb_lif`); the contract of :func:`_lif_backward`."""
+    kind, hard, detach, surrogate, traces, out_dtype, recip = ctx.cfg
+    T, M = H.shape
+    needs = ctx.needs_input_grad
+    need_params = any(needs[1:4])
+    f32 = torch.float32
+    gx = torch.empty((T, M), dtype=f32) if needs[0] else None
+    gv0 = torch.empty(M, dtype=f32)
+    pg = [torch.empty(M, dtype=f32) if need_params else None for _ in range(3)]
+    c0, c1 = surrogate_consts(surrogate)
+    g_spk, g_vlast, g_hseq, g_vseq = grads
+    xs = x if (x is not None and kind == KIND_LIF_DECAY_INPUT and need_params) else None
+    k = nb.make_bwd(kind, int(hard), int(detach), int(recip), int(surrogate.kernel_id), int(g_spk is not None),
+                    int(g_vseq is not None), int(g_hseq is not None), int(g_vlast is not None), int(needs[0]),
+                    int(need_params))
+    jit.run(k, M, nb.TILE, jit.np32(H, 2), jit.np32(xs, 2), jit.np32(g_spk, 2), jit.np32(g_vseq, 2),
+            jit.np32(g_hseq, 2), jit.np32(g_vlast), *(_per_neuron(p, M) for p in params), jit.np32(v0.expand(M)),
+            c0, c1, jit.np32(gx, 2), gv0.numpy(), *(jit.np32(g) for g in pg))
+    if gx is not None and ctx.x_dtype != f32:
+        gx = gx.to(ctx.x_dtype)
+    out = [pg[k] if needs[1 + k] else None for k in range(3)]
+    return (gx, *out, gv0 if needs[4] else None, None)
 
 
 def lif_supports(x_seq: torch.Tensor, params=None, v0=None, return_traces=False, **_) -> Optional[str]:

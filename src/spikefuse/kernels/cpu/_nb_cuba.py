@@ -1,0 +1,119 @@
+"""Numba hxtorch CUBA LIF scans, plain and refractory (SPEC.md section 13), loaded through
+:mod:`.jit`. The same fp32 operations in the same order as the torch-op loop of :mod:`.cuba`
+(so the forward is bit-identical to the reference); per-neuron constant arrays ``(M,)``
+Variants are closures with
+their flags as compile-time constants; a kernel runs neurons ``[j0, j1)`` tile by tile (see
+``_nb_lif``).
+"""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+from numba import njit
+
+TILE = 512
+F0 = np.float32(0.0)
+F1 = np.float32(1.0)
+
+
+@functools.lru_cache(maxsize=None)
+def make_fwd(refractory: int):
+    @njit(cache=True, nogil=True, error_model="numpy")
+    def cuba_fwd(x, leak, reset, thr, a_m, c_s, R, Z, V, I, MK, j0, j1):
+        T = x.shape[0]
+        for a in range(j0, j1, TILE):
+            b = min(j1, a + TILE)
+            n = b - a
+            v = leak[a:b] + F0
+            i = np.zeros(n, np.float32)
+            ref = np.zeros(n, np.float32)
+            lk, rs, th, am, cs, rr = leak[a:b], reset[a:b], thr[a:b], a_m[a:b], c_s[a:b], R[a:b]
+            for t in range(T):
+                xt, zt, vt, it = x[t, a:b], Z[t, a:b], V[t, a:b], I[t, a:b]
+                mt = MK[t, a:b] if refractory else MK[0, 0:1]
+                for j in range(n):
+                    dv = ((lk[j] - v[j]) + i[j]) * am[j]
+                    ci = i[j] * cs[j] + xt[j]
+                    vn = v[j] + dv
+                    z = F1 if vn > th[j] else F0
+                    if refractory:
+                        m = F1 if ref[j] > F0 else F0
+                        mt[j] = 1 if m > F0 else 0
+                        if z > F0 or m > F0:
+                            vn = rs[j]
+                        z = F1 if z > m else F0
+                        r = ref[j] - m
+                        if r < F0:
+                            r = F0
+                        ref[j] = rr[j] if z > F0 else r
+                    elif z > F0:
+                        vn = rs[j]
+                    zt[j] = z
+                    vt[j] = vn
+                    it[j] = ci
+                    v[j] = vn
+                    i[j] = ci
+
+    return cuba_fwd
+
+
+@functools.lru_cache(maxsize=None)
+def make_bwd(refractory: int, has_gz: int, has_gv: int, has_gi: int, need_x: int, need_params: int):
+    """Reverse scan in the reference's autograd order (functional/cuba.py ``_step``: the next
+    step's ``v + dv`` before its ``leak - v``, the reset's ``(1 - z) v`` before SuperSpike, the
+    output traces first), so gX is bit-identical to the reference; (``need_params``) per-neuron
+    sums over time for leak, reset, threshold, a_m and c_s."""
+
+    @njit(cache=True, nogil=True, error_model="numpy")
+    def cuba_bwd(V, I, MK, gz, gvm, gic, leak, thr, alpha, a_m, c_s, gx, g_leak, g_reset, g_thr, g_am,
+                 g_cs, j0, j1):
+        T = V.shape[0]
+        for a in range(j0, j1, TILE):
+            b = min(j1, a + TILE)
+            n = b - a
+            gv = np.zeros(n, np.float32)
+            gi = np.zeros(n, np.float32)
+            acc = np.zeros((5, n), np.float32)
+            lk, th, al, am, cs = leak[a:b], thr[a:b], alpha[a:b], a_m[a:b], c_s[a:b]
+            for t in range(T - 1, -1, -1):
+                vp = V[t - 1, a:b] if t > 0 else lk
+                ip = I[t - 1, a:b] if t > 0 else I[0, 0:1]
+                gzt = gz[t, a:b] if has_gz else gz[0, 0:1]
+                gvt = gvm[t, a:b] if has_gv else gvm[0, 0:1]
+                git = gic[t, a:b] if has_gi else gic[0, 0:1]
+                gxt = gx[t, a:b] if need_x else gx[0, 0:1]
+                mt = MK[t, a:b] if refractory else MK[0, 0:1]
+                for j in range(n):
+                    ipj = ip[j] if t > 0 else F0
+                    drive = (lk[j] - vp[j]) + ipj if t > 0 else lk[j] - lk[j]
+                    d = (drive * am[j] + vp[j]) - th[j]
+                    zp = F1 if d > F0 else F0
+                    m = F1 if (refractory and mt[j] != 0) else F0
+                    keep = F1 - (zp if zp > m else m)
+                    q = abs(d) * al[j] + F1
+                    gzsg = gzt[j] / (q * q) if has_gz else F0      # SuperSpike's backward divides
+                    if refractory and m > F0:
+                        gzsg = F0
+                    gvn, gin = gv[j], gi[j]                         # gv', gi_tot of step t+1
+                    gv_tot = (gvt[j] + gvn) + (-(gvn * am[j])) if has_gv else gvn + (-(gvn * am[j]))
+                    gvp = gv_tot * keep + gzsg
+                    gi_tot = (git[j] + gin * cs[j]) + gvn * am[j] if has_gi else gin * cs[j] + gvn * am[j]
+                    if need_x:
+                        gxt[j] = gi_tot
+                    if need_params:
+                        acc[0, j] += gvp * am[j]
+                        acc[1, j] += gv_tot if m > F0 else gv_tot * zp
+                        acc[2, j] -= gzsg
+                        acc[3, j] += gvp * drive
+                        acc[4, j] += gi_tot * ipj
+                    gv[j] = gvp
+                    gi[j] = gi_tot
+            if need_params:
+                g_leak[a:b] = acc[0]
+                g_reset[a:b] = acc[1]
+                g_thr[a:b] = acc[2]
+                g_am[a:b] = acc[3]
+                g_cs[a:b] = acc[4]
+
+    return cuba_bwd
