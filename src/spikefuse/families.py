@@ -156,6 +156,13 @@ def _train_loihi_cuba(cfg):
     return n
 
 
+def _train_snntorch_leaky(cfg):
+    from .neuron.snntorch import Leaky
+
+    # tau steps: beta = 1 - 1/tau (snnTorch's decay per step); snnTorch's subtract reset
+    return Leaky(beta=1.0 - 1.0 / cfg.tau, spike_grad=_surrogate(cfg), backend=cfg.backend)
+
+
 def _train_eventprop(cfg, n_in, n_out):
     from .neuron import EventPropLIF
 
@@ -525,6 +532,7 @@ FAMILIES: dict[str, Family] = {f.id: f for f in (
            description="CUBA LIF with exact EventProp gradients (owns its synapse)"),
     Family("snntorch.leaky", f"{_FST}:leaky_multistep", f"{_FST}:leaky_step", f"{_FST}:LeakyParams",
            f"{_FST}:LeakyState", "spikefuse.neuron.snntorch:Leaky", aliases=("snntorch-leaky",),
+           train=TrainSpec("atan", _SURROGATES, f"{_F}:_train_snntorch_leaky"),
            bench=_bench("snntorch_leaky", 1.5), nir="LIF", nir_note=_SNNTORCH_NIR,
            description="snnTorch Leaky: subtract/zero/none reset, strict > threshold, reset_delay"),
     Family("snntorch.synaptic", f"{_FST}:synaptic_multistep", f"{_FST}:synaptic_step",
