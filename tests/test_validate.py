@@ -191,3 +191,21 @@ def test_loihi_huge_threshold_is_refused_not_overflowed():
         loihi.cuba_multistep(torch.rand(3, 1, 2), p, backend="reference")
     with pytest.raises(ValueError, match="threshold"):
         loihi.leaky_integrator(torch.rand(3, 1), 1024.0, threshold=1e30)
+
+
+def test_euler_params_structure_is_checked():
+    """A spiking NIR Euler node without v_reset used to fail inside the step with
+    "unsupported operand type(s) for -: 'Tensor' and 'NoneType'"."""
+    from spikefuse.functional import euler
+
+    p = euler.CubaEulerParams(dt=1.0, tau_syn=torch.tensor(2.0), tau_mem=torch.tensor(2.0), r=torch.tensor(1.0),
+                              v_leak=torch.tensor(0.0), w_in=torch.tensor(1.0), v_threshold=torch.tensor(1.0))
+    with pytest.raises(ValueError, match=r"params\.v_reset"):
+        euler.cuba_euler_multistep(torch.rand(3, 1, 2), p)
+    q = euler.EulerParams(dt=1.0, tau=torch.tensor(2.0), r=torch.tensor(1.0))
+    with pytest.raises(ValueError, match=r"params\.v_leak"):
+        euler.euler_multistep(torch.rand(3, 1, 2), q)
+    with pytest.raises(ValueError, match=r"params\.dt"):
+        euler.euler_step(torch.rand(1, 2), euler.EulerState(torch.zeros(1, 2)), q._replace(dt=-1.0))
+    with pytest.raises(ValueError, match="state.v"):
+        euler.euler_step(torch.rand(1, 2), euler.EulerState(torch.zeros(1, 3)), q._replace(v_leak=torch.tensor(0.0)))

@@ -419,6 +419,48 @@ def _case_eventprop(backend, io):
     return BenchCase(lambda x: eventprop_lif(x, p, dt=1e-6)[0], 2 * io + 8, 4 * io + 16)
 
 
+def _norse_weights(n):
+    """Fixed ``(n, n)`` input and recurrent weights for the norse recurrent bench case."""
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    w_rec = torch.randn(n, n, generator=g) * (2.0 / n) ** 0.5
+    return torch.randn(n, n, generator=g) * (2.0 / n) ** 0.5, w_rec.fill_diagonal_(0.0)
+
+
+def _case_norse(model):
+    def case(backend, io):
+        from .functional import norse as N
+
+        f = getattr(N, f"norse_{model}_multistep")
+        if model == "lif_recurrent":
+            run = (lambda x: f(x, *_norse_weights(x.shape[-1]), backend=backend)[0])
+        else:
+            run = (lambda x: f(x, backend=backend)[0])
+        # no fused kernel: the traffic model of a same-step CUBA scan (x, z in; train: the
+        # membrane and current (fp32) saved and read; bwd: reads gz, writes gx)
+        return BenchCase(run, 2 * io, 4 * io + 16)
+
+    return case
+
+
+def _bench_norse(cls):
+    def make(backend, n):
+        from .neuron import norse
+
+        if cls == "NorseLIFRecurrent":
+            w_in, w_rec = _norse_weights(n)
+            return norse.NorseLIFRecurrent(n, n, input_weights=w_in, recurrent_weights=w_rec, backend=backend)
+        return getattr(norse, cls)(backend=backend)
+
+    return make
+
+
+_case_norse_lif, _bench_norse_lif = _case_norse("lif"), _bench_norse("NorseLIF")
+_case_norse_lif_recurrent = _case_norse("lif_recurrent")
+_bench_norse_lif_recurrent = _bench_norse("NorseLIFRecurrent")
+_case_norse_lif_refrac, _bench_norse_lif_refrac = _case_norse("lif_refrac"), _bench_norse("NorseLIFRefrac")
+_case_norse_lif_adex, _bench_norse_lif_adex = _case_norse("lif_adex"), _bench_norse("NorseLIFAdEx")
 def _case_snntorch_leaky(backend, io):
     from .functional.snntorch import LeakyParams, leaky_multistep
 
@@ -473,6 +515,18 @@ _FST, _FSI = "spikefuse.functional.snntorch", "spikefuse.functional.sinabs"
 _SNNTORCH_NIR = ("reset_mechanism='zero' exports exactly (Leaky: LIF; Synaptic with reset_delay=False: "
                  "CubaLIF); a subtractive reset, and Synaptic's delayed reset, have no NIR node (lossy=True only)")
 _SINABS_NIR = "NIR neurons emit one spike per step; sinabs' multi-spike counts have no NIR node"
+
+
+_FN, _NN = "spikefuse.functional.norse", "spikefuse.neuron.norse"
+_NORSE_NIR = "the NIR exporter has no converter for it yet"
+
+
+def _norse(model, params, state, cls, description, nir_note=_NORSE_NIR):
+    return Family(
+        id=f"norse.{model}", functional=f"{_FN}:norse_{model}_multistep", step=f"{_FN}:norse_{model}_step",
+        params=f"{_FN}:{params}", state=f"{_FN}:{state}", module=f"{_NN}:{cls}",
+        aliases=(f"norse-{model.replace('_', '-')}",), bench=_bench(f"norse_{model}"), nir_note=nir_note,
+        description=description)
 
 
 def _resonator(model, params, state, description):
@@ -530,6 +584,17 @@ FAMILIES: dict[str, Family] = {f.id: f for f in (
                            owns_synapse=True),
            bench=_bench("eventprop"), nir="CubaLIF",
            description="CUBA LIF with exact EventProp gradients (owns its synapse)"),
+    _norse("lif", "NorseLIFParams", "NorseLIFState", "NorseLIF",
+           "norse feed-forward LIF: same-step current, strict >, reset not detached",
+           nir_note=_NORSE_NIR + " (NIR CubaLIF with the same-step current describes it)"),
+    _norse("lif_recurrent", "NorseLIFParams", "NorseLIFRecurrentState", "NorseLIFRecurrent",
+           "norse recurrent LIF (lif_step: input and recurrent weights, detached reset)",
+           nir_note=_NORSE_NIR + " (a CubaLIF with a recurrent Affine cycle)"),
+    _norse("lif_refrac", "NorseLIFRefracParams", "NorseLIFRefracState", "NorseLIFRefrac",
+           "norse LIF with an absolute refractory counter",
+           nir_note="NIR neurons have no refractory period"),
+    _norse("lif_adex", "NorseLIFAdExParams", "NorseLIFAdExState", "NorseLIFAdEx",
+           "norse adaptive exponential LIF", nir_note="NIR has no adaptive exponential neuron"),
     Family("snntorch.leaky", f"{_FST}:leaky_multistep", f"{_FST}:leaky_step", f"{_FST}:LeakyParams",
            f"{_FST}:LeakyState", "spikefuse.neuron.snntorch:Leaky", aliases=("snntorch-leaky",),
            train=TrainSpec("atan", _SURROGATES, f"{_F}:_train_snntorch_leaky"),

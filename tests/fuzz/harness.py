@@ -97,7 +97,8 @@ def _core_overrides():
     eul = dict(dt=1.0, tau=torch.tensor(2.0), r=torch.tensor(1.0), v_leak=torch.tensor(0.0),
                v_threshold=torch.tensor(1.0), v_reset=torch.tensor(0.0))
     ceul = dict(dt=1.0, tau_syn=torch.tensor(2.0), tau_mem=torch.tensor(2.0), r=torch.tensor(1.0),
-                v_leak=torch.tensor(0.0), w_in=torch.tensor(1.0), v_threshold=torch.tensor(1.0))
+                v_leak=torch.tensor(0.0), w_in=torch.tensor(1.0), v_threshold=torch.tensor(1.0),
+                v_reset=torch.tensor(0.0))
     four = dict(current=t(2, 3), voltage=t(2, 3), threshold=t(2, 3), refractory=t(2, 3))
     F, FO, FR = "spikefuse.functional.", "spikefuse.functional.loihi.", "spikefuse.functional.resonator."
     return {
@@ -128,6 +129,9 @@ def _core_overrides():
         F + "euler.EulerParams": eul, F + "euler.CubaEulerParams": ceul,
         F + "euler.euler_multistep": dict(x_seq=t(4, 2, 3), params=fe.EulerParams(**eul)),
         F + "euler.cuba_euler_multistep": dict(x_seq=t(4, 2, 3), params=fe.CubaEulerParams(**ceul)),
+        F + "euler.euler_step": dict(x=t(2, 3), state=fe.EulerState(t(2, 3)), params=fe.EulerParams(**eul)),
+        F + "euler.cuba_euler_step": dict(x=t(2, 3), state=fe.CubaEulerState(t(2, 3), t(2, 3)),
+                                          params=fe.CubaEulerParams(**ceul)),
         F + "eventprop.eventprop_lif_step": dict(x_prev=t(2, 3), state=fc.CubaState(t(2, 3), t(2, 3), t(2, 3)),
                                                  params=fc.CubaParams(tau_mem=2e-6)),
         F + "eventprop.eventprop_linear_lif": dict(x=t(4, 2, 3), weight=t(5, 3)),

@@ -18,7 +18,8 @@ from torch import Tensor
 from .. import surrogate as _surrogate
 from .._core import compute_dtype as _compute_dtype
 from .._validate import _describe, check_sequence, check_tensor
-from .._validate import bool_field, callable_field, check_bool, checked_record, number_field, tensor_field
+from .._validate import (bool_field, callable_field, caller_is_outside, check_bool, check_number, checked_record,
+                         number_field, tensor_field)
 from ..surrogate import Surrogate
 
 __all__ = [
@@ -92,6 +93,8 @@ def euler_step(x: Tensor, state: EulerState, params: EulerParams) -> Tuple[Tenso
     >>> z.item(), s.v.item()
     (1.0, 0.0)
     """
+    if caller_is_outside():  # euler_multistep loops it on checked values
+        _check_step(x, state, params, EulerState, EulerParams)
     v = state.v
     if params.tau is None:
         u = v + params.dt * params.r * x
@@ -117,6 +120,25 @@ def _check_state(name, state, cls, x_seq) -> None:
             raise ValueError(f"{name}.{field}: expected a tensor on {x_seq.device}, got one on {t.device}")
 
 
+def _check_params(params, cls) -> None:
+    """The structure the Euler step relies on (values: checked when the record is built)."""
+    if not isinstance(params, cls):
+        raise TypeError(f"params: expected a {cls.__name__}, got {_describe(params)}")
+    check_number("params.dt", params.dt, gt=0)
+    if getattr(params, "tau", 1.0) is not None and params.v_leak is None:
+        raise ValueError("params.v_leak: a leaky node (tau given) needs v_leak, got None")
+    if params.v_threshold is not None and params.v_reset is None:
+        raise ValueError("params.v_reset: a spiking node (v_threshold given) needs v_reset, got None")
+    if not isinstance(params.surrogate, Surrogate):
+        raise TypeError(f"params.surrogate: expected a spikefuse.surrogate.Surrogate, got {_describe(params.surrogate)}")
+
+
+def _check_step(x, state, params, state_cls, params_cls) -> None:
+    check_tensor("x", x, min_ndim=1)
+    _check_state("state", state, state_cls, x.unsqueeze(0))
+    _check_params(params, params_cls)
+
+
 def _cast_params(params, dtype, device):
     def c(p):
         return p.to(dtype=dtype, device=device) if isinstance(p, Tensor) else p
@@ -138,8 +160,7 @@ def euler_multistep(x_seq: Tensor, params: EulerParams, state: Optional[EulerSta
     """
     check_sequence("x_seq", x_seq)
     check_bool("return_traces", return_traces)
-    if not isinstance(params, EulerParams):
-        raise TypeError(f"params: expected an EulerParams, got {_describe(params)}")
+    _check_params(params, EulerParams)
     cd = _compute_dtype(x_seq.dtype)
     params = _cast_params(params, cd, x_seq.device)
     if state is None:
@@ -205,6 +226,8 @@ def cuba_euler_step(x: Tensor, state: CubaEulerState, params: CubaEulerParams):
     >>> v.item(), s.i.item()
     (0.5, 1.0)
     """
+    if caller_is_outside():  # cuba_euler_multistep loops it on checked values
+        _check_step(x, state, params, CubaEulerState, CubaEulerParams)
     i, v = state
     i_new = i + (params.dt / params.tau_syn) * (params.w_in * x - i)
     u = v + (params.dt / params.tau_mem) * (params.v_leak - v + params.r * i_new)
@@ -228,8 +251,7 @@ def cuba_euler_multistep(x_seq: Tensor, params: CubaEulerParams, state: Optional
     """
     check_sequence("x_seq", x_seq)
     check_bool("return_traces", return_traces)
-    if not isinstance(params, CubaEulerParams):
-        raise TypeError(f"params: expected a CubaEulerParams, got {_describe(params)}")
+    _check_params(params, CubaEulerParams)
     cd = _compute_dtype(x_seq.dtype)
     params = _cast_params(params, cd, x_seq.device)
     shape = x_seq.shape[1:]

@@ -8,6 +8,8 @@ Names resolve lazily from their modules:
 ``CubaLIF``,              BrainScaleS-2 / hxtorch semantics (:mod:`spikefuse.neuron.cuba`)
 ``CubaRefractoryLIF``
 ``EventPropLIF``          exact gradients (:mod:`spikefuse.neuron.eventprop`)
+``NorseLIF``, ...         norse semantics: ``NorseLIF``, ``NorseLIFRecurrent``,
+                          ``NorseLIFRefrac``, ``NorseLIFAdEx`` (:mod:`spikefuse.neuron.norse`)
 ``Leaky``, ``Synaptic``   snnTorch semantics (:mod:`spikefuse.neuron.snntorch`)
 ``SinabsLIF``,            sinabs semantics (:mod:`spikefuse.neuron.sinabs`)
 ``SinabsIAF``
@@ -29,6 +31,10 @@ _NAMES = {
     "CubaLIF": "cuba",
     "CubaRefractoryLIF": "cuba",
     "EventPropLIF": "eventprop",
+    "NorseLIF": "norse",
+    "NorseLIFRecurrent": "norse",
+    "NorseLIFRefrac": "norse",
+    "NorseLIFAdEx": "norse",
     "Leaky": "snntorch",
     "Synaptic": "snntorch",
     "SinabsLIF": "sinabs",
@@ -37,7 +43,7 @@ _NAMES = {
     "NeuronModule": "base",
     "reset_states": "base",
 }
-_SUBMODULES = ("base", "lif", "cuba", "eventprop", "loihi", "snntorch", "sinabs")
+_SUBMODULES = ("base", "lif", "cuba", "eventprop", "norse", "loihi", "snntorch", "sinabs")
 
 
 def __getattr__(name):

@@ -59,10 +59,11 @@ def charge(x, v, tau, vr, kind, recip):
 
 @njit(cache=True, inline="always")
 def reset(h, vth, vr, hard):
-    """(spike 0/1, V after reset)."""
+    """(spike 0/1, V after reset), in the reference's arithmetic (``S Vr + (1 - S) H``: no
+    data-dependent branch, so random spike patterns cost no mispredictions)."""
     s = F1 if h - vth >= F0 else F0
     if hard:
-        return s, (vr if s > F0 else h)
+        return s, s * vr + (F1 - s) * h
     return s, h - s * vth
 
 
