@@ -521,11 +521,11 @@ _FN, _NN = "spikefuse.functional.norse", "spikefuse.neuron.norse"
 _NORSE_NIR = "the NIR exporter has no converter for it yet"
 
 
-def _norse(model, params, state, cls, description, nir_note=_NORSE_NIR):
+def _norse(model, params, state, cls, description, nir_note=_NORSE_NIR, nir=None):
     return Family(
         id=f"norse.{model}", functional=f"{_FN}:norse_{model}_multistep", step=f"{_FN}:norse_{model}_step",
         params=f"{_FN}:{params}", state=f"{_FN}:{state}", module=f"{_NN}:{cls}",
-        aliases=(f"norse-{model.replace('_', '-')}",), bench=_bench(f"norse_{model}"), nir_note=nir_note,
+        aliases=(f"norse-{model.replace('_', '-')}",), bench=_bench(f"norse_{model}"), nir=nir, nir_note=nir_note,
         description=description)
 
 
@@ -585,8 +585,7 @@ FAMILIES: dict[str, Family] = {f.id: f for f in (
            bench=_bench("eventprop"), nir="CubaLIF",
            description="CUBA LIF with exact EventProp gradients (owns its synapse)"),
     _norse("lif", "NorseLIFParams", "NorseLIFState", "NorseLIF",
-           "norse feed-forward LIF: same-step current, strict >, reset not detached",
-           nir_note=_NORSE_NIR + " (NIR CubaLIF with the same-step current describes it)"),
+           "norse feed-forward LIF: same-step current, strict >, reset not detached", nir="CubaLIF"),
     _norse("lif_recurrent", "NorseLIFParams", "NorseLIFRecurrentState", "NorseLIFRecurrent",
            "norse recurrent LIF (lif_step: input and recurrent weights, detached reset)",
            nir_note=_NORSE_NIR + " (a CubaLIF with a recurrent Affine cycle)"),
