@@ -512,8 +512,8 @@ _FLO, _FR = "spikefuse.functional.loihi", "spikefuse.functional.resonator"
 _FSD, _NLO = "spikefuse.functional.sigma_delta", "spikefuse.neuron.loihi"
 _LOIHI_NIR = "fixed-point states, integer decays and the Loihi step order have no NIR node"
 _FST, _FSI = "spikefuse.functional.snntorch", "spikefuse.functional.sinabs"
-_SNNTORCH_NIR = ("NIR's LIF resets at once; snnTorch's reset, applied one step later from the previous "
-                 "membrane, has no NIR node")
+_SNNTORCH_NIR = ("reset_mechanism='zero' exports exactly (Leaky: LIF; Synaptic with reset_delay=False: "
+                 "CubaLIF); a subtractive reset, and Synaptic's delayed reset, have no NIR node (lossy=True only)")
 _SINABS_NIR = "NIR neurons emit one spike per step; sinabs' multi-spike counts have no NIR node"
 
 
@@ -521,11 +521,11 @@ _FN, _NN = "spikefuse.functional.norse", "spikefuse.neuron.norse"
 _NORSE_NIR = "the NIR exporter has no converter for it yet"
 
 
-def _norse(model, params, state, cls, description, nir_note=_NORSE_NIR):
+def _norse(model, params, state, cls, description, nir_note=_NORSE_NIR, nir=None):
     return Family(
         id=f"norse.{model}", functional=f"{_FN}:norse_{model}_multistep", step=f"{_FN}:norse_{model}_step",
         params=f"{_FN}:{params}", state=f"{_FN}:{state}", module=f"{_NN}:{cls}",
-        aliases=(f"norse-{model.replace('_', '-')}",), bench=_bench(f"norse_{model}"), nir_note=nir_note,
+        aliases=(f"norse-{model.replace('_', '-')}",), bench=_bench(f"norse_{model}"), nir=nir, nir_note=nir_note,
         description=description)
 
 
@@ -585,8 +585,7 @@ FAMILIES: dict[str, Family] = {f.id: f for f in (
            bench=_bench("eventprop"), nir="CubaLIF",
            description="CUBA LIF with exact EventProp gradients (owns its synapse)"),
     _norse("lif", "NorseLIFParams", "NorseLIFState", "NorseLIF",
-           "norse feed-forward LIF: same-step current, strict >, reset not detached",
-           nir_note=_NORSE_NIR + " (NIR CubaLIF with the same-step current describes it)"),
+           "norse feed-forward LIF: same-step current, strict >, reset not detached", nir="CubaLIF"),
     _norse("lif_recurrent", "NorseLIFParams", "NorseLIFRecurrentState", "NorseLIFRecurrent",
            "norse recurrent LIF (lif_step: input and recurrent weights, detached reset)",
            nir_note=_NORSE_NIR + " (a CubaLIF with a recurrent Affine cycle)"),
@@ -598,12 +597,12 @@ FAMILIES: dict[str, Family] = {f.id: f for f in (
     Family("snntorch.leaky", f"{_FST}:leaky_multistep", f"{_FST}:leaky_step", f"{_FST}:LeakyParams",
            f"{_FST}:LeakyState", "spikefuse.neuron.snntorch:Leaky", aliases=("snntorch-leaky",),
            train=TrainSpec("atan", _SURROGATES, f"{_F}:_train_snntorch_leaky"),
-           bench=_bench("snntorch_leaky", 1.5), nir_note=_SNNTORCH_NIR,
+           bench=_bench("snntorch_leaky", 1.5), nir="LIF", nir_note=_SNNTORCH_NIR,
            description="snnTorch Leaky: subtract/zero/none reset, strict > threshold, reset_delay"),
     Family("snntorch.synaptic", f"{_FST}:synaptic_multistep", f"{_FST}:synaptic_step",
            f"{_FST}:SynapticParams", f"{_FST}:SynapticState", "spikefuse.neuron.snntorch:Synaptic",
            aliases=("snntorch-synaptic",), bench=_bench("snntorch_synaptic", 1.0, 0.5),
-           nir_note=_SNNTORCH_NIR, description="snnTorch Synaptic (second-order LIF)"),
+           nir="CubaLIF", nir_note=_SNNTORCH_NIR, description="snnTorch Synaptic (second-order LIF)"),
     Family("sinabs.lif", f"{_FSI}:sinabs_multistep", f"{_FSI}:sinabs_step", f"{_FSI}:SinabsParams",
            f"{_FSI}:SinabsState", "spikefuse.neuron.sinabs:SinabsLIF", aliases=("sinabs-lif",),
            bench=_bench("sinabs_lif", 2.0, 2.0), nir_note=_SINABS_NIR,

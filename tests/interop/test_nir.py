@@ -71,10 +71,8 @@ def euler_cuba(S, dt, tau_syn, tau_mem, r, v_leak, w_in, v_th=None, v_reset=None
     v = np.broadcast_to(v_leak, S.shape[1:]).astype(np.float64).copy()
     out, vs, is_ = np.zeros_like(S), np.zeros_like(S), np.zeros_like(S)
     for t in range(T):
-        didt = (-i + w_in * S[t]) / tau_syn
-        dvdt = ((v_leak - v) + r * i) / tau_mem   # derivatives at the start of the step
-        i = i + dt * didt
-        v = v + dt * dvdt
+        i = i + dt * (-i + w_in * S[t]) / tau_syn
+        v = v + dt * ((v_leak - v) + r * i) / tau_mem   # current first: v sees the same step's i
         if v_th is None:
             out[t] = v
         else:
@@ -348,17 +346,22 @@ def test_if_integrator_threshold_scale_match_euler():
 
 def test_cuba_nir_node_reproduces_spec_h1():
     """SPEC 17 H1 (hxtorch CUBA LIF, hand-derived): dt=1e-6, tau_syn=tau_mem=2e-6, leak=reset=0,
-    threshold 0.3, x[0]=1, x[3]=0.8; as a NIR CubaLIF with w_in = tau_syn/dt (input as a jump)."""
-    g = nir.NIRGraph.from_list(nir.CubaLIF(tau_syn=np.array([2e-6]), tau_mem=np.array([2e-6]), r=np.array([1.0]),
+    threshold 0.3, x[0]=1, x[3]=0.8; as NIR's same-step CubaLIF with w_in = tau_syn/dt (input as
+    a jump) behind a one-step Delay (hxtorch's voltage uses the previous step's current)."""
+    g = nir.NIRGraph.from_list(nir.Delay(delay=np.array([1e-6])),
+                               nir.CubaLIF(tau_syn=np.array([2e-6]), tau_mem=np.array([2e-6]), r=np.array([1.0]),
                                            v_leak=np.array([0.0]), v_threshold=np.array([0.3]),
                                            v_reset=np.array([0.0]), w_in=np.array([2.0])))
     m = from_nir(g, dt=1e-6)
     x = torch.zeros(6, 1, 1, dtype=torch.float64)
     x[0], x[3] = 1.0, 0.8
-    assert m[0](x).flatten().tolist() == [0, 1, 0, 0, 1, 0]
-    _, _, (i, v) = snir.cuba_euler_multistep(x, m[0].params, return_traces=True)
+    assert m(x).flatten().tolist() == [0, 1, 0, 0, 1, 0]
+    _, _, (i, v) = snir.cuba_euler_multistep(m[0](x), m[1].params, return_traces=True)
     np.testing.assert_allclose(v.flatten().numpy(), [0, 0, 0.25, 0.25, 0, 0.23125], atol=1e-12)
-    np.testing.assert_allclose(i.flatten().numpy(), [1, 0.5, 0.25, 0.925, 0.4625, 0.23125], atol=1e-12)
+    # the current one step later than hxtorch's [1, 0.5, 0.25, 0.925, 0.4625, 0.23125]
+    np.testing.assert_allclose(i.flatten().numpy(), [0, 1, 0.5, 0.25, 0.925, 0.4625], atol=1e-12)
+    # without the Delay the same node is the same-step reading: the spike comes at once
+    assert from_nir(nir.NIRGraph.from_list(g.nodes["cubalif"]), dt=1e-6)(x).flatten().tolist() == [1, 0, 0, 1, 0, 0]
 
 
 def test_lif_hand_vector():
@@ -674,7 +677,8 @@ def test_cuba_and_eventprop_round_trip(tmp_path):
     assert torch.equal(y0, y1)
     # the plain NIR reading (forward Euler CubaLIF) is the same dynamics
     plain = from_nir(g, dt=1e-6, use_metadata=False)
-    assert [type(m).__name__ for m in plain] == ["Dense", "NIRCubaLIF", "Dense", "NIRCubaLIF", "Dense"]
+    assert [type(m).__name__ for m in plain] == ["Dense", "Delay", "NIRCubaLIF", "Dense", "Delay", "NIRCubaLIF",
+                                                 "Dense"]
     assert torch.allclose(plain(x), y0, rtol=1e-5, atol=1e-5)
 
 
@@ -828,10 +832,10 @@ def test_native_gradients():
     assert math.isclose(x1.grad.item(), (4.0 * sig * (1 - sig)).item() * 0.25 * 2.0, rel_tol=1e-12)
 
 
-def test_loihi_cuba_lossy_export_is_the_one_step_delayed_float_model():
+def test_loihi_cuba_lossy_export_is_the_float_model():
     """With current_decay=1 (u = x) and exact fixed-point arithmetic (inputs on a 1/16 grid,
-    voltage decay 1/2, few steps), NIR's forward Euler sees the current one step later: its
-    spikes are the Loihi spikes delayed by one step."""
+    voltage decay 1/2, few steps), NIR's same-step CubaLIF is the Loihi step (current first, then
+    the voltage with that current): the spikes are the Loihi spikes."""
     from spikefuse.neuron.loihi import cuba
     n = cuba.Neuron(threshold=1.0, current_decay=1.0, voltage_decay=0.5)
     with pytest.warns(UserWarning):
@@ -841,8 +845,7 @@ def test_loihi_cuba_lossy_export_is_the_one_step_delayed_float_model():
     s_loihi = n(x)
     s_nir = m(x)
     assert s_loihi.sum() > 2
-    assert torch.equal(s_nir[0], torch.zeros_like(s_nir[0]))
-    assert torch.equal(s_nir[1:], s_loihi[:-1])
+    assert torch.equal(s_nir, s_loihi)
 
 
 def test_delay_node():

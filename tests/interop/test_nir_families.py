@@ -17,8 +17,9 @@ N = 4
 
 
 def _neuron_node(graph):
-    """The exported node of the family's neuron (the one that is not the Dense in front)."""
-    kinds = {k: v for k, v in graph.nodes.items() if not isinstance(v, (nir.Input, nir.Output))}
+    """The exported node of the family's neuron (the one that is not the Dense in front, nor the
+    one-step Delay that carries hxtorch's synaptic delay)."""
+    kinds = {k: v for k, v in graph.nodes.items() if not isinstance(v, (nir.Input, nir.Output, nir.Delay))}
     neurons = [v for k, v in kinds.items() if k not in ("0",) and not k.endswith(".synapse")]
     assert len(neurons) == 1, sorted(kinds)
     return neurons[0]

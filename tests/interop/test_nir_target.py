@@ -1,5 +1,6 @@
 """to_nir(target=...): a warning when the export dt is not the dt that the target peer's NIR
-importer assumes by default (snnTorch and SpikingJelly: import_from_nir(graph, dt=1e-4))."""
+importer assumes (snnTorch: fixed 1e-4; SpikingJelly: import_from_nir(graph, dt=1e-4); norse:
+from_nir(graph, dt=1e-3)), and a NIRConversionError naming the node the peer cannot run."""
 import warnings
 
 import pytest
@@ -53,7 +54,8 @@ def test_the_warning_is_about_a_real_difference():
 
 
 def test_bad_target():
-    with pytest.raises(ValueError, match=r"target: expected None or one of \['snntorch', 'spikingjelly'\]"):
-        to_nir(_net(), dt=1e-3, target="norse")
+    with pytest.raises(ValueError, match=r"target: expected None or one of \['norse', 'sinabs', 'snntorch', "
+                                         r"'spikingjelly'\]"):
+        to_nir(_net(), dt=1e-3, target="lava")
     with pytest.raises(TypeError, match="target"):
         to_nir(_net(), dt=1e-3, target=1)

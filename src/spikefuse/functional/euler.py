@@ -5,8 +5,8 @@ graphs with these functions (its ``NIR*`` modules are thin wrappers), and re-exp
 
 - :func:`euler_step` / :func:`euler_multistep` over :class:`EulerParams` / :class:`EulerState`
 - :func:`cuba_euler_step` / :func:`cuba_euler_multistep` over :class:`CubaEulerParams` /
-  :class:`CubaEulerState` (both derivatives at the start of the step: ``v`` is advanced with the
-  current ``i[t-1]``)
+  :class:`CubaEulerState` (the current first, then ``v`` advanced with the current of the same
+  step, ``i[t]``: the discretisation every NIR tool that runs CubaLIF uses, docs/nir.md)
 """
 from __future__ import annotations
 
@@ -36,13 +36,15 @@ __all__ = [
 
 @checked_record(dt=number_field(), tau=number_field(optional=True), r=number_field(), v_leak=number_field(optional=True),
                 v_threshold=number_field(optional=True), v_reset=number_field(optional=True),
-                surrogate=callable_field, detach_reset=bool_field)
+                surrogate=callable_field, detach_reset=bool_field, strict=bool_field)
 class EulerParams(NamedTuple):
     """Parameters of the NIR ``LI`` / ``I`` / ``LIF`` / ``IF`` nodes, one Euler step of ``dt``.
 
     Tensors broadcast against one step ``(B, *features)``. ``tau=None``: no leak (``I``/``IF``,
     ``v += dt * r * x``). ``v_threshold=None``: no spike (``LI``/``I``, the output is ``v``).
-    ``surrogate`` gives the spike's backward; ``detach_reset`` cuts the reset from the graph.
+    ``surrogate`` gives the spike's backward; ``detach_reset`` cuts the reset from the graph;
+    ``strict``: spike on ``v > v_threshold`` (NIR), ``False``: on ``v >= v_threshold``
+    (SpikingJelly, sinabs).
 
     >>> p = EulerParams(dt=1.0, tau=torch.tensor(2.0), r=torch.tensor(1.0),
     ...                 v_leak=torch.tensor(0.0))
@@ -58,6 +60,7 @@ class EulerParams(NamedTuple):
     v_reset: Optional[Tensor] = None
     surrogate: Surrogate = _surrogate.ATan(2.0)
     detach_reset: bool = False
+    strict: bool = True
 
 
 @checked_record(v=tensor_field(floating=True))
@@ -99,7 +102,7 @@ def euler_step(x: Tensor, state: EulerState, params: EulerParams) -> Tuple[Tenso
         u = v + (params.dt / params.tau) * (params.v_leak - v + params.r * x)
     if params.v_threshold is None:
         return u, EulerState(u)
-    z = params.surrogate(u - params.v_threshold, strict=True)
+    z = params.surrogate(u - params.v_threshold, strict=params.strict)
     zr = z.detach() if params.detach_reset else z
     v_new = u - zr * (u - params.v_reset)
     return z, EulerState(v_new)
@@ -180,7 +183,7 @@ def euler_multistep(x_seq: Tensor, params: EulerParams, state: Optional[EulerSta
 
 @checked_record(dt=number_field(), tau_syn=number_field(), tau_mem=number_field(), r=number_field(), v_leak=number_field(),
                 w_in=number_field(), v_threshold=number_field(optional=True), v_reset=number_field(optional=True),
-                surrogate=callable_field, detach_reset=bool_field)
+                surrogate=callable_field, detach_reset=bool_field, strict=bool_field)
 class CubaEulerParams(NamedTuple):
     """Parameters of the NIR ``CubaLIF`` / ``CubaLI`` nodes (``v_threshold=None``: CubaLI).
 
@@ -200,6 +203,7 @@ class CubaEulerParams(NamedTuple):
     v_reset: Optional[Tensor] = None
     surrogate: Surrogate = _surrogate.ATan(2.0)
     detach_reset: bool = False
+    strict: bool = True
 
 
 @checked_record(i=tensor_field(floating=True), v=tensor_field(floating=True))
@@ -211,23 +215,25 @@ class CubaEulerState(NamedTuple):
 
 
 def cuba_euler_step(x: Tensor, state: CubaEulerState, params: CubaEulerParams):
-    """One forward-Euler step of a NIR ``CubaLIF``/``CubaLI`` node: both derivatives are
-    evaluated at the start of the step, so ``v`` is advanced with the old current ``i[t-1]``.
+    """One forward-Euler step of a NIR ``CubaLIF``/``CubaLI`` node, current first: ``i[t] =
+    i + dt/tau_syn (w_in x[t] - i)``, then ``v`` is advanced with that same-step current,
+    ``u = v + dt/tau_mem (v_leak - v + r i[t])`` (snnTorch, norse, SpikingJelly and lava-dl order;
+    hxtorch's CUBA uses ``i[t-1]``, which NIR writes as a one-step ``Delay`` in front).
 
     >>> p = CubaEulerParams(dt=1.0, tau_syn=torch.tensor(2.0), tau_mem=torch.tensor(2.0),
     ...                     r=torch.tensor(1.0), v_leak=torch.tensor(0.0), w_in=torch.tensor(2.0))
     >>> v, s = cuba_euler_step(torch.ones(1, 1), CubaEulerState(torch.zeros(1, 1), torch.zeros(1, 1)), p)
     >>> v.item(), s.i.item()
-    (0.0, 1.0)
+    (0.5, 1.0)
     """
     if caller_is_outside():  # cuba_euler_multistep loops it on checked values
         _check_step(x, state, params, CubaEulerState, CubaEulerParams)
     i, v = state
     i_new = i + (params.dt / params.tau_syn) * (params.w_in * x - i)
-    u = v + (params.dt / params.tau_mem) * (params.v_leak - v + params.r * i)
+    u = v + (params.dt / params.tau_mem) * (params.v_leak - v + params.r * i_new)
     if params.v_threshold is None:
         return u, CubaEulerState(i_new, u)
-    z = params.surrogate(u - params.v_threshold, strict=True)
+    z = params.surrogate(u - params.v_threshold, strict=params.strict)
     zr = z.detach() if params.detach_reset else z
     return z, CubaEulerState(i_new, u - zr * (u - params.v_reset))
 
@@ -241,7 +247,7 @@ def cuba_euler_multistep(x_seq: Tensor, params: CubaEulerParams, state: Optional
     >>> p = CubaEulerParams(dt=1.0, tau_syn=torch.tensor(2.0), tau_mem=torch.tensor(2.0),
     ...                     r=torch.tensor(1.0), v_leak=torch.tensor(0.0), w_in=torch.tensor(2.0))
     >>> cuba_euler_multistep(torch.ones(3, 1, 1), p)[0].flatten().tolist()
-    [0.0, 0.5, 1.0]
+    [0.5, 1.0, 1.375]
     """
     check_sequence("x_seq", x_seq)
     check_bool("return_traces", return_traces)

@@ -79,6 +79,7 @@ def _cuba_node(ex, name, m, shape, kind):
             meta[k] = getattr(m, k)
     if kind == "EventPropLIF":
         meta["membrane_grad"] = bool(m.membrane_grad)
+    meta["synaptic_delay"] = "Delay node"  # the one-step delay is the Delay node in front (format 2)
     f = lambda k: _full(getattr(m, k), shape, name)  # noqa: E731
     return nirm.CubaLIF(tau_syn=f("tau_syn"), tau_mem=f("tau_mem"), r=_full(1.0, shape, name), v_leak=f("leak"),
                         v_threshold=f("threshold"), v_reset=f("reset"),
@@ -86,21 +87,33 @@ def _cuba_node(ex, name, m, shape, kind):
                         metadata={"spikefuse": meta})
 
 
+def _synaptic_delay(ex, name, kind, shape):
+    """The ``Delay(dt)`` node that carries hxtorch's one-step synaptic delay: its CUBA voltage
+    uses the current of the previous step, i.e. it is NIR's same-step CubaLIF fed one step late."""
+    delay = _require_nir().Delay(delay=np.full(shape, ex.dt, dtype=np.float64),
+                                 metadata={"spikefuse": {"module": f"{kind}.delay"}})
+    return ex.add(f"{name}.delay", delay)
+
+
 def _cuba(ex, name, m, shape):
-    """hxtorch CubaLIF (registered by :func:`register_families`)."""
+    """hxtorch CubaLIF: ``Delay(dt) -> CubaLIF`` (registered by :func:`register_families`)."""
     shape = ex.need_shape(name, m, shape)
-    return ex.add_one(name, _cuba_node(ex, name, m, shape, "CubaLIF"), shape)
+    nd = _synaptic_delay(ex, name, "CubaLIF", shape)
+    nc = ex.add(name, _cuba_node(ex, name, m, shape, "CubaLIF"))
+    ex.edges.append((nd, nc))
+    return nd, nc, shape
 
 
 def _eventprop(ex, name, m, shape):
-    """EventPropLIF: ``Linear(W) -> CubaLIF`` (registered by :func:`register_families`)."""
+    """EventPropLIF: ``Linear(W) -> Delay(dt) -> CubaLIF`` (registered by :func:`register_families`)."""
     ex.check_features(name, "EventPropLIF", m.in_features, shape)
     shape = (m.out_features,)
     node = _cuba_node(ex, name, m, shape, "EventPropLIF")
     syn = _require_nir().Linear(weight=_np(m.weight), metadata={"spikefuse": {"module": "EventPropLIF.synapse"}})
     ns = ex.add(f"{name}.synapse", syn)
+    nd = _synaptic_delay(ex, name, "EventPropLIF", shape)
     nn_ = ex.add(f"{name}.neuron", node)
-    ex.edges.append((ns, nn_))
+    ex.edges += [(ns, nd), (nd, nn_)]
     return ns, nn_, shape
 
 
@@ -121,8 +134,7 @@ def _loihi_cuba(ex, name, m, shape):
     what = f"model[{name!r}]: Loihi CUBA neuron"
     if not ex.lossy:
         raise NIRConversionError(
-            f"{what} cannot be expressed exactly in NIR (fixed-point states and decays; its voltage uses "
-            "the current of the same step, NIR's forward Euler the previous one); pass lossy=True to export "
+            f"{what} cannot be expressed exactly in NIR (fixed-point states and decays); pass lossy=True to export "
             "CubaLIF(tau_syn=dt/current_decay, tau_mem=dt/voltage_decay, ...)")
     if getattr(m, "norm", None) is not None:
         raise NIRConversionError(f"{what} with norm cannot be expressed in NIR (the norm acts between the "
@@ -134,8 +146,8 @@ def _loihi_cuba(ex, name, m, shape):
         raise NIRConversionError(f"{what} has per-channel decays that are sampled at the first forward; run "
                                  "one forward before exporting")
     du, dv = _loihi_decays(m, shape, what)
-    warnings.warn(f"{what} exported with lossy=True: fixed-point arithmetic is lost and NIR's forward Euler "
-                  "delays the synaptic path by one step", stacklevel=4)
+    warnings.warn(f"{what} exported with lossy=True: fixed-point arithmetic is lost (NIR states and decays "
+                  "are floats; the step order, current first, is NIR's)", stacklevel=4)
     meta = {"module": "loihi.cuba.Neuron", "iDecay": _np(torch.round(m.current_decay.detach())),
             "vDecay": _np(torch.round(m.voltage_decay.detach())), "vThMant": int(m.v_th_mant),
             "scale": int(m.w_scale), "surrogate": {"name": "slayer_exp"}}
@@ -160,9 +172,100 @@ def _cuba_surrogate(m):
 
 
 
+def _snn_reset(ex, name, m, kind) -> None:
+    """snnTorch's reset as NIR's: to zero, at once. A subtractive reset has no NIR node (refused
+    unless lossy, then written as a reset to zero); Synaptic's delayed zero reset (reset_delay=True
+    wipes the next step's whole membrane) neither."""
+    what = f"model[{name!r}]: snnTorch {kind}"
+    if float(getattr(m, "graded_spikes_factor", 1.0)) != 1.0:
+        raise NIRConversionError(f"{what} with graded_spikes_factor != 1 cannot be expressed in NIR (spikes are 0/1)")
+    bad = []
+    if m.reset_mechanism != "zero":
+        bad.append(f"reset_mechanism={m.reset_mechanism!r} (NIR resets to v_reset)")
+    if kind == "Synaptic" and m.reset_delay:
+        bad.append("reset_delay=True (the next step's membrane is wiped)")
+    if not bad:
+        return
+    msg = f"{what} with {' and '.join(bad)} cannot be expressed in NIR"
+    if not ex.lossy:
+        raise NIRConversionError(msg + "; use reset_mechanism='zero', reset_delay=False, or pass lossy=True to "
+                                 "export it as a reset to zero at once")
+    warnings.warn(msg + "; exported as a reset to zero at once (lossy=True)", stacklevel=5)
+
+
+def _tau_from_decay(decay, dt, shape, name):
+    """``dt / (1 - decay)``: snnTorch's beta / alpha as a NIR time constant (as snnTorch writes it)."""
+    d = torch.as_tensor(decay, dtype=torch.float64).detach().cpu()
+    if bool((d >= 1).any()) or bool((d < 0).any()):
+        raise NIRConversionError(f"{name}: a decay outside [0, 1) has no finite NIR time constant, got {d.tolist()}")
+    return _full(dt / (1 - d), shape, name)
+
+
+def _family_meta(fid, m, **exact_values) -> dict:
+    """Metadata from which the importer rebuilds the family's module (exact values, flags)."""
+    meta = {"module": type(m).__name__, "family": fid, "exact": _exact(**exact_values)}
+    for k in ("reset_mechanism", "method"):
+        if isinstance(getattr(m, k, None), str):
+            meta[k] = getattr(m, k)
+    if hasattr(m, "reset_delay"):
+        meta["reset_delay"] = bool(m.reset_delay)
+    if isinstance(getattr(m, "spike_grad", None), Surrogate):
+        meta["surrogate"] = _surrogate_meta(m.spike_grad)
+    return meta
+
+
+def _snn_leaky(ex, name, m, shape):
+    """snnTorch Leaky: ``mem = beta mem + x`` is NIR's Euler LIF with ``tau = dt/(1 - beta)``,
+    ``r = tau/dt`` (snnTorch's own mapping), ``v_leak = v_reset = 0``."""
+    shape = ex.need_shape(name, m, shape)
+    _snn_reset(ex, name, m, "Leaky")
+    tau = _tau_from_decay(m.beta, ex.dt, shape, name)
+    node = _require_nir().LIF(tau=tau, r=(tau / np.float32(ex.dt)).astype(np.float32), v_leak=_full(0.0, shape, name),
+                              v_threshold=_full(m.threshold, shape, name), v_reset=_full(0.0, shape, name),
+                              metadata={"spikefuse": _family_meta("snntorch.leaky", m, beta=m.beta, threshold=m.threshold)})
+    return ex.add_one(name, node, shape)
+
+
+def _snn_synaptic(ex, name, m, shape):
+    """snnTorch Synaptic: ``syn = alpha syn + x; mem = beta mem + syn`` is NIR's same-step CubaLIF
+    with ``tau_syn = dt/(1 - alpha)``, ``w_in = tau_syn/dt``, ``tau_mem = dt/(1 - beta)``, ``r = tau_mem/dt``."""
+    shape = ex.need_shape(name, m, shape)
+    _snn_reset(ex, name, m, "Synaptic")
+    ts, tm = _tau_from_decay(m.alpha, ex.dt, shape, name), _tau_from_decay(m.beta, ex.dt, shape, name)
+    dt = np.float32(ex.dt)
+    node = _require_nir().CubaLIF(tau_syn=ts, tau_mem=tm, r=(tm / dt).astype(np.float32),
+                                  w_in=(ts / dt).astype(np.float32), v_leak=_full(0.0, shape, name),
+                                  v_threshold=_full(m.threshold, shape, name), v_reset=_full(0.0, shape, name),
+                                  metadata={"spikefuse": _family_meta("snntorch.synaptic", m, alpha=m.alpha, beta=m.beta,
+                                                                      threshold=m.threshold)})
+    return ex.add_one(name, node, shape)
+
+
+def _norse_lif(ex, name, m, shape):
+    """norse feed-forward LIF: the input jumps into the current, the voltage uses it at once: NIR's
+    same-step CubaLIF with ``tau = 1/tau_inv``, ``r = 1``, ``w_in = tau_syn/dt``."""
+    shape = ex.need_shape(name, m, shape)
+    if not math.isclose(float(m.dt), ex.dt, rel_tol=1e-9):
+        raise NIRConversionError(f"model[{name!r}]: norse LIF integrates with dt={m.dt:g} but to_nir was given "
+                                 f"dt={ex.dt:g}; export with dt={m.dt:g}")
+    p = m.params()
+    inv = lambda v: torch.as_tensor(v, dtype=torch.float64).detach().cpu()  # noqa: E731
+    ts, tm = 1.0 / inv(p.tau_syn_inv), 1.0 / inv(p.tau_mem_inv)
+    node = _require_nir().CubaLIF(tau_syn=_full(ts, shape, name), tau_mem=_full(tm, shape, name),
+                                  r=_full(1.0, shape, name), w_in=_full(ts / ex.dt, shape, name),
+                                  v_leak=_full(p.v_leak, shape, name), v_threshold=_full(p.v_th, shape, name),
+                                  v_reset=_full(p.v_reset, shape, name),
+                                  metadata={"spikefuse": dict(_family_meta(
+                                      "norse.lif", m, tau_syn_inv=p.tau_syn_inv, tau_mem_inv=p.tau_mem_inv,
+                                      v_leak=p.v_leak, v_th=p.v_th, v_reset=p.v_reset, alpha=p.alpha),
+                                      method=str(p.method))})
+    return ex.add_one(name, node, shape)
+
+
 #: family id -> converter, for the families whose record names a NIR node
 CONVERTERS = {"lif": _lif, "if": _lif, "plif": _lif, "cuba": _cuba, "eventprop": _eventprop,
-              "loihi.cuba": _loihi_cuba}
+              "loihi.cuba": _loihi_cuba, "snntorch.leaky": _snn_leaky, "snntorch.synaptic": _snn_synaptic,
+              "norse.lif": _norse_lif}
 _LOIHI_NIR = "the Loihi module {path} cannot be expressed in NIR (fixed-point states, integer decays and the Loihi " \
              "step order have no NIR node)"
 
@@ -198,7 +301,7 @@ def register_families() -> None:
 
 def supported_neurons() -> list:
     """Class names of the family modules that export (for error messages)."""
-    return [_families.load(f.module).__name__ for f in _families.FAMILIES.values() if f.id in CONVERTERS]
+    return [_families.load(f.module).__name__ for f in _families.FAMILIES.values() if f.nir and f.id in CONVERTERS]
 
 
 _LAZY.append(register_families)

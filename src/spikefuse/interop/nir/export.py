@@ -9,7 +9,6 @@ the graph; ``target=`` checks the graph against what a peer's importer assumes.
 """
 from __future__ import annotations
 
-import math
 import warnings
 from collections import OrderedDict
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -20,9 +19,10 @@ from torch import nn
 from ... import layers as _layers
 from ..._validate import _describe, check_bool
 from . import _export_layers  # noqa: F401 - registers the layer converters
-from . import _export_neurons
+from . import _export_neurons, _targets
 from ._common import NIRConversionError, _check_dt, _require_nir
 from ._table import EXPORTERS, IN_SHAPE, Refused, Shape, converter_for, exporter, identity as _identity
+from ._targets import PEER_IMPORT_DT
 from .graph import NIRGraphModule
 
 __all__ = ["to_nir", "EXPORTERS", "exporter", "Refused", "PEER_IMPORT_DT", "converter_for"]
@@ -167,27 +167,6 @@ def _node_input_shape(node) -> Shape:
     return None if it is None else tuple(int(v) for v in np.asarray(it).reshape(-1))
 
 
-#: the dt (s) that each peer's NIR importer assumes unless given one (``import_from_nir(graph,
-#: dt=1e-4)`` in snnTorch and SpikingJelly)
-PEER_IMPORT_DT = {"snntorch": 1e-4, "spikingjelly": 1e-4}
-
-
-def _warn_target_dt(target, dt) -> None:
-    if target is None:
-        return
-    if not isinstance(target, str):
-        raise TypeError(f"target: expected None or a peer name (str), got {_describe(target)}")
-    if target not in PEER_IMPORT_DT:
-        raise ValueError(f"target: expected None or one of {sorted(PEER_IMPORT_DT)}, got {target!r}")
-    peer_dt = PEER_IMPORT_DT[target]
-    if not math.isclose(dt, peer_dt, rel_tol=1e-9):
-        warnings.warn(
-            f"to_nir: the graph is written for dt={dt:g} s, but {target}'s import_from_nir assumes "
-            f"dt={peer_dt:g} s unless given one: import it with import_from_nir(graph, dt={dt!r}); at its "
-            f"default its neurons run with time constants of {dt / peer_dt:g}x the exported number of steps",
-            UserWarning, stacklevel=3)
-
-
 def to_nir(model: nn.Module, dt: float, *, input_shape: Optional[Sequence[int]] = None,
            lossy: bool = False, target: Optional[str] = None):
     """Export a spikefuse model to a :class:`nir.NIRGraph`.
@@ -199,10 +178,13 @@ def to_nir(model: nn.Module, dt: float, *, input_shape: Optional[Sequence[int]] 
     ``input_shape``: the feature shape of the input (without time and batch); needed when the
     first layer does not fix it (a convolution, a pool, or a neuron first). ``lossy``: export
     soft-reset neurons as a reset to 0 and Loihi CUBA neurons as their float forward-Euler
-    counterpart (with a warning) instead of raising. ``target``: ``"snntorch"`` or
-    ``"spikingjelly"``, the tool that will import the graph: warns when ``dt`` is not the one its
-    importer assumes by default (:data:`PEER_IMPORT_DT`); NIR carries no time step, so an importer
-    at another ``dt`` runs the neurons with other decays, silently.
+    counterpart (with a warning) instead of raising. ``target``: ``"snntorch"``,
+    ``"spikingjelly"``, ``"norse"`` or ``"sinabs"``, the tool that will import the graph: warns when
+    ``dt`` is not the one its importer assumes (:data:`PEER_IMPORT_DT`; NIR carries no time step, so
+    an importer at another ``dt`` runs the neurons with other decays, silently), and raises
+    :class:`NIRConversionError` naming the first node that importer cannot run with the same numbers
+    (a node type it lacks, e.g. the ``Delay`` of an hxtorch CubaLIF, or a parameter rule it checks,
+    e.g. ``r = tau_mem/dt``; ``_targets.py`` lists them).
 
     The discretisation is forward Euler with step ``dt`` (docs/nir.md). Node names are the
     module paths (``"0"``, ``"2.neuron"``); the graph gets ``input`` and ``output`` nodes. Raises
@@ -220,11 +202,14 @@ def to_nir(model: nn.Module, dt: float, *, input_shape: Optional[Sequence[int]] 
     dt = _check_dt(dt)
     check_bool("lossy", lossy)
     input_shape = _check_input_shape(input_shape)
-    _warn_target_dt(target, dt)
+    _targets.warn_dt(target, dt, stacklevel=3)
     ex = _Exporter(dt, lossy)
     if isinstance(model, NIRGraphModule):
-        return _export_graph_module(ex, model, input_shape)
-    return _export_chain(ex, model, input_shape)
+        graph = _export_graph_module(ex, model, input_shape)
+    else:
+        graph = _export_chain(ex, model, input_shape)
+    _targets.check_target(graph, target, dt)
+    return graph
 
 
 def _export_chain(ex, model, input_shape):

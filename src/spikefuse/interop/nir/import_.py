@@ -14,10 +14,11 @@ from ... import layers as _layers
 from ... import surrogate as _surrogate
 from ..._validate import _describe, check_bool
 from ...surrogate import Surrogate
+from . import conventions as _conventions
 from ._common import NIRConversionError, _check_dt, _nir, _require_nir
 from .graph import NIRGraphModule, _safe_name, _schedule
 from .modules import (Delay, NIRCubaLI, NIRCubaLIF, NIRFlatten, NIRIF, NIRIntegrator, NIRLI, NIRLIF, Scale,
-                      Threshold, _resolve_surrogate)
+                      Threshold, _NIRNeuronBase, _resolve_surrogate)
 
 __all__ = ["from_nir"]
 
@@ -118,10 +119,30 @@ def _check_finite(name, node) -> None:
 
 
 class _Importer:
-    def __init__(self, dt, surrogate, use_metadata):
+    def __init__(self, dt, surrogate, use_metadata, convention="spikefuse"):
         self.dt = dt
         self.surrogate = surrogate
-        self.use_metadata = use_metadata
+        self.convention = convention
+        self.use_metadata = use_metadata and convention == "spikefuse"
+
+    def surrogate_or_default(self):
+        return _resolve_surrogate(self.surrogate)
+
+    def plain_cuba(self, node, meta=None, strict=True):
+        """The NIR reading of a CubaLIF node (forward Euler, current first)."""
+        meta = meta or {}
+        return NIRCubaLIF(_arr(node, "tau_syn"), _arr(node, "tau_mem"), _arr(node, "r"), _arr(node, "v_leak"),
+                          _arr(node, "v_threshold"), _arr(node, "v_reset"), _arr(node, "w_in"), dt=self.dt,
+                          surrogate=self._sur(meta), detach_reset=_as_bool(meta.get("detach_reset", False)),
+                          strict=strict)
+
+    def _by_convention(self, name, node, recurrent):
+        """The module a peer's convention runs ``node`` as (None: the NIR reading)."""
+        fn = _conventions.builder_for(self.convention, type(node))
+        m = None if fn is None else fn(self, name, node)
+        if m is not None and recurrent and not isinstance(m, _NIRNeuronBase):
+            return None  # in a graph with cycles every stateful node takes its state explicitly
+        return m
 
     def _sur(self, meta):
         if self.surrogate is not None:
@@ -141,7 +162,8 @@ class _Importer:
         _check_finite(name, node)
         meta = _meta(node) if self.use_metadata else {}
         try:
-            return fn(self, name, node, meta, recurrent)
+            m = self._by_convention(name, node, recurrent) if self.convention in _conventions.PEER_DT else None
+            return m if m is not None else fn(self, name, node, meta, recurrent)
         except NIRConversionError:
             raise
         except (ValueError, TypeError) as e:
@@ -249,6 +271,10 @@ class _Importer:
         return (_close(_arr(node, "r"), 1.0)
                 and _close(_arr(node, "w_in") * self.dt / _arr(node, "tau_syn"), 1.0, rtol=1e-6))
 
+    def _one_step(self, delay) -> bool:
+        """The Delay node is exactly one step of ``dt`` for every feature."""
+        return _close(_arr(delay, "delay") / self.dt, 1.0, rtol=1e-6, atol=0)
+
     def recurrent_lif(self, inp, lif, rec):
         """Rebuild a layers.RecurrentLIF from its exported node triple (None if impossible)."""
         meta = _meta(lif)
@@ -330,7 +356,59 @@ def _delay(imp, name, node, meta, recurrent):
     return Delay(np.round(k))
 
 
+def _exact_value(meta, key):
+    e = np.asarray(meta["exact"][key], dtype=np.float64)
+    return float(e) if e.ndim == 0 else torch.as_tensor(e.astype(np.float32))
+
+
+def _restore_snn(imp, node, meta, cls, rec):
+    """snnTorch Leaky / Synaptic written by to_nir: rebuilt with the exact beta (alpha) and threshold."""
+    ex = meta.get("exact", {})
+    taus = {"beta": "tau_mem" if isinstance(node, _nir.CubaLIF) else "tau", "alpha": "tau_syn"}
+    for k, tk in taus.items():
+        if k in ex and not _close(imp.dt / (1 - np.asarray(ex[k], np.float64)), _arr(node, tk), rtol=1e-6):
+            return None
+    if "threshold" not in ex or not _close(np.broadcast_to(ex["threshold"], _arr(node, "v_threshold").shape),
+                                           _arr(node, "v_threshold"), rtol=1e-6):
+        return None
+    kw = {k: _exact_value(meta, k) for k in ("alpha", "beta", "threshold") if k in ex}
+    return cls(**kw, reset_mechanism=str(meta.get("reset_mechanism", "zero")),
+               reset_delay=_as_bool(meta.get("reset_delay", False)), spike_grad=imp._sur(meta))
+
+
+def _restore_norse(imp, node, meta, cls, rec):
+    """norse's feed-forward LIF written by to_nir: rebuilt with its exact parameters."""
+    ex = meta.get("exact", {})
+    keys = ("tau_syn_inv", "tau_mem_inv", "v_leak", "v_th", "v_reset", "alpha")
+    if any(k not in ex for k in keys) or not _close(1.0 / np.asarray(ex["tau_syn_inv"]), _arr(node, "tau_syn"),
+                                                    rtol=1e-6) \
+            or not _close(1.0 / np.asarray(ex["tau_mem_inv"]), _arr(node, "tau_mem"), rtol=1e-6):
+        return None
+    from ... import families
+    p = families.load(rec.params)(**{k: _exact_value(meta, k) for k in keys}, method=str(meta.get("method", "super")))
+    return cls(p, dt=imp.dt, return_state=False)
+
+
+#: family id (metadata ``family``) -> fn(importer, node, meta, module class, record) -> module or None
+_FAMILY_RESTORERS = {"snntorch.leaky": _restore_snn, "snntorch.synaptic": _restore_snn,
+                     "norse.lif": _restore_norse}
+
+
+def _restore_family(imp, node, meta):
+    """The module of the family recorded in the metadata (to_nir of a peer family), or None."""
+    from ... import families
+    fid = meta.get("family")
+    rec = families.FAMILIES.get(fid) if isinstance(fid, str) else None
+    if rec is None or fid not in _FAMILY_RESTORERS:
+        return None
+    return _FAMILY_RESTORERS[fid](imp, node, meta, families.load(rec.module), rec)
+
+
 def _lif(imp, name, node, meta, recurrent):
+    if meta.get("family") and not recurrent:
+        m = _restore_family(imp, node, meta)
+        if m is not None:
+            return m
     if meta and not recurrent:
         m = imp._restore_sj(name, node, meta, leaky=True)
         if m is not None:
@@ -358,15 +436,18 @@ def _li(imp, name, node, meta, recurrent):
 
 
 def _cuba(imp, name, node, meta, recurrent):
-    if meta.get("module") in ("CubaLIF", "EventPropLIF") and not recurrent and imp._cuba_exact(node) \
-            and imp.surrogate is None:
+    if meta.get("family") and not recurrent:
+        m = _restore_family(imp, node, meta)
+        if m is not None:
+            return m
+    if meta.get("module") in ("CubaLIF", "EventPropLIF") and "synaptic_delay" not in meta and not recurrent \
+            and imp._cuba_exact(node) and imp.surrogate is None:
+        # a file of the first format (no Delay node): its CubaLIF meant hxtorch's previous-step current
         from ...neuron.cuba import CubaLIF
         m = _build_cuba(CubaLIF, node, imp.dt, {k: v for k, v in meta.items() if k not in ("gradient", "current_index")})
         if m is not None:
             return m
-    return NIRCubaLIF(_arr(node, "tau_syn"), _arr(node, "tau_mem"), _arr(node, "r"), _arr(node, "v_leak"),
-                      _arr(node, "v_threshold"), _arr(node, "v_reset"), _arr(node, "w_in"), dt=imp.dt,
-                      surrogate=imp._sur(meta), detach_reset=_as_bool(meta.get("detach_reset", False)))
+    return imp.plain_cuba(node, meta)
 
 
 def _register_nir_types() -> None:
@@ -432,7 +513,8 @@ def _build_cuba(cls, node, dt, meta, extra=None):
 
 def _groups(nodes, edges, use_metadata):
     """Node groups written by to_nir for one spikefuse module: ``(members, entry, exit, kind)``
-    for an EventPropLIF (Linear -> CubaLIF) and a RecurrentLIF (Affine -> LIF <-> Linear)."""
+    for an hxtorch CubaLIF (Delay -> CubaLIF), an EventPropLIF (Linear -> Delay -> CubaLIF; files
+    of the first format: Linear -> CubaLIF) and a RecurrentLIF (Affine -> LIF <-> Linear)."""
     if not use_metadata:
         return []
     succ: Dict[str, List[str]] = {}
@@ -441,13 +523,25 @@ def _groups(nodes, edges, use_metadata):
         succ.setdefault(a, []).append(b)
         pred.setdefault(b, []).append(a)
     kind = {n: _meta(v).get("module") for n, v in nodes.items()}
+
+    def only_pred(n, k, t):
+        """The single predecessor of ``n`` if it was written as part ``k`` (type ``t``) feeding only ``n``."""
+        p = pred.get(n, [])
+        ok = len(p) == 1 and kind.get(p[0]) == k and isinstance(nodes.get(p[0]), t) and succ.get(p[0]) == [n]
+        return p[0] if ok else None
+
     out = []
     for n, node in nodes.items():
-        if kind[n] == "EventPropLIF" and isinstance(node, _nir.CubaLIF):
-            p = pred.get(n, [])
-            if (len(p) == 1 and kind.get(p[0]) == "EventPropLIF.synapse" and isinstance(nodes[p[0]], _nir.Linear)
-                    and succ.get(p[0]) == [n]):
-                out.append(([p[0], n], p[0], n, "EventPropLIF"))
+        if kind[n] in ("CubaLIF", "EventPropLIF") and isinstance(node, _nir.CubaLIF):
+            d = only_pred(n, f"{kind[n]}.delay", _nir.Delay)
+            if d is None and "synaptic_delay" in _meta(node):
+                continue  # written with its Delay node, which is gone: plain NIR semantics
+            syn = only_pred(d if d is not None else n, "EventPropLIF.synapse", _nir.Linear)
+            members = [m for m in (syn, d) if m is not None] + [n]
+            if kind[n] == "EventPropLIF" and syn is not None:
+                out.append((members, syn, n, "EventPropLIF"))
+            elif kind[n] == "CubaLIF" and d is not None:
+                out.append((members, d, n, "CubaLIF"))
         elif kind[n] == "RecurrentLIF" and isinstance(node, _nir.LIF):
             p = pred.get(n, [])
             ins = [a for a in p if kind.get(a) == "RecurrentLIF.input" and isinstance(nodes[a], (_nir.Affine, _nir.Linear))]
@@ -500,21 +594,23 @@ def _inline_subgraphs(graph, prefix=""):
     return nodes, edges, inputs, outputs
 
 
-def _check_import_args(graph, dt, surrogate, use_metadata):
-    """from_nir's argument checks: ``(dt, surrogate)`` normalised."""
+def _check_import_args(graph, dt, surrogate, use_metadata, convention):
+    """from_nir's argument checks: ``(dt, surrogate, convention)`` normalised."""
     nirm = _require_nir()
     if not isinstance(graph, nirm.NIRGraph):
         raise TypeError(f"graph: expected a nir.NIRGraph, got {_describe(graph)}")
-    dt = _check_dt(dt)
     check_bool("use_metadata", use_metadata)
+    convention, dt = _conventions.resolve(graph, convention, dt, use_metadata)
+    dt = _check_dt(dt)
     if surrogate is not None:
         if not isinstance(surrogate, (str, Surrogate)):
             raise TypeError(f"surrogate: expected None, a name or a spikefuse Surrogate, got {_describe(surrogate)}")
         surrogate = _surrogate.get(surrogate)
-    return dt, surrogate
+    return dt, surrogate, convention
 
 
-def from_nir(graph, dt: float, *, surrogate=None, use_metadata: bool = True) -> nn.Module:
+def from_nir(graph, dt: Optional[float] = None, *, convention: Optional[str] = None, surrogate=None,
+             use_metadata: bool = True) -> nn.Module:
     """Build a spikefuse module that runs a :class:`nir.NIRGraph` on ``(T, B, *features)``.
 
     Each NIR node is simulated with forward Euler at step ``dt`` (module docstring, docs/nir.md).
@@ -523,6 +619,14 @@ def from_nir(graph, dt: float, *, surrogate=None, use_metadata: bool = True) -> 
     :class:`NIRGraphModule` (branches are summed; cycles run step by step with the feedback
     delayed by one step). Nested ``NIRGraph`` nodes are inlined.
 
+    ``dt``: the time step in seconds; required for the ``"nir"`` and ``"spikefuse"`` readings,
+    defaults to the peer's own for a peer ``convention`` (a different ``dt`` warns).
+    ``convention``: how the tool that wrote the graph runs it (:mod:`.conventions`: ``"nir"``,
+    ``"spikefuse"``, ``"snntorch"``, ``"spikingjelly"``, ``"norse"``, ``"sinabs"``); ``None``:
+    ``"spikefuse"`` for a graph with spikefuse metadata (and ``use_metadata``), else ``"nir"``
+    (the peers write no metadata, so their graphs cannot be told apart: name the convention).
+    The peer families a convention builds keep their state between calls, as the peers do:
+    ``spikefuse.layers.reset_states(model)`` before a new sequence.
     ``surrogate``: the surrogate gradient for every imported spiking node (a name or a
     Surrogate; default: the one recorded by :func:`to_nir`, else ATan(2.0)).
     ``use_metadata``: rebuild the original spikefuse modules (SpikingJelly ``LIF``/``IF`` with
@@ -545,15 +649,15 @@ def from_nir(graph, dt: float, *, surrogate=None, use_metadata: bool = True) -> 
     >>> m(torch.ones(2, 1, 2))[:, 0, 0].tolist()
     [0.5, 0.75]
     """
-    dt, surrogate = _check_import_args(graph, dt, surrogate, use_metadata)
+    dt, surrogate, convention = _check_import_args(graph, dt, surrogate, use_metadata, convention)
     nodes, edges, inputs, outputs = _inline_subgraphs(graph)
     if not inputs:
         raise NIRConversionError("graph: no nir.Input node")
     if not outputs:
         raise NIRConversionError("graph: no nir.Output node")
-    imp = _Importer(dt, surrogate, use_metadata)
+    imp = _Importer(dt, surrogate, use_metadata, convention)
     names = list(nodes)
-    groups = [] if surrogate is not None else _groups(nodes, edges, use_metadata)
+    groups = [] if surrogate is not None else _groups(nodes, edges, imp.use_metadata)
     mods, edges = _merge_groups(imp, groups, nodes, edges, names, inputs + outputs)
     order, back = _schedule(inputs, names, edges)
     for n in names:
@@ -579,13 +683,12 @@ def _merge_groups(imp, groups, nodes, edges, names, io):
     returns ``(modules by node name, edges)`` and renames the group in ``names`` (in place)."""
     mods = OrderedDict()
     for members, entry, exit_, kind in groups:
-        m = imp.eventprop(nodes[entry], nodes[exit_]) if kind == "EventPropLIF" else \
-            imp.recurrent_lif(*(nodes[k] for k in members))
+        m = _GROUP_BUILDERS[kind](imp, [nodes[k] for k in members])
         if m is None:
             continue
         prefix = {k.rsplit(".", 1)[0] for k in members}
         new = prefix.pop() if len(prefix) == 1 and "." in entry else entry
-        if new != entry and (new in nodes or new in io):
+        if new != entry and ((new in nodes and new not in members) or new in io):
             new = entry
         mods[new] = m
         edges = [(new if x == exit_ else x, new if y == entry else y)
@@ -595,6 +698,27 @@ def _merge_groups(imp, groups, nodes, edges, names, io):
             if k != entry:
                 names.remove(k)
     return mods, edges
+
+
+def _hxtorch_cuba(imp, group):
+    """``Delay(dt) -> CubaLIF`` written for one hxtorch CubaLIF: that module, or None."""
+    delay, node = group
+    if not imp._one_step(delay) or not imp._cuba_exact(node) or imp.surrogate is not None:
+        return None
+    from ...neuron.cuba import CubaLIF
+    meta = {k: v for k, v in _meta(node).items() if k not in ("gradient", "current_index")}
+    return _build_cuba(CubaLIF, node, imp.dt, meta)
+
+
+def _eventprop(imp, group):
+    if len(group) == 3 and not imp._one_step(group[1]):
+        return None
+    return imp.eventprop(group[0], group[-1])
+
+
+#: group kind (see :func:`_groups`) -> fn(importer, member nodes) -> the spikefuse module or None
+_GROUP_BUILDERS = {"EventPropLIF": _eventprop, "CubaLIF": _hxtorch_cuba,
+                   "RecurrentLIF": lambda imp, group: imp.recurrent_lif(*group)}
 
 
 def _as_chain(order, edges, inputs, outputs):

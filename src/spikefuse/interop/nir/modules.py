@@ -77,9 +77,10 @@ class _EulerNeuron(_NIRNeuronBase):
     _spiking = True
 
     def __init__(self, *, dt, r, tau=None, v_leak=None, v_threshold=None, v_reset=None,
-                 surrogate=None, detach_reset=False):
+                 surrogate=None, detach_reset=False, strict=True):
         super().__init__()
         self.dt = _check_dt(dt)
+        self.strict = check_bool("strict", strict)
         r = _param_tensor("r", r)
         shape = r.shape
         for k, p in (("tau", tau), ("v_leak", v_leak), ("v_threshold", v_threshold), ("v_reset", v_reset)):
@@ -112,10 +113,10 @@ class _EulerNeuron(_NIRNeuronBase):
     @property
     def params(self) -> EulerParams:
         return EulerParams(self.dt, self.tau, self.r, self.v_leak, self.v_threshold, self.v_reset,
-                           self.surrogate, self.detach_reset)
+                           self.surrogate, self.detach_reset, self.strict)
 
     def extra_repr(self):
-        return f"shape={tuple(self.r.shape)}, dt={self.dt:g}"
+        return f"shape={tuple(self.r.shape)}, dt={self.dt:g}" + ("" if self.strict else ", threshold '>='")
 
     def forward(self, x: Tensor, state: Optional[EulerState] = None, return_state: bool = False):
         self._check_x(x)
@@ -124,16 +125,18 @@ class _EulerNeuron(_NIRNeuronBase):
 
 
 class NIRLIF(_EulerNeuron):
-    """NIR ``LIF`` node, forward Euler with step ``dt`` (strict ``v > v_threshold``).
+    """NIR ``LIF`` node, forward Euler with step ``dt`` (strict ``v > v_threshold``; ``strict=False``:
+    ``v >= v_threshold``, the SpikingJelly / sinabs reading of the same node).
 
     >>> m = NIRLIF(tau=[2e-3], r=[1.0], v_leak=[0.0], v_threshold=[0.5], v_reset=[0.0], dt=1e-3)
     >>> m(torch.ones(3, 1, 1)).flatten().tolist()
     [0.0, 1.0, 0.0]
     """
 
-    def __init__(self, tau, r, v_leak, v_threshold, v_reset=None, *, dt, surrogate=None, detach_reset=False):
+    def __init__(self, tau, r, v_leak, v_threshold, v_reset=None, *, dt, surrogate=None, detach_reset=False,
+                 strict=True):
         super().__init__(dt=dt, r=r, tau=tau, v_leak=v_leak, v_threshold=v_threshold, v_reset=v_reset,
-                         surrogate=surrogate, detach_reset=detach_reset)
+                         surrogate=surrogate, detach_reset=detach_reset, strict=strict)
 
 
 class NIRIF(_EulerNeuron):
@@ -145,9 +148,9 @@ class NIRIF(_EulerNeuron):
 
     _has_leak = False
 
-    def __init__(self, r, v_threshold, v_reset=None, *, dt, surrogate=None, detach_reset=False):
+    def __init__(self, r, v_threshold, v_reset=None, *, dt, surrogate=None, detach_reset=False, strict=True):
         super().__init__(dt=dt, r=r, v_threshold=v_threshold, v_reset=v_reset, surrogate=surrogate,
-                         detach_reset=detach_reset)
+                         detach_reset=detach_reset, strict=strict)
 
 
 class NIRLI(_EulerNeuron):
@@ -181,9 +184,10 @@ class _CubaEulerNeuron(_NIRNeuronBase):
     _spiking = True
 
     def __init__(self, *, dt, tau_syn, tau_mem, r, v_leak, w_in=1.0, v_threshold=None, v_reset=None,
-                 surrogate=None, detach_reset=False):
+                 surrogate=None, detach_reset=False, strict=True):
         super().__init__()
         self.dt = _check_dt(dt)
+        self.strict = check_bool("strict", strict)
         vals = dict(tau_syn=tau_syn, tau_mem=tau_mem, r=r, v_leak=v_leak, w_in=w_in)
         if self._spiking:
             vals.update(v_threshold=v_threshold, v_reset=0.0 if v_reset is None else v_reset)
@@ -207,10 +211,10 @@ class _CubaEulerNeuron(_NIRNeuronBase):
     @property
     def params(self) -> CubaEulerParams:
         return CubaEulerParams(self.dt, self.tau_syn, self.tau_mem, self.r, self.v_leak, self.w_in,
-                               self.v_threshold, self.v_reset, self.surrogate, self.detach_reset)
+                               self.v_threshold, self.v_reset, self.surrogate, self.detach_reset, self.strict)
 
     def extra_repr(self):
-        return f"shape={tuple(self.r.shape)}, dt={self.dt:g}"
+        return f"shape={tuple(self.r.shape)}, dt={self.dt:g}" + ("" if self.strict else ", threshold '>='")
 
     def forward(self, x: Tensor, state: Optional[CubaEulerState] = None, return_state: bool = False):
         self._check_x(x)
@@ -219,19 +223,20 @@ class _CubaEulerNeuron(_NIRNeuronBase):
 
 
 class NIRCubaLIF(_CubaEulerNeuron):
-    """NIR ``CubaLIF`` node, forward Euler (the voltage uses the current of the previous step).
+    """NIR ``CubaLIF`` node, forward Euler, current first (the voltage uses the current of the
+    same step, as every NIR tool that runs CubaLIF does).
 
-    >>> m = NIRCubaLIF(tau_syn=[2.0], tau_mem=[2.0], r=[1.0], v_leak=[0.0], v_threshold=[0.4],
+    >>> m = NIRCubaLIF(tau_syn=[2.0], tau_mem=[2.0], r=[1.0], v_leak=[0.0], v_threshold=[0.6],
     ...                w_in=[2.0], dt=1.0)
-    >>> m(torch.ones(3, 1, 1)).flatten().tolist()   # i = 1, 1.5, 1.75; v = 0, 0.5 -> 0, 0.75 -> 0
+    >>> m(torch.ones(3, 1, 1)).flatten().tolist()   # i = 1, 1.5, 1.75; v = 0.5, 0.5 + 0.5 (1.5 - 0.5) -> 0, 0.875
     [0.0, 1.0, 1.0]
     """
 
     def __init__(self, tau_syn, tau_mem, r, v_leak, v_threshold, v_reset=None, w_in=1.0, *, dt,
-                 surrogate=None, detach_reset=False):
+                 surrogate=None, detach_reset=False, strict=True):
         super().__init__(dt=dt, tau_syn=tau_syn, tau_mem=tau_mem, r=r, v_leak=v_leak, w_in=w_in,
                          v_threshold=v_threshold, v_reset=v_reset, surrogate=surrogate,
-                         detach_reset=detach_reset)
+                         detach_reset=detach_reset, strict=strict)
 
 
 class NIRCubaLI(_CubaEulerNeuron):
@@ -239,7 +244,7 @@ class NIRCubaLI(_CubaEulerNeuron):
 
     >>> m = NIRCubaLI(tau_syn=[2.0], tau_mem=[2.0], r=[1.0], v_leak=[0.0], w_in=[2.0], dt=1.0)
     >>> m(torch.ones(3, 1, 1)).flatten().tolist()
-    [0.0, 0.5, 1.0]
+    [0.5, 1.0, 1.375]
     """
 
     _spiking = False
