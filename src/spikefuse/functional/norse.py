@@ -102,6 +102,7 @@ from torch import Tensor
 
 from .._core import compute_dtype
 from .._validate import _describe, check_broadcastable, check_choice, check_number, check_tensor
+from .._validate import caller_is_outside, check_size, checked_record, choice_field, number_field, tensor_field
 from ..surrogate import Custom, SuperSpike
 from . import _peers
 
@@ -136,6 +137,8 @@ Param = Union[float, int, Tensor]
 METHODS = ("super", "heaviside", "triangle", "tanh", "circ", "heavi_erfc")
 
 
+@checked_record(tau_syn_inv=number_field(), tau_mem_inv=number_field(), v_leak=number_field(), v_th=number_field(),
+                v_reset=number_field(), method=choice_field(*METHODS), alpha=number_field())
 class NorseLIFParams(NamedTuple):
     """norse's ``LIFParameters`` (same field names, order and defaults): ``tau_syn_inv``,
     ``tau_mem_inv`` (inverse time constants, 1/s), ``v_leak``, ``v_th``, ``v_reset``,
@@ -150,6 +153,7 @@ class NorseLIFParams(NamedTuple):
     alpha: Param = 100.0
 
 
+@checked_record(v=tensor_field(floating=True), i=tensor_field(floating=True))
 class NorseLIFState(NamedTuple):
     """norse's ``LIFFeedForwardState``: post-reset membrane ``v``, synaptic current ``i``
     (after its decay), each ``(B, *features)``."""
@@ -158,6 +162,7 @@ class NorseLIFState(NamedTuple):
     i: Tensor
 
 
+@checked_record(z=tensor_field(floating=True), v=tensor_field(floating=True), i=tensor_field(floating=True))
 class NorseLIFRecurrentState(NamedTuple):
     """norse's ``LIFState``: the spikes ``z`` of the step (fed back by the recurrent
     weights), ``v``, ``i``."""
@@ -167,6 +172,7 @@ class NorseLIFRecurrentState(NamedTuple):
     i: Tensor
 
 
+@checked_record(rho_reset=number_field())
 class NorseLIFRefracParams(NamedTuple):
     """norse's ``LIFRefracParameters``: the LIF parameters and the counter value a spike
     loads (``rho_reset``, in steps)."""
@@ -175,6 +181,7 @@ class NorseLIFRefracParams(NamedTuple):
     rho_reset: Param = 5.0
 
 
+@checked_record(rho=tensor_field(floating=True))
 class NorseLIFRefracState(NamedTuple):
     """norse's ``LIFRefracFeedForwardState``: the LIF state and the refractory counter ``rho``."""
 
@@ -191,12 +198,16 @@ NorseLIFAdExParams = namedtuple(
     defaults=(4.0, 0.02, 0.5, 2.0) + tuple(NorseLIFParams._field_defaults.values()),
     module=__name__,
 )
+NorseLIFAdExParams = checked_record(adaptation_current=number_field(), adaptation_spike=number_field(),
+                                    delta_T=number_field(), tau_ada_inv=number_field(),
+                                    tau_syn_inv=number_field(), tau_mem_inv=number_field(), v_leak=number_field(), v_th=number_field(), v_reset=number_field(), method=choice_field(*METHODS), alpha=number_field())(NorseLIFAdExParams)
 NorseLIFAdExParams.__doc__ = """norse's ``LIFAdExParameters``: ``adaptation_current`` (coupling of
 ``a`` to ``v``, 4), ``adaptation_spike`` (jump of ``a`` per spike, 0.02), ``delta_T`` (sharpness
 of the exponential, 0.5), ``tau_ada_inv`` (2 1/s), then :class:`NorseLIFParams`' fields
 ``tau_syn_inv, tau_mem_inv, v_leak, v_th, v_reset, method, alpha`` with their defaults."""
 
 
+@checked_record(v=tensor_field(floating=True), i=tensor_field(floating=True), a=tensor_field(floating=True))
 class NorseLIFAdExState(NamedTuple):
     """norse's ``LIFAdExFeedForwardState``: ``v``, ``i`` and the adaptation current ``a``."""
 
@@ -232,6 +243,10 @@ def threshold(x: Tensor, method: str = "super", alpha: Param = 100.0) -> Tensor:
     >>> z.sum().backward(); [round(g, 4) for g in x.grad.tolist()]
     [0.25, 1.0, 0.25]
     """
+    if caller_is_outside():  # the norse loops call it per step on checked values
+        check_tensor("x", x)
+        check_choice("method", method, METHODS)
+        check_number("alpha", alpha)
     if method == "heaviside":
         return torch.gt(x, 0.0).to(x.dtype)
     if isinstance(alpha, Tensor):
@@ -360,6 +375,11 @@ def initial_state(shape, params=NorseLIFParams(), dtype=torch.float32, device=No
     >>> initial_state((1, 2), NorseLIFParams(v_leak=-0.5)).v.tolist()
     [[-0.5, -0.5]]
     """
+    if caller_is_outside():
+        if not isinstance(shape, (tuple, list, torch.Size)):
+            raise TypeError(f"shape: expected a tuple of ints, got {_describe(shape)}")
+        for k, n in enumerate(shape):
+            check_size(f"shape[{k}]", n, ge=0)
     lif = params.lif if isinstance(params, NorseLIFRefracParams) else params
     v, i = _full_v(lif.v_leak, shape, dtype, device), _zeros(shape, dtype, device)
     if isinstance(params, NorseLIFRefracParams):
