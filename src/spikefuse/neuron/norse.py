@@ -32,7 +32,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from .._validate import _describe, check_bool, check_choice, check_number
+from .._validate import _describe, check_bool, check_choice, check_scalar
 from ..functional import norse as F
 from .base import NeuronModule, check_plain_backend
 
@@ -77,8 +77,7 @@ class _NorseNeuron(NeuronModule, nn.Module):
         F.check_params(p)
         check_choice("gradient", gradient, ("bptt", "adjoint") if self._adjoint_multistep else ("bptt",))
         self.gradient = gradient
-        check_number("dt", dt, gt=0)
-        self.dt = float(dt)
+        self.dt = check_scalar("dt", dt, gt=0)
         self.record_states = check_bool("record_states", record_states)
         self.return_state = check_bool("return_state", return_state)
         self.backend = check_plain_backend(type(self).__name__, backend, _WHY)
