@@ -22,11 +22,11 @@ CPU time of the process (``time.process_time``: all threads; on a loaded machine
 than the wall time), and each median over spikefuse's.
 
 ``--profile``: a ``torch.profiler`` table (top ops by self CPU time) of one spikefuse epoch, and
-a breakdown of a training step into its parts, each timed alone at the run's shapes on copies of
-the run's own modules (median per call x steps per epoch): data batching, synapse matmuls
+a breakdown of the epoch's CPU time into its parts, each timed alone at the run's shapes on copies
+of the run's own modules (median process CPU time per call x steps per epoch): data batching, synapse matmuls
 (forward + backward), neuron scan forward and backward, readout (leaky integrator + max),
 loss, optimizer (zero_grad + Adam step + schedule step), metrics (``loss.item()``, accuracy
-count); "Python overhead and the rest" is the epoch's median minus their sum.
+count); "Python overhead and the rest" is the epoch's median CPU time minus their sum.
 """
 from __future__ import annotations
 
@@ -209,12 +209,14 @@ def time_epochs(impls: list, epochs: int, warmup: int) -> None:
 
 
 def _median_call(fn: Callable, repeat: int) -> float:
+    """Median process CPU seconds of ``fn()`` (CPU time: waiting for a core on a shared
+    machine does not count)."""
     fn()
     ts = []
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         fn()
-        ts.append(time.perf_counter() - t0)
+        ts.append(time.process_time() - t0)
     return statistics.median(ts)
 
 
@@ -368,7 +370,7 @@ def run_threads(cfg, threads: int, args, out: str) -> dict:
         rec = {"threads": threads, "steps_per_epoch": run.steps_per_epoch, "rows": rows}
         if args.profile:
             parts = breakdown(run, args.repeat)
-            parts["python_and_rest_ms"] = base - sum(parts.values())
+            parts["python_and_rest_ms"] = rows["spikefuse"]["cpu_median_ms"] - sum(parts.values())
             rec["breakdown_ms"] = parts
             rec["profile"] = profile_table(run, args.warmup + args.epochs)
         return rec
@@ -383,7 +385,7 @@ def _print(rec: dict, cfg) -> None:
         print(f"{name:<14}{r['median_ms']:>11.1f}{r['min_ms']:>9.1f}{r['cpu_median_ms']:>9.1f}"
               f"{r['vs_spikefuse']:>13.2f}")
     if "breakdown_ms" in rec:
-        print("\nspikefuse epoch breakdown (ms per epoch; parts timed alone, see the docstring)")
+        print("\nspikefuse epoch breakdown (CPU ms per epoch; parts timed alone, see the docstring)")
         for k, v in rec["breakdown_ms"].items():
             print(f"  {k[:-3]:<20}{v:>9.1f}")
         print(f"\ntorch.profiler, one spikefuse epoch, top ops by self CPU time\n{rec['profile']}")

@@ -336,8 +336,8 @@ class _Tally:
     stay on the device (the same float64 arithmetic, so the same numbers) and are read once
     per epoch, or when a progress bar shows them."""
 
-    def __init__(self, device: torch.device):
-        self.on_device = device.type != "cpu"
+    def __init__(self, device: torch.device, on_device: Optional[bool] = None):
+        self.on_device = device.type != "cpu" if on_device is None else on_device
         if self.on_device:
             self.loss = torch.zeros((), dtype=torch.float64, device=device)
             self.correct = torch.zeros((), dtype=torch.int64, device=device)
