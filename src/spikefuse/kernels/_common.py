@@ -18,6 +18,7 @@ Example::
 """
 from __future__ import annotations
 
+import math
 from numbers import Real
 from typing import Optional, Sequence
 
@@ -180,3 +181,90 @@ def cuba_final_state(spikes, membrane, current, refractory_time, dt: float):
     R = R.to(cdt) if isinstance(R, torch.Tensor) else R
     ref = torch.where(last >= 0, torch.relu(R - (T - 1 - last)), torch.zeros_like(last))
     return (z, membrane[-1], current[-1], ref)
+
+
+# --------------------------------------------------------------------------- peer families
+# Shared by kernels/triton/peers.py and kernels/cpu/peers.py (snnTorch Leaky, norse LIF).
+
+#: reset mechanisms of the snnTorch Leaky kernels (their index is the kernels' MECH flag)
+SNNTORCH_MECHS = ("subtract", "zero", "none")
+
+#: surrogate id meaning "no gradient through the spike" (norse's ``method="heaviside"``)
+SG_NONE = -1
+
+
+def sg_consts(kernel_id: int, a0: float, a1: float) -> tuple:
+    """``(c0, c1)`` of the in-kernel ``g * surrogate'(d)`` of the peer kernels: the Python
+    numbers of the reference's surrogate expressions (spikefuse/surrogate.py), in double: the
+    kernels take them as fp32 scalars, rounded as torch rounds a Python scalar operand. ATan:
+    ``(pi/2 a, a/2)``; SLAYER exp: ``(tau, scale / (2 tau))``; the others their own two
+    parameters."""
+    pairs = {0: (math.pi / 2 * a0, a0 / 2), 3: (a0, a1 / (2 * a0) if a0 else 0.0)}
+    return pairs.get(int(kernel_id), (float(a0), float(a1)))
+
+
+def params_reason(x_seq: torch.Tensor, params, names, state=None) -> Optional[str]:
+    """None if every ``params.<name>`` and every state tensor expands to the state shape of
+    ``x_seq``, else the first reason."""
+    shape = tuple(x_seq.shape[1:])
+    for name in names:
+        why = param_reason(name, getattr(params, name), shape, x_seq.device)
+        if why is not None:
+            return why
+    for k, s in enumerate(state or ()):
+        why = param_reason(f"state[{k}]", s, shape, x_seq.device)
+        if why is not None:
+            return why
+    return None
+
+
+def clamp01_param(p, shape, device) -> torch.Tensor:
+    """snnTorch's ``clamp(beta, 0, 1)`` as a per-neuron fp32 vector (differentiable for a tensor)."""
+    if isinstance(p, torch.Tensor):
+        return expand_param(p, shape, device).clamp(0, 1)
+    return expand_param(min(max(p, 0.0), 1.0), shape, device)
+
+
+def leaky_reason(x_seq: torch.Tensor, params, state=None) -> Optional[str]:
+    """The backend-independent part of the snnTorch Leaky ``supports`` rules."""
+    if params is None:
+        return "no LeakyParams given"
+    if needs_grad(params.graded_spikes_factor):
+        return ("a graded_spikes_factor that requires grad (learn_graded_spikes_factor) has no kernel "
+                "gradient; the reference loop runs it")
+    return params_reason(x_seq, params, ("beta", "threshold", "graded_spikes_factor"), state)
+
+
+#: norse threshold method -> ``alpha -> (surrogate id, c0, c1)`` of the kernels' ``g * sg(d)``
+NORSE_SG = {"super": lambda a: (2, a, 0.0), "triangle": lambda a: (4, 1.0, a),
+            "heaviside": lambda a: (SG_NONE, 0.0, 0.0)}
+
+
+def norse_reason(x_seq: torch.Tensor, params, state=None) -> Optional[str]:
+    """The backend-independent part of the norse LIF ``supports`` rules."""
+    if params is None:
+        return "no NorseLIFParams given"
+    why = io_reason(x_seq)
+    if why is not None:
+        return why
+    if getattr(params, "method", None) not in NORSE_SG:
+        return (f"method {getattr(params, 'method', None)!r} has no in-kernel surrogate (kernels: "
+                f"{sorted(NORSE_SG)}); the reference loop runs it")
+    if isinstance(params.alpha, torch.Tensor) and params.alpha.numel() != 1:
+        return "a per-neuron alpha has no kernel (one value per call)"
+    return params_reason(x_seq, params, ("tau_syn_inv", "tau_mem_inv", "v_leak", "v_th", "v_reset"), state)
+
+
+def norse_consts(params, dt: float, state, shape, device) -> tuple:
+    """Per-neuron fp32 ``(a_m, a_sn, v_leak, v_th, v_reset, v0, i0)`` and ``(sg, c0, c1)``:
+    ``a_m = dt * tau_mem_inv``, ``a_sn = -dt * tau_syn_inv`` with the reference's rounding (a
+    Python ``dt`` times an fp32 tensor), differentiable in the tensor parameters."""
+    def f32(p):
+        return p.to(torch.float32) if isinstance(p, torch.Tensor) else torch.tensor(float(p), device=device)
+
+    a_m, a_sn = dt * f32(params.tau_mem_inv), -dt * f32(params.tau_syn_inv)
+    flat = tuple(expand_param(p, shape, device) for p in (a_m, a_sn, params.v_leak, params.v_th, params.v_reset,
+                                                          *state))
+    alpha = params.alpha
+    alpha = float(alpha.detach().reshape(())) if isinstance(alpha, torch.Tensor) else float(alpha)
+    return flat, NORSE_SG[params.method](alpha)
