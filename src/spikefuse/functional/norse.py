@@ -77,8 +77,8 @@ State and traces are in the compute dtype (fp32; fp64 for fp64 input); spikes ha
 dtype. ``return_traces=True`` also returns the state after every step, stacked (``(T, ...)`` per
 field, the layout of norse's ``record_states=True``).
 
-The feed-forward LIF has a fused kernel (``backend="triton"``; ``"auto"`` runs it
-where it covers the case: methods ``super``, ``triangle``, ``heaviside``, fp16/bf16/fp32
+The feed-forward LIF has fused kernels (``backend="triton"`` / ``"cpu"``; ``"auto"`` runs them
+where they cover the case: methods ``super``, ``triangle``, ``heaviside``, fp16/bf16/fp32
 input); the other models have none: ``backend`` ``None``, ``"auto"`` and ``"reference"`` run
 the plain-torch loop below (``"cpu"`` / ``"triton"`` raise a ``ValueError``, through the
 boundary the peer families share, :func:`spikefuse.functional._peers.begin`).

@@ -27,7 +27,7 @@ The state starts at zero (snnTorch's ``mem`` and ``syn`` start empty and become
 / ``learn_alpha`` / ``learn_graded_spikes_factor``) receive gradients through the same graph as
 in snnTorch. The surrogate defaults to ``ATan(2.0)``, snnTorch's default ``atan()`` (its
 gradient ``alpha/2 / (1 + (pi/2 alpha u)^2)``); ``FastSigmoid(slope)`` is snnTorch's
-``fast_sigmoid``. ``Leaky`` has a fused kernel (kernels/triton/peers.py;
+``fast_sigmoid``. ``Leaky`` has fused kernels (kernels/triton/peers.py, kernels/cpu/peers.py;
 ``"auto"`` falls back to the loop for what they do not cover, e.g. a learnable
 ``graded_spikes_factor``); ``Synaptic`` has none (``backend="cpu"`` / ``"triton"`` raise).
 
@@ -266,7 +266,7 @@ def leaky_multistep(x_seq: Tensor, params: LeakyParams, state: Optional[LeakySta
     """snnTorch ``Leaky`` over ``x_seq`` ``(T, B, *features)``: the numbers of looping
     :func:`leaky_step`. Returns ``(spikes, LeakyState)`` or, with ``return_traces``,
     ``(spikes, LeakyState, LeakyTraces(mem))``. ``backend``: None / ``"auto"`` /
-    ``"reference"`` / ``"triton"`` (the fused scan: the same spikes and states)."""
+    ``"reference"`` / ``"triton"`` / ``"cpu"`` (the fused scans: the same spikes and states)."""
     return _multi("leaky_multistep", "snntorch.leaky", x_seq, params, state, backend, return_traces,
                   (LeakyParams, LeakyState, LeakyTraces), _leaky_fn, kernel="snntorch_leaky")
 

@@ -268,3 +268,106 @@ def norse_consts(params, dt: float, state, shape, device) -> tuple:
     alpha = params.alpha
     alpha = float(alpha.detach().reshape(())) if isinstance(alpha, torch.Tensor) else float(alpha)
     return flat, NORSE_SG[params.method](alpha)
+
+
+def input_grad_bits(tensors) -> int:
+    """Which op inputs need a gradient, as bits (known before the op runs: a forward stores only
+    what backward will read)."""
+    if not torch.is_grad_enabled():
+        return 0
+    return sum(1 << k for k, t in enumerate(tensors) if isinstance(t, torch.Tensor) and t.requires_grad)
+
+
+# One op encoding per peer family, shared by the Triton and CPU ScanSpecs (only the scans differ).
+#
+# snnTorch Leaky: tensors (x (T, M) contiguous, b = clamp(beta, 0, 1), threshold,
+# graded_spikes_factor, mem0 (M,) fp32); floats (c0, c1 of the surrogate, :func:`sg_consts`);
+# ints (mechanism index, reset_delay, surrogate id, traces, io dtype index, grad bits).
+# Outputs (spikes, mem_last, mem_seq or None); saved (mem_seq, x (reset_delay=False), the params, mem0).
+#
+# norse LIF: tensors (x, a_m, a_sn, v_leak, v_th, v_reset, v0, i0); floats (c0, c1); ints
+# (surrogate id or SG_NONE, traces, io dtype index, grad bits). Outputs (z, v_last, i_last,
+# v_seq or None, i_seq or None); saved (v_seq, i_seq, every input).
+
+
+def leaky_encode(x_seq: torch.Tensor, params, state, return_traces: bool):
+    shape, dev, T = tuple(x_seq.shape[1:]), x_seq.device, x_seq.shape[0]
+    m0 = torch.zeros(shape, device=dev) if state is None else state[0]
+    tensors = [x_seq.reshape(T, -1).contiguous(), clamp01_param(params.beta, shape, dev),
+               expand_param(params.threshold, shape, dev), expand_param(params.graded_spikes_factor, shape, dev),
+               expand_param(m0, shape, dev)]
+    sur = params.surrogate
+    i = [SNNTORCH_MECHS.index(params.reset_mechanism), int(bool(params.reset_delay)), int(sur.kernel_id),
+         int(bool(return_traces)), IO_DTYPES.index(x_seq.dtype), input_grad_bits(tensors)]
+    return tensors, list(sg_consts(sur.kernel_id, *sur.kernel_params)), i
+
+
+def leaky_run(scan, x_seq: torch.Tensor, params, state, return_traces: bool):
+    """Run a Leaky ScanFunction; results in the kernel contract ``((spikes,), (mem_last,),
+    (mem_seq,) or None)``."""
+    spk, mlast, mseq = scan.apply(*leaky_encode(x_seq, params, state, return_traces))
+    traces = (mseq.view(x_seq.shape),) if return_traces else None
+    return (spk.view(x_seq.shape),), (mlast.view(tuple(x_seq.shape[1:])),), traces
+
+
+def _leaky_save(tensors, outputs, f, i, needs):
+    x, b, thr, gsf, m0 = tensors
+    return [outputs[2], None if i[1] else x, b, thr, gsf, m0]
+
+
+def _leaky_fake(tensors, f, i):
+    x = tensors[0]
+    T, M = x.shape
+    return [torch.empty_like(x), x.new_empty((M,), dtype=torch.float32),
+            x.new_empty((T, M), dtype=torch.float32) if (i[3] or i[5]) else None]
+
+
+def _fake_grads(saved, dti, needs):
+    """Gradient shapes: the input's ``(T, M)`` in its dtype, one ``(M,)`` fp32 per other input."""
+    T, M = saved[0].shape
+    out = [saved[0].new_empty((T, M), dtype=IO_DTYPES[dti])]
+    out += [saved[0].new_empty((M,)) for _ in needs[1:]]
+    return [g if n else None for g, n in zip(out, needs)]
+
+
+def leaky_spec(name: str, forward, backward):
+    """The Leaky ScanSpec ``name`` with a backend's ``forward`` / ``backward`` scans."""
+    from .scan import ScanSpec
+
+    return ScanSpec(
+        name=name, inputs=("x", "beta", "threshold", "graded_spikes_factor", "mem0"), states=("mem",),
+        params=("beta", "threshold", "graded_spikes_factor"), outputs=("spikes", "mem_last", "mem_seq"),
+        saved=("mem_seq",), saved_bytes=4, moved_bytes=12, forward=forward, save=_leaky_save,
+        backward=backward, fake=_leaky_fake,
+        fake_backward=lambda saved, grads, f, i, needs: _fake_grads(saved, i[4], needs))
+
+
+def norse_run(scan, x_seq: torch.Tensor, params, state, return_traces: bool, dt: float):
+    """Run a norse LIF ScanFunction; results ``((z,), (v, i), (v_seq, i_seq) or None)``."""
+    shape, T = tuple(x_seq.shape[1:]), x_seq.shape[0]
+    flat, (sg, c0, c1) = norse_consts(params, dt, state, shape, x_seq.device)
+    tensors = [x_seq.reshape(T, -1).contiguous(), *flat]
+    z, vl, il, vseq, iseq = scan.apply(
+        tensors, [c0, c1], [sg, int(bool(return_traces)), IO_DTYPES.index(x_seq.dtype), input_grad_bits(tensors)])
+    traces = (vseq.view(x_seq.shape), iseq.view(x_seq.shape)) if return_traces else None
+    return (z.view(x_seq.shape),), (vl.view(shape), il.view(shape)), traces
+
+
+def _norse_fake(tensors, f, i):
+    x = tensors[0]
+    T, M = x.shape
+    seq = [x.new_empty((T, M), dtype=torch.float32) if (i[1] or i[3]) else None for _ in range(2)]
+    return [torch.empty_like(x), x.new_empty((M,), dtype=torch.float32), x.new_empty((M,), dtype=torch.float32),
+            *seq]
+
+
+def norse_spec(name: str, forward, backward):
+    """The norse LIF ScanSpec ``name`` with a backend's ``forward`` / ``backward`` scans."""
+    from .scan import ScanSpec
+
+    return ScanSpec(
+        name=name, inputs=("x", "a_m", "a_sn", "v_leak", "v_th", "v_reset", "v0", "i0"), states=("v", "i"),
+        params=("a_m", "a_sn", "v_leak", "v_th", "v_reset"), outputs=("spikes", "v_last", "i_last", "v_seq", "i_seq"),
+        saved=("v_seq", "i_seq"), saved_bytes=8, moved_bytes=20, forward=forward,
+        save=lambda tensors, outputs, f, i, needs: [outputs[3], outputs[4], *tensors], backward=backward,
+        fake=_norse_fake, fake_backward=lambda saved, grads, f, i, needs: _fake_grads(saved, i[2], needs))

@@ -156,7 +156,7 @@ class NorseLIF(_NorseNeuron):
     """
 
     _adjoint_multistep = staticmethod(F.norse_lif_adjoint_multistep)
-    _fused = True  # kernels/triton/peers.py (BPTT; the adjoint runs its loop)
+    _fused = True  # kernels/triton/peers.py, kernels/cpu/peers.py (BPTT; the adjoint runs its loop)
 
 
 class NorseLIFRefrac(_NorseNeuron):

@@ -155,7 +155,7 @@ class Leaky(_SnnTorchNeuron):
     _params_cls, _STATE, _state_cls = F.LeakyParams, ("mem",), F.LeakyState
     _SHOWN = ("beta", "threshold", "graded_spikes_factor")
     _multistep, _step = staticmethod(F.leaky_multistep), staticmethod(F.leaky_step)
-    _fused = True  # kernels/triton/peers.py
+    _fused = True  # kernels/triton/peers.py, kernels/cpu/peers.py
 
     def __init__(self, beta, threshold=1.0, spike_grad=None, *, learn_beta: bool = False,
                  learn_threshold: bool = False, reset_mechanism: str = "subtract",

@@ -40,10 +40,9 @@ import torch
 import triton
 import triton.language as tl
 
-from .._common import (IO_DTYPES, SNNTORCH_MECHS, clamp01_param, expand_param, leaky_reason, norse_consts,
-                       norse_reason, sg_consts)
-from ..scan import ScanFunction, ScanSpec
-from .common import aot, common_reason, device_reason, grad_bits
+from .._common import IO_DTYPES, leaky_reason, leaky_run, leaky_spec, norse_reason, norse_run, norse_spec
+from ..scan import ScanFunction
+from .common import aot, common_reason, device_reason
 from .generic import _Family, _empty, _grads_wanted, plus, scan_bwd, scan_fwd
 
 #: bytes saved for backward per neuron-step, by kernel key
@@ -188,11 +187,6 @@ def _leaky_fwd(tensors, f, i):
     return [spk, mlast, mseq]
 
 
-def _leaky_save(tensors, outputs, f, i, needs):
-    x, b, thr, gsf, m0 = tensors
-    return [outputs[2], None if i[1] else x, b, thr, gsf, m0]
-
-
 def _leaky_bwd(saved, grads, f, i, needs):
     mseq, x, b, thr, gsf, m0 = saved
     g_spk, g_mlast, g_mseq = grads
@@ -205,33 +199,8 @@ def _leaky_bwd(saved, grads, f, i, needs):
     return [gx if needs[0] else None, *gp, None, gm0 if needs[4] else None]
 
 
-def _leaky_fake(tensors, f, i):
-    x = tensors[0]
-    T, M = x.shape
-    keep = i[3] or i[5]
-    return [torch.empty_like(x), x.new_empty((M,), dtype=torch.float32),
-            x.new_empty((T, M), dtype=torch.float32) if keep else None]
-
-
-def _fake_grads(saved, dti, needs):
-    """Gradient shapes: the input's ``(T, M)`` in its dtype, one ``(M,)`` fp32 per other input."""
-    T, M = saved[0].shape
-    out = [saved[0].new_empty((T, M), dtype=IO_DTYPES[dti])]
-    out += [saved[0].new_empty((M,)) for _ in needs[1:]]
-    return [g if n else None for g, n in zip(out, needs)]
-
-
-LEAKY_SCAN = ScanFunction(ScanSpec(
-    name="snntorch_leaky_triton", inputs=("x", "beta", "threshold", "graded_spikes_factor", "mem0"),
-    states=("mem",), params=("beta", "threshold", "graded_spikes_factor"),
-    outputs=("spikes", "mem_last", "mem_seq"), saved=("mem_seq",), saved_bytes=SAVED_BYTES["snntorch_leaky"],
-    moved_bytes=12, forward=_leaky_fwd, save=_leaky_save, backward=_leaky_bwd, fake=_leaky_fake,
-    fake_backward=lambda saved, grads, f, i, needs: _fake_grads(saved, i[4], needs)))
+LEAKY_SCAN = ScanFunction(leaky_spec("snntorch_leaky_triton", _leaky_fwd, _leaky_bwd))
 _aot("snntorch_leaky_triton", "leaky", _LEAKY, ((0, False), (0, False, 0)), (2, 1, 3, 1, 2))
-
-
-def _surrogate_args(sur) -> tuple:
-    return sg_consts(sur.kernel_id, *sur.kernel_params)
 
 
 def snntorch_leaky_triton(x_seq: torch.Tensor, params, state=None, return_traces: bool = False):
@@ -241,17 +210,7 @@ def snntorch_leaky_triton(x_seq: torch.Tensor, params, state=None, return_traces
 
         >>> (s,), (m,), _ = snntorch_leaky_triton(x.cuda(), LeakyParams(beta=0.9))   # doctest: +SKIP
     """
-    shape, dev, T = tuple(x_seq.shape[1:]), x_seq.device, x_seq.shape[0]
-    m0 = torch.zeros(shape, device=dev) if state is None else state[0]
-    tensors = [x_seq.reshape(T, -1).contiguous(), clamp01_param(params.beta, shape, dev),
-               expand_param(params.threshold, shape, dev), expand_param(params.graded_spikes_factor, shape, dev),
-               expand_param(m0, shape, dev)]
-    sur = params.surrogate
-    i = [SNNTORCH_MECHS.index(params.reset_mechanism), int(bool(params.reset_delay)), int(sur.kernel_id),
-         int(bool(return_traces)), IO_DTYPES.index(x_seq.dtype), grad_bits(tensors)]
-    spk, mlast, mseq = LEAKY_SCAN.apply(tensors, list(_surrogate_args(sur)), i)
-    traces = (mseq.view(x_seq.shape),) if return_traces else None
-    return (spk.view(x_seq.shape),), (mlast.view(shape),), traces
+    return leaky_run(LEAKY_SCAN, x_seq, params, state, return_traces)
 
 
 def snntorch_leaky_supports(x_seq: torch.Tensor, params=None, state=None, **_) -> Optional[str]:
@@ -326,10 +285,6 @@ def _norse_fwd(tensors, f, i):
     return [z, vlast, ilast, vseq, iseq]
 
 
-def _norse_save(tensors, outputs, f, i, needs):
-    return [outputs[3], outputs[4], *tensors]
-
-
 def _norse_bwd(saved, grads, f, i, needs):
     vseq, iseq, x, a_m, a_sn, vl, vth, vr, v0, i0 = saved
     g_z, g_vlast, g_ilast, g_vseq, g_iseq = grads
@@ -344,22 +299,7 @@ def _norse_bwd(saved, grads, f, i, needs):
     return [gx if needs[0] else None, *gp, gv0 if needs[6] else None, gi0 if needs[7] else None]
 
 
-def _norse_fake(tensors, f, i):
-    x = tensors[0]
-    T, M = x.shape
-    keep = i[1] or i[3]
-    seq = [x.new_empty((T, M), dtype=torch.float32) if keep else None for _ in range(2)]
-    return [torch.empty_like(x), x.new_empty((M,), dtype=torch.float32), x.new_empty((M,), dtype=torch.float32),
-            *seq]
-
-
-NORSE_LIF_SCAN = ScanFunction(ScanSpec(
-    name="norse_lif_triton", inputs=("x", "a_m", "a_sn", "v_leak", "v_th", "v_reset", "v0", "i0"),
-    states=("v", "i"), params=("a_m", "a_sn", "v_leak", "v_th", "v_reset"),
-    outputs=("spikes", "v_last", "i_last", "v_seq", "i_seq"), saved=("v_seq", "i_seq"),
-    saved_bytes=SAVED_BYTES["norse_lif"], moved_bytes=20, forward=_norse_fwd, save=_norse_save,
-    backward=_norse_bwd, fake=_norse_fake,
-    fake_backward=lambda saved, grads, f, i, needs: _fake_grads(saved, i[2], needs)))
+NORSE_LIF_SCAN = ScanFunction(norse_spec("norse_lif_triton", _norse_fwd, _norse_bwd))
 _aot("norse_lif_triton", "norse_lif", _NORSE, ((2,), (2,)), (3, 2, 5, 3, 5))
 
 def norse_lif_triton(x_seq: torch.Tensor, params, state, return_traces: bool = False, *, dt: float):
@@ -367,13 +307,7 @@ def norse_lif_triton(x_seq: torch.Tensor, params, state, return_traces: bool = F
     or tensors), ``state`` ``(v0, i0)`` (norse's resting state when the caller built it);
     returns ``((z,), (v, i), (v_seq, i_seq) or None)``. Differentiable in ``x_seq``, the state
     and tensor ``tau_syn_inv`` / ``tau_mem_inv`` / ``v_leak`` / ``v_th`` / ``v_reset``."""
-    shape, T = tuple(x_seq.shape[1:]), x_seq.shape[0]
-    flat, (sg, c0, c1) = norse_consts(params, dt, state, shape, x_seq.device)
-    tensors = [x_seq.reshape(T, -1).contiguous(), *flat]
-    z, vl, il, vseq, iseq = NORSE_LIF_SCAN.apply(
-        tensors, [c0, c1], [sg, int(bool(return_traces)), IO_DTYPES.index(x_seq.dtype), grad_bits(tensors)])
-    traces = (vseq.view(x_seq.shape), iseq.view(x_seq.shape)) if return_traces else None
-    return (z.view(x_seq.shape),), (vl.view(shape), il.view(shape)), traces
+    return norse_run(NORSE_LIF_SCAN, x_seq, params, state, return_traces, dt)
 
 
 def norse_lif_supports(x_seq: torch.Tensor, params=None, state=None, **_) -> Optional[str]:
