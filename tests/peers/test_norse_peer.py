@@ -9,7 +9,7 @@ to spikefuse for the released behaviour (see spikefuse.functional.norse).
 import pytest
 import torch
 
-nt = pytest.importorskip("norse.torch", reason="norse is not installed (pip install --no-deps norse)")
+nt = pytest.importorskip("norse.torch", reason="norse is not installed (pip install --no-deps -r requirements-peers.txt)")
 from norse.torch.functional.lif import LIFParameters  # noqa: E402
 from norse.torch.functional.lif_adex import LIFAdExParameters  # noqa: E402
 from norse.torch.functional.lif_refrac import LIFRefracParameters  # noqa: E402
