@@ -70,5 +70,5 @@ def test_norse_training_takes_norse_superspike_only():
     assert tr.NEURON_GRADIENTS["norse.lif"] == ("superspike",)
     with pytest.raises(ValueError, match="gradient: neuron 'norse.lif' supports \\['superspike'\\]"):
         TrainConfig(neuron="norse.lif", gradient="atan").resolve()
-    with pytest.raises(ValueError, match="backend"):
-        tr.build_model(TrainConfig(neuron="norse.lif", backend="cpu").resolve(), 4, 3)
+    with pytest.raises(ValueError, match="backend"):  # the recurrent LIF has no fused kernel
+        tr.build_model(TrainConfig(neuron="norse.lif_recurrent", backend="cpu").resolve(), 4, 3)
