@@ -335,7 +335,8 @@ def _cuba_op(x, consts, refractory: bool, out_dtype):
     mask = sum(1 << k for k, c in enumerate(consts) if isinstance(c, torch.Tensor))
     tensors = [x] + [c if isinstance(c, torch.Tensor) else None for c in consts]
     f = [0.0 if isinstance(c, torch.Tensor) else float(c) for c in consts]
-    spk, mem, cur, _ = CUBA_SCAN.apply(tensors, f, [int(refractory), IO_DTYPES.index(out_dtype), mask])
+    scan = CUBA_REFRACTORY_SCAN if refractory else CUBA_SCAN
+    spk, mem, cur, _ = scan.apply(tensors, f, [int(refractory), IO_DTYPES.index(out_dtype), mask])
     return spk, mem, cur
 
 
@@ -371,8 +372,8 @@ def _nb_backward(nb, saved, grads, consts, needs, refractory: bool, x_dtype):
     mk = mask.view(torch.uint8).numpy() if refractory else jit.np32(None, 2).astype("uint8")
     k = nb.make_bwd(int(refractory), int(g_spk is not None), int(g_mem is not None), int(g_cur is not None),
                     int(needs[0]), int(need_params))
-    jit.run(k, M, nb.TILE, jit.np32(mem, 2), jit.np32(cur, 2), mk, jit.np32(g_spk, 2), jit.np32(g_mem, 2),
-            jit.np32(g_cur, 2), *(_arr(c, M) for c in (leak, thr, alpha, a_m, c_s)), jit.np32(gx, 2),
+    jit.run(k, M, nb.TILE, jit.np32(mem, 2), jit.np32(cur, 2), mk, jit.np32_grad(g_spk), jit.np32_grad(g_mem),
+            jit.np32_grad(g_cur), *(_arr(c, M) for c in (leak, thr, alpha, a_m, c_s)), jit.np32(gx, 2),
             *(jit.np32(g) for g in pg))
     if gx is not None and x_dtype != f32:
         gx = gx.to(x_dtype)
@@ -417,10 +418,20 @@ def _spec_fake_backward(saved, grads, f, i, needs):
     return out + [mem.new_empty((M,)) if needs[k] else None for k in range(1, 6)] + [None, None]
 
 
-CUBA_SCAN = ScanFunction(ScanSpec(
-    name="cuba_cpu", inputs=("x", "leak", "reset", "threshold", "a_m", "c_s", "alpha", "refractory_steps"),
-    states=("z", "v", "i"), params=("leak", "reset", "threshold", "tau_syn", "tau_mem"),
-    outputs=("spikes", "membrane", "current", "refractory_mask"), saved=("membrane", "current", "refractory_mask"),
-    saved_bytes=SAVED_BYTES["cuba"], moved_bytes=16,
-    forward=_spec_forward, save=_spec_save, backward=_spec_backward, fake=_spec_fake,
-    fake_backward=_spec_fake_backward))
+def _spec(name: str, refractory: bool) -> ScanFunction:
+    """The plain or refractory CUBA spec: the same callbacks (``i[0]`` says which), its own name,
+    states, saved outputs and byte counts (x, z, membrane, current; the refractory model also
+    writes its 1-byte mask), so :func:`spikefuse.kernels.scan.find` gives each variant's facts."""
+    return ScanFunction(ScanSpec(
+        name=name, inputs=("x", "leak", "reset", "threshold", "a_m", "c_s", "alpha", "refractory_steps"),
+        states=("z", "v", "i") + (("ref",) if refractory else ()),
+        params=("leak", "reset", "threshold", "tau_syn", "tau_mem"),
+        outputs=("spikes", "membrane", "current", "refractory_mask"),
+        saved=("membrane", "current") + (("refractory_mask",) if refractory else ()),
+        saved_bytes=SAVED_BYTES["cuba_refractory" if refractory else "cuba"], moved_bytes=16 + int(refractory),
+        forward=_spec_forward, save=_spec_save, backward=_spec_backward, fake=_spec_fake,
+        fake_backward=_spec_fake_backward))
+
+
+CUBA_SCAN = _spec("cuba_cpu", False)
+CUBA_REFRACTORY_SCAN = _spec("cuba_refractory_cpu", True)
