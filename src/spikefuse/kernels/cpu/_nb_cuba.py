@@ -3,8 +3,7 @@
 (so the forward is bit-identical to the reference; resets are the reference's 0/1 products,
 ``(1 - z) v + z reset``, so the inner loop has no data-dependent branch); per-neuron constant
 arrays ``(M,)``. Variants are closures with their flags as compile-time constants; a kernel runs
-neurons ``[j0, j1)`` tile by tile (see ``_nb_lif``). Output gradients may be broadcast views
-(zero strides, e.g. of ``out.sum()``): numba compiles a strided variant instead of a copy.
+neurons ``[j0, j1)`` tile by tile (see ``_nb_lif``).
 """
 from __future__ import annotations
 

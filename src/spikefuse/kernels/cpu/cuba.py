@@ -372,8 +372,8 @@ def _nb_backward(nb, saved, grads, consts, needs, refractory: bool, x_dtype):
     mk = mask.view(torch.uint8).numpy() if refractory else jit.np32(None, 2).astype("uint8")
     k = nb.make_bwd(int(refractory), int(g_spk is not None), int(g_mem is not None), int(g_cur is not None),
                     int(needs[0]), int(need_params))
-    jit.run(k, M, nb.TILE, jit.np32(mem, 2), jit.np32(cur, 2), mk, jit.np32_grad(g_spk), jit.np32_grad(g_mem),
-            jit.np32_grad(g_cur), *(_arr(c, M) for c in (leak, thr, alpha, a_m, c_s)), jit.np32(gx, 2),
+    jit.run(k, M, nb.TILE, jit.np32(mem, 2), jit.np32(cur, 2), mk, jit.np32(g_spk, 2), jit.np32(g_mem, 2),
+            jit.np32(g_cur, 2), *(_arr(c, M) for c in (leak, thr, alpha, a_m, c_s)), jit.np32(gx, 2),
             *(jit.np32(g) for g in pg))
     if gx is not None and x_dtype != f32:
         gx = gx.to(x_dtype)

@@ -110,15 +110,6 @@ def np32(t: Optional[torch.Tensor], ndim: int = 1):
     return t.detach().to(torch.float32).contiguous().numpy()
 
 
-def np32_grad(t: Optional[torch.Tensor], ndim: int = 2):
-    """:func:`np32` for an incoming gradient: a broadcast view (a zero stride, e.g. the gradient
-    of ``out.sum()``) of fp32 data is passed with its strides instead of being copied to a full
-    contiguous array (numba compiles a strided variant of the kernel for it)."""
-    if t is not None and t.dtype == torch.float32 and 0 in t.stride() and min(t.stride()) >= 0:
-        return t.detach().numpy()
-    return np32(t, ndim)
-
-
 def reset_for_tests() -> None:
     """Forget the loaded modules and the warning (tests of the fallback)."""
     keep = {k: _STATE[k] for k in ("pool", "pool_pid") if k in _STATE}

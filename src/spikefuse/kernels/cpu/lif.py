@@ -360,8 +360,8 @@ def _nb_backward(nb, ctx, H, x, v0, params, grads):
     k = nb.make_bwd(kind, int(hard), int(detach), int(recip), int(surrogate.kernel_id), int(g_spk is not None),
                     int(g_vseq is not None), int(g_hseq is not None), int(g_vlast is not None), int(needs[0]),
                     int(need_params))
-    jit.run(k, M, nb.TILE, jit.np32(H, 2), jit.np32(xs, 2), jit.np32_grad(g_spk), jit.np32_grad(g_vseq),
-            jit.np32_grad(g_hseq), jit.np32_grad(g_vlast, 1), *(_per_neuron(p, M) for p in params), jit.np32(v0.expand(M)),
+    jit.run(k, M, nb.TILE, jit.np32(H, 2), jit.np32(xs, 2), jit.np32(g_spk, 2), jit.np32(g_vseq, 2),
+            jit.np32(g_hseq, 2), jit.np32(g_vlast), *(_per_neuron(p, M) for p in params), jit.np32(v0.expand(M)),
             c0, c1, jit.np32(gx, 2), gv0.numpy(), *(jit.np32(g) for g in pg))
     if gx is not None and ctx.x_dtype != f32:
         gx = gx.to(ctx.x_dtype)
