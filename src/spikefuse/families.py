@@ -576,7 +576,7 @@ FAMILIES: dict[str, Family] = {f.id: f for f in (
     _resonator("adrf_iz", "AdRFParams", "AdRFIzState", "Loihi adaptive resonate-and-fire, Izhikevich reset"),
     Family("loihi.sigma_delta", f"{_FSD}:sigma_delta_multistep", f"{_FSD}:sigma_delta_step",
            f"{_FSD}:SigmaDeltaParams", f"{_FSD}:SigmaDeltaState", f"{_NLO}.sigma_delta:Neuron",
-           "loihi_sigma_delta", dict(_TRITON), aliases=("loihi-sigma-delta",),
+           "loihi_sigma_delta", dict(_CPU_TRITON), aliases=("loihi-sigma-delta",),
            bench=_bench("loihi_sigma_delta"), nir_note=_LOIHI_NIR, description="Loihi sigma-delta neuron"),
     Family("eventprop", f"{_FE}:eventprop_lif", f"{_FE}:eventprop_lif_step", f"{_FC}:CubaParams",
            f"{_FC}:CubaState", "spikefuse.neuron.eventprop:EventPropLIF",

@@ -19,3 +19,8 @@ from . import cuba as _cuba  # noqa: E402
 
 SAVED_BYTES.update(_cuba.SAVED_BYTES)
 register("cuba", "cpu", _cuba.cuba_cpu, _cuba.cuba_cpu_supports)
+
+from . import sigma_delta as _sigma_delta  # noqa: E402
+
+SAVED_BYTES.update(_sigma_delta.SAVED_BYTES)
+register("loihi_sigma_delta", "cpu", _sigma_delta.loihi_sigma_delta_cpu, _sigma_delta.sigma_delta_cpu_supports)
