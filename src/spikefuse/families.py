@@ -533,7 +533,7 @@ def _resonator(model, params, state, description):
     return Family(
         id=f"loihi.{model}", functional=f"{_FR}:{model}_multistep", step=f"{_FR}:{model}_step",
         params=f"{_FR}:{params}", state=f"{_FR}:{state}", module=f"{_NLO}.{model}:Neuron",
-        kernel=f"loihi_{model}", kernels=dict(_TRITON), aliases=(f"loihi-{model.replace('_', '-')}",),
+        kernel=f"loihi_{model}", kernels=dict(_CPU_TRITON), aliases=(f"loihi-{model.replace('_', '-')}",),
         bench=_bench(f"loihi_{model}"), nir_note=_LOIHI_NIR, description=description)
 
 

@@ -66,6 +66,13 @@ def np_f32(v: float):
     return np.float32(v)
 
 
+def np_i64(v: int):
+    """A Python int as a numpy int64 scalar (a kernel argument)."""
+    import numpy as np
+
+    return np.int64(v)
+
+
 def np_view(t: Optional[torch.Tensor], dtype: str = "int8", ndim: int = 2):
     """The numpy view of a contiguous copy of ``t`` (int8 masks, int64 and float64 vectors), or a
     1-element dummy of ``dtype`` and ``ndim`` dims for None."""
