@@ -566,7 +566,7 @@ def _resonator(model, params, state, description):
     return Family(
         id=f"loihi.{model}", functional=f"{_FR}:{model}_multistep", step=f"{_FR}:{model}_step",
         params=f"{_FR}:{params}", state=f"{_FR}:{state}", module=f"{_NLO}.{model}:Neuron",
-        kernel=f"loihi_{model}", kernels=dict(_TRITON), aliases=(f"loihi-{model.replace('_', '-')}",),
+        kernel=f"loihi_{model}", kernels=dict(_CPU_TRITON), aliases=(f"loihi-{model.replace('_', '-')}",),
         bench=_bench(f"loihi_{model}"), nir_note=_LOIHI_NIR, description=description)
 
 
@@ -609,7 +609,7 @@ FAMILIES: dict[str, Family] = {f.id: f for f in (
     _resonator("adrf_iz", "AdRFParams", "AdRFIzState", "Loihi adaptive resonate-and-fire, Izhikevich reset"),
     Family("loihi.sigma_delta", f"{_FSD}:sigma_delta_multistep", f"{_FSD}:sigma_delta_step",
            f"{_FSD}:SigmaDeltaParams", f"{_FSD}:SigmaDeltaState", f"{_NLO}.sigma_delta:Neuron",
-           "loihi_sigma_delta", dict(_TRITON), aliases=("loihi-sigma-delta",),
+           "loihi_sigma_delta", dict(_CPU_TRITON), aliases=("loihi-sigma-delta",),
            bench=_bench("loihi_sigma_delta"), nir_note=_LOIHI_NIR, description="Loihi sigma-delta neuron"),
     Family("eventprop", f"{_FE}:eventprop_lif", f"{_FE}:eventprop_lif_step", f"{_FC}:CubaParams",
            f"{_FC}:CubaState", "spikefuse.neuron.eventprop:EventPropLIF",

@@ -108,6 +108,25 @@ def lif_v0(state):
     return None if state is None else state[0]
 
 
+def grad_bits(tensors) -> int:
+    """Which op inputs need a gradient, as bits (``needs_input_grad`` of an autograd Function,
+    known before the op runs): the forward uses it to store only what backward will read."""
+    if not torch.is_grad_enabled():
+        return 0
+    return sum(1 << k for k, t in enumerate(tensors) if isinstance(t, torch.Tensor) and t.requires_grad)
+
+
+def bit(bits: int, k: int) -> bool:
+    return bool((bits >> k) & 1)
+
+
+@torch.compiler.assume_constant_result
+def to_f32(v: float) -> float:
+    """``v`` rounded to float32, as a Python float (a constant under torch.compile, no
+    ``.item()`` graph break)."""
+    return float(torch.tensor(v, dtype=torch.float32).item())
+
+
 def needs_grad(p) -> bool:
     return isinstance(p, torch.Tensor) and p.requires_grad
 

@@ -21,6 +21,19 @@ from . import cuba as _cuba  # noqa: E402
 SAVED_BYTES.update(_cuba.SAVED_BYTES)
 register("cuba", "cpu", _cuba.cuba_cpu, _cuba.cuba_cpu_supports)
 
+from . import sigma_delta as _sigma_delta  # noqa: E402
+
+SAVED_BYTES.update(_sigma_delta.SAVED_BYTES)
+register("loihi_sigma_delta", "cpu", _sigma_delta.loihi_sigma_delta_cpu, _sigma_delta.sigma_delta_cpu_supports)
+
+from . import resonator as _resonator  # noqa: E402
+
+SAVED_BYTES.update(_resonator.SAVED_BYTES)
+register("loihi_rf", "cpu", _resonator.loihi_rf_cpu, _resonator.res_cpu_supports)
+register("loihi_rf_iz", "cpu", _resonator.loihi_rf_iz_cpu, _resonator.res_cpu_supports)
+register("loihi_adrf", "cpu", _resonator.loihi_adrf_cpu, _resonator.res_cpu_supports)
+register("loihi_adrf_iz", "cpu", _resonator.loihi_adrf_iz_cpu, _resonator.res_cpu_supports)
+
 from . import peers as _peers  # noqa: E402
 
 SAVED_BYTES.update(_peers.SAVED_BYTES)

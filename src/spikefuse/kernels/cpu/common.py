@@ -5,6 +5,10 @@ CPU modules).
 """
 from __future__ import annotations
 
+from typing import Optional
+
+import torch
+
 from .._common import (IO_DTYPES, KIND_IF, KIND_LIF, KIND_LIF_DECAY_INPUT, expand_param,  # noqa: F401
                        flat_param, io_reason, lif_kind, lif_outputs, lif_param_reason, needs_grad,
                        param_reason, sum_to)
@@ -36,3 +40,44 @@ def time_blocks(T: int, M: int):
         return [a if n == Tb else a[:n] for n in ns]
 
     return Tb, starts, cuts, ns, blocks
+
+
+def numba_reason(name: str) -> Optional[str]:
+    """None when the numba kernel module ``name`` of :mod:`.jit` loads, else why not: the
+    ``supports`` rule of the families whose only CPU kernel is compiled (without numba,
+    ``"auto"`` runs their reference loop). A constant under torch.compile (the check runs outside
+    the trace)."""
+    if _numba_missing(name):
+        return "numba is unavailable (pip install numba, or unset SPIKEFUSE_NO_NUMBA)"
+    return None
+
+
+@torch.compiler.assume_constant_result
+def _numba_missing(name: str) -> bool:
+    from . import jit
+
+    return jit.kernels(name) is None
+
+
+def np_f32(v: float):
+    """A Python number as a numpy float32 scalar (a kernel argument)."""
+    import numpy as np
+
+    return np.float32(v)
+
+
+def np_i64(v: int):
+    """A Python int as a numpy int64 scalar (a kernel argument)."""
+    import numpy as np
+
+    return np.int64(v)
+
+
+def np_view(t: Optional[torch.Tensor], dtype: str = "int8", ndim: int = 2):
+    """The numpy view of a contiguous copy of ``t`` (int8 masks, int64 and float64 vectors), or a
+    1-element dummy of ``dtype`` and ``ndim`` dims for None."""
+    import numpy as np
+
+    if t is None:
+        return np.zeros((1,) * ndim, dtype=dtype)
+    return t.detach().contiguous().numpy()

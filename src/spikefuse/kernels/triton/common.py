@@ -22,7 +22,7 @@ import torch
 import triton
 import triton.language as tl
 
-from .._common import io_reason
+from .._common import bit, grad_bits, io_reason, to_f32  # noqa: F401  (re-exported for the families)
 
 #: Triton reads TRITON_INTERPRET when it decorates a kernel, i.e. when this package is imported.
 INTERPRET = os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
@@ -122,8 +122,9 @@ def torch_to_tl(dtype: torch.dtype):
 
 # --------------------------------------------------------------------------- launch / op glue
 # One copy of what every Triton family needs to sit behind a ScanSpec (kernels/scan.py): the
-# launch, placeholders for absent pointers, the op encoding of "which inputs need a gradient",
-# float32 rounding of Python numbers, and the ahead-of-time signatures the sm_90 compile test reads.
+# launch, placeholders for absent pointers and the ahead-of-time signatures the sm_90 compile test
+# reads. The op encoding of "which inputs need a gradient" (grad_bits, bit) and the float32
+# rounding of Python numbers (to_f32) are shared with the CPU backend: kernels/_common.py.
 
 
 def launch(kernel, M: int, *args, fusion: Optional[bool] = None, **meta) -> None:
@@ -149,25 +150,6 @@ def contig(t: Optional[torch.Tensor], placeholder: torch.Tensor) -> torch.Tensor
 
 def f32_empty(*shape, device) -> torch.Tensor:
     return torch.empty(shape, dtype=torch.float32, device=device)
-
-
-def grad_bits(tensors) -> int:
-    """Which op inputs need a gradient, as bits (``needs_input_grad`` of an autograd Function,
-    known before the op runs): the forward uses it to store only what backward will read."""
-    if not torch.is_grad_enabled():
-        return 0
-    return sum(1 << k for k, t in enumerate(tensors) if isinstance(t, torch.Tensor) and t.requires_grad)
-
-
-def bit(bits: int, k: int) -> bool:
-    return bool((bits >> k) & 1)
-
-
-@torch.compiler.assume_constant_result
-def to_f32(v: float) -> float:
-    """``v`` rounded to float32, as a Python float (a constant under torch.compile, no
-    ``.item()`` graph break)."""
-    return float(torch.tensor(v, dtype=torch.float32).item())
 
 
 #: spec name -> [(label, jit kernel, constexprs, fusion, type overrides)] for the AOT compile test

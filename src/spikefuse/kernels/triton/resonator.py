@@ -42,17 +42,11 @@ import torch
 import triton
 import triton.language as tl
 
-from ...fixed_point import RESONATOR_SURROGATE_MULTIPLIERS, decay_view, round_ste
-from .._common import IO_DTYPES, expand_param, io_reason
-from ..scan import ScanFunction, ScanSpec
-from .common import (adapt_threshold, aot, bit, contig, device_reason, f32_empty, grad_bits, launch, ptr, rne_bf16,
-                     rstz12, slayer_grad, to_f32)
-
-#: bytes saved for backward per neuron and time step (RF-Iz: + 1 with exact decay gradients)
-SAVED_BYTES = {"loihi_rf": 8, "loihi_rf_iz": 8, "loihi_adrf": 12, "loihi_adrf_iz": 12}
-
-MODELS = {"rf": 0, "rf_iz": 1, "adrf": 2, "adrf_iz": 3}
-FAMILIES = {"loihi_rf": "rf", "loihi_rf_iz": "rf_iz", "loihi_adrf": "adrf", "loihi_adrf_iz": "adrf_iz"}
+from .. import _resonator_host as host
+from .._common import IO_DTYPES
+from .._resonator_host import FAMILIES, MODELS, SAVED_BYTES  # noqa: F401  (re-exported)
+from .common import (adapt_threshold, aot, contig, device_reason, f32_empty, launch, ptr, rne_bf16, rstz12,
+                     slayer_grad)
 
 
 @triton.jit
@@ -260,26 +254,18 @@ def _res_bwd(re_ptr, im_ptr, lim_ptr, rst_ptr, gs_ptr, gre_ptr, gim_ptr, grel_pt
 
 
 # --------------------------------------------------------------------------- ScanSpec / op
-# op encoding: tensors (xr, xi (T, M) contiguous; S, C (M,) rounded decays fp32 and re0, im0 (M,)
-# fp32 initial state, all differentiable; Si, Ci, keep_th, keep_r, re0, im0, th0, r0 (M,) int64);
-# floats (s_f, theta_f, thr_s_f, rho, kappa, reset_im_f); ints (reset_im, theta0, step (integers,
-# as the kernel takes them), model, graded, traces, lava, io dtype index, grad bits). Outputs
-# (spikes, re/im sequences (stored for traces or backward), re/im of the last step, theta/r
-# sequences (adaptive, traces), final theta, r (adaptive), spike limit (adaptive, training),
-# RF-Iz reset mask (exact decay gradients)).
+# op encoding, saved tensors, fake functions and the host-side wrapper:
+# kernels/_resonator_host.py (shared with the CPU backend)
 
 
 def _fwd(tensors, f, i):
     xr, xi, S, C, re0, im0, Si, Ci, kth, kr, re0i, im0i, th0i, r0i = tensors
     s_f, theta_f, thr_s_f = f[:3]
-    reset_im, theta0, step, model, graded, traces, lava, dti, need = i
+    reset_im, theta0, step, model, graded = i[:5]
     T, M = xr.shape
     dev = xr.device
     adaptive = model >= 2
-    need_grad = bool(need & 0b111111)
-    need_dec = bit(need, 2) or bit(need, 3)
-    store_ri, store_lim, store_tr = bool(traces or need_grad), adaptive and need_grad, bool(adaptive and traces)
-    store_rst = bool(model == 1 and need_dec and not lava)
+    store_ri, store_lim, store_tr, store_rst = host.store_flags(i)
 
     def seq(on):
         return f32_empty(T, M, device=dev) if on else None
@@ -297,10 +283,6 @@ def _fwd(tensors, f, i):
            MODEL=model, GRADED=bool(graded), STORE_RI=store_ri, STORE_LIM=store_lim, STORE_TR=store_tr,
            STORE_RST=store_rst, OUT_BF16=xr.dtype == torch.bfloat16)
     return [spk, re, im, rel, iml, th, r, thl, rl, lim, rst]
-
-
-def _save(tensors, outputs, f, i, needs):
-    return [outputs[1], outputs[2], outputs[9], outputs[10]] + list(tensors[2:6])
 
 
 def _bwd(saved, grads, f, i, needs):
@@ -329,50 +311,7 @@ def _bwd(saved, grads, f, i, needs):
     return [g if n else None for g, n in zip(out, needs[:6])] + [None] * 8
 
 
-def _fake(tensors, f, i):
-    xr = tensors[0]
-    T, M = xr.shape
-    model, traces, lava, need = i[3], i[5], i[6], i[8]
-    adaptive = model >= 2
-    need_grad = bool(need & 0b111111)
-
-    def seq(on, dtype=torch.float32):
-        return xr.new_empty((T, M), dtype=dtype) if on else None
-
-    def last(on=True):
-        return xr.new_empty((M,), dtype=torch.float32) if on else None
-
-    ri = bool(traces or need_grad)
-    rst = model == 1 and (bit(need, 2) or bit(need, 3)) and not lava
-    return [torch.empty_like(xr), seq(ri), seq(ri), last(), last(), seq(adaptive and traces), seq(adaptive and traces),
-            last(adaptive), last(adaptive), seq(adaptive and need_grad), seq(rst, torch.int8)]
-
-
-def _fake_bwd(saved, grads, f, i, needs):
-    re = saved[0]
-    T, M = re.shape
-    out = [re.new_empty((T, M), dtype=IO_DTYPES[i[7]]) for _ in range(2)] + [re.new_empty((M,)) for _ in range(4)]
-    return [g if n else None for g, n in zip(out, needs[:6])] + [None] * 8
-
-
-def _spec(family: str) -> ScanFunction:
-    adaptive = family.startswith("loihi_adrf")
-    return ScanFunction(ScanSpec(
-        name=f"{family}_triton",
-        inputs=("x_real", "x_imag", "sin_decay", "cos_decay", "real0", "imag0", "sin_int", "cos_int",
-                "keep_threshold", "keep_refractory", "real0_int", "imag0_int", "threshold0_int", "refractory0_int"),
-        states=("real", "imag") + (("threshold", "refractory") if adaptive else ()),
-        params=("sin_decay", "cos_decay"),
-        outputs=("spikes", "real", "imag", "real_last", "imag_last", "threshold", "refractory",
-                 "threshold_last", "refractory_last", "spike_limit", "reset_mask"),
-        saved=("real", "imag") + (("spike_limit",) if adaptive else ()),
-        saved_bytes=SAVED_BYTES[family],
-        # xr, xi, s (fp32 I/O) + the saved re/im (and the spike limit) written in training
-        moved_bytes=12 + SAVED_BYTES[family],
-        forward=_fwd, save=_save, backward=_bwd, fake=_fake, fake_backward=_fake_bwd))
-
-
-SCANS = {model: _spec(family) for family, model in FAMILIES.items()}
+SCANS = host.scan_functions("triton", _fwd, _bwd)
 
 for _family, _model in FAMILIES.items():
     _m = MODELS[_model]
@@ -387,114 +326,15 @@ for _family, _model in FAMILIES.items():
         fusion=True, rst_ptr="*i8", gs_ptr="io", gxr_ptr="io", gxi_ptr="io")
 
 
-def _int_init(v: torch.Tensor, shape, s_scale: int) -> torch.Tensor:
-    """As the reference's ``trunc_int(state * s)``: float32 product, truncated via float64."""
-    v = v.detach().to(torch.float32).expand(tuple(shape))
-    return torch.trunc((v * s_scale).double()).to(torch.int64).reshape(-1).contiguous()
-
-
-def _int_vec(d: torch.Tensor, shape, keep: bool = False) -> torch.Tensor:
-    """round(d) (or 4096 - round(d)) as a flat per-neuron int64 vector."""
-    di = torch.round(d.detach()).to(torch.int64)
-    if keep:
-        di = 4096 - di
-    return di.expand(tuple(shape)).reshape(-1).contiguous()
-
-
-_f32 = to_f32
-
-
-def _run(model: str, x_seq, params, state, return_traces: bool):
-    xr, xi = x_seq
-    shape = tuple(xr.shape[1:])
-    T = xr.shape[0]
-    dev = xr.device
-    like = torch.empty((), dtype=torch.float32, device=dev).expand((1,) + shape)  # shape/dtype only
-    s = int(params.s_scale)
-    theta = float(params.threshold)
-    adaptive = model in ("adrf", "adrf_iz")
-    tau_m, scale_m = RESONATOR_SURROGATE_MULTIPLIERS[model]
-    rho = tau_m * float(params.tau_grad) * theta
-    kappa = scale_m * float(params.scale_grad)
-    lava = params.decay_grad == "lava"
-    S = round_ste(decay_view("params.sin_decay", params.sin_decay, like).to(torch.float32))
-    C = round_ste(decay_view("params.cos_decay", params.cos_decay, like).to(torch.float32))
-    Si, Ci = _int_vec(S, shape), _int_vec(C, shape)
-    re0 = expand_param(state[0], shape, dev)
-    im0 = expand_param(state[1], shape, dev)
-    re0i = _int_init(state[0], shape, s)
-    im0i = _int_init(state[1], shape, s)
-    if adaptive:
-        Dth = decay_view("params.threshold_decay", params.threshold_decay, like).to(torch.float32)
-        Dr = decay_view("params.refractory_decay", params.refractory_decay, like).to(torch.float32)
-        kth, kr = _int_vec(Dth, shape, keep=True), _int_vec(Dr, shape, keep=True)
-        th0i = _int_init(state[2], shape, s)
-        r0i = _int_init(state[3], shape, s)
-        theta0, step = int(theta * s), int(float(params.threshold_step) * s)
-    else:
-        kth = kr = th0i = r0i = Si
-        theta0 = step = 0
-    thr = theta * s
-    reset_im = int(thr - 1)
-    tensors = [xr.reshape(T, -1).contiguous(), xi.reshape(T, -1).contiguous(), expand_param(S, shape, dev),
-               expand_param(C, shape, dev), re0, im0, Si, Ci, kth, kr, re0i, im0i, th0i, r0i]
-    f = [float(s), _f32(theta), _f32(thr), float(rho), float(kappa), _f32(float(reset_im) / s)]
-    i = [reset_im, theta0, step, MODELS[model], int(bool(params.graded_spike)), int(bool(return_traces)), int(lava),
-         IO_DTYPES.index(xr.dtype), grad_bits(tensors)]
-    spk, re, im, rel, iml, th, r, thl, rl, _, _ = SCANS[model].apply(tensors, f, i)
-    # theta / r carry no gradient (as the reference's); re/im sequences are outputs only as traces
-    th, r, thl, rl = (None if t is None else t.detach() for t in (th, r, thl, rl))
-    if xr.dtype not in (torch.float16, torch.bfloat16):
-        spk = spk.to(torch.float32)
-    spk = spk.view(xr.shape)
-    rel, iml = rel.view(shape), iml.view(shape)
-    if model == "rf":
-        final = (rel, iml)
-    elif model == "rf_iz":
-        # Izhikevich reset, straight-through, exactly as the reference
-        fired = (iml >= theta).to(rel.dtype)
-        reset_f = float(int(theta * s - 1)) / s
-        final = (rel - (rel * fired).detach(), iml + ((reset_f - iml) * fired).detach())
-    else:
-        final = (rel, iml, thl.view(shape), rl.view(shape))
-    if not return_traces:
-        return (spk,), final, None
-    re, im = re.view(xr.shape), im.view(xr.shape)
-    if adaptive:
-        return (spk,), final, (re, im, th.view(xr.shape), r.view(xr.shape))
-    return (spk,), final, (re, im)
-
-
 def res_supports(x_seq, params=None, state=None, **_) -> Optional[str]:
     """None when the Triton scans can run this case (any model option, per-channel decays)."""
     if params is None:
         return "no params given"
-    why = device_reason(x_seq) or io_reason(x_seq)
-    if why is not None:
-        return why
-    s = getattr(params, "s_scale", 4096)
-    if isinstance(s, int) and s >= 2 ** 24:
-        return f"s_scale {s} too large for exact float32 scaling"
-    return None
+    return device_reason(x_seq) or host.supports_common(x_seq, params)
 
 
-def _make(model: str):
-    def fn(x_seq, params, state, return_traces=False):
-        return _run(model, x_seq, params, state, return_traces)
-
-    fn.__name__ = f"loihi_{model}_triton"
-    fn.__doc__ = (
-        f"Fused Loihi {model} (kernel contract of "
-        f":func:`spikefuse.functional.resonator.{model}_multistep`): returns ``((spikes,), state, "
-        "traces or None)`` as tuples in the reference's State / Traces field order, with "
-        "bit-identical forward numbers.\n\n"
-        "Example (CUDA, or TRITON_INTERPRET=1)::\n\n"
-        f"    >>> s, st = resonator.{model}_multistep((xr.cuda(), xi.cuda()), p, backend=\"triton\")"
-        "  # doctest: +SKIP\n")
-    return fn
-
-
-loihi_rf_triton = _make("rf")
-loihi_rf_iz_triton = _make("rf_iz")
-loihi_adrf_triton = _make("adrf")
-loihi_adrf_iz_triton = _make("adrf_iz")
+_EXAMPLE = 's, st = resonator.{m}_multistep((xr.cuda(), xi.cuda()), p, backend="triton")'
+loihi_rf_triton = host.make(SCANS, "rf", "triton", _EXAMPLE.format(m="rf"))
+loihi_rf_iz_triton = host.make(SCANS, "rf_iz", "triton", _EXAMPLE.format(m="rf_iz"))
+loihi_adrf_triton = host.make(SCANS, "adrf", "triton", _EXAMPLE.format(m="adrf"))
+loihi_adrf_iz_triton = host.make(SCANS, "adrf_iz", "triton", _EXAMPLE.format(m="adrf_iz"))

@@ -38,25 +38,12 @@ import torch
 import triton
 import triton.language as tl
 
-from .._common import IO_DTYPES, expand_param, io_reason, param_reason
-from ..scan import ScanFunction, ScanSpec
-from .common import aot, bit, contig, device_reason, f32_empty, grad_bits, launch, ptr, rne_bf16, to_f32
+from .. import _sigma_delta_host as host
+from .._common import IO_DTYPES
+from .._sigma_delta_host import ACT_RELU, activation_kind  # noqa: F401  (re-exported)
+from .common import aot, contig, device_reason, f32_empty, launch, ptr, rne_bf16
 
-#: bytes saved for backward per neuron and time step (ReLU mask; + 4 with a learnable threshold)
-SAVED_BYTES = {"loihi_sigma_delta": 1}
-
-ACT_IDENTITY, ACT_RELU = 0, 1
-
-
-def activation_kind(act) -> Optional[int]:
-    """In-kernel activation id of ``act`` (None = identity, torch/F.relu, nn.ReLU), else None."""
-    if act is None:
-        return ACT_IDENTITY
-    if act is torch.relu or act is torch.nn.functional.relu:
-        return ACT_RELU
-    if type(act) is torch.nn.ReLU and not act.inplace:
-        return ACT_RELU
-    return None
+SAVED_BYTES = host.SAVED_BYTES
 
 
 @triton.jit
@@ -188,22 +175,16 @@ def _sd_bwd(gy_ptr, gsig_ptr, ga_ptr, gaccl_ptr, gprel_ptr, keep_ptr, d_ptr, th_
 
 
 # --------------------------------------------------------------------------- ScanSpec / op
-# op encoding: tensors (x (T, M) contiguous; threshold, bias (or absent) (M,) fp32; acc0 (M,)
-# fp64; pre0 (M,) fp32 (differentiable); res0, err0 (M,) fp32 (detached)); floats (step_f,
-# tau_grad, scale_grad); ints (activation, cum_error, traces, io dtype index, grad bits, T).
-# Outputs (y, σ/a/Δ sequences (σ, a with traces; Δ with traces or a learnable threshold), final
-# acc (fp64), pre, res, err, ReLU keep mask (training)). The threshold is saved always (M
-# values, alive anyway): backward reads its shape and device from it.
+# op encoding, saved tensors and fake functions: kernels/_sigma_delta_host.py (shared with the
+# CPU backend)
 
 
 def _fwd(tensors, f, i):
     x, th, bias, acc0, pre0, res0, err0 = tensors
-    act, cum, traces, dti, need, _ = i
+    act, cum = i[0], i[1]
     T, M = x.shape
     dev = x.device
-    need_th = bit(need, 1)
-    store_keep = bool(act == ACT_RELU and (need & 0b11111))
-    store_d = bool(traces or need_th)
+    traces, store_d, store_keep = host.store_flags(i)
     y = torch.empty_like(x)
     sig = f32_empty(T, M, device=dev) if traces else None
     a = f32_empty(T, M, device=dev) if traces else None
@@ -216,10 +197,6 @@ def _fwd(tensors, f, i):
            ACT=int(act), HAS_BIAS=bias is not None, CUM=bool(cum), STORE_SIG=bool(traces),
            STORE_A=bool(traces), STORE_D=store_d, STORE_KEEP=store_keep, OUT_BF16=x.dtype == torch.bfloat16)
     return [y, sig, a, d, accl, prel, resl, errl, keep]
-
-
-def _save(tensors, outputs, f, i, needs):
-    return [outputs[8], outputs[3] if needs[1] else None, tensors[1]]
 
 
 def _bwd(saved, grads, f, i, needs):
@@ -243,36 +220,7 @@ def _bwd(saved, grads, f, i, needs):
     return [g if n else None for g, n in zip(out, needs[:5])] + [None, None]
 
 
-def _fake(tensors, f, i):
-    x = tensors[0]
-    T, M = x.shape
-    act, traces, need = i[0], i[2], i[4]
-
-    def seq(on, dtype=torch.float32):
-        return x.new_empty((T, M), dtype=dtype) if on else None
-
-    def last(dtype=torch.float32):
-        return x.new_empty((M,), dtype=dtype)
-
-    return [torch.empty_like(x), seq(traces), seq(traces), seq(traces or bit(need, 1)), last(torch.float64),
-            last(), last(), last(), seq(act == ACT_RELU and (need & 0b11111), torch.int8)]
-
-
-def _fake_bwd(saved, grads, f, i, needs):
-    th = saved[2]
-    M = th.shape[0]
-    out = [th.new_empty((i[5], M), dtype=IO_DTYPES[i[3]]), th.new_empty((M,)), th.new_empty((M,)),
-           th.new_empty((M,), dtype=torch.float64), th.new_empty((M,))]
-    return [g if n else None for g, n in zip(out, needs[:5])] + [None, None]
-
-
-SIGMA_DELTA_SCAN = ScanFunction(ScanSpec(
-    name="loihi_sigma_delta_triton", inputs=("x", "threshold", "bias", "sigma0", "act0", "residual0", "error0"),
-    states=("sigma", "act", "residual", "error"), params=("threshold", "bias"),
-    outputs=("y", "sigma", "act", "delta", "sigma_last", "act_last", "residual_last", "error_last", "relu_keep"),
-    saved=("relu_keep", "delta (when the threshold learns)"), saved_bytes=SAVED_BYTES["loihi_sigma_delta"],
-    # x, y (fp32 I/O) + the ReLU mask written in training
-    moved_bytes=9, forward=_fwd, save=_save, backward=_bwd, fake=_fake, fake_backward=_fake_bwd))
+SIGMA_DELTA_SCAN = host.scan_function("triton", _fwd, _bwd)
 
 aot("loihi_sigma_delta_triton", "sd_fwd", _sd_fwd, dict(ACT=1, HAS_BIAS=True, CUM=True, STORE_SIG=True, STORE_A=True,
                                                         STORE_D=True, STORE_KEEP=True, OUT_BF16=True, BLOCK=512),
@@ -282,38 +230,12 @@ aot("loihi_sigma_delta_triton", "sd_bwd", _sd_bwd, dict(ACT=1, HAS_GY=True, HAS_
     fusion=True, gy_ptr="io", gaccl_ptr="*fp64", keep_ptr="*i8", gx_ptr="io", gacc0_ptr="*fp64")
 
 
-def _nondiff(n: int, traces: bool) -> tuple:
-    """Indices of the op outputs (y, σ, a, Δ, acc, pre, res, err) that carry no gradient for the
-    grad bits ``n`` of (x, threshold, bias, acc0, pre0): exactly where the reference's do not."""
-    out = [6, 7] + ([3] if traces else [])
-    if not (bit(n, 0) or bit(n, 2) or bit(n, 3)):  # σ, a, final sum/pre depend on x, bias, acc0 only
-        out += [4, 5] + ([1, 2] if traces else [])
-    elif not (bit(n, 0) or bit(n, 3)):  # only the bias: σ and the final sum do not depend on it
-        out += [4] + ([1] if traces else [])
-    return tuple(out)
-
-
 def sigma_delta_supports(x_seq, params=None, state=None, **_) -> Optional[str]:
     """None when the Triton scan can run this case: identity or ReLU activation, any threshold /
     bias broadcasting to one step, ``cum_error`` on or off."""
     if params is None:
         return "no params given"
-    why = device_reason(x_seq) or io_reason(x_seq)
-    if why is not None:
-        return why
-    if state is not None and state.sigma.dtype == torch.float32:
-        return "a float32 sigma state (lava-dl's persistent float32 sum) runs on the reference loop"
-    if activation_kind(params.activation) is None:
-        return (f"activation {params.activation!r} has no in-kernel formula (identity and ReLU "
-                "are fused); the reference path handles it")
-    shape = tuple(x_seq.shape[1:])
-    for name in ("threshold", "bias"):
-        p = getattr(params, name)
-        if p is not None:
-            why = param_reason(f"params.{name}", p, shape, x_seq.device)
-            if why is not None:
-                return why
-    return None
+    return device_reason(x_seq) or host.supports_common(x_seq, params, state)
 
 
 def loihi_sigma_delta_triton(x_seq, params, state, return_traces=False):
@@ -326,32 +248,4 @@ def loihi_sigma_delta_triton(x_seq, params, state, return_traces=False):
 
         >>> y, st = sigma_delta_multistep(x.cuda(), p, backend="triton")  # doctest: +SKIP
     """
-    shape = tuple(x_seq.shape[1:])
-    T = x_seq.shape[0]
-    dev = x_seq.device
-    M = x_seq[0].numel()
-    th = expand_param(params.threshold, shape, dev)
-    bias = expand_param(params.bias, shape, dev) if params.bias is not None else None
-    acc0 = state[0].to(device=dev, dtype=torch.float64).expand(shape).reshape(M).contiguous()
-    pre0 = expand_param(state[1], shape, dev)
-    res0 = expand_param(state[2].detach(), shape, dev)
-    err0 = expand_param(state[3].detach(), shape, dev)
-    step_f = to_f32(1.0 / params.s_scale)
-    tensors = [x_seq.reshape(T, M).contiguous(), th, bias, acc0, pre0, res0, err0]
-    need = grad_bits(tensors)
-    i = [activation_kind(params.activation), int(bool(params.cum_error)), int(bool(return_traces)),
-         IO_DTYPES.index(x_seq.dtype), need, T]
-    outs = SIGMA_DELTA_SCAN.apply(tensors, [step_f, float(params.tau_grad), float(params.scale_grad)], i)
-    for k in _nondiff(need, bool(return_traces)):
-        if outs[k] is not None:
-            outs[k] = outs[k].detach()
-    y, sig, a, d, accl, prel, resl, errl, _ = outs
-    if not return_traces:
-        d = None
-    if x_seq.dtype not in (torch.float16, torch.bfloat16):
-        y = y.to(torch.float32)
-    y = y.view(x_seq.shape)
-    final = (accl.view(shape), prel.view(shape), resl.view(shape), errl.view(shape))
-    if not return_traces:
-        return (y,), final, None
-    return (y,), final, (sig.view(x_seq.shape), a.view(x_seq.shape), d.view(x_seq.shape))
+    return host.call(SIGMA_DELTA_SCAN, x_seq, params, state, return_traces)

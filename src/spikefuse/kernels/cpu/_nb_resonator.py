@@ -1,0 +1,206 @@
+"""Numba resonate-and-fire scans RF, RF-Iz, AdRF, AdRF-Iz (SPEC.md 2.1, 2.2, 3.4, 6-9), loaded
+through :mod:`.jit`: per neuron, the step and reverse step of
+:mod:`spikefuse.kernels.triton.resonator` (int64 fixed point, ``rstz`` toward zero, float32
+recording by IEEE division), so the forward is bit-identical to the int64 reference.
+
+``model``: 0 RF, 1 RF-Iz, 2 AdRF, 3 AdRF-Iz. Arrays are C-contiguous ``(T, M)`` / ``(M,)``
+(absent ones: a 1-element dummy, never read). Each variant is a closure with its flags as
+compile-time constants; a kernel runs neurons ``[j0, j1)`` tile by tile, the time loop inside a
+tile (see ``_nb_lif``).
+"""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+from numba import njit
+
+TILE = 256
+F0 = np.float32(0.0)
+F1 = np.float32(1.0)
+F2 = np.float32(2.0)
+HALF = np.float32(0.5)
+
+
+@njit(cache=True, inline="always")
+def rstz12(a):
+    """sign(a) (|a| >> 12) on int64 (Loihi's shift toward zero)."""
+    return -((-a) >> 12) if a < 0 else a >> 12
+
+
+@njit(cache=True, inline="always")
+def sign(x):
+    return F1 if x > F0 else (-F1 if x < F0 else F0)
+
+
+@njit(cache=True, inline="always")
+def complex_spike_vjp(gs, re, im, thr, rho, kappa, graded):
+    """SPEC 2.2 phase-spike surrogate: (dL/dre, dL/dim) for an upstream gradient ``gs``."""
+    x = re - thr
+    if graded:
+        m = thr - re
+        d_re = np.exp(-(m if m > F0 else F0) / rho)
+    else:
+        d_re = F1 / (F2 * rho) * np.exp(-abs(x) / rho)
+    d_im = F1 / (F2 * rho) * np.exp(-abs(im) / rho)
+    step = HALF * (F1 + sign(x) * (F1 - F2 * rho * d_re))
+    return gs * kappa * d_re * d_im, gs * (-(kappa / rho) * sign(im) * d_im * step)
+
+
+@njit(cache=True, inline="always")
+def slayer_grad(x, rho, kappa, graded):
+    """SPEC 2.1 SLAYER pseudo-derivative at ``x = im - θ`` (the Triton ``slayer_grad``)."""
+    if graded:
+        return kappa * np.exp((x if x < F0 else F0) / rho)
+    return kappa / (F2 * rho) * np.exp(-abs(x) / rho)
+
+
+@functools.lru_cache(maxsize=None)
+def make_fwd(model: int, graded: int, store_ri: int, store_lim: int, store_tr: int, store_rst: int):
+    adaptive = model >= 2
+    phase = model == 0 or model == 2           # the complex (phase) spike condition
+
+    @njit(cache=True, nogil=True, error_model="numpy")
+    def res_fwd(xr, xi, Si, Ci, kth, kr, re0, im0, th0, r0, im0f, s_f, theta_f, thr_s_f, reset_im, theta0, step,
+                SPK, RE, IM, LIM, TH, R, RST, rel, iml, thl, rl, j0, j1):
+        T = xr.shape[0]
+        for a0 in range(j0, j1, TILE):
+            b0 = min(j1, a0 + TILE)
+            n = b0 - a0
+            re, im = re0[a0:b0].copy(), im0[a0:b0].copy()
+            th, rf = th0[a0:b0].copy(), r0[a0:b0].copy()
+            imp = im0f[a0:b0].copy()                 # the previous step's float imag
+            ref_ = np.zeros(n, np.float32)
+            S, C, kt, krr = Si[a0:b0], Ci[a0:b0], kth[a0:b0], kr[a0:b0]
+            for t in range(T):
+                xrt, xit, st = xr[t, a0:b0], xi[t, a0:b0], SPK[t, a0:b0]
+                ret = RE[t, a0:b0] if store_ri else RE[0, 0:1]
+                imt = IM[t, a0:b0] if store_ri else IM[0, 0:1]
+                lmt = LIM[t, a0:b0] if store_lim else LIM[0, 0:1]
+                tht = TH[t, a0:b0] if store_tr else TH[0, 0:1]
+                rt = R[t, a0:b0] if store_tr else R[0, 0:1]
+                rst_t = RST[t, a0:b0] if store_rst else RST[0, 0:1]
+                for j in range(n):
+                    r_, i_ = re[j], im[j]
+                    re_new = rstz12(C[j] * r_) - rstz12(S[j] * i_) + np.int64(xrt[j] * s_f)
+                    im_new = rstz12(S[j] * r_) + rstz12(C[j] * i_) + np.int64(xit[j] * s_f)
+                    re_f = np.float32(re_new) / s_f
+                    im_f = np.float32(im_new) / s_f
+                    if model == 0:
+                        spk = (re_f >= theta_f) & (imp[j] < F0) & (im_f >= F0)
+                        re[j], im[j] = re_new, im_new
+                    elif model == 1:
+                        spk = im_f >= theta_f
+                        rs = np.float32(im_new) >= thr_s_f   # torch compares int64 >= float in float32
+                        if store_rst:
+                            rst_t[j] = 1 if rs else 0
+                        re[j] = 0 if rs else re_new
+                        im[j] = reset_im if rs else im_new
+                    else:
+                        rr = rstz12(rf[j] * krr[j])
+                        tt = rstz12((th[j] - theta0) * kt[j]) + theta0
+                        th_f = np.float32(tt) / s_f
+                        r_f = np.float32(rr) / s_f
+                        lim = th_f + r_f
+                        if model == 2:
+                            spk = (re_f >= lim) & (imp[j] < F0) & (im_f >= F0)
+                            fired = (re_new >= tt + rr) & (im_new >= 0) & (i_ < 0)
+                        else:
+                            spk = im_f >= lim
+                            fired = im_new >= tt + rr
+                        if store_lim:
+                            lmt[j] = lim
+                        if store_tr:
+                            tht[j] = th_f
+                            rt[j] = r_f
+                        rf[j] = rr + 2 * tt if fired else rr
+                        th[j] = tt + step if fired else tt
+                        re[j], im[j] = re_new, im_new
+                    imp[j] = im_f
+                    ref_[j] = re_f
+                    out = F1 if spk else F0
+                    if graded:
+                        out = out * (re_f if phase else im_f)
+                    st[j] = out
+                    if store_ri:
+                        ret[j] = re_f
+                        imt[j] = im_f
+            rel[a0:b0] = ref_
+            iml[a0:b0] = imp
+            if adaptive:
+                for j in range(n):
+                    thl[a0 + j] = np.float32(th[j]) / s_f
+                    rl[a0 + j] = np.float32(rf[j]) / s_f
+
+    return res_fwd
+
+
+@functools.lru_cache(maxsize=None)
+def make_bwd(model: int, graded: int, has_gs: int, has_gre: int, has_gim: int, has_grel: int, has_giml: int,
+             need_dec: int, lava: int):
+    """Reverse scan of the float rotation (the Triton ``_res_bwd``): the spike surrogate and the
+    trace / final-state gradients enter at each step, ``a = g_re + C'a + S'b``, ``b = g_im - S'a +
+    C'b``; decay gradients from the previous step's (exact: post-reset, initial state at t = 0;
+    lava: recorded, t >= 1 only) state."""
+    phase = model == 0 or model == 2
+
+    @njit(cache=True, nogil=True, error_model="numpy")
+    def res_bwd(RE, IM, LIM, RST, GS, GRE, GIM, grel, giml, Sf, Cf, re0f, im0f, theta_f, rho, kappa,
+                reset_im_f, dscale, GXR, GXI, gre0, gim0, gS, gC, j0, j1):
+        T = GXR.shape[0]
+        for a0 in range(j0, j1, TILE):
+            b0 = min(j1, a0 + TILE)
+            n = b0 - a0
+            A, B = np.zeros(n, np.float32), np.zeros(n, np.float32)
+            dS, dC = np.zeros(n, np.float32), np.zeros(n, np.float32)
+            sf, cf = Sf[a0:b0], Cf[a0:b0]
+            for t in range(T - 1, -1, -1):
+                ret, imt = RE[t, a0:b0], IM[t, a0:b0]
+                gst = GS[t, a0:b0] if has_gs else GS[0, 0:1]
+                gret = GRE[t, a0:b0] if has_gre else GRE[0, 0:1]
+                gimt = GIM[t, a0:b0] if has_gim else GIM[0, 0:1]
+                lmt = LIM[t, a0:b0] if (has_gs and model >= 2) else LIM[0, 0:1]
+                tp = t - 1 if t > 0 else 0
+                rep, imp = RE[tp, a0:b0], IM[tp, a0:b0]
+                rsp = RST[tp, a0:b0] if (model == 1 and need_dec and not lava) else RST[0, 0:1]
+                gxrt, gxit = GXR[t, a0:b0], GXI[t, a0:b0]
+                for j in range(n):
+                    g_re, g_im = F0, F0
+                    if has_gs:
+                        thr = lmt[j] if model >= 2 else theta_f
+                        if phase:
+                            g_re, g_im = complex_spike_vjp(gst[j], ret[j], imt[j], thr, rho, kappa, graded)
+                        else:
+                            g_im = gst[j] * slayer_grad(imt[j] - thr, rho, kappa, graded)
+                    if has_gre:
+                        g_re += gret[j]
+                    if has_gim:
+                        g_im += gimt[j]
+                    if has_grel and t == T - 1:    # final-state gradient enters at the last step
+                        g_re += grel[a0 + j]
+                    if has_giml and t == T - 1:
+                        g_im += giml[a0 + j]
+                    a, b = A[j], B[j]
+                    an = g_re + cf[j] * a + sf[j] * b
+                    bn = g_im - sf[j] * a + cf[j] * b
+                    A[j], B[j] = an, bn
+                    gxrt[j], gxit[j] = an, bn
+                    if need_dec:
+                        if t > 0:
+                            p_re, p_im = rep[j], imp[j]
+                            if model == 1 and not lava and rsp[j] != 0:   # started from the reset state
+                                p_re, p_im = F0, reset_im_f
+                        elif lava:                 # lava: t >= 1 only
+                            p_re, p_im = F0, F0
+                        else:                      # exact: t = 0 starts from the initial float state
+                            p_re, p_im = re0f[a0 + j], im0f[a0 + j]
+                        dS[j] += -an * p_im + bn * p_re
+                        dC[j] += an * p_re + bn * p_im
+            for j in range(n):
+                gre0[a0 + j] = cf[j] * A[j] + sf[j] * B[j]
+                gim0[a0 + j] = -sf[j] * A[j] + cf[j] * B[j]
+                if need_dec:
+                    gS[a0 + j] = dS[j] * dscale
+                    gC[a0 + j] = dC[j] * dscale
+
+    return res_bwd

@@ -1,0 +1,136 @@
+"""Numba sigma-delta scans (SPEC.md 10, lava-dl ``sigma_delta.Neuron``), loaded through
+:mod:`.jit`: the step and reverse step of :mod:`spikefuse.kernels.triton.sigma_delta`, per
+neuron, in the same operations (running sum in float64, the rest float32, IEEE division by the
+quantisation step), so the forward is bit-identical to the reference loop.
+
+Arrays are C-contiguous ``(T, M)`` / ``(M,)`` (absent ones: a 1-element dummy, never read: its
+flag is off). Each variant is a closure with its flags as compile-time constants (see
+``_nb_lif``); a kernel runs neurons ``[j0, j1)`` tile by tile, the time loop inside a tile, so a
+neuron's state stays in L1.
+"""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+from numba import njit
+
+TILE = 512
+F0 = np.float32(0.0)
+F1 = np.float32(1.0)
+
+
+@njit(cache=True, inline="always")
+def threshold_grad(d, th, gy, tau_grad, scale_grad):
+    """SPEC 10.3 per-element threshold gradient (the Triton kernel's ``delta_threshold_grad``)."""
+    sub = abs(d) - th
+    relax = scale_grad * np.exp(-abs(sub) / tau_grad)
+    sgn = F1 if d > F0 else (-F1 if d < F0 else F0)
+    return (-d * relax / th if sub > F0 else -sgn) * gy
+
+
+@functools.lru_cache(maxsize=None)
+def make_fwd(relu: int, has_bias: int, cum: int, traces: int, store_d: int, store_keep: int):
+    @njit(cache=True, nogil=True, error_model="numpy")
+    def sd_fwd(x, th, bias, acc0, pre0, res0, err0, step_f, Y, SIG, A, D, KEEP, accl, prel, resl, errl,
+               j0, j1):
+        T = x.shape[0]
+        for a0 in range(j0, j1, TILE):
+            b0 = min(j1, a0 + TILE)
+            n = b0 - a0
+            acc = acc0[a0:b0].copy()
+            pre = pre0[a0:b0].copy()
+            res = res0[a0:b0].copy()
+            err = err0[a0:b0].copy()
+            tht = th[a0:b0]
+            bs = bias[a0:b0] if has_bias else bias[0:1]
+            for t in range(T):
+                xt, yt = x[t, a0:b0], Y[t, a0:b0]
+                st = SIG[t, a0:b0] if traces else SIG[0, 0:1]
+                at = A[t, a0:b0] if traces else A[0, 0:1]
+                dt = D[t, a0:b0] if store_d else D[0, 0:1]
+                kt = KEEP[t, a0:b0] if store_keep else KEEP[0, 0:1]
+                for j in range(n):
+                    ac = acc[j] + np.float64(xt[j])
+                    acc[j] = ac
+                    sig = np.float32(ac)
+                    z = sig + bs[j] if has_bias else sig
+                    av = (F0 if z < F0 else z) if relu else z      # NaN stays NaN, as torch.relu
+                    d = (av - pre[j]) + res[j]
+                    if cum:
+                        e = err[j] + d
+                        y = d if abs(e) >= tht[j] else d * F0
+                        err[j] = F0 if abs(y) > F0 else e
+                    else:
+                        y = d if abs(d) >= tht[j] else d * F0
+                    res[j] = d - y
+                    pre[j] = av
+                    yt[j] = np.floor(y / step_f) * step_f          # IEEE float32 division
+                    if traces:
+                        st[j] = sig
+                        at[j] = av
+                    if store_d:
+                        dt[j] = d
+                    if store_keep:                                  # relu passes where not (a <= 0)
+                        kt[j] = 0 if av <= F0 else 1
+            accl[a0:b0] = acc
+            prel[a0:b0] = pre
+            resl[a0:b0] = res
+            errl[a0:b0] = err
+
+    return sd_fwd
+
+
+@functools.lru_cache(maxsize=None)
+def make_bwd(relu: int, has_gy: int, has_gsig: int, has_ga: int, has_gaccl: int, has_gprel: int,
+             need_th: int):
+    """Reverse scan (the Triton ``_sd_bwd``): ``g_a = g_y[t] - g_y[t+1]`` (+ traces, + final
+    ``pre`` at T-1), the ReLU mask, the float64 reverse cumulative sum ``r`` (gx = float32(r)),
+    per-neuron bias and threshold sums over time, ``g_acc0 = r``, ``g_pre0 = -g_y[0]``."""
+
+    @njit(cache=True, nogil=True, error_model="numpy")
+    def sd_bwd(gy, gsig, ga_in, gaccl, gprel, KEEP, D, th, tau_grad, scale_grad, GX, gth, gb, gacc0,
+               gpre0, j0, j1):
+        T = GX.shape[0]
+        for a0 in range(j0, j1, TILE):
+            b0 = min(j1, a0 + TILE)
+            n = b0 - a0
+            r = np.zeros(n, np.float64)
+            gnext = np.zeros(n, np.float32)
+            sb = np.zeros(n, np.float32)
+            sth = np.zeros(n, np.float32)
+            tht = th[a0:b0] if need_th else th[0:1]
+            for t in range(T - 1, -1, -1):
+                last = t == T - 1
+                gyt = gy[t, a0:b0] if has_gy else gy[0, 0:1]
+                gst = gsig[t, a0:b0] if has_gsig else gsig[0, 0:1]
+                gat = ga_in[t, a0:b0] if has_ga else ga_in[0, 0:1]
+                kt = KEEP[t, a0:b0] if relu else KEEP[0, 0:1]
+                dt = D[t, a0:b0] if need_th else D[0, 0:1]
+                gxt = GX[t, a0:b0]
+                for j in range(n):
+                    g = gyt[j] if has_gy else F0
+                    ga = g - gnext[j]
+                    if has_ga:
+                        ga += gat[j]
+                    if has_gprel and last:
+                        ga += gprel[a0 + j]
+                    gz = (ga if kt[j] != 0 else F0) if relu else ga
+                    sb[j] += gz
+                    gs = gz + gst[j] if has_gsig else gz
+                    gs64 = np.float64(gs)
+                    if has_gaccl and last:
+                        gs64 = gs64 + gaccl[a0 + j]
+                    rr = r[j] + gs64
+                    r[j] = rr
+                    gxt[j] = np.float32(rr)
+                    if need_th:
+                        sth[j] += threshold_grad(dt[j], tht[j], g, tau_grad, scale_grad)
+                    gnext[j] = g
+            gacc0[a0:b0] = r
+            gpre0[a0:b0] = -gnext
+            gb[a0:b0] = sb
+            if need_th:
+                gth[a0:b0] = sth
+
+    return sd_bwd

@@ -1,0 +1,106 @@
+"""Fused CPU path for the Loihi sigma-delta neuron (SPEC.md 10): the numba scans of
+:mod:`._nb_sigma_delta` behind a ScanSpec with the Triton scan's op encoding
+(:mod:`spikefuse.kernels._sigma_delta_host`).
+
+Forward: bit-identical to :mod:`spikefuse.functional.sigma_delta` (y, every trace, the final
+float64 sum, pre, residual, error). Backward: the reverse scan the Triton kernel defines (float64
+reverse cumulative sum, so gx is bit-identical to the reference's; bias, threshold and initial
+state gradients are per-neuron sums over time, within float32 rounding of the reference's
+``sum(0)``). fp16/bf16 I/O runs through fp32 buffers (one conversion each way; the results are
+rounded to nearest even as the reference's ``.to(dtype)``).
+
+Without numba (not installed, or ``SPIKEFUSE_NO_NUMBA=1``) :func:`sigma_delta_cpu_supports`
+returns the reason, so ``backend="auto"`` runs the reference loop (today's path; :mod:`.jit` warns
+once) and ``backend="cpu"`` raises a ValueError that says why.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+
+from .. import _sigma_delta_host as host
+from .._common import IO_DTYPES
+from . import jit
+from .common import np_f32, np_view, numba_reason
+
+SAVED_BYTES = host.SAVED_BYTES
+
+
+def _f32(n: int):
+    return torch.empty(n, dtype=torch.float32)
+
+
+def _fwd(tensors, f, i):
+    x, th, bias, acc0, pre0, res0, err0 = tensors
+    act, cum = i[0], i[1]
+    T, M = x.shape
+    traces, store_d, store_keep = host.store_flags(i)
+    nb = jit.kernels("sigma_delta")
+    f32 = torch.float32
+    y = torch.empty((T, M), dtype=f32)
+    sig = torch.empty((T, M), dtype=f32) if traces else None
+    a = torch.empty((T, M), dtype=f32) if traces else None
+    d = torch.empty((T, M), dtype=f32) if store_d else None
+    keep = torch.empty((T, M), dtype=torch.int8) if store_keep else None
+    accl = torch.empty(M, dtype=torch.float64)
+    prel, resl, errl = _f32(M), _f32(M), _f32(M)
+    k = nb.make_fwd(int(act == host.ACT_RELU), int(bias is not None), int(bool(cum)), int(traces), int(store_d),
+                    int(store_keep))
+    jit.run(k, M, nb.TILE, jit.np32(x), jit.np32(th), jit.np32(bias), np_view(acc0),
+            jit.np32(pre0), jit.np32(res0), jit.np32(err0), np_f32(f[0]), y.numpy(), *(jit.np32(t, 2) for t in (sig, a, d)),
+            np_view(keep), accl.numpy(), prel.numpy(), resl.numpy(), errl.numpy())
+    if x.dtype != f32:
+        y = y.to(x.dtype)
+    return [y, sig, a, d, accl, prel, resl, errl, keep]
+
+
+def _bwd(saved, grads, f, i, needs):
+    keep, d, th = saved
+    M, T, io = th.shape[0], i[5], IO_DTYPES[i[3]]
+    relu, need_th = int(i[0] == host.ACT_RELU), bool(needs[1])
+    g_y, g_sig, g_a, g_accl, g_prel = (grads[k] for k in (0, 1, 2, 4, 5))  # not the Δ trace's (detached)
+    nb = jit.kernels("sigma_delta")
+    gx = torch.empty((T, M), dtype=torch.float32)
+    gth, gb, gpre0 = _f32(M), _f32(M), _f32(M)
+    gacc0 = torch.empty(M, dtype=torch.float64)
+    k = nb.make_bwd(relu, *(int(g is not None) for g in (g_y, g_sig, g_a, g_accl, g_prel)), int(need_th))
+    gaccl = np_view(g_accl.to(torch.float64)) if g_accl is not None else gacc0.numpy()
+    jit.run(k, M, nb.TILE, *(jit.np32(g, 2) for g in (g_y, g_sig, g_a)), gaccl, jit.np32(g_prel),
+            np_view(keep if relu else None), jit.np32(d if need_th else None, 2), jit.np32(th),
+            np_f32(f[1]), np_f32(f[2]), gx.numpy(), gth.numpy(), gb.numpy(), gacc0.numpy(), gpre0.numpy())
+    out = [gx if io == torch.float32 else gx.to(io), gth, gb, gacc0, gpre0]
+    return [g if n else None for g, n in zip(out, needs[:5])] + [None, None]
+
+
+SIGMA_DELTA_SCAN = host.scan_function("cpu", _fwd, _bwd)
+
+
+def sigma_delta_cpu_supports(x_seq, params=None, state=None, **_) -> Optional[str]:
+    """None when the fused CPU scan can run this case: CPU tensors, numba, identity or ReLU
+    activation, any threshold / bias broadcasting to one step, ``cum_error`` on or off."""
+    if params is None:
+        return "no params given"
+    if x_seq.device.type != "cpu":
+        return f"the cpu backend needs CPU tensors, got {x_seq.device}"
+    return host.supports_common(x_seq, params, state) or numba_reason("sigma_delta")
+
+
+def loihi_sigma_delta_cpu(x_seq, params, state, return_traces=False):
+    """Fused CPU sigma-delta (kernel contract of
+    :func:`spikefuse.functional.sigma_delta.sigma_delta_multistep`): ``((y,), state, traces or
+    None)``, tuples in SigmaDeltaState / SigmaDeltaTraces field order, bit-identical forward.
+
+    Example::
+
+        >>> import torch
+        >>> from types import SimpleNamespace
+        >>> p = SimpleNamespace(threshold=0.09375, activation=torch.relu, bias=None, tau_grad=1.0,
+        ...                     scale_grad=1.0, cum_error=False, s_scale=4096)
+        >>> x = torch.tensor([0.5, 0, 0, 0.02, 0.1, -0.3, 0]).reshape(7, 1, 1)
+        >>> z = torch.zeros(1, 1)
+        >>> (y,), st, _ = loihi_sigma_delta_cpu(x, p, (z.double(), z, z, z))
+        >>> (y.flatten() * 4096).tolist()
+        [2048.0, 0.0, 0.0, 0.0, 491.0, -1229.0, 0.0]
+    """
+    return host.call(SIGMA_DELTA_SCAN, x_seq, params, state, return_traces)

@@ -1,0 +1,114 @@
+"""Fused CPU (numba) RF / RF-Iz / AdRF / AdRF-Iz scans against spikefuse.functional.resonator:
+bit-identical spikes, traces and final state (int64 dynamics), gradients w.r.t. both inputs, the
+sin/cos decays (both ``decay_grad`` rules) and the initial state, with the fused complex/real
+spike surrogates (tests/resonator_cases.py, shared with the Triton tests); odd N, a
+non-contiguous input, T = 1, fp16/bf16 I/O, one vs two threads, SPEC 17 L5, the lava-dl RF
+fixtures, the reasons and the reference fallback without numba."""
+import itertools
+
+import pytest
+import torch
+
+from resonator_cases import B, C, FN, MODELS, PA, T, check, check_edges, check_lava_fixture, lava_cases, params, q
+from spikefuse import kernels
+from spikefuse.functional import resonator as R
+from spikefuse.kernels import scan
+from spikefuse.kernels.cpu import jit
+
+pytest.importorskip("numba")
+
+#: (graded, decay_grad, tensor decays) per model, alternating initial-state gradients
+COMBOS = [(g, d, t) for (g, d), t in zip(itertools.product([False, True], ["exact", "lava"]), (True, False, True, True))]
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("combo", range(len(COMBOS)))
+def test_matches_reference(model, combo):
+    graded, decay_grad, tensor = COMBOS[combo]
+    check("cpu", model, graded, decay_grad, tensor, state_grad=combo % 2 == 0)
+
+
+@pytest.mark.parametrize("model,dtype", [("rf", torch.bfloat16), ("adrf_iz", torch.float16)])
+def test_half_precision_io(model, dtype):
+    check("cpu", model, dtype == torch.float16, "exact", True, dtype=dtype)
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_odd_n_t1_large_values_and_odd_scale(model):
+    """More than one tile of an odd N with per-channel decays and a (T, B, C, H) input; T = 1;
+    states beyond 2**24 LSB (float32 rounding of int64 -> float); a non-power-of-two s_scale."""
+    check("cpu", model, True, "lava", True, shape=(5, 2, 3, 101), state_grad=False, spikes=False)
+    check("cpu", model, False, "exact", True, shape=(1, 2, 7), state_grad=True, spikes=False)
+    check("cpu", model, False, "exact", False, scale=3000.0, theta=1500.0, spikes=False)
+    check("cpu", model, True, "exact", True, s_scale=1000)
+
+
+def test_strided_input_threads_and_state_chaining():
+    """A non-contiguous input; two threads give the one-thread bits; two calls chained through
+    the returned state equal one call over the whole sequence."""
+    g = torch.Generator().manual_seed(4)
+    x = [torch.randn(2 * T, C, B, generator=g).transpose(1, 2) * 0.5 for _ in range(2)]
+    old = torch.get_num_threads()
+    for model in MODELS:
+        p, _ = params(model, False, "exact", True)
+        s_all, st_all = FN[model](tuple(x), p, backend="reference")
+        torch.set_num_threads(2)
+        try:
+            s1, st1 = FN[model]((x[0][:T], x[1][:T]), p, backend="cpu")
+        finally:
+            torch.set_num_threads(old)
+        s2, st2 = FN[model]((x[0][T:], x[1][T:]), p, state=st1, backend="cpu")
+        assert torch.equal(torch.cat([s1, s2]).detach(), s_all.detach()), model
+        assert all(torch.equal(a.detach(), b.detach()) for a, b in zip(st2, st_all)), model
+
+
+def test_edges_and_spec_l5():
+    check_edges("cpu")
+    xr = torch.zeros(9, 1, 1)
+    xr[0] = 1.0
+    s, st, tr = R.adrf_multistep((xr, torch.zeros_like(xr)), R.AdRFParams(**PA), backend="cpu", return_traces=True)
+    assert q(tr.threshold) == [2048, 2048, 2048, 2048, 2048, 2560, 2304, 2176, 2112]
+    assert q(tr.refractory) == [0, 0, 0, 0, 0, 2048, 1024, 512, 256]
+    assert s.flatten().nonzero().flatten().tolist() == [4, 8]
+
+
+RF_CASES = lava_cases()
+
+
+@pytest.mark.parametrize("path,model", RF_CASES, ids=[p.name for p, _ in RF_CASES])
+def test_cpu_matches_lava_fixture(path, model):
+    check_lava_fixture("cpu", path, model)
+
+
+def test_specs_and_reasons():
+    for fam, saved in (("loihi_rf", 8), ("loihi_rf_iz", 8), ("loihi_adrf", 12), ("loihi_adrf_iz", 12)):
+        s = scan.find("cpu", fam)
+        assert s is not None and s.saved_bytes == saved and s.moved_bytes == 12 + saved
+    x = torch.rand(4, 2, 5)
+    p = R.RFParams(2607.0, 2607.0, threshold=0.5)
+    st = R.initial_state("rf", (2, 5), p)
+    assert kernels.resolve("loihi_rf", "auto", x, params=p, state=st, return_traces=False) is not None
+    with pytest.raises(ValueError, match="float64"):
+        R.rf_multistep((x.double(), x.double()), p, backend="cpu")
+    with pytest.raises(ValueError, match="s_scale"):
+        R.rf_multistep((x, x), p._replace(s_scale=2 ** 24), backend="cpu")
+
+
+def test_fallback_without_numba(monkeypatch):
+    """SPIKEFUSE_NO_NUMBA=1: "auto" runs the reference loop (one RuntimeWarning), "cpu" says why."""
+    g = torch.Generator().manual_seed(1)
+    x = tuple(torch.randn(6, 2, 5, generator=g) for _ in range(2))
+    p, _ = params("rf_iz", False, "exact", False)
+    ref = FN["rf_iz"](x, p, backend="reference")[0]
+    monkeypatch.setenv("SPIKEFUSE_NO_NUMBA", "1")
+    jit.reset_for_tests()
+    try:
+        with pytest.warns(RuntimeWarning, match="SPIKEFUSE_NO_NUMBA"):
+            s, _ = FN["rf_iz"](x, p, backend="auto")
+        assert torch.equal(s, ref)
+        with pytest.raises(ValueError, match="numba is unavailable"):
+            FN["rf_iz"](x, p, backend="cpu")
+    finally:
+        monkeypatch.delenv("SPIKEFUSE_NO_NUMBA")
+        jit.reset_for_tests()
+    assert torch.equal(FN["rf_iz"](x, p, backend="cpu")[0], ref)
