@@ -19,3 +19,9 @@ from . import cuba as _cuba  # noqa: E402
 
 SAVED_BYTES.update(_cuba.SAVED_BYTES)
 register("cuba", "cpu", _cuba.cuba_cpu, _cuba.cuba_cpu_supports)
+
+from . import loihi as _loihi  # noqa: E402
+
+SAVED_BYTES.update(_loihi.SAVED_BYTES)
+register("loihi_cuba", "cpu", _loihi.loihi_cuba_cpu, _loihi.loihi_cpu_supports)
+register("loihi_alif", "cpu", _loihi.loihi_alif_cpu, _loihi.loihi_cpu_supports)

@@ -22,7 +22,7 @@ import torch
 import triton
 import triton.language as tl
 
-from .._common import io_reason
+from .._common import grad_bits, io_reason  # noqa: F401  (grad_bits: re-exported for the kernels)
 
 #: Triton reads TRITON_INTERPRET when it decorates a kernel, i.e. when this package is imported.
 INTERPRET = os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
@@ -149,14 +149,6 @@ def contig(t: Optional[torch.Tensor], placeholder: torch.Tensor) -> torch.Tensor
 
 def f32_empty(*shape, device) -> torch.Tensor:
     return torch.empty(shape, dtype=torch.float32, device=device)
-
-
-def grad_bits(tensors) -> int:
-    """Which op inputs need a gradient, as bits (``needs_input_grad`` of an autograd Function,
-    known before the op runs): the forward uses it to store only what backward will read."""
-    if not torch.is_grad_enabled():
-        return 0
-    return sum(1 << k for k, t in enumerate(tensors) if isinstance(t, torch.Tensor) and t.requires_grad)
 
 
 def bit(bits: int, k: int) -> bool:
