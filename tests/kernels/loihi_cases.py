@@ -11,7 +11,7 @@ from spikefuse.functional import loihi as L
 T, B, C = 9, 3, 37
 
 
-def _params(alif, graded, decay_grad, tensor):
+def _params(alif, graded, decay_grad, tensor, scale=64):
     g = torch.Generator().manual_seed(5)
     if tensor:  # per-channel current decay, shared voltage decay, both learnable
         du = (torch.rand(C, generator=g) * 3000 + 500).requires_grad_()
@@ -20,21 +20,21 @@ def _params(alif, graded, decay_grad, tensor):
     else:
         du, dv, dr = 2048.0, 1024.0, 2048.0
     if alif:
-        p = L.AlifParams(1.0, 0.5, du, dv, 1024.0, dr, graded_spike=graded, decay_grad=decay_grad)
+        p = L.AlifParams(1.0, 0.5, du, dv, 1024.0, dr, graded_spike=graded, decay_grad=decay_grad, scale=scale)
     else:
-        p = L.CubaParams(1.0, du, dv, graded_spike=graded, decay_grad=decay_grad)
+        p = L.CubaParams(1.0, du, dv, graded_spike=graded, decay_grad=decay_grad, scale=scale)
     return p, ([du, dv] if tensor else [])
 
 
 def check(backend, alif, graded, decay_grad, tensor, dtype=torch.float32, scale=0.8, state=None, shape=None,
-          prep=None):
+          prep=None, scale_param=64):
     """tests/equivalence.check_backend of ``backend``: every output, state and trace
     bit-identical, the same outputs differentiable, gradients w.r.t. x and the learnable decays
     close. ``shape`` (default ``(T, B, C)``; C channels); ``prep(x)`` maps the input leaf before
-    the call (e.g. to a non-contiguous view)."""
+    the call (e.g. to a non-contiguous view); ``scale_param`` the params' ``scale`` (w_scale)."""
     g = torch.Generator().manual_seed(0)
     x = ((torch.randn(shape or (T, B, C), generator=g) * 0.8 + 0.4) * scale).to(dtype)
-    p, decays = _params(alif, graded, decay_grad, tensor)
+    p, decays = _params(alif, graded, decay_grad, tensor, scale_param)
     leaves = dict(x=x, **dict(zip(("current_decay", "voltage_decay"), decays)))
     f = L.alif_multistep if alif else L.cuba_multistep
 

@@ -37,6 +37,41 @@ def test_large_values_beyond_float32_integers(alif):
     check("cpu", alif, False, "exact", False, scale=3000.0)
 
 
+@pytest.mark.parametrize("alif", [False, True], ids=["cuba", "alif"])
+def test_exact_kernel_variant_beyond_int32(alif):
+    """Inputs whose integer states pass 2**30: the kernel variant with int64 conversions (the
+    fast one converts through int32) runs, and is still bit-exact; with a non-power-of-two scale
+    (a division instead of a multiplication)."""
+    from spikefuse.kernels.cpu import loihi as cl
+
+    x = torch.full((3, 1, 2), 3e5)
+    ints = [torch.full((2,), k, dtype=torch.int64) for k in (2048, 3072, 3072, 2048)] + \
+        [torch.zeros(2, dtype=torch.int64)] * 4
+    assert not cl._bounded(x, ints, 4096, 0, 0, alif) and cl._bounded(x / 1e4, ints, 4096, 0, 0, alif)
+    check("cpu", alif, False, "exact", False, scale=4e5)
+    check("cpu", alif, True, "lava", True, scale=2e3, scale_param=48)
+
+
+def test_exp_within_an_ulp():
+    """The vectorisable exp of the backward (SLAYER's pseudo-derivative) against float64 exp:
+    at most ~1 ulp over the arguments it gets (<= 0), 0 below -104."""
+    import numpy as np
+    from numba import njit
+    from spikefuse.kernels.cpu import _nb_loihi as nb
+
+    @njit
+    def vexp(d):
+        out = np.empty_like(d)
+        for k in range(d.size):
+            out[k] = nb.exp_f32(d[k])
+        return out
+
+    d = -torch.rand(200000, generator=torch.Generator().manual_seed(4)).numpy() * 87
+    got, ref = vexp(d).astype(np.float64), np.exp(d.astype(np.float64))
+    assert (np.abs(got - ref) / np.spacing(ref.astype(np.float32))).max() <= 1.05
+    assert vexp(np.array([0.0, -105.0, -np.inf], np.float32)).tolist() == [1.0, 0.0, 0.0]
+
+
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_half_precision_io(dtype):
     check("cpu", True, True, "exact", True, dtype=dtype)

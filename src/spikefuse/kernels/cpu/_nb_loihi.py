@@ -23,7 +23,9 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic
 
 TILE = 512
 F0 = np.float32(0.0)
@@ -38,20 +40,69 @@ def rstz12(a):
     return (a + ((a >> 63) & 4095)) >> 12
 
 
+#: 2**52 + 2**51: ``bits(MAGIC) + y`` is the bit pattern of the double ``MAGIC + y`` for |y| < 2**51
+MAGIC = np.float64(6755399441055744.0)
+MAGIC_BITS = np.int64(np.array([MAGIC]).view(np.int64)[0])
+
+
+@intrinsic
+def _f64_from_bits(typingctx, y):
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], ir.DoubleType())
+    return types.float64(types.int64), codegen
+
+
+@intrinsic
+def _f32_from_bits(typingctx, y):
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], ir.FloatType())
+    return types.float32(types.int32), codegen
+
+
+@intrinsic
+def _fma32(typingctx, a, b, c):
+    def codegen(context, builder, sig, args):
+        return builder.fma(*args)
+    return types.float32(types.float32, types.float32, types.float32), codegen
+
+
 @njit(cache=True, inline="always")
-def to_f32(y, s_d):
-    return np.float32(np.float64(y) / s_d)
+def to_f64(y, fast):
+    """float64(y) of an int64; ``fast`` (|y| < 2**51, checked by the caller) through the
+    exponent trick, which vectorises (AVX2 has no packed int64 -> double conversion)."""
+    if fast:
+        return _f64_from_bits(y + MAGIC_BITS) - MAGIC
+    return np.float64(y)
+
+
+@njit(cache=True, inline="always")
+def trunc_i64(f, fast):
+    """int64(f) of a float32, rounding toward zero; ``fast`` (|f| < 2**31) through int32."""
+    if fast:
+        return np.int64(np.int32(f))
+    return np.int64(f)
+
+
+@njit(cache=True, inline="always")
+def to_f32(y, s_d, inv, fast, pow2):
+    """f32(f64(y) / s); for a power-of-two ``s`` the division is a multiplication by ``inv = 1/s``
+    (exact: same bits)."""
+    if pow2:
+        return np.float32(to_f64(y, fast) * inv)
+    return np.float32(to_f64(y, fast) / s_d)
 
 
 @functools.lru_cache(maxsize=None)
-def make_fwd(alif: int, graded: int, store_lim: int, store_tr: int):
+def make_fwd(alif: int, graded: int, store_lim: int, store_tr: int, fast: int, pow2: int):
     """The forward scan of one variant: spikes (fp32), current and voltage traces, and for
     ALIF the spike limit (``store_lim``), threshold / refractory traces (``store_tr``) and the
-    final threshold / refractory."""
+    final threshold / refractory. ``fast``: the caller has bounded every state below 2**30 (the
+    float -> int conversions go through int32, int -> float through the exponent trick: the
+    same values, vectorised); ``pow2``: the scale ``s`` is a power of two."""
 
     @njit(cache=True, nogil=True, error_model="numpy")
     def loihi_fwd(x, S, U, V, LIM, TH, R, keep_u, keep_v, keep_th, keep_r, u0, v0, th0, r0, thf, rf,
-                  s_f, s_d, thr_f, thr_s_f, theta0, step, j0, j1):
+                  s_f, s_d, inv, thr_f, thr_s_f, theta0, step, j0, j1):
         T = x.shape[0]
         for a in range(j0, j1, TILE):
             b = min(j1, a + TILE)
@@ -64,17 +115,17 @@ def make_fwd(alif: int, graded: int, store_lim: int, store_tr: int):
                 limt = LIM[t, a:b] if store_lim else LIM[0, 0:1]
                 tht, rt = (TH[t, a:b], R[t, a:b]) if store_tr else (TH[0, 0:1], R[0, 0:1])
                 for j in range(n):
-                    uj = rstz12(u[j] * ku[j]) + np.int64(xt[j] * s_f)
-                    uf = to_f32(uj, s_d)
-                    vj = rstz12(v[j] * kv[j]) + np.int64(uf * s_f)
-                    vf = to_f32(vj, s_d)
+                    uj = rstz12(u[j] * ku[j]) + trunc_i64(xt[j] * s_f, fast)
+                    uf = to_f32(uj, s_d, inv, fast, pow2)
+                    vj = rstz12(v[j] * kv[j]) + trunc_i64(uf * s_f, fast)
+                    vf = to_f32(vj, s_d, inv, fast, pow2)
                     if alif:
                         rj = rstz12(r[j] * kr[j])
                         tj = rstz12((th[j] - theta0) * kth[j]) + theta0
-                        thj, rjf = to_f32(tj, s_d), to_f32(rj, s_d)
+                        thj, rjf = to_f32(tj, s_d, inv, fast, pow2), to_f32(rj, s_d, inv, fast, pow2)
                         lim = thj + rjf
                         z = F1 if vf >= lim else F0
-                        fi = np.int64(1) if np.int64(vf * s_f) >= tj + rj else I0
+                        fi = np.int64(1) if trunc_i64(vf * s_f, fast) >= tj + rj else I0
                         if store_lim:
                             limt[j] = lim
                         if store_tr:
@@ -84,7 +135,7 @@ def make_fwd(alif: int, graded: int, store_lim: int, store_tr: int):
                         th[j] = tj + step * fi
                     else:
                         z = F1 if vf >= thr_f else F0
-                        vj = I0 if np.float32(vj) >= thr_s_f else vj
+                        vj = I0 if np.float32(to_f64(vj, fast)) >= thr_s_f else vj  # f32(f64(v)) == f32(v)
                     st[j] = z * vf if graded else z
                     ut[j] = uf
                     vt[j] = vf
@@ -92,10 +143,35 @@ def make_fwd(alif: int, graded: int, store_lim: int, store_tr: int):
                     v[j] = vj
             if alif:
                 for j in range(n):
-                    thf[a + j] = to_f32(th[j], s_d)
-                    rf[a + j] = to_f32(r[j], s_d)
+                    thf[a + j] = to_f32(th[j], s_d, inv, fast, pow2)
+                    rf[a + j] = to_f32(r[j], s_d, inv, fast, pow2)
 
     return loihi_fwd
+
+
+_LOG2E = np.float32(1.4426950408889634)
+_LN2_HI = np.float32(0.693145751953125)    # ln 2 = _LN2_HI + _LN2_LO (the high part has 12 zero low bits)
+_LN2_LO = np.float32(1.428606765330187e-06)
+#: exp(s) - 1 - s on |s| <= ln2 / 2: s^2 (1/2 + s/6 + s^2/24 + ...), Taylor coefficients
+_P = (np.float32(1 / 5040), np.float32(1 / 720), np.float32(1 / 120), np.float32(1 / 24), np.float32(1 / 6),
+      np.float32(0.5))
+_P0, _P1, _P2, _P3, _P4, _P5 = _P
+
+
+@njit(cache=True, inline="always")
+def exp_f32(d):
+    """exp(d) for fp32 ``d <= 0`` within about 1 ulp, branch-free so that the loop vectorises
+    (libm's expf is a call per element): ``d = q ln2 + s``, a polynomial for ``exp(s)``, times
+    ``2^q`` as two exponent-field powers (gradual underflow below 2^-126); 0 below -104."""
+    q = np.int32(np.rint(d * _LOG2E))
+    qf = np.float32(q)
+    s = _fma32(qf, -_LN2_HI, d)
+    s = _fma32(qf, -_LN2_LO, s)
+    p = _fma32(_fma32(_fma32(_fma32(_fma32(_P0, s, _P1), s, _P2), s, _P3), s, _P4), s, _P5)
+    e = np.float32(1.0) + _fma32(s * s, p, s)
+    h = q >> 1
+    e = e * _f32_from_bits(np.int32((h + 127) << 23)) * _f32_from_bits(np.int32((q - h + 127) << 23))
+    return e if d >= np.float32(-104.0) else F0
 
 
 @njit(cache=True, inline="always")
@@ -104,8 +180,8 @@ def slayer_times(g, x, tau, coef, graded):
     graded ``coef exp(min(x, 0) / tau)`` (coef = scale_rho), binary ``coef exp(-|x| / tau)``
     (coef = f32(scale_rho / (2 tau_rho)))."""
     if graded:
-        return g * (coef * np.exp((x if x < F0 else F0) / tau))
-    return g * (coef * np.exp(-abs(x) / tau))
+        return g * (coef * exp_f32((x if x < F0 else F0) / tau))
+    return g * (coef * exp_f32(-abs(x) / tau))
 
 
 @functools.lru_cache(maxsize=None)

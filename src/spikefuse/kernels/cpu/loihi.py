@@ -48,13 +48,49 @@ def _fwd(tensors, f, i):
     S, U, V = (torch.empty((T, M), dtype=torch.float32) for _ in range(3))
     lim, th_tr, r_tr = _f32_out(store_lim, T, M), _f32_out(store_tr, T, M), _f32_out(store_tr, T, M)
     thf, rf = _f32_out(bool(alif), M), _f32_out(bool(alif), M)
-    k = _nb().make_fwd(int(alif), int(graded), int(store_lim), int(store_tr))
+    s = int(s_d)
+    fast = _bounded(x, ints, s, theta0, step, bool(alif))
+    k = _nb().make_fwd(int(alif), int(graded), int(store_lim), int(store_tr), int(fast), int(s & (s - 1) == 0))
     jit.run(k, M, _nb().TILE, jit.np32(x), S.numpy(), U.numpy(), V.numpy(), jit.np32(lim, 2),
             jit.np32(th_tr, 2), jit.np32(r_tr, 2), *(_i64(t) for t in ints), jit.np32(thf), jit.np32(rf),
-            np.float32(s_f), np.float64(s_d), np.float32(thr_f), np.float32(thr_s_f), np.int64(theta0),
-            np.int64(step))
+            np.float32(s_f), np.float64(s_d), np.float64(1.0 / s), np.float32(thr_f), np.float32(thr_s_f),
+            np.int64(theta0), np.int64(step))
     spk = S if x.dtype == torch.float32 else S.to(x.dtype)
     return [spk, U, V, th_tr, r_tr, thf, rf, lim]
+
+
+#: the fast kernels convert floats to integers through int32: every |state| must stay below this
+_FAST_LIMIT = 2.0 ** 30
+
+
+def _amax(t: torch.Tensor) -> float:
+    lo, hi = torch.aminmax(t)
+    return max(-float(lo), float(hi))
+
+
+def _li_bound(y0: torch.Tensor, keep: torch.Tensor, drive: float, T: int) -> float:
+    """A bound on |y| of the integer leaky integrator ``y = rstz(y keep, 12) + xi`` over ``T``
+    steps with |xi| <= ``drive``: the shift only shrinks, so |y_t| <= |y0| + drive sum_k
+    (keep/4096)^k <= |y0| + drive min(T, 4096 / (4096 - keep))."""
+    k = int(keep.max())
+    return _amax(y0) + drive * (T if k >= 4096 else min(T, 4096 / (4096 - k)))
+
+
+def _bounded(x, ints, s: int, theta0: int, step: int, alif: bool) -> bool:
+    """Whether the fast kernel variant gives the exact results: every float that is truncated
+    to an integer (x s, u_f s, ALIF's v_f s) below 2**30, every integer state below 2**50 (the
+    int64 -> float64 exponent trick is exact below 2**51). Non-finite input: False."""
+    ku, kv, kth, kr, u0, v0, th0, r0 = ints
+    xin = _amax(x) * s * (1 + 2.0 ** -20) + 1
+    if not xin < _FAST_LIMIT:
+        return False
+    ub = _li_bound(u0, ku, xin, x.shape[0])
+    vb = _li_bound(v0, kv, ub * (1 + 2.0 ** -20) + 1, x.shape[0])
+    ok = ub < _FAST_LIMIT and vb < (_FAST_LIMIT if alif else 2.0 ** 50)
+    if ok and alif:  # theta decays toward theta0 and grows by step per spike; r by 2 theta per spike
+        thb = abs(theta0) + _amax(th0 - theta0) + x.shape[0] * abs(step)
+        ok = thb + _amax(r0) + x.shape[0] * 2 * thb < 2.0 ** 50
+    return ok
 
 
 def _bwd(saved, grads, f, i, needs):
