@@ -21,6 +21,7 @@ variant, see ``_nb_lif``); a kernel runs neurons ``[j0, j1)`` tile by tile, the 
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 from llvmlite import ir
@@ -50,20 +51,6 @@ def _f64_from_bits(typingctx, y):
     def codegen(context, builder, sig, args):
         return builder.bitcast(args[0], ir.DoubleType())
     return types.float64(types.int64), codegen
-
-
-@intrinsic
-def _f32_from_bits(typingctx, y):
-    def codegen(context, builder, sig, args):
-        return builder.bitcast(args[0], ir.FloatType())
-    return types.float32(types.int32), codegen
-
-
-@intrinsic
-def _fma32(typingctx, a, b, c):
-    def codegen(context, builder, sig, args):
-        return builder.fma(*args)
-    return types.float32(types.float32, types.float32, types.float32), codegen
 
 
 @njit(cache=True, inline="always")
@@ -149,29 +136,42 @@ def make_fwd(alif: int, graded: int, store_lim: int, store_tr: int, fast: int, p
     return loihi_fwd
 
 
-_LOG2E = np.float32(1.4426950408889634)
-_LN2_HI = np.float32(0.693145751953125)    # ln 2 = _LN2_HI + _LN2_LO (the high part has 12 zero low bits)
-_LN2_LO = np.float32(1.428606765330187e-06)
-#: exp(s) - 1 - s on |s| <= ln2 / 2: s^2 (1/2 + s/6 + s^2/24 + ...), Taylor coefficients
-_P = (np.float32(1 / 5040), np.float32(1 / 720), np.float32(1 / 120), np.float32(1 / 24), np.float32(1 / 6),
-      np.float32(0.5))
-_P0, _P1, _P2, _P3, _P4, _P5 = _P
+@intrinsic
+def _f64_bits(typingctx, y):
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], ir.IntType(64))
+    return types.int64(types.float64), codegen
+
+
+@intrinsic
+def _fma64(typingctx, a, b, c):
+    def codegen(context, builder, sig, args):
+        return builder.fma(*args)
+    return types.float64(types.float64, types.float64, types.float64), codegen
+
+
+_LOG2E = 1.4426950408889634
+_LN2_HI = 6.93147180369123816490e-01   # ln 2 = _LN2_HI + _LN2_LO
+_LN2_LO = 1.90821492927058770002e-10
+#: exp(s) = 1 + s + s^2 (1/2! + s/3! + ... + s^10/12!) on |s| <= ln2 / 2 (Taylor, error < 1e-14)
+_P = tuple(1.0 / math.factorial(k) for k in range(12, 1, -1))
+_P0, _P1, _P2, _P3, _P4, _P5, _P6, _P7, _P8, _P9, _P10 = _P
 
 
 @njit(cache=True, inline="always")
 def exp_f32(d):
-    """exp(d) for fp32 ``d <= 0`` within about 1 ulp, branch-free so that the loop vectorises
-    (libm's expf is a call per element): ``d = q ln2 + s``, a polynomial for ``exp(s)``, times
-    ``2^q`` as two exponent-field powers (gradual underflow below 2^-126); 0 below -104."""
-    q = np.int32(np.rint(d * _LOG2E))
-    qf = np.float32(q)
-    s = _fma32(qf, -_LN2_HI, d)
-    s = _fma32(qf, -_LN2_LO, s)
-    p = _fma32(_fma32(_fma32(_fma32(_fma32(_P0, s, _P1), s, _P2), s, _P3), s, _P4), s, _P5)
-    e = np.float32(1.0) + _fma32(s * s, p, s)
-    h = q >> 1
-    e = e * _f32_from_bits(np.int32((h + 127) << 23)) * _f32_from_bits(np.int32((q - h + 127) << 23))
-    return e if d >= np.float32(-104.0) else F0
+    """exp(d) of a float32 ``d <= 0``, computed in float64 and rounded once (so float32-correct
+    but for one case in many millions), branch-free so that the loop vectorises (libm's expf is
+    a call per element): ``d = q ln2 + s`` (q by the round-to-integer trick), the polynomial,
+    times ``2^q`` built in the exponent field; 0 below -104 (exp < 2^-150)."""
+    x = np.float64(d)
+    t = x * _LOG2E + MAGIC
+    q = t - MAGIC
+    s = _fma64(q, -_LN2_LO, _fma64(q, -_LN2_HI, x))
+    p = _fma64(_fma64(_fma64(_fma64(_fma64(_P0, s, _P1), s, _P2), s, _P3), s, _P4), s, _P5)
+    p = _fma64(_fma64(_fma64(_fma64(_fma64(p, s, _P6), s, _P7), s, _P8), s, _P9), s, _P10)
+    e = (1.0 + _fma64(s * s, p, s)) * _f64_from_bits(((_f64_bits(t) - MAGIC_BITS) + 1023) << 52)
+    return np.float32(e) if d >= np.float32(-104.0) else F0
 
 
 @njit(cache=True, inline="always")
