@@ -465,7 +465,7 @@ def _case_snntorch_leaky(backend, io):
     from .functional.snntorch import LeakyParams, leaky_multistep
 
     p = LeakyParams(beta=0.5)
-    # no fused kernel: the model of a LIF scan (fwd: x, S; train: + mem (4 B) written and
+    # the fused scans' traffic (kernels/*/peers.py; fwd: x, S; train: + mem (4 B) written and
     # read; bwd: gS in, gX out)
     return BenchCase(lambda x: leaky_multistep(x, p, backend=backend)[0], 2 * io, 4 * io + 8)
 
@@ -521,10 +521,11 @@ _FN, _NN = "spikefuse.functional.norse", "spikefuse.neuron.norse"
 _NORSE_NIR = "the NIR exporter has no converter for it yet"
 
 
-def _norse(model, params, state, cls, description, nir_note=_NORSE_NIR, nir=None):
+def _norse(model, params, state, cls, description, nir_note=_NORSE_NIR, nir=None, kernels=None):
     return Family(
         id=f"norse.{model}", functional=f"{_FN}:norse_{model}_multistep", step=f"{_FN}:norse_{model}_step",
         params=f"{_FN}:{params}", state=f"{_FN}:{state}", module=f"{_NN}:{cls}",
+        kernel=f"norse_{model}" if kernels else None, kernels=dict(kernels or {}),
         aliases=(f"norse-{model.replace('_', '-')}",), bench=_bench(f"norse_{model}"), nir=nir, nir_note=nir_note,
         description=description)
 
@@ -585,7 +586,8 @@ FAMILIES: dict[str, Family] = {f.id: f for f in (
            bench=_bench("eventprop"), nir="CubaLIF",
            description="CUBA LIF with exact EventProp gradients (owns its synapse)"),
     _norse("lif", "NorseLIFParams", "NorseLIFState", "NorseLIF",
-           "norse feed-forward LIF: same-step current, strict >, reset not detached", nir="CubaLIF"),
+           "norse feed-forward LIF: same-step current, strict >, reset not detached", nir="CubaLIF",
+           kernels=_CPU_TRITON),
     _norse("lif_recurrent", "NorseLIFParams", "NorseLIFRecurrentState", "NorseLIFRecurrent",
            "norse recurrent LIF (lif_step: input and recurrent weights, detached reset)",
            nir_note=_NORSE_NIR + " (a CubaLIF with a recurrent Affine cycle)"),
@@ -595,7 +597,8 @@ FAMILIES: dict[str, Family] = {f.id: f for f in (
     _norse("lif_adex", "NorseLIFAdExParams", "NorseLIFAdExState", "NorseLIFAdEx",
            "norse adaptive exponential LIF", nir_note="NIR has no adaptive exponential neuron"),
     Family("snntorch.leaky", f"{_FST}:leaky_multistep", f"{_FST}:leaky_step", f"{_FST}:LeakyParams",
-           f"{_FST}:LeakyState", "spikefuse.neuron.snntorch:Leaky", aliases=("snntorch-leaky",),
+           f"{_FST}:LeakyState", "spikefuse.neuron.snntorch:Leaky", "snntorch_leaky", dict(_CPU_TRITON),
+           aliases=("snntorch-leaky",),
            train=TrainSpec("atan", _SURROGATES, f"{_F}:_train_snntorch_leaky"),
            bench=_bench("snntorch_leaky", 1.5), nir="LIF", nir_note=_SNNTORCH_NIR,
            description="snnTorch Leaky: subtract/zero/none reset, strict > threshold, reset_delay"),

@@ -233,6 +233,6 @@ def test_module_checks_and_surrogate_names():
     assert isinstance(n.spike_grad, sg.FastSigmoid)
     with pytest.raises(ValueError, match="step_mode"):
         n.step_mode = "x"
-    with pytest.raises(ValueError, match="backend: Leaky has no fused kernel"):
-        Leaky(0.5, backend="cpu")
+    with pytest.raises(ValueError, match="backend: Synaptic has no fused kernel"):
+        Synaptic(0.5, 0.5, backend="cpu")  # Leaky has fused kernels (kernels/*/peers.py)
     assert "reset_mechanism='subtract'" in repr(Synaptic(0.5, 0.5))

@@ -60,7 +60,8 @@ class _Model(torch.nn.Module):
         self.scale = fam.bench.module_scale
 
     def forward(self, x):
-        return self.neuron(self.lin(x) * self.scale)
+        out = self.neuron(self.lin(x) * self.scale)
+        return out[0] if isinstance(out, tuple) else out  # norse modules return (spikes, state)
 
 
 def _input():

@@ -1,6 +1,7 @@
 """Small shared pieces of the peer families (:mod:`.snntorch`, :mod:`.sinabs`): boundary checks
-of their parameters and states, and the reference time loop they run (they have no fused
-kernel; ``backend="cpu"`` / ``"triton"`` are refused by :func:`spikefuse.kernels.resolve`).
+of their parameters and states, the reference time loop they run, and :func:`fused`, the
+dispatch of those with fused kernels (snnTorch Leaky, norse's feed-forward LIF); the others
+refuse ``backend="cpu"`` / ``"triton"`` by name (:func:`begin`).
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from .._validate import _describe, check_bool, check_broadcastable, check_number
 from ..surrogate import Surrogate
 from . import _dispatch
 
-__all__ = ["check_param", "check_surrogate", "check_state_tensor", "cast", "begin", "run_loop"]
+__all__ = ["check_param", "check_surrogate", "check_state_tensor", "cast", "begin", "fused", "run_loop"]
 
 
 def check_param(name: str, p, step_shape: Sequence[int], device, optional: bool = False, **bounds) -> None:
@@ -49,19 +50,33 @@ def cast(p, dtype):
     return p.to(dtype) if isinstance(p, Tensor) else p
 
 
-def begin(name: str, family: str, x_seq, backend: Optional[str], return_traces) -> torch.dtype:
-    """Checks every multistep of a peer family starts with; returns the compute dtype. The
-    backend is resolved (``"auto"`` / ``"reference"`` / None run the loop; a kernel backend
-    raises: no kernel is registered for ``family``)."""
+def begin(name: str, family: str, x_seq, backend: Optional[str], return_traces, kernel: Optional[str] = None
+          ) -> torch.dtype:
+    """Checks every multistep of a peer family starts with; returns the compute dtype. A family
+    without fused kernels (``kernel`` None) refuses a kernel backend by name (``"auto"`` /
+    ``"reference"`` / None run the loop); one with kernels resolves its backend later, in
+    :func:`fused` (which raises for a backend that cannot run the case)."""
     check_not_transformed(name)
     check_sequence("x_seq", x_seq, min_ndim=2)
     check_bool("return_traces", return_traces)
-    if backend in ("cpu", "triton") and backend not in kernels.available(family):
+    if kernel is None and backend in ("cpu", "triton") and backend not in kernels.available(family):
         raise ValueError(f"backend: {family!r} has no fused kernel (its reference loop runs on every device); "
                          f"expected None, 'auto' or 'reference', got {backend!r}")
-    if _dispatch.resolve(family, backend, x_seq) is not None:  # pragma: no cover - none registered
-        raise RuntimeError(f"{family}: a fused kernel is registered but not wired")
     return compute_dtype(x_seq.dtype)
+
+
+def fused(kernel: Optional[str], backend, x_seq, params, state: tuple, return_traces: bool, state_type,
+          traces_type, extra: Optional[dict] = None):
+    """The fused kernel's results in the multistep return shape (``(spikes, state)`` or
+    ``(spikes, state, traces)``), or None when the reference loop runs (no kernel, or ``"auto"``
+    found none that supports the case)."""
+    if kernel is None:
+        return None
+    out = _dispatch.fused(kernel, backend, x_seq, params, state, return_traces, state_type, traces_type,
+                          options=dict(params=params, state=state), extra=extra)
+    if out is None:
+        return None
+    return _dispatch.result(out, return_traces)
 
 
 def run_loop(step: Callable, x_seq: Tensor, cdt, state: tuple, return_traces: bool):

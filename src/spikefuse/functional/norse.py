@@ -77,7 +77,9 @@ State and traces are in the compute dtype (fp32; fp64 for fp64 input); spikes ha
 dtype. ``return_traces=True`` also returns the state after every step, stacked (``(T, ...)`` per
 field, the layout of norse's ``record_states=True``).
 
-These families have no fused kernel: ``backend`` ``None``, ``"auto"`` and ``"reference"`` run
+The feed-forward LIF has fused kernels (``backend="triton"`` / ``"cpu"``; ``"auto"`` runs them
+where they cover the case: methods ``super``, ``triangle``, ``heaviside``, fp16/bf16/fp32
+input); the other models have none: ``backend`` ``None``, ``"auto"`` and ``"reference"`` run
 the plain-torch loop below (``"cpu"`` / ``"triton"`` raise a ``ValueError``, through the
 boundary the peer families share, :func:`spikefuse.functional._peers.begin`).
 
@@ -585,10 +587,19 @@ def _family(name: str) -> str:
     return "norse." + name[len("norse_"):].replace("_adjoint", "")
 
 
+#: the fused kernel key of a model (the feed-forward LIF's; the others run their loops)
+_KERNELS = {"norse_lif": "norse_lif"}
+
+
 def _multistep(model: _Model, x_seq, params, state, dt, backend, return_traces):
-    # the peer families' boundary: no fused kernel, a kernel backend refused by name
-    _peers.begin(f"{model.name}_multistep", _family(model.name), x_seq, backend, return_traces)
+    # the peer families' boundary: a kernel backend is refused by name where there is no kernel
+    kernel = _KERNELS.get(model.name)
+    _peers.begin(f"{model.name}_multistep", _family(model.name), x_seq, backend, return_traces, kernel)
     p, state, dt = _prepare(model, x_seq, params, state, dt, tuple(x_seq.shape[1:]))
+    out = _peers.fused(kernel, backend, x_seq, params, state, return_traces, model.state_type, model.state_type,
+                       extra=dict(dt=dt))
+    if out is not None:
+        return out
     return _scan(lambda x_t, s: model.step(x_t, s, p, dt), x_seq, state, return_traces)
 
 

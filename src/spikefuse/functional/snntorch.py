@@ -27,8 +27,9 @@ The state starts at zero (snnTorch's ``mem`` and ``syn`` start empty and become
 / ``learn_alpha`` / ``learn_graded_spikes_factor``) receive gradients through the same graph as
 in snnTorch. The surrogate defaults to ``ATan(2.0)``, snnTorch's default ``atan()`` (its
 gradient ``alpha/2 / (1 + (pi/2 alpha u)^2)``); ``FastSigmoid(slope)`` is snnTorch's
-``fast_sigmoid``. There is no fused kernel: ``backend="cpu"`` / ``"triton"`` raise, ``"auto"``
-runs the reference loop.
+``fast_sigmoid``. ``Leaky`` has fused kernels (kernels/triton/peers.py, kernels/cpu/peers.py;
+``"auto"`` falls back to the loop for what they do not cover, e.g. a learnable
+``graded_spikes_factor``); ``Synaptic`` has none (``backend="cpu"`` / ``"triton"`` raise).
 
     >>> import torch
     >>> x = torch.tensor([0.6, 0.6, 0.0]).reshape(3, 1, 1)
@@ -47,7 +48,7 @@ from .._core import compute_dtype
 from .._validate import _describe, check_bool, check_choice, check_tensor
 from .._validate import bool_field, callable_field, checked_record, choice_field, number_field, tensor_field
 from ..surrogate import ATan, Surrogate
-from ._peers import begin, cast, check_param, check_state_tensor, check_surrogate, run_loop
+from ._peers import begin, cast, check_param, check_state_tensor, check_surrogate, fused, run_loop
 
 __all__ = ["RESET_MECHANISMS", "LeakyParams", "LeakyState", "LeakyTraces", "SynapticParams",
            "SynapticState", "SynapticTraces", "leaky_step", "leaky_multistep", "synaptic_step",
@@ -233,12 +234,15 @@ def _one_step(x, state, params, params_cls, state_cls, make):
     return s.to(x.dtype), state_cls(*new)
 
 
-def _multi(name, family, x_seq, params, state, backend, return_traces, classes, make):
+def _multi(name, family, x_seq, params, state, backend, return_traces, classes, make, kernel=None):
     params_cls, state_cls, traces_cls = classes
-    cdt = begin(name, family, x_seq, backend, return_traces)
+    cdt = begin(name, family, x_seq, backend, return_traces, kernel)
     step_shape = tuple(x_seq.shape[1:])
     _check_params(params, params_cls, step_shape, x_seq.device)
     init = _initial(state, state_cls, step_shape, x_seq, cdt)
+    out = fused(kernel, backend, x_seq, params, init, return_traces, state_cls, traces_cls)
+    if out is not None:
+        return out
     spikes, last, traces = run_loop(make(params, cdt), x_seq, cdt, init, return_traces)
     if return_traces:
         return spikes, state_cls(*last), traces_cls(*traces)
@@ -262,9 +266,9 @@ def leaky_multistep(x_seq: Tensor, params: LeakyParams, state: Optional[LeakySta
     """snnTorch ``Leaky`` over ``x_seq`` ``(T, B, *features)``: the numbers of looping
     :func:`leaky_step`. Returns ``(spikes, LeakyState)`` or, with ``return_traces``,
     ``(spikes, LeakyState, LeakyTraces(mem))``. ``backend``: None / ``"auto"`` /
-    ``"reference"`` (there is no fused kernel)."""
+    ``"reference"`` / ``"triton"`` / ``"cpu"`` (the fused scans: the same spikes and states)."""
     return _multi("leaky_multistep", "snntorch.leaky", x_seq, params, state, backend, return_traces,
-                  (LeakyParams, LeakyState, LeakyTraces), _leaky_fn)
+                  (LeakyParams, LeakyState, LeakyTraces), _leaky_fn, kernel="snntorch_leaky")
 
 
 def synaptic_step(x: Tensor, state: Optional[SynapticState], params: SynapticParams):

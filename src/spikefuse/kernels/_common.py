@@ -18,6 +18,7 @@ Example::
 """
 from __future__ import annotations
 
+import math
 from numbers import Real
 from typing import Optional, Sequence
 
@@ -184,12 +185,194 @@ def cuba_final_state(spikes, membrane, current, refractory_time, dt: float):
     return (z, membrane[-1], current[-1], ref)
 
 
-def grad_bits(tensors) -> int:
-    """Which op inputs need a gradient, as bits (``needs_input_grad`` of an autograd Function,
-    known before the op runs): the forward uses it to store only what backward will read."""
+# --------------------------------------------------------------------------- peer families
+# Shared by kernels/triton/peers.py and kernels/cpu/peers.py (snnTorch Leaky, norse LIF).
+
+#: reset mechanisms of the snnTorch Leaky kernels (their index is the kernels' MECH flag)
+SNNTORCH_MECHS = ("subtract", "zero", "none")
+
+#: surrogate id meaning "no gradient through the spike" (norse's ``method="heaviside"``)
+SG_NONE = -1
+
+
+def sg_consts(kernel_id: int, a0: float, a1: float) -> tuple:
+    """``(c0, c1)`` of the in-kernel ``g * surrogate'(d)`` of the peer kernels: the Python
+    numbers of the reference's surrogate expressions (spikefuse/surrogate.py), in double: the
+    kernels take them as fp32 scalars, rounded as torch rounds a Python scalar operand. ATan:
+    ``(pi/2 a, a/2)``; SLAYER exp: ``(tau, scale / (2 tau))``; the others their own two
+    parameters."""
+    pairs = {0: (math.pi / 2 * a0, a0 / 2), 3: (a0, a1 / (2 * a0) if a0 else 0.0)}
+    return pairs.get(int(kernel_id), (float(a0), float(a1)))
+
+
+def params_reason(x_seq: torch.Tensor, params, names, state=None) -> Optional[str]:
+    """None if every ``params.<name>`` and every state tensor expands to the state shape of
+    ``x_seq``, else the first reason."""
+    shape = tuple(x_seq.shape[1:])
+    for name in names:
+        why = param_reason(name, getattr(params, name), shape, x_seq.device)
+        if why is not None:
+            return why
+    for k, s in enumerate(state or ()):
+        why = param_reason(f"state[{k}]", s, shape, x_seq.device)
+        if why is not None:
+            return why
+    return None
+
+
+def clamp01_param(p, shape, device) -> torch.Tensor:
+    """snnTorch's ``clamp(beta, 0, 1)`` as a per-neuron fp32 vector (differentiable for a tensor)."""
+    if isinstance(p, torch.Tensor):
+        return expand_param(p, shape, device).clamp(0, 1)
+    return expand_param(min(max(p, 0.0), 1.0), shape, device)
+
+
+def leaky_reason(x_seq: torch.Tensor, params, state=None) -> Optional[str]:
+    """The backend-independent part of the snnTorch Leaky ``supports`` rules."""
+    if params is None:
+        return "no LeakyParams given"
+    if needs_grad(params.graded_spikes_factor):
+        return ("a graded_spikes_factor that requires grad (learn_graded_spikes_factor) has no kernel "
+                "gradient; the reference loop runs it")
+    return params_reason(x_seq, params, ("beta", "threshold", "graded_spikes_factor"), state)
+
+
+#: norse threshold method -> ``alpha -> (surrogate id, c0, c1)`` of the kernels' ``g * sg(d)``
+NORSE_SG = {"super": lambda a: (2, a, 0.0), "triangle": lambda a: (4, 1.0, a),
+            "heaviside": lambda a: (SG_NONE, 0.0, 0.0)}
+
+
+def norse_reason(x_seq: torch.Tensor, params, state=None) -> Optional[str]:
+    """The backend-independent part of the norse LIF ``supports`` rules."""
+    if params is None:
+        return "no NorseLIFParams given"
+    why = io_reason(x_seq)
+    if why is not None:
+        return why
+    if getattr(params, "method", None) not in NORSE_SG:
+        return (f"method {getattr(params, 'method', None)!r} has no in-kernel surrogate (kernels: "
+                f"{sorted(NORSE_SG)}); the reference loop runs it")
+    if isinstance(params.alpha, torch.Tensor) and params.alpha.numel() != 1:
+        return "a per-neuron alpha has no kernel (one value per call)"
+    return params_reason(x_seq, params, ("tau_syn_inv", "tau_mem_inv", "v_leak", "v_th", "v_reset"), state)
+
+
+def norse_consts(params, dt: float, state, shape, device) -> tuple:
+    """Per-neuron fp32 ``(a_m, a_sn, v_leak, v_th, v_reset, v0, i0)`` and ``(sg, c0, c1)``:
+    ``a_m = dt * tau_mem_inv``, ``a_sn = -dt * tau_syn_inv`` with the reference's rounding (a
+    Python ``dt`` times an fp32 tensor), differentiable in the tensor parameters."""
+    def f32(p):
+        return p.to(torch.float32) if isinstance(p, torch.Tensor) else torch.tensor(float(p), device=device)
+
+    a_m, a_sn = dt * f32(params.tau_mem_inv), -dt * f32(params.tau_syn_inv)
+    flat = tuple(expand_param(p, shape, device) for p in (a_m, a_sn, params.v_leak, params.v_th, params.v_reset,
+                                                          *state))
+    alpha = params.alpha
+    alpha = float(alpha.detach().reshape(())) if isinstance(alpha, torch.Tensor) else float(alpha)
+    return flat, NORSE_SG[params.method](alpha)
+
+
+def input_grad_bits(tensors) -> int:
+    """Which op inputs need a gradient, as bits (known before the op runs: a forward stores only
+    what backward will read)."""
     if not torch.is_grad_enabled():
         return 0
     return sum(1 << k for k, t in enumerate(tensors) if isinstance(t, torch.Tensor) and t.requires_grad)
+
+
+# One op encoding per peer family, shared by the Triton and CPU ScanSpecs (only the scans differ).
+#
+# snnTorch Leaky: tensors (x (T, M) contiguous, b = clamp(beta, 0, 1), threshold,
+# graded_spikes_factor, mem0 (M,) fp32); floats (c0, c1 of the surrogate, :func:`sg_consts`);
+# ints (mechanism index, reset_delay, surrogate id, traces, io dtype index, grad bits).
+# Outputs (spikes, mem_last, mem_seq or None); saved (mem_seq, x (reset_delay=False), the params, mem0).
+#
+# norse LIF: tensors (x, a_m, a_sn, v_leak, v_th, v_reset, v0, i0); floats (c0, c1); ints
+# (surrogate id or SG_NONE, traces, io dtype index, grad bits). Outputs (z, v_last, i_last,
+# v_seq or None, i_seq or None); saved (v_seq, i_seq, every input).
+
+
+def leaky_encode(x_seq: torch.Tensor, params, state, return_traces: bool):
+    shape, dev, T = tuple(x_seq.shape[1:]), x_seq.device, x_seq.shape[0]
+    m0 = torch.zeros(shape, device=dev) if state is None else state[0]
+    tensors = [x_seq.reshape(T, -1).contiguous(), clamp01_param(params.beta, shape, dev),
+               expand_param(params.threshold, shape, dev), expand_param(params.graded_spikes_factor, shape, dev),
+               expand_param(m0, shape, dev)]
+    sur = params.surrogate
+    i = [SNNTORCH_MECHS.index(params.reset_mechanism), int(bool(params.reset_delay)), int(sur.kernel_id),
+         int(bool(return_traces)), IO_DTYPES.index(x_seq.dtype), input_grad_bits(tensors)]
+    return tensors, list(sg_consts(sur.kernel_id, *sur.kernel_params)), i
+
+
+def leaky_run(scan, x_seq: torch.Tensor, params, state, return_traces: bool):
+    """Run a Leaky ScanFunction; results in the kernel contract ``((spikes,), (mem_last,),
+    (mem_seq,) or None)``."""
+    spk, mlast, mseq = scan.apply(*leaky_encode(x_seq, params, state, return_traces))
+    traces = (mseq.view(x_seq.shape),) if return_traces else None
+    return (spk.view(x_seq.shape),), (mlast.view(tuple(x_seq.shape[1:])),), traces
+
+
+def _leaky_save(tensors, outputs, f, i, needs):
+    x, b, thr, gsf, m0 = tensors
+    return [outputs[2], None if i[1] else x, b, thr, gsf, m0]
+
+
+def _leaky_fake(tensors, f, i):
+    x = tensors[0]
+    T, M = x.shape
+    return [torch.empty_like(x), x.new_empty((M,), dtype=torch.float32),
+            x.new_empty((T, M), dtype=torch.float32) if (i[3] or i[5]) else None]
+
+
+def _fake_grads(saved, dti, needs):
+    """Gradient shapes: the input's ``(T, M)`` in its dtype, one ``(M,)`` fp32 per other input."""
+    T, M = saved[0].shape
+    out = [saved[0].new_empty((T, M), dtype=IO_DTYPES[dti])]
+    out += [saved[0].new_empty((M,)) for _ in needs[1:]]
+    return [g if n else None for g, n in zip(out, needs)]
+
+
+def leaky_spec(name: str, forward, backward):
+    """The Leaky ScanSpec ``name`` with a backend's ``forward`` / ``backward`` scans."""
+    from .scan import ScanSpec
+
+    return ScanSpec(
+        name=name, inputs=("x", "beta", "threshold", "graded_spikes_factor", "mem0"), states=("mem",),
+        params=("beta", "threshold", "graded_spikes_factor"), outputs=("spikes", "mem_last", "mem_seq"),
+        saved=("mem_seq",), saved_bytes=4, moved_bytes=12, forward=forward, save=_leaky_save,
+        backward=backward, fake=_leaky_fake,
+        fake_backward=lambda saved, grads, f, i, needs: _fake_grads(saved, i[4], needs))
+
+
+def norse_run(scan, x_seq: torch.Tensor, params, state, return_traces: bool, dt: float):
+    """Run a norse LIF ScanFunction; results ``((z,), (v, i), (v_seq, i_seq) or None)``."""
+    shape, T = tuple(x_seq.shape[1:]), x_seq.shape[0]
+    flat, (sg, c0, c1) = norse_consts(params, dt, state, shape, x_seq.device)
+    tensors = [x_seq.reshape(T, -1).contiguous(), *flat]
+    z, vl, il, vseq, iseq = scan.apply(
+        tensors, [c0, c1], [sg, int(bool(return_traces)), IO_DTYPES.index(x_seq.dtype), input_grad_bits(tensors)])
+    traces = (vseq.view(x_seq.shape), iseq.view(x_seq.shape)) if return_traces else None
+    return (z.view(x_seq.shape),), (vl.view(shape), il.view(shape)), traces
+
+
+def _norse_fake(tensors, f, i):
+    x = tensors[0]
+    T, M = x.shape
+    seq = [x.new_empty((T, M), dtype=torch.float32) if (i[1] or i[3]) else None for _ in range(2)]
+    return [torch.empty_like(x), x.new_empty((M,), dtype=torch.float32), x.new_empty((M,), dtype=torch.float32),
+            *seq]
+
+
+def norse_spec(name: str, forward, backward):
+    """The norse LIF ScanSpec ``name`` with a backend's ``forward`` / ``backward`` scans."""
+    from .scan import ScanSpec
+
+    return ScanSpec(
+        name=name, inputs=("x", "a_m", "a_sn", "v_leak", "v_th", "v_reset", "v0", "i0"), states=("v", "i"),
+        params=("a_m", "a_sn", "v_leak", "v_th", "v_reset"), outputs=("spikes", "v_last", "i_last", "v_seq", "i_seq"),
+        saved=("v_seq", "i_seq"), saved_bytes=8, moved_bytes=20, forward=forward,
+        save=lambda tensors, outputs, f, i, needs: [outputs[3], outputs[4], *tensors], backward=backward,
+        fake=_norse_fake, fake_backward=lambda saved, grads, f, i, needs: _fake_grads(saved, i[2], needs))
 
 
 # --------------------------------------------------------------------------- Loihi CUBA / ALIF
@@ -250,7 +433,7 @@ def loihi_op_args(x_seq, params, state, return_traces: bool, alif: bool):
                ku, kv, kth, kr, u0, v0, th0s, r0]
     f = [float(s_scale), float(s_scale), f32(thr), f32(thr * s_scale), float(tau_rho), float(scale_rho), dscale]
     i = [int(th0 * s_scale), int(step * s_scale), int(alif), int(bool(params.graded_spike)), int(bool(return_traces)),
-         IO_DTYPES.index(x_seq.dtype), grad_bits(tensors)]
+         IO_DTYPES.index(x_seq.dtype), input_grad_bits(tensors)]
     return tensors, f, i
 
 

@@ -34,7 +34,7 @@ from torch import nn
 
 from .._validate import _describe, check_bool, check_choice, check_scalar
 from ..functional import norse as F
-from .base import NeuronModule, check_plain_backend
+from .base import NeuronModule, check_backend, check_plain_backend
 
 __all__ = ["NorseLIF", "NorseLIFRecurrent", "NorseLIFRefrac", "NorseLIFAdEx"]
 
@@ -65,6 +65,8 @@ class _NorseNeuron(NeuronModule, nn.Module):
     #: norse's adjoint backward (None: the model has none)
     _multistep = staticmethod(F.norse_lif_multistep)
     _adjoint_multistep = None
+    #: whether the model has fused kernels (else a kernel backend is refused when built)
+    _fused = False
 
     def __init__(self, p=None, dt: float = 1e-3, *, record_states: bool = False, return_state: bool = True,
                  gradient: str = "bptt", backend: Optional[str] = None):
@@ -80,7 +82,7 @@ class _NorseNeuron(NeuronModule, nn.Module):
         self.dt = check_scalar("dt", dt, gt=0)
         self.record_states = check_bool("record_states", record_states)
         self.return_state = check_bool("return_state", return_state)
-        self.backend = check_plain_backend(type(self).__name__, backend, _WHY)
+        self.backend = check_backend(backend) if self._fused else check_plain_backend(type(self).__name__, backend, _WHY)
         self._store(p)
         self.last_state = None
 
@@ -154,6 +156,7 @@ class NorseLIF(_NorseNeuron):
     """
 
     _adjoint_multistep = staticmethod(F.norse_lif_adjoint_multistep)
+    _fused = True  # kernels/triton/peers.py, kernels/cpu/peers.py (BPTT; the adjoint runs its loop)
 
 
 class NorseLIFRefrac(_NorseNeuron):

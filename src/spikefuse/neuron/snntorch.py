@@ -37,7 +37,7 @@ from torch import Tensor, nn
 from .. import surrogate as _surrogate
 from .._validate import check_bool, check_choice, check_number, check_sequence, check_tensor
 from ..functional import snntorch as F
-from .base import NeuronModule, bool_check, check_plain_backend, number_check
+from .base import NeuronModule, bool_check, check_backend, check_plain_backend, number_check
 
 __all__ = ["Leaky", "Synaptic"]
 
@@ -92,9 +92,13 @@ class _SnnTorchNeuron(NeuronModule, nn.Module):
         else:
             setattr(self, name, float(value))
 
+    #: whether the model has fused kernels (else a kernel backend is refused)
+    _fused = False
+
     @NeuronModule.backend.setter
     def backend(self, value) -> None:
-        self.__dict__["_backend"] = check_plain_backend(type(self).__name__, value, "snnTorch's step runs in plain torch")
+        self.__dict__["_backend"] = (check_backend(value) if self._fused else
+                                     check_plain_backend(type(self).__name__, value, "snnTorch's step runs in plain torch"))
 
     def params(self):
         """The functional Params (:class:`~spikefuse.functional.snntorch.LeakyParams` /
@@ -151,6 +155,7 @@ class Leaky(_SnnTorchNeuron):
     _params_cls, _STATE, _state_cls = F.LeakyParams, ("mem",), F.LeakyState
     _SHOWN = ("beta", "threshold", "graded_spikes_factor")
     _multistep, _step = staticmethod(F.leaky_multistep), staticmethod(F.leaky_step)
+    _fused = True  # kernels/triton/peers.py, kernels/cpu/peers.py
 
     def __init__(self, beta, threshold=1.0, spike_grad=None, *, learn_beta: bool = False,
                  learn_threshold: bool = False, reset_mechanism: str = "subtract",

@@ -1,6 +1,7 @@
 """Fused CPU backend: ScanSpecs whose forward runs the time loop without an autograd graph and
 whose backward is a hand-written reverse scan; compiled with numba when it is installed
-(:mod:`.jit`), else torch-op loops.
+(:mod:`.jit`), else torch-op loops (the peer families of :mod:`.peers`: else their reference
+loops).
 
 Importing this package registers the implementations with :mod:`spikefuse.kernels` under backend
 ``"cpu"`` (``"auto"`` picks it for CPU tensors).
@@ -25,3 +26,9 @@ from . import loihi as _loihi  # noqa: E402
 SAVED_BYTES.update(_loihi.SAVED_BYTES)
 register("loihi_cuba", "cpu", _loihi.loihi_cuba_cpu, _loihi.loihi_cpu_supports)
 register("loihi_alif", "cpu", _loihi.loihi_alif_cpu, _loihi.loihi_cpu_supports)
+
+from . import peers as _peers  # noqa: E402
+
+SAVED_BYTES.update(_peers.SAVED_BYTES)
+register("snntorch_leaky", "cpu", _peers.snntorch_leaky_cpu, _peers.snntorch_leaky_supports)
+register("norse_lif", "cpu", _peers.norse_lif_cpu, _peers.norse_lif_supports)

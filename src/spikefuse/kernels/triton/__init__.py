@@ -7,7 +7,8 @@ formula (``Custom``), and for parameters that do not broadcast to the state shap
 
 Families: ``lif``, ``cuba`` (hxtorch), ``loihi_cuba``, ``loihi_alif``, the Loihi resonators
 ``loihi_rf``, ``loihi_rf_iz``, ``loihi_adrf``, ``loihi_adrf_iz`` and ``loihi_sigma_delta``
-(identity or ReLU activation; other activations fall back to the reference).
+(identity or ReLU activation; other activations fall back to the reference); the peer families
+``snntorch_leaky`` and ``norse_lif`` (:mod:`.peers`, through the generic template).
 """
 from __future__ import annotations
 
@@ -42,3 +43,12 @@ from . import sigma_delta as _sigma_delta  # noqa: E402
 
 SAVED_BYTES.update(_sigma_delta.SAVED_BYTES)
 register("loihi_sigma_delta", "triton", _sigma_delta.loihi_sigma_delta_triton, _sigma_delta.sigma_delta_supports)
+
+try:  # the peer kernels run on the generic template, which needs triton >= 3.4
+    from . import peers as _peers  # noqa: E402
+except ImportError:  # older triton: the peer families run their reference loops
+    _peers = None
+if _peers is not None:
+    SAVED_BYTES.update(_peers.SAVED_BYTES)
+    register("snntorch_leaky", "triton", _peers.snntorch_leaky_triton, _peers.snntorch_leaky_supports)
+    register("norse_lif", "triton", _peers.norse_lif_triton, _peers.norse_lif_supports)

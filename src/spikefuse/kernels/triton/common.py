@@ -22,7 +22,7 @@ import torch
 import triton
 import triton.language as tl
 
-from .._common import grad_bits, io_reason  # noqa: F401  (grad_bits: re-exported for the kernels)
+from .._common import input_grad_bits as grad_bits, io_reason  # noqa: F401  (grad_bits: re-exported for the kernels)
 
 #: Triton reads TRITON_INTERPRET when it decorates a kernel, i.e. when this package is imported.
 INTERPRET = os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")

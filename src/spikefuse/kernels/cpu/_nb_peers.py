@@ -1,0 +1,214 @@
+"""Numba scans of the peer families (snnTorch ``Leaky``, norse's feed-forward LIF), loaded
+through :mod:`.jit` (never at import of the library). Float32 throughout, in the reference's
+operation order (functional/snntorch.py ``_leaky``, functional/norse.py ``_lif_update``) and,
+for the VJPs, autograd's order of summing gradients: the same arithmetic as the Triton VJPs of
+kernels/triton/peers.py (see its docstring for the equations), so outputs, final states and
+input / initial-state gradients are bit-identical to the reference loop (surrogates without a
+transcendental; Sigmoid / SLAYER exp may differ by an ulp of ``exp``).
+
+Arrays are C-contiguous fp32 ``(T, M)`` / ``(M,)``; absent ones are 1-element dummies with their
+``has_*`` flag off. The options are runtime arguments (one compiled kernel per function, so a
+fresh checkout compiles four kernels, not one per variant); a kernel runs the neuron range
+``[j0, j1)`` tile by tile, the time loop inside a tile, and :func:`.jit.run` gives each thread
+one range. ``error_model="numpy"``: a division by zero gives inf/NaN as in torch.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from ._nb_lif import sg_times
+
+TILE = 512
+F0 = np.float32(0.0)
+F1 = np.float32(1.0)
+
+
+# --------------------------------------------------------------------------- snnTorch Leaky
+
+
+@njit(cache=True, inline="always")
+def leaky_charge(x, m, b, thr, mech):
+    """(new membrane before this step's spike, the detached delayed reset R)."""
+    r = F1 if m - thr > F0 else F0
+    if mech == 0:
+        return (b * m + x) - r * thr, r
+    if mech == 1:
+        return b * ((F1 - r) * m) + x, r
+    return b * m + x, r
+
+
+@njit(cache=True, inline="always")
+def leaky_late(n, r, thr, gsf, mech):
+    """``reset_delay=False``: the reset of this step's spike, at once (not detached)."""
+    spk = (F1 if n - thr > F0 else F0) * gsf
+    d = spk / gsf - r
+    if mech == 0:
+        return n - d * thr
+    if mech == 1:
+        return n - d * n
+    return n
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def leaky_fwd(x, b, thr, gsf, m0, mech, delay, S, Mseq, mlast, j0, j1):
+    T = x.shape[0]
+    for a in range(j0, j1, TILE):
+        e = min(j1, a + TILE)
+        m = m0[a:e].copy()
+        for t in range(T):
+            for jj in range(e - a):
+                j = a + jj
+                n, r = leaky_charge(x[t, j], m[jj], b[j], thr[j], mech)
+                S[t, j] = (F1 if n - thr[j] > F0 else F0) * gsf[j]
+                if not delay:
+                    n = leaky_late(n, r, thr[j], gsf[j], mech)
+                Mseq[t, j] = n
+                m[jj] = n
+        mlast[a:e] = m
+
+
+@njit(cache=True, inline="always")
+def leaky_late_vjp(gn2, gspk, n, r, thr, gsf, mech):
+    """Backward of the late reset: (gN without the spike term, gS total, threshold term)."""
+    spk = (F1 if n - thr > F0 else F0) * gsf
+    d = spk / gsf - r
+    if mech == 0:
+        return gn2, gspk + ((-gn2) * thr) / gsf, (-gn2) * d
+    if mech == 1:
+        return gn2 + (-gn2) * d, gspk + ((-gn2) * n) / gsf, F0
+    return gn2, gspk, F0
+
+
+@njit(cache=True, inline="always")
+def leaky_vjp(gn, gspk, n, m, r, b, thr, gsf, mech, delay, gth, kid, c0, c1):
+    """(gX, g_mem[t-1], g_b, g_thr) of one step; ``gn`` the gradient of this step's membrane."""
+    gu = sg_times(gspk * gsf, n - thr, kid, c0, c1)
+    gn = gn + gu
+    if mech == 1:
+        return gn, (gn * b) * (F1 - r), gn * ((F1 - r) * m), gth + (-gu)
+    if mech == 0:
+        return gn, gn * b, gn * m, (gth + (-gn) * r) + (-gu)
+    return gn, gn * b, gn * m, gth + (-gu)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def leaky_bwd(Mseq, x, gs, gmseq, glast, b, thr, gsf, m0, mech, delay, kid, c0, c1, has_gs, has_gm, has_glast,
+              need_x, need_params, gx, gm0, gb, gthr, j0, j1):
+    T = Mseq.shape[0]
+    for a in range(j0, j1, TILE):
+        e = min(j1, a + TILE)
+        carry = glast[a:e].copy() if has_glast else np.zeros(e - a, np.float32)
+        ab, at = np.zeros(e - a, np.float32), np.zeros(e - a, np.float32)
+        for t in range(T - 1, -1, -1):
+            for jj in range(e - a):
+                j = a + jj
+                m = m0[j] if t == 0 else Mseq[t - 1, j]
+                th = thr[j]
+                r = F1 if m - th > F0 else F0
+                gn = carry[jj] + gmseq[t, j] if has_gm else carry[jj]
+                gspk = gs[t, j] if has_gs else F0
+                gth = F0
+                if delay:
+                    n = Mseq[t, j]
+                else:
+                    n = leaky_charge(x[t, j], m, b[j], th, mech)[0]
+                    gn, gspk, gth = leaky_late_vjp(gn, gspk, n, r, th, gsf[j], mech)
+                g, gm, gbt, gth = leaky_vjp(gn, gspk, n, m, r, b[j], th, gsf[j], mech, delay, gth, kid, c0, c1)
+                if need_x:
+                    gx[t, j] = g
+                carry[jj] = gm
+                if need_params:
+                    ab[jj] += gbt
+                    at[jj] += gth
+        gm0[a:e] = carry
+        if need_params:
+            gb[a:e] = ab
+            gthr[a:e] = at
+
+
+# --------------------------------------------------------------------------- norse LIF
+
+
+@njit(cache=True, inline="always")
+def norse_charge(x, v, i, am, asn, vl):
+    """(jumped current j, leak term w, decayed voltage vd, decayed current)."""
+    j = i + x
+    w = (vl - v) + j
+    vd = v + am * w
+    return j, w, vd, j + asn * j
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def norse_fwd(x, am, asn, vl, vth, vr, v0, i0, Z, V, I, vlast, ilast, j0, j1):
+    T = x.shape[0]
+    for a in range(j0, j1, TILE):
+        e = min(j1, a + TILE)
+        v, i = v0[a:e].copy(), i0[a:e].copy()
+        for t in range(T):
+            for jj in range(e - a):
+                j = a + jj
+                _, _, vd, i_new = norse_charge(x[t, j], v[jj], i[jj], am[j], asn[j], vl[j])
+                z = F1 if vd - vth[j] > F0 else F0
+                v_new = (F1 - z) * vd + z * vr[j]
+                Z[t, j] = z
+                V[t, j] = v_new
+                I[t, j] = i_new
+                v[jj] = v_new
+                i[jj] = i_new
+        vlast[a:e] = v
+        ilast[a:e] = i
+
+
+@njit(cache=True, inline="always")
+def norse_gvd(gvn, gz_in, has_gz, vd, u, z, vr, has_sg, kid, c0, c1):
+    """(gradient of the decayed voltage, threshold term): the reset's ``z * v_reset`` and
+    ``1 - z`` terms reach the spike in autograd's order, then the surrogate."""
+    gvd = gvn * (F1 - z)
+    if not has_sg:
+        return gvd, F0
+    gz = gvn * vr
+    if has_gz:
+        gz = gz_in + gz
+    gu = sg_times(gz + (-(gvn * vd)), u, kid, c0, c1)
+    return gvd + gu, -gu
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def norse_bwd(V, I, x, gz, gvseq, giseq, gvlast, gilast, am, asn, vl, vth, vr, v0, i0, kid, has_sg, c0, c1,
+              flags, gx, gv0, gi0, gp, j0, j1):
+    """``flags``: (has_gz, has_gv_seq, has_gi_seq, has_gv_last, has_gi_last, need_params);
+    ``gp`` (5, M): the per-neuron gradients of (a_m, a_sn, v_leak, v_th, v_reset)."""
+    has_gz, has_gv, has_gi, has_gvl, has_gil, need_params = flags
+    T = V.shape[0]
+    for a in range(j0, j1, TILE):
+        e = min(j1, a + TILE)
+        ca = gvlast[a:e].copy() if has_gvl else np.zeros(e - a, np.float32)
+        cb = np.zeros(e - a, np.float32)
+        ci = gilast[a:e].copy() if has_gil else np.zeros(e - a, np.float32)
+        acc = np.zeros((5, e - a), np.float32)
+        for t in range(T - 1, -1, -1):
+            for jj in range(e - a):
+                j = a + jj
+                v = v0[j] if t == 0 else V[t - 1, j]
+                i = i0[j] if t == 0 else I[t - 1, j]
+                jump, w, vd, _ = norse_charge(x[t, j], v, i, am[j], asn[j], vl[j])
+                u = vd - vth[j]
+                z = F1 if u > F0 else F0
+                gvn = (ca[jj] + gvseq[t, j] if has_gv else ca[jj]) + cb[jj]
+                gid = ci[jj] + giseq[t, j] if has_gi else ci[jj]
+                gvd, g_vth = norse_gvd(gvn, gz[t, j] if has_gz else F0, has_gz, vd, u, z, vr[j], has_sg, kid, c0, c1)
+                gw = gvd * am[j]
+                gj = (gid + gid * asn[j]) + gw
+                gx[t, j] = gj
+                ca[jj], cb[jj], ci[jj] = gvd, -gw, gj
+                if need_params:
+                    acc[0, jj] += gvd * w
+                    acc[1, jj] += gid * jump
+                    acc[2, jj] += gw
+                    acc[3, jj] += g_vth
+                    acc[4, jj] += gvn * z
+        gv0[a:e] = ca + cb
+        gi0[a:e] = ci
+        if need_params:
+            gp[:, a:e] = acc

@@ -1,0 +1,161 @@
+"""Fused CPU scans of the peer families: snnTorch ``Leaky`` (``snntorch_leaky_cpu``) and norse's
+feed-forward LIF (``norse_lif_cpu``), ScanSpecs whose forward and hand-written reverse scan are
+the numba kernels of :mod:`._nb_peers` (the equations and the bit-exactness argument are those
+of kernels/triton/peers.py; the op encoding is shared, kernels/_common.py).
+
+Without numba (not installed, broken, or ``SPIKEFUSE_NO_NUMBA=1``) ``supports`` says so: the
+``"auto"`` backend then runs the family's reference loop (the fallback; :mod:`.jit` warns once)
+and ``backend="cpu"`` raises a ``ValueError`` naming the reason.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import torch
+
+from .._common import (IO_DTYPES, SG_NONE, io_reason, leaky_reason, leaky_run, leaky_spec, norse_reason,
+                       norse_run, norse_spec)
+from ..scan import ScanFunction
+from . import jit
+
+#: bytes saved for backward per neuron-step, by kernel key
+SAVED_BYTES = {"snntorch_leaky": 4, "norse_lif": 8}
+
+_F32 = torch.float32
+_SG_IDS = (0, 1, 2, 3, 4)
+
+
+@torch.compiler.assume_constant_result
+def numba_ready() -> bool:
+    """Whether the numba peer kernels load (a constant under torch.compile: no import traced)."""
+    return jit.kernels("peers") is not None
+
+
+def _nb():
+    nb = jit.kernels("peers")
+    if nb is None:  # supports() refuses this case first
+        raise RuntimeError("spikefuse: the numba peer kernels are unavailable")
+    return nb
+
+
+def _empty(*shape):
+    return torch.empty(shape, dtype=_F32)
+
+
+def _io(t: torch.Tensor, dti: int) -> torch.Tensor:
+    return t if IO_DTYPES[dti] == _F32 else t.to(IO_DTYPES[dti])
+
+
+# --------------------------------------------------------------------------- snnTorch Leaky
+
+
+def _leaky_fwd(tensors, f, i):
+    x, b, thr, gsf, m0 = tensors
+    mech, delay, _, traces, dti, need = i
+    T, M = x.shape
+    nb = _nb()
+    spk, mseq, mlast = _empty(T, M), _empty(T, M), _empty(M)
+    jit.run(nb.leaky_fwd, M, nb.TILE, jit.np32(x, 2), jit.np32(b), jit.np32(thr), jit.np32(gsf), jit.np32(m0),
+            mech, bool(delay), spk.numpy(), mseq.numpy(), mlast.numpy())
+    return [_io(spk, dti), mlast, mseq if (traces or need) else None]
+
+
+def _leaky_bwd(saved, grads, f, i, needs):
+    mseq, x, b, thr, gsf, m0 = saved
+    g_spk, g_mlast, g_mseq = grads
+    mech, delay, kid, _, dti, _ = i
+    T, M = mseq.shape
+    nb = _nb()
+    need_params = any(needs[1:3])
+    gx, gm0 = _empty(T, M) if needs[0] else None, _empty(M)
+    gb, gthr = (_empty(M), _empty(M)) if need_params else (None, None)
+    jit.run(nb.leaky_bwd, M, nb.TILE, mseq.numpy(), jit.np32(x, 2), jit.np32(g_spk, 2), jit.np32(g_mseq, 2),
+            jit.np32(g_mlast), jit.np32(b), jit.np32(thr), jit.np32(gsf), jit.np32(m0), mech, bool(delay), kid,
+            np.float32(f[0]), np.float32(f[1]), g_spk is not None, g_mseq is not None, g_mlast is not None, bool(needs[0]), need_params,
+            jit.np32(gx, 2), gm0.numpy(), jit.np32(gb), jit.np32(gthr))
+    return [None if gx is None else _io(gx, dti), gb if needs[1] else None, gthr if needs[2] else None, None,
+            gm0 if needs[4] else None]
+
+
+LEAKY_SCAN = ScanFunction(leaky_spec("snntorch_leaky_cpu", _leaky_fwd, _leaky_bwd))
+
+
+def snntorch_leaky_cpu(x_seq: torch.Tensor, params, state=None, return_traces: bool = False):
+    """Fused snnTorch ``Leaky`` scan on CPU, the kernel contract of
+    :func:`spikefuse.kernels.triton.peers.snntorch_leaky_triton`: ``((spikes,), (mem_last,),
+    (mem_seq,) or None)``.
+
+    >>> import torch
+    >>> from spikefuse.functional.snntorch import LeakyParams
+    >>> (s,), (m,), _ = snntorch_leaky_cpu(torch.full((3, 1, 1), 0.6), LeakyParams(beta=0.5))
+    >>> s.flatten().tolist(), round(m.item(), 4)
+    ([0.0, 0.0, 0.0], 0.9)
+    """
+    return leaky_run(LEAKY_SCAN, x_seq, params, state, return_traces)
+
+
+def _cpu_reason(x_seq: torch.Tensor) -> Optional[str]:
+    if x_seq.device.type != "cpu":
+        return f"the cpu backend needs CPU tensors, got {x_seq.device}"
+    if not numba_ready():
+        return "numba is unavailable (pip install numba, or unset SPIKEFUSE_NO_NUMBA); the reference loop runs it"
+    return io_reason(x_seq)
+
+
+def snntorch_leaky_supports(x_seq: torch.Tensor, params=None, state=None, **_) -> Optional[str]:
+    """None when the CPU Leaky scan can run this case, else the reason."""
+    if params is None:
+        return "no LeakyParams given"
+    kid = getattr(params.surrogate, "kernel_id", -1)
+    if kid not in _SG_IDS:
+        return f"surrogate {params.surrogate!r} has no in-kernel formula (kernel_id {kid})"
+    return _cpu_reason(x_seq) or leaky_reason(x_seq, params, state)
+
+
+# --------------------------------------------------------------------------- norse LIF
+
+
+def _norse_fwd(tensors, f, i):
+    x, *ps = tensors
+    _, traces, dti, need = i
+    T, M = x.shape
+    nb = _nb()
+    z, vseq, iseq, vlast, ilast = _empty(T, M), _empty(T, M), _empty(T, M), _empty(M), _empty(M)
+    jit.run(nb.norse_fwd, M, nb.TILE, jit.np32(x, 2), *(jit.np32(p) for p in ps), z.numpy(), vseq.numpy(),
+            iseq.numpy(), vlast.numpy(), ilast.numpy())
+    keep = bool(traces or need)
+    return [_io(z, dti), vlast, ilast, vseq if keep else None, iseq if keep else None]
+
+
+def _norse_bwd(saved, grads, f, i, needs):
+    vseq, iseq, x, *ps = saved
+    g_z, g_vlast, g_ilast, g_vseq, g_iseq = grads
+    sg, _, dti, _ = i
+    T, M = vseq.shape
+    nb = _nb()
+    need_params = any(needs[1:6])
+    gx, gv0, gi0, gp = _empty(T, M), _empty(M), _empty(M), _empty(5, M) if need_params else None
+    flags = (g_z is not None, g_vseq is not None, g_iseq is not None, g_vlast is not None, g_ilast is not None,
+             need_params)
+    jit.run(nb.norse_bwd, M, nb.TILE, vseq.numpy(), iseq.numpy(), jit.np32(x, 2), jit.np32(g_z, 2),
+            jit.np32(g_vseq, 2), jit.np32(g_iseq, 2), jit.np32(g_vlast), jit.np32(g_ilast),
+            *(jit.np32(p) for p in ps), max(sg, 0), sg != SG_NONE, np.float32(f[0]), np.float32(f[1]), flags, gx.numpy(), gv0.numpy(),
+            gi0.numpy(), jit.np32(gp, 2))
+    out = [_io(gx, dti), *(gp[k].clone() if need_params else None for k in range(5)), gv0, gi0]  # no aliases
+    return [g if n else None for g, n in zip(out, needs)]
+
+
+NORSE_LIF_SCAN = ScanFunction(norse_spec("norse_lif_cpu", _norse_fwd, _norse_bwd))
+
+
+def norse_lif_cpu(x_seq: torch.Tensor, params, state, return_traces: bool = False, *, dt: float):
+    """Fused norse feed-forward LIF on CPU, the kernel contract of
+    :func:`spikefuse.kernels.triton.peers.norse_lif_triton`: ``((z,), (v, i), (v_seq, i_seq)
+    or None)``."""
+    return norse_run(NORSE_LIF_SCAN, x_seq, params, state, return_traces, dt)
+
+
+def norse_lif_supports(x_seq: torch.Tensor, params=None, state=None, **_) -> Optional[str]:
+    """None when the CPU norse LIF scan can run this case, else the reason."""
+    return _cpu_reason(x_seq) or norse_reason(x_seq, params, state)

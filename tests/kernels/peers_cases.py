@@ -1,0 +1,186 @@
+"""The peer families' fused scans (kernels/triton/peers.py through the generic template,
+kernels/cpu/peers.py with numba) against the reference loops (functional/snntorch.py,
+functional/norse.py), shared by test_kernels_peers_triton.py and test_kernels_peers_cpu.py
+(each defines the ``backend`` fixture and imports these tests): spikes, final states and
+traces bit-identical, input and initial-state gradients bit-identical (the VJPs sum in
+autograd's order), parameter gradients to tolerance. Cases: every snnTorch reset mechanism with
+and without reset_delay, learnable beta (some out of [0, 1]: the clamp) and threshold, norse's
+super / triangle / heaviside methods with tensor parameters, odd N (a partial block),
+non-contiguous input, T=1, at-threshold inputs (strict ``>``: no spike), fp16 input;
+``supports`` reasons and the ``"auto"`` fallback. Small shapes: the Triton interpreter is slow."""
+import pytest
+import torch
+
+from equivalence import GRAD_TOL, outputs_and_grads
+from spikefuse import surrogate as sg
+from spikefuse.functional.norse import NorseLIFParams, NorseLIFState, norse_lif_multistep
+from spikefuse.functional.snntorch import LeakyParams, LeakyState, leaky_multistep
+
+T, B, N = 5, 2, 23  # M = 46: two interpreter blocks of 32, the second one partial
+
+
+def _x(shape=(T, B, N), scale=0.8, shift=0.6, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(shape, generator=g) * scale + shift
+
+
+def _compare(backend, run, leaves, exact=("x",), min_spikes=True):
+    """Outputs bit for bit; the ``exact`` gradients bit for bit, the others to tolerance."""
+    ok, gk = outputs_and_grads(run, backend, leaves)
+    orf, gr = outputs_and_grads(run, "reference", leaves)
+    if min_spikes:
+        assert 0 < orf[0].sum() < orf[0].numel(), "spikes are all 0 or all 1: a weak case"
+    for n, (a, b) in enumerate(zip(ok, orf)):
+        assert a.dtype == b.dtype and a.shape == b.shape, n
+        assert torch.equal(a, b), f"output {n} differs"
+    assert gk.keys() == gr.keys()
+    for k in gr:
+        assert gk[k] is not None and gr[k] is not None, k
+        if k in exact:
+            assert torch.equal(gk[k], gr[k]), f"grad {k} is not bit-identical"
+        else:
+            torch.testing.assert_close(gk[k], gr[k], **GRAD_TOL[torch.float32], msg=lambda m: f"grad {k}: {m}")
+
+
+# --------------------------------------------------------------------------- snnTorch Leaky
+
+
+def _leaky_run(mech, delay, surrogate=sg.ATan(2.0)):
+    def run(backend, lv):
+        p = LeakyParams(beta=lv["beta"], threshold=lv["threshold"], reset_mechanism=mech, reset_delay=delay,
+                        surrogate=surrogate)
+        s, st, tr = leaky_multistep(lv["x"], p, LeakyState(lv["mem0"]), backend=backend, return_traces=True)
+        return [s, st.mem, tr.mem]
+    return run
+
+
+def _leaky_leaves(x):
+    g = torch.Generator().manual_seed(3)
+    beta = torch.rand(x.shape[-1], generator=g) * 1.2 - 0.1  # some outside [0, 1]: clamped
+    return dict(x=x, beta=beta, threshold=torch.tensor(0.9), mem0=torch.rand(x.shape[1:], generator=g))
+
+
+@pytest.mark.parametrize("delay", [True, False], ids=["delay", "no_delay"])
+@pytest.mark.parametrize("mech", ["subtract", "zero", "none"])
+def test_leaky_matches_reference(backend, mech, delay):
+    _compare(backend, _leaky_run(mech, delay), _leaky_leaves(_x()), exact=("x", "mem0"))
+
+
+@pytest.mark.parametrize("surrogate", [sg.FastSigmoid(25.0), sg.Triangle(0.8, 1.2)], ids=["fast_sigmoid", "triangle"])
+def test_leaky_surrogates(backend, surrogate):
+    _compare(backend, _leaky_run("subtract", True, surrogate), _leaky_leaves(_x()), exact=("x", "mem0"))
+
+
+def test_leaky_noncontiguous_and_t1(backend):
+    x = _x((N, B, T)).permute(2, 1, 0)  # (T, B, N), not contiguous
+    assert not x.is_contiguous()
+    _compare(backend, _leaky_run("zero", False), _leaky_leaves(x), exact=("x", "mem0"))
+    _compare(backend, _leaky_run("subtract", True), _leaky_leaves(_x((1, B, N), shift=1.0)), exact=("x", "mem0"))
+
+
+def test_leaky_at_threshold_and_fp16(backend):
+    # beta = 0.5, x = 0.5 from mem = 1: mem' = 1.0 = threshold exactly, which snnTorch's ">" does not fire
+    x = torch.full((3, 1, 3), 0.5)
+    p = LeakyParams(beta=0.5, threshold=1.0)
+    s, st, tr = leaky_multistep(x, p, LeakyState(torch.ones(1, 3)), backend=backend, return_traces=True)
+    assert s.sum() == 0 and torch.equal(tr.mem[0], torch.ones(1, 3))
+    ref = leaky_multistep(x, p, LeakyState(torch.ones(1, 3)), backend="reference", return_traces=True)
+    assert all(torch.equal(a, b) for a, b in zip((s, st.mem, tr.mem), (ref[0], ref[1].mem, ref[2].mem)))
+    xh = _x().half()
+    a, b = leaky_multistep(xh, p, backend=backend), leaky_multistep(xh, p, backend="reference")
+    assert a[0].dtype == torch.float16 and torch.equal(a[0], b[0]) and torch.equal(a[1].mem, b[1].mem)
+
+
+def test_leaky_refusals_and_auto_fallback(backend):
+    x = _x()
+    gsf = torch.tensor(1.0, requires_grad=True)
+    p = LeakyParams(beta=0.5, graded_spikes_factor=gsf)
+    with pytest.raises(ValueError, match="graded_spikes_factor that requires grad"):
+        leaky_multistep(x, p, backend=backend)
+    with pytest.raises(ValueError, match="no in-kernel formula"):
+        leaky_multistep(x, LeakyParams(beta=0.5, surrogate=sg.Custom(torch.sigmoid)), backend=backend)
+    with pytest.raises(ValueError, match="float64"):
+        leaky_multistep(x.double(), LeakyParams(beta=0.5), backend=backend)
+    assert torch.equal(leaky_multistep(x, p, backend="auto")[0], leaky_multistep(x, p, backend="reference")[0])
+
+
+def test_leaky_graded_spikes_factor(backend):
+    p = dict(graded_spikes_factor=0.5)
+    for delay in (True, False):
+        x = _x()
+        a = leaky_multistep(x, LeakyParams(beta=0.7, reset_delay=delay, **p), backend=backend, return_traces=True)
+        b = leaky_multistep(x, LeakyParams(beta=0.7, reset_delay=delay, **p), backend="reference", return_traces=True)
+        assert torch.equal(a[0], b[0]) and torch.equal(a[2].mem, b[2].mem) and a[0].max() == 0.5
+
+
+# --------------------------------------------------------------------------- norse LIF
+
+
+def _norse_run(method, alpha=10.0):
+    def run(backend, lv):
+        p = NorseLIFParams(tau_syn_inv=lv["tau_syn_inv"], tau_mem_inv=lv["tau_mem_inv"], v_leak=lv["v_leak"],
+                           v_th=lv.get("v_th", 1.0), v_reset=lv["v_reset"], method=method, alpha=alpha)
+        z, st, tr = norse_lif_multistep(lv["x"], p, NorseLIFState(lv["v0"], lv["i0"]), backend=backend,
+                                        return_traces=True)
+        return [z, st.v, st.i, tr.v, tr.i]
+    return run
+
+
+def _norse_leaves(x, v_th=True):
+    g = torch.Generator().manual_seed(4)
+    n = x.shape[-1]
+    lv = dict(x=x, tau_syn_inv=torch.tensor(200.0), tau_mem_inv=80.0 + 60.0 * torch.rand(n, generator=g),
+              v_leak=torch.tensor(0.1), v_reset=torch.tensor(-0.1), v0=torch.rand(x.shape[1:], generator=g),
+              i0=torch.rand(x.shape[1:], generator=g))
+    if v_th:
+        lv["v_th"] = torch.tensor(1.0)
+    return lv
+
+
+NORSE_X = dict(scale=4.0, shift=3.0)
+
+
+@pytest.mark.parametrize("method", ["super", "triangle", "heaviside"])
+def test_norse_lif_matches_reference(backend, method):
+    # heaviside: the spike carries no gradient, so v_th receives none (not a leaf here)
+    leaves = _norse_leaves(_x(**NORSE_X), v_th=method != "heaviside")
+    if method == "triangle":  # alpha 10 makes the gradients grow over time: compare relative
+        ok, gk = outputs_and_grads(_norse_run(method), backend, leaves)
+        orf, gr = outputs_and_grads(_norse_run(method), "reference", leaves)
+        assert all(torch.equal(a, b) for a, b in zip(ok, orf))
+        assert all(torch.equal(gk[k], gr[k]) for k in ("x", "v0", "i0"))
+        for k in gr:
+            torch.testing.assert_close(gk[k], gr[k], rtol=1e-5, atol=1e-5 * gr[k].abs().max().item())
+        return
+    _compare(backend, _norse_run(method), leaves, exact=("x", "v0", "i0"))
+
+
+def test_norse_lif_noncontiguous_t1_and_default_state(backend):
+    x = _x((N, B, T), **NORSE_X).permute(2, 1, 0)
+    _compare(backend, _norse_run("super"), _norse_leaves(x), exact=("x", "v0", "i0"))
+    _compare(backend, _norse_run("super"), _norse_leaves(_x((1, B, N), scale=4.0, shift=12.0)), exact=("x", "v0", "i0"))
+    x = _x(**NORSE_X)
+    p = NorseLIFParams(v_leak=0.2)
+    a, b = norse_lif_multistep(x, p, backend=backend), norse_lif_multistep(x, p, backend="reference")
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1].v, b[1].v) and torch.equal(a[1].i, b[1].i)
+
+
+def test_norse_lif_at_threshold(backend):
+    # v = 0, i = 0, a_m = 0.5 (dt 1e-3, tau_mem_inv 500), x = 2: v_dec = 0.5 * 2 = 1.0 = v_th: no spike (strict)
+    # (fp32(1e-3) * 500 rounds to 0.5); one ulp more input fires
+    p = NorseLIFParams(tau_mem_inv=500.0, v_th=1.0)
+    x = torch.tensor([2.0, 2.0, 2.0000002]).reshape(1, 1, 3)
+    a = norse_lif_multistep(x, p, backend=backend, return_traces=True)
+    b = norse_lif_multistep(x, p, backend="reference", return_traces=True)
+    assert a[0].flatten().tolist() == [0.0, 0.0, 1.0] and a[2].v[0, 0, :2].eq(1.0).all()
+    assert torch.equal(a[0], b[0]) and torch.equal(a[2].v, b[2].v) and torch.equal(a[2].i, b[2].i)
+
+
+def test_norse_lif_refusals_and_auto_fallback(backend):
+    x = _x(**NORSE_X)
+    p = NorseLIFParams(method="tanh")
+    with pytest.raises(ValueError, match="method 'tanh' has no in-kernel surrogate"):
+        norse_lif_multistep(x, p, backend=backend)
+    with pytest.raises(ValueError, match="per-neuron alpha"):
+        norse_lif_multistep(x, NorseLIFParams(alpha=torch.full((N,), 5.0)), backend=backend)
+    assert torch.equal(norse_lif_multistep(x, p, backend="auto")[0], norse_lif_multistep(x, p, backend="reference")[0])
