@@ -74,7 +74,7 @@ def test_run_folder_is_never_overwritten(tmp_path, capsys, monkeypatch):
     (["--bogus"], "unrecognized arguments"),
     (["--threads", "0"], "threads: must be >= 1"),
     (["--out", ""], "out: expected a folder path"),
-    (["--backend", "cpu", "--neuron", "loihi-cuba"], "no 'cpu' implementation"),
+    (["--backend", "cpu", "--neuron", "norse-lif-recurrent"], "has no fused kernel"),
 ])
 def test_bad_values_one_line_exit_2_nothing_written(argv, msg, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)

@@ -24,7 +24,9 @@ from typing import Optional, Sequence
 
 import torch
 
-from .._core import expand_param, f32_ratio, flat_param, sum_to  # noqa: F401  (re-exported for the backends)
+from .._core import expand_param, f32, f32_ratio, flat_param, sum_to  # noqa: F401  (re-exported for the backends)
+from ..fixed_point import alif_constants, cuba_constants, decay_view, round_ste, trunc_int
+from .scan import ScanFunction, ScanSpec
 
 IO_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 
@@ -289,12 +291,8 @@ def norse_consts(params, dt: float, state, shape, device) -> tuple:
     return flat, NORSE_SG[params.method](alpha)
 
 
-def input_grad_bits(tensors) -> int:
-    """Which op inputs need a gradient, as bits (known before the op runs: a forward stores only
-    what backward will read)."""
-    if not torch.is_grad_enabled():
-        return 0
-    return sum(1 << k for k, t in enumerate(tensors) if isinstance(t, torch.Tensor) and t.requires_grad)
+#: the name the peer-family encodings use for :func:`grad_bits`
+input_grad_bits = grad_bits
 
 
 # One op encoding per peer family, shared by the Triton and CPU ScanSpecs (only the scans differ).
@@ -390,3 +388,127 @@ def norse_spec(name: str, forward, backward):
         saved=("v_seq", "i_seq"), saved_bytes=8, moved_bytes=20, forward=forward,
         save=lambda tensors, outputs, f, i, needs: [outputs[3], outputs[4], *tensors], backward=backward,
         fake=_norse_fake, fake_backward=lambda saved, grads, f, i, needs: _fake_grads(saved, i[2], needs))
+
+
+# --------------------------------------------------------------------------- Loihi CUBA / ALIF
+# One op encoding for the Triton and CPU Loihi scans (kernels/triton/loihi.py, kernels/cpu/loihi.py):
+# tensors (x (T, M) contiguous; du, dv (M,) fp32 rounded decays (differentiable); keep_u, keep_v,
+# keep_th, keep_r (4096 - D), u0, v0, th0, r0 (M,) int64); floats (s_f, s_d, thr_f, thr_s_f,
+# tau_rho, scale_rho, dscale); ints (theta0, step (integers), alif, graded, traces, io dtype index,
+# grad bits). Outputs (spikes, u, v, theta, r traces (ALIF with traces), final theta, r (ALIF),
+# spike limit theta_f + r_f (ALIF, when a gradient is needed)).
+
+
+def loihi_reason(x_seq, params=None, has_norm=False) -> Optional[str]:
+    """The Loihi CUBA / ALIF ``supports`` rules both backends share (besides the device)."""
+    if params is None:
+        return "no params given"
+    if has_norm:
+        return "norm sits between the current and voltage integrators and needs whole-sequence statistics"
+    why = io_reason(x_seq)
+    if why is not None:
+        return why
+    if params.scale * 64 >= 2 ** 24:
+        return f"scale {params.scale} too large for exact float32 scaling"
+    return None
+
+
+def _loihi_int_init(state_field: torch.Tensor, s_scale: int) -> torch.Tensor:
+    # as the reference's _int_state: trunc(float32(state) * s_scale) in int64
+    return torch.trunc((state_field.detach().to(torch.float32) * s_scale).double()).to(torch.int64).reshape(-1).contiguous()
+
+
+def _loihi_keep(d: torch.Tensor, shape, dev) -> torch.Tensor:
+    """4096 - round(D) as per-neuron int64."""
+    return (4096 - torch.round(d.detach()).to(torch.int64)).expand(tuple(shape)).reshape(-1).contiguous().to(dev)
+
+
+def loihi_op_args(x_seq, params, state, return_traces: bool, alif: bool):
+    """``(tensors, f, i)`` of a Loihi scan op (the encoding above) for a kernel-contract call."""
+    shape, dev, T = tuple(x_seq.shape[1:]), x_seq.device, x_seq.shape[0]
+    if alif:
+        s_scale, th0, step, tau_rho, scale_rho = alif_constants(params)
+        thr = 0.0
+    else:
+        s_scale, _, thr, tau_rho, scale_rho = cuba_constants(params)
+        th0, step = 0.0, 0.0
+    du = round_ste(decay_view("params.current_decay", params.current_decay, x_seq))
+    dv = round_ste(decay_view("params.voltage_decay", params.voltage_decay, x_seq))
+    ku, kv = _loihi_keep(du, shape, dev), _loihi_keep(dv, shape, dev)
+    u0, v0 = _loihi_int_init(state[0], s_scale), _loihi_int_init(state[1], s_scale)
+    if alif:
+        dth = decay_view("params.threshold_decay", params.threshold_decay, x_seq)
+        dr = decay_view("params.refractory_decay", params.refractory_decay, x_seq)
+        kth, kr = _loihi_keep(dth, shape, dev), _loihi_keep(dr, shape, dev)
+        th0s, r0 = _loihi_int_init(state[2], s_scale), _loihi_int_init(state[3], s_scale)
+    else:
+        kth = kr = th0s = r0 = ku
+    dscale = 1.0 if params.decay_grad == "lava" else -1.0 / 4096
+    tensors = [x_seq.reshape(T, -1).contiguous(), expand_param(du, shape, dev), expand_param(dv, shape, dev),
+               ku, kv, kth, kr, u0, v0, th0s, r0]
+    f = [float(s_scale), float(s_scale), f32(thr), f32(thr * s_scale), float(tau_rho), float(scale_rho), dscale]
+    i = [int(th0 * s_scale), int(step * s_scale), int(alif), int(bool(params.graded_spike)), int(bool(return_traces)),
+         IO_DTYPES.index(x_seq.dtype), input_grad_bits(tensors)]
+    return tensors, f, i
+
+
+def loihi_results(outs, x_seq, params, return_traces: bool, alif: bool):
+    """A Loihi scan op's outputs in the kernel contract: ``((spikes,), final_state, traces or None)``."""
+    s, u, v, th_tr, r_tr, thf, rf, _ = outs
+    shape = tuple(x_seq.shape[1:])
+    if alif:  # the threshold / refractory outputs carry no gradient (as the reference's)
+        th_tr, r_tr, thf, rf = (None if t is None else t.detach() for t in (th_tr, r_tr, thf, rf))
+    if x_seq.dtype not in (torch.float16, torch.bfloat16):
+        s = s.to(torch.float32)
+    s, u, v = s.view(x_seq.shape), u.view(x_seq.shape), v.view(x_seq.shape)
+    if alif:
+        final = (u[-1], v[-1], thf.view(shape), rf.view(shape))
+        traces = (u, v, th_tr.view(x_seq.shape), r_tr.view(x_seq.shape)) if return_traces else None
+    else:
+        s_scale, _, thr, _, _ = cuba_constants(params)
+        reset = (trunc_int(v[-1].detach() * s_scale) >= thr * s_scale).to(v.dtype)
+        final = (u[-1], v[-1] - (v[-1] * reset).detach())
+        traces = (u, v)
+    return (s,), final, traces if return_traces else None
+
+
+def _loihi_save(tensors, outputs, f, i, needs):
+    return [outputs[2], outputs[1] if needs[1] else None, outputs[7], tensors[1], tensors[2]]
+
+
+def _loihi_fake(tensors, f, i):
+    x = tensors[0]
+    T, M = x.shape
+    alif, traces, need = i[2], i[4], i[6]
+
+    def seq(on):
+        return x.new_empty((T, M), dtype=torch.float32) if on else None
+
+    last = x.new_empty((M,), dtype=torch.float32) if alif else None
+    return [torch.empty_like(x), seq(True), seq(True), seq(alif and traces), seq(alif and traces), last,
+            None if last is None else torch.empty_like(last), seq(alif and (need & 0b111))]
+
+
+def _loihi_fake_bwd(saved, grads, f, i, needs):
+    v = saved[0]
+    T, M = v.shape
+    out = [v.new_empty((T, M), dtype=IO_DTYPES[i[5]]) if needs[0] else None]
+    return out + [v.new_empty((M,)) if n else None for n in needs[1:3]] + [None] * 8
+
+
+def loihi_scan(name: str, alif: bool, forward, backward, saved_bytes: int):
+    """The ScanFunction of a Loihi scan (the op encoding above) with the backend's ``forward`` /
+    ``backward``; saved for backward: the voltage trace (an output), ALIF's spike limit, and the
+    current trace when the current decay learns."""
+    states = ("current", "voltage") + (("threshold", "refractory") if alif else ())
+    return ScanFunction(ScanSpec(
+        name=name, inputs=("x", "current_decay", "voltage_decay", "keep_u", "keep_v", "keep_threshold",
+                           "keep_refractory", "u0", "v0", "threshold0", "refractory0"),
+        states=states, params=("current_decay", "voltage_decay"),
+        outputs=("spikes", "current", "voltage", "threshold", "refractory", "threshold_last",
+                 "refractory_last", "spike_limit"),
+        saved=("voltage",) + (("spike_limit",) if alif else ()) + ("current (when its decay learns)",),
+        saved_bytes=saved_bytes,
+        # x, s, u, v (fp32 I/O); ALIF training also writes the spike limit
+        moved_bytes=16 + (4 if alif else 0),
+        forward=forward, save=_loihi_save, backward=backward, fake=_loihi_fake, fake_backward=_loihi_fake_bwd))

@@ -34,6 +34,12 @@ register("loihi_rf_iz", "cpu", _resonator.loihi_rf_iz_cpu, _resonator.res_cpu_su
 register("loihi_adrf", "cpu", _resonator.loihi_adrf_cpu, _resonator.res_cpu_supports)
 register("loihi_adrf_iz", "cpu", _resonator.loihi_adrf_iz_cpu, _resonator.res_cpu_supports)
 
+from . import loihi as _loihi  # noqa: E402
+
+SAVED_BYTES.update(_loihi.SAVED_BYTES)
+register("loihi_cuba", "cpu", _loihi.loihi_cuba_cpu, _loihi.loihi_cpu_supports)
+register("loihi_alif", "cpu", _loihi.loihi_alif_cpu, _loihi.loihi_cpu_supports)
+
 from . import peers as _peers  # noqa: E402
 
 SAVED_BYTES.update(_peers.SAVED_BYTES)

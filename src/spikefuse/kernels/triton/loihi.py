@@ -31,11 +31,8 @@ import torch
 import triton
 import triton.language as tl
 
-from ...fixed_point import alif_constants, cuba_constants, decay_view, round_ste, trunc_int
-from .._common import IO_DTYPES, expand_param, io_reason
-from ..scan import ScanFunction, ScanSpec
-from .common import (adapt_threshold, aot, contig, device_reason, f32_empty, grad_bits, launch, ptr, rne_bf16,
-                     rstz12, slayer_grad, to_f32)
+from .._common import IO_DTYPES, loihi_op_args, loihi_reason, loihi_results, loihi_scan
+from .common import adapt_threshold, aot, contig, device_reason, f32_empty, launch, ptr, rne_bf16, rstz12, slayer_grad
 
 SAVED_BYTES = {"loihi_cuba": 4, "loihi_alif": 8}
 
@@ -160,11 +157,7 @@ def _loihi_bwd(v_ptr, u_ptr, lim_ptr, gs_ptr, gv_ptr, gu_ptr, au_ptr, av_ptr,
 
 
 # --------------------------------------------------------------------------- ScanSpec / op
-# op encoding: tensors (x (T, M) contiguous; du, dv (M,) fp32 rounded decays (differentiable);
-# decu, decv, decth, decr, u0, v0, th0s, r0 (M,) int64); floats (s_f, s_d, thr_f, thr_s_f,
-# tau_rho, scale_rho, dscale); ints (theta0, step (integers, as the kernel takes them), alif,
-# graded, traces, io dtype index, grad bits). Outputs (spikes, u, v, theta, r traces (ALIF with
-# traces), final theta, r (ALIF), spike limit theta_f + r_f (ALIF, when a gradient is needed)).
+# op encoding: kernels/_common.py (loihi_op_args), shared with the CPU scan.
 
 
 def _fwd(tensors, f, i):
@@ -189,10 +182,6 @@ def _fwd(tensors, f, i):
     return [spk, u, v, th_tr, r_tr, thf, rf, lim]
 
 
-def _save(tensors, outputs, f, i, needs):
-    return [outputs[2], outputs[1] if needs[1] else None, outputs[7], tensors[1], tensors[2]]
-
-
 def _bwd(saved, grads, f, i, needs):
     v, u, lim, du, dv = saved
     g_s, g_u, g_v = grads[:3]
@@ -212,43 +201,8 @@ def _bwd(saved, grads, f, i, needs):
     return [gx if needs[0] else None, gdu, gdv] + [None] * 8
 
 
-def _fake(tensors, f, i):
-    x = tensors[0]
-    T, M = x.shape
-    alif, traces, need = i[2], i[4], i[6]
-
-    def seq(on):
-        return x.new_empty((T, M), dtype=torch.float32) if on else None
-
-    last = x.new_empty((M,), dtype=torch.float32) if alif else None
-    return [torch.empty_like(x), seq(True), seq(True), seq(alif and traces), seq(alif and traces), last,
-            None if last is None else torch.empty_like(last), seq(alif and (need & 0b111))]
-
-
-def _fake_bwd(saved, grads, f, i, needs):
-    v = saved[0]
-    T, M = v.shape
-    out = [v.new_empty((T, M), dtype=IO_DTYPES[i[5]]) if needs[0] else None]
-    return out + [v.new_empty((M,)) if n else None for n in needs[1:3]] + [None] * 8
-
-
-def _spec(name: str, alif: bool) -> ScanFunction:
-    states = ("current", "voltage") + (("threshold", "refractory") if alif else ())
-    return ScanFunction(ScanSpec(
-        name=name, inputs=("x", "current_decay", "voltage_decay", "keep_u", "keep_v", "keep_threshold",
-                           "keep_refractory", "u0", "v0", "threshold0", "refractory0"),
-        states=states, params=("current_decay", "voltage_decay"),
-        outputs=("spikes", "current", "voltage", "threshold", "refractory", "threshold_last",
-                 "refractory_last", "spike_limit"),
-        saved=("voltage",) + (("spike_limit",) if alif else ()) + ("current (when its decay learns)",),
-        saved_bytes=SAVED_BYTES[name[:-len("_triton")]],
-        # x, s, u, v (fp32 I/O); ALIF training also writes the spike limit
-        moved_bytes=16 + (4 if alif else 0),
-        forward=_fwd, save=_save, backward=_bwd, fake=_fake, fake_backward=_fake_bwd))
-
-
-LOIHI_CUBA_SCAN = _spec("loihi_cuba_triton", alif=False)
-LOIHI_ALIF_SCAN = _spec("loihi_alif_triton", alif=True)
+LOIHI_CUBA_SCAN = loihi_scan("loihi_cuba_triton", False, _fwd, _bwd, SAVED_BYTES["loihi_cuba"])
+LOIHI_ALIF_SCAN = loihi_scan("loihi_alif_triton", True, _fwd, _bwd, SAVED_BYTES["loihi_alif"])
 
 _I64 = "*i64"
 for _name, _alif in (("loihi_cuba_triton", False), ("loihi_alif_triton", True)):
@@ -261,75 +215,14 @@ for _name, _alif in (("loihi_cuba_triton", False), ("loihi_alif_triton", True)):
         fusion=True, gs_ptr="io", gx_ptr="io")
 
 
-def _int_init(state_field: torch.Tensor, s_scale: int) -> torch.Tensor:
-    # as the reference's _int_state: trunc(float32(state) * s_scale) in int64
-    return torch.trunc((state_field.detach().to(torch.float32) * s_scale).double()).to(torch.int64).reshape(-1).contiguous()
-
-
-def _dec(d: torch.Tensor, shape, dev) -> torch.Tensor:
-    """4096 - round(D) as per-neuron int64."""
-    return (4096 - torch.round(d.detach()).to(torch.int64)).expand(tuple(shape)).reshape(-1).contiguous().to(dev)
-
-
 def _run(x_seq, params, state, return_traces, alif: bool):
-    shape = tuple(x_seq.shape[1:])
-    dev = x_seq.device
-    T = x_seq.shape[0]
-    if alif:
-        s_scale, th0, step, tau_rho, scale_rho = alif_constants(params)
-        thr = 0.0
-    else:
-        s_scale, th, thr, tau_rho, scale_rho = cuba_constants(params)
-        th0, step = 0.0, 0.0
-    du = round_ste(decay_view("params.current_decay", params.current_decay, x_seq))
-    dv = round_ste(decay_view("params.voltage_decay", params.voltage_decay, x_seq))
-    du_f = expand_param(du, shape, dev)
-    dv_f = expand_param(dv, shape, dev)
-    decu, decv = _dec(du, shape, dev), _dec(dv, shape, dev)
-    u0 = _int_init(state[0], s_scale)
-    v0 = _int_init(state[1], s_scale)
-    if alif:
-        dth = decay_view("params.threshold_decay", params.threshold_decay, x_seq)
-        dr = decay_view("params.refractory_decay", params.refractory_decay, x_seq)
-        decth, decr = _dec(dth, shape, dev), _dec(dr, shape, dev)
-        th0s = _int_init(state[2], s_scale)
-        r0 = _int_init(state[3], s_scale)
-    else:
-        decth = decr = th0s = r0 = decu
-    dscale = 1.0 if params.decay_grad == "lava" else -1.0 / 4096
-    tensors = [x_seq.reshape(T, -1).contiguous(), du_f, dv_f, decu, decv, decth, decr, u0, v0, th0s, r0]
-    f = [float(s_scale), float(s_scale), to_f32(thr), to_f32(thr * s_scale), float(tau_rho), float(scale_rho), dscale]
-    i = [int(th0 * s_scale), int(step * s_scale), int(alif), int(bool(params.graded_spike)), int(bool(return_traces)),
-         IO_DTYPES.index(x_seq.dtype), grad_bits(tensors)]
-    s, u, v, th_tr, r_tr, thf, rf, _ = (LOIHI_ALIF_SCAN if alif else LOIHI_CUBA_SCAN).apply(tensors, f, i)
-    if alif:  # the threshold / refractory outputs carry no gradient (as the reference's)
-        th_tr, r_tr, thf, rf = (None if t is None else t.detach() for t in (th_tr, r_tr, thf, rf))
-    if x_seq.dtype not in (torch.float16, torch.bfloat16):
-        s = s.to(torch.float32)
-    s = s.view(x_seq.shape)
-    u = u.view(x_seq.shape)
-    v = v.view(x_seq.shape)
-    if alif:
-        final = (u[-1], v[-1], thf.view(shape), rf.view(shape))
-        traces = (u, v, th_tr.view(x_seq.shape), r_tr.view(x_seq.shape)) if return_traces else None
-    else:
-        reset = (trunc_int(v[-1].detach() * s_scale) >= thr * s_scale).to(v.dtype)
-        final = (u[-1], v[-1] - (v[-1] * reset).detach())
-        traces = (u, v)
-    return (s,), final, traces if return_traces else None
+    tensors, f, i = loihi_op_args(x_seq, params, state, return_traces, alif)
+    outs = (LOIHI_ALIF_SCAN if alif else LOIHI_CUBA_SCAN).apply(tensors, f, i)
+    return loihi_results(outs, x_seq, params, return_traces, alif)
 
 
 def _supports(x_seq, params=None, has_norm=False, **_) -> Optional[str]:
-    if params is None:
-        return "no params given"
-    if has_norm:
-        return "norm sits between the current and voltage integrators and needs whole-sequence statistics"
-    why = device_reason(x_seq) or io_reason(x_seq)
-    if why is not None:
-        return why
-    if params.scale * 64 >= 2 ** 24:
-        return f"scale {params.scale} too large for exact float32 scaling"
-    return None
+    return device_reason(x_seq) or loihi_reason(x_seq, params, has_norm)
 
 
 def loihi_cuba_triton(x_seq, params, state, return_traces=False):

@@ -1,0 +1,170 @@
+"""Fused CPU path for the Loihi fixed-point CUBA and ALIF neurons (lava-dl semantics, SPEC.md
+3.3, 3.4, 4, 5): the numba scans of :mod:`._nb_loihi` behind the same op encoding as the Triton
+kernels (``kernels/_common.py``: ``loihi_op_args`` / ``loihi_scan``).
+
+Forward: int64 state arithmetic and float conversions identical to the reference, so spikes,
+every trace and the final state are bit-identical. Backward: the reference's float reverse scan
+(the two chained leaky integrators, the reset ignored) with the reference's operation order; the
+input gradient differs from the reference's only through ``exp`` (numba's libm ``expf`` against
+torch's vectorised one: at most an ulp per surrogate value), the decay gradients also through
+the order of the sum over time (the reference sums a ``(T - 1, M)`` product with torch's
+cascade sum, the kernel in time order).
+
+Multi-threaded over neurons with :func:`.jit.run`. Without numba (or with
+``SPIKEFUSE_NO_NUMBA=1``) ``supports`` says so and ``backend="auto"`` runs the reference loop
+(the int64 loop has no faster torch-op form); one ``RuntimeWarning`` says so.
+
+Saved for backward per neuron-step (``SAVED_BYTES``): the voltage trace (fp32, an output),
+ALIF's spike limit ``theta_f + r_f`` (4 B), and the current trace (an output) only when the
+current decay learns.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import torch
+
+from .._common import IO_DTYPES, loihi_op_args, loihi_reason, loihi_results, loihi_scan
+from . import jit
+
+SAVED_BYTES = {"loihi_cuba": 4, "loihi_alif": 8}
+
+
+def _i64(t: Optional[torch.Tensor]):
+    return np.zeros(1, np.int64) if t is None else t.detach().contiguous().numpy()
+
+
+def _f32_out(on: bool, *shape) -> Optional[torch.Tensor]:
+    return torch.empty(shape, dtype=torch.float32) if on else None
+
+
+def _fwd(tensors, f, i):
+    x, _, _, *ints = tensors
+    s_f, s_d, thr_f, thr_s_f = f[:4]
+    theta0, step, alif, graded, traces, _, need = i
+    T, M = x.shape
+    store_lim, store_tr = bool(alif and (need & 0b111)), bool(alif and traces)
+    S, U, V = (torch.empty((T, M), dtype=torch.float32) for _ in range(3))
+    lim, th_tr, r_tr = _f32_out(store_lim, T, M), _f32_out(store_tr, T, M), _f32_out(store_tr, T, M)
+    thf, rf = _f32_out(bool(alif), M), _f32_out(bool(alif), M)
+    s = int(s_d)
+    fast = _bounded(x, ints, s, theta0, step, bool(alif))
+    k = _nb().make_fwd(int(alif), int(graded), int(store_lim), int(store_tr), int(fast), int(s & (s - 1) == 0))
+    jit.run(k, M, _nb().TILE, jit.np32(x), S.numpy(), U.numpy(), V.numpy(), jit.np32(lim, 2),
+            jit.np32(th_tr, 2), jit.np32(r_tr, 2), *(_i64(t) for t in ints), jit.np32(thf), jit.np32(rf),
+            np.float32(s_f), np.float64(s_d), np.float64(1.0 / s), np.float32(thr_f), np.float32(thr_s_f),
+            np.int64(theta0), np.int64(step))
+    spk = S if x.dtype == torch.float32 else S.to(x.dtype)
+    return [spk, U, V, th_tr, r_tr, thf, rf, lim]
+
+
+#: the fast kernels convert floats to integers through int32: every |state| must stay below this
+_FAST_LIMIT = 2.0 ** 30
+
+
+def _amax(t: torch.Tensor) -> float:
+    lo, hi = torch.aminmax(t)
+    return max(-float(lo), float(hi))
+
+
+def _li_bound(y0: torch.Tensor, keep: torch.Tensor, drive: float, T: int) -> float:
+    """A bound on |y| of the integer leaky integrator ``y = rstz(y keep, 12) + xi`` over ``T``
+    steps with |xi| <= ``drive``: the shift only shrinks, so |y_t| <= |y0| + drive sum_k
+    (keep/4096)^k <= |y0| + drive min(T, 4096 / (4096 - keep))."""
+    k = int(keep.max())
+    return _amax(y0) + drive * (T if k >= 4096 else min(T, 4096 / (4096 - k)))
+
+
+def _bounded(x, ints, s: int, theta0: int, step: int, alif: bool) -> bool:
+    """Whether the fast kernel variant gives the exact results: every float that is truncated
+    to an integer (x s, u_f s, ALIF's v_f s) below 2**30, every integer state below 2**50 (the
+    int64 -> float64 exponent trick is exact below 2**51). Non-finite input: False."""
+    ku, kv, kth, kr, u0, v0, th0, r0 = ints
+    xin = _amax(x) * s * (1 + 2.0 ** -20) + 1
+    if not xin < _FAST_LIMIT:
+        return False
+    ub = _li_bound(u0, ku, xin, x.shape[0])
+    vb = _li_bound(v0, kv, ub * (1 + 2.0 ** -20) + 1, x.shape[0])
+    ok = ub < _FAST_LIMIT and vb < (_FAST_LIMIT if alif else 2.0 ** 50)
+    if ok and alif:  # theta decays toward theta0 and grows by step per spike; r by 2 theta per spike
+        thb = abs(theta0) + _amax(th0 - theta0) + x.shape[0] * abs(step)
+        ok = thb + _amax(r0) + x.shape[0] * 2 * thb < 2.0 ** 50
+    return ok
+
+
+def _bwd(saved, grads, f, i, needs):
+    """gx and the per-neuron decay gradients; ``grads`` are those of (spikes, u, v)."""
+    v, u, lim, du, dv = saved
+    T, M = v.shape
+    graded, io = i[3], IO_DTYPES[i[5]]
+    # RealSpike's backward: graded scale_rho exp(min(x, 0) / tau_rho), binary
+    # scale_rho / (2 tau_rho) exp(-|x| / tau_rho), its coefficient a Python number (fp32 in the op)
+    coef = f[5] if graded else f[5] / (2 * f[4])
+    decay_keep = [jit.np32((1 - d / 4096).to(torch.float32)) for d in (du, dv)]  # a = 1 - D/4096
+    gx = torch.empty((T, M), dtype=torch.float32)
+    gdu, gdv = _f32_out(bool(needs[1]), M), _f32_out(bool(needs[2]), M)
+    k = _nb().make_bwd(int(i[2]), int(graded), *(int(g is not None) for g in grads[:3]), int(needs[1]),
+                       int(needs[2]))
+    jit.run(k, M, _nb().TILE, jit.np32(v, 2), jit.np32(u, 2), jit.np32(lim, 2), *(jit.np32(g, 2) for g in grads[:3]),
+            *decay_keep, gx.numpy(), jit.np32(gdu), jit.np32(gdv), np.float32(f[2]), np.float32(f[4]),
+            np.float32(coef), np.float32(f[6]))
+    if not needs[0]:
+        gx = None
+    elif io != torch.float32:
+        gx = gx.to(io)
+    return [gx, gdu, gdv] + [None] * 8
+
+
+def _nb():
+    nb = jit.kernels("loihi")
+    if nb is None:  # supports() refused the case: only a direct ScanSpec call gets here
+        raise RuntimeError("spikefuse: the numba Loihi CPU kernels are unavailable (see the RuntimeWarning)")
+    return nb
+
+
+LOIHI_CUBA_SCAN = loihi_scan("loihi_cuba_cpu", False, _fwd, _bwd, SAVED_BYTES["loihi_cuba"])
+LOIHI_ALIF_SCAN = loihi_scan("loihi_alif_cpu", True, _fwd, _bwd, SAVED_BYTES["loihi_alif"])
+
+
+@torch.compiler.assume_constant_result
+def _numba_missing() -> str:
+    """Why the numba kernels cannot load ("" when they can); loads them on the first call (a
+    constant under torch.compile: no import is traced)."""
+    return "" if jit.kernels("loihi") is not None else "numba is unavailable (the int64 scan needs its kernels)"
+
+
+def loihi_cpu_supports(x_seq, params=None, has_norm=False, **_) -> Optional[str]:
+    """None when the fused CPU Loihi CUBA / ALIF path can run this case, else the reason."""
+    if x_seq.device.type != "cpu":
+        return f"the cpu backend needs CPU tensors, got {x_seq.device}"
+    return loihi_reason(x_seq, params, has_norm) or _numba_missing() or None
+
+
+def _run(x_seq, params, state, return_traces, alif: bool):
+    tensors, f, i = loihi_op_args(x_seq, params, state, return_traces, alif)
+    outs = (LOIHI_ALIF_SCAN if alif else LOIHI_CUBA_SCAN).apply(tensors, f, i)
+    return loihi_results(outs, x_seq, params, return_traces, alif)
+
+
+def loihi_cuba_cpu(x_seq, params, state, return_traces=False):
+    """Fused CPU Loihi CUBA (for :func:`spikefuse.functional.loihi.cuba_multistep`), kernel
+    contract: ``state`` is the (current, voltage) pair; returns ``((spikes,), (current, voltage),
+    (current, voltage) traces or None)``, bit-identical to the reference.
+
+    Example::
+
+        >>> import torch
+        >>> from spikefuse.functional import loihi
+        >>> p = loihi.CubaParams(threshold=1.0, current_decay=2048.0, voltage_decay=1024.0)
+        >>> x = torch.tensor([0.5, 0.5, 0.0, 0.25, 0.0]).reshape(5, 1, 1)
+        >>> loihi.cuba_multistep(x, p, backend="cpu")[0].flatten().tolist()
+        [0.0, 1.0, 0.0, 0.0, 0.0]
+    """
+    return _run(x_seq, params, state, return_traces, alif=False)
+
+
+def loihi_alif_cpu(x_seq, params, state, return_traces=False):
+    """Fused CPU Loihi ALIF (for :func:`spikefuse.functional.loihi.alif_multistep`): state and
+    traces are (current, voltage, threshold, refractory) tuples, as AlifState / AlifTraces."""
+    return _run(x_seq, params, state, return_traces, alif=True)
