@@ -54,26 +54,30 @@ def leaky_late(n, r, thr, gsf, mech):
     return n
 
 
+@njit(cache=True, inline="always")
+def leaky_step(x, m, b, thr, gsf, mech, delay):
+    """One forward step: (spike, the membrane snnTorch returns)."""
+    n, r = leaky_charge(x, m, b, thr, mech)
+    spk = (F1 if n - thr > F0 else F0) * gsf
+    if not delay:
+        n = leaky_late(n, r, thr, gsf, mech)
+    return spk, n
+
+
 @functools.lru_cache(maxsize=None)
 def make_leaky_fwd(mech: int, delay: int):
     """The forward kernel of one variant (flags are compile-time constants)."""
 
     @njit(cache=True, nogil=True, error_model="numpy")
     def leaky_fwd(x, b, thr, gsf, m0, S, Mseq, mlast, j0, j1):
-        T = x.shape[0]
         for a in range(j0, j1, TILE):
             e = min(j1, a + TILE)
             m = m0[a:e].copy()
-            ba, ta, ga = b[a:e], thr[a:e], gsf[a:e]
-            for t in range(T):
-                xt, st, mt = x[t, a:e], S[t, a:e], Mseq[t, a:e]
+            for t in range(x.shape[0]):
+                xt, st = x[t, a:e], S[t, a:e]
                 for jj in range(e - a):
-                    n, r = leaky_charge(xt[jj], m[jj], ba[jj], ta[jj], mech)
-                    st[jj] = (F1 if n - ta[jj] > F0 else F0) * ga[jj]
-                    if not delay:
-                        n = leaky_late(n, r, ta[jj], ga[jj], mech)
-                    mt[jj] = n
-                    m[jj] = n
+                    st[jj], m[jj] = leaky_step(xt[jj], m[jj], b[a + jj], thr[a + jj], gsf[a + jj], mech, delay)
+                Mseq[t, a:e] = m
             mlast[a:e] = m
 
     return leaky_fwd
