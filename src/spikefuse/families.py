@@ -36,6 +36,7 @@ _F = "spikefuse.families"  # where the small factories below live
 _CPU_TRITON = {"cpu": "spikefuse.kernels.cpu", "triton": "spikefuse.kernels.triton"}
 _TRITON = {"triton": "spikefuse.kernels.triton"}
 _SURROGATES = ("atan", "sigmoid", "superspike", "fast_sigmoid", "triangle", "slayer_exp")
+_NORSE_DT = 1e-3  # norse's default time step (s), used by the norse train factories
 
 
 @dataclass(frozen=True)
@@ -161,6 +162,31 @@ def _train_snntorch_leaky(cfg):
 
     # tau steps: beta = 1 - 1/tau (snnTorch's decay per step); snnTorch's subtract reset
     return Leaky(beta=1.0 - 1.0 / cfg.tau, spike_grad=_surrogate(cfg), backend=cfg.backend)
+
+
+def _norse_train_params(cfg):
+    """norse's LIF parameters for a run with ``cfg.tau`` in steps: ``dt = 1e-3`` s (norse's),
+    ``tau_mem = tau`` steps and ``tau_syn = tau / 2`` (norse's default ratio, 10 ms / 5 ms),
+    norse's SuperSpike threshold with the surrogate's ``alpha`` (100, norse's default)."""
+    from .functional.norse import NorseLIFParams
+
+    tau_mem_inv = 1.0 / (cfg.tau * _NORSE_DT)
+    return NorseLIFParams(tau_syn_inv=2.0 * tau_mem_inv, tau_mem_inv=tau_mem_inv, method="super",
+                          alpha=_surrogate(cfg).alpha)
+
+
+def _train_norse_lif(cfg):
+    from .neuron.norse import NorseLIF
+
+    return NorseLIF(_norse_train_params(cfg), _NORSE_DT, return_state=False, backend=cfg.backend)
+
+
+def _train_norse_lif_recurrent(cfg, n_in, n_out):
+    from .neuron.norse import NorseLIFRecurrent
+
+    # owns its synapse: input and recurrent weights (norse's initialisation), no Dense before it
+    return NorseLIFRecurrent(n_in, n_out, _norse_train_params(cfg), dt=_NORSE_DT, return_state=False,
+                             backend=cfg.backend)
 
 
 def _train_eventprop(cfg, n_in, n_out):
@@ -521,13 +547,19 @@ _FN, _NN = "spikefuse.functional.norse", "spikefuse.neuron.norse"
 _NORSE_NIR = "the NIR exporter has no converter for it yet"
 
 
-def _norse(model, params, state, cls, description, nir_note=_NORSE_NIR, nir=None, kernels=None):
+def _norse(model, params, state, cls, description, nir_note=_NORSE_NIR, nir=None, kernels=None, train=None):
     return Family(
         id=f"norse.{model}", functional=f"{_FN}:norse_{model}_multistep", step=f"{_FN}:norse_{model}_step",
         params=f"{_FN}:{params}", state=f"{_FN}:{state}", module=f"{_NN}:{cls}",
         kernel=f"norse_{model}" if kernels else None, kernels=dict(kernels or {}),
         aliases=(f"norse-{model.replace('_', '-')}",), bench=_bench(f"norse_{model}"), nir=nir, nir_note=nir_note,
-        description=description)
+        description=description, train=train)
+
+
+#: norse's threshold is its SuperSpike surrogate (``method="super"``). Not norse's adjoint: its
+#: output term ``dz / dv_-`` is inf for a spike from rest (``dv_- = 0``: the current before the
+#: jump), which a constant-current input gives at the first step
+_NORSE_TRAIN = ("superspike",)
 
 
 def _resonator(model, params, state, description):
@@ -587,10 +619,11 @@ FAMILIES: dict[str, Family] = {f.id: f for f in (
            description="CUBA LIF with exact EventProp gradients (owns its synapse)"),
     _norse("lif", "NorseLIFParams", "NorseLIFState", "NorseLIF",
            "norse feed-forward LIF: same-step current, strict >, reset not detached", nir="CubaLIF",
-           kernels=_CPU_TRITON),
+           kernels=_CPU_TRITON, train=TrainSpec("superspike", _NORSE_TRAIN, f"{_F}:_train_norse_lif")),
     _norse("lif_recurrent", "NorseLIFParams", "NorseLIFRecurrentState", "NorseLIFRecurrent",
            "norse recurrent LIF (lif_step: input and recurrent weights, detached reset)",
-           nir_note=_NORSE_NIR + " (a CubaLIF with a recurrent Affine cycle)"),
+           nir_note=_NORSE_NIR + " (a CubaLIF with a recurrent Affine cycle)",
+           train=TrainSpec("superspike", _NORSE_TRAIN, f"{_F}:_train_norse_lif_recurrent", owns_synapse=True)),
     _norse("lif_refrac", "NorseLIFRefracParams", "NorseLIFRefracState", "NorseLIFRefrac",
            "norse LIF with an absolute refractory counter",
            nir_note="NIR neurons have no refractory period"),

@@ -443,3 +443,46 @@ def test_adjoint_multistep_equals_looped_step_and_recurrent_adjoint_runs():
     assert not torch.allclose(ga[0], gb[0])  # a different gradient, not BPTT
     with pytest.raises(ValueError, match="x_seq: expected 3 dimensions"):
         F.norse_lif_recurrent_adjoint_multistep(x[:, :, None], w_in, w_rec, P)
+
+
+# --------------------------------------------------------------------------- norse's refractory adjoint
+# norse's defaults: a_m = dt * tau_mem_inv = 0.1, a_s = dt * tau_syn_inv = 0.2, v_th = 1. With
+# x = (5, 0, 0, 0) (the module docstring's run): v = 0.5, 0.85, 1.085 -> spike at t2 (reset
+# to 0), i_prev = 0, 4, 3.2, 2.56; dv_- at t2 = 100 * ((0 - 0.85) + 3.2) = 235
+
+
+def test_refractory_adjoint_by_hand():
+    x = torch.tensor([5.0, 0.0, 0.0, 0.0], dtype=torch.float64).reshape(4, 1, 1).requires_grad_()
+    z, s = F.norse_lif_refrac_adjoint_multistep(x, NorseLIFRefracParams())
+    assert flat(z) == [0.0, 0.0, 1.0, 0.0] and flat(s.rho) == [4.0]
+    # L = sum z. t3: rho_new = 4 > 0 (free = 0), z3 = 0: every lambda stays 0. t2: rho_new = 5,
+    # free = 0: lambda_i = 0, lambda_v = dz / dv_- = 1/235 (the jump adds lambda_rho / dv_- = 0).
+    # t1 (free = 1): lambda_i = 0.2 * (1/235), lambda_v = 0.9/235; t0: lambda_i = 0.2/235 +
+    # 0.2 * (0.9/235 - 0.2/235) = 0.34/235. dL/dx_t = lambda_i after step t's update
+    g, = torch.autograd.grad(z.sum(), x)
+    assert flat(g) == pytest.approx([0.34 / 235, 0.2 / 235, 0.0, 0.0], rel=1e-12, abs=1e-15)
+    # rho_reset = 1: the period ends at t3 (rho_prev = 1, rho_new = 0). L = sum z + v_3.
+    z, s = F.norse_lif_refrac_adjoint_multistep(x, NorseLIFRefracParams(rho_reset=1.0))
+    assert flat(z) == [0.0, 0.0, 1.0, 0.0] and flat(s.lif.v) == [0.0]  # t3 held at t2's reset value
+    # t3: free = 1: lambda_i = 0.2 * 1 = 0.2, lambda_v = 0.9; end = 1: lambda_rho = 0.9 * dv_+,
+    #     dv_+ = 100 * ((0 - 0) + 2.56) = 256 -> 230.4
+    # t2: free = 0 (rho_new = 1): lambda_i = 0.2 + 0.2 * (0 - 0.2) = 0.16; z2 = 1:
+    #     lambda_v = 230.4/235 + 1/235 = 231.4/235; end = 0: lambda_rho kept
+    # t1: lambda_i = 0.16 + 0.2 * (231.4/235 - 0.16), lambda_v = 0.9 * 231.4/235; t0 likewise
+    g, = torch.autograd.grad(z.sum() + s.lif.v.sum(), x)
+    l1 = 0.16 + 0.2 * (231.4 / 235 - 0.16)
+    l0 = l1 + 0.2 * (0.9 * 231.4 / 235 - l1)
+    assert flat(g) == pytest.approx([l0, l1, 0.16, 0.2], rel=1e-12)
+
+
+def test_refractory_adjoint_has_the_forward_of_the_refractory_lif_and_loops_its_step():
+    p = NorseLIFRefracParams(P, 2.0)
+    x = _rand(12, 3, 5).double().requires_grad_()
+    z, s, tr = F.norse_lif_refrac_adjoint_multistep(x, p, dt=DT, return_traces=True)
+    zb, sb, trb = norse_lif_refrac_multistep(x, p, dt=DT, return_traces=True)
+    assert torch.equal(z, zb) and torch.equal(tr.lif.v, trb.lif.v) and torch.equal(tr.rho, trb.rho)
+    assert 0 < z.sum() < z.numel()
+    zl, sl = _loop(lambda a, b: F.norse_lif_refrac_adjoint_step(a, b, p, DT), x, None)
+    g = torch.autograd.grad(z.sum() + s.lif.v.sum(), x)[0]
+    gl = torch.autograd.grad(zl.sum() + sl.lif.v.sum(), x)[0]
+    assert torch.equal(z, zl) and torch.equal(g, gl)

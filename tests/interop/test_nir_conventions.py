@@ -134,8 +134,8 @@ def test_convention_defaults_and_errors():
     assert torch.equal(from_nir(g, dt=1e-3, convention="spikefuse")(x), net(x))
     with pytest.raises(TypeError, match="dt"):
         from_nir(g)                                                                   # nir/spikefuse need dt
-    with pytest.raises(ValueError, match=r"convention: expected None or one of \['nir', 'norse', 'sinabs', "
-                                         r"'snntorch', 'spikefuse', 'spikingjelly'\], got 'lava'"):
+    with pytest.raises(ValueError, match=r"convention: expected None or one of \['hxtorch', 'lava-dl', 'nir', "
+                                         r"'norse', 'sinabs', 'snntorch', 'spikefuse', 'spikingjelly'\], got 'lava'"):
         from_nir(g, dt=1e-3, convention="lava")
     with pytest.raises(TypeError, match="convention"):
         from_nir(g, dt=1e-3, convention=1)

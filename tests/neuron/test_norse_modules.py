@@ -128,7 +128,8 @@ def test_module_errors():
 
 
 def test_adjoint_gradient_option():
-    from spikefuse.functional.norse import norse_lif_adjoint_multistep, norse_lif_recurrent_adjoint_multistep
+    from spikefuse.functional.norse import (norse_lif_adjoint_multistep, norse_lif_recurrent_adjoint_multistep,
+                                            norse_lif_refrac_adjoint_multistep)
 
     x = _x().requires_grad_()
     z, s = NorseLIF(P, gradient="adjoint")(x)
@@ -140,8 +141,13 @@ def test_adjoint_gradient_option():
     z, s = m(x)
     zf, _ = norse_lif_recurrent_adjoint_multistep(x, m.input_weights, m.recurrent_weights, P)
     assert torch.equal(z, zf)
+    rp = NorseLIFRefracParams(P, 2.0)
+    z, s = NorseLIFRefrac(rp, gradient="adjoint")(x)
+    zf, sf = norse_lif_refrac_adjoint_multistep(x, rp)
+    g = torch.autograd.grad(z.sum() + s.lif.v.sum(), x)[0]
+    assert torch.equal(z, zf) and torch.equal(g, torch.autograd.grad(zf.sum() + sf.lif.v.sum(), x)[0])
     with pytest.raises(ValueError, match="gradient: expected one of \\['bptt'\\]"):
-        NorseLIFRefrac(gradient="adjoint")
+        NorseLIFAdEx(gradient="adjoint")  # norse has no LIFAdEx adjoint
     with pytest.raises(ValueError, match="p.method: 'adjoint' is how norse's modules ask"):
         NorseLIF(P._replace(method="adjoint"))
 

@@ -9,7 +9,7 @@ to spikefuse for the released behaviour (see spikefuse.functional.norse).
 import pytest
 import torch
 
-nt = pytest.importorskip("norse.torch", reason="norse is not installed (pip install --no-deps norse)")
+nt = pytest.importorskip("norse.torch", reason="norse is not installed (pip install --no-deps -r requirements-peers.txt)")
 from norse.torch.functional.lif import LIFParameters  # noqa: E402
 from norse.torch.functional.lif_adex import LIFAdExParameters  # noqa: E402
 from norse.torch.functional.lif_refrac import LIFRefracParameters  # noqa: E402
@@ -176,3 +176,35 @@ def test_adjoint_gradients_agree_with_norse():
         vs.append(s.v)
     z, st = NorseLIF(ps, record_states=True, gradient="adjoint")(x)
     _agree(z, torch.stack(zs), (st.v,), (torch.stack(vs),), (x,))
+
+
+@pytest.mark.parametrize("rho_reset", [3.0, 1.0])
+def test_refractory_adjoint_agrees_with_norse(rho_reset):
+    # norse's functional refractory adjoint step (its modules would pass method="adjoint" to
+    # threshold() in the forward); rho_reset = 1 makes every period end one step after its
+    # spike, the lambda_rho <- lambda_v dv_+ branch
+    from norse.torch.functional.adjoint.lif_refrac_adjoint import lif_refrac_feed_forward_adjoint_step
+    from norse.torch.functional.lif import LIFFeedForwardState
+    from norse.torch.functional.lif_refrac import LIFRefracFeedForwardState
+
+    pn, ps = _norse_p("super")
+    x = _x()
+    _, B, N = x.shape
+    s = LIFRefracFeedForwardState(LIFFeedForwardState(torch.full((B, N), 0.05), torch.zeros(B, N)),
+                                  torch.zeros(B, N))
+    zs, traces = [], []
+    for x_t in x:
+        z_t, s = lif_refrac_feed_forward_adjoint_step(x_t, s, LIFRefracParameters(pn, torch.as_tensor(rho_reset)))
+        zs.append(z_t)
+        traces.append((s.lif.v, s.lif.i, s.rho))
+    ref = [torch.stack(t) for t in zip(*traces)]
+    z, tr = NorseLIFRefrac(F.NorseLIFRefracParams(ps, rho_reset), record_states=True, gradient="adjoint")(x)
+    assert ((tr.rho[:-1] == 1) & (tr.lif.v[1:] != 0)).any()  # periods end with a charged membrane
+    _agree(z, torch.stack(zs), (tr.lif.v, tr.lif.i, tr.rho), ref, (x,))
+    # not backpropagation through the same steps
+    za, tra = NorseLIFRefrac(F.NorseLIFRefracParams(ps, rho_reset), record_states=True, gradient="adjoint")(x)
+    zb, trb = NorseLIFRefrac(F.NorseLIFRefracParams(ps, rho_reset), record_states=True)(x)
+    assert torch.equal(zb, za)
+    ga = torch.autograd.grad(za.sum() + tra.lif.v.sum(), x)[0]
+    gb = torch.autograd.grad(zb.sum() + trb.lif.v.sum(), x)[0]
+    assert not torch.allclose(ga, gb, atol=1e-3)

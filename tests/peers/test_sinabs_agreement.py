@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-sl = pytest.importorskip("sinabs.layers", reason="sinabs is not installed (pip install --no-deps sinabs pbr)")
+sl = pytest.importorskip("sinabs.layers", reason="sinabs is not installed (pip install --no-deps -r requirements-peers.txt)")
 from sinabs.activation import (MaxSpike, MembraneReset, MembraneSubtract, MultiSpike,  # noqa: E402
                                SingleSpike)
 

@@ -35,6 +35,24 @@ the surrogate's gradient: the counter carries gradient)::
 
 so a spike at step ``t`` blocks steps ``t+1 .. t+rho_reset`` (``rho_reset = 5``: five steps).
 
+Its adjoint (norse ``lif_refrac_feed_forward_adjoint_step``,
+:func:`norse_lif_refrac_adjoint_multistep`): the same forward; one step back, with the incoming
+``dz``, ``lambda_v``, ``lambda_i``, ``lambda_rho``, ``free = 1 - 1[rho_new > 0]`` (the counter
+*after* the step, so also 0 at a spike's own step), ``end = 1[rho_prev == 1]`` and ``dv_-`` /
+``dv_+`` as for the LIF adjoint (``tau_mem_inv * ((v_leak - v) + i_prev)`` with the membrane
+before / after the step)::
+
+    lambda_i  += dt * tau_syn_inv * (free * lambda_v - lambda_i)
+    lambda_v  -= free * tau_mem_inv * dt * lambda_v
+    lambda_v   = (1 - z) lambda_v + z lambda_rho / dv_- + z dz / dv_-      (NaN -> 0)
+    lambda_rho = (1 - end) lambda_rho + end * lambda_v * dv_+
+    dL/dx = lambda_i
+
+norse's equations as written (the jump adds ``lambda_rho / dv_-`` where the LIF adjoint
+multiplies ``lambda_v`` by ``dv_+ / dv_-``). norse's *recurrent* refractory adjoint
+(``lif_refrac_adjoint_step``) fails in 1.1.0 (its backward reads ``p.tau_syn_inv`` of a
+``LIFRefracParameters``, which has none); spikefuse has no recurrent refractory family.
+
 **Adaptive exponential LIF** (norse ``lif_adex_feed_forward_step``; family ``norse.lif_adex``)::
 
     i_jump = i + x
@@ -129,6 +147,8 @@ __all__ = [
     "norse_lif_recurrent_adjoint_multistep",
     "norse_lif_refrac_step",
     "norse_lif_refrac_multistep",
+    "norse_lif_refrac_adjoint_step",
+    "norse_lif_refrac_adjoint_multistep",
     "norse_lif_adex_step",
     "norse_lif_adex_multistep",
 ]
@@ -453,15 +473,37 @@ def _nan_to_zero(t: Tensor) -> Tensor:
     return t.masked_fill(t.isnan(), 0.0)  # norse zeroes NaN (0 * inf), keeps inf
 
 
+def _decay_lambdas(lambda_v, lambda_i, p, dt, free=1.0):
+    """The adjoint's decay over one step back; ``free`` = ``1 - 1[rho > 0]`` for the refractory
+    neuron (norse's ``1 - refrac_mask``), 1 otherwise (a factor 1 changes no bit)."""
+    dlambda_i = p.tau_syn_inv * (free * lambda_v - lambda_i)
+    lambda_i = lambda_i + dt * dlambda_i
+    lambda_v = lambda_v - free * p.tau_mem_inv * dt * lambda_v
+    return lambda_v, lambda_i
+
+
 def _adjoint_lambdas(z, dv_m, dv_p, dz, lambda_v, lambda_i, p, dt):
     """One step back of norse's adjoint equations (``LIFAdjointFunction.backward``)."""
-    dlambda_i = p.tau_syn_inv * (lambda_v - lambda_i)
-    lambda_i = lambda_i + dt * dlambda_i
-    lambda_v = lambda_v - p.tau_mem_inv * dt * lambda_v
+    lambda_v, lambda_i = _decay_lambdas(lambda_v, lambda_i, p, dt)
     output_term = _nan_to_zero(z * (1 / dv_m) * dz)
     jump_term = _nan_to_zero(z * (dv_p / dv_m))
     lambda_v = (1 - z) * lambda_v + jump_term * lambda_v + output_term
     return lambda_v, lambda_i
+
+
+def _refrac_adjoint_lambdas(saved, dz, lambda_v, lambda_i, lambda_rho, p, dt):
+    """One step back of norse's refractory adjoint (``LIFAdjointRefracFeedForwardFunction``):
+    the LIF decay where ``rho_new = 0``, a spike's jump term ``z lambda_rho / dv_-`` (added, not
+    multiplied by ``lambda_v``), and ``lambda_rho`` takes ``lambda_v dv_+`` where the previous
+    counter was 1 (the step that ends a refractory period)."""
+    z, rho_new, period_end, dv_m, dv_p = saved
+    free = 1 - torch.gt(rho_new, 0.0).to(rho_new.dtype)
+    lambda_v, lambda_i = _decay_lambdas(lambda_v, lambda_i, p, dt, free)
+    output_term = _nan_to_zero(z * (1 / dv_m) * dz)
+    jump_term = _nan_to_zero(z * (lambda_rho / dv_m))
+    lambda_v = (1 - z) * lambda_v + jump_term + output_term
+    lambda_rho = (1 - period_end) * lambda_rho + period_end * lambda_v * dv_p
+    return lambda_v, lambda_i, lambda_rho
 
 
 def _dv(p, v, i):
@@ -500,9 +542,30 @@ class _RecAdjoint(torch.autograd.Function):
         return lambda_i.mm(w_in), lambda_i.mm(w_rec), lambda_v, lambda_i, dw_in, dw_rec, None, None
 
 
+class _RefracAdjoint(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, v, i, rho, p, dt):
+        z, s = _refrac_step(x, NorseLIFRefracState(NorseLIFState(v, i), rho), p, dt)
+        period_end = torch.eq(rho, 1.0).to(rho.dtype)
+        ctx.save_for_backward(z, s.rho, period_end, _dv(p.lif, v, i), _dv(p.lif, s.lif.v, i))
+        ctx.p, ctx.dt = p.lif, dt
+        return z, s.lif.v, s.lif.i, s.rho
+
+    @staticmethod
+    def backward(ctx, dz, lambda_v, lambda_i, lambda_rho):
+        lambda_v, lambda_i, lambda_rho = _refrac_adjoint_lambdas(ctx.saved_tensors, dz, lambda_v, lambda_i,
+                                                                 lambda_rho, ctx.p, ctx.dt)
+        return lambda_i, lambda_v, lambda_i, lambda_rho, None, None
+
+
 def _ff_adjoint_step(x, state: NorseLIFState, p, dt):
     z, v, i = _FFAdjoint.apply(x, state.v, state.i, p, dt)
     return z, NorseLIFState(v, i)
+
+
+def _refrac_adjoint_step(x, state: NorseLIFRefracState, p: NorseLIFRefracParams, dt):
+    z, v, i, rho = _RefracAdjoint.apply(x, state.lif.v, state.lif.i, state.rho, p, dt)
+    return z, NorseLIFRefracState(NorseLIFState(v, i), rho)
 
 
 def _rec_adjoint_step(x, state: NorseLIFRecurrentState, w_in, w_rec, p, dt):
@@ -524,6 +587,8 @@ class _Model(NamedTuple):
 _FF = _Model("norse_lif", NorseLIFParams, NorseLIFState, _check_lif, _ff_step)
 _FF_ADJOINT = _Model("norse_lif_adjoint", NorseLIFParams, NorseLIFState, _check_lif, _ff_adjoint_step)
 _REFRAC = _Model("norse_lif_refrac", NorseLIFRefracParams, NorseLIFRefracState, _check_refrac, _refrac_step)
+_REFRAC_ADJOINT = _Model("norse_lif_refrac_adjoint", NorseLIFRefracParams, NorseLIFRefracState, _check_refrac,
+                         _refrac_adjoint_step)
 _ADEX = _Model("norse_lif_adex", NorseLIFAdExParams, NorseLIFAdExState, _check_adex, _adex_step)
 
 
@@ -636,6 +701,12 @@ norse_lif_adjoint_step, norse_lif_adjoint_multistep = _public(
 #: norse's ``lif_refrac_feed_forward_step`` / ``LIFRefracCell`` over time
 norse_lif_refrac_step, norse_lif_refrac_multistep = _public(
     _REFRAC, "lif_refrac_feed_forward_step", "LIFRefracCell (over time)", NorseLIFRefracParams())
+#: norse's ``lif_refrac_feed_forward_adjoint_step``: the forward of
+#: :func:`norse_lif_refrac_step`, norse's refractory adjoint backward (equations in the module
+#: docstring)
+norse_lif_refrac_adjoint_step, norse_lif_refrac_adjoint_multistep = _public(
+    _REFRAC_ADJOINT, "lif_refrac_feed_forward_adjoint_step", "LIFRefracCell with LIFAdjointRefracFeedForwardFunction",
+    NorseLIFRefracParams())
 #: norse's ``lif_adex_feed_forward_step`` / ``norse.torch.LIFAdEx``
 norse_lif_adex_step, norse_lif_adex_multistep = _public(
     _ADEX, "lif_adex_feed_forward_step", "LIFAdEx", NorseLIFAdExParams())

@@ -6,7 +6,7 @@ They take norse's arguments: ``p`` (the parameters, norse's field names; a norse
 ``LIFParameters`` / ``LIFRefracParameters`` / ``LIFAdExParameters`` object is accepted as it is,
 since the fields are the same), ``dt`` (default 1e-3 s), ``record_states``; the recurrent one
 also ``input_size, hidden_size, input_weights, recurrent_weights, autapses``; ``gradient="adjoint"``
-(LIF and recurrent LIF) selects norse's adjoint backward. As in norse,
+(LIF, recurrent LIF and LIFRefrac) selects norse's adjoint backward. As in norse,
 ``forward(x, state=None)`` takes ``(T, B, *features)`` and returns ``(spikes, state)``: the
 final state, or with ``record_states=True`` the state of every step stacked; ``state=None``
 starts from rest (``v = v_leak``, ``i = 0``) on every call. ``return_state=False`` returns the
@@ -165,10 +165,13 @@ class NorseLIFRefrac(_NorseNeuron):
     ``rho_reset`` (5), which counts down by one per step; while ``rho > 0`` spikes are
     suppressed and the membrane is held at its previous value (the current keeps integrating).
     ``p``: norse's ``LIFRefracParameters(lif=LIFParameters(...), rho_reset=5.0)``.
+    ``gradient="adjoint"``: norse's refractory adjoint (``LIFAdjointRefracFeedForwardFunction``,
+    see :mod:`spikefuse.functional.norse`).
     """
 
     _params_type = F.NorseLIFRefracParams
     _multistep = staticmethod(F.norse_lif_refrac_multistep)
+    _adjoint_multistep = staticmethod(F.norse_lif_refrac_adjoint_multistep)
 
 
 class NorseLIFAdEx(_NorseNeuron):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 
+from .._validate import all_finite
 from .config import TrainConfig
 
 
@@ -28,6 +29,7 @@ class _Split:
         self.n = n
         self.ds = ds
         self.x = self.y = None
+        self._finite = None
         inputs, labels = getattr(ds, "inputs", None), getattr(ds, "labels", None)
         if (not self.time_first and isinstance(inputs, torch.Tensor) and isinstance(labels, torch.Tensor)
                 and getattr(ds, "transform", None) is None and len(inputs) == n):
@@ -37,13 +39,26 @@ class _Split:
             self.x = torch.stack(xs, dim=1 if self.time_first else 0).float()
             self.y = torch.as_tensor(ys, dtype=torch.int64)
 
-    def batch(self, idx: list[int]):
+    def batch(self, idx):
+        """Inputs and labels of the samples ``idx`` (a list of ints or an int64 tensor)."""
         if self.x is not None:
-            t = torch.as_tensor(idx, dtype=torch.int64)
+            t = idx if isinstance(idx, torch.Tensor) else torch.as_tensor(idx, dtype=torch.int64)
             x = self.x[:, t] if self.time_first else self.x[t]
             return x, self.y[t]
+        if isinstance(idx, torch.Tensor):
+            idx = idx.tolist()
         collate = self.info.collate_fn or torch.utils.data.default_collate
         return collate([self.ds[i] for i in idx])
+
+    def values_checked(self) -> bool:
+        """True when the split is held in memory and holds no NaN/inf (scanned once, on the
+        first call): the models need not scan each of its batches again. False otherwise (a
+        split read sample by sample, or one with a NaN/inf: its batches keep their per-call
+        check, which names the bad input where it is used, as before)."""
+        if self._finite is None:
+            self._finite = bool(self.x is not None and self.x.is_floating_point() and self.x.numel()
+                                and all_finite(self.x))
+        return self._finite
 
 
 def load_split(cfg: TrainConfig, split: str, max_samples=None):

@@ -2,6 +2,7 @@
 run and record every epoch, then test and write the results."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -18,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import layers as L
 from .checkpoint import (CHECKPOINT_NAME, CheckpointError, _rng_state, _schedule_state,
                          _set_rng_state, atomic_write, check_train_checkpoint, load_checkpoint,
                          save_checkpoint)
@@ -33,7 +35,15 @@ def _unwrap(model: nn.Module) -> nn.Module:
 
 
 def _autocast(cfg: TrainConfig, device: torch.device):
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=cfg.amp)
+    if not cfg.amp:  # nothing to switch: no autocast state to enter and leave every step
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def _checked_inputs(split: _Split):
+    """Inside it the model skips the NaN/inf scan of each batch, where the split's values were
+    scanned once (:meth:`_Split.values_checked`); a no-op for other splits."""
+    return L.trusted_inputs() if split.values_checked() else contextlib.nullcontext()
 
 
 @torch.no_grad()
@@ -45,7 +55,7 @@ def evaluate(model: nn.Module, split: _Split, cfg: TrainConfig, device, batch_si
         idx = list(range(start, min(split.n, start + batch_size)))
         x, y = split.batch(idx)
         x, y = x.to(device), y.to(device)
-        with _autocast(cfg, device):
+        with _autocast(cfg, device), _checked_inputs(split):
             logits, rec = model(x, record=True)
         logits = logits.float()
         total_loss += F.cross_entropy(logits, y, reduction="sum").item()
@@ -320,34 +330,72 @@ def _progress_bar(run: _Run, epoch: int, progress: bool):
                 leave=False, dynamic_ncols=True, file=sys.stderr)
 
 
+class _Tally:
+    """The epoch's summed loss and correct count. On the CPU ``loss.item()`` is a read, not a
+    device synchronisation: the sums are Python numbers, as they always were. On a GPU they
+    stay on the device (the same float64 arithmetic, so the same numbers) and are read once
+    per epoch, or when a progress bar shows them."""
+
+    def __init__(self, device: torch.device, on_device: Optional[bool] = None):
+        self.on_device = device.type != "cpu" if on_device is None else on_device
+        if self.on_device:
+            self.loss = torch.zeros((), dtype=torch.float64, device=device)
+            self.correct = torch.zeros((), dtype=torch.int64, device=device)
+        else:
+            self.loss, self.correct = 0.0, 0
+        self.seen = 0
+
+    def add(self, loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor, n: int) -> None:
+        hits = (logits.argmax(1) == y).sum()
+        if self.on_device:
+            self.loss += loss.detach().double() * n
+            self.correct += hits
+        else:
+            self.loss += loss.item() * n
+            self.correct += int(hits)
+        self.seen += n
+
+    def totals(self) -> tuple:
+        if self.on_device:
+            return float(self.loss), int(self.correct), self.seen
+        return self.loss, self.correct, self.seen
+
+
+def _train_step(run: _Run, x, y, tally: _Tally) -> None:
+    """One optimisation step on the batch ``(x, y)``."""
+    with _autocast(run.cfg, run.device):
+        logits = run.net(x)
+    loss = F.cross_entropy(logits.float(), y)
+    run.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    run.opt.step()
+    run.sched.step()
+    tally.add(loss, logits, y, len(y))
+
+
 def _run_epoch(run: _Run, epoch: int, progress: bool) -> tuple:
     """One pass over the training split; returns ``(sum_loss, sum_correct, seen)`` summed over
-    every process."""
-    cfg, device = run.cfg, run.device
+    every process. Per step only the batch, the model and the optimizer run: the split's values
+    were scanned for NaN/inf once (:func:`_checked_inputs`), the sample order is one index
+    tensor per epoch, and the metrics are summed without a device synchronisation."""
+    device = run.device
     run.sampler.set_epoch(epoch)
-    order = list(iter(run.sampler))
+    order = torch.as_tensor(list(iter(run.sampler)), dtype=torch.int64)
     run.net.train()
-    sum_loss, sum_correct, seen = 0.0, 0, 0
+    tally = _Tally(device)
     bar = _progress_bar(run, epoch, progress)
-    for b in range(run.steps_per_epoch):
-        idx = order[b * run.local_bs:(b + 1) * run.local_bs]
-        x, y = run.train_s.batch(idx)
-        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        with _autocast(cfg, device):
-            logits = run.net(x)
-        loss = F.cross_entropy(logits.float(), y)
-        run.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        run.opt.step()
-        run.sched.step()
-        sum_loss += loss.item() * len(idx)
-        sum_correct += int((logits.argmax(1) == y).sum())
-        seen += len(idx)
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(loss=f"{sum_loss / seen:.4f}", acc=f"{sum_correct / seen:.4f}")
+    with _checked_inputs(run.train_s):
+        for b in range(run.steps_per_epoch):
+            x, y = run.train_s.batch(order[b * run.local_bs:(b + 1) * run.local_bs])
+            _train_step(run, x.to(device, non_blocking=True), y.to(device, non_blocking=True), tally)
+            if bar is not None:
+                sum_loss, sum_correct, seen = tally.totals()
+                bar.set_postfix(loss=f"{sum_loss / seen:.4f}", acc=f"{sum_correct / seen:.4f}",
+                                refresh=False)  # drawn by update(), at most every mininterval
+                bar.update(1)
     if bar is not None:
         bar.close()
+    sum_loss, sum_correct, seen = tally.totals()
     if run.dist.distributed:
         import torch.distributed as dist
 

@@ -70,7 +70,7 @@ class _SequenceClassifier(nn.Module):
         return x.reshape(x.shape[0], x.shape[1], *self.input_shape)
 
     def _check(self, x):
-        check_tensor("x", x, min_ndim=3 if self.time_first else 2)
+        check_tensor("x", x, min_ndim=3 if self.time_first else 2, finite=not L.inputs_trusted())
         per_step = x[0, 0] if self.time_first else x[0]
         if per_step.numel() != math.prod(self.input_shape):
             raise ValueError(f"x: expected {math.prod(self.input_shape)} input features per step "

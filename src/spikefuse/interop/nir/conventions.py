@@ -23,6 +23,10 @@ evidence). A convention reads a graph the way the tool that wrote it runs it:
 - ``"sinabs"``: sinabs 3.1 writes time constants in steps (``dt = 1``) and runs ``LIF`` with an
   exact exponential decay ``exp(-1/tau)``, normalised input, multi-spikes and a subtractive reset;
   ``IF`` as ``IAF``. Needs spikefuse's sinabs families.
+- ``"hxtorch"``, ``"lava-dl"``: the hardware stacks' exporters (:mod:`._hardware`): hxtorch's
+  ``CubaLIF``/``CubaLI`` (ms, ``dt = 1e-6`` s) as its CUBA LIF (one-step synaptic delay, 1 us
+  refractory time) and LI; lava-dl's ``CubaLIF`` (``tau = 1 / iDecay``, mantissas) as the
+  fixed-point Loihi CUBA neuron, its weights as mantissas / 64.
 
 The peers write no metadata and the same node types, so which tool wrote a graph cannot be told
 from the graph (a snnTorch and a SpikingJelly CubaLIF at ``dt = 1e-4`` are identical in every
@@ -39,6 +43,7 @@ import torch
 from torch import nn
 
 from ... import families as _families
+from . import _hardware
 from ._common import NIRConversionError, _require_nir
 from .modules import NIRCubaLIF, NIRIF, NIRLI, NIRLIF
 
@@ -52,9 +57,12 @@ CONVENTIONS = {
     "spikingjelly": "SpikingJelly 2.0 (dt 1e-4 by default; LIFNode / IFNode / CUBALIFNode, >=)",
     "norse": "norse 1.1 (dt 1e-3 by default; time constants written as dt*tau, input as a current jump)",
     "sinabs": "sinabs 3.1 (time in steps, dt = 1; exponential decay, multi-spikes, subtractive reset)",
+    "hxtorch": "hxtorch (tau in ms, dt 1e-6 s; its CUBA LIF with a one-step synaptic delay and 1 us refractory time)",
+    "lava-dl": "lava-dl netx (tau = 1 / integer Loihi decay, mantissas; the fixed-point Loihi CUBA neuron)",
 }
-#: the dt (s; sinabs: steps) each peer writes and runs its graphs with by default
-PEER_DT = {"snntorch": 1e-4, "spikingjelly": 1e-4, "norse": 1e-3, "sinabs": 1.0}
+#: the dt (s; sinabs, lava-dl: steps) each peer writes and runs its graphs with by default
+PEER_DT = {"snntorch": 1e-4, "spikingjelly": 1e-4, "norse": 1e-3, "sinabs": 1.0, "hxtorch": _hardware.HXTORCH_DT,
+           "lava-dl": _hardware.LAVA_DL_DT}
 
 
 def has_spikefuse_metadata(graph) -> bool:
@@ -265,6 +273,7 @@ def _register() -> None:
         ("sinabs", nirm.LIF): _sinabs_lif, ("sinabs", nirm.IF): _sinabs_if, ("sinabs", nirm.LI): _sinabs_refused,
         ("sinabs", nirm.CubaLIF): _sinabs_refused,
     })
+    _BUILDERS.update(_hardware.builders(nirm))  # "hxtorch", "lava-dl"
 
 
 def builder_for(convention: str, node_type: type) -> Optional[Builder]:
