@@ -55,3 +55,13 @@ def test_bit_exact_against_reference(refractory, tensor, threads):
     for a, b in zip(grads_c[1:], grads_r[1:]):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5 * max(1.0, b.abs().max().item()))
     assert 0 < outs_r[0].sum() < outs_r[0].numel()
+
+
+def test_refractory_variant_has_its_own_spec():
+    from spikefuse.kernels import scan
+    from spikefuse.kernels.cpu import cuba as C
+
+    plain, refr = scan.find("cpu", "cuba"), scan.find("cpu", "cuba_refractory")
+    assert plain is C.CUBA_SCAN.spec and refr is C.CUBA_REFRACTORY_SCAN.spec
+    assert (plain.saved_bytes, plain.moved_bytes, refr.saved_bytes, refr.moved_bytes) == (0, 16, 1, 17)
+    assert "refractory_mask" in refr.saved and "refractory_mask" not in plain.saved

@@ -113,10 +113,8 @@ def test_fallback_without_numba_warns_once_and_gives_the_same_results(monkeypatc
     finally:
         monkeypatch.undo()
         jit.reset_for_tests()
-    for a, b in zip(compiled[:2] + compiled[4:], fallback[:2] + fallback[4:]):
+    for a, b in zip(compiled, fallback):
         assert torch.equal(a, b)
-    for a, b in zip(compiled[2:4], fallback[2:4]):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
     assert jit.kernels("lif") is not None
 
 

@@ -1,9 +1,9 @@
 """Numba hxtorch CUBA LIF scans, plain and refractory (SPEC.md section 13), loaded through
 :mod:`.jit`. The same fp32 operations in the same order as the torch-op loop of :mod:`.cuba`
-(so the forward is bit-identical to the reference); per-neuron constant arrays ``(M,)``
-Variants are closures with
-their flags as compile-time constants; a kernel runs neurons ``[j0, j1)`` tile by tile (see
-``_nb_lif``).
+(so the forward is bit-identical to the reference; resets are the reference's 0/1 products,
+``(1 - z) v + z reset``, so the inner loop has no data-dependent branch); per-neuron constant
+arrays ``(M,)``. Variants are closures with their flags as compile-time constants; a kernel runs
+neurons ``[j0, j1)`` tile by tile (see ``_nb_lif``).
 """
 from __future__ import annotations
 
@@ -37,18 +37,15 @@ def make_fwd(refractory: int):
                     ci = i[j] * cs[j] + xt[j]
                     vn = v[j] + dv
                     z = F1 if vn > th[j] else F0
+                    vn = (F1 - z) * vn + z * rs[j]          # the reference's reset, no branch
                     if refractory:
                         m = F1 if ref[j] > F0 else F0
-                        mt[j] = 1 if m > F0 else 0
-                        if z > F0 or m > F0:
-                            vn = rs[j]
-                        z = F1 if z > m else F0
+                        mt[j] = np.uint8(m)
+                        vn = (F1 - m) * vn + m * rs[j]
+                        z = (F1 - m) * z
                         r = ref[j] - m
-                        if r < F0:
-                            r = F0
-                        ref[j] = rr[j] if z > F0 else r
-                    elif z > F0:
-                        vn = rs[j]
+                        r = F0 if r < F0 else r             # relu (NaN stays NaN)
+                        ref[j] = (F1 - z) * r + z * rr[j]
                     zt[j] = z
                     vt[j] = vn
                     it[j] = ci

@@ -121,10 +121,12 @@ def make_bwd(kind: int, hard: int, detach: int, recip: int, kid: int, has_gs: in
     @njit(cache=True, nogil=True, error_model="numpy")
     def lif_bwd(H, x, gs, gvseq, ghseq, gvlast, tau, vth, vr, v0, c0, c1, gx, gv0, gtau, gvth, gvr, j0, j1):
         T = H.shape[0]
+        split = has_gvseq and kind != 0
         for a in range(j0, j1, TILE):
             b = min(j1, a + TILE)
             n = b - a
             carry = gvlast[a:b].copy() if has_gvlast else np.zeros(n, np.float32)
+            cq = np.zeros(n, np.float32)    # split: carry = gH[t+1], cq = its -dV term
             at, ath, ar = np.zeros(n, np.float32), np.zeros(n, np.float32), np.zeros(n, np.float32)
             ta, th, rs = tau[a:b], vth[a:b], vr[a:b]
             for t in range(T - 1, -1, -1):
@@ -134,7 +136,10 @@ def make_bwd(kind: int, hard: int, detach: int, recip: int, kid: int, has_gs: in
                 ghxt = ghseq[t, a:b] if has_ghseq else ghseq[0, 0:1]
                 gxt = gx[t, a:b] if need_x else gx[0, 0:1]
                 for jj in range(n):
-                    gv = gvt[jj] + carry[jj] if has_gvseq else carry[jj]
+                    if split:       # autograd adds the trace's gradient first
+                        gv = (gvt[jj] + carry[jj]) + (-cq[jj])
+                    else:
+                        gv = gvt[jj] + carry[jj] if has_gvseq else carry[jj]
                     gspk = gst[jj] if has_gs else F0
                     ghx = ghxt[jj] if has_ghseq else F0
                     gh, gsg, s = _vjp_h(gv, gspk, ghx, ht[jj], th[jj], rs[jj], hard, detach, kid, c0, c1)
@@ -146,7 +151,11 @@ def make_bwd(kind: int, hard: int, detach: int, recip: int, kid: int, has_gs: in
                         gvp = gh + (-q)
                     if need_x:
                         gxt[jj] = q if kind == 1 else gh
-                    carry[jj] = gvp
+                    if split:
+                        carry[jj] = gh
+                        cq[jj] = q
+                    else:
+                        carry[jj] = gvp
                     if need_params:
                         j = a + jj
                         ath[jj] += -gsg if hard else -gsg + (-gv) * s
@@ -157,6 +166,9 @@ def make_bwd(kind: int, hard: int, detach: int, recip: int, kid: int, has_gs: in
                         if kind != 0:
                             vp = v0[j] if t == 0 else reset(H[t - 1, j], th[jj], rs[jj], hard)[1]
                             at[jj] += _tau_term(gh, x[t, j] if kind == 1 else F0, vp, ta[jj], rs[jj], kind, recip)
+            if split:
+                for jj in range(n):
+                    carry[jj] = carry[jj] + (-cq[jj])
             gv0[a:b] = carry
             if need_params:
                 gtau[a:b] = at

@@ -335,7 +335,8 @@ def _cuba_op(x, consts, refractory: bool, out_dtype):
     mask = sum(1 << k for k, c in enumerate(consts) if isinstance(c, torch.Tensor))
     tensors = [x] + [c if isinstance(c, torch.Tensor) else None for c in consts]
     f = [0.0 if isinstance(c, torch.Tensor) else float(c) for c in consts]
-    spk, mem, cur, _ = CUBA_SCAN.apply(tensors, f, [int(refractory), IO_DTYPES.index(out_dtype), mask])
+    scan = CUBA_REFRACTORY_SCAN if refractory else CUBA_SCAN
+    spk, mem, cur, _ = scan.apply(tensors, f, [int(refractory), IO_DTYPES.index(out_dtype), mask])
     return spk, mem, cur
 
 
@@ -417,10 +418,20 @@ def _spec_fake_backward(saved, grads, f, i, needs):
     return out + [mem.new_empty((M,)) if needs[k] else None for k in range(1, 6)] + [None, None]
 
 
-CUBA_SCAN = ScanFunction(ScanSpec(
-    name="cuba_cpu", inputs=("x", "leak", "reset", "threshold", "a_m", "c_s", "alpha", "refractory_steps"),
-    states=("z", "v", "i"), params=("leak", "reset", "threshold", "tau_syn", "tau_mem"),
-    outputs=("spikes", "membrane", "current", "refractory_mask"), saved=("membrane", "current", "refractory_mask"),
-    saved_bytes=SAVED_BYTES["cuba"], moved_bytes=16,
-    forward=_spec_forward, save=_spec_save, backward=_spec_backward, fake=_spec_fake,
-    fake_backward=_spec_fake_backward))
+def _spec(name: str, refractory: bool) -> ScanFunction:
+    """The plain or refractory CUBA spec: the same callbacks (``i[0]`` says which), its own name,
+    states, saved outputs and byte counts (x, z, membrane, current; the refractory model also
+    writes its 1-byte mask), so :func:`spikefuse.kernels.scan.find` gives each variant's facts."""
+    return ScanFunction(ScanSpec(
+        name=name, inputs=("x", "leak", "reset", "threshold", "a_m", "c_s", "alpha", "refractory_steps"),
+        states=("z", "v", "i") + (("ref",) if refractory else ()),
+        params=("leak", "reset", "threshold", "tau_syn", "tau_mem"),
+        outputs=("spikes", "membrane", "current", "refractory_mask"),
+        saved=("membrane", "current") + (("refractory_mask",) if refractory else ()),
+        saved_bytes=SAVED_BYTES["cuba_refractory" if refractory else "cuba"], moved_bytes=16 + int(refractory),
+        forward=_spec_forward, save=_spec_save, backward=_spec_backward, fake=_spec_fake,
+        fake_backward=_spec_fake_backward))
+
+
+CUBA_SCAN = _spec("cuba_cpu", False)
+CUBA_REFRACTORY_SCAN = _spec("cuba_refractory_cpu", True)

@@ -41,28 +41,8 @@ from .._common import (IO_DTYPES, KIND_IF, KIND_LIF_DECAY_INPUT, KernelSurrogate
                        lif_kind, lif_outputs, lif_param_reason, lif_v0)
 from ..scan import ScanFunction, ScanSpec
 from . import jit
-from .common import time_blocks
 
 SAVED_BYTES = {"lif": 4}
-
-
-def surrogate_grad_(x: torch.Tensor, surrogate) -> torch.Tensor:
-    """``surrogate.grad(x)`` computed in place in ``x`` (fp32) for the families with a kernel id;
-    any other surrogate (``Custom``) is evaluated by its own ``grad``."""
-    kid = getattr(surrogate, "kernel_id", -1)
-    a0, a1 = surrogate.kernel_params if kid >= 0 else (0.0, 0.0)
-    if kid == 0:  # ATan: (a/2) / (1 + (pi/2 a x)^2)
-        return x.mul_(math.pi / 2 * a0).square_().add_(1.0).reciprocal_().mul_(a0 / 2)
-    if kid == 1:  # Sigmoid: a s (1 - s)
-        x.mul_(a0).sigmoid_()
-        return torch.addcmul(x, x, x, value=-1.0, out=x).mul_(a0)
-    if kid == 2:  # SuperSpike: 1 / (a |x| + 1)^2
-        return x.abs_().mul_(a0).add_(1.0).square_().reciprocal_()
-    if kid == 3:  # SLAYER exp: scale/(2 tau) exp(-|x|/tau)
-        return x.abs_().mul_(-1.0 / a0).exp_().mul_(a1 / (2 * a0))
-    if kid == 4:  # Triangle: h max(0, 1 - |x|/w)
-        return x.abs_().mul_(-1.0 / a0).add_(1.0).clamp_(min=0.0).mul_(a1)
-    return surrogate.grad(x).to(torch.float32)
 
 
 def _reset(h, sf, vth, vr, hard: bool):
@@ -121,13 +101,6 @@ def _forward_loop(x32, tau, vth, vr, v0, kind: int, hard: bool, recip: bool = Fa
     return H, S, v
 
 
-
-
-def _dhdv(tau, recip: bool):
-    """dH/dV_prev of a LIF: ``1 - 1/tau`` (``1 - tau`` when the tau slot holds ``1/tau``)."""
-    return 1.0 - tau if recip else 1.0 - 1.0 / tau
-
-
 def _tau_grad(gH, x, vprev, vr, tau, kind: int, recip: bool):
     """Gradient of the tau slot: dH/dtau = -(X - (V - Vr))/tau^2 (decay_input) or
     (V - Vr)/tau^2; for ``1/tau`` (recip) dH/d(1/tau) = X - (V - Vr) or -(V - Vr)."""
@@ -138,84 +111,144 @@ def _tau_grad(gH, x, vprev, vr, tau, kind: int, recip: bool):
     return -g if recip else g / (tau * tau)
 
 
-def _blockable(surrogate, detach: bool, g_vseq) -> bool:
-    """Whether the blocked backward gives the same bits as the full-array one. Elementwise ops
-    whose vectorised and scalar-remainder code differ (``sigmoid_``, ``exp_``, custom
-    surrogates; ``addcmul`` with a non-0/1 factor, fused multiply-add in the vector body only)
-    can round an element differently depending on where a tensor's remainder falls."""
-    if getattr(surrogate, "kernel_id", -1) not in (0, 2, 4):   # ATan, SuperSpike, Triangle
-        return False
-    return g_vseq is None or detach
+def _torch_surrogate(surrogate):
+    """The :mod:`spikefuse.surrogate` object whose own torch ops the reference's backward runs
+    (a :class:`KernelSurrogate` from a torch.library op is rebuilt from its id and parameters)."""
+    if not isinstance(surrogate, KernelSurrogate):
+        return surrogate
+    from ... import surrogate as S
+
+    a0, a1 = surrogate.kernel_params
+    make = {0: lambda: S.ATan(a0), 1: lambda: S.Sigmoid(a0), 2: lambda: S.SuperSpike.trusted(a0),
+            3: lambda: S.SLAYERExp(a0, a1), 4: lambda: S.Triangle(a0, a1)}
+    return make[surrogate.kernel_id]()
 
 
-def _backward_blocked(ctx, H, tau, vth, vr, g_spk, g_vlast, g_hseq, g_vseq):
-    """Backward when no parameter needs a gradient: the same per-element arithmetic as the
-    full-array path below (bit-identical results), computed a block of steps at a time in small
-    reused buffers, writing the input gradient in place: no full-size temporaries."""
-    kind, hard, detach, surrogate, traces, out_dtype, recip = ctx.cfg
+def _sg_times(surrogate, d):
+    """``f(g, t)``: ``g * surrogate'(d[t])`` as the reference's SpikeFn backward computes it at
+    step ``t`` (same torch ops on a same-sized row, so the same bits). The factor (ATan,
+    Triangle) or the divisor (SuperSpike) is computed for all steps at once: their ops are
+    correctly rounded IEEE operations, so where an element falls in a vector does not matter;
+    transcendental ones (Sigmoid, SLAYER's exp, custom) run per step, as in the reference (the
+    vectorised and the scalar-remainder exp can differ by an ulp)."""
+    sur = _torch_surrogate(surrogate)
+    kid = getattr(sur, "kernel_id", -1)
+    if kid in (0, 4):
+        f = sur.grad(d)
+        return lambda g, t: g.mul_(f[t])
+    if kid == 2 and hasattr(sur, "_denominator"):
+        den = sur._denominator(d)
+        return lambda g, t: g.div_(den[t])
+    return lambda g, t: sur.backward(g, d[t])
+
+
+def _spike_grad(gv, h, g_spk_t, out, tmp, vth, vr, hard: bool):
+    """The gradient reaching the spike of one step (not detached): the output's plus the
+    reset's, accumulated in autograd's order: ``(gS - gV H) + gV Vr`` (hard) or
+    ``gS - gV Vth`` (soft)."""
+    torch.mul(gv, h if hard else vth, out=out)
+    if g_spk_t is not None:
+        torch.sub(g_spk_t, out, out=out)
+    else:
+        out.neg_()
+    if hard:
+        out.add_(torch.mul(gv, vr, out=tmp))
+    return out
+
+
+def _reverse_scan(H, sg_times, ns, tau, vth, vr, cfg, grads, need_x: bool, keep: bool):
+    """The reverse scan of the torch-op fallback, step by step in the reference's (autograd's)
+    operation order, so the input and initial-state gradients are bit-identical to it. Returns
+    ``(gX or None, gV0, gH, gV)``; ``keep`` also returns ``gH`` (dL/dH[t]) and ``gV`` (the
+    gradient reaching V[t] after the reset) as ``(T, M)`` arrays for the parameter gradients."""
+    kind, hard, detach, surrogate, traces, out_dtype, recip = cfg
+    g_spk, g_vlast, g_hseq, g_vseq = (None if g is None else g.float() for g in grads)
     T, M = H.shape
     f32 = torch.float32
-    need_x = ctx.needs_input_grad[0]
-    with torch.no_grad():
-        Tb, starts, cuts, ns, blocks = time_blocks(T, M)
+    carry = g_vlast.clone() if g_vlast is not None else torch.zeros(M, dtype=f32)
+    gx = torch.empty((T, M), dtype=f32) if need_x else None
+    gH_a = torch.empty((T, M), dtype=f32) if keep else None
+    gV_a = torch.empty((T, M), dtype=f32) if keep else None
+    gh_row, gv_row, gs, tmp = (torch.empty(M, dtype=f32) for _ in range(4))
+    q = torch.zeros(M, dtype=f32)
+    decay = kind == KIND_LIF_DECAY_INPUT
+    split = g_vseq is not None and kind != KIND_IF    # carry = gH[t+1], q = its -dV part
+    for t in range(T - 1, -1, -1):
+        gv = gV_a[t] if keep else gv_row
+        if g_vseq is None:
+            gv.copy_(carry)
+        else:   # autograd adds the trace's gradient first, then the next charge's two terms
+            torch.add(g_vseq[t], carry, out=gv)
+            if split:
+                gv.sub_(q)
+        gh = gH_a[t] if keep else (gx[t] if (need_x and not decay) else gh_row)
+        torch.mul(gv, ns[t], out=gh) if hard else gh.copy_(gv)        # through the reset to H
+        if g_hseq is not None:
+            gh.add_(g_hseq[t])
+        if not detach or g_spk is not None:
+            gsum = g_spk[t].clone() if detach else _spike_grad(
+                gv, H[t], None if g_spk is None else g_spk[t], gs, tmp, vth, vr, hard)
+            gh.add_(sg_times(gsum, t))
+        if kind == KIND_IF:
+            carry.copy_(gh)
+        else:
+            torch.mul(gh, tau, out=q) if recip else torch.div(gh, tau, out=q)
+            carry.copy_(gh) if split else torch.sub(gh, q, out=carry)   # gH + (-gH / tau)
+        if need_x and (decay or keep):
+            gx[t].copy_(q if decay else gh)
+    return gx, (carry.sub_(q) if split else carry), gH_a, gV_a
 
-        x32 = ctx.x_dtype == f32
-        gH_a = torch.empty((T if (need_x and x32) else Tb, M), dtype=f32)
-        gx = torch.empty((T, M), dtype=ctx.x_dtype) if (need_x and not x32) else None
-        sg_a = torch.empty((Tb, M), dtype=f32)
-        k_a = torch.empty((Tb, M), dtype=f32) if hard else None
-        gv_a = torch.empty((Tb, M), dtype=f32) if (hard or not detach) else None
-        one = torch.ones((), dtype=f32)
-        vth_t, vr_t, tau_t = _scalar_t(vth), _scalar_t(vr), _scalar_t(tau)
-        mvth_t = _scalar_t(-vth)
-        dhdv_t = _scalar_t(1.0 if kind == KIND_IF else _dhdv(tau, recip))
-        Hs, gHs, sgs, ks, gvs, gxs = (blocks(a) for a in (H, gH_a, sg_a, k_a, gv_a, gx))
-        gspks, ghs, gvseqs = blocks(g_spk), blocks(g_hseq), blocks(g_vseq)
-        gH_rows = gH_a.unbind(0)
-        gv_rows = gv_a.unbind(0) if gv_a is not None else None
-        gH_full = gH_a.shape[0] == T
-        carry = g_vlast.float().clone() if g_vlast is not None else torch.zeros(M)
-        for b in range(len(starts) - 1, -1, -1):
-            t0, n = starts[b], ns[b]
-            h = Hs[b]
-            sg = surrogate_grad_(torch.sub(h, vth_t, out=sgs[b]), surrogate)
-            gv2h = None                                        # dV/dH (None: 1)
-            if hard:
-                k = ks[b]
-                torch.ge(h, vth_t, out=k)
-                torch.sub(one, k, out=k)                       # 1 - S (NaN H: 1, as ~(H >= Vth))
-                if detach:
-                    gv2h = k
-                else:                                          # (Vr - H) sg + 1 - S
-                    gv2h = torch.neg(h, out=gvs[b]).add_(vr_t).mul_(sg).add_(k)
-            elif not detach:
-                gv2h = torch.mul(sg, mvth_t, out=gvs[b]).add_(one)   # 1 - Vth sg
-            a = gHs[b]
-            if g_spk is not None:
-                torch.mul(sg, gspks[b], out=a)
-            else:
-                a.zero_()
-            if g_vseq is not None:
-                a.add_(gvseqs[b]) if gv2h is None else a.addcmul_(gvseqs[b], gv2h)
-            if g_hseq is not None:
-                a.add_(ghs[b])
-            o = t0 if gH_full else 0
-            if gv2h is not None:
-                rows = gv2h.unbind(0)
-            for kk in range(n - 1, -1, -1):
-                gh = gH_rows[o + kk]
-                if gv2h is None:
-                    gh.add_(carry)
-                else:
-                    gh.addcmul_(carry, rows[kk])
-                torch.mul(gh, dhdv_t, out=carry)
-            if need_x:
-                if kind == KIND_LIF_DECAY_INPUT:
-                    a.mul_(tau_t) if recip else a.div_(tau_t)
-                if gx is not None:
-                    gxs[b].copy_(a)
-        gx = (gH_a if gx is None else gx) if need_x else None
-    return (gx, None, None, None, carry if ctx.needs_input_grad[4] else None, None)
+
+def _param_grads(ctx, H, x, v0, d, ns, gH, gV, params, g_spk):
+    """tau / v_threshold / v_reset gradients of the fallback from ``gH`` and ``gV`` of
+    :func:`_reverse_scan` (vectorised reductions over time: close to the reference, not bit
+    for bit)."""
+    kind, hard, detach, surrogate, traces, out_dtype, recip = ctx.cfg
+    tau, vth, vr = params
+    need_tau, need_vth, need_vr = ctx.needs_input_grad[1:4]
+    T = H.shape[0]
+    sg = _torch_surrogate(ctx.cfg[3]).grad(d).float()
+    sf = 1.0 - ns
+    g_tau = g_vth = g_vr = None
+    if need_vth:
+        if hard:
+            dvdvth = torch.zeros_like(H) if detach else (H - vr) * sg
+        else:
+            dvdvth = -sf if detach else vth * sg - sf
+        g = gV * dvdvth
+        if g_spk is not None:
+            g.sub_(g_spk.float() * sg)
+        g_vth = g.sum(0)
+    if need_vr:
+        g = gV * sf if hard else torch.zeros_like(H)
+        if kind != KIND_IF:
+            g.add_(gH * tau if recip else gH / tau)
+        g_vr = g.sum(0)
+    if need_tau and kind != KIND_IF:
+        vprev = torch.empty_like(H)
+        vprev[0] = v0
+        if T > 1:
+            vprev[1:] = _reset(H[:-1], sf[:-1], vth, vr, hard)
+        g_tau = _tau_grad(gH, x, vprev, vr, tau, kind, recip)
+    return g_tau, g_vth, g_vr
+
+
+def _fallback_backward(ctx, H, x, v0, params, grads):
+    """The torch-op reverse scan (no numba, or a ``Custom`` surrogate)."""
+    kind, hard, detach, surrogate, traces, out_dtype, recip = ctx.cfg
+    tau, vth, vr = params
+    needs = ctx.needs_input_grad
+    keep = any(needs[1:4])
+    d = torch.sub(H, vth)                                     # the reference's SpikeFn input
+    ns = (d < 0).float()                                      # 1 - S
+    sg_times = _sg_times(surrogate, d)
+    gx, gv0, gH, gV = _reverse_scan(H, sg_times, ns, tau, vth, vr, ctx.cfg, grads, needs[0], keep)
+    g_tau = g_vth = g_vr = None
+    if keep:
+        g_tau, g_vth, g_vr = _param_grads(ctx, H, x, v0, d, ns, gH, gV, params, grads[0])
+    if gx is not None and ctx.x_dtype != torch.float32:
+        gx = gx.to(ctx.x_dtype)
+    return (gx, g_tau, g_vth, g_vr, gv0 if needs[4] else None, None)
 
 
 def _per_neuron(p, M: int):
@@ -293,83 +326,8 @@ def _lif_backward(ctx, saved, g_spk, g_vlast, g_hseq, g_vseq):
     if nb is not None:
         with torch.no_grad():
             return _nb_backward(nb, ctx, H, x, v0, (tau, vth, vr), (g_spk, g_vlast, g_hseq, g_vseq))
-    T, M = H.shape
-    need_tau, need_vth, need_vr = ctx.needs_input_grad[1:4]
-    if not (need_tau or need_vth or need_vr) and _blockable(surrogate, detach, g_vseq):
-        return _backward_blocked(ctx, H, tau, vth, vr, g_spk, g_vlast, g_hseq, g_vseq)
     with torch.no_grad():
-        # few full-size temporaries, updated in place: fresh (T, M) buffers cost page faults
-        s = H >= vth
-        sg = surrogate_grad_(torch.sub(H, vth), surrogate)
-        if hard:
-            if detach:
-                gv2h = (~s).float()
-            else:  # 1 - S + (Vr - H) sg
-                gv2h = torch.neg(H).add_(vr).mul_(sg).add_(~s)
-        else:
-            gv2h = None if detach else torch.mul(sg, -vth).add_(1.0)  # None: dV/dH = 1
-        # a[t] = everything of gH[t] that does not depend on the carried gV
-        a = sg.clone() if need_vth else sg
-        if g_spk is not None:
-            a.mul_(g_spk)
-        else:
-            a.zero_()
-        if g_vseq is not None:
-            a.add_(g_vseq) if gv2h is None else a.addcmul_(g_vseq, gv2h)
-        if g_hseq is not None:
-            a.add_(g_hseq)
-        dhdv = 1.0 if kind == KIND_IF else _dhdv(tau, recip)
-        carry = g_vlast.float().clone() if g_vlast is not None else torch.zeros(M)
-        gH = a
-        for t in range(T - 1, -1, -1):
-            if gv2h is None:
-                gH[t].add_(carry)
-            else:
-                gH[t].addcmul_(carry, gv2h[t])
-            torch.mul(gH[t], dhdv, out=carry)
-        gv0 = carry
-        sf = s.float() if (need_vth or need_vr) else None
-        g_tau = g_vth = g_vr = None
-        if need_vth or need_vr:
-            # gradient reaching V[t] (after reset): carried from step t+1 plus the trace's
-            gv_in = torch.empty_like(H)
-            if T > 1:
-                torch.mul(gH[1:], dhdv, out=gv_in[:-1])
-            if g_vlast is not None:
-                gv_in[-1] = g_vlast.float()
-            else:
-                gv_in[-1] = 0.0
-            if g_vseq is not None:
-                gv_in.add_(g_vseq.float())
-        if need_vth:
-            if hard:
-                dvdvth = torch.zeros_like(H) if detach else (H - vr) * sg
-            else:
-                dvdvth = -sf if detach else vth * sg - sf
-            g = gv_in * dvdvth
-            if g_spk is not None:
-                g.sub_(g_spk.float() * sg)
-            g_vth = g.sum(0)
-        if need_vr:
-            g = gv_in * sf if hard else torch.zeros_like(H)
-            if kind != KIND_IF:
-                g.add_(gH * tau if recip else gH / tau)
-            g_vr = g.sum(0)
-        if need_tau and kind != KIND_IF:
-            vprev = torch.empty_like(H)
-            vprev[0] = v0
-            if T > 1:
-                vprev[1:] = _reset(H[:-1], s[:-1].float(), vth, vr, hard)
-            g_tau = _tau_grad(gH, x, vprev, vr, tau, kind, recip)
-        if ctx.needs_input_grad[0]:
-            if kind == KIND_LIF_DECAY_INPUT:
-                gx = gH.mul_(tau) if recip else gH.div_(tau)
-            else:
-                gx = gH
-            gx = gx.to(ctx.x_dtype)
-        else:
-            gx = None
-    return (gx, g_tau, g_vth, g_vr, gv0 if ctx.needs_input_grad[4] else None, None)
+        return _fallback_backward(ctx, H, x, v0, (tau, vth, vr), (g_spk, g_vlast, g_hseq, g_vseq))
 
 
 def surrogate_consts(surrogate) -> tuple:
