@@ -36,3 +36,25 @@ def test_without_numba_auto_runs_the_reference_and_cpu_says_why(no_numba):
         norse_lif_multistep(x, NorseLIFParams(), backend="cpu")
     for f, p in ((leaky_multistep, LeakyParams(beta=0.5)), (norse_lif_multistep, NorseLIFParams())):
         assert torch.equal(f(x, p, backend="auto")[0], f(x, p, backend="reference")[0])
+
+
+@pytest.fixture
+def two_threads():
+    old = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(old)
+
+
+def test_several_tiles_on_two_threads(two_threads):
+    """M = 1100: three 512-neuron tiles, split over two threads (jit.run's neuron ranges)."""
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(3, 2, 550, generator=g) * 2 + 1
+    for f, p in ((leaky_multistep, LeakyParams(beta=0.8, reset_delay=False)), (norse_lif_multistep, NorseLIFParams())):
+        outs = {}
+        for be in ("cpu", "reference"):
+            xx = x.clone().requires_grad_()
+            s = f(xx, p, backend=be)[0]
+            (gx,) = torch.autograd.grad((s * torch.linspace(-1, 1, s.numel()).reshape(s.shape)).sum(), [xx])
+            outs[be] = (s, gx)
+        assert torch.equal(outs["cpu"][0], outs["reference"][0]) and torch.equal(outs["cpu"][1], outs["reference"][1])

@@ -349,8 +349,6 @@ def _fake_grads(saved, dti, needs):
 
 def leaky_spec(name: str, forward, backward):
     """The Leaky ScanSpec ``name`` with a backend's ``forward`` / ``backward`` scans."""
-    from .scan import ScanSpec
-
     return ScanSpec(
         name=name, inputs=("x", "beta", "threshold", "graded_spikes_factor", "mem0"), states=("mem",),
         params=("beta", "threshold", "graded_spikes_factor"), outputs=("spikes", "mem_last", "mem_seq"),
@@ -380,8 +378,6 @@ def _norse_fake(tensors, f, i):
 
 def norse_spec(name: str, forward, backward):
     """The norse LIF ScanSpec ``name`` with a backend's ``forward`` / ``backward`` scans."""
-    from .scan import ScanSpec
-
     return ScanSpec(
         name=name, inputs=("x", "a_m", "a_sn", "v_leak", "v_th", "v_reset", "v0", "i0"), states=("v", "i"),
         params=("a_m", "a_sn", "v_leak", "v_th", "v_reset"), outputs=("spikes", "v_last", "i_last", "v_seq", "i_seq"),

@@ -56,8 +56,8 @@ def _leaky_fwd(tensors, f, i):
     T, M = x.shape
     nb = _nb()
     spk, mseq, mlast = _empty(T, M), _empty(T, M), _empty(M)
-    jit.run(nb.leaky_fwd, M, nb.TILE, jit.np32(x, 2), jit.np32(b), jit.np32(thr), jit.np32(gsf), jit.np32(m0),
-            mech, bool(delay), spk.numpy(), mseq.numpy(), mlast.numpy())
+    jit.run(nb.make_leaky_fwd(mech, int(delay)), M, nb.TILE, jit.np32(x, 2), jit.np32(b), jit.np32(thr),
+            jit.np32(gsf), jit.np32(m0), spk.numpy(), mseq.numpy(), mlast.numpy())
     return [_io(spk, dti), mlast, mseq if (traces or need) else None]
 
 
@@ -70,9 +70,10 @@ def _leaky_bwd(saved, grads, f, i, needs):
     need_params = any(needs[1:3])
     gx, gm0 = _empty(T, M) if needs[0] else None, _empty(M)
     gb, gthr = (_empty(M), _empty(M)) if need_params else (None, None)
-    jit.run(nb.leaky_bwd, M, nb.TILE, mseq.numpy(), jit.np32(x, 2), jit.np32(g_spk, 2), jit.np32(g_mseq, 2),
-            jit.np32(g_mlast), jit.np32(b), jit.np32(thr), jit.np32(gsf), jit.np32(m0), mech, bool(delay), kid,
-            np.float32(f[0]), np.float32(f[1]), g_spk is not None, g_mseq is not None, g_mlast is not None, bool(needs[0]), need_params,
+    k = nb.make_leaky_bwd(mech, int(delay), kid, int(g_spk is not None), int(g_mseq is not None),
+                          int(g_mlast is not None), int(bool(needs[0])), int(need_params))
+    jit.run(k, M, nb.TILE, mseq.numpy(), jit.np32(x, 2), jit.np32(g_spk, 2), jit.np32(g_mseq, 2), jit.np32(g_mlast),
+            jit.np32(b), jit.np32(thr), jit.np32(gsf), jit.np32(m0), np.float32(f[0]), np.float32(f[1]),
             jit.np32(gx, 2), gm0.numpy(), jit.np32(gb), jit.np32(gthr))
     return [None if gx is None else _io(gx, dti), gb if needs[1] else None, gthr if needs[2] else None, None,
             gm0 if needs[4] else None]
@@ -136,12 +137,11 @@ def _norse_bwd(saved, grads, f, i, needs):
     nb = _nb()
     need_params = any(needs[1:6])
     gx, gv0, gi0, gp = _empty(T, M), _empty(M), _empty(M), _empty(5, M) if need_params else None
-    flags = (g_z is not None, g_vseq is not None, g_iseq is not None, g_vlast is not None, g_ilast is not None,
-             need_params)
-    jit.run(nb.norse_bwd, M, nb.TILE, vseq.numpy(), iseq.numpy(), jit.np32(x, 2), jit.np32(g_z, 2),
-            jit.np32(g_vseq, 2), jit.np32(g_iseq, 2), jit.np32(g_vlast), jit.np32(g_ilast),
-            *(jit.np32(p) for p in ps), max(sg, 0), sg != SG_NONE, np.float32(f[0]), np.float32(f[1]), flags, gx.numpy(), gv0.numpy(),
-            gi0.numpy(), jit.np32(gp, 2))
+    has = (int(g is not None) for g in (g_z, g_vseq, g_iseq, g_vlast, g_ilast))
+    k = nb.make_norse_bwd(max(sg, 0), int(sg != SG_NONE), *has, int(need_params))
+    jit.run(k, M, nb.TILE, vseq.numpy(), iseq.numpy(), jit.np32(x, 2), jit.np32(g_z, 2), jit.np32(g_vseq, 2),
+            jit.np32(g_iseq, 2), jit.np32(g_vlast), jit.np32(g_ilast), *(jit.np32(p) for p in ps), np.float32(f[0]),
+            np.float32(f[1]), gx.numpy(), gv0.numpy(), gi0.numpy(), jit.np32(gp, 2))
     out = [_io(gx, dti), *(gp[k].clone() if need_params else None for k in range(5)), gv0, gi0]  # no aliases
     return [g if n else None for g, n in zip(out, needs)]
 
