@@ -135,6 +135,9 @@ def make_bwd(kind: int, hard: int, detach: int, recip: int, kid: int, has_gs: in
                 gvt = gvseq[t, a:b] if has_gvseq else gvseq[0, 0:1]
                 ghxt = ghseq[t, a:b] if has_ghseq else ghseq[0, 0:1]
                 gxt = gx[t, a:b] if need_x else gx[0, 0:1]
+                hp = H[t - 1, a:b] if (need_params and t > 0) else v0[a:b]
+                xp = x[t, a:b] if (need_params and kind == 1) else x[0, 0:1]
+                first = t == 0
                 for jj in range(n):
                     if split:       # autograd adds the trace's gradient first
                         gv = (gvt[jj] + carry[jj]) + (-cq[jj])
@@ -157,15 +160,15 @@ def make_bwd(kind: int, hard: int, detach: int, recip: int, kid: int, has_gs: in
                     else:
                         carry[jj] = gvp
                     if need_params:
-                        j = a + jj
                         ath[jj] += -gsg if hard else -gsg + (-gv) * s
                         if hard:
                             ar[jj] += gv * s if kind == 0 else gv * s + q
                         elif kind != 0:
                             ar[jj] += q
                         if kind != 0:
-                            vp = v0[j] if t == 0 else reset(H[t - 1, j], th[jj], rs[jj], hard)[1]
-                            at[jj] += _tau_term(gh, x[t, j] if kind == 1 else F0, vp, ta[jj], rs[jj], kind, recip)
+                            vr_ = reset(hp[jj], th[jj], rs[jj], hard)[1]
+                            vp = hp[jj] if first else vr_
+                            at[jj] += _tau_term(gh, xp[jj] if kind == 1 else F0, vp, ta[jj], rs[jj], kind, recip)
             if split:
                 for jj in range(n):
                     carry[jj] = carry[jj] + (-cq[jj])
