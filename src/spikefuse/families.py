@@ -513,8 +513,8 @@ def _sinabs_case(backend, io, iaf):
         p = SinabsParams(alpha_mem=1.0, norm_input=False)
     else:
         p = SinabsParams(alpha_mem=math.exp(-0.5), alpha_syn=math.exp(-0.5))
-    # no fused kernel: the model of a LIF scan (fwd: x, spike counts; train: + v_mem (and
-    # i_syn) saved, 4 B each; bwd: gS in, gX out)
+    # the fused scans (kernels/triton/sinabs.py, kernels/cpu/sinabs.py): fwd x, spike counts;
+    # train: + v_mem (and i_syn) saved, 4 B each; bwd: gS in, gX out
     saved = 4 if iaf else 8
     return BenchCase(lambda x: sinabs_multistep(x, p, backend=backend)[0], 2 * io, 4 * io + 2 * saved)
 
@@ -640,11 +640,13 @@ FAMILIES: dict[str, Family] = {f.id: f for f in (
            aliases=("snntorch-synaptic",), bench=_bench("snntorch_synaptic", 1.0, 0.5),
            nir="CubaLIF", nir_note=_SNNTORCH_NIR, description="snnTorch Synaptic (second-order LIF)"),
     Family("sinabs.lif", f"{_FSI}:sinabs_multistep", f"{_FSI}:sinabs_step", f"{_FSI}:SinabsParams",
-           f"{_FSI}:SinabsState", "spikefuse.neuron.sinabs:SinabsLIF", aliases=("sinabs-lif",),
+           f"{_FSI}:SinabsState", "spikefuse.neuron.sinabs:SinabsLIF", "sinabs_lif", dict(_CPU_TRITON),
+           aliases=("sinabs-lif",),
            bench=_bench("sinabs_lif", 2.0, 2.0), nir_note=_SINABS_NIR,
            description="sinabs LIF: multi-spike counts, subtract/membrane reset, tau_syn, norm_input"),
     Family("sinabs.iaf", f"{_FSI}:sinabs_multistep", f"{_FSI}:sinabs_step", f"{_FSI}:SinabsParams",
-           f"{_FSI}:SinabsState", "spikefuse.neuron.sinabs:SinabsIAF", aliases=("sinabs-iaf",),
+           f"{_FSI}:SinabsState", "spikefuse.neuron.sinabs:SinabsIAF", "sinabs_lif", dict(_CPU_TRITON),
+           aliases=("sinabs-iaf",),
            bench=_bench("sinabs_iaf"), nir_note=_SINABS_NIR,
            description="sinabs IAF (sinabs LIF with alpha_mem = 1, no input normalisation)"),
 )}

@@ -159,8 +159,8 @@ def test_backend_accepted_and_bad_backend_refused(family):
     assert n.backend is None
 
 
-@pytest.mark.parametrize("family", ["eventprop", "recurrent_lif", "snntorch_synaptic",
-                                    "sinabs_lif", "sinabs_iaf"])  # snntorch_leaky has fused kernels
+@pytest.mark.parametrize("family", ["eventprop", "recurrent_lif", "snntorch_synaptic"])  # snntorch_leaky and
+# sinabs_lif / sinabs_iaf have fused kernels
 def test_kernel_backend_refused_without_a_kernel(family):
     with pytest.raises(ValueError, match="has no fused kernel"):
         FAMILIES[family][0](backend="triton")
@@ -168,7 +168,7 @@ def test_kernel_backend_refused_without_a_kernel(family):
 
 def test_fused_backend_gives_the_reference_numbers():
     x = torch.rand(T, B, C) * 2
-    for family in ("lif", "cuba", "loihi_cuba"):
+    for family in ("lif", "cuba", "loihi_cuba", "sinabs_lif", "sinabs_iaf"):
         make = FAMILIES[family][0]
         torch.testing.assert_close(_run(make(backend="cpu" if family != "loihi_cuba" else "auto"), x),
                                    _run(make(backend="reference"), x), rtol=0, atol=0)

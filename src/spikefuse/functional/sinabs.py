@@ -27,8 +27,10 @@ grad_scale=1.0)``: ``grad_scale / w * exp(-|v - thr| / w)`` with ``w = thr * gra
 is :class:`spikefuse.surrogate.SLAYERExp` with ``tau_rho = w`` and ``scale_rho = 2 grad_scale``
 (:func:`single_exponential`); sinabs' ``PeriodicExponential``, ``Gaussian`` and ``Heaviside``
 are :class:`PeriodicExponential`, :class:`Gaussian` and :class:`Heaviside` here (functions of
-the membrane, built with the threshold they are used at). The state starts at zero. There is no fused kernel (``backend=
-"cpu"`` / ``"triton"`` raise; ``"auto"`` runs the reference loop). Time is first here,
+the membrane, built with the threshold they are used at). The state starts at zero. Fused kernels (``backend="cpu"``: numba,
+``"triton"``; ``"auto"`` picks one, kernels/_sinabs_host.py) give the same spikes and states bit
+for bit; they refuse (``"auto"``: the reference loop runs) surrogates without an in-kernel formula
+and a threshold / subtract_value / reset_value / min_v_mem that requires grad. Time is first here,
 ``(T, B, *features)``; sinabs layers take ``(B, T, *features)``.
 
     >>> import torch
@@ -50,12 +52,14 @@ from .._core import compute_dtype
 from .._validate import _describe, check_bool, check_choice, check_number, check_scalar, check_tensor
 from .._validate import bool_field, callable_field, checked_record, choice_field, number_field, tensor_field
 from ..surrogate import SLAYERExp, Surrogate
-from ._peers import begin, cast, check_param, check_state_tensor, check_surrogate, run_loop
+from ._peers import begin, cast, check_param, check_state_tensor, check_surrogate, fused, run_loop
 
 __all__ = ["SPIKE_FNS", "RESET_FNS", "SinabsParams", "SinabsState", "SinabsTraces", "sinabs_step",
            "sinabs_multistep", "single_exponential", "PeriodicExponential", "Gaussian", "Heaviside"]
 
 Number = Union[float, int]
+#: the key of the fused scans (kernels/triton/sinabs.py, kernels/cpu/sinabs.py)
+_KERNEL = "sinabs_lif"
 #: sinabs' spike functions (MultiSpike, SingleSpike, MaxSpike) and reset functions
 #: (MembraneSubtract, MembraneReset)
 SPIKE_FNS = ("multi", "single", "max")
@@ -310,11 +314,15 @@ def sinabs_multistep(x_seq: Tensor, params: SinabsParams, state: Optional[Sinabs
     """sinabs LIF/IAF over ``x_seq`` ``(T, B, *features)``: the numbers of looping
     :func:`sinabs_step`. Returns ``(spikes, SinabsState)`` or, with ``return_traces``,
     ``(spikes, SinabsState, SinabsTraces(v_mem, i_syn))``. ``backend``: None / ``"auto"`` /
-    ``"reference"``."""
-    cdt = begin("sinabs_multistep", "sinabs.lif", x_seq, backend, return_traces)
+    ``"reference"`` / ``"triton"`` / ``"cpu"`` (the fused scans: the same spikes and states)."""
+    cdt = begin("sinabs_multistep", "sinabs.lif", x_seq, backend, return_traces, _KERNEL)
     step_shape = tuple(x_seq.shape[1:])
     _check_params(params, step_shape, x_seq.device)
     init = _initial(state, step_shape, x_seq, cdt, params.alpha_syn is not None)
+    resolved = params._replace(surrogate=_surrogate(params))  # the kernels get sinabs' default explicitly
+    out = fused(_KERNEL, backend, x_seq, resolved, init, return_traces, SinabsState, SinabsTraces)
+    if out is not None:
+        return out
     spikes, last, traces = run_loop(_make_step(params, cdt), x_seq, cdt, init, return_traces)
     if return_traces:
         return spikes, SinabsState(*last), SinabsTraces(*traces)

@@ -34,7 +34,7 @@ from torch import Tensor, nn
 from .._validate import check_bool, check_choice, check_number, check_sequence
 from ..functional import sinabs as F
 from ..functional._peers import check_surrogate
-from .base import NeuronModule, bool_check, check_plain_backend, number_check
+from .base import NeuronModule, bool_check, number_check
 
 __all__ = ["SinabsLIF", "SinabsIAF"]
 
@@ -91,10 +91,6 @@ class SinabsLIF(NeuronModule, nn.Module):
         self.backend = backend
         self.v_mem: Optional[Tensor] = None
         self.i_syn: Optional[Tensor] = None
-
-    @NeuronModule.backend.setter
-    def backend(self, value) -> None:
-        self.__dict__["_backend"] = check_plain_backend(type(self).__name__, value, "sinabs' step runs in plain torch")
 
     def _alphas(self):
         if self.train_alphas:

@@ -45,3 +45,8 @@ from . import peers as _peers  # noqa: E402
 SAVED_BYTES.update(_peers.SAVED_BYTES)
 register("snntorch_leaky", "cpu", _peers.snntorch_leaky_cpu, _peers.snntorch_leaky_supports)
 register("norse_lif", "cpu", _peers.norse_lif_cpu, _peers.norse_lif_supports)
+
+from . import sinabs as _sinabs  # noqa: E402
+
+SAVED_BYTES.update(_sinabs.SAVED_BYTES)
+register("sinabs_lif", "cpu", _sinabs.sinabs_lif_cpu, _sinabs.sinabs_lif_supports)

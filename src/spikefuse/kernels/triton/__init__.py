@@ -52,3 +52,7 @@ if _peers is not None:
     SAVED_BYTES.update(_peers.SAVED_BYTES)
     register("snntorch_leaky", "triton", _peers.snntorch_leaky_triton, _peers.snntorch_leaky_supports)
     register("norse_lif", "triton", _peers.norse_lif_triton, _peers.norse_lif_supports)
+    from . import sinabs as _sinabs  # noqa: E402  (the generic template too)
+
+    SAVED_BYTES.update(_sinabs.SAVED_BYTES)
+    register("sinabs_lif", "triton", _sinabs.sinabs_lif_triton, _sinabs.sinabs_lif_supports)

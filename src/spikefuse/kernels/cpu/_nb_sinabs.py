@@ -1,0 +1,185 @@
+"""Numba scans of sinabs' ``LIF`` / ``IAF``, loaded through :mod:`.jit` (never at import of the
+library). Float32 throughout, in the reference's operation order (functional/sinabs.py
+``_make_step``; the equations are in kernels/_sinabs_host.py) and, for the VJP, autograd's order
+of summing gradients: the same arithmetic as the Triton VJP of kernels/triton/sinabs.py, so
+spikes, traces, final states and input / initial-state gradients are bit-identical to the
+reference loop (surrogates with an ``exp`` may differ by an ulp of ``exp``).
+
+Arrays are C-contiguous fp32 ``(T, M)`` / ``(M,)``; absent per-neuron parameters are passed as
+zeros, absent sequences as 1-element dummies with their flag off. Each variant is its own
+compiled kernel with its flags as compile-time constants (closures, as in :mod:`._nb_peers`); a
+kernel runs the neuron range ``[j0, j1)`` tile by tile, the time loop inside a tile.
+"""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+from numba import njit
+
+from ._nb_lif import sg_times
+
+TILE = 512
+F0 = np.float32(0.0)
+F1 = np.float32(1.0)
+F2 = np.float32(2.0)
+FH = np.float32(0.5)
+
+
+@njit(cache=True, inline="always")
+def charge(x, v, i, am, oma, asy, syn, norm):
+    """(j = i + x, the new synaptic current i', the membrane before the spike)."""
+    j = x
+    i2 = x
+    if syn:
+        j = i + x
+        i2 = asy * j
+    a = am * v
+    if norm:
+        return j, i2, a + oma * i2
+    return j, i2, a + i2
+
+
+@njit(cache=True, inline="always")
+def spike(u, thr, mode, maxf):
+    """SingleSpike, MultiSpike ``(u > 0) trunc(u / thr)``, MaxSpike (at most ``maxf``)."""
+    if mode == 0:
+        return F1 if u - thr >= F0 else F0
+    q = u / thr
+    s = (F1 if u > F0 else F0) * (np.ceil(q) if q < F0 else np.floor(q))
+    if mode == 2 and s > maxf:
+        s = maxf
+    return s
+
+
+@njit(cache=True, inline="always")
+def reset(u, s, c, rmode):
+    """(membrane after the reset, before the clamp; the ``1[S == 0]`` mask)."""
+    m = F1 if s == F0 else F0
+    if rmode == 0:
+        return u - s * c, m
+    return u * m + c, m
+
+
+@njit(cache=True, inline="always")
+def step(x, v, i, am, oma, asy, thr, c, mn, mode, maxf, rmode, syn, norm, clamp):
+    """One forward step: (spike, v', i')."""
+    _, i2, u = charge(x, v, i, am, oma, asy, syn, norm)
+    s = spike(u, thr, mode, maxf)
+    v2, _ = reset(u, s, c, rmode)
+    if clamp:
+        r = v2 - mn
+        v2 = (r if r > F0 else F0) + mn
+    return s, v2, i2
+
+
+@njit(cache=True, inline="always")
+def sg(g, u, thr, hw, sid, c0, c1, c2, c3):
+    """``g * surrogate'``: spikefuse's of ``u - thr`` (0-4), sinabs' PeriodicExponential (10),
+    Gaussian (11), Heaviside (12) of the membrane, as the reference's spike backward."""
+    if sid < 10:
+        return sg_times(g, u - thr, sid, c0, c1)
+    if sid == 10:
+        vn = u / thr - FH
+        periodic = thr * (F2 * (vn - np.floor(vn)) - F1)
+        new = periodic * (F1 if u >= thr else F0) + (u - thr) * (F1 if u < thr else F0)
+        return g * (c1 * np.exp(-abs(new) / c0))
+    if sid == 11:
+        q = (u - thr) - c0
+        return g * ((np.exp(-(q * q) / c1) / c2) * c3)
+    return g * ((F1 if u >= hw else F0) / thr)
+
+
+@functools.lru_cache(maxsize=None)
+def make_fwd(mode: int, maxn: int, rmode: int, syn: int, norm: int, clamp: int, keep_i: int):
+    """The forward kernel of one variant (flags are compile-time constants)."""
+    maxf = np.float32(maxn)
+
+    @njit(cache=True, nogil=True, error_model="numpy")
+    def sinabs_fwd(x, am, oma, asy, thr, c, mn, v0, i0, S, V, I, vlast, ilast, j0, j1):
+        for a in range(j0, j1, TILE):
+            e = min(j1, a + TILE)
+            v, i = v0[a:e].copy(), i0[a:e].copy()
+            for t in range(x.shape[0]):
+                xt, st, vt = x[t, a:e], S[t, a:e], V[t, a:e]
+                for jj in range(e - a):
+                    k = a + jj
+                    st[jj], v[jj], i[jj] = step(xt[jj], v[jj], i[jj], am[k], oma[k], asy[k], thr[k], c[k], mn[k],
+                                                mode, maxf, rmode, syn, norm, clamp)
+                vt[:] = v
+                if keep_i:
+                    I[t, a:e] = i
+            vlast[a:e] = v
+            ilast[a:e] = i
+
+    return sinabs_fwd
+
+
+@njit(cache=True, inline="always")
+def grad_u(gv, u, s, v2, m, mn, thr, c, hw, gs, has_gs, rmode, clamp, sid, c0, c1, c2, c3):
+    """The gradient of the membrane before the spike, from this step's state gradient ``gv``
+    and the spike's ``gs``: relu's, the reset's, then the spike's (autograd's order)."""
+    if clamp and not v2 - mn > F0:
+        gv = F0
+    if rmode == 0:
+        gsv = (-gv) * c
+        if has_gs:
+            gsv = gsv + gs
+        return gv + sg(gsv, u, thr, hw, sid, c0, c1, c2, c3)
+    gu = gv * m
+    if has_gs:
+        gu = gu + sg(gs, u, thr, hw, sid, c0, c1, c2, c3)
+    return gu
+
+
+@functools.lru_cache(maxsize=None)
+def make_bwd(mode: int, maxn: int, rmode: int, syn: int, norm: int, clamp: int, sid: int, has_gs: int,
+             has_gv: int, has_gi: int, has_gvl: int, has_gil: int, need_params: int):
+    """The reverse-scan kernel of one variant (flags are compile-time constants); ``gp``
+    ``(3, M)``: the per-neuron gradients of (a_mem, 1 - a_mem, a_syn)."""
+    maxf = np.float32(maxn)
+
+    @njit(cache=True, nogil=True, error_model="numpy")
+    def sinabs_bwd(V, I, x, gs, gvseq, giseq, gvlast, gilast, am, oma, asy, thr, c, mn, hw, v0, i0, c0, c1, c2, c3,
+                   gx, gv0, gi0, gp, j0, j1):
+        T = V.shape[0]
+        for a in range(j0, j1, TILE):
+            e = min(j1, a + TILE)
+            cv = gvlast[a:e].copy() if has_gvl else np.zeros(e - a, np.float32)
+            ci = gilast[a:e].copy() if has_gil else np.zeros(e - a, np.float32)
+            acc = np.zeros((3, e - a), np.float32)
+            for t in range(T - 1, -1, -1):
+                vp = v0[a:e] if t == 0 else V[t - 1, a:e]
+                ip = i0[a:e] if (t == 0 or not syn) else I[t - 1, a:e]
+                xt, gxt = x[t, a:e], gx[t, a:e]
+                gst = gs[t, a:e] if has_gs else gs[0, 0:1]
+                gvt = gvseq[t, a:e] if has_gv else gvseq[0, 0:1]
+                git = giseq[t, a:e] if has_gi else giseq[0, 0:1]
+                for jj in range(e - a):
+                    k = a + jj
+                    v = vp[jj]
+                    j, i2, u = charge(xt[jj], v, ip[jj], am[k], oma[k], asy[k], syn, norm)
+                    s = spike(u, thr[k], mode, maxf)
+                    v2, m = reset(u, s, c[k], rmode)
+                    gv = cv[jj] + gvt[jj] if has_gv else cv[jj]
+                    gu = grad_u(gv, u, s, v2, m, mn[k], thr[k], c[k], hw[k], gst[jj] if has_gs else F0, has_gs,
+                                rmode, clamp, sid, c0, c1, c2, c3)
+                    cv[jj] = gu * am[k]
+                    gb = gu * oma[k] if norm else gu
+                    if syn:
+                        gi2 = (ci[jj] + git[jj] if has_gi else ci[jj]) + gb
+                        gb = gi2 * asy[k]
+                        ci[jj] = gb
+                        if need_params:
+                            acc[2, jj] += gi2 * j
+                    gxt[jj] = gb
+                    if need_params:
+                        acc[0, jj] += gu * v
+                        if norm:
+                            acc[1, jj] += gu * i2
+            gv0[a:e] = cv
+            gi0[a:e] = ci
+            if need_params:
+                gp[:, a:e] = acc
+
+    return sinabs_bwd
