@@ -164,6 +164,14 @@ def _train_snntorch_leaky(cfg):
     return Leaky(beta=1.0 - 1.0 / cfg.tau, spike_grad=_surrogate(cfg), backend=cfg.backend)
 
 
+def _train_sinabs_lif(cfg):
+    from .neuron.sinabs import SinabsLIF
+
+    # tau_mem = tau steps (sinabs' alpha = exp(-1/tau), a learnable parameter), normalised input,
+    # multi-spike counts, subtractive reset; the chosen surrogate of v - threshold
+    return SinabsLIF(tau_mem=cfg.tau, surrogate_grad_fn=_surrogate(cfg), backend=cfg.backend)
+
+
 def _norse_train_params(cfg):
     """norse's LIF parameters for a run with ``cfg.tau`` in steps: ``dt = 1e-3`` s (norse's),
     ``tau_mem = tau`` steps and ``tau_syn = tau / 2`` (norse's default ratio, 10 ms / 5 ms),
@@ -642,6 +650,7 @@ FAMILIES: dict[str, Family] = {f.id: f for f in (
     Family("sinabs.lif", f"{_FSI}:sinabs_multistep", f"{_FSI}:sinabs_step", f"{_FSI}:SinabsParams",
            f"{_FSI}:SinabsState", "spikefuse.neuron.sinabs:SinabsLIF", "sinabs_lif", dict(_CPU_TRITON),
            aliases=("sinabs-lif",),
+           train=TrainSpec("slayer_exp", _SURROGATES, f"{_F}:_train_sinabs_lif"),
            bench=_bench("sinabs_lif", 2.0, 2.0), nir_note=_SINABS_NIR,
            description="sinabs LIF: multi-spike counts, subtract/membrane reset, tau_syn, norm_input"),
     Family("sinabs.iaf", f"{_FSI}:sinabs_multistep", f"{_FSI}:sinabs_step", f"{_FSI}:SinabsParams",

@@ -24,8 +24,8 @@ import triton.language as tl
 from .._common import IO_DTYPES
 from .._sinabs_host import SAVED_BYTES, keeps, sinabs_reason, sinabs_run, sinabs_spec
 from ..scan import ScanFunction
-from .common import device_reason
-from .generic import _Family, _empty, _grads_wanted, plus
+from .common import aot, device_reason
+from .generic import _Family, _empty, _grads_wanted, plus, scan_bwd, scan_fwd
 from .peers import sg_times
 
 __all__ = ["SINABS_SCAN", "SAVED_BYTES", "sinabs_lif_supports", "sinabs_lif_triton"]
@@ -185,6 +185,17 @@ def _bwd(saved, grads, f, i, needs):
 
 
 SINABS_SCAN = ScanFunction(sinabs_spec("sinabs_lif_triton", _fwd, _bwd))
+
+#: the sm_90 AOT cases (tests/kernels/test_kernels_compile.py): multi-spike, subtract, synapse,
+#: norm_input, clamp, ATan; bf16 I/O, every pointer present
+_P, _IO, _OPT = "*fp32", "*bf16", (1, 2.0, 0, True, True, True, False)
+aot("sinabs_lif_triton", "sinabs_lif_fwd", scan_fwd, dict(STEP=_SINABS.step, INIT=None, OPT=_OPT,
+                                                          P_OTHER=_SINABS.fwd_other, BLOCK=512),
+    x_ptr="io", out_ptrs=(_IO, _P, _P), state0_ptrs=(_P, _P), last_ptrs=(_P, _P), param_ptrs=(_P,) * 7)
+aot("sinabs_lif_triton", "sinabs_lif_bwd", scan_bwd, dict(VJP=_SINABS.vjp, OPT=(*_OPT, 0), P_OTHER=_SINABS.bwd_other,
+                                                          BLOCK=512),
+    lag_ptrs=(_P, _P), cur_ptrs=(_IO,), gout_ptrs=(_IO, _P, _P), glast_ptrs=(_P, _P), state0_ptrs=(_P, _P),
+    param_ptrs=(_P,) * 7, scal=("fp32",) * 4, gx_ptr="io", gstate0_ptrs=(_P, _P), gparam_ptrs=(_P,) * 3)
 
 
 def sinabs_lif_triton(x_seq: torch.Tensor, params, state=None, return_traces: bool = False):
