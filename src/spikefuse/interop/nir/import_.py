@@ -133,9 +133,11 @@ def from_nir(graph, dt: Optional[float] = None, *, convention: Optional[str] = N
     ``dt``: the time step in seconds; required for the ``"nir"`` and ``"spikefuse"`` readings,
     defaults to the peer's own for a peer ``convention`` (a different ``dt`` warns).
     ``convention``: how the tool that wrote the graph runs it (:mod:`.conventions`: ``"nir"``,
-    ``"spikefuse"``, ``"snntorch"``, ``"spikingjelly"``, ``"norse"``, ``"sinabs"``); ``None``:
-    ``"spikefuse"`` for a graph with spikefuse metadata (and ``use_metadata``), else ``"nir"``
-    (the peers write no metadata, so their graphs cannot be told apart: name the convention).
+    ``"spikefuse"``, ``"snntorch"``, ``"spikingjelly"``, ``"norse"``, ``"sinabs"``, ``"hxtorch"``,
+    ``"lava-dl"``); ``None``: ``"spikefuse"`` for a graph with spikefuse metadata (and
+    ``use_metadata``), or the convention that ``to_nir(target="hxtorch" | "lava-dl")`` recorded in
+    ``graph.metadata["spikefuse"]["convention"]``, else ``"nir"`` (the peers write no metadata, so
+    their graphs cannot be told apart: name the convention).
     The peer families a convention builds keep their state between calls, as the peers do:
     ``spikefuse.layers.reset_states(model)`` before a new sequence.
     ``surrogate``: the surrogate gradient for every imported spiking node (a name or a
