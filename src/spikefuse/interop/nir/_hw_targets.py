@@ -49,8 +49,9 @@ __all__ = ["HW_IMPORT_DT", "override", "finish"]
 
 #: the dt of each hardware importer: hxtorch's ``ConversionConfig.dt`` (s); lava-dl: one Loihi step
 HW_IMPORT_DT = {"hxtorch": 1e-6, "lava-dl": 1.0}
-_DT_ARG = {"hxtorch": "hxtorch's from_nir(graph, ConversionConfig(dt={dt!r}))",
-           "lava-dl": "from_nir(graph, convention='lava-dl', dt={dt!r})"}
+_DT_FIX = {"hxtorch": "import it with hxtorch's from_nir(graph, ConversionConfig(dt={dt!r}))",
+           "lava-dl": "lava-dl takes no dt (it counts Loihi steps): export with to_nir(model, dt=1.0), or read it "
+                      "back with from_nir(graph, convention='lava-dl', dt={dt!r})"}
 _HX_SRC = "hxtorch's from_nir (hxtorch commit 1033578)"
 _LAVA_SRC = "lava-dl's nir_to_lavadl_net (lava-dl commit 87e6dfb)"
 #: the weight / threshold mantissa scale that the lava-dl convention reads (netx HDF5, slayer's 1 << 6)
@@ -58,7 +59,8 @@ LAVA_W_SCALE = 64
 
 
 def dt_hint(target, dt) -> str:
-    return _DT_ARG[target].format(dt=dt)
+    """What to do when the export ``dt`` is not the one ``target``'s importer assumes."""
+    return _DT_FIX[target].format(dt=dt)
 
 
 def _refuse(name, target, why):

@@ -143,7 +143,7 @@ def warn_dt(target, dt, stacklevel) -> None:
         return
     how = _DT_ARG.get(target)
     if target in HW_IMPORT_DT:
-        fix = f"import it with {dt_hint(target, dt)}"
+        fix = dt_hint(target, dt)
     elif how:
         fix = f"import it with {how.format(dt=dt)}"
     else:
