@@ -368,9 +368,7 @@ def _lif_multistep(x_seq, params, state=None, backend=None, return_traces=False,
         v0 = _validate_state(state, step_shape, x_seq.device).to(cdt)
 
     out = _dispatch.fused("lif", backend, x_seq, params, (v0,), return_traces, LIFState, LIFTraces,
-                          # v0 was checked against the step shape and device above: the
-                          # kernels' v0 rule (shape, device, dtype) cannot refuse it
-                          options=dict(params=params, v0=None, return_traces=return_traces))
+                          options=dict(params=params, v0=v0, return_traces=return_traces))
     if out is not None:
         return _dispatch.result(out, return_traces)
 
