@@ -6,7 +6,8 @@ traces bit-identical, input and initial-state gradients bit-identical (the VJPs 
 autograd's order), parameter gradients to tolerance. Cases: every snnTorch reset mechanism with
 and without reset_delay, learnable beta (some out of [0, 1]: the clamp) and threshold, norse's
 super / triangle / heaviside methods with tensor parameters, odd N (a partial block),
-non-contiguous input, T=1, at-threshold inputs (strict ``>``: no spike), fp16 input;
+non-contiguous input, T=1, at-threshold inputs, norse's tanh / circ / heavi_erfc (gradients to
+1e-6) (strict ``>``: no spike), fp16 input;
 ``supports`` reasons and the ``"auto"`` fallback. Small shapes: the Triton interpreter is slow."""
 import pytest
 import torch
@@ -176,11 +177,26 @@ def test_norse_lif_at_threshold(backend):
     assert torch.equal(a[0], b[0]) and torch.equal(a[2].v, b[2].v) and torch.equal(a[2].i, b[2].i)
 
 
+@pytest.mark.parametrize("method,alpha", [("tanh", 0.5), ("circ", 0.3), ("heavi_erfc", 0.7),
+                                          ("circ", torch.tensor(0.3))], ids=["tanh", "circ", "heavi_erfc", "circ_t"])
+def test_norse_lif_transcendental_surrogates(backend, method, alpha):
+    """norse's HeaviTanh / HeaviCirc / HeaviErfc in the kernels: spikes and states bit for bit,
+    gradients to 1e-6 (libm / libdevice tanh, pow and exp against torch's: an ulp apart)."""
+    leaves = _norse_leaves(_x(**NORSE_X))
+    ok, gk = outputs_and_grads(_norse_run(method, alpha), backend, leaves)
+    orf, gr = outputs_and_grads(_norse_run(method, alpha), "reference", leaves)
+    assert 0 < orf[0].sum() < orf[0].numel()
+    assert all(torch.equal(a, b) for a, b in zip(ok, orf))
+    assert gk.keys() == gr.keys()
+    for k in gr:
+        tol = 1e-6 if k in ("x", "v0", "i0") else 1e-5
+        assert gr[k].abs().max() > 0, k
+        torch.testing.assert_close(gk[k], gr[k], rtol=tol, atol=tol * gr[k].abs().max().item(), msg=lambda m: f"{k}: {m}")
+
+
 def test_norse_lif_refusals_and_auto_fallback(backend):
     x = _x(**NORSE_X)
-    p = NorseLIFParams(method="tanh")
-    with pytest.raises(ValueError, match="method 'tanh' has no in-kernel surrogate"):
-        norse_lif_multistep(x, p, backend=backend)
+    p = NorseLIFParams(alpha=torch.full((N,), 5.0))
     with pytest.raises(ValueError, match="per-neuron alpha"):
-        norse_lif_multistep(x, NorseLIFParams(alpha=torch.full((N,), 5.0)), backend=backend)
+        norse_lif_multistep(x, p, backend=backend)
     assert torch.equal(norse_lif_multistep(x, p, backend="auto")[0], norse_lif_multistep(x, p, backend="reference")[0])

@@ -256,9 +256,17 @@ def leaky_reason(x_seq: torch.Tensor, params, state=None) -> Optional[str]:
     return params_reason(x_seq, params, ("beta", "threshold", "graded_spikes_factor"), state)
 
 
+#: norse's own surrogate ids of the peer kernels' ``g * sg(d)`` (after the shared 0-4):
+#: HeaviTanh ``1 - tanh(alpha d)^2``, HeaviCirc, HeaviErfc ``2 exp(-(alpha d)^2) / sqrt(pi)``
+SG_NORSE_TANH, SG_NORSE_CIRC, SG_NORSE_ERFC = 5, 6, 7
+
+
 #: norse threshold method -> ``alpha -> (surrogate id, c0, c1)`` of the kernels' ``g * sg(d)``
 NORSE_SG = {"super": lambda a: (2, a, 0.0), "triangle": lambda a: (4, 1.0, a),
-            "heaviside": lambda a: (SG_NONE, 0.0, 0.0)}
+            "heaviside": lambda a: (SG_NONE, 0.0, 0.0),
+            "tanh": lambda a: (SG_NORSE_TANH, a, 0.0),
+            "circ": lambda a: (SG_NORSE_CIRC, a, a ** 2),  # alpha ** 2 as norse squares a Python float
+            "heavi_erfc": lambda a: (SG_NORSE_ERFC, a, math.sqrt(math.pi))}
 
 
 def norse_reason(x_seq: torch.Tensor, params, state=None) -> Optional[str]:

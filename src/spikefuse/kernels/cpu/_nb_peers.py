@@ -26,6 +26,28 @@ from ._nb_lif import sg_times
 TILE = 512
 F0 = np.float32(0.0)
 F1 = np.float32(1.0)
+F2 = np.float32(2.0)
+F15 = np.float32(1.5)
+
+
+@njit(cache=True, inline="always")
+def peer_sg_times(g, d, kid, c0, c1):
+    """``g * surrogate'(d)``: the shared surrogates (ids 0-4, :func:`._nb_lif.sg_times`) and
+    norse's HeaviTanh (5), HeaviCirc (6, ``c1 = alpha ** 2``), HeaviErfc (7, ``c1 =
+    sqrt(pi)``) in norse's operation order (``c0 = alpha``; libm's tanh / pow / exp: to ~1e-6
+    of torch's, not bit for bit)."""
+    if kid < 5:
+        return sg_times(g, d, kid, c0, c1)
+    if kid == 5:
+        t = np.tanh(d * c0)
+        return g * (F1 - t * t)
+    if kid == 6:
+        r2 = c1 + d * d
+        a = (d * d) / (F2 * r2 ** F15)
+        b = F1 / (F2 * np.sqrt(r2))
+        return g * (((-a + b) * F2) * c0)
+    y = c0 * d
+    return g * ((F2 * np.exp(-(y * y))) / c1)
 
 
 # --------------------------------------------------------------------------- snnTorch Leaky
@@ -198,7 +220,7 @@ def norse_gvd(gvn, gz_in, has_gz, vd, u, z, vr, has_sg, kid, c0, c1):
     gz = gvn * vr
     if has_gz:
         gz = gz_in + gz
-    gu = sg_times(gz + (-(gvn * vd)), u, kid, c0, c1)
+    gu = peer_sg_times(gz + (-(gvn * vd)), u, kid, c0, c1)
     return gvd + gu, -gu
 
 
