@@ -41,13 +41,14 @@ import torch
 import triton
 import triton.language as tl
 
-from .._common import IO_DTYPES, leaky_reason, leaky_run, leaky_spec, norse_reason, norse_run, norse_spec
+from .._common import (IO_DTYPES, leaky_reason, leaky_run, leaky_spec, norse_reason, norse_run, norse_spec,
+                       synaptic_reason, synaptic_run, synaptic_spec)
 from ..scan import ScanFunction
 from .common import aot, common_reason, device_reason
 from .generic import _Family, _empty, _grads_wanted, plus, scan_bwd, scan_fwd
 
 #: bytes saved for backward per neuron-step, by kernel key
-SAVED_BYTES = {"snntorch_leaky": 4, "norse_lif": 8}
+SAVED_BYTES = {"snntorch_leaky": 4, "snntorch_synaptic": 8, "norse_lif": 8}
 
 
 @triton.jit
@@ -247,6 +248,121 @@ def snntorch_leaky_supports(x_seq: torch.Tensor, params=None, state=None, **_) -
     return common_reason(x_seq, params.surrogate) or leaky_reason(x_seq, params, state)
 
 
+# --------------------------------------------------------------------------- snnTorch Synaptic
+
+
+@triton.jit
+def synaptic_charge(sn, m, b, thr, MECH: tl.constexpr):
+    """The new membrane before this step's spike from ``syn'`` and the previous membrane, and
+    the detached delayed reset ``R`` ("zero" subtracts the whole new membrane: ``n - n R``)."""
+    r = tl.where(m - thr > 0.0, 1.0, 0.0)
+    n = b * m + sn
+    if MECH == 0:
+        n = n - r * thr
+    elif MECH == 1:
+        n = n - n * r
+    return n, r
+
+
+@triton.jit
+def synaptic_scan_step(x, state, params, OPT: tl.constexpr):
+    """state (syn, mem), params (a, b, thr), OPT (MECH, DELAY); outputs (S, syn, mem)."""
+    a, b, thr = params[0], params[1], params[2]
+    sn = a * state[0] + x
+    n, r = synaptic_charge(sn, state[1], b, thr, OPT[0])
+    spk = tl.where(n - thr > 0.0, 1.0, 0.0)
+    if not OPT[1]:
+        d = spk - r
+        if OPT[0] == 0:
+            n = n - d * thr
+        elif OPT[0] == 1:
+            n = n - d * n
+    return (spk, sn, n), (sn, n)
+
+
+@triton.jit
+def synaptic_scan_vjp(t, lag, lag_prev, cur, gouts, has, carry, state0, params, scal, OPT: tl.constexpr):
+    """lag (syn, mem) traces, gouts (gS, g_syn_seq, g_mem_seq), carry (sa, ma, sb, mb): the
+    gradients of the previous syn / mem from this step's uses, kept apart and summed in
+    autograd's order ``(second + trace) + first`` (``first`` the ``a syn`` / ``b mem`` terms,
+    ``second`` the zero reset's re-evaluation of the membrane, else 0), state0 (syn0, mem0),
+    OPT (MECH, DELAY, SG). Returns (gX, carry of step t-1, (g_a, g_b, g_thr))."""
+    a, b, thr = params[0], params[1], params[2]
+    sp = tl.where(t > 0, lag_prev[0], state0[0])
+    mp = tl.where(t > 0, lag_prev[1], state0[1])
+    n, r = synaptic_charge(lag[0], mp, b, thr, OPT[0])
+    gn = plus(carry[1], gouts[2], has[2]) + carry[3]
+    gsn = plus(carry[0], gouts[1], has[1]) + carry[2]
+    gspk = gouts[0]
+    gthr = 0.0 * gn
+    if not OPT[1]:
+        gn, gspk, gthr = leaky_late_vjp(gn, gspk, n, r, thr, 1.0, OPT[0])
+    gu = sg_times(gspk * 1.0, n - thr, OPT[2], scal[0], scal[1])
+    gn = gn + gu
+    gthr = gthr + (-gu)
+    gsn = gsn + gn
+    if OPT[0] == 1:
+        gm2 = (-gn) * r
+        gx = gsn + gm2
+        nxt = (gm2 * a, gm2 * b, gsn * a, gn * b)
+        ga = gsn * sp + gm2 * sp
+        gb = gn * mp + gm2 * mp
+    else:
+        if OPT[0] == 0:
+            gthr = gthr + (-gn) * r
+        gx = gsn
+        nxt = (gsn * a, gn * b, tl.zeros_like(gn), tl.zeros_like(gn))
+        ga = gsn * sp
+        gb = gn * mp
+    return gx, nxt, (ga, gb, gthr)
+
+
+_SYNAPTIC = _Family(synaptic_scan_step, synaptic_scan_vjp, (0.0, 0.0, 1.0), (0.0, 0.0, 1.0), bwd_fusion=False)
+
+
+def _synaptic_fwd(tensors, f, i):
+    x, al, be, thr, s0, m0 = tensors
+    mech, delay, sg, traces, dti, need = i
+    T, M = x.shape
+    keep = bool(traces or need)
+    spk, slast, mlast = torch.empty_like(x), _empty(M, like=x), _empty(M, like=x)
+    sseq, mseq = (_empty((T, M), like=x), _empty((T, M), like=x)) if keep else (None, None)
+    _SYNAPTIC.fwd(x, (spk, sseq, mseq), (s0, m0), (slast, mlast), (al, be, thr), (mech, bool(delay)))
+    return [spk, slast, mlast, sseq, mseq]
+
+
+def _synaptic_bwd(saved, grads, f, i, needs):
+    sseq, mseq, al, be, thr, s0, m0 = saved
+    g_spk, g_slast, g_mlast, g_sseq, g_mseq = grads
+    mech, delay, sg, _, dti, _ = i
+    T, M = sseq.shape
+    gx = _empty((T, M), IO_DTYPES[dti], like=sseq)
+    g0 = tuple(_empty(M, like=sseq) for _ in range(4))
+    gp = _grads_wanted(needs[1:4], M, sseq)
+    _SYNAPTIC.bwd(gx, ((sseq, mseq), (None,)), (g_spk, g_sseq, g_mseq), (g_slast, g_mlast, None, None), (s0, m0),
+                  (al, be, thr), (f[0], f[1]), g0, gp, (mech, bool(delay), sg))
+    gs0, gm0 = g0[0] + g0[2], g0[1] + g0[3]  # each state's two uses in step 0, summed as autograd sums them
+    return [gx if needs[0] else None, *gp, gs0 if needs[4] else None, gm0 if needs[5] else None]
+
+
+SYNAPTIC_SCAN = ScanFunction(synaptic_spec("snntorch_synaptic_triton", _synaptic_fwd, _synaptic_bwd))
+_aot("snntorch_synaptic_triton", "synaptic", _SYNAPTIC, ((1, False), (1, False, 0)), (3, 2, 3, 4, 3))
+
+
+def snntorch_synaptic_triton(x_seq: torch.Tensor, params, state=None, return_traces: bool = False):
+    """Fused snnTorch ``Synaptic`` scan, kernel contract: ``state`` is ``(syn0, mem0)`` or None
+    (zeros); returns ``((spikes,), (syn_last, mem_last), (syn_seq, mem_seq) or None)``.
+    Differentiable in ``x_seq``, the state and tensor ``alpha`` / ``beta`` / ``threshold``."""
+    return synaptic_run(SYNAPTIC_SCAN, x_seq, params, state, return_traces)
+
+
+def snntorch_synaptic_supports(x_seq: torch.Tensor, params=None, state=None, **_) -> Optional[str]:
+    """None when the Triton Synaptic scan can run this case, else the reason."""
+    if params is None:
+        return "no SynapticParams given"
+    return common_reason(x_seq, params.surrogate) or synaptic_reason(x_seq, params, state)
+
+
 # --------------------------------------------------------------------------- norse LIF
 
 
@@ -342,5 +458,6 @@ def norse_lif_supports(x_seq: torch.Tensor, params=None, state=None, **_) -> Opt
     return device_reason(x_seq) or norse_reason(x_seq, params, state)
 
 
-__all__ = ["LEAKY_SCAN", "NORSE_LIF_SCAN", "SAVED_BYTES", "norse_lif_supports", "norse_lif_triton",
-           "snntorch_leaky_supports", "snntorch_leaky_triton"]
+__all__ = ["LEAKY_SCAN", "NORSE_LIF_SCAN", "SAVED_BYTES", "SYNAPTIC_SCAN", "norse_lif_supports", "norse_lif_triton",
+           "snntorch_leaky_supports", "snntorch_leaky_triton", "snntorch_synaptic_supports",
+           "snntorch_synaptic_triton"]
