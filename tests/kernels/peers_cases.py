@@ -147,8 +147,7 @@ def test_synaptic_matches_reference(backend, mech, delay):
     _compare(backend, _synaptic_run(mech, delay), _synaptic_leaves(_x(**SYN_X)), exact=SYN_EXACT)
 
 
-@pytest.mark.parametrize("surrogate", [sg.FastSigmoid(25.0), sg.Triangle(0.8, 1.2), sg.SuperSpike(10.0)],
-                         ids=["fast_sigmoid", "triangle", "superspike"])
+@pytest.mark.parametrize("surrogate", [sg.FastSigmoid(25.0), sg.Triangle(0.8, 1.2)], ids=["fast_sigmoid", "triangle"])
 def test_synaptic_surrogates(backend, surrogate):
     _compare(backend, _synaptic_run("zero", True, surrogate), _synaptic_leaves(_x(**SYN_X)), exact=SYN_EXACT)
 

@@ -1,10 +1,12 @@
-"""Numba scans of the peer families (snnTorch ``Leaky``, norse's feed-forward LIF), loaded
-through :mod:`.jit` (never at import of the library). Float32 throughout, in the reference's
-operation order (functional/snntorch.py ``_leaky``, functional/norse.py ``_lif_update``) and,
+"""Numba scans of the peer families (snnTorch ``Leaky`` and ``Synaptic``, norse's feed-forward
+LIF), loaded through :mod:`.jit` (never at import of the library). Float32 throughout, in the
+reference's operation order (functional/snntorch.py ``_leaky`` / ``_synaptic``,
+functional/norse.py ``_lif_update``) and,
 for the VJPs, autograd's order of summing gradients: the same arithmetic as the Triton VJPs of
 kernels/triton/peers.py (see its docstring for the equations), so outputs, final states and
 input / initial-state gradients are bit-identical to the reference loop (surrogates without a
-transcendental; Sigmoid / SLAYER exp may differ by an ulp of ``exp``).
+transcendental; Sigmoid / SLAYER exp, norse's tanh / circ / heavi_erfc may differ by an ulp of
+libm's ``exp`` / ``tanh`` / ``pow``).
 
 Arrays are C-contiguous fp32 ``(T, M)`` / ``(M,)``; absent ones are 1-element dummies with their
 ``has_*`` flag off. Each variant (options, surrogate, which gradients exist) is its own compiled

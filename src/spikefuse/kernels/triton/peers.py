@@ -1,11 +1,13 @@
 """Triton fused scans of the peer families, through the generic template (:mod:`.generic`):
-snnTorch ``Leaky`` (``snntorch.leaky``) and norse's feed-forward LIF (``norse.lif``).
+snnTorch ``Leaky`` (``snntorch.leaky``), snnTorch ``Synaptic`` (``snntorch.synaptic``) and
+norse's feed-forward LIF (``norse.lif``).
 
 Each family is a step / VJP pair of ``@triton.jit`` functions written in the reference's
-operation order (functional/snntorch.py ``_leaky``, functional/norse.py ``_lif_update``; the
-VJPs sum gradients in autograd's order), run by the template's ``scan_fwd`` / ``scan_bwd``,
-and one :class:`~spikefuse.kernels.scan.ScanSpec` each, registered through ScanFunction as
-``snntorch_leaky_triton`` / ``norse_lif_triton``.
+operation order (functional/snntorch.py ``_leaky`` / ``_synaptic``, functional/norse.py
+``_lif_update``; the VJPs sum gradients in autograd's order), run by the template's
+``scan_fwd`` / ``scan_bwd``, and one :class:`~spikefuse.kernels.scan.ScanSpec` each, registered
+through ScanFunction as ``snntorch_leaky_triton`` / ``snntorch_synaptic_triton`` /
+``norse_lif_triton``.
 
 snnTorch ``Leaky`` (state ``mem``, the membrane *before* this step's delayed reset; ``b`` the
 clamped beta; ``R`` detached)::
@@ -19,6 +21,17 @@ Saved for backward: the ``mem`` trace (4 bytes per neuron-step; with ``reset_del
 pre-reset ``n`` is recomputed from ``mem[t-1]`` and the input). Parameter gradients: beta
 (autograd maps it through the clamp) and threshold; a ``graded_spikes_factor`` that requires
 grad is refused.
+
+snnTorch ``Synaptic`` (state ``(syn, mem)``; ``a``, ``b`` the clamped alpha, beta; spikes 0/1)::
+
+    R = 1[mem - thr > 0];  syn' = a syn + x;  m = b mem + syn'
+    subtract  n = m - R thr      zero  n = m - m R  (the whole new membrane)      none  n = m
+    S = 1[n - thr > 0];  reset_delay=False: D = S - R, then n - D thr / n - D n as Leaky
+
+Saved: the ``syn`` and ``mem`` traces (8 bytes per neuron-step); ``m`` is recomputed from
+``syn'[t]`` and ``mem[t-1]``, the input is not re-read. Autograd reaches the previous ``syn`` /
+``mem`` through ``a syn`` / ``b mem`` and (zero) through the reset's second evaluation of the
+membrane; the VJP carries the two terms apart and adds them as autograd does.
 
 norse LIF (state ``(v, i)``; ``a_m = dt tau_mem_inv``, ``a_sn = -dt tau_syn_inv`` computed by
 the caller with torch's arithmetic, so autograd maps their gradients to the inverse time
