@@ -159,7 +159,7 @@ def test_backend_accepted_and_bad_backend_refused(family):
     assert n.backend is None
 
 
-@pytest.mark.parametrize("family", ["eventprop", "recurrent_lif", "snntorch_synaptic"])  # snntorch_leaky and
+@pytest.mark.parametrize("family", ["eventprop", "recurrent_lif"])  # snntorch_leaky / _synaptic and
 # sinabs_lif / sinabs_iaf have fused kernels
 def test_kernel_backend_refused_without_a_kernel(family):
     with pytest.raises(ValueError, match="has no fused kernel"):
