@@ -9,8 +9,9 @@ import warnings
 import pytest
 import torch
 
+from lif_cpu_cases import lif_grads
 from spikefuse import surrogate as sg
-from spikefuse.functional.lif import LIFParams, LIFState, lif_multistep
+from spikefuse.functional.lif import LIFParams
 from spikefuse.kernels.cpu import jit
 
 pytest.importorskip("numba")
@@ -18,22 +19,9 @@ pytest.importorskip("numba")
 EXACT_SURROGATES = [sg.ATan(2.0), sg.SuperSpike(5.0), sg.Triangle(0.8, 1.2)]
 
 
-def _run(backend, x, v0, params, traces):
-    x = x.detach().clone().requires_grad_()
-    v0 = v0.detach().clone().requires_grad_()
-    out = lif_multistep(x, params, LIFState(v0), backend=backend, return_traces=traces)
-    g = torch.Generator().manual_seed(3)
-    loss = (out[0] * torch.randn(out[0].shape, generator=g)).sum()
-    loss = loss + (out[1].v * torch.randn(out[1].v.shape, generator=g)).sum()
-    if traces:
-        loss = loss + (out[2].h * torch.randn(x.shape, generator=g)).sum()
-    gx, gv0 = torch.autograd.grad(loss, [x, v0])
-    return [out[0], out[1].v, gx, gv0] + ([out[2].h, out[2].v] if traces else [])
-
-
 def _assert_same(params, x, v0, traces):
-    a = _run("cpu", x, v0, params, traces)
-    b = _run("reference", x, v0, params, traces)
+    a = lif_grads("cpu", x, v0, params, traces)
+    b = lif_grads("reference", x, v0, params, traces)
     for n, (u, w) in enumerate(zip(a, b)):
         assert u.dtype == w.dtype and u.shape == w.shape, n
         assert torch.equal(u, w), f"output {n}: max diff {(u.float() - w.float()).abs().max().item()}"
@@ -95,7 +83,7 @@ def test_fallback_without_numba_warns_once_and_gives_the_same_results(monkeypatc
     g = torch.Generator().manual_seed(14)
     x = torch.randn(6, 2, 40, generator=g) + 0.6
     params = LIFParams(tau=2.0, v_reset=0.0, surrogate=sg.ATan(2.0))
-    compiled = _run("cpu", x, torch.zeros(2, 40), params, True)
+    compiled = lif_grads("cpu", x, torch.zeros(2, 40), params, True)
 
     def no_numba():
         raise ImportError("No module named 'numba'")
@@ -106,8 +94,8 @@ def test_fallback_without_numba_warns_once_and_gives_the_same_results(monkeypatc
         with warnings.catch_warnings(record=True) as w:
             warnings.simplefilter("always")
             assert jit.kernels("lif") is None
-            fallback = _run("cpu", x, torch.zeros(2, 40), params, True)
-            _run("cpu", x, torch.zeros(2, 40), params, False)
+            fallback = lif_grads("cpu", x, torch.zeros(2, 40), params, True)
+            lif_grads("cpu", x, torch.zeros(2, 40), params, False)
         msgs = [str(m.message) for m in w if issubclass(m.category, RuntimeWarning)]
         assert len(msgs) == 1 and "numba is unavailable" in msgs[0] and "torch-op loops" in msgs[0]
     finally:

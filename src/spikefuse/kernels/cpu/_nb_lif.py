@@ -113,13 +113,22 @@ def _vjp_h(gv, gspk, ghx, h, vth, vr, hard, detach, kid, c0, c1):
 
 @functools.lru_cache(maxsize=None)
 def make_bwd(kind: int, hard: int, detach: int, recip: int, kid: int, has_gs: int, has_gvseq: int,
-             has_ghseq: int, has_gvlast: int, need_x: int, need_params: int):
+             has_ghseq: int, has_gvlast: int, need_x: int, need_tau: int, need_vth: int, need_vr: int,
+             per_step: int):
     """The reverse-scan kernel for one variant (flags are compile-time constants) over neurons
-    ``[j0, j1)``; writes gX, gV0 and (``need_params``) the per-neuron tau / v_threshold /
-    v_reset gradients."""
+    ``[j0, j1)``; writes gX, gV0 and the parameter gradients that are needed (``need_*``).
+
+    Each parameter's gradient is the sum of per-step terms, one or two per step, which autograd
+    of the reference adds in a fixed order: step ``T-1`` first, and within a step the reset's
+    term before the threshold's (v_threshold, soft reset) or the charge's (v_reset, hard reset).
+    ``per_step=0`` (a parameter of one value per neuron) adds them here in that order into
+    ``gtau`` / ``gvth`` / ``gvr``; ``per_step=1`` (a parameter broadcast over neurons) writes
+    each term into its ``(T, M)`` array (``ptau``; ``pth1``/``pth2``; ``pr1``/``pr2``, the
+    first-added term first) for the caller to reduce step by step as autograd does."""
 
     @njit(cache=True, nogil=True, error_model="numpy")
-    def lif_bwd(H, x, gs, gvseq, ghseq, gvlast, tau, vth, vr, v0, c0, c1, gx, gv0, gtau, gvth, gvr, j0, j1):
+    def lif_bwd(H, x, gs, gvseq, ghseq, gvlast, tau, vth, vr, v0, c0, c1, gx, gv0, gtau, gvth, gvr,
+                ptau, pth1, pth2, pr1, pr2, j0, j1):
         T = H.shape[0]
         split = has_gvseq and kind != 0
         for a in range(j0, j1, TILE):
@@ -135,8 +144,13 @@ def make_bwd(kind: int, hard: int, detach: int, recip: int, kid: int, has_gs: in
                 gvt = gvseq[t, a:b] if has_gvseq else gvseq[0, 0:1]
                 ghxt = ghseq[t, a:b] if has_ghseq else ghseq[0, 0:1]
                 gxt = gx[t, a:b] if need_x else gx[0, 0:1]
-                hp = H[t - 1, a:b] if (need_params and t > 0) else v0[a:b]
-                xp = x[t, a:b] if (need_params and kind == 1) else x[0, 0:1]
+                hp = H[t - 1, a:b] if (need_tau and t > 0) else v0[a:b]
+                xp = x[t, a:b] if (need_tau and kind == 1) else x[0, 0:1]
+                pt = ptau[t, a:b] if (per_step and need_tau) else ptau[0, 0:1]
+                p1 = pth1[t, a:b] if (per_step and need_vth) else pth1[0, 0:1]
+                p2 = pth2[t, a:b] if (per_step and need_vth and not hard) else pth2[0, 0:1]
+                r1 = pr1[t, a:b] if (per_step and need_vr) else pr1[0, 0:1]
+                r2 = pr2[t, a:b] if (per_step and need_vr and kind != 0) else pr2[0, 0:1]
                 first = t == 0
                 for jj in range(n):
                     if split:       # autograd adds the trace's gradient first
@@ -159,23 +173,38 @@ def make_bwd(kind: int, hard: int, detach: int, recip: int, kid: int, has_gs: in
                         cq[jj] = q
                     else:
                         carry[jj] = gvp
-                    if need_params:
-                        ath[jj] += -gsg if hard else -gsg + (-gv) * s
-                        if hard:
-                            ar[jj] += gv * s if kind == 0 else gv * s + q
-                        elif kind != 0:
-                            ar[jj] += q
-                        if kind != 0:
-                            vr_ = reset(hp[jj], th[jj], rs[jj], hard)[1]
-                            vp = hp[jj] if first else vr_
-                            at[jj] += _tau_term(gh, xp[jj] if kind == 1 else F0, vp, ta[jj], rs[jj], kind, recip)
+                    if need_vth:    # hard: the threshold's -gsg; soft: the reset's -gV S first
+                        e1 = -gsg if hard else (-gv) * s
+                        if per_step:
+                            p1[jj] = e1
+                            if not hard:
+                                p2[jj] = -gsg
+                        else:
+                            ath[jj] = ath[jj] + e1 if hard else (ath[jj] + e1) + (-gsg)
+                    if need_vr:     # hard reset only: the reset's gV S, then the charge's
+                        if per_step:
+                            r1[jj] = gv * s
+                            if kind != 0:
+                                r2[jj] = q
+                        else:
+                            ar[jj] = ar[jj] + gv * s if kind == 0 else (ar[jj] + gv * s) + q
+                    if need_tau:
+                        vr_ = reset(hp[jj], th[jj], rs[jj], hard)[1]
+                        vp = hp[jj] if first else vr_
+                        e = _tau_term(gh, xp[jj] if kind == 1 else F0, vp, ta[jj], rs[jj], kind, recip)
+                        if per_step:
+                            pt[jj] = e
+                        else:
+                            at[jj] = at[jj] + e
             if split:
                 for jj in range(n):
                     carry[jj] = carry[jj] + (-cq[jj])
             gv0[a:b] = carry
-            if need_params:
+            if need_tau and not per_step:
                 gtau[a:b] = at
+            if need_vth and not per_step:
                 gvth[a:b] = ath
+            if need_vr and not per_step:
                 gvr[a:b] = ar
 
     return lif_bwd
