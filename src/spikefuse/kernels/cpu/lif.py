@@ -380,6 +380,48 @@ def surrogate_consts(surrogate) -> tuple:
     return tuple(np.float32(v) for v in c)
 
 
+#: element step of the vectorised loop of torch's elementwise CPU kernels (two AVX2 vectors of
+#: eight floats); the remainder of a loop runs the scalar function
+_VEC_STEP = {"AVX2": 16}
+_GRAIN = 32768      # at::internal::GRAIN_SIZE: TensorIterator runs a smaller op on one thread
+
+
+def torch_vec_lanes(M: int, threads: Optional[int] = None) -> np.ndarray:
+    """``(M,)`` uint8: 1 where torch's elementwise sigmoid on a contiguous ``M``-element fp32
+    tensor computes element ``j`` in a vector lane (SLEEF's expf), 0 where its scalar remainder
+    loop does (libm's expf). TensorIterator runs the op on one range below ``_GRAIN`` elements or
+    on one thread, else ``at::parallel_for`` splits it into ``min(threads, ceil(M / _GRAIN))``
+    chunks of ``ceil(M / chunks)``; each range's last ``len % 16`` elements are the remainder.
+    On a CPU capability other than AVX2 all zeros (the libm expf everywhere, as before; the
+    vector exp of other capabilities is not reproduced)."""
+    step = _VEC_STEP.get(torch.backends.cpu.get_cpu_capability())
+    out = np.zeros(M, dtype=np.uint8)
+    if step is None:
+        return out
+    nt = threads or torch.get_num_threads()
+    chunks = 1 if (M < _GRAIN or nt == 1) else min(nt, -(-M // _GRAIN))
+    size = -(-M // chunks)
+    for b in range(0, M, size):
+        e = min(M, b + size)
+        out[b:e - (e - b) % step] = 1
+    return out
+
+
+def _lanes(kid: int, M: int):
+    if kid != 1:
+        return np.zeros(1, dtype=np.uint8)
+    key = (M, torch.get_num_threads(), torch.backends.cpu.get_cpu_capability())
+    cache = _LANES
+    if key not in cache:
+        if len(cache) > 64:
+            cache.clear()
+        cache[key] = torch_vec_lanes(M)
+    return cache[key]
+
+
+_LANES: dict = {}
+
+
 def _nb_param_flags(ctx, params, M: int):
     """``(need_tau, need_vth, need_vr, per_step)`` of :func:`._nb_lif.make_bwd`: which tensor
     parameters need a gradient, and whether one of them is broadcast over neurons (then the
@@ -412,7 +454,8 @@ def _nb_backward(nb, ctx, H, x, v0, params, grads):
                     int(n_tau), int(n_vth), int(n_vr), int(per_step))
     jit.run(k, M, nb.TILE, jit.np32(H, 2), jit.np32(xs, 2), jit.np32(g_spk, 2), jit.np32(g_vseq, 2),
             jit.np32(g_hseq, 2), jit.np32(g_vlast), *(_per_neuron(p, ctx.step_shape, M) for p in params),
-            jit.np32(v0.expand(M)), c0, c1, jit.np32(gx, 2), gv0.numpy(), *(jit.np32(g) for g in vec),
+            jit.np32(v0.expand(M)), c0, c1, _lanes(int(surrogate.kernel_id), M), jit.np32(gx, 2), gv0.numpy(),
+            *(jit.np32(g) for g in vec),
             *(jit.np32(a, 2) for a in arr))
     if gx is not None and ctx.x_dtype != f32:
         gx = gx.to(ctx.x_dtype)
