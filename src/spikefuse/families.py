@@ -164,6 +164,15 @@ def _train_snntorch_leaky(cfg):
     return Leaky(beta=1.0 - 1.0 / cfg.tau, spike_grad=_surrogate(cfg), backend=cfg.backend)
 
 
+def _train_snntorch_synaptic(cfg):
+    from .neuron.snntorch import Synaptic
+
+    # tau steps for both decays (as _train_cuba: tau_syn = tau_mem = tau): alpha = beta = 1 - 1/tau;
+    # snnTorch's subtract reset
+    decay = 1.0 - 1.0 / cfg.tau
+    return Synaptic(alpha=decay, beta=decay, spike_grad=_surrogate(cfg), backend=cfg.backend)
+
+
 def _norse_train_params(cfg):
     """norse's LIF parameters for a run with ``cfg.tau`` in steps: ``dt = 1e-3`` s (norse's),
     ``tau_mem = tau`` steps and ``tau_syn = tau / 2`` (norse's default ratio, 10 ms / 5 ms),
@@ -500,7 +509,8 @@ def _case_snntorch_synaptic(backend, io):
     from .functional.snntorch import SynapticParams, synaptic_multistep
 
     p = SynapticParams(alpha=0.5, beta=0.5)
-    # no fused kernel: as _case_snntorch_leaky, with syn saved as well
+    # the fused scans' traffic (kernels/*/peers.py; fwd: x, S; train: + syn and mem (8 B) written
+    # and read; bwd: gS in, gX out)
     return BenchCase(lambda x: synaptic_multistep(x, p, backend=backend)[0], 2 * io, 4 * io + 16)
 
 
@@ -637,7 +647,9 @@ FAMILIES: dict[str, Family] = {f.id: f for f in (
            description="snnTorch Leaky: subtract/zero/none reset, strict > threshold, reset_delay"),
     Family("snntorch.synaptic", f"{_FST}:synaptic_multistep", f"{_FST}:synaptic_step",
            f"{_FST}:SynapticParams", f"{_FST}:SynapticState", "spikefuse.neuron.snntorch:Synaptic",
-           aliases=("snntorch-synaptic",), bench=_bench("snntorch_synaptic", 1.0, 0.5),
+           "snntorch_synaptic", dict(_CPU_TRITON), aliases=("snntorch-synaptic",),
+           train=TrainSpec("atan", _SURROGATES, f"{_F}:_train_snntorch_synaptic"),
+           bench=_bench("snntorch_synaptic", 1.0, 0.5),
            nir="CubaLIF", nir_note=_SNNTORCH_NIR, description="snnTorch Synaptic (second-order LIF)"),
     Family("sinabs.lif", f"{_FSI}:sinabs_multistep", f"{_FSI}:sinabs_step", f"{_FSI}:SinabsParams",
            f"{_FSI}:SinabsState", "spikefuse.neuron.sinabs:SinabsLIF", aliases=("sinabs-lif",),

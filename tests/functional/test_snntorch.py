@@ -181,8 +181,8 @@ def test_errors_name_the_argument():
         leaky_multistep(x, LeakyParams(beta=0.5), state=LeakyState(torch.zeros(2, 3)))
     with pytest.raises(ValueError, match="params.beta: shape"):
         leaky_multistep(x, LeakyParams(beta=torch.ones(4)))
-    with pytest.raises(ValueError, match="backend: 'snntorch.synaptic' has no fused kernel"):
-        synaptic_multistep(x, SynapticParams(0.5, 0.5), backend="cpu")
+    with pytest.raises(TypeError, match="params: expected a SynapticParams"):
+        synaptic_multistep(x, LeakyParams(beta=0.5), backend="cpu")
     assert torch.equal(synaptic_multistep(x, SynapticParams(0.5, 0.5), backend="auto")[0],
                        synaptic_multistep(x, SynapticParams(0.5, 0.5), backend="reference")[0])
 
@@ -233,6 +233,7 @@ def test_module_checks_and_surrogate_names():
     assert isinstance(n.spike_grad, sg.FastSigmoid)
     with pytest.raises(ValueError, match="step_mode"):
         n.step_mode = "x"
-    with pytest.raises(ValueError, match="backend: Synaptic has no fused kernel"):
-        Synaptic(0.5, 0.5, backend="cpu")  # Leaky has fused kernels (kernels/*/peers.py)
+    with pytest.raises(ValueError, match="backend"):
+        Synaptic(0.5, 0.5, backend="gpu")  # "cpu" / "triton" are accepted: fused kernels (kernels/*/peers.py)
+    assert Synaptic(0.5, 0.5, backend="cpu").backend == "cpu"
     assert "reset_mechanism='subtract'" in repr(Synaptic(0.5, 0.5))

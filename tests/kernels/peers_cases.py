@@ -4,9 +4,11 @@ functional/norse.py), shared by test_kernels_peers_triton.py and test_kernels_pe
 (each defines the ``backend`` fixture and imports these tests): spikes, final states and
 traces bit-identical, input and initial-state gradients bit-identical (the VJPs sum in
 autograd's order), parameter gradients to tolerance. Cases: every snnTorch reset mechanism with
-and without reset_delay, learnable beta (some out of [0, 1]: the clamp) and threshold, norse's
+and without reset_delay (Leaky and Synaptic), learnable alpha / beta (some out of [0, 1]: the
+clamp) and threshold, norse's
 super / triangle / heaviside methods with tensor parameters, odd N (a partial block),
-non-contiguous input, T=1, at-threshold inputs (strict ``>``: no spike), fp16 input;
+non-contiguous input, T=1, at-threshold inputs, norse's tanh / circ / heavi_erfc (gradients to
+1e-6) (strict ``>``: no spike), fp16 input;
 ``supports`` reasons and the ``"auto"`` fallback. Small shapes: the Triton interpreter is slow."""
 import pytest
 import torch
@@ -14,7 +16,8 @@ import torch
 from equivalence import GRAD_TOL, outputs_and_grads
 from spikefuse import surrogate as sg
 from spikefuse.functional.norse import NorseLIFParams, NorseLIFState, norse_lif_multistep
-from spikefuse.functional.snntorch import LeakyParams, LeakyState, leaky_multistep
+from spikefuse.functional.snntorch import (LeakyParams, LeakyState, SynapticParams, SynapticState, leaky_multistep,
+                                           synaptic_multistep)
 
 T, B, N = 5, 2, 23  # M = 46: two interpreter blocks of 32, the second one partial
 
@@ -113,6 +116,93 @@ def test_leaky_graded_spikes_factor(backend):
         assert torch.equal(a[0], b[0]) and torch.equal(a[2].mem, b[2].mem) and a[0].max() == 0.5
 
 
+# --------------------------------------------------------------------------- snnTorch Synaptic
+
+
+def _synaptic_run(mech, delay, surrogate=sg.ATan(2.0)):
+    def run(backend, lv):
+        p = SynapticParams(alpha=lv["alpha"], beta=lv["beta"], threshold=lv["threshold"], reset_mechanism=mech,
+                           reset_delay=delay, surrogate=surrogate)
+        s, st, tr = synaptic_multistep(lv["x"], p, SynapticState(lv["syn0"], lv["mem0"]), backend=backend,
+                                       return_traces=True)
+        return [s, st.syn, st.mem, tr.syn, tr.mem]
+    return run
+
+
+def _synaptic_leaves(x):
+    g = torch.Generator().manual_seed(5)
+    n = x.shape[-1]
+    return dict(x=x, alpha=torch.rand(n, generator=g) * 1.2 - 0.1, beta=torch.rand(n, generator=g) * 1.2 - 0.1,
+                threshold=torch.tensor(1.1), syn0=torch.rand(x.shape[1:], generator=g) * 0.5,
+                mem0=torch.rand(x.shape[1:], generator=g) * 1.5)
+
+
+SYN_X = dict(scale=0.8, shift=0.3)
+SYN_EXACT = ("x", "syn0", "mem0")
+
+
+@pytest.mark.parametrize("delay", [True, False], ids=["delay", "no_delay"])
+@pytest.mark.parametrize("mech", ["subtract", "zero", "none"])
+def test_synaptic_matches_reference(backend, mech, delay):
+    _compare(backend, _synaptic_run(mech, delay), _synaptic_leaves(_x(**SYN_X)), exact=SYN_EXACT)
+
+
+@pytest.mark.parametrize("surrogate", [sg.FastSigmoid(25.0), sg.Triangle(0.8, 1.2)], ids=["fast_sigmoid", "triangle"])
+def test_synaptic_surrogates(backend, surrogate):
+    _compare(backend, _synaptic_run("zero", True, surrogate), _synaptic_leaves(_x(**SYN_X)), exact=SYN_EXACT)
+
+
+@pytest.mark.parametrize("surrogate", [sg.Sigmoid(4.0), sg.SLAYERExp(0.5, 1.0)], ids=["sigmoid", "slayer_exp"])
+def test_synaptic_exp_surrogates(backend, surrogate):
+    """Surrogates with an exp: outputs bit for bit, gradients to 1e-5 (an ulp of exp apart)."""
+    run, leaves = _synaptic_run("subtract", False, surrogate), _synaptic_leaves(_x(**SYN_X))
+    ok, gk = outputs_and_grads(run, backend, leaves)
+    orf, gr = outputs_and_grads(run, "reference", leaves)
+    assert all(torch.equal(a, b) for a, b in zip(ok, orf))
+    for k in gr:
+        torch.testing.assert_close(gk[k], gr[k], **GRAD_TOL[torch.float32])
+
+
+def test_synaptic_noncontiguous_t1_and_default_state(backend):
+    x = _x((N, B, T), **SYN_X).permute(2, 1, 0)  # (T, B, N), not contiguous
+    assert not x.is_contiguous()
+    _compare(backend, _synaptic_run("zero", False), _synaptic_leaves(x), exact=SYN_EXACT)
+    _compare(backend, _synaptic_run("subtract", True), _synaptic_leaves(_x((1, B, N), shift=1.0)), exact=SYN_EXACT)
+    x = _x(scale=1.0, shift=0.5)
+    p = SynapticParams(alpha=0.6, beta=0.9, reset_mechanism="zero", reset_delay=False)
+    a, b = synaptic_multistep(x, p, backend=backend), synaptic_multistep(x, p, backend="reference")
+    assert 0 < b[0].sum() < b[0].numel()
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1].syn, b[1].syn) and torch.equal(a[1].mem, b[1].mem)
+
+
+def test_synaptic_at_threshold_zero_wipes_the_input_and_fp16(backend):
+    # alpha = beta = 0.5, x = 0.5 from zero: syn 0.5, 0.75; mem 0.5, 1.0 = threshold (no spike:
+    # strict >), then 1.375 > 1: a spike. "zero" (reset_delay=False) wipes the whole new membrane,
+    # input included: mem 0 (snnTorch's Synaptic, unlike its Leaky)
+    x = torch.full((3, 1, 3), 0.5)
+    x[:, 0, 2] = torch.tensor([0.5, 0.5, 0.125])  # the third step of neuron 2 lands on 1.0 (0.5 + 0.375 + 0.125)
+    p = SynapticParams(alpha=0.5, beta=0.5, reset_mechanism="zero", reset_delay=False)
+    s, st, tr = synaptic_multistep(x, p, backend=backend, return_traces=True)
+    assert s[:, 0, 0].tolist() == [0.0, 0.0, 1.0] and tr.mem[:, 0, 0].tolist() == [0.5, 1.0, 0.0]
+    assert tr.syn[:, 0, 0].tolist() == [0.5, 0.75, 0.875] and s[2, 0, 2] == 0 and tr.mem[2, 0, 2] == 1.0
+    ref = synaptic_multistep(x, p, backend="reference", return_traces=True)
+    assert all(torch.equal(a, b) for a, b in zip((s, st.syn, st.mem, tr.syn, tr.mem),
+                                                 (ref[0], ref[1].syn, ref[1].mem, ref[2].syn, ref[2].mem)))
+    xh = _x(**SYN_X).half()
+    a, b = synaptic_multistep(xh, p, backend=backend), synaptic_multistep(xh, p, backend="reference")
+    assert a[0].dtype == torch.float16 and torch.equal(a[0], b[0]) and torch.equal(a[1].mem, b[1].mem)
+
+
+def test_synaptic_refusals_and_auto_fallback(backend):
+    x = _x(**SYN_X)
+    p = SynapticParams(alpha=0.5, beta=0.5, surrogate=sg.Custom(torch.sigmoid))
+    with pytest.raises(ValueError, match="no in-kernel formula"):
+        synaptic_multistep(x, p, backend=backend)
+    with pytest.raises(ValueError, match="float64"):
+        synaptic_multistep(x.double(), SynapticParams(alpha=0.5, beta=0.5), backend=backend)
+    assert torch.equal(synaptic_multistep(x, p, backend="auto")[0], synaptic_multistep(x, p, backend="reference")[0])
+
+
 # --------------------------------------------------------------------------- norse LIF
 
 
@@ -176,11 +266,26 @@ def test_norse_lif_at_threshold(backend):
     assert torch.equal(a[0], b[0]) and torch.equal(a[2].v, b[2].v) and torch.equal(a[2].i, b[2].i)
 
 
+@pytest.mark.parametrize("method,alpha", [("tanh", 0.5), ("circ", 0.3), ("heavi_erfc", 0.7),
+                                          ("circ", torch.tensor(0.3))], ids=["tanh", "circ", "heavi_erfc", "circ_t"])
+def test_norse_lif_transcendental_surrogates(backend, method, alpha):
+    """norse's HeaviTanh / HeaviCirc / HeaviErfc in the kernels: spikes and states bit for bit,
+    gradients to 1e-6 (libm / libdevice tanh, pow and exp against torch's: an ulp apart)."""
+    leaves = _norse_leaves(_x(**NORSE_X))
+    ok, gk = outputs_and_grads(_norse_run(method, alpha), backend, leaves)
+    orf, gr = outputs_and_grads(_norse_run(method, alpha), "reference", leaves)
+    assert 0 < orf[0].sum() < orf[0].numel()
+    assert all(torch.equal(a, b) for a, b in zip(ok, orf))
+    assert gk.keys() == gr.keys()
+    for k in gr:
+        tol = 1e-6 if k in ("x", "v0", "i0") else 1e-5
+        assert gr[k].abs().max() > 0, k
+        torch.testing.assert_close(gk[k], gr[k], rtol=tol, atol=tol * gr[k].abs().max().item(), msg=lambda m: f"{k}: {m}")
+
+
 def test_norse_lif_refusals_and_auto_fallback(backend):
     x = _x(**NORSE_X)
-    p = NorseLIFParams(method="tanh")
-    with pytest.raises(ValueError, match="method 'tanh' has no in-kernel surrogate"):
-        norse_lif_multistep(x, p, backend=backend)
+    p = NorseLIFParams(alpha=torch.full((N,), 5.0))
     with pytest.raises(ValueError, match="per-neuron alpha"):
-        norse_lif_multistep(x, NorseLIFParams(alpha=torch.full((N,), 5.0)), backend=backend)
+        norse_lif_multistep(x, p, backend=backend)
     assert torch.equal(norse_lif_multistep(x, p, backend="auto")[0], norse_lif_multistep(x, p, backend="reference")[0])

@@ -115,8 +115,8 @@ def _captured_call(family, generic=False):
     model = _Model(family)
     scan.scan_fwd = spy
     try:
-        with gen.generic_as_triton() if generic else contextlib.nullcontext():
-            model(_input().requires_grad_())
+        with gen.generic_as_triton() if generic else contextlib.nullcontext(), scan.through_op():
+            model(_input().requires_grad_())  # eager calls skip the op unless told (through_op)
     finally:
         scan.scan_fwd = real
     assert len(calls) == 1, [c[0] for c in calls]

@@ -159,8 +159,8 @@ def test_backend_accepted_and_bad_backend_refused(family):
     assert n.backend is None
 
 
-@pytest.mark.parametrize("family", ["eventprop", "recurrent_lif", "snntorch_synaptic",
-                                    "sinabs_lif", "sinabs_iaf"])  # snntorch_leaky has fused kernels
+@pytest.mark.parametrize("family", ["eventprop", "recurrent_lif",
+                                    "sinabs_lif", "sinabs_iaf"])  # snntorch_leaky / _synaptic have fused kernels
 def test_kernel_backend_refused_without_a_kernel(family):
     with pytest.raises(ValueError, match="has no fused kernel"):
         FAMILIES[family][0](backend="triton")

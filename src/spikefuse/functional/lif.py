@@ -36,12 +36,13 @@ Example::
 """
 from __future__ import annotations
 
+import math
 from typing import NamedTuple, Optional, Union
 
 import torch
 from torch import Tensor
 
-from .._core import check_not_transformed, compute_dtype
+from .._core import check_not_transformed, compute_dtype, is_compiling
 from .._validate import (
     _describe,
     check_bool,
@@ -201,8 +202,21 @@ def _validate_state(state, shape, device) -> Tensor:
         raise ValueError(
             f"state.v: expected shape {tuple(shape)} (one step of the input), got {tuple(v.shape)}"
         )
-    check_tensor("state.v", v)
+    if not _is_fresh(v):  # a resting state initial_state made (and nobody changed) is finite
+        check_tensor("state.v", v)
     return v
+
+
+def _mark_fresh(v: Tensor) -> Tensor:
+    """Remember that ``v`` is a resting state made here from validated parameters (its version
+    counter moves on any in-place change, which ends the promise)."""
+    if type(v) is Tensor and not is_compiling():
+        v._spikefuse_fresh = v._version
+    return v
+
+
+def _is_fresh(v: Tensor) -> bool:
+    return getattr(v, "_spikefuse_fresh", None) == v._version
 
 
 def initial_state(shape, params: LIFParams, dtype=torch.float32, device=None) -> LIFState:
@@ -214,11 +228,24 @@ def initial_state(shape, params: LIFParams, dtype=torch.float32, device=None) ->
     shape = check_shape("shape", shape)
     if not isinstance(params, LIFParams):
         raise TypeError(f"params: expected a LIFParams, got {_describe(params)}")
+    vr = params.v_reset
+    if _finite_number(vr) and dtype in (torch.float32, torch.float64) and not is_compiling():
+        # 0 + v_reset in the state dtype as one fill (+ 0.0: the sum turns -0.0 into +0.0)
+        v = torch.full(shape, 0.0 if vr is None else _rounded(vr, dtype) + 0.0, dtype=dtype, device=device)
+        return LIFState(_mark_fresh(v))
     v = torch.zeros(shape, dtype=dtype, device=device)
-    if params.v_reset is not None:
-        vr = params.v_reset
+    if vr is not None:
         v = v + (vr.to(dtype) if isinstance(vr, Tensor) else vr)
     return LIFState(v)
+
+
+def _rounded(x: Number, dtype: torch.dtype) -> float:
+    """The number ``x`` rounded to ``dtype`` (fp32 / fp64) as torch rounds a scalar operand."""
+    return float(x) if dtype == torch.float64 else float(torch.tensor(float(x), dtype=torch.float32))
+
+
+def _finite_number(x) -> bool:
+    return x is None or (isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x))
 
 
 def _charge(x: Tensor, v: Tensor, tau, v_reset, decay_input: bool) -> Tensor:

@@ -96,7 +96,8 @@ dtype. ``return_traces=True`` also returns the state after every step, stacked (
 field, the layout of norse's ``record_states=True``).
 
 The feed-forward LIF has fused kernels (``backend="triton"`` / ``"cpu"``; ``"auto"`` runs them
-where they cover the case: methods ``super``, ``triangle``, ``heaviside``, fp16/bf16/fp32
+where they cover the case: every method (the gradients of ``tanh`` / ``circ`` / ``heavi_erfc``
+to ~1e-6: their transcendentals are libm's / libdevice's), one ``alpha``, fp16/bf16/fp32
 input); the other models have none: ``backend`` ``None``, ``"auto"`` and ``"reference"`` run
 the plain-torch loop below (``"cpu"`` / ``"triton"`` raise a ``ValueError``, through the
 boundary the peer families share, :func:`spikefuse.functional._peers.begin`).

@@ -29,7 +29,8 @@ in snnTorch. The surrogate defaults to ``ATan(2.0)``, snnTorch's default ``atan(
 gradient ``alpha/2 / (1 + (pi/2 alpha u)^2)``); ``FastSigmoid(slope)`` is snnTorch's
 ``fast_sigmoid``. ``Leaky`` has fused kernels (kernels/triton/peers.py, kernels/cpu/peers.py;
 ``"auto"`` falls back to the loop for what they do not cover, e.g. a learnable
-``graded_spikes_factor``); ``Synaptic`` has none (``backend="cpu"`` / ``"triton"`` raise).
+``graded_spikes_factor``); so has ``Synaptic`` (every reset mechanism, ``reset_delay``, learnable
+``alpha`` / ``beta`` / ``threshold``; the surrogates with an in-kernel formula).
 
     >>> import torch
     >>> x = torch.tensor([0.6, 0.6, 0.0]).reshape(3, 1, 1)
@@ -288,4 +289,4 @@ def synaptic_multistep(x_seq: Tensor, params: SynapticParams, state: Optional[Sy
     """snnTorch ``Synaptic`` over ``x_seq`` ``(T, B, *features)``; see :func:`leaky_multistep`
     (traces: ``SynapticTraces(syn, mem)``)."""
     return _multi("synaptic_multistep", "snntorch.synaptic", x_seq, params, state, backend, return_traces,
-                  (SynapticParams, SynapticState, SynapticTraces), _synaptic_fn)
+                  (SynapticParams, SynapticState, SynapticTraces), _synaptic_fn, kernel="snntorch_synaptic")

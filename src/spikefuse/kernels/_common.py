@@ -256,9 +256,17 @@ def leaky_reason(x_seq: torch.Tensor, params, state=None) -> Optional[str]:
     return params_reason(x_seq, params, ("beta", "threshold", "graded_spikes_factor"), state)
 
 
+#: norse's own surrogate ids of the peer kernels' ``g * sg(d)`` (after the shared 0-4):
+#: HeaviTanh ``1 - tanh(alpha d)^2``, HeaviCirc, HeaviErfc ``2 exp(-(alpha d)^2) / sqrt(pi)``
+SG_NORSE_TANH, SG_NORSE_CIRC, SG_NORSE_ERFC = 5, 6, 7
+
+
 #: norse threshold method -> ``alpha -> (surrogate id, c0, c1)`` of the kernels' ``g * sg(d)``
 NORSE_SG = {"super": lambda a: (2, a, 0.0), "triangle": lambda a: (4, 1.0, a),
-            "heaviside": lambda a: (SG_NONE, 0.0, 0.0)}
+            "heaviside": lambda a: (SG_NONE, 0.0, 0.0),
+            "tanh": lambda a: (SG_NORSE_TANH, a, 0.0),
+            "circ": lambda a: (SG_NORSE_CIRC, a, a ** 2),  # alpha ** 2 as norse squares a Python float
+            "heavi_erfc": lambda a: (SG_NORSE_ERFC, a, math.sqrt(math.pi))}
 
 
 def norse_reason(x_seq: torch.Tensor, params, state=None) -> Optional[str]:
@@ -357,6 +365,58 @@ def leaky_spec(name: str, forward, backward):
         fake_backward=lambda saved, grads, f, i, needs: _fake_grads(saved, i[4], needs))
 
 
+def synaptic_reason(x_seq: torch.Tensor, params, state=None) -> Optional[str]:
+    """The backend-independent part of the snnTorch Synaptic ``supports`` rules."""
+    if params is None:
+        return "no SynapticParams given"
+    return params_reason(x_seq, params, ("alpha", "beta", "threshold"), state)
+
+
+# snnTorch Synaptic: tensors (x (T, M) contiguous, a = clamp(alpha, 0, 1), b = clamp(beta, 0, 1),
+# threshold, syn0, mem0 (M,) fp32); floats (c0, c1); ints (mechanism index, reset_delay,
+# surrogate id, traces, io dtype index, grad bits). Outputs (spikes, syn_last, mem_last, syn_seq
+# or None, mem_seq or None); saved (syn_seq, mem_seq, a, b, threshold, syn0, mem0): the input is
+# not re-read (``b mem + syn'`` is recomputed from the traces).
+
+
+def synaptic_run(scan, x_seq: torch.Tensor, params, state, return_traces: bool):
+    """Run a Synaptic ScanFunction; results in the kernel contract ``((spikes,), (syn_last,
+    mem_last), (syn_seq, mem_seq) or None)``."""
+    shape, dev, T = tuple(x_seq.shape[1:]), x_seq.device, x_seq.shape[0]
+    s0, m0 = (torch.zeros(shape, device=dev),) * 2 if state is None else state
+    tensors = [x_seq.reshape(T, -1).contiguous(), clamp01_param(params.alpha, shape, dev),
+               clamp01_param(params.beta, shape, dev), expand_param(params.threshold, shape, dev),
+               expand_param(s0, shape, dev), expand_param(m0, shape, dev)]
+    sur = params.surrogate
+    i = [SNNTORCH_MECHS.index(params.reset_mechanism), int(bool(params.reset_delay)), int(sur.kernel_id),
+         int(bool(return_traces)), IO_DTYPES.index(x_seq.dtype), input_grad_bits(tensors)]
+    spk, sl, ml, sseq, mseq = scan.apply(tensors, list(sg_consts(sur.kernel_id, *sur.kernel_params)), i)
+    traces = (sseq.view(x_seq.shape), mseq.view(x_seq.shape)) if return_traces else None
+    return (spk.view(x_seq.shape),), (sl.view(shape), ml.view(shape)), traces
+
+
+def _two_state_fake(x: torch.Tensor, keep) -> list:
+    """Output shapes of a two-state peer scan: (spikes, two last states, two traces or None)."""
+    T, M = x.shape
+    seq = [x.new_empty((T, M), dtype=torch.float32) if keep else None for _ in range(2)]
+    return [torch.empty_like(x), x.new_empty((M,), dtype=torch.float32), x.new_empty((M,), dtype=torch.float32),
+            *seq]
+
+
+def _synaptic_fake(tensors, f, i):
+    return _two_state_fake(tensors[0], i[3] or i[5])
+
+
+def synaptic_spec(name: str, forward, backward):
+    """The Synaptic ScanSpec ``name`` with a backend's ``forward`` / ``backward`` scans."""
+    return ScanSpec(
+        name=name, inputs=("x", "alpha", "beta", "threshold", "syn0", "mem0"), states=("syn", "mem"),
+        params=("alpha", "beta", "threshold"), outputs=("spikes", "syn_last", "mem_last", "syn_seq", "mem_seq"),
+        saved=("syn_seq", "mem_seq"), saved_bytes=8, moved_bytes=16, forward=forward,
+        save=lambda tensors, outputs, f, i, needs: [outputs[3], outputs[4], *tensors[1:]], backward=backward,
+        fake=_synaptic_fake, fake_backward=lambda saved, grads, f, i, needs: _fake_grads(saved, i[4], needs))
+
+
 def norse_run(scan, x_seq: torch.Tensor, params, state, return_traces: bool, dt: float):
     """Run a norse LIF ScanFunction; results ``((z,), (v, i), (v_seq, i_seq) or None)``."""
     shape, T = tuple(x_seq.shape[1:]), x_seq.shape[0]
@@ -369,11 +429,7 @@ def norse_run(scan, x_seq: torch.Tensor, params, state, return_traces: bool, dt:
 
 
 def _norse_fake(tensors, f, i):
-    x = tensors[0]
-    T, M = x.shape
-    seq = [x.new_empty((T, M), dtype=torch.float32) if (i[1] or i[3]) else None for _ in range(2)]
-    return [torch.empty_like(x), x.new_empty((M,), dtype=torch.float32), x.new_empty((M,), dtype=torch.float32),
-            *seq]
+    return _two_state_fake(tensors[0], i[1] or i[3])
 
 
 def norse_spec(name: str, forward, backward):

@@ -35,7 +35,7 @@ from typing import Callable, Optional, Sequence
 import torch
 from torch import Tensor
 
-__all__ = ["ScanSpec", "ScanFunction", "find", "register_spec", "spec", "SPECS"]
+__all__ = ["ScanSpec", "ScanFunction", "find", "register_spec", "spec", "SPECS", "through_op"]
 
 #: every registered spec, by name
 SPECS: dict[str, "ScanSpec"] = {}
@@ -164,15 +164,86 @@ def _bwd_setup(ctx, inputs, output):
 scan_bwd.register_autograd(_no_double_backward, setup_context=_bwd_setup)
 
 
+def _eager_ok(ts) -> bool:
+    """True when a call can skip the custom-op dispatch: plain tensors, no torch.compile /
+    export trace, no dispatch or function mode (make_fx, FakeTensorMode, opcheck) and no
+    forced op path (:func:`through_op`)."""
+    if _FORCE_OP[0] or torch.compiler.is_compiling():
+        return False
+    if torch._C._len_torch_dispatch_stack() or torch._C._is_torch_function_mode_enabled():
+        return False  # make_fx, FakeTensorMode, opcheck and friends trace through these
+    return all(t is None or type(t) in _PLAIN for t in ts)
+
+
+_PLAIN = (Tensor, torch.nn.Parameter)
+_FORCE_OP = [False]
+
+
+class through_op:
+    """Context manager: every scan goes through the ``spikefuse::scan_fwd`` op, as it does under
+    torch.compile (tests that spy on the op)."""
+
+    def __enter__(self):
+        self._old, _FORCE_OP[0] = _FORCE_OP[0], True
+        return self
+
+    def __exit__(self, *exc):
+        _FORCE_OP[0] = self._old
+        return False
+
+
+class _EagerScan(torch.autograd.Function):
+    """The eager path of :class:`ScanFunction`: the op's forward, save and backward called
+    directly (no torch.library dispatch, pytree flattening or empty placeholder tensors); the
+    same functions as the op, so the same numbers. Backward with ``create_graph=True`` calls
+    the ``scan_bwd`` op, whose registered autograd refuses a second derivative."""
+
+    @staticmethod
+    def forward(ctx, kernel, f, i, *ts):
+        s = SPECS[kernel]
+        outs = s.forward(list(ts), list(f), list(i))
+        needs = [t is not None and t.requires_grad for t in ts]
+        if any(needs):
+            saved = s.save(list(ts), list(outs), list(f), list(i), needs)
+            ctx.kernel, ctx.f, ctx.i, ctx.needs, ctx.n_saved = kernel, list(f), list(i), needs, len(saved)
+            ctx.save_for_backward(*saved)
+        ctx.set_materialize_grads(False)
+        return tuple(outs)
+
+    @staticmethod
+    def backward(ctx, *grads):
+        saved, needs = list(ctx.saved_tensors), ctx.needs
+        if torch.is_grad_enabled():  # create_graph: the op path (first-order only)
+            dev = _device(saved)
+            out = _none(scan_bwd(ctx.kernel, _fill(saved, dev), _fill(list(grads), dev), ctx.f, ctx.i, needs))
+        else:
+            out = SPECS[ctx.kernel].backward(saved, list(grads), list(ctx.f), list(ctx.i), list(needs))
+        return (None, None, None, *[g if (n and g is not None and g.numel()) else None for g, n in zip(out, needs)])
+
+
 class ScanFunction:
-    """Runs a registered :class:`ScanSpec` through the ``spikefuse::scan_fwd`` op (with its
-    registered backward): ``ScanFunction(spec).apply(tensors, f, i)`` returns the outputs as a
-    list, None where absent."""
+    """Runs a registered :class:`ScanSpec`: ``ScanFunction(spec).apply(tensors, f, i)`` returns
+    the outputs as a list, None where absent. Under torch.compile / export / a dispatch mode the
+    call goes through the ``spikefuse::scan_fwd`` op (with its registered backward); eager calls
+    on plain tensors run the same spec functions through a ``torch.autograd.Function`` (the op's
+    dispatch costs more than a small scan: issue 15 item 3)."""
 
     def __init__(self, s: ScanSpec):
         self.spec = register_spec(s)
 
     def apply(self, tensors: Sequence[Optional[Tensor]], f: Sequence[float], i: Sequence[int]) -> list:
         ts = list(tensors)
-        outs = scan_fwd(self.spec.name, _fill(ts, _device(ts)), [float(v) for v in f], [int(v) for v in i])
+        f = [float(v) for v in f]
+        i = [int(v) for v in i]
+        if _eager_ok(ts):
+            if not (torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in ts)):
+                with torch.no_grad():
+                    return _none_outs(self.spec.forward(ts, f, i))
+            return _none_outs(_EagerScan.apply(self.spec.name, f, i, *ts))
+        outs = scan_fwd(self.spec.name, _fill(ts, _device(ts)), f, i)
         return _none(outs)
+
+
+def _none_outs(outs) -> list:
+    """The op's output convention on the eager path: absent (None or empty) outputs are None."""
+    return [None if (t is None or t.numel() == 0) else t for t in outs]

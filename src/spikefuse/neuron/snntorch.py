@@ -181,6 +181,7 @@ class Synaptic(_SnnTorchNeuron):
     _params_cls, _STATE, _state_cls = F.SynapticParams, ("syn", "mem"), F.SynapticState
     _SHOWN = ("alpha", "beta", "threshold")
     _multistep, _step = staticmethod(F.synaptic_multistep), staticmethod(F.synaptic_step)
+    _fused = True  # kernels/triton/peers.py, kernels/cpu/peers.py
 
     def __init__(self, alpha, beta, threshold=1.0, spike_grad=None, *, learn_alpha: bool = False,
                  learn_beta: bool = False, learn_threshold: bool = False, reset_mechanism: str = "subtract",

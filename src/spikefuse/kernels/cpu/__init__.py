@@ -44,4 +44,5 @@ from . import peers as _peers  # noqa: E402
 
 SAVED_BYTES.update(_peers.SAVED_BYTES)
 register("snntorch_leaky", "cpu", _peers.snntorch_leaky_cpu, _peers.snntorch_leaky_supports)
+register("snntorch_synaptic", "cpu", _peers.snntorch_synaptic_cpu, _peers.snntorch_synaptic_supports)
 register("norse_lif", "cpu", _peers.norse_lif_cpu, _peers.norse_lif_supports)

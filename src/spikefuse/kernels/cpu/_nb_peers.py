@@ -1,10 +1,12 @@
-"""Numba scans of the peer families (snnTorch ``Leaky``, norse's feed-forward LIF), loaded
-through :mod:`.jit` (never at import of the library). Float32 throughout, in the reference's
-operation order (functional/snntorch.py ``_leaky``, functional/norse.py ``_lif_update``) and,
+"""Numba scans of the peer families (snnTorch ``Leaky`` and ``Synaptic``, norse's feed-forward
+LIF), loaded through :mod:`.jit` (never at import of the library). Float32 throughout, in the
+reference's operation order (functional/snntorch.py ``_leaky`` / ``_synaptic``,
+functional/norse.py ``_lif_update``) and,
 for the VJPs, autograd's order of summing gradients: the same arithmetic as the Triton VJPs of
 kernels/triton/peers.py (see its docstring for the equations), so outputs, final states and
 input / initial-state gradients are bit-identical to the reference loop (surrogates without a
-transcendental; Sigmoid / SLAYER exp may differ by an ulp of ``exp``).
+transcendental; Sigmoid / SLAYER exp, norse's tanh / circ / heavi_erfc may differ by an ulp of
+libm's ``exp`` / ``tanh`` / ``pow``).
 
 Arrays are C-contiguous fp32 ``(T, M)`` / ``(M,)``; absent ones are 1-element dummies with their
 ``has_*`` flag off. Each variant (options, surrogate, which gradients exist) is its own compiled
@@ -26,6 +28,28 @@ from ._nb_lif import sg_times
 TILE = 512
 F0 = np.float32(0.0)
 F1 = np.float32(1.0)
+F2 = np.float32(2.0)
+F15 = np.float32(1.5)
+
+
+@njit(cache=True, inline="always")
+def peer_sg_times(g, d, kid, c0, c1):
+    """``g * surrogate'(d)``: the shared surrogates (ids 0-4, :func:`._nb_lif.sg_times`) and
+    norse's HeaviTanh (5), HeaviCirc (6, ``c1 = alpha ** 2``), HeaviErfc (7, ``c1 =
+    sqrt(pi)``) in norse's operation order (``c0 = alpha``; libm's tanh / pow / exp: to ~1e-6
+    of torch's, not bit for bit)."""
+    if kid < 5:
+        return sg_times(g, d, kid, c0, c1)
+    if kid == 5:
+        t = np.tanh(d * c0)
+        return g * (F1 - t * t)
+    if kid == 6:
+        r2 = c1 + d * d
+        a = (d * d) / (F2 * r2 ** F15)
+        b = F1 / (F2 * np.sqrt(r2))
+        return g * (((-a + b) * F2) * c0)
+    y = c0 * d
+    return g * ((F2 * np.exp(-(y * y))) / c1)
 
 
 # --------------------------------------------------------------------------- snnTorch Leaky
@@ -198,7 +222,7 @@ def norse_gvd(gvn, gz_in, has_gz, vd, u, z, vr, has_sg, kid, c0, c1):
     gz = gvn * vr
     if has_gz:
         gz = gz_in + gz
-    gu = sg_times(gz + (-(gvn * vd)), u, kid, c0, c1)
+    gu = peer_sg_times(gz + (-(gvn * vd)), u, kid, c0, c1)
     return gvd + gu, -gu
 
 
@@ -250,3 +274,124 @@ def make_norse_bwd(kid: int, has_sg: int, has_gz: int, has_gv: int, has_gi: int,
                 gp[:, a:e] = acc
 
     return norse_bwd
+
+
+# --------------------------------------------------------------------------- snnTorch Synaptic
+
+
+@njit(cache=True, inline="always")
+def synaptic_charge(sn, m, b, thr, mech):
+    """(membrane before this step's spike, detached delayed reset R) from ``syn'`` and the
+    previous membrane; "zero" subtracts the whole new membrane (``m - m R``)."""
+    r = F1 if m - thr > F0 else F0
+    n = b * m + sn
+    if mech == 0:
+        return n - r * thr, r
+    if mech == 1:
+        return n - n * r, r
+    return n, r
+
+
+@njit(cache=True, inline="always")
+def synaptic_step(x, s, m, a, b, thr, mech, delay):
+    """One forward step: (spike, syn', the membrane snnTorch returns)."""
+    sn = a * s + x
+    n, r = synaptic_charge(sn, m, b, thr, mech)
+    spk = F1 if n - thr > F0 else F0
+    if not delay:
+        n = leaky_late(n, r, thr, F1, mech)
+    return spk, sn, n
+
+
+@functools.lru_cache(maxsize=None)
+def make_synaptic_fwd(mech: int, delay: int):
+    """The forward kernel of one variant (flags are compile-time constants)."""
+
+    @njit(cache=True, nogil=True, error_model="numpy")
+    def synaptic_fwd(x, al, be, thr, s0, m0, S, Sseq, Mseq, slast, mlast, j0, j1):
+        for a in range(j0, j1, TILE):
+            e = min(j1, a + TILE)
+            s, m = s0[a:e].copy(), m0[a:e].copy()
+            aa, ba, ta = al[a:e], be[a:e], thr[a:e]
+            for t in range(x.shape[0]):
+                xt, st = x[t, a:e], S[t, a:e]
+                for jj in range(e - a):
+                    st[jj], s[jj], m[jj] = synaptic_step(xt[jj], s[jj], m[jj], aa[jj], ba[jj], ta[jj], mech, delay)
+                Sseq[t, a:e] = s
+                Mseq[t, a:e] = m
+            slast[a:e] = s
+            mlast[a:e] = m
+
+    return synaptic_fwd
+
+
+@njit(cache=True, inline="always")
+def synaptic_vjp(gn, gspk, sn, m, a, b, thr, mech, delay, kid, c0, c1):
+    """One step back from ``gn`` (this step's membrane, all of its uses summed) and ``gspk``:
+    (g of ``b mem + syn'``, g of the zero reset's second evaluation ``m2``, g_thr)."""
+    n, r = synaptic_charge(sn, m, b, thr, mech)
+    gth = F0
+    if not delay:
+        gn, gspk, gth = leaky_late_vjp(gn, gspk, n, r, thr, F1, mech)
+    gu = peer_sg_times(gspk * F1, n - thr, kid, c0, c1)
+    gn = gn + gu
+    gth = gth + (-gu)
+    gm2 = F0
+    if mech == 0:
+        gth = gth + (-gn) * r
+    elif mech == 1:
+        gm2 = (-gn) * r
+    return gn, gm2, gth
+
+
+@functools.lru_cache(maxsize=None)
+def make_synaptic_bwd(mech: int, delay: int, kid: int, has_gs: int, has_gss: int, has_gms: int, has_gsl: int,
+                      has_gml: int, need_x: int, need_params: int):
+    """The reverse-scan kernel of one variant (flags are compile-time constants). Carries: the
+    gradients of the previous ``syn`` / ``mem`` from this step's two uses of each (``a syn``,
+    ``b mem`` and, for "zero", the reset's second evaluation) kept apart, summed in autograd's
+    order ``((second + trace) + first)``; ``gp`` ``(3, M)``: the alpha / beta / threshold
+    gradients."""
+    zero = mech == 1
+
+    @njit(cache=True, nogil=True, error_model="numpy")
+    def synaptic_bwd(Sseq, Mseq, gs, gsseq, gmseq, gslast, gmlast, al, be, thr, s0, m0, c0, c1, gx, gs0, gm0, gp,
+                     j0, j1):
+        T = Sseq.shape[0]
+        for a in range(j0, j1, TILE):
+            e = min(j1, a + TILE)
+            sa = gslast[a:e].copy() if has_gsl else np.zeros(e - a, np.float32)
+            ma = gmlast[a:e].copy() if has_gml else np.zeros(e - a, np.float32)
+            sb, mb = np.zeros(e - a, np.float32), np.zeros(e - a, np.float32)
+            acc = np.zeros((3, e - a), np.float32)
+            aa, ba, ta = al[a:e], be[a:e], thr[a:e]
+            for t in range(T - 1, -1, -1):
+                sp = s0[a:e] if t == 0 else Sseq[t - 1, a:e]
+                mp = m0[a:e] if t == 0 else Mseq[t - 1, a:e]
+                snt = Sseq[t, a:e]
+                gst = gs[t, a:e] if has_gs else gs[0, 0:1]
+                gsst = gsseq[t, a:e] if has_gss else gsseq[0, 0:1]
+                gmst = gmseq[t, a:e] if has_gms else gmseq[0, 0:1]
+                gxt = gx[t, a:e] if need_x else gx[0, 0:1]
+                for jj in range(e - a):
+                    gn = (ma[jj] + gmst[jj] if has_gms else ma[jj]) + mb[jj]
+                    gsn = (sa[jj] + gsst[jj] if has_gss else sa[jj]) + sb[jj]
+                    gm, gm2, gth = synaptic_vjp(gn, gst[jj] if has_gs else F0, snt[jj], mp[jj], aa[jj], ba[jj],
+                                                ta[jj], mech, delay, kid, c0, c1)
+                    gsn = gsn + gm
+                    if need_x:
+                        gxt[jj] = gsn + gm2 if zero else gsn
+                    if zero:
+                        ma[jj], mb[jj], sa[jj], sb[jj] = gm2 * ba[jj], gm * ba[jj], gm2 * aa[jj], gsn * aa[jj]
+                    else:
+                        ma[jj], mb[jj], sa[jj], sb[jj] = gm * ba[jj], F0, gsn * aa[jj], F0
+                    if need_params:
+                        acc[0, jj] += gsn * sp[jj] + gm2 * sp[jj]
+                        acc[1, jj] += gm * mp[jj] + gm2 * mp[jj]
+                        acc[2, jj] += gth
+            gs0[a:e] = sa + sb
+            gm0[a:e] = ma + mb
+            if need_params:
+                gp[:, a:e] = acc
+
+    return synaptic_bwd

@@ -1,5 +1,5 @@
-"""Fused CPU scans of the peer families: snnTorch ``Leaky`` (``snntorch_leaky_cpu``) and norse's
-feed-forward LIF (``norse_lif_cpu``), ScanSpecs whose forward and hand-written reverse scan are
+"""Fused CPU scans of the peer families: snnTorch ``Leaky`` (``snntorch_leaky_cpu``), snnTorch
+``Synaptic`` (``snntorch_synaptic_cpu``) and norse's feed-forward LIF (``norse_lif_cpu``), ScanSpecs whose forward and hand-written reverse scan are
 the numba kernels of :mod:`._nb_peers` (the equations and the bit-exactness argument are those
 of kernels/triton/peers.py; the op encoding is shared, kernels/_common.py).
 
@@ -15,12 +15,12 @@ import numpy as np
 import torch
 
 from .._common import (IO_DTYPES, SG_NONE, io_reason, leaky_reason, leaky_run, leaky_spec, norse_reason,
-                       norse_run, norse_spec)
+                       norse_run, norse_spec, synaptic_reason, synaptic_run, synaptic_spec)
 from ..scan import ScanFunction
 from . import jit
 
 #: bytes saved for backward per neuron-step, by kernel key
-SAVED_BYTES = {"snntorch_leaky": 4, "norse_lif": 8}
+SAVED_BYTES = {"snntorch_leaky": 4, "snntorch_synaptic": 8, "norse_lif": 8}
 
 _F32 = torch.float32
 _SG_IDS = (0, 1, 2, 3, 4)
@@ -104,14 +104,77 @@ def _cpu_reason(x_seq: torch.Tensor) -> Optional[str]:
     return io_reason(x_seq)
 
 
-def snntorch_leaky_supports(x_seq: torch.Tensor, params=None, state=None, **_) -> Optional[str]:
-    """None when the CPU Leaky scan can run this case, else the reason."""
+def _surrogate_reason(params, what: str) -> Optional[str]:
     if params is None:
-        return "no LeakyParams given"
+        return f"no {what} given"
     kid = getattr(params.surrogate, "kernel_id", -1)
     if kid not in _SG_IDS:
         return f"surrogate {params.surrogate!r} has no in-kernel formula (kernel_id {kid})"
-    return _cpu_reason(x_seq) or leaky_reason(x_seq, params, state)
+    return None
+
+
+def snntorch_leaky_supports(x_seq: torch.Tensor, params=None, state=None, **_) -> Optional[str]:
+    """None when the CPU Leaky scan can run this case, else the reason."""
+    return _surrogate_reason(params, "LeakyParams") or _cpu_reason(x_seq) or leaky_reason(x_seq, params, state)
+
+
+# --------------------------------------------------------------------------- snnTorch Synaptic
+
+
+def _synaptic_fwd(tensors, f, i):
+    x, al, be, thr, s0, m0 = tensors
+    mech, delay, _, traces, dti, need = i
+    T, M = x.shape
+    nb = _nb()
+    spk, sseq, mseq, slast, mlast = _empty(T, M), _empty(T, M), _empty(T, M), _empty(M), _empty(M)
+    jit.run(nb.make_synaptic_fwd(mech, int(delay)), M, nb.TILE, jit.np32(x, 2), jit.np32(al), jit.np32(be),
+            jit.np32(thr), jit.np32(s0), jit.np32(m0), spk.numpy(), sseq.numpy(), mseq.numpy(), slast.numpy(),
+            mlast.numpy())
+    keep = bool(traces or need)
+    return [_io(spk, dti), slast, mlast, sseq if keep else None, mseq if keep else None]
+
+
+def _synaptic_bwd(saved, grads, f, i, needs):
+    sseq, mseq, al, be, thr, s0, m0 = saved
+    g_spk, g_slast, g_mlast, g_sseq, g_mseq = grads
+    mech, delay, kid, _, dti, _ = i
+    T, M = sseq.shape
+    nb = _nb()
+    need_params = any(needs[1:4])
+    gx, gs0, gm0 = _empty(T, M) if needs[0] else None, _empty(M), _empty(M)
+    gp = _empty(3, M) if need_params else None
+    has = (int(g is not None) for g in (g_spk, g_sseq, g_mseq, g_slast, g_mlast))
+    k = nb.make_synaptic_bwd(mech, int(delay), kid, *has, int(bool(needs[0])), int(need_params))
+    jit.run(k, M, nb.TILE, sseq.numpy(), mseq.numpy(), jit.np32(g_spk, 2), jit.np32(g_sseq, 2), jit.np32(g_mseq, 2),
+            jit.np32(g_slast), jit.np32(g_mlast), jit.np32(al), jit.np32(be), jit.np32(thr), jit.np32(s0),
+            jit.np32(m0), np.float32(f[0]), np.float32(f[1]), jit.np32(gx, 2), gs0.numpy(), gm0.numpy(),
+            jit.np32(gp, 2))
+    out = [None if gx is None else _io(gx, dti), *(gp[k].clone() if need_params else None for k in range(3)),
+           gs0, gm0]
+    return [g if n else None for g, n in zip(out, needs)]
+
+
+SYNAPTIC_SCAN = ScanFunction(synaptic_spec("snntorch_synaptic_cpu", _synaptic_fwd, _synaptic_bwd))
+
+
+def snntorch_synaptic_cpu(x_seq: torch.Tensor, params, state=None, return_traces: bool = False):
+    """Fused snnTorch ``Synaptic`` scan on CPU, the kernel contract of
+    :func:`spikefuse.kernels.triton.peers.snntorch_synaptic_triton`: ``((spikes,), (syn_last,
+    mem_last), (syn_seq, mem_seq) or None)``.
+
+    >>> import torch
+    >>> from spikefuse.functional.snntorch import SynapticParams
+    >>> (s,), (syn, mem), _ = snntorch_synaptic_cpu(torch.full((2, 1, 1), 0.5), SynapticParams(alpha=0.5, beta=0.5))
+    >>> s.flatten().tolist(), syn.item(), mem.item()     # syn 0.5, 0.75; mem 0.5, 1.0 (not > 1)
+    ([0.0, 0.0], 0.75, 1.0)
+    """
+    return synaptic_run(SYNAPTIC_SCAN, x_seq, params, state, return_traces)
+
+
+def snntorch_synaptic_supports(x_seq: torch.Tensor, params=None, state=None, **_) -> Optional[str]:
+    """None when the CPU Synaptic scan can run this case, else the reason."""
+    return (_surrogate_reason(params, "SynapticParams") or _cpu_reason(x_seq)
+            or synaptic_reason(x_seq, params, state))
 
 
 # --------------------------------------------------------------------------- norse LIF

@@ -8,7 +8,7 @@ formula (``Custom``), and for parameters that do not broadcast to the state shap
 Families: ``lif``, ``cuba`` (hxtorch), ``loihi_cuba``, ``loihi_alif``, the Loihi resonators
 ``loihi_rf``, ``loihi_rf_iz``, ``loihi_adrf``, ``loihi_adrf_iz`` and ``loihi_sigma_delta``
 (identity or ReLU activation; other activations fall back to the reference); the peer families
-``snntorch_leaky`` and ``norse_lif`` (:mod:`.peers`, through the generic template).
+``snntorch_leaky``, ``snntorch_synaptic`` and ``norse_lif`` (:mod:`.peers`, through the generic template).
 """
 from __future__ import annotations
 
@@ -51,4 +51,5 @@ except ImportError:  # older triton: the peer families run their reference loops
 if _peers is not None:
     SAVED_BYTES.update(_peers.SAVED_BYTES)
     register("snntorch_leaky", "triton", _peers.snntorch_leaky_triton, _peers.snntorch_leaky_supports)
+    register("snntorch_synaptic", "triton", _peers.snntorch_synaptic_triton, _peers.snntorch_synaptic_supports)
     register("norse_lif", "triton", _peers.norse_lif_triton, _peers.norse_lif_supports)

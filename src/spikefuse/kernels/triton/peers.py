@@ -1,11 +1,13 @@
 """Triton fused scans of the peer families, through the generic template (:mod:`.generic`):
-snnTorch ``Leaky`` (``snntorch.leaky``) and norse's feed-forward LIF (``norse.lif``).
+snnTorch ``Leaky`` (``snntorch.leaky``), snnTorch ``Synaptic`` (``snntorch.synaptic``) and
+norse's feed-forward LIF (``norse.lif``).
 
 Each family is a step / VJP pair of ``@triton.jit`` functions written in the reference's
-operation order (functional/snntorch.py ``_leaky``, functional/norse.py ``_lif_update``; the
-VJPs sum gradients in autograd's order), run by the template's ``scan_fwd`` / ``scan_bwd``,
-and one :class:`~spikefuse.kernels.scan.ScanSpec` each, registered through ScanFunction as
-``snntorch_leaky_triton`` / ``norse_lif_triton``.
+operation order (functional/snntorch.py ``_leaky`` / ``_synaptic``, functional/norse.py
+``_lif_update``; the VJPs sum gradients in autograd's order), run by the template's
+``scan_fwd`` / ``scan_bwd``, and one :class:`~spikefuse.kernels.scan.ScanSpec` each, registered
+through ScanFunction as ``snntorch_leaky_triton`` / ``snntorch_synaptic_triton`` /
+``norse_lif_triton``.
 
 snnTorch ``Leaky`` (state ``mem``, the membrane *before* this step's delayed reset; ``b`` the
 clamped beta; ``R`` detached)::
@@ -20,6 +22,17 @@ pre-reset ``n`` is recomputed from ``mem[t-1]`` and the input). Parameter gradie
 (autograd maps it through the clamp) and threshold; a ``graded_spikes_factor`` that requires
 grad is refused.
 
+snnTorch ``Synaptic`` (state ``(syn, mem)``; ``a``, ``b`` the clamped alpha, beta; spikes 0/1)::
+
+    R = 1[mem - thr > 0];  syn' = a syn + x;  m = b mem + syn'
+    subtract  n = m - R thr      zero  n = m - m R  (the whole new membrane)      none  n = m
+    S = 1[n - thr > 0];  reset_delay=False: D = S - R, then n - D thr / n - D n as Leaky
+
+Saved: the ``syn`` and ``mem`` traces (8 bytes per neuron-step); ``m`` is recomputed from
+``syn'[t]`` and ``mem[t-1]``, the input is not re-read. Autograd reaches the previous ``syn`` /
+``mem`` through ``a syn`` / ``b mem`` and (zero) through the reset's second evaluation of the
+membrane; the VJP carries the two terms apart and adds them as autograd does.
+
 norse LIF (state ``(v, i)``; ``a_m = dt tau_mem_inv``, ``a_sn = -dt tau_syn_inv`` computed by
 the caller with torch's arithmetic, so autograd maps their gradients to the inverse time
 constants)::
@@ -28,9 +41,10 @@ constants)::
     z = 1[vd - v_th > 0];  v' = (1 - z) vd + z v_reset        (the reset is not detached)
 
 Saved: the ``v`` and ``i`` traces (8 bytes per neuron-step); the input is re-read. Surrogates:
-``super`` (SuperSpike, ``g / (alpha |u| + 1)^2``), ``triangle`` and ``heaviside`` (no gradient);
-norse's ``tanh`` / ``circ`` / ``heavi_erfc`` have no in-kernel formula (``supports`` says so,
-``"auto"`` runs the reference loop).
+every norse method: ``super`` (SuperSpike, ``g / (alpha |u| + 1)^2``), ``triangle``,
+``heaviside`` (no gradient), and ``tanh`` / ``circ`` / ``heavi_erfc`` (:func:`norse_sg`, in
+norse's operation order; tanh and ``pow(r, 1.5)`` built from exp / sqrt, so those gradients
+agree with the reference to ~1e-6, not bit for bit).
 """
 from __future__ import annotations
 
@@ -40,13 +54,14 @@ import torch
 import triton
 import triton.language as tl
 
-from .._common import IO_DTYPES, leaky_reason, leaky_run, leaky_spec, norse_reason, norse_run, norse_spec
+from .._common import (IO_DTYPES, leaky_reason, leaky_run, leaky_spec, norse_reason, norse_run, norse_spec,
+                       synaptic_reason, synaptic_run, synaptic_spec)
 from ..scan import ScanFunction
 from .common import aot, common_reason, device_reason
 from .generic import _Family, _empty, _grads_wanted, plus, scan_bwd, scan_fwd
 
 #: bytes saved for backward per neuron-step, by kernel key
-SAVED_BYTES = {"snntorch_leaky": 4, "norse_lif": 8}
+SAVED_BYTES = {"snntorch_leaky": 4, "snntorch_synaptic": 8, "norse_lif": 8}
 
 
 @triton.jit
@@ -64,8 +79,34 @@ def sg_times(g, d, SG: tl.constexpr, c0, c1):
         r = tl.math.div_rn(g, q * q)
     elif SG == 3:
         r = g * (c1 * tl.exp(tl.math.div_rn(-tl.abs(d), c0)))
-    else:
+    elif SG == 4:
         r = g * (c1 * tl.maximum(1.0 - tl.math.div_rn(tl.abs(d), c0), 0.0))
+    else:
+        r = g * norse_sg(d, SG, c0, c1)
+    return r
+
+
+@triton.jit
+def norse_sg(d, SG: tl.constexpr, c0, c1):
+    """norse's HeaviTanh (5), HeaviCirc (6, ``c1 = alpha ** 2``) and HeaviErfc (7, ``c1 =
+    sqrt(pi)``) derivatives in norse's operation order (``c0 = alpha``). Triton (and its
+    interpreter) has no tanh / pow: ``tanh(y) = sign(y) (1 - e) / (1 + e)``, ``e = exp(-2|y|)``
+    and ``r^1.5 = r sqrt(r)``, an ulp or so from torch's: these gradients agree to ~1e-6."""
+    if SG == 5:
+        y = d * c0
+        e = tl.exp(-2.0 * tl.abs(y))
+        t = tl.math.div_rn(1.0 - e, 1.0 + e)
+        t = tl.where(y < 0.0, -t, t)
+        r = 1.0 - t * t
+    elif SG == 6:
+        r2 = c1 + d * d
+        sq = tl.sqrt_rn(r2)
+        a = tl.math.div_rn(d * d, 2.0 * (r2 * sq))
+        b = tl.math.div_rn(1.0, 2.0 * sq)
+        r = ((-a + b) * 2.0) * c0
+    else:
+        y = c0 * d
+        r = tl.math.div_rn(2.0 * tl.exp(-(y * y)), c1)
     return r
 
 
@@ -220,6 +261,121 @@ def snntorch_leaky_supports(x_seq: torch.Tensor, params=None, state=None, **_) -
     return common_reason(x_seq, params.surrogate) or leaky_reason(x_seq, params, state)
 
 
+# --------------------------------------------------------------------------- snnTorch Synaptic
+
+
+@triton.jit
+def synaptic_charge(sn, m, b, thr, MECH: tl.constexpr):
+    """The new membrane before this step's spike from ``syn'`` and the previous membrane, and
+    the detached delayed reset ``R`` ("zero" subtracts the whole new membrane: ``n - n R``)."""
+    r = tl.where(m - thr > 0.0, 1.0, 0.0)
+    n = b * m + sn
+    if MECH == 0:
+        n = n - r * thr
+    elif MECH == 1:
+        n = n - n * r
+    return n, r
+
+
+@triton.jit
+def synaptic_scan_step(x, state, params, OPT: tl.constexpr):
+    """state (syn, mem), params (a, b, thr), OPT (MECH, DELAY); outputs (S, syn, mem)."""
+    a, b, thr = params[0], params[1], params[2]
+    sn = a * state[0] + x
+    n, r = synaptic_charge(sn, state[1], b, thr, OPT[0])
+    spk = tl.where(n - thr > 0.0, 1.0, 0.0)
+    if not OPT[1]:
+        d = spk - r
+        if OPT[0] == 0:
+            n = n - d * thr
+        elif OPT[0] == 1:
+            n = n - d * n
+    return (spk, sn, n), (sn, n)
+
+
+@triton.jit
+def synaptic_scan_vjp(t, lag, lag_prev, cur, gouts, has, carry, state0, params, scal, OPT: tl.constexpr):
+    """lag (syn, mem) traces, gouts (gS, g_syn_seq, g_mem_seq), carry (sa, ma, sb, mb): the
+    gradients of the previous syn / mem from this step's uses, kept apart and summed in
+    autograd's order ``(second + trace) + first`` (``first`` the ``a syn`` / ``b mem`` terms,
+    ``second`` the zero reset's re-evaluation of the membrane, else 0), state0 (syn0, mem0),
+    OPT (MECH, DELAY, SG). Returns (gX, carry of step t-1, (g_a, g_b, g_thr))."""
+    a, b, thr = params[0], params[1], params[2]
+    sp = tl.where(t > 0, lag_prev[0], state0[0])
+    mp = tl.where(t > 0, lag_prev[1], state0[1])
+    n, r = synaptic_charge(lag[0], mp, b, thr, OPT[0])
+    gn = plus(carry[1], gouts[2], has[2]) + carry[3]
+    gsn = plus(carry[0], gouts[1], has[1]) + carry[2]
+    gspk = gouts[0]
+    gthr = 0.0 * gn
+    if not OPT[1]:
+        gn, gspk, gthr = leaky_late_vjp(gn, gspk, n, r, thr, 1.0, OPT[0])
+    gu = sg_times(gspk * 1.0, n - thr, OPT[2], scal[0], scal[1])
+    gn = gn + gu
+    gthr = gthr + (-gu)
+    gsn = gsn + gn
+    if OPT[0] == 1:
+        gm2 = (-gn) * r
+        gx = gsn + gm2
+        nxt = (gm2 * a, gm2 * b, gsn * a, gn * b)
+        ga = gsn * sp + gm2 * sp
+        gb = gn * mp + gm2 * mp
+    else:
+        if OPT[0] == 0:
+            gthr = gthr + (-gn) * r
+        gx = gsn
+        nxt = (gsn * a, gn * b, tl.zeros_like(gn), tl.zeros_like(gn))
+        ga = gsn * sp
+        gb = gn * mp
+    return gx, nxt, (ga, gb, gthr)
+
+
+_SYNAPTIC = _Family(synaptic_scan_step, synaptic_scan_vjp, (0.0, 0.0, 1.0), (0.0, 0.0, 1.0), bwd_fusion=False)
+
+
+def _synaptic_fwd(tensors, f, i):
+    x, al, be, thr, s0, m0 = tensors
+    mech, delay, sg, traces, dti, need = i
+    T, M = x.shape
+    keep = bool(traces or need)
+    spk, slast, mlast = torch.empty_like(x), _empty(M, like=x), _empty(M, like=x)
+    sseq, mseq = (_empty((T, M), like=x), _empty((T, M), like=x)) if keep else (None, None)
+    _SYNAPTIC.fwd(x, (spk, sseq, mseq), (s0, m0), (slast, mlast), (al, be, thr), (mech, bool(delay)))
+    return [spk, slast, mlast, sseq, mseq]
+
+
+def _synaptic_bwd(saved, grads, f, i, needs):
+    sseq, mseq, al, be, thr, s0, m0 = saved
+    g_spk, g_slast, g_mlast, g_sseq, g_mseq = grads
+    mech, delay, sg, _, dti, _ = i
+    T, M = sseq.shape
+    gx = _empty((T, M), IO_DTYPES[dti], like=sseq)
+    g0 = tuple(_empty(M, like=sseq) for _ in range(4))
+    gp = _grads_wanted(needs[1:4], M, sseq)
+    _SYNAPTIC.bwd(gx, ((sseq, mseq), (None,)), (g_spk, g_sseq, g_mseq), (g_slast, g_mlast, None, None), (s0, m0),
+                  (al, be, thr), (f[0], f[1]), g0, gp, (mech, bool(delay), sg))
+    gs0, gm0 = g0[0] + g0[2], g0[1] + g0[3]  # each state's two uses in step 0, summed as autograd sums them
+    return [gx if needs[0] else None, *gp, gs0 if needs[4] else None, gm0 if needs[5] else None]
+
+
+SYNAPTIC_SCAN = ScanFunction(synaptic_spec("snntorch_synaptic_triton", _synaptic_fwd, _synaptic_bwd))
+_aot("snntorch_synaptic_triton", "synaptic", _SYNAPTIC, ((1, False), (1, False, 0)), (3, 2, 3, 4, 3))
+
+
+def snntorch_synaptic_triton(x_seq: torch.Tensor, params, state=None, return_traces: bool = False):
+    """Fused snnTorch ``Synaptic`` scan, kernel contract: ``state`` is ``(syn0, mem0)`` or None
+    (zeros); returns ``((spikes,), (syn_last, mem_last), (syn_seq, mem_seq) or None)``.
+    Differentiable in ``x_seq``, the state and tensor ``alpha`` / ``beta`` / ``threshold``."""
+    return synaptic_run(SYNAPTIC_SCAN, x_seq, params, state, return_traces)
+
+
+def snntorch_synaptic_supports(x_seq: torch.Tensor, params=None, state=None, **_) -> Optional[str]:
+    """None when the Triton Synaptic scan can run this case, else the reason."""
+    if params is None:
+        return "no SynapticParams given"
+    return common_reason(x_seq, params.surrogate) or synaptic_reason(x_seq, params, state)
+
+
 # --------------------------------------------------------------------------- norse LIF
 
 
@@ -315,5 +471,6 @@ def norse_lif_supports(x_seq: torch.Tensor, params=None, state=None, **_) -> Opt
     return device_reason(x_seq) or norse_reason(x_seq, params, state)
 
 
-__all__ = ["LEAKY_SCAN", "NORSE_LIF_SCAN", "SAVED_BYTES", "norse_lif_supports", "norse_lif_triton",
-           "snntorch_leaky_supports", "snntorch_leaky_triton"]
+__all__ = ["LEAKY_SCAN", "NORSE_LIF_SCAN", "SAVED_BYTES", "SYNAPTIC_SCAN", "norse_lif_supports", "norse_lif_triton",
+           "snntorch_leaky_supports", "snntorch_leaky_triton", "snntorch_synaptic_supports",
+           "snntorch_synaptic_triton"]
