@@ -10,8 +10,9 @@ import pytest
 import torch
 from torch import nn
 
+from lif_cpu_cases import assert_bits, lif_grads
 from spikefuse import layers as L, surrogate as sg
-from spikefuse.functional.lif import LIFParams, LIFState, lif_multistep
+from spikefuse.functional.lif import LIFParams
 from spikefuse.kernels.cpu import jit
 from spikefuse.neuron import LIF
 
@@ -38,29 +39,6 @@ def _numba(enabled: bool):
             mods["lif"] = old
 
 
-def _grads(backend, x, v0, params, traces):
-    """Outputs, final state and the input / initial-state gradients of a loss that uses all of
-    them (traces: also H and V)."""
-    x = x.detach().clone().requires_grad_()
-    v0 = v0.detach().clone().requires_grad_()
-    out = lif_multistep(x, params, LIFState(v0), backend=backend, return_traces=traces)
-    g = torch.Generator().manual_seed(3)
-    loss = (out[0] * torch.randn(out[0].shape, generator=g)).sum()
-    loss = loss + (out[1].v * torch.randn(out[1].v.shape, generator=g)).sum()
-    if traces:
-        loss = loss + (out[2].h * torch.randn(x.shape, generator=g)).sum()
-        loss = loss + (out[2].v * torch.randn(x.shape, generator=g)).sum()
-    gx, gv0 = torch.autograd.grad(loss, [x, v0])
-    return [out[0], out[1].v, gx, gv0] + ([out[2].h, out[2].v] if traces else [])
-
-
-def _assert_bits(a, b):
-    for n, (u, w) in enumerate(zip(a, b)):
-        assert u.dtype == w.dtype and u.shape == w.shape, n
-        same = (u.view(torch.int32) == w.view(torch.int32)) | (u.isnan() & w.isnan()) | ((u == 0) & (w == 0))
-        assert bool(same.all()), f"output {n}: {(~same).sum().item()} elements differ"
-
-
 CASES = [  # (kind, hard, detach, traces)
     ("lif", True, False, False), ("lif", False, True, True), ("if", True, True, True), ("nodecay", False, False, True),
     ("lif", True, False, True), ("if", False, False, False), ("nodecay", True, True, False),
@@ -69,11 +47,11 @@ CASES = [  # (kind, hard, detach, traces)
 
 def _params():
     """Fallback: every case with every surrogate; numba (compiles a kernel per variant): every
-    case with ATan and two with the other surrogates without a transcendental function
-    (numba's expf differs from torch's vectorised exp by an ulp: test_kernels_lif.py)."""
+    case with ATan and two with each other kernel surrogate but SLAYER's exp (torch.exp's vector
+    path is neither libm's nor SLEEF's expf: test_kernels_cpu_lif.py measures its ulps)."""
     out = [(c, s, False) for c in CASES for s in SURROGATES]
     out += [(c, SURROGATES[0], True) for c in CASES]
-    out += [(c, s, True) for c in CASES[3:5] for s in (SURROGATES[2], SURROGATES[4])]
+    out += [(c, s, True) for c in CASES[3:5] for s in (SURROGATES[1], SURROGATES[2], SURROGATES[4])]
     return out
 
 
@@ -92,8 +70,8 @@ def test_bit_exact_against_reference(case, surrogate, use_numba):
                        detach_reset=detach, surrogate=surrogate)
     v0 = torch.randn(B, N, generator=g) * 0.3
     with _numba(use_numba):
-        a = _grads("cpu", x, v0, params, traces)
-    _assert_bits(a, _grads("reference", x, v0, params, traces))
+        a = lif_grads("cpu", x, v0, params, traces)
+    assert_bits(a, lif_grads("reference", x, v0, params, traces))
     assert 0 < a[0].sum() < a[0].numel()
 
 
@@ -104,8 +82,8 @@ def test_fallback_scalar_params_and_reciprocal_tau():
                    LIFParams(tau=None, reciprocal_tau=torch.rand(33, generator=g) * 0.4 + 0.3, v_reset=None,
                              surrogate=sg.Sigmoid(4.0))):
         with _numba(False):
-            a = _grads("cpu", x, torch.zeros(2, 33), params, True)
-        _assert_bits(a, _grads("reference", x, torch.zeros(2, 33), params, True))
+            a = lif_grads("cpu", x, torch.zeros(2, 33), params, True)
+        assert_bits(a, lif_grads("reference", x, torch.zeros(2, 33), params, True))
 
 
 def _train(backend, use_numba: bool, surrogate, steps: int = 6):
@@ -134,13 +112,66 @@ def _train(backend, use_numba: bool, surrogate, steps: int = 6):
                          ids=lambda s: type(s).__name__)
 def test_training_steps_give_the_reference_weights(surrogate):
     """numba kernels, fallback and reference: the same weights after a few optimizer steps
-    (numba only for the surrogates without a transcendental, see test_kernels_cpu_lif.py)."""
+    (Sigmoid included: the kernel computes torch's vector-lane exp, see test_kernels_cpu_lif.py)."""
     ref = _train("reference", False, surrogate)
-    runs = [_train("cpu", False, surrogate)]
-    if surrogate.kernel_id != 1:
-        runs.append(_train("cpu", True, surrogate))
+    runs = [_train("cpu", False, surrogate), _train("cpu", True, surrogate)]
     for w in runs:
-        _assert_bits(w, ref)
+        assert_bits(w, ref)
     assert any(not torch.equal(a, b) for a, b in zip(ref, _train("reference", False, surrogate, steps=5)))
 
 
+
+
+# parameter gradients: every tensor parameter learnable, in the shapes a layer gives them (one per
+# feature, one value for all neurons, one per neuron), so that autograd of the reference reduces
+# each step's term over the batch / all neurons / nothing before adding the steps
+PARAM_SHAPES = {"feature": (37,), "scalar": (), "neuron": (3, 37), "row": (1, 37)}
+
+PARAM_CASES = [  # (kind, hard, detach, traces, shape of tau, of v_threshold, of v_reset, 1/tau)
+    ("lif", True, False, False, "feature", "feature", "scalar", False),
+    ("lif", False, True, True, "scalar", "neuron", None, False),
+    ("nodecay", True, False, True, "neuron", "neuron", "neuron", False),
+    ("if", True, True, False, None, "row", "feature", False),
+    ("lif", False, False, False, "scalar", "scalar", None, True),       # ParametricLIF: 1/tau = sigmoid(w)
+    ("nodecay", True, True, True, "feature", "scalar", "neuron", True),
+]
+
+
+def _learnable(case):
+    """``make()`` for :func:`lif_grads`: the case's parameters from fresh leaves."""
+    kind, hard, detach, traces, s_tau, s_th, s_r, recip = case
+
+    def leaf(shape, seed, lo, span):
+        g = torch.Generator().manual_seed(seed)
+        return (torch.rand(PARAM_SHAPES[shape], generator=g) * span + lo).requires_grad_()
+
+    def make():
+        th = leaf(s_th, 1, 0.75, 0.5)
+        vr = leaf(s_r, 2, -0.2, 0.2) if hard else None
+        w = leaf(s_tau, 3, 1.5, 1.5) if kind != "if" else None
+        tau = None if (kind == "if" or recip) else w
+        rtau = torch.sigmoid(w - 2.0) if recip else None
+        params = LIFParams(tau=tau, v_threshold=th, v_reset=vr, decay_input=kind != "nodecay", detach_reset=detach,
+                           surrogate=sg.ATan(2.0), reciprocal_tau=rtau)
+        return params, [p for p in (w, th, vr) if p is not None]
+
+    return make
+
+
+@pytest.mark.parametrize("use_numba", [True, False], ids=["numba", "fallback"])
+@pytest.mark.parametrize("case", PARAM_CASES, ids=lambda c: "-".join(map(str, c)))
+def test_parameter_gradients_bit_exact(case, use_numba):
+    """tau (or ParametricLIF's w), v_threshold and v_reset gradients: torch.equal to autograd of
+    the reference loop (same per-step terms, reduced to the parameter's shape step by step and
+    added in autograd's order), as are every output and the other gradients."""
+    g = torch.Generator().manual_seed(23)
+    x = torch.randn(6, 3, 37, generator=g) * 1.2 + 0.45
+    v0 = torch.randn(3, 37, generator=g) * 0.3
+    make = _learnable(case)
+    with _numba(use_numba):
+        a = lif_grads("cpu", x, v0, make, case[3])
+    b = lif_grads("reference", x, v0, make, case[3])
+    assert_bits(a, b)
+    nparams = len(make()[1])
+    for u, w in zip(a[4:4 + nparams], b[4:4 + nparams]):
+        assert torch.equal(u, w) and bool(u.ne(0).any())

@@ -15,23 +15,83 @@ model would raise, and its check keeps the loop from vectorising).
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 TILE = 512
 F0 = np.float32(0.0)
 F1 = np.float32(1.0)
 
 
+@intrinsic
+def fma32(typingctx, a, b, c):
+    """``a * b + c`` with one rounding (the fused multiply-add instruction, as SLEEF's AVX2 code
+    uses it); float32 arguments."""
+    sig = types.float32(types.float32, types.float32, types.float32)
+
+    def codegen(context, builder, signature, args):
+        f = ir.FloatType()
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(f, [f, f, f]), "llvm.fma.f32")
+        return builder.call(fn, args)
+
+    return sig, codegen
+
+
+# SLEEF's expf (xexpf, 1-ulp): the vectorised exp of torch's CPU sigmoid kernel (AVX2)
+_R_LN2 = np.float32(1.442695040888963407359924681001892137426645954152985934135449406931)
+_L2U = np.float32(-0.693145751953125)
+_L2L = np.float32(-1.428606765330187045e-06)
+_EXP_POLY = tuple(np.float32(c) for c in (0.00139304355252534151077271, 0.00833336077630519866943359,
+                                          0.0416664853692054748535156, 0.166666671633720397949219, 0.5))
+_EXP_C0 = np.float32(0.000198527617612853646278381)
+
+
+@njit(cache=True, inline="always")
+def sleef_expf(d):
+    """``exp(d)`` in float32 as SLEEF's vectorised ``xexpf`` computes it (range reduction by
+    ``q = rint(d / ln 2)`` in two fma steps, a degree-6 polynomial, ``* 2^(q/2) * 2^(q - q/2)``;
+    ``0`` below -104, ``inf`` above 100). Bit-identical to torch's AVX2 ``Vectorized<float>::exp``
+    (checked on 2^20 random values in tests/kernels/test_kernels_cpu_lif.py)."""
+    dq = d if (d > np.float32(-110.0) and d < np.float32(110.0)) else F0   # NaN: q = 0, s = NaN
+    q = np.int32(np.rint(dq * _R_LN2))
+    qf = np.float32(q)
+    s = fma32(qf, _L2U, d)
+    s = fma32(qf, _L2L, s)
+    u = _EXP_C0
+    for c in _EXP_POLY:
+        u = fma32(u, s, c)
+    u = F1 + fma32(s * s, u, s)
+    e1 = q >> 1
+    u = (u * np.float32(math.ldexp(1.0, e1))) * np.float32(math.ldexp(1.0, q - e1))
+    if d < np.float32(-104.0):
+        u = F0
+    if d > np.float32(100.0):
+        u = np.float32(np.inf)
+    return u
+
+
 @njit(cache=True, inline="always")
 def sg_times(g, d, kid, c0, c1):
-    """``g * surrogate'(d)`` as SpikeFn's backward computes it (SuperSpike divides)."""
+    """``g * surrogate'(d)`` as SpikeFn's backward computes it (SuperSpike divides); Sigmoid's
+    exp as torch's scalar path computes it (libm's expf)."""
+    return sg_times_at(g, d, kid, c0, c1, False)
+
+
+@njit(cache=True, inline="always")
+def sg_times_at(g, d, kid, c0, c1, vec):
+    """:func:`sg_times` for an element that torch's sigmoid kernel computes in a vector lane
+    (``vec``: SLEEF's expf) or in its scalar remainder loop (libm's expf)."""
     if kid == 0:    # ATan: (1 / (1 + (c0 d)^2)) * c1,  c0 = pi/2 a, c1 = a/2
         z = d * c0
         return g * ((F1 / (F1 + z * z)) * c1)
     if kid == 1:    # Sigmoid: (a s) (1 - s)
-        s = F1 / (F1 + np.exp(-(d * c0)))
+        a = -(d * c0)
+        s = F1 / (F1 + (sleef_expf(a) if vec else np.exp(a)))
         return g * ((c0 * s) * (F1 - s))
     if kid == 2:    # SuperSpike: g / (a |d| + 1)^2
         q = c0 * abs(d) + F1
@@ -95,9 +155,9 @@ def make_fwd(kind: int, hard: int, recip: int, store_v: int):
 
 
 @njit(cache=True, inline="always")
-def _vjp_h(gv, gspk, ghx, h, vth, vr, hard, detach, kid, c0, c1):
+def _vjp_h(gv, gspk, ghx, h, vth, vr, hard, detach, kid, c0, c1, vec):
     """gH of one step in autograd's order (reset ops run backward before SpikeFn): returns
-    (gH, the surrogate term, spike)."""
+    (gH, the surrogate term, spike); ``vec``: see :func:`sg_times_at`."""
     d = h - vth
     s = F1 if d >= F0 else F0
     if hard:
@@ -107,19 +167,29 @@ def _vjp_h(gv, gspk, ghx, h, vth, vr, hard, detach, kid, c0, c1):
         gsum = gspk if detach else gspk + (-gv) * vth
         ghr = gv
     ghr = ghx + ghr
-    gsg = sg_times(gsum, d, kid, c0, c1)
+    gsg = sg_times_at(gsum, d, kid, c0, c1, vec)
     return ghr + gsg, gsg, s
 
 
 @functools.lru_cache(maxsize=None)
 def make_bwd(kind: int, hard: int, detach: int, recip: int, kid: int, has_gs: int, has_gvseq: int,
-             has_ghseq: int, has_gvlast: int, need_x: int, need_params: int):
+             has_ghseq: int, has_gvlast: int, need_x: int, need_tau: int, need_vth: int, need_vr: int,
+             per_step: int):
     """The reverse-scan kernel for one variant (flags are compile-time constants) over neurons
-    ``[j0, j1)``; writes gX, gV0 and (``need_params``) the per-neuron tau / v_threshold /
-    v_reset gradients."""
+    ``[j0, j1)``; writes gX, gV0 and the parameter gradients that are needed (``need_*``).
+    ``lanes`` (Sigmoid): 1 where torch's sigmoid kernel computes a neuron in a vector lane.
+
+    Each parameter's gradient is the sum of per-step terms, one or two per step, which autograd
+    of the reference adds in a fixed order: step ``T-1`` first, and within a step the reset's
+    term before the threshold's (v_threshold, soft reset) or the charge's (v_reset, hard reset).
+    ``per_step=0`` (a parameter of one value per neuron) adds them here in that order into
+    ``gtau`` / ``gvth`` / ``gvr``; ``per_step=1`` (a parameter broadcast over neurons) writes
+    each term into its ``(T, M)`` array (``ptau``; ``pth1``/``pth2``; ``pr1``/``pr2``, the
+    first-added term first) for the caller to reduce step by step as autograd does."""
 
     @njit(cache=True, nogil=True, error_model="numpy")
-    def lif_bwd(H, x, gs, gvseq, ghseq, gvlast, tau, vth, vr, v0, c0, c1, gx, gv0, gtau, gvth, gvr, j0, j1):
+    def lif_bwd(H, x, gs, gvseq, ghseq, gvlast, tau, vth, vr, v0, c0, c1, lanes, gx, gv0, gtau, gvth, gvr,
+                ptau, pth1, pth2, pr1, pr2, j0, j1):
         T = H.shape[0]
         split = has_gvseq and kind != 0
         for a in range(j0, j1, TILE):
@@ -129,14 +199,20 @@ def make_bwd(kind: int, hard: int, detach: int, recip: int, kid: int, has_gs: in
             cq = np.zeros(n, np.float32)    # split: carry = gH[t+1], cq = its -dV term
             at, ath, ar = np.zeros(n, np.float32), np.zeros(n, np.float32), np.zeros(n, np.float32)
             ta, th, rs = tau[a:b], vth[a:b], vr[a:b]
+            ln = lanes[a:b] if kid == 1 else lanes[0:1]
             for t in range(T - 1, -1, -1):
                 ht = H[t, a:b]
                 gst = gs[t, a:b] if has_gs else gs[0, 0:1]
                 gvt = gvseq[t, a:b] if has_gvseq else gvseq[0, 0:1]
                 ghxt = ghseq[t, a:b] if has_ghseq else ghseq[0, 0:1]
                 gxt = gx[t, a:b] if need_x else gx[0, 0:1]
-                hp = H[t - 1, a:b] if (need_params and t > 0) else v0[a:b]
-                xp = x[t, a:b] if (need_params and kind == 1) else x[0, 0:1]
+                hp = H[t - 1, a:b] if (need_tau and t > 0) else v0[a:b]
+                xp = x[t, a:b] if (need_tau and kind == 1) else x[0, 0:1]
+                pt = ptau[t, a:b] if (per_step and need_tau) else ptau[0, 0:1]
+                p1 = pth1[t, a:b] if (per_step and need_vth) else pth1[0, 0:1]
+                p2 = pth2[t, a:b] if (per_step and need_vth and not hard) else pth2[0, 0:1]
+                r1 = pr1[t, a:b] if (per_step and need_vr) else pr1[0, 0:1]
+                r2 = pr2[t, a:b] if (per_step and need_vr and kind != 0) else pr2[0, 0:1]
                 first = t == 0
                 for jj in range(n):
                     if split:       # autograd adds the trace's gradient first
@@ -145,7 +221,8 @@ def make_bwd(kind: int, hard: int, detach: int, recip: int, kid: int, has_gs: in
                         gv = gvt[jj] + carry[jj] if has_gvseq else carry[jj]
                     gspk = gst[jj] if has_gs else F0
                     ghx = ghxt[jj] if has_ghseq else F0
-                    gh, gsg, s = _vjp_h(gv, gspk, ghx, ht[jj], th[jj], rs[jj], hard, detach, kid, c0, c1)
+                    vec = ln[jj] != 0 if kid == 1 else False
+                    gh, gsg, s = _vjp_h(gv, gspk, ghx, ht[jj], th[jj], rs[jj], hard, detach, kid, c0, c1, vec)
                     if kind == 0:
                         q = gh
                         gvp = gh
@@ -159,23 +236,38 @@ def make_bwd(kind: int, hard: int, detach: int, recip: int, kid: int, has_gs: in
                         cq[jj] = q
                     else:
                         carry[jj] = gvp
-                    if need_params:
-                        ath[jj] += -gsg if hard else -gsg + (-gv) * s
-                        if hard:
-                            ar[jj] += gv * s if kind == 0 else gv * s + q
-                        elif kind != 0:
-                            ar[jj] += q
-                        if kind != 0:
-                            vr_ = reset(hp[jj], th[jj], rs[jj], hard)[1]
-                            vp = hp[jj] if first else vr_
-                            at[jj] += _tau_term(gh, xp[jj] if kind == 1 else F0, vp, ta[jj], rs[jj], kind, recip)
+                    if need_vth:    # hard: the threshold's -gsg; soft: the reset's -gV S first
+                        e1 = -gsg if hard else (-gv) * s
+                        if per_step:
+                            p1[jj] = e1
+                            if not hard:
+                                p2[jj] = -gsg
+                        else:
+                            ath[jj] = ath[jj] + e1 if hard else (ath[jj] + e1) + (-gsg)
+                    if need_vr:     # hard reset only: the reset's gV S, then the charge's
+                        if per_step:
+                            r1[jj] = gv * s
+                            if kind != 0:
+                                r2[jj] = q
+                        else:
+                            ar[jj] = ar[jj] + gv * s if kind == 0 else (ar[jj] + gv * s) + q
+                    if need_tau:
+                        vr_ = reset(hp[jj], th[jj], rs[jj], hard)[1]
+                        vp = hp[jj] if first else vr_
+                        e = _tau_term(gh, xp[jj] if kind == 1 else F0, vp, ta[jj], rs[jj], kind, recip)
+                        if per_step:
+                            pt[jj] = e
+                        else:
+                            at[jj] = at[jj] + e
             if split:
                 for jj in range(n):
                     carry[jj] = carry[jj] + (-cq[jj])
             gv0[a:b] = carry
-            if need_params:
+            if need_tau and not per_step:
                 gtau[a:b] = at
+            if need_vth and not per_step:
                 gvth[a:b] = ath
+            if need_vr and not per_step:
                 gvr[a:b] = ar
 
     return lif_bwd

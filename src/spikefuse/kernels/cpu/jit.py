@@ -1,4 +1,5 @@
-"""The compiled CPU kernels: numba, loaded on first use, with a fallback to the torch-op loops.
+"""The compiled CPU kernels: numba, loaded on first use, with a fallback (per family: the CPU
+backend's torch-op loops for IF/LIF and CUBA, the reference loop for the others).
 
 Why numba: measured on the 2-core development machine at (T, B, N) = (100, 32, 1024), one
 thread, the numba LIF scan (forward + backward) runs at a few ns per neuron-step against the
@@ -7,9 +8,9 @@ torch-op loop's per-op dispatch (see README, Performance), needs no C compiler a
 (``cache=True``), so only the first process on a machine pays the compile.
 
 Numba is imported on the first kernel call, never at ``import spikefuse``. When it is missing
-(or fails to import / compile) :func:`kernels` returns None, the CPU backend runs its torch-op
-loops (same results) and one ``RuntimeWarning`` says so. ``SPIKEFUSE_NO_NUMBA=1`` forces the
-fallback.
+(or fails to import / compile) :func:`kernels` returns None, the CPU backend runs its fallback
+(:func:`fallback`; same results) and one ``RuntimeWarning`` per kernel module says so.
+``SPIKEFUSE_NO_NUMBA=1`` forces the fallback.
 
 The kernels are written in float32 exactly as the reference orders its operations (Python
 constants cast to float32, no ``fastmath``, so no reassociation or fused multiply-add), and run
@@ -29,11 +30,23 @@ import torch
 _STATE: dict = {}
 
 
-def _warn_once(msg: str) -> None:
-    if not _STATE.get("warned"):
-        _STATE["warned"] = True
-        warnings.warn(f"spikefuse: {msg}; the CPU backend uses its torch-op loops (same results, slower)",
-                      RuntimeWarning, stacklevel=3)
+#: what the CPU backend runs without numba, per kernel module: the IF/LIF and CUBA families have
+#: torch-op loops of their own; the others (Loihi, RF, sigma-delta, the peers' neurons) have no
+#: CPU path but the compiled one, so ``"auto"`` runs their reference loop
+FALLBACKS = {"lif": "its torch-op loops", "cuba": "its torch-op loops"}
+
+
+def fallback(name: str) -> str:
+    """What runs the families of kernel module ``name`` when numba is unavailable."""
+    return FALLBACKS.get(name, "the reference loop")
+
+
+def _warn_once(name: str, msg: str) -> None:
+    warned = _STATE.setdefault("warned", set())
+    if name not in warned:
+        warned.add(name)
+        warnings.warn(f"spikefuse: {msg}; for the {name!r} kernels the CPU backend runs {fallback(name)} "
+                      "(same results, slower)", RuntimeWarning, stacklevel=3)
 
 
 def _import_numba():
@@ -43,13 +56,13 @@ def _import_numba():
 
 def kernels(name: str):
     """The compiled kernel module ``name`` (``"lif"``, ...), or None when numba is unavailable
-    (then one warning, once per process)."""
+    (then one warning per module and process, naming what runs instead: :func:`fallback`)."""
     mods = _STATE.setdefault("mods", {})
     if name in mods:
         return mods[name]
     mod = None
     if os.environ.get("SPIKEFUSE_NO_NUMBA", "") not in ("", "0"):
-        _warn_once("SPIKEFUSE_NO_NUMBA is set")
+        _warn_once(name, "SPIKEFUSE_NO_NUMBA is set")
     else:
         try:
             _import_numba()
@@ -57,7 +70,7 @@ def kernels(name: str):
 
             mod = importlib.import_module(f"{__package__}._nb_{name}")
         except Exception as e:  # ImportError, or a numba that fails to load
-            _warn_once(f"numba is unavailable ({type(e).__name__}: {e})")
+            _warn_once(name, f"numba is unavailable ({type(e).__name__}: {e})")
             mod = None
     mods[name] = mod
     return mod

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from torch.autograd.function import once_differentiable
 
-from ..._core import flat_param as _flat, scalar_tensor as _scalar_t
+from ..._core import scalar_tensor as _scalar_t
 from .._common import (IO_DTYPES, KIND_IF, KIND_LIF_DECAY_INPUT, KernelSurrogate, expand_param, io_reason,
                        lif_kind, lif_outputs, lif_param_reason, lif_v0)
 from ..scan import ScanFunction, ScanSpec
@@ -101,14 +101,16 @@ def _forward_loop(x32, tau, vth, vr, v0, kind: int, hard: bool, recip: bool = Fa
     return H, S, v
 
 
-def _tau_grad(gH, x, vprev, vr, tau, kind: int, recip: bool):
-    """Gradient of the tau slot: dH/dtau = -(X - (V - Vr))/tau^2 (decay_input) or
-    (V - Vr)/tau^2; for ``1/tau`` (recip) dH/d(1/tau) = X - (V - Vr) or -(V - Vr)."""
+def _tau_term(gH, x, vprev, vr, tau, kind: int, recip: bool):
+    """The per-step terms of the tau slot's gradient, as autograd of the reference computes them:
+    div backward ``-g ((a / tau) / tau)`` with ``a = X - (V - Vr)`` (decay_input) or
+    ``+g ((b / tau) / tau)`` with ``b = V - Vr``; for ``1/tau`` (recip) mul backward ``g a`` or
+    ``-g b``."""
     if kind == KIND_LIF_DECAY_INPUT:
-        g = (gH * (x.float() - (vprev - vr))).sum(0)
-        return g if recip else -g / (tau * tau)
-    g = (gH * (vprev - vr)).sum(0)
-    return -g if recip else g / (tau * tau)
+        a = x.float() - (vprev - vr)
+        return gH * a if recip else -gH * ((a / tau) / tau)
+    b = vprev - vr
+    return -gH * b if recip else gH * ((b / tau) / tau)
 
 
 def _torch_surrogate(surrogate):
@@ -159,8 +161,9 @@ def _spike_grad(gv, h, g_spk_t, out, tmp, vth, vr, hard: bool):
 def _reverse_scan(H, sg_times, ns, tau, vth, vr, cfg, grads, need_x: bool, keep: bool):
     """The reverse scan of the torch-op fallback, step by step in the reference's (autograd's)
     operation order, so the input and initial-state gradients are bit-identical to it. Returns
-    ``(gX or None, gV0, gH, gV)``; ``keep`` also returns ``gH`` (dL/dH[t]) and ``gV`` (the
-    gradient reaching V[t] after the reset) as ``(T, M)`` arrays for the parameter gradients."""
+    ``(gX or None, gV0, (gH, gV, gSG))``; ``keep`` also returns ``gH`` (dL/dH[t]), ``gV`` (the
+    gradient reaching V[t] after the reset) and ``gSG`` (the surrogate's term of gH[t]) as
+    ``(T, M)`` arrays for the parameter gradients (else Nones)."""
     kind, hard, detach, surrogate, traces, out_dtype, recip = cfg
     g_spk, g_vlast, g_hseq, g_vseq = (None if g is None else g.float() for g in grads)
     T, M = H.shape
@@ -169,6 +172,7 @@ def _reverse_scan(H, sg_times, ns, tau, vth, vr, cfg, grads, need_x: bool, keep:
     gx = torch.empty((T, M), dtype=f32) if need_x else None
     gH_a = torch.empty((T, M), dtype=f32) if keep else None
     gV_a = torch.empty((T, M), dtype=f32) if keep else None
+    gS_a = torch.zeros((T, M), dtype=f32) if keep else None
     gh_row, gv_row, gs, tmp = (torch.empty(M, dtype=f32) for _ in range(4))
     q = torch.zeros(M, dtype=f32)
     decay = kind == KIND_LIF_DECAY_INPUT
@@ -188,7 +192,10 @@ def _reverse_scan(H, sg_times, ns, tau, vth, vr, cfg, grads, need_x: bool, keep:
         if not detach or g_spk is not None:
             gsum = g_spk[t].clone() if detach else _spike_grad(
                 gv, H[t], None if g_spk is None else g_spk[t], gs, tmp, vth, vr, hard)
-            gh.add_(sg_times(gsum, t))
+            gsg = sg_times(gsum, t)
+            if keep:
+                gS_a[t].copy_(gsg)
+            gh.add_(gsg)
         if kind == KIND_IF:
             carry.copy_(gh)
         else:
@@ -196,69 +203,97 @@ def _reverse_scan(H, sg_times, ns, tau, vth, vr, cfg, grads, need_x: bool, keep:
             carry.copy_(gh) if split else torch.sub(gh, q, out=carry)   # gH + (-gH / tau)
         if need_x and (decay or keep):
             gx[t].copy_(q if decay else gh)
-    return gx, (carry.sub_(q) if split else carry), gH_a, gV_a
+    return gx, (carry.sub_(q) if split else carry), (gH_a, gV_a, gS_a)
 
 
-def _param_grads(ctx, H, x, v0, d, ns, gH, gV, params, g_spk):
-    """tau / v_threshold / v_reset gradients of the fallback from ``gH`` and ``gV`` of
-    :func:`_reverse_scan` (vectorised reductions over time: close to the reference, not bit
-    for bit)."""
+def _param_terms(ctx, H, x, v0, ns, keep, params):
+    """The per-step gradient terms of tau / v_threshold / v_reset in the fallback (the arrays
+    the numba kernel writes with ``per_step=1``), from the ``keep`` arrays of
+    :func:`_reverse_scan`; reduced by :func:`_step_sum`."""
     kind, hard, detach, surrogate, traces, out_dtype, recip = ctx.cfg
     tau, vth, vr = params
+    gH, gV, gS = keep
     need_tau, need_vth, need_vr = ctx.needs_input_grad[1:4]
-    T = H.shape[0]
-    sg = _torch_surrogate(ctx.cfg[3]).grad(d).float()
     sf = 1.0 - ns
-    g_tau = g_vth = g_vr = None
+    terms = [None, None, None]
     if need_vth:
-        if hard:
-            dvdvth = torch.zeros_like(H) if detach else (H - vr) * sg
-        else:
-            dvdvth = -sf if detach else vth * sg - sf
-        g = gV * dvdvth
-        if g_spk is not None:
-            g.sub_(g_spk.float() * sg)
-        g_vth = g.sum(0)
-    if need_vr:
-        g = gV * sf if hard else torch.zeros_like(H)
-        if kind != KIND_IF:
-            g.add_(gH * tau if recip else gH / tau)
-        g_vr = g.sum(0)
+        terms[1] = [-gS] if hard else [(-gV) * sf, -gS]
+    if need_vr and hard:
+        terms[2] = [gV * sf] + ([] if kind == KIND_IF else [gH * tau if recip else gH / tau])
     if need_tau and kind != KIND_IF:
         vprev = torch.empty_like(H)
         vprev[0] = v0
-        if T > 1:
+        if H.shape[0] > 1:
             vprev[1:] = _reset(H[:-1], sf[:-1], vth, vr, hard)
-        g_tau = _tau_grad(gH, x, vprev, vr, tau, kind, recip)
-    return g_tau, g_vth, g_vr
+        terms[0] = [_tau_term(gH, x, vprev, vr, tau, kind, recip)]
+    return terms
+
+
+def _step_sum(terms, shape, like: torch.Tensor) -> torch.Tensor:
+    """A parameter's gradient from its per-step terms (each ``(T, M)``), as autograd of the
+    reference loop forms it: each term of a step reduced to the parameter's shape with
+    ``sum_to_size`` (the engine's reduction of a broadcast operand), then added into one buffer
+    in the order autograd runs the steps' nodes (step ``T-1`` first; a step's terms in order)."""
+    acc = None
+    pshape = like.shape
+    for t in range(terms[0].shape[0] - 1, -1, -1):
+        for a in terms:
+            g = a[t].view(shape).sum_to_size(pshape)
+            acc = g.clone() if acc is None else acc.add_(g)
+    return acc
+
+
+def _param_grads(terms, shape, params, needs):
+    """``(g_tau, g_vth, g_vr)``: the needed tensor parameters' gradients from their terms (a
+    needed one without terms, e.g. tau of an IF neuron, gets zeros)."""
+    out = []
+    for k, p in enumerate(params):
+        if not needs[1 + k] or not isinstance(p, torch.Tensor):
+            out.append(None)
+        elif terms[k] is None:
+            out.append(torch.zeros(p.shape, dtype=torch.float32))
+        else:
+            out.append(_step_sum(terms[k], shape, p))
+    return tuple(out)
 
 
 def _fallback_backward(ctx, H, x, v0, params, grads):
     """The torch-op reverse scan (no numba, or a ``Custom`` surrogate)."""
     kind, hard, detach, surrogate, traces, out_dtype, recip = ctx.cfg
-    tau, vth, vr = params
+    M = H.shape[1]
+    tau, vth, vr = (_flat_of(p, ctx.step_shape, M) for p in params)
     needs = ctx.needs_input_grad
     keep = any(needs[1:4])
     d = torch.sub(H, vth)                                     # the reference's SpikeFn input
     ns = (d < 0).float()                                      # 1 - S
     sg_times = _sg_times(surrogate, d)
-    gx, gv0, gH, gV = _reverse_scan(H, sg_times, ns, tau, vth, vr, ctx.cfg, grads, needs[0], keep)
+    gx, gv0, kept = _reverse_scan(H, sg_times, ns, tau, vth, vr, ctx.cfg, grads, needs[0], keep)
     g_tau = g_vth = g_vr = None
     if keep:
-        g_tau, g_vth, g_vr = _param_grads(ctx, H, x, v0, d, ns, gH, gV, params, grads[0])
+        terms = _param_terms(ctx, H, x, v0, ns, kept, (tau, vth, vr))
+        g_tau, g_vth, g_vr = _param_grads(terms, ctx.step_shape, params, needs)
     if gx is not None and ctx.x_dtype != torch.float32:
         gx = gx.to(ctx.x_dtype)
     return (gx, g_tau, g_vth, g_vr, gv0 if needs[4] else None, None)
 
 
-def _per_neuron(p, M: int):
-    """A parameter (number or flat tensor) as a contiguous fp32 numpy ``(M,)`` array."""
+def _flat_of(p, shape, M: int):
+    """A parameter (number, or a tensor broadcasting to the step ``shape``) for the per-neuron
+    loops: numbers stay, tensors become contiguous fp32 ``(M,)`` vectors (detached)."""
     if isinstance(p, torch.Tensor):
-        return jit.np32(p.detach().expand(M))
+        return p.detach().to(torch.float32).expand(shape).reshape(M).contiguous()
+    return p
+
+
+def _per_neuron(p, shape, M: int):
+    """A parameter (number or a tensor broadcasting to ``shape``) as a contiguous fp32 numpy
+    ``(M,)`` array."""
+    if isinstance(p, torch.Tensor):
+        return _flat_of(p, shape, M).numpy()
     return jit.np32(torch.full((M,), float(p), dtype=torch.float32))
 
 
-def _nb_forward(nb, x, tau, vth, vr, v0, cfg):
+def _nb_forward(nb, x, tau, vth, vr, v0, cfg, shape):
     """The numba forward scan (:mod:`._nb_lif`): the same results as :func:`_forward_loop`."""
     kind, hard, detach, surrogate, traces, out_dtype, recip = cfg
     T, M = x.shape
@@ -266,22 +301,23 @@ def _nb_forward(nb, x, tau, vth, vr, v0, cfg):
     H, S, vlast = torch.empty((T, M), dtype=f32), torch.empty((T, M), dtype=f32), torch.empty(M, dtype=f32)
     vseq = torch.empty((T, M), dtype=f32) if traces else None
     k = nb.make_fwd(kind, int(hard), int(recip), int(traces))
-    jit.run(k, M, nb.TILE, jit.np32(x), _per_neuron(tau, M), _per_neuron(vth, M), _per_neuron(vr, M),
+    jit.run(k, M, nb.TILE, jit.np32(x), *(_per_neuron(p, shape, M) for p in (tau, vth, vr)),
             jit.np32(v0.expand(M)), H.numpy(), S.numpy(), vlast.numpy(), jit.np32(vseq, 2))
     spk = S if out_dtype == f32 else S.to(out_dtype)
     return spk, vlast, H, vseq
 
 
-def _lif_forward(x, tau, vth, vr, v0, cfg):
-    """The forward scan without autograd: ``(spikes, v_last, H, v_seq or None)``."""
+def _lif_forward(x, tau, vth, vr, v0, cfg, shape):
+    """The forward scan without autograd: ``(spikes, v_last, H, v_seq or None)``; the tensor
+    parameters broadcast to the step ``shape``."""
     kind, hard, detach, surrogate, traces, out_dtype, recip = cfg
     nb = jit.kernels("lif")
     if nb is not None:
         with torch.no_grad():
-            return _nb_forward(nb, x, tau, vth, vr, v0, cfg)
+            return _nb_forward(nb, x, tau, vth, vr, v0, cfg, shape)
     with torch.no_grad():
         x32 = x if x.dtype == torch.float32 else x.float()
-        taud, vthd, vrd = (p.detach() if isinstance(p, torch.Tensor) else p for p in (tau, vth, vr))
+        taud, vthd, vrd = (_flat_of(p, shape, x.shape[1]) for p in (tau, vth, vr))
         H, sf, vlast = _forward_loop(x32, taud, vthd, vrd, v0.detach(), kind, hard, recip)
         spk = sf if out_dtype == torch.float32 else sf.to(out_dtype)
         vseq = _reset(H, sf, vthd, vrd, hard) if traces else None
@@ -293,10 +329,10 @@ class _LIFCPU(torch.autograd.Function):
     cannot cross a torch.library op); every other case runs the ``lif_cpu`` ScanSpec."""
 
     @staticmethod
-    def forward(ctx, x, tau, vth, vr, v0, cfg):
+    def forward(ctx, x, tau, vth, vr, v0, cfg, shape):
         kind, hard, detach, surrogate, traces, out_dtype, recip = cfg
-        spk, vlast, H, vseq = _lif_forward(x, tau, vth, vr, v0, cfg)
-        ctx.cfg = cfg
+        spk, vlast, H, vseq = _lif_forward(x, tau, vth, vr, v0, cfg, shape)
+        ctx.cfg, ctx.step_shape = cfg, shape
         ctx.tensor_params = tuple(isinstance(p, torch.Tensor) for p in (tau, vth, vr))
         ctx.consts = tuple(None if isinstance(p, torch.Tensor) else p for p in (tau, vth, vr))
         ctx.x_dtype = x.dtype
@@ -311,7 +347,7 @@ class _LIFCPU(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, g_spk, g_vlast, g_hseq, g_vseq):
-        return _lif_backward(ctx, ctx.saved_tensors, g_spk, g_vlast, g_hseq, g_vseq)
+        return (*_lif_backward(ctx, ctx.saved_tensors, g_spk, g_vlast, g_hseq, g_vseq), None)
 
 
 def _lif_backward(ctx, saved, g_spk, g_vlast, g_hseq, g_vseq):
@@ -344,28 +380,93 @@ def surrogate_consts(surrogate) -> tuple:
     return tuple(np.float32(v) for v in c)
 
 
+#: element step of the vectorised loop of torch's elementwise CPU kernels (two AVX2 vectors of
+#: eight floats); the remainder of a loop runs the scalar function
+_VEC_STEP = {"AVX2": 16}
+_GRAIN = 32768      # at::internal::GRAIN_SIZE: TensorIterator runs a smaller op on one thread
+
+
+def torch_vec_lanes(M: int, threads: Optional[int] = None) -> np.ndarray:
+    """``(M,)`` uint8: 1 where torch's elementwise sigmoid on a contiguous ``M``-element fp32
+    tensor computes element ``j`` in a vector lane (SLEEF's expf), 0 where its scalar remainder
+    loop does (libm's expf). TensorIterator runs the op on one range below ``_GRAIN`` elements or
+    on one thread, else ``at::parallel_for`` splits it into ``min(threads, ceil(M / _GRAIN))``
+    chunks of ``ceil(M / chunks)``; each range's last ``len % 16`` elements are the remainder.
+    On a CPU capability other than AVX2 all zeros (the libm expf everywhere, as before; the
+    vector exp of other capabilities is not reproduced)."""
+    step = _VEC_STEP.get(torch.backends.cpu.get_cpu_capability())
+    out = np.zeros(M, dtype=np.uint8)
+    if step is None:
+        return out
+    nt = threads or torch.get_num_threads()
+    chunks = 1 if (M < _GRAIN or nt == 1) else min(nt, -(-M // _GRAIN))
+    size = -(-M // chunks)
+    for b in range(0, M, size):
+        e = min(M, b + size)
+        out[b:e - (e - b) % step] = 1
+    return out
+
+
+def _lanes(kid: int, M: int):
+    if kid != 1:
+        return np.zeros(1, dtype=np.uint8)
+    key = (M, torch.get_num_threads(), torch.backends.cpu.get_cpu_capability())
+    cache = _LANES
+    if key not in cache:
+        if len(cache) > 64:
+            cache.clear()
+        cache[key] = torch_vec_lanes(M)
+    return cache[key]
+
+
+_LANES: dict = {}
+
+
+def _nb_param_flags(ctx, params, M: int):
+    """``(need_tau, need_vth, need_vr, per_step)`` of :func:`._nb_lif.make_bwd`: which tensor
+    parameters need a gradient, and whether one of them is broadcast over neurons (then the
+    kernel writes per-step terms for :func:`_step_sum`; else it sums them itself in the same
+    order, which for one value per neuron gives the same bits without the ``(T, M)`` arrays)."""
+    kind, hard = ctx.cfg[0], ctx.cfg[1]
+    live = [ctx.needs_input_grad[1 + k] and isinstance(p, torch.Tensor) for k, p in enumerate(params)]
+    need = (live[0] and kind != KIND_IF, live[1], live[2] and hard)
+    per_step = any(n and params[k].numel() != M for k, n in enumerate(need))
+    return need, per_step
+
+
 def _nb_backward(nb, ctx, H, x, v0, params, grads):
     """The numba reverse scan (:mod:`._nb_lif`); the contract of :func:`_lif_backward`."""
     kind, hard, detach, surrogate, traces, out_dtype, recip = ctx.cfg
     T, M = H.shape
     needs = ctx.needs_input_grad
-    need_params = any(needs[1:4])
+    (n_tau, n_vth, n_vr), per_step = _nb_param_flags(ctx, params, M)
     f32 = torch.float32
     gx = torch.empty((T, M), dtype=f32) if needs[0] else None
     gv0 = torch.empty(M, dtype=f32)
-    pg = [torch.empty(M, dtype=f32) if need_params else None for _ in range(3)]
+    vec = [torch.empty(M, dtype=f32) if (n and not per_step) else None for n in (n_tau, n_vth, n_vr)]
+    two = (n_tau, n_vth, n_vth and not hard, n_vr, n_vr and kind != KIND_IF)
+    arr = [torch.empty((T, M), dtype=f32) if (n and per_step) else None for n in two]
     c0, c1 = surrogate_consts(surrogate)
     g_spk, g_vlast, g_hseq, g_vseq = grads
-    xs = x if (x is not None and kind == KIND_LIF_DECAY_INPUT and need_params) else None
+    xs = x if (x is not None and kind == KIND_LIF_DECAY_INPUT and n_tau) else None
     k = nb.make_bwd(kind, int(hard), int(detach), int(recip), int(surrogate.kernel_id), int(g_spk is not None),
                     int(g_vseq is not None), int(g_hseq is not None), int(g_vlast is not None), int(needs[0]),
-                    int(need_params))
+                    int(n_tau), int(n_vth), int(n_vr), int(per_step))
     jit.run(k, M, nb.TILE, jit.np32(H, 2), jit.np32(xs, 2), jit.np32(g_spk, 2), jit.np32(g_vseq, 2),
-            jit.np32(g_hseq, 2), jit.np32(g_vlast), *(_per_neuron(p, M) for p in params), jit.np32(v0.expand(M)),
-            c0, c1, jit.np32(gx, 2), gv0.numpy(), *(jit.np32(g) for g in pg))
+            jit.np32(g_hseq, 2), jit.np32(g_vlast), *(_per_neuron(p, ctx.step_shape, M) for p in params),
+            jit.np32(v0.expand(M)), c0, c1, _lanes(int(surrogate.kernel_id), M), jit.np32(gx, 2), gv0.numpy(),
+            *(jit.np32(g) for g in vec),
+            *(jit.np32(a, 2) for a in arr))
     if gx is not None and ctx.x_dtype != f32:
         gx = gx.to(ctx.x_dtype)
-    out = [pg[k] if needs[1 + k] else None for k in range(3)]
+    if per_step:
+        terms = ([arr[0]] if n_tau else None, [a for a in arr[1:3] if a is not None] or None,
+                 [a for a in arr[3:] if a is not None] or None)
+        out = _param_grads(terms, ctx.step_shape, params, needs)
+    else:
+        out = tuple(None if not needs[1 + j] or not isinstance(p, torch.Tensor) else
+                    (vec[j].view(p.shape) if vec[j] is not None else torch.zeros(p.shape, dtype=f32))
+                    for j, p in enumerate(params))
     return (gx, *out, gv0 if needs[4] else None, None)
 
 
@@ -379,6 +480,15 @@ def lif_supports(x_seq: torch.Tensor, params=None, v0=None, return_traces=False,
     if why is not None:
         return why
     return lif_param_reason(x_seq, params, v0)
+
+
+def _own(p, device):
+    """A parameter as the op takes it: a number (a Python float), or a tensor in its own shape
+    (broadcasting to one step), cast to fp32 on ``device`` as the reference casts it, so that
+    its gradient is reduced and accumulated by the op as autograd of the reference does."""
+    if isinstance(p, torch.Tensor):
+        return p.to(device=device, dtype=torch.float32)
+    return float(p)
 
 
 def lif_cpu(x_seq: torch.Tensor, params, state=None, return_traces: bool = False):
@@ -405,37 +515,36 @@ def lif_cpu(x_seq: torch.Tensor, params, state=None, return_traces: bool = False
     kind = lif_kind(params)
     hard = params.v_reset is not None
     recip = getattr(params, "reciprocal_tau", None) is not None   # tau slot holds 1/tau
-    tau = _flat(params.reciprocal_tau if recip else (params.tau if params.tau is not None else 1.0), shape, dev)
-    vth = _flat(params.v_threshold, shape, dev)
-    vr = _flat(params.v_reset if hard else 0.0, shape, dev)
-    if v0 is None:
-        v0f = vr.detach().clone() if isinstance(vr, torch.Tensor) else torch.full(
-            (x_seq[0].numel(),), vr, dtype=torch.float32)
-    else:
-        v0f = expand_param(v0, shape, dev)
+    tau = _own(params.reciprocal_tau if recip else (params.tau if params.tau is not None else 1.0), dev)
+    vth = _own(params.v_threshold, dev)
+    vr = _own(params.v_reset if hard else 0.0, dev)
+    v0f = expand_param(vr.detach() if isinstance(vr, torch.Tensor) else vr, shape, dev) if v0 is None else \
+        expand_param(v0, shape, dev)
     cfg = (kind, hard, bool(params.detach_reset), params.surrogate, bool(return_traces), x_seq.dtype, recip)
     if getattr(params.surrogate, "kernel_id", -1) in (0, 1, 2, 3, 4):
-        spk, vlast, hseq, vseq = _lif_op(x_seq.reshape(T, -1), tau, vth, vr, v0f, cfg)
+        spk, vlast, hseq, vseq = _lif_op(x_seq.reshape(T, -1), tau, vth, vr, v0f, cfg, shape)
     else:
-        spk, vlast, hseq, vseq = _LIFCPU.apply(x_seq.reshape(T, -1), tau, vth, vr, v0f, cfg)
+        spk, vlast, hseq, vseq = _LIFCPU.apply(x_seq.reshape(T, -1), tau, vth, vr, v0f, cfg, shape)
     return lif_outputs(spk, vlast, hseq, vseq, x_seq.shape, return_traces)
 
 
 # --------------------------------------------------------------------------- ScanSpec / op
 # op encoding: tensors (x, tau, vth, vr, v0) with number parameters absent; floats (tau, vth,
 # vr, a0, a1) with the numbers (0.0 where a tensor is given); ints (kind, hard, detach_reset,
-# surrogate id, traces, io dtype index, which of tau/vth/vr are tensors as bits 0/1/2)
+# surrogate id, traces, io dtype index, which of tau/vth/vr are tensors as bits 0/1/2, recip,
+# then the step shape (B, *features) the tensor parameters broadcast to)
 
 
 class _Ctx:
     """What the hand-written backward reads from an autograd ctx."""
 
-    def __init__(self, cfg, consts, x_dtype, needs):
+    def __init__(self, cfg, consts, x_dtype, needs, step_shape):
         self.cfg, self.consts, self.x_dtype, self.needs_input_grad = cfg, consts, x_dtype, tuple(needs)
+        self.step_shape = step_shape
 
 
 def _decode(tensors, f, i):
-    kind, hard, detach, kid, traces, dti, mask, recip = i
+    kind, hard, detach, kid, traces, dti, mask, recip = i[:8]
     sur = KernelSurrogate(kid, f[3], f[4])
     cfg = (kind, bool(hard), bool(detach), sur, bool(traces), IO_DTYPES[dti], bool(recip))
     params = [tensors[1 + k] if (mask >> k) & 1 else f[k] for k in range(3)]
@@ -443,7 +552,7 @@ def _decode(tensors, f, i):
     return cfg, params, consts
 
 
-def _lif_op(x, tau, vth, vr, v0, cfg):
+def _lif_op(x, tau, vth, vr, v0, cfg, shape):
     kind, hard, detach, sur, traces, out_dtype, recip = cfg
     a0, a1 = sur.kernel_params
     ps = (tau, vth, vr)
@@ -451,13 +560,13 @@ def _lif_op(x, tau, vth, vr, v0, cfg):
     tensors = [x] + [p if isinstance(p, torch.Tensor) else None for p in ps] + [v0]
     f = [0.0 if isinstance(p, torch.Tensor) else float(p) for p in ps] + [float(a0), float(a1)]
     i = [kind, int(hard), int(detach), int(sur.kernel_id), int(traces), IO_DTYPES.index(out_dtype), mask,
-         int(recip)]
+         int(recip), *shape]
     return LIF_SCAN.apply(tensors, f, i)
 
 
 def _spec_forward(tensors, f, i):
     cfg, (tau, vth, vr), _ = _decode(tensors, f, i)
-    return list(_lif_forward(tensors[0], tau, vth, vr, tensors[4], cfg))
+    return list(_lif_forward(tensors[0], tau, vth, vr, tensors[4], cfg, tuple(i[8:])))
 
 
 def _spec_save(tensors, outputs, f, i, needs):
@@ -467,7 +576,7 @@ def _spec_save(tensors, outputs, f, i, needs):
 
 def _spec_backward(saved, grads, f, i, needs):
     cfg, _, consts = _decode([None] + saved[3:] + [None], f, i)
-    ctx = _Ctx(cfg, consts, cfg[5], needs)
+    ctx = _Ctx(cfg, consts, cfg[5], needs, tuple(i[8:]))
     return list(_lif_backward(ctx, saved, *grads)[:5])
 
 
@@ -483,7 +592,8 @@ def _spec_fake_backward(saved, grads, f, i, needs):
     H = saved[0]
     T, M = H.shape
     out = [H.new_empty((T, M), dtype=IO_DTYPES[i[5]]) if needs[0] else None]
-    out += [H.new_empty((M,)) if needs[k] else None for k in range(1, 5)]
+    out += [H.new_empty(saved[2 + k].shape) if needs[k] and saved[2 + k] is not None else None for k in range(1, 4)]
+    out += [H.new_empty((M,)) if needs[4] else None]
     return out
 
 
