@@ -12,7 +12,7 @@ import torch
 
 import test_fixtures_lava as lava_fix
 from loihi_cases import B, C, check, check_lava_fixture, spec_l1_cuba_vector, spec_l2_alif_vector
-from spikefuse import kernels
+from spikefuse import finite_checks, kernels
 from spikefuse.functional import loihi as L
 from spikefuse.kernels import scan
 from spikefuse.kernels.cpu import jit
@@ -210,7 +210,7 @@ def test_float64_path_at_its_bounds(alif):
     big = 2.0 ** 40 / s / 8  # |u| <= 2 |x| s (keep 2048), |v| <= 4 max |u| (keep 3072)
     x = torch.zeros(T, 1, M)
     x[:, :, :512] = torch.linspace(-1, 1, 512) * big * 0.9   # in bounds: float64
-    x[:, :, 512:1024] = big * 4                               # beyond 2**40: int64
+    x[:, :, 512:1024] = big * 16                              # x s = 2**41: int64
     x[:, :, 1024:] = -3e14                                    # int64 products wrap around
     kw = dict(threshold=1e7)  # theta0 = 4e10 within ALIF's 2**39
     p = (L.AlifParams(threshold_step=0.5, current_decay=2048.0, voltage_decay=1024.0, threshold_decay=1024.0,
@@ -220,7 +220,7 @@ def test_float64_path_at_its_bounds(alif):
     xs = x[:, :, :512].contiguous()
     assert _same_as_reference(alif, xs, p) == 0
     for du, dv in ((0.0, 0.0), (4096.0, 4096.0), (0.0, 4096.0)):  # keep 4096 (no decay) and keep 0
-        q = p._replace(current_decay=du, voltage_decay=dv, threshold=0.01)
+        q = p._replace(current_decay=du, voltage_decay=dv, threshold=0.1)
         assert _same_as_reference(alif, (torch.randn(T, 2, 600) * 3).round(decimals=3), q) == 0
 
 
@@ -234,4 +234,5 @@ def test_float64_path_negative_zero_and_non_finite(alif):
     assert _same_as_reference(alif, x, p) == 0
     xn = x.clone()
     xn[2, 0, 1], xn[3, 1, 2] = float("inf"), float("-inf")
-    assert _same_as_reference(alif, xn, p) == 1
+    with finite_checks(False):
+        assert _same_as_reference(alif, xn, p) == 1
