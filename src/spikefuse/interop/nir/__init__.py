@@ -6,9 +6,10 @@ step of length ``dt``. docs/nir.md has the equations of every node, the spikefus
 mapping, what each direction keeps and loses, and what NIR cannot express
 (:class:`NIRConversionError`).
 
-The package: ``export.py`` (:func:`to_nir`), ``import_.py`` (:func:`from_nir`), ``modules.py``
-(the ``NIR*`` modules that run NIR nodes), ``graph.py`` (:class:`NIRGraphModule`, graphs that are
-not a chain); the neuron dynamics are :mod:`spikefuse.functional.euler` (re-exported here).
+The package: ``export.py`` (:func:`to_nir`), ``import_.py`` (:func:`from_nir`; one node at a time
+in ``_importer.py`` through the table of ``_import_nodes.py``), ``modules.py`` (the ``NIR*``
+modules that run NIR nodes), ``graph.py`` (:class:`NIRGraphModule`, graphs that are not a
+chain); the neuron dynamics are :mod:`spikefuse.functional.euler` (re-exported here).
 
 >>> import torch
 >>> from spikefuse import layers

@@ -115,7 +115,9 @@ def _delay(ex, name, m, shape):
 
 @exporter(Scale)
 def _scale(ex, name, m, shape):
-    return ex.add_one(name, _require_nir().Scale(scale=_np(m.scale)), tuple(m.scale.shape) or shape)
+    # a scalar scale is written per feature when the shape is known (nir infers the node type from it)
+    scale = _full(m.scale, shape, name) if m.scale.dim() == 0 and shape is not None else _np(m.scale)
+    return ex.add_one(name, _require_nir().Scale(scale=scale), tuple(m.scale.shape) or shape)
 
 
 # ---------------------------------------------------------------------------------- neurons

@@ -6,7 +6,8 @@ changing the model (:data:`RULES`; a graph that breaks them raises :class:`NIRCo
 naming the node and the peer's rule, instead of a peer-side assertion or, worse, other numbers).
 The rules are read from the peers' importers (snnTorch 1.0 ``import_nir.py``, SpikingJelly 2.0
 ``nir_exchange/from_nir.py``, norse 1.1 ``utils/import_nir.py``, sinabs 3.1 ``nir.py``); docs/nir.md
-has the matrix they give.
+has the matrix they give. The hardware targets (``"hxtorch"``, ``"lava-dl"``), whose graphs are
+written in the system's own form, are :mod:`._hw_targets`.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import numpy as np
 
 from ..._validate import _describe
 from ._common import NIRConversionError, _require_nir
+from ._hw_targets import HW_IMPORT_DT, dt_hint
 
 __all__ = ["PEER_IMPORT_DT", "check_target"]
 
@@ -125,8 +127,10 @@ def _rules() -> Dict[str, Dict[type, Callable]]:
 def _check_name(target) -> None:
     if not isinstance(target, str):
         raise TypeError(f"target: expected None or a peer name (str), got {_describe(target)}")
-    if target not in PEER_IMPORT_DT:
-        raise ValueError(f"target: expected None or one of {sorted(PEER_IMPORT_DT)}, got {target!r}")
+    if target not in PEER_IMPORT_DT and target not in HW_IMPORT_DT:
+        raise ValueError(f"target: expected None or one of {sorted(PEER_IMPORT_DT)} (software peers) or "
+                         f"{sorted(HW_IMPORT_DT)} (hardware systems), got {target!r}; a system without a NIR "
+                         "importer has no target (docs/nir.md, Export targets)")
 
 
 def warn_dt(target, dt, stacklevel) -> None:
@@ -134,15 +138,20 @@ def warn_dt(target, dt, stacklevel) -> None:
     if target is None:
         return
     _check_name(target)
-    peer_dt = PEER_IMPORT_DT[target]
+    peer_dt = PEER_IMPORT_DT.get(target, HW_IMPORT_DT.get(target))
     if math.isclose(dt, peer_dt, rel_tol=1e-9):
         return
-    how = _DT_ARG[target]
-    fix = (f"import it with {how.format(dt=dt)}" if how else
+    how = _DT_ARG.get(target)
+    if target in HW_IMPORT_DT:
+        fix = dt_hint(target, dt)
+    elif how:
+        fix = f"import it with {how.format(dt=dt)}"
+    else:
+        fix = (
            f"its import_from_nir takes no dt argument: export with to_nir(model, dt={peer_dt!r}) instead of "
            f"to_nir(model, dt={dt!r})")
     warnings.warn(f"to_nir: the graph is written for dt={dt:g} s, but {target}'s NIR importer assumes dt={peer_dt:g} "
-                  f"{'steps' if target == 'sinabs' else 's'}: {fix}; at its default its neurons run with time constants "
+                  f"{'steps' if target in ('sinabs', 'lava-dl') else 's'}: {fix}; at its default its neurons run with time constants "
                   f"of {dt / peer_dt:g}x the exported number of steps", UserWarning, stacklevel=stacklevel)
 
 

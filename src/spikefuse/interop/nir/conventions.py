@@ -78,6 +78,11 @@ def resolve(graph, convention, dt, use_metadata) -> Tuple[str, Optional[float]]:
     and ``dt`` (``None`` only when neither the caller nor the convention gives one)."""
     if convention is None:
         convention = "spikefuse" if use_metadata and has_spikefuse_metadata(graph) else "nir"
+        md = getattr(graph, "metadata", None)
+        md = md.get("spikefuse") if isinstance(md, dict) else None
+        written = md.get("convention") if isinstance(md, dict) and convention == "spikefuse" else None
+        if isinstance(written, str) and written in CONVENTIONS:  # to_nir(target="hxtorch" | "lava-dl") writes the system's own form
+            convention = written
     elif not isinstance(convention, str):
         raise TypeError(f"convention: expected None or one of {sorted(CONVENTIONS)}, got "
                         f"{type(convention).__name__} {convention!r}")

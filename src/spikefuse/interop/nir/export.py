@@ -19,7 +19,7 @@ from torch import nn
 from ... import layers as _layers
 from ..._validate import _describe, check_bool
 from . import _export_layers  # noqa: F401 - registers the layer converters
-from . import _export_neurons, _targets
+from . import _export_neurons, _hw_targets, _targets
 from ._common import NIRConversionError, _check_dt, _require_nir
 from ._table import EXPORTERS, IN_SHAPE, Refused, Shape, converter_for, exporter, identity as _identity
 from ._targets import PEER_IMPORT_DT
@@ -33,9 +33,11 @@ _UNSUPPORTED = ("{path} cannot be expressed in NIR; supported: nn.Sequential of 
 
 
 class _Exporter:
-    def __init__(self, dt, lossy):
+    def __init__(self, dt, lossy, target=None):
         self.dt = dt
         self.lossy = lossy
+        self.target = target
+        self.hw_nodes = set()  # nodes written by a hardware target's own converters (_hw_targets)
         self.nodes: "OrderedDict[str, object]" = OrderedDict()
         self.edges: List[Tuple[str, str]] = []
 
@@ -68,7 +70,7 @@ class _Exporter:
 
     def convert(self, name, m, shape):
         """One leaf -> (entry node name, exit node name, output shape), through :data:`EXPORTERS`."""
-        fn = converter_for(type(m))
+        fn = _hw_targets.override(self.target, type(m)) or converter_for(type(m))
         if fn is None:
             raise NIRConversionError(f"model[{name!r}]: " + _UNSUPPORTED.format(
                 path=f"{type(m).__module__}.{type(m).__name__}",
@@ -179,12 +181,17 @@ def to_nir(model: nn.Module, dt: float, *, input_shape: Optional[Sequence[int]] 
     first layer does not fix it (a convolution, a pool, or a neuron first). ``lossy``: export
     soft-reset neurons as a reset to 0 and Loihi CUBA neurons as their float forward-Euler
     counterpart (with a warning) instead of raising. ``target``: ``"snntorch"``,
-    ``"spikingjelly"``, ``"norse"`` or ``"sinabs"``, the tool that will import the graph: warns when
+    ``"spikingjelly"``, ``"norse"``, ``"sinabs"``, ``"hxtorch"`` or ``"lava-dl"``, the tool that will
+    import the graph: warns when
     ``dt`` is not the one its importer assumes (:data:`PEER_IMPORT_DT`; NIR carries no time step, so
     an importer at another ``dt`` runs the neurons with other decays, silently), and raises
     :class:`NIRConversionError` naming the first node that importer cannot run with the same numbers
     (a node type it lacks, e.g. the ``Delay`` of an hxtorch CubaLIF, or a parameter rule it checks,
-    e.g. ``r = tau_mem/dt``; ``_targets.py`` lists them).
+    e.g. ``r = tau_mem/dt``; ``_targets.py`` lists them). The hardware targets write the graph in
+    the form that system writes and reads (hxtorch: time constants in ms, its ``CubaLIF`` carrying
+    the one-step synaptic delay; lava-dl: netx's integer decays and mantissas) and mark it with
+    ``graph.metadata["spikefuse"]["convention"]``, which :func:`from_nir` reads back
+    (``_hw_targets.py`` has the rules read from their importers).
 
     The discretisation is forward Euler with step ``dt`` (docs/nir.md). Node names are the
     module paths (``"0"``, ``"2.neuron"``); the graph gets ``input`` and ``output`` nodes. Raises
@@ -203,11 +210,13 @@ def to_nir(model: nn.Module, dt: float, *, input_shape: Optional[Sequence[int]] 
     check_bool("lossy", lossy)
     input_shape = _check_input_shape(input_shape)
     _targets.warn_dt(target, dt, stacklevel=3)
-    ex = _Exporter(dt, lossy)
+    ex = _Exporter(dt, lossy, target)
     if isinstance(model, NIRGraphModule):
         graph = _export_graph_module(ex, model, input_shape)
     else:
         graph = _export_chain(ex, model, input_shape)
+    if target in _hw_targets.HW_IMPORT_DT:
+        return _hw_targets.finish(graph, target, dt, ex.hw_nodes)
     _targets.check_target(graph, target, dt)
     return graph
 
