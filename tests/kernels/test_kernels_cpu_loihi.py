@@ -12,7 +12,7 @@ import torch
 
 import test_fixtures_lava as lava_fix
 from loihi_cases import B, C, check, check_lava_fixture, spec_l1_cuba_vector, spec_l2_alif_vector
-from spikefuse import kernels
+from spikefuse import finite_checks, kernels
 from spikefuse.functional import loihi as L
 from spikefuse.kernels import scan
 from spikefuse.kernels.cpu import jit
@@ -39,15 +39,18 @@ def test_large_values_beyond_float32_integers(alif):
 
 @pytest.mark.parametrize("alif", [False, True], ids=["cuba", "alif"])
 def test_exact_kernel_variant_beyond_int32(alif):
-    """Inputs whose integer states pass 2**30: the kernel variant with int64 conversions (the
-    fast one converts through int32) runs, and is still bit-exact; with a non-power-of-two scale
-    (a division instead of a multiplication)."""
+    """Inputs whose integer states pass the float64 path's bound (2**40): those tiles run again in
+    int64, and are still bit-exact; with a non-power-of-two scale (a division instead of a
+    multiplication)."""
     from spikefuse.kernels.cpu import loihi as cl
 
+    p = L.AlifParams(1.0, 0.5, 2048.0, 1024.0, 1024.0, 2048.0) if alif else L.CubaParams(1.0, 2048.0, 1024.0)
+    f = L.alif_multistep if alif else L.cuba_multistep
     x = torch.full((3, 1, 2), 3e5)
-    ints = [torch.full((2,), k, dtype=torch.int64) for k in (2048, 3072, 3072, 2048)] + \
-        [torch.zeros(2, dtype=torch.int64)] * 4
-    assert not cl._bounded(x, ints, 4096, 0, 0, alif) and cl._bounded(x / 1e4, ints, 4096, 0, 0, alif)
+    f(x * 2 ** 20, p, backend="cpu")
+    assert cl.LAST["int64_tiles"] == 1
+    f(x / 1e4, p, backend="cpu")
+    assert cl.LAST["int64_tiles"] == 0
     check("cpu", alif, False, "exact", False, scale=4e5)
     check("cpu", alif, True, "lava", True, scale=2e3, scale_param=48)
 
@@ -177,3 +180,59 @@ def test_fallback_without_numba(monkeypatch):
         jit.reset_for_tests()
     from spikefuse.kernels.cpu import loihi as cl
     assert kernels.resolve("loihi_cuba", "auto", x, params=p, has_norm=False) is cl.loihi_cuba_cpu
+
+
+def _same_as_reference(alif, x, p, state=None):
+    """Every output, final state and trace of the CPU kernel equal to the reference's, bit for bit
+    (sign of zero included); returns how many tiles ran in int64."""
+    from spikefuse.kernels.cpu import loihi as cl
+
+    f = L.alif_multistep if alif else L.cuba_multistep
+    outs = []
+    for be in ("cpu", "reference"):
+        s, st, tr = f(x, p, state=state, backend=be, return_traces=True)
+        outs.append([s] + list(st) + list(tr))
+        if be == "cpu":
+            n = cl.LAST["int64_tiles"]
+    for a, b in zip(*outs):
+        assert a.dtype == b.dtype and torch.equal(a.view(torch.int32), b.view(torch.int32))
+    return n
+
+
+@pytest.mark.parametrize("alif", [False, True], ids=["cuba", "alif"])
+def test_float64_path_at_its_bounds(alif):
+    """The float64 path at the extremes it is proven for: decays 0 and 4096 (keep 4096 / 0),
+    negative and positive inputs that drive the states to just below 2**40 (float64 path), one
+    tile per neuron block just above it (int64 rerun), and int64 wrap-around far beyond: the same
+    bits as the reference, and the tiles that left the bound counted."""
+    T, M = 6, 1100  # 3 tiles of 512
+    s = 4096  # 64 * scale
+    big = 2.0 ** 40 / s / 8  # |u| <= 2 |x| s (keep 2048), |v| <= 4 max |u| (keep 3072)
+    x = torch.zeros(T, 1, M)
+    x[:, :, :512] = torch.linspace(-1, 1, 512) * big * 0.9   # in bounds: float64
+    x[:, :, 512:1024] = big * 16                              # x s = 2**41: int64
+    x[:, :, 1024:] = -3e14                                    # int64 products wrap around
+    kw = dict(threshold=1e7)  # theta0 = 4e10 within ALIF's 2**39
+    p = (L.AlifParams(threshold_step=0.5, current_decay=2048.0, voltage_decay=1024.0, threshold_decay=1024.0,
+                      refractory_decay=2048.0, **kw) if alif else L.CubaParams(current_decay=2048.0,
+                                                                               voltage_decay=1024.0, **kw))
+    assert _same_as_reference(alif, x, p) == 2
+    xs = x[:, :, :512].contiguous()
+    assert _same_as_reference(alif, xs, p) == 0
+    for du, dv in ((0.0, 0.0), (4096.0, 4096.0), (0.0, 4096.0)):  # keep 4096 (no decay) and keep 0
+        q = p._replace(current_decay=du, voltage_decay=dv, threshold=0.1)
+        assert _same_as_reference(alif, (torch.randn(T, 2, 600) * 3).round(decimals=3), q) == 0
+
+
+@pytest.mark.parametrize("alif", [False, True], ids=["cuba", "alif"])
+def test_float64_path_negative_zero_and_non_finite(alif):
+    """Small negative states truncate to -0.0 in float64 (the integers have no -0): the recorded
+    floats still carry +0.0; inf / NaN inputs leave the float64 path and run the reference's int64
+    arithmetic, bit for bit."""
+    p = L.AlifParams(1.0, 0.5, 2048.0, 1024.0, 1024.0, 2048.0) if alif else L.CubaParams(1.0, 2048.0, 1024.0)
+    x = torch.tensor([-1e-4, -3e-4, 0.0, -2e-4, 0.0, 0.0]).reshape(6, 1, 1).expand(6, 2, 3).contiguous()
+    assert _same_as_reference(alif, x, p) == 0
+    xn = x.clone()
+    xn[2, 0, 1], xn[3, 1, 2] = float("inf"), float("-inf")
+    with finite_checks(False):
+        assert _same_as_reference(alif, xn, p) == 1

@@ -9,7 +9,7 @@ import itertools
 import pytest
 import torch
 
-from resonator_cases import B, C, FN, MODELS, PA, T, check, check_edges, check_lava_fixture, lava_cases, params, q
+from resonator_cases import B, C, FN, MODELS, PA, T, check, check_edges, check_lava_fixture, lava_cases, params, q, same
 from spikefuse import kernels
 from spikefuse.functional import resonator as R
 from spikefuse.kernels import scan
@@ -112,3 +112,28 @@ def test_fallback_without_numba(monkeypatch):
         monkeypatch.delenv("SPIKEFUSE_NO_NUMBA")
         jit.reset_for_tests()
     assert torch.equal(FN["rf_iz"](x, p, backend="cpu")[0], ref)
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_float64_path_bounds_and_int64_rerun(model):
+    """The float64 path (integer-valued doubles, exact below 2**40) next to tiles that leave its
+    bounds and run again in int64 (values beyond 2**40, int64 wrap-around), the decays at their
+    extremes (sin 4096, cos 0 and sin 0, cos 4096) and negative inputs: bit-identical to the
+    reference in one call of three tiles, and the rerun tiles counted."""
+    from spikefuse.kernels.cpu import resonator as cr
+
+    M, big = 600, 2.0 ** 40 / 4096
+    x = torch.zeros(5, 1, M)
+    x[:, :, :256] = torch.linspace(-1, 1, 256) * big * 0.05  # |re + i im| <= 5 sqrt(2) 0.05 2**40
+    x[:, :, 256:512] = big * 3
+    x[:, :, 512:] = -1e15
+    kw = dict(threshold=0.5)
+    if model.startswith("adrf"):
+        kw.update(threshold_step=0.25, threshold_decay=1024.0, refractory_decay=2048.0)
+    for sin, cos in ((2607.0, 2607.0), (4096.0, 0.0), (0.0, 4096.0)):
+        p = (R.AdRFParams if model.startswith("adrf") else R.RFParams)(sin, cos, **kw)
+        same("cpu", model, (x, -x), p)
+        assert cr.LAST["int64_tiles"] == 2
+        xs = (x[:, :, :256] * 1e-6).contiguous()
+        same("cpu", model, (xs, -xs * 0.5), p)
+        assert cr.LAST["int64_tiles"] == 0

@@ -1,9 +1,9 @@
 """Numba Loihi CUBA / ALIF scans (lava-dl fixed point, SPEC.md 3.3, 3.4, 4, 5), loaded through
 :mod:`.jit`. The forward is the integer dynamics of the Triton kernel
-(``kernels/triton/loihi.py``), int64 state and the same float conversions, so spikes, traces and
-final state are bit-identical to the reference; the backward is its float reverse scan, in the
-reference's operation order (``a acc + g`` with the product rounded first: numba does not
-contract to fused multiply-adds without ``fastmath``).
+(``kernels/triton/loihi.py``) with the same float conversions, so spikes, traces and final state
+are bit-identical to the reference; the backward is its float reverse scan, in the reference's
+operation order (``a acc + g`` with the product rounded first: numba does not contract to fused
+multiply-adds without ``fastmath``).
 
 Per step, integers are ``value * s`` (``s = 64 * scale``), ``keep = 4096 - D``::
 
@@ -13,6 +13,14 @@ Per step, integers are ``value * s`` (``s = 64 * scale``), ``keep = 4096 - D``::
     ALIF: r = rstz(r keep_r);  theta = rstz((theta - theta0) keep_th) + theta0
           spike = v_f >= f32(theta) + f32(r);  fired = int(v_f * s) >= theta + r
           where fired: r += 2 theta, theta += step
+
+The integers are held as integer-valued float64 (this CPU class, AVX2 without AVX-512, has no
+vector int64 multiply; it multiplies, scales by 2**-12 and truncates doubles 4 at a time): exact
+while every state is within 2**40 (a 12-bit keep times it is below 2**52, a sum of such terms
+below 2**53; the proof per operation is at :data:`F64_LIMIT`, :func:`rz`, :func:`tr`), which the
+loop checks at every step. A tile of neurons whose state leaves the bound (or meets inf / NaN)
+runs again from its initial state in int64, the reference's own arithmetic (wrap-around
+included), so the results never depend on the path.
 
 Arrays are C-contiguous ``(T, M)`` / ``(M,)`` (absent ones: a 1-element dummy with its flag
 off); each variant is a closure with its flags as compile-time constants (cached on disk per
@@ -53,87 +61,181 @@ def _f64_from_bits(typingctx, y):
     return types.float64(types.int64), codegen
 
 
-@njit(cache=True, inline="always")
-def to_f64(y, fast):
-    """float64(y) of an int64; ``fast`` (|y| < 2**51, checked by the caller) through the
-    exponent trick, which vectorises (AVX2 has no packed int64 -> double conversion)."""
-    if fast:
-        return _f64_from_bits(y + MAGIC_BITS) - MAGIC
-    return np.float64(y)
+#: |state| bound of the float64 path: with |keep| <= 4096 = 2**12 every product ``y keep`` is an
+#: integer below 2**52 and every sum of two bounded terms below 2**53, so float64 holds it exactly
+F64_LIMIT = np.float64(2.0 ** 40)
+#: 2**-12: ``y keep 2**-12`` is exact (a power of two, no underflow for integers), its trunc is rstz
+INV4096 = np.float64(1.0 / 4096.0)
 
 
 @njit(cache=True, inline="always")
-def trunc_i64(f, fast):
-    """int64(f) of a float32, rounding toward zero; ``fast`` (|f| < 2**31) through int32."""
-    if fast:
-        return np.int64(np.int32(f))
+def rz(a, flt):
+    """rstz12 in either arithmetic: an integer-valued float64 (|a| < 2**53: trunc(a / 4096), exact)
+    or an int64."""
+    if flt:
+        return np.trunc(a * INV4096)
+    return rstz12(a)
+
+
+@njit(cache=True, inline="always")
+def tr(f, flt):
+    """int64(f) of a float32 (toward zero); ``flt``: as an integer-valued float64 (exact: the
+    float32 widens exactly, trunc is exact)."""
+    if flt:
+        return np.trunc(np.float64(f))
     return np.int64(f)
 
 
 @njit(cache=True, inline="always")
-def to_f32(y, s_d, inv, fast, pow2):
-    """f32(f64(y) / s); for a power-of-two ``s`` the division is a multiplication by ``inv = 1/s``
-    (exact: same bits)."""
+def pz(y, flt):
+    """``y + 0.0`` in float64: a -0.0 (trunc of a small negative) becomes the integers' 0, so that
+    the recorded floats are bit-identical, sign of zero included."""
+    if flt:
+        return y + 0.0
+    return y
+
+
+@njit(cache=True, inline="always")
+def state(a, flt):
+    """A tile's copy of an int64 state or decay vector, as float64 (exact: checked below 2**40)."""
+    if flt:
+        return a.astype(np.float64)
+    return a.copy()
+
+
+@njit(cache=True, inline="always")
+def out_f(y, s_d, inv, pow2):
+    """f32(f64(y) / s) of an integer ``y`` (int64 or integer-valued float64); for a power-of-two
+    ``s`` a multiplication by ``inv = 1/s`` (the same bits)."""
     if pow2:
-        return np.float32(to_f64(y, fast) * inv)
-    return np.float32(to_f64(y, fast) / s_d)
+        return np.float32(np.float64(y) * inv)
+    return np.float32(np.float64(y) / s_d)
+
+
+@njit(cache=True, inline="always")
+def over(y, lim):
+    """1 where |y| exceeds ``lim`` or is NaN (the float64 path is not proven exact there)."""
+    return 0 if abs(y) <= lim else 1
+
+
+@njit(cache=True, inline="always")
+def tile_in_bounds(u0, v0, th0, r0, keep_u, keep_v, keep_th, keep_r, theta0, step, a, b, alif):
+    """Whether a tile's initial state, decays and ALIF constants are within the float64 path's
+    bounds (states 2**40, ALIF's theta / r 2**39, step 2**38, keeps in [0, 4096])."""
+    bad = 0
+    for j in range(a, b):
+        bad |= over(u0[j], F64_LIMIT) | over(v0[j], F64_LIMIT)
+        bad |= 0 if (0 <= keep_u[j] <= 4096 and 0 <= keep_v[j] <= 4096) else 1
+        if alif:
+            bad |= over(th0[j], LIMIT_TH) | over(r0[j], LIMIT_TH)
+            bad |= 0 if (0 <= keep_th[j] <= 4096 and 0 <= keep_r[j] <= 4096) else 1
+    if alif and (over(theta0, LIMIT_TH) or over(step, LIMIT_TH / 2)):
+        bad = 1
+    return bad == 0
 
 
 @functools.lru_cache(maxsize=None)
-def make_fwd(alif: int, graded: int, store_lim: int, store_tr: int, fast: int, pow2: int):
+def make_fwd(alif: int, graded: int, store_lim: int, store_tr: int, pow2: int):
     """The forward scan of one variant: spikes (fp32), current and voltage traces, and for
     ALIF the spike limit (``store_lim``), threshold / refractory traces (``store_tr``) and the
-    final threshold / refractory. ``fast``: the caller has bounded every state below 2**30 (the
-    float -> int conversions go through int32, int -> float through the exponent trick: the
-    same values, vectorised); ``pow2``: the scale ``s`` is a power of two."""
+    final threshold / refractory; ``pow2``: the scale ``s`` is a power of two.
+
+    Each tile runs first in float64 (integer-valued doubles, which AVX2 multiplies in vector
+    registers; it has no vector int64 multiply): exact while every state stays within
+    :data:`F64_LIMIT` (products below 2**52, sums below 2**53; ALIF: theta, r and theta0
+    within 2**39, so theta - theta0 and theta + 2 theta + r stay within 2**41), which the loop
+    checks at every step. A tile that leaves the bound (or meets a NaN / inf) runs again from
+    its initial state in int64, the reference's own arithmetic; ``EX[tile]`` records it (1)."""
+    tile_f64 = _make_tile(1, alif, graded, store_lim, store_tr, pow2)
+    tile_i64 = _make_tile(0, alif, graded, store_lim, store_tr, pow2)
 
     @njit(cache=True, nogil=True, error_model="numpy")
     def loihi_fwd(x, S, U, V, LIM, TH, R, keep_u, keep_v, keep_th, keep_r, u0, v0, th0, r0, thf, rf,
-                  s_f, s_d, inv, thr_f, thr_s_f, theta0, step, j0, j1):
-        T = x.shape[0]
+                  s_f, s_d, inv, thr_f, thr_s_f, theta0, step, EX, j0, j1):
         for a in range(j0, j1, TILE):
             b = min(j1, a + TILE)
-            n = b - a
-            u, v = u0[a:b].copy(), v0[a:b].copy()
-            th, r = (th0[a:b].copy(), r0[a:b].copy()) if alif else (u0[0:1].copy(), u0[0:1].copy())
-            ku, kv, kth, kr = keep_u[a:b], keep_v[a:b], keep_th[a:b], keep_r[a:b]
-            for t in range(T):
-                xt, st, ut, vt = x[t, a:b], S[t, a:b], U[t, a:b], V[t, a:b]
-                limt = LIM[t, a:b] if store_lim else LIM[0, 0:1]
-                tht, rt = (TH[t, a:b], R[t, a:b]) if store_tr else (TH[0, 0:1], R[0, 0:1])
-                for j in range(n):
-                    uj = rstz12(u[j] * ku[j]) + trunc_i64(xt[j] * s_f, fast)
-                    uf = to_f32(uj, s_d, inv, fast, pow2)
-                    vj = rstz12(v[j] * kv[j]) + trunc_i64(uf * s_f, fast)
-                    vf = to_f32(vj, s_d, inv, fast, pow2)
-                    if alif:
-                        rj = rstz12(r[j] * kr[j])
-                        tj = rstz12((th[j] - theta0) * kth[j]) + theta0
-                        thj, rjf = to_f32(tj, s_d, inv, fast, pow2), to_f32(rj, s_d, inv, fast, pow2)
-                        lim = thj + rjf
-                        z = F1 if vf >= lim else F0
-                        fi = np.int64(1) if trunc_i64(vf * s_f, fast) >= tj + rj else I0
-                        if store_lim:
-                            limt[j] = lim
-                        if store_tr:
-                            tht[j] = thj
-                            rt[j] = rjf
-                        r[j] = rj + 2 * tj * fi
-                        th[j] = tj + step * fi
-                    else:
-                        z = F1 if vf >= thr_f else F0
-                        vj = I0 if np.float32(to_f64(vj, fast)) >= thr_s_f else vj  # f32(f64(v)) == f32(v)
-                    st[j] = z * vf if graded else z
-                    ut[j] = uf
-                    vt[j] = vf
-                    u[j] = uj
-                    v[j] = vj
-            if alif:
-                for j in range(n):
-                    thf[a + j] = to_f32(th[j], s_d, inv, fast, pow2)
-                    rf[a + j] = to_f32(r[j], s_d, inv, fast, pow2)
+            ok = tile_in_bounds(u0, v0, th0, r0, keep_u, keep_v, keep_th, keep_r, theta0, step, a, b, alif)
+            if ok:
+                ok = tile_f64(x, S, U, V, LIM, TH, R, keep_u, keep_v, keep_th, keep_r, u0, v0, th0, r0, thf, rf,
+                              s_f, s_d, inv, thr_f, thr_s_f, theta0, step, a, b)
+            EX[a // TILE] = 0 if ok else 1
+            if not ok:
+                tile_i64(x, S, U, V, LIM, TH, R, keep_u, keep_v, keep_th, keep_r, u0, v0, th0, r0, thf, rf,
+                         s_f, s_d, inv, thr_f, thr_s_f, theta0, step, a, b)
 
     return loihi_fwd
+
+
+#: ALIF's theta, r (and theta0) bound of the float64 path
+LIMIT_TH = np.float64(2.0 ** 39)
+
+
+@njit(cache=True, inline="always")
+def adapt(limt, tht, rt, j, lim, th_f, r_f, fired, r, th, step, store_lim, store_tr, flt):
+    """The adaptive threshold's step (ALIF, AdRF): record the spike limit and the float theta / r,
+    then ``r += 2 theta, theta += step`` where fired; returns (r, theta, 1 where the float64 path
+    left its bound)."""
+    if store_lim:
+        limt[j] = lim
+    if store_tr:
+        tht[j] = th_f
+        rt[j] = r_f
+    rn = r + 2 * th if fired else r
+    tn = th + step if fired else th
+    return rn, tn, (over(rn, LIMIT_TH) | over(tn, LIMIT_TH)) if flt else 0
+
+
+def _make_tile(flt, alif, graded, store_lim, store_tr, pow2):
+    """One tile's time loop in float64 (``flt``: returns False as soon as a state leaves the
+    bounds) or int64 (always True)."""
+
+    @njit(cache=True, nogil=True, error_model="numpy")
+    def tile(x, S, U, V, LIM, TH, R, keep_u, keep_v, keep_th, keep_r, u0, v0, th0, r0, thf, rf,
+             s_f, s_d, inv, thr_f, thr_s_f, theta0, step, a, b):
+        T, n = x.shape[0], b - a
+        u, v, ku, kv = state(u0[a:b], flt), state(v0[a:b], flt), state(keep_u[a:b], flt), state(keep_v[a:b], flt)
+        c = a if alif else 0
+        d = b if alif else 1
+        th, r, kth, kr = state(th0[c:d], flt), state(r0[c:d], flt), state(keep_th[c:d], flt), state(keep_r[c:d], flt)
+        bad = 0
+        for t in range(T):
+            xt, st, ut, vt = x[t, a:b], S[t, a:b], U[t, a:b], V[t, a:b]
+            limt = LIM[t, a:b] if store_lim else LIM[0, 0:1]
+            tht, rt = (TH[t, a:b], R[t, a:b]) if store_tr else (TH[0, 0:1], R[0, 0:1])
+            for j in range(n):
+                uj = pz(rz(u[j] * ku[j], flt) + tr(xt[j] * s_f, flt), flt)
+                uf = out_f(uj, s_d, inv, pow2)
+                vj = pz(rz(v[j] * kv[j], flt) + tr(uf * s_f, flt), flt)
+                vf = out_f(vj, s_d, inv, pow2)
+                if flt:
+                    bad |= over(uj, F64_LIMIT) | over(vj, F64_LIMIT)
+                if alif:
+                    rj = pz(rz(r[j] * kr[j], flt), flt)
+                    tj = pz(rz((th[j] - theta0) * kth[j], flt) + theta0, flt)
+                    thj, rjf = out_f(tj, s_d, inv, pow2), out_f(rj, s_d, inv, pow2)
+                    lim = thj + rjf
+                    z = F1 if vf >= lim else F0
+                    fired = tr(vf * s_f, flt) >= tj + rj
+                    r[j], th[j], b_ = adapt(limt, tht, rt, j, lim, thj, rjf, fired, rj, tj, step, store_lim,
+                                            store_tr, flt)
+                    bad |= b_
+                else:
+                    z = F1 if vf >= thr_f else F0
+                    vj = vj - vj if np.float32(np.float64(vj)) >= thr_s_f else vj  # f32 via f64, as the reference
+                st[j] = z * vf if graded else z
+                ut[j] = uf
+                vt[j] = vf
+                u[j] = uj
+                v[j] = vj
+            if bad:
+                return False
+        if alif:
+            for j in range(n):
+                thf[a + j] = out_f(th[j], s_d, inv, pow2)
+                rf[a + j] = out_f(r[j], s_d, inv, pow2)
+        return True
+
+    return tile
 
 
 @intrinsic
@@ -175,6 +277,16 @@ def exp_f32(d):
 
 
 @njit(cache=True, inline="always")
+def vexp(d):
+    """exp of any float32 through :func:`exp_f32` (vectorisable, float32-correct as np.exp but
+    for one case in many millions): NaN stays NaN, above 100 inf (exp_f32's exponent field
+    holds 2**q up to q = 1023, so its result is right through float32's overflow at 88.7)."""
+    if d != d:
+        return d
+    return np.float32(np.inf) if d > np.float32(100.0) else exp_f32(d)
+
+
+@njit(cache=True, inline="always")
 def slayer_times(g, x, tau, coef, graded):
     """``g`` times SLAYER's pseudo-derivative at ``x = v - limit``, as RealSpike's backward:
     graded ``coef exp(min(x, 0) / tau)`` (coef = scale_rho), binary ``coef exp(-|x| / tau)``
@@ -196,7 +308,8 @@ def make_bwd(alif: int, graded: int, has_gs: int, has_gu: int, has_gv: int, need
         T = V.shape[0]
         for a in range(j0, j1, TILE):
             b = min(j1, a + TILE)
-            acc = np.zeros((4, b - a), np.float32)  # acc_u, acc_v, their decay-gradient sums
+            acu, acv = np.zeros(b - a, np.float32), np.zeros(b - a, np.float32)
+            sdu, sdv = np.zeros(b - a, np.float32), np.zeros(b - a, np.float32)  # decay-gradient sums
             au, av = a_u[a:b], a_v[a:b]
             for t in range(T - 1, -1, -1):
                 vt = V[t, a:b]
@@ -214,19 +327,19 @@ def make_bwd(alif: int, graded: int, has_gs: int, has_gu: int, has_gv: int, need
                         g = slayer_times(gst[j], vt[j] - lim, tau, coef, graded)
                     if has_gv:
                         g = g + gvt[j] if has_gs else gvt[j]
-                    av_j = av[j] * acc[1, j] + g
+                    av_j = av[j] * acv[j] + g
                     gu = av_j + gut[j] if has_gu else av_j
-                    au_j = au[j] * acc[0, j] + gu
+                    au_j = au[j] * acu[j] + gu
                     if need_du and t > 0:
-                        acc[2, j] += au_j * up[j]
+                        sdu[j] += au_j * up[j]
                     if need_dv and t > 0:
-                        acc[3, j] += av_j * vp[j]
-                    acc[0, j] = au_j
-                    acc[1, j] = av_j
+                        sdv[j] += av_j * vp[j]
+                    acu[j] = au_j
+                    acv[j] = av_j
                     gxt[j] = au_j
             if need_du:
-                gdu[a:b] = acc[2] * dscale
+                gdu[a:b] = sdu * dscale
             if need_dv:
-                gdv[a:b] = acc[3] * dscale
+                gdv[a:b] = sdv * dscale
 
     return loihi_bwd

@@ -1,7 +1,11 @@
 """Numba resonate-and-fire scans RF, RF-Iz, AdRF, AdRF-Iz (SPEC.md 2.1, 2.2, 3.4, 6-9), loaded
 through :mod:`.jit`: per neuron, the step and reverse step of
 :mod:`spikefuse.kernels.triton.resonator` (int64 fixed point, ``rstz`` toward zero, float32
-recording by IEEE division), so the forward is bit-identical to the int64 reference.
+recording by IEEE division), so the forward is bit-identical to the int64 reference. As in
+``_nb_loihi``, the integers are held as integer-valued float64 (vectorised; exact while re / im
+stay within 2**40, theta / r within 2**39, checked every step) and a tile that leaves the bounds
+runs again in int64. The backward's exponentials are ``_nb_loihi.vexp`` (vectorisable, float32
+rounding of the float64 exp) instead of libm's ``expf`` call per element.
 
 ``model``: 0 RF, 1 RF-Iz, 2 AdRF, 3 AdRF-Iz. Arrays are C-contiguous ``(T, M)`` / ``(M,)``
 (absent ones: a 1-element dummy, never read). Each variant is a closure with its flags as
@@ -14,6 +18,8 @@ import functools
 
 import numpy as np
 from numba import njit
+
+from ._nb_loihi import F64_LIMIT, INV4096, LIMIT_TH, adapt, over, pz, state, tr, vexp
 
 TILE = 256
 F0 = np.float32(0.0)
@@ -29,6 +35,14 @@ def rstz12(a):
 
 
 @njit(cache=True, inline="always")
+def rz(a, flt):
+    """rstz12 of an integer-valued float64 (|a| < 2**53: trunc(a / 4096), exact) or an int64."""
+    if flt:
+        return np.trunc(a * INV4096)
+    return rstz12(a)
+
+
+@njit(cache=True, inline="always")
 def sign(x):
     return F1 if x > F0 else (-F1 if x < F0 else F0)
 
@@ -39,10 +53,10 @@ def complex_spike_vjp(gs, re, im, thr, rho, kappa, graded):
     x = re - thr
     if graded:
         m = thr - re
-        d_re = np.exp(-(m if m > F0 else F0) / rho)
+        d_re = vexp(-(m if m > F0 else F0) / rho)
     else:
-        d_re = F1 / (F2 * rho) * np.exp(-abs(x) / rho)
-    d_im = F1 / (F2 * rho) * np.exp(-abs(im) / rho)
+        d_re = F1 / (F2 * rho) * vexp(-abs(x) / rho)
+    d_im = F1 / (F2 * rho) * vexp(-abs(im) / rho)
     step = HALF * (F1 + sign(x) * (F1 - F2 * rho * d_re))
     return gs * kappa * d_re * d_im, gs * (-(kappa / rho) * sign(im) * d_im * step)
 
@@ -51,88 +65,130 @@ def complex_spike_vjp(gs, re, im, thr, rho, kappa, graded):
 def slayer_grad(x, rho, kappa, graded):
     """SPEC 2.1 SLAYER pseudo-derivative at ``x = im - θ`` (the Triton ``slayer_grad``)."""
     if graded:
-        return kappa * np.exp((x if x < F0 else F0) / rho)
-    return kappa / (F2 * rho) * np.exp(-abs(x) / rho)
+        return kappa * vexp((x if x < F0 else F0) / rho)
+    return kappa / (F2 * rho) * vexp(-abs(x) / rho)
+
+
+@njit(cache=True, inline="always")
+def in_bounds(Si, Ci, kth, kr, re0, im0, th0, r0, reset_im, theta0, step, a, b, adaptive):
+    """Whether a tile's decays, initial state and constants are within the float64 path's bounds
+    (|S|, |C| and the keeps within 4096, re / im within 2**40, theta / r and the constants within
+    2**39, step 2**38)."""
+    bad = 0
+    for j in range(a, b):
+        bad |= over(re0[j], F64_LIMIT) | over(im0[j], F64_LIMIT) | over(Si[j], 4096.0) | over(Ci[j], 4096.0)
+        if adaptive:
+            bad |= over(th0[j], LIMIT_TH) | over(r0[j], LIMIT_TH)
+            bad |= 0 if (0 <= kth[j] <= 4096 and 0 <= kr[j] <= 4096) else 1
+    if over(reset_im, LIMIT_TH) or over(theta0, LIMIT_TH) or over(step, LIMIT_TH / 2):
+        bad = 1
+    return bad == 0
 
 
 @functools.lru_cache(maxsize=None)
 def make_fwd(model: int, graded: int, store_ri: int, store_lim: int, store_tr: int, store_rst: int):
+    """The forward scan of one variant. Each tile runs first in float64 (integer-valued doubles,
+    exact within the bounds of :func:`in_bounds`, checked at every step: see
+    ``_nb_loihi.make_fwd``), and again in int64 from its initial state when a value leaves them;
+    ``EX[tile]`` records that (1)."""
+    tile_f64 = _make_tile(1, model, graded, store_ri, store_lim, store_tr, store_rst)
+    tile_i64 = _make_tile(0, model, graded, store_ri, store_lim, store_tr, store_rst)
+
+    @njit(cache=True, nogil=True, error_model="numpy")
+    def res_fwd(xr, xi, Si, Ci, kth, kr, re0, im0, th0, r0, im0f, s_f, theta_f, thr_s_f, reset_im, theta0, step,
+                SPK, RE, IM, LIM, TH, R, RST, rel, iml, thl, rl, EX, j0, j1):
+        for a0 in range(j0, j1, TILE):
+            b0 = min(j1, a0 + TILE)
+            ok = in_bounds(Si, Ci, kth, kr, re0, im0, th0, r0, reset_im, theta0, step, a0, b0, model >= 2)
+            if ok:
+                ok = tile_f64(xr, xi, Si, Ci, kth, kr, re0, im0, th0, r0, im0f, s_f, theta_f, thr_s_f, reset_im,
+                              theta0, step, SPK, RE, IM, LIM, TH, R, RST, rel, iml, thl, rl, a0, b0)
+            EX[a0 // TILE] = 0 if ok else 1
+            if not ok:
+                tile_i64(xr, xi, Si, Ci, kth, kr, re0, im0, th0, r0, im0f, s_f, theta_f, thr_s_f, reset_im,
+                         theta0, step, SPK, RE, IM, LIM, TH, R, RST, rel, iml, thl, rl, a0, b0)
+
+    return res_fwd
+
+
+def _make_tile(flt, model, graded, store_ri, store_lim, store_tr, store_rst):
+    """One tile's time loop in float64 (``flt``: False as soon as a value leaves the bounds) or
+    int64 (always True)."""
     adaptive = model >= 2
     phase = model == 0 or model == 2           # the complex (phase) spike condition
 
     @njit(cache=True, nogil=True, error_model="numpy")
-    def res_fwd(xr, xi, Si, Ci, kth, kr, re0, im0, th0, r0, im0f, s_f, theta_f, thr_s_f, reset_im, theta0, step,
-                SPK, RE, IM, LIM, TH, R, RST, rel, iml, thl, rl, j0, j1):
-        T = xr.shape[0]
-        for a0 in range(j0, j1, TILE):
-            b0 = min(j1, a0 + TILE)
-            n = b0 - a0
-            re, im = re0[a0:b0].copy(), im0[a0:b0].copy()
-            th, rf = th0[a0:b0].copy(), r0[a0:b0].copy()
-            imp = im0f[a0:b0].copy()                 # the previous step's float imag
-            ref_ = np.zeros(n, np.float32)
-            S, C, kt, krr = Si[a0:b0], Ci[a0:b0], kth[a0:b0], kr[a0:b0]
-            for t in range(T):
-                xrt, xit, st = xr[t, a0:b0], xi[t, a0:b0], SPK[t, a0:b0]
-                ret = RE[t, a0:b0] if store_ri else RE[0, 0:1]
-                imt = IM[t, a0:b0] if store_ri else IM[0, 0:1]
-                lmt = LIM[t, a0:b0] if store_lim else LIM[0, 0:1]
-                tht = TH[t, a0:b0] if store_tr else TH[0, 0:1]
-                rt = R[t, a0:b0] if store_tr else R[0, 0:1]
-                rst_t = RST[t, a0:b0] if store_rst else RST[0, 0:1]
-                for j in range(n):
-                    r_, i_ = re[j], im[j]
-                    re_new = rstz12(C[j] * r_) - rstz12(S[j] * i_) + np.int64(xrt[j] * s_f)
-                    im_new = rstz12(S[j] * r_) + rstz12(C[j] * i_) + np.int64(xit[j] * s_f)
-                    re_f = np.float32(re_new) / s_f
-                    im_f = np.float32(im_new) / s_f
-                    if model == 0:
-                        spk = (re_f >= theta_f) & (imp[j] < F0) & (im_f >= F0)
-                        re[j], im[j] = re_new, im_new
-                    elif model == 1:
-                        spk = im_f >= theta_f
-                        rs = np.float32(im_new) >= thr_s_f   # torch compares int64 >= float in float32
-                        if store_rst:
-                            rst_t[j] = 1 if rs else 0
-                        re[j] = 0 if rs else re_new
-                        im[j] = reset_im if rs else im_new
+    def tile(xr, xi, Si, Ci, kth, kr, re0, im0, th0, r0, im0f, s_f, theta_f, thr_s_f, reset_im, theta0, step,
+             SPK, RE, IM, LIM, TH, R, RST, rel, iml, thl, rl, a0, b0):
+        T, n = xr.shape[0], b0 - a0
+        re, im = state(re0[a0:b0], flt), state(im0[a0:b0], flt)
+        th, rf = state(th0[a0:b0], flt), state(r0[a0:b0], flt)
+        S, C, kt, krr = state(Si[a0:b0], flt), state(Ci[a0:b0], flt), state(kth[a0:b0], flt), state(kr[a0:b0], flt)
+        imp = im0f[a0:b0].copy()                 # the previous step's float imag
+        ref_ = np.zeros(n, np.float32)
+        bad = 0
+        for t in range(T):
+            xrt, xit, st = xr[t, a0:b0], xi[t, a0:b0], SPK[t, a0:b0]
+            ret = RE[t, a0:b0] if store_ri else RE[0, 0:1]
+            imt = IM[t, a0:b0] if store_ri else IM[0, 0:1]
+            lmt = LIM[t, a0:b0] if store_lim else LIM[0, 0:1]
+            tht = TH[t, a0:b0] if store_tr else TH[0, 0:1]
+            rt = R[t, a0:b0] if store_tr else R[0, 0:1]
+            rst_t = RST[t, a0:b0] if store_rst else RST[0, 0:1]
+            for j in range(n):
+                r_, i_ = re[j], im[j]
+                re_new = pz(rz(C[j] * r_, flt) - rz(S[j] * i_, flt) + tr(xrt[j] * s_f, flt), flt)
+                im_new = pz(rz(S[j] * r_, flt) + rz(C[j] * i_, flt) + tr(xit[j] * s_f, flt), flt)
+                if flt:
+                    bad |= over(re_new, F64_LIMIT) | over(im_new, F64_LIMIT)
+                re_f = np.float32(re_new) / s_f
+                im_f = np.float32(im_new) / s_f
+                if model == 0:
+                    spk = (re_f >= theta_f) & (imp[j] < F0) & (im_f >= F0)
+                    re[j], im[j] = re_new, im_new
+                elif model == 1:
+                    spk = im_f >= theta_f
+                    rs = np.float32(im_new) >= thr_s_f   # torch compares int64 >= float in float32
+                    if store_rst:
+                        rst_t[j] = 1 if rs else 0
+                    re[j] = re_new - re_new if rs else re_new
+                    im[j] = reset_im if rs else im_new
+                else:
+                    rr = pz(rz(rf[j] * krr[j], flt), flt)
+                    tt = pz(rz((th[j] - theta0) * kt[j], flt) + theta0, flt)
+                    th_f = np.float32(tt) / s_f
+                    r_f = np.float32(rr) / s_f
+                    lim = th_f + r_f
+                    if model == 2:
+                        spk = (re_f >= lim) & (imp[j] < F0) & (im_f >= F0)
+                        fired = (re_new >= tt + rr) & (im_new >= 0) & (i_ < 0)
                     else:
-                        rr = rstz12(rf[j] * krr[j])
-                        tt = rstz12((th[j] - theta0) * kt[j]) + theta0
-                        th_f = np.float32(tt) / s_f
-                        r_f = np.float32(rr) / s_f
-                        lim = th_f + r_f
-                        if model == 2:
-                            spk = (re_f >= lim) & (imp[j] < F0) & (im_f >= F0)
-                            fired = (re_new >= tt + rr) & (im_new >= 0) & (i_ < 0)
-                        else:
-                            spk = im_f >= lim
-                            fired = im_new >= tt + rr
-                        if store_lim:
-                            lmt[j] = lim
-                        if store_tr:
-                            tht[j] = th_f
-                            rt[j] = r_f
-                        rf[j] = rr + 2 * tt if fired else rr
-                        th[j] = tt + step if fired else tt
-                        re[j], im[j] = re_new, im_new
-                    imp[j] = im_f
-                    ref_[j] = re_f
-                    out = F1 if spk else F0
-                    if graded:
-                        out = out * (re_f if phase else im_f)
-                    st[j] = out
-                    if store_ri:
-                        ret[j] = re_f
-                        imt[j] = im_f
-            rel[a0:b0] = ref_
-            iml[a0:b0] = imp
-            if adaptive:
-                for j in range(n):
-                    thl[a0 + j] = np.float32(th[j]) / s_f
-                    rl[a0 + j] = np.float32(rf[j]) / s_f
+                        spk = im_f >= lim
+                        fired = im_new >= tt + rr
+                    rf[j], th[j], b_ = adapt(lmt, tht, rt, j, lim, th_f, r_f, fired, rr, tt, step, store_lim,
+                                             store_tr, flt)
+                    bad |= b_
+                    re[j], im[j] = re_new, im_new
+                imp[j] = im_f
+                ref_[j] = re_f
+                out = F1 if spk else F0
+                if graded:
+                    out = out * (re_f if phase else im_f)
+                st[j] = out
+                if store_ri:
+                    ret[j] = re_f
+                    imt[j] = im_f
+            if bad:
+                return False
+        rel[a0:b0] = ref_
+        iml[a0:b0] = imp
+        if adaptive:
+            for j in range(n):
+                thl[a0 + j] = np.float32(th[j]) / s_f
+                rl[a0 + j] = np.float32(rf[j]) / s_f
+        return True
 
-    return res_fwd
+    return tile
 
 
 @functools.lru_cache(maxsize=None)

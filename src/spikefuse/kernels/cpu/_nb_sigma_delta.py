@@ -15,6 +15,8 @@ import functools
 import numpy as np
 from numba import njit
 
+from ._nb_loihi import vexp
+
 TILE = 512
 F0 = np.float32(0.0)
 F1 = np.float32(1.0)
@@ -24,7 +26,7 @@ F1 = np.float32(1.0)
 def threshold_grad(d, th, gy, tau_grad, scale_grad):
     """SPEC 10.3 per-element threshold gradient (the Triton kernel's ``delta_threshold_grad``)."""
     sub = abs(d) - th
-    relax = scale_grad * np.exp(-abs(sub) / tau_grad)
+    relax = scale_grad * vexp(-abs(sub) / tau_grad)
     sgn = F1 if d > F0 else (-F1 if d < F0 else F0)
     return (-d * relax / th if sub > F0 else -sgn) * gy
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Optional
 
+import numpy as np
 import torch
 
 from .. import _resonator_host as host
@@ -23,6 +24,9 @@ from . import jit
 from .common import np_f32, np_i64, np_view, numba_reason
 
 SAVED_BYTES = host.SAVED_BYTES
+#: ``int64_tiles``: how many neuron tiles of the last forward left the float64 path's proven
+#: bounds and ran in int64 (see ``_nb_resonator.make_fwd``)
+LAST: dict = {}
 
 
 def _seq(on: bool, T: int, M: int, dtype=torch.float32):
@@ -43,10 +47,12 @@ def _fwd(tensors, f, i):
     rst = _seq(store_rst, T, M, torch.int8)
     last = [torch.empty(M, dtype=torch.float32) if k < 2 or model >= 2 else None for k in range(4)]
     k = nb.make_fwd(model, int(graded), *(int(v) for v in flags))
+    ex = np.zeros(-(-M // nb.TILE), np.int8)
     ints = [np_view(t) for t in (Si, Ci, kth, kr, re0i, im0i, th0i, r0i)]
     jit.run(k, M, nb.TILE, jit.np32(xr), jit.np32(xi), *ints, jit.np32(im0), s_f, theta_f, thr_s_f,
             *(np_i64(v) for v in (reset_im, theta0, step)), spk.numpy(),
-            *(jit.np32(t, 2) for t in (re, im, lim, th, r)), np_view(rst), *(jit.np32(t) for t in last))
+            *(jit.np32(t, 2) for t in (re, im, lim, th, r)), np_view(rst), *(jit.np32(t) for t in last), ex)
+    LAST["int64_tiles"] = int(ex.sum())
     if xr.dtype != torch.float32:
         spk = spk.to(xr.dtype)
     return [spk, re, im, last[0], last[1], th, r, last[2], last[3], lim, rst]
