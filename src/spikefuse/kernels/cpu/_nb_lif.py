@@ -128,12 +128,13 @@ def reset(h, vth, vr, hard):
 
 
 @functools.lru_cache(maxsize=None)
-def make_fwd(kind: int, hard: int, recip: int, store_v: int):
+def make_fwd(kind: int, hard: int, recip: int):
     """The forward kernel for one variant (flags are compile-time constants): runs neurons
-    ``[j0, j1)`` tile by tile, the time loop inside a tile."""
+    ``[j0, j1)`` tile by tile, the time loop inside a tile. ``store_v`` (a run-time flag: it
+    only guards a row copy outside the inner loop) also writes the post-reset trace."""
 
     @njit(cache=True, nogil=True, error_model="numpy")
-    def lif_fwd(x, tau, vth, vr, v0, H, S, vlast, vseq, j0, j1):
+    def lif_fwd(x, tau, vth, vr, v0, H, S, vlast, vseq, store_v, j0, j1):
         T = x.shape[0]
         for a in range(j0, j1, TILE):
             b = min(j1, a + TILE)
@@ -173,11 +174,11 @@ def _vjp_h(gv, gspk, ghx, h, vth, vr, hard, detach, kid, c0, c1, vec):
 
 @functools.lru_cache(maxsize=None)
 def make_bwd(kind: int, hard: int, detach: int, recip: int, kid: int, has_gs: int, has_gvseq: int,
-             has_ghseq: int, has_gvlast: int, need_x: int, need_tau: int, need_vth: int, need_vr: int,
-             per_step: int):
+             has_ghseq: int, need_x: int, need_tau: int, need_vth: int, need_vr: int, per_step: int):
     """The reverse-scan kernel for one variant (flags are compile-time constants) over neurons
     ``[j0, j1)``; writes gX, gV0 and the parameter gradients that are needed (``need_*``).
     ``lanes`` (Sigmoid): 1 where torch's sigmoid kernel computes a neuron in a vector lane.
+    ``has_gvlast`` is a run-time flag (it only picks the initial carry of a tile).
 
     Each parameter's gradient is the sum of per-step terms, one or two per step, which autograd
     of the reference adds in a fixed order: step ``T-1`` first, and within a step the reset's
@@ -188,8 +189,8 @@ def make_bwd(kind: int, hard: int, detach: int, recip: int, kid: int, has_gs: in
     first-added term first) for the caller to reduce step by step as autograd does."""
 
     @njit(cache=True, nogil=True, error_model="numpy")
-    def lif_bwd(H, x, gs, gvseq, ghseq, gvlast, tau, vth, vr, v0, c0, c1, lanes, gx, gv0, gtau, gvth, gvr,
-                ptau, pth1, pth2, pr1, pr2, j0, j1):
+    def lif_bwd(H, x, gs, gvseq, ghseq, gvlast, has_gvlast, tau, vth, vr, v0, c0, c1, lanes, gx, gv0, gtau, gvth,
+                gvr, ptau, pth1, pth2, pr1, pr2, j0, j1):
         T = H.shape[0]
         split = has_gvseq and kind != 0
         for a in range(j0, j1, TILE):

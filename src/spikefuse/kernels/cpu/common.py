@@ -47,9 +47,15 @@ def numba_reason(name: str) -> Optional[str]:
     ``supports`` rule of the families whose only CPU kernel is compiled (without numba,
     ``"auto"`` runs their reference loop). A constant under torch.compile (the check runs outside
     the trace)."""
-    if _numba_missing(name):
+    if not numba_ready(name):
         return "numba is unavailable (pip install numba, or unset SPIKEFUSE_NO_NUMBA)"
     return None
+
+
+def numba_ready(name: str) -> bool:
+    """Whether the numba kernel module ``name`` of :mod:`.jit` loads (loading it on the first
+    call; a constant under torch.compile: no import is traced)."""
+    return not _numba_missing(name)
 
 
 @torch.compiler.assume_constant_result

@@ -300,9 +300,9 @@ def _nb_forward(nb, x, tau, vth, vr, v0, cfg, shape):
     f32 = torch.float32
     H, S, vlast = torch.empty((T, M), dtype=f32), torch.empty((T, M), dtype=f32), torch.empty(M, dtype=f32)
     vseq = torch.empty((T, M), dtype=f32) if traces else None
-    k = nb.make_fwd(kind, int(hard), int(recip), int(traces))
+    k = nb.make_fwd(kind, int(hard), int(recip))
     jit.run(k, M, nb.TILE, jit.np32(x), *(_per_neuron(p, shape, M) for p in (tau, vth, vr)),
-            jit.np32(v0.expand(M)), H.numpy(), S.numpy(), vlast.numpy(), jit.np32(vseq, 2))
+            jit.np32(v0.expand(M)), H.numpy(), S.numpy(), vlast.numpy(), jit.np32(vseq, 2), bool(traces))
     spk = S if out_dtype == f32 else S.to(out_dtype)
     return spk, vlast, H, vseq
 
@@ -450,10 +450,10 @@ def _nb_backward(nb, ctx, H, x, v0, params, grads):
     g_spk, g_vlast, g_hseq, g_vseq = grads
     xs = x if (x is not None and kind == KIND_LIF_DECAY_INPUT and n_tau) else None
     k = nb.make_bwd(kind, int(hard), int(detach), int(recip), int(surrogate.kernel_id), int(g_spk is not None),
-                    int(g_vseq is not None), int(g_hseq is not None), int(g_vlast is not None), int(needs[0]),
-                    int(n_tau), int(n_vth), int(n_vr), int(per_step))
+                    int(g_vseq is not None), int(g_hseq is not None), int(needs[0]), int(n_tau), int(n_vth),
+                    int(n_vr), int(per_step))
     jit.run(k, M, nb.TILE, jit.np32(H, 2), jit.np32(xs, 2), jit.np32(g_spk, 2), jit.np32(g_vseq, 2),
-            jit.np32(g_hseq, 2), jit.np32(g_vlast), *(_per_neuron(p, ctx.step_shape, M) for p in params),
+            jit.np32(g_hseq, 2), jit.np32(g_vlast), g_vlast is not None, *(_per_neuron(p, ctx.step_shape, M) for p in params),
             jit.np32(v0.expand(M)), c0, c1, _lanes(int(surrogate.kernel_id), M), jit.np32(gx, 2), gv0.numpy(),
             *(jit.np32(g) for g in vec),
             *(jit.np32(a, 2) for a in arr))

@@ -18,18 +18,13 @@ from .._common import (IO_DTYPES, SG_NONE, io_reason, leaky_reason, leaky_run, l
                        norse_run, norse_spec, synaptic_reason, synaptic_run, synaptic_spec)
 from ..scan import ScanFunction
 from . import jit
+from .common import numba_ready
 
 #: bytes saved for backward per neuron-step, by kernel key
 SAVED_BYTES = {"snntorch_leaky": 4, "snntorch_synaptic": 8, "norse_lif": 8}
 
 _F32 = torch.float32
 _SG_IDS = (0, 1, 2, 3, 4)
-
-
-@torch.compiler.assume_constant_result
-def numba_ready() -> bool:
-    """Whether the numba peer kernels load (a constant under torch.compile: no import traced)."""
-    return jit.kernels("peers") is not None
 
 
 def _nb():
@@ -99,7 +94,7 @@ def snntorch_leaky_cpu(x_seq: torch.Tensor, params, state=None, return_traces: b
 def _cpu_reason(x_seq: torch.Tensor) -> Optional[str]:
     if x_seq.device.type != "cpu":
         return f"the cpu backend needs CPU tensors, got {x_seq.device}"
-    if not numba_ready():
+    if not numba_ready("peers"):
         return "numba is unavailable (pip install numba, or unset SPIKEFUSE_NO_NUMBA); the reference loop runs it"
     return io_reason(x_seq)
 
