@@ -236,3 +236,79 @@ def test_float64_path_negative_zero_and_non_finite(alif):
     xn[2, 0, 1], xn[3, 1, 2] = float("inf"), float("-inf")
     with finite_checks(False):
         assert _same_as_reference(alif, xn, p) == 1
+
+
+@pytest.mark.parametrize("alif", [False, True], ids=["cuba", "alif"])
+@pytest.mark.parametrize("decay_grad", ["exact", "lava"])
+def test_decay_gradients_bit_identical(alif, decay_grad):
+    """The decay gradients are the reference's own ``(acc[1:] * y[:-1]).sum(0)`` (the kernel
+    writes the per-step products, torch sums them): with per-channel and shared learnable decays,
+    T = 40 (torch's cascade sum over 39 rows has two levels), binary spikes, a random projection
+    of spikes and traces, they equal the reference's bit for bit, as does the input gradient."""
+    from equivalence import outputs_and_grads
+    from loihi_cases import _params
+
+    p, (du, dv) = _params(alif, False, decay_grad, True)
+    f = L.alif_multistep if alif else L.cuba_multistep
+    g = torch.Generator().manual_seed(7)
+    x = torch.randn(40, B, C, generator=g) * 0.8 + 0.4
+
+    def run(backend, lv):
+        s, st, tr = f(lv["x"], p._replace(current_decay=lv["du"], voltage_decay=lv["dv"]), backend=backend,
+                      return_traces=True)
+        return [s, tr.current, tr.voltage]
+
+    leaves = dict(x=x, du=du.detach(), dv=dv.detach())
+    (outs_k, grads_k), (outs_r, grads_r) = (outputs_and_grads(run, be, leaves) for be in ("cpu", "reference"))
+    assert 0 < (outs_r[0] != 0).sum() < outs_r[0].numel()
+    for k in ("x", "du", "dv"):
+        assert grads_r[k].abs().sum() > 0, k
+        assert torch.equal(grads_k[k], grads_r[k]), (k, (grads_k[k] - grads_r[k]).abs().max())
+
+
+@pytest.mark.parametrize("alif", [False, True], ids=["cuba", "alif"])
+def test_gradient_broadcast_over_time(alif):
+    """A spike gradient that autograd broadcasts over time (``s.sum()``, stride 0) is passed as
+    one row, not materialised: the same input and decay gradients as the materialised one, and
+    those of the reference (within the exp's ulp: the input gradient differs in a few elements)."""
+    p, (du, dv) = loihi_cases_params(alif)
+    f = L.alif_multistep if alif else L.cuba_multistep
+    g = torch.Generator().manual_seed(8)
+    x = torch.randn(12, B, C, generator=g) * 0.8 + 0.4
+    grads = []
+    for be, dense in (("cpu", False), ("cpu", True), ("reference", False)):
+        xx, a, b = (t.detach().clone().requires_grad_() for t in (x, du, dv))
+        s = f(xx, p._replace(current_decay=a, voltage_decay=b), backend=be)[0]
+        loss = (s * torch.ones_like(s)).sum() if dense else s.sum()
+        grads.append(torch.autograd.grad(loss, [xx, a, b]))
+    for k in range(3):
+        assert torch.equal(grads[0][k], grads[1][k]), k
+        torch.testing.assert_close(grads[0][k], grads[2][k], rtol=1e-5, atol=1e-5 * grads[2][k].abs().max().item())
+    assert grads[0][0].abs().sum() > 0
+
+
+def loihi_cases_params(alif):
+    from loihi_cases import _params
+
+    p, (du, dv) = _params(alif, False, "exact", True)
+    return p, (du.detach(), dv.detach())
+
+
+def test_int64_rerun_compiles_on_first_need():
+    """The int64 forward of a variant is compiled only when a tile leaves the float64 path's
+    bounds (the float64 kernel does not call it); the rerun tile is bit-exact, also where a
+    product wraps to exactly -2**63 (the reference's ``sign(a) * (abs(a) >> 12)`` gives +2**51
+    there: x s = 2**52 times the keep 2048)."""
+    from spikefuse.kernels.cpu import _nb_loihi as nb
+    from spikefuse.kernels.cpu import loihi as cl
+
+    p = L.CubaParams(1.0, 2048.0, 1024.0, graded_spike=True)
+    nb.make_fwd_i64.cache_clear()
+    L.cuba_multistep(torch.rand(3, 1, 600), p, backend="cpu")
+    assert cl.LAST["int64_tiles"] == 0 and nb.make_fwd_i64.cache_info().currsize == 0
+    x = torch.rand(3, 1, 1100)
+    x[:, :, 600] = 2.0 ** 40   # the second of three tiles leaves the bounds
+    s, st, tr = L.cuba_multistep(x, p, backend="cpu", return_traces=True)
+    assert cl.LAST["int64_tiles"] == 1 and nb.make_fwd_i64.cache_info().currsize == 1
+    ref = L.cuba_multistep(x, p, backend="reference", return_traces=True)
+    assert torch.equal(s, ref[0]) and torch.equal(tr.voltage, ref[2].voltage) and torch.equal(st[1], ref[1][1])

@@ -44,9 +44,10 @@ I0 = np.int64(0)
 
 @njit(cache=True, inline="always")
 def rstz12(a):
-    """sign(a) (|a| >> 12) on int64, branch-free: a negative ``a`` is biased by 4095 so that the
-    arithmetic shift rounds toward zero."""
-    return (a + ((a >> 63) & 4095)) >> 12
+    """sign(a) (|a| >> 12) on int64, as the reference's ``sign(a) * (abs(a) >> 12)``, wrap-around
+    included: for ``a = -2**63`` (``abs`` wraps to itself) that is ``+2**51``, which biasing a
+    negative ``a`` by 4095 before the shift would get wrong."""
+    return -((-a) >> 12) if a < 0 else a >> 12
 
 
 #: 2**52 + 2**51: ``bits(MAGIC) + y`` is the bit pattern of the double ``MAGIC + y`` for |y| < 2**51
@@ -140,14 +141,15 @@ def make_fwd(alif: int, graded: int, store_lim: int, store_tr: int, pow2: int):
     ALIF the spike limit (``store_lim``), threshold / refractory traces (``store_tr``) and the
     final threshold / refractory; ``pow2``: the scale ``s`` is a power of two.
 
-    Each tile runs first in float64 (integer-valued doubles, which AVX2 multiplies in vector
+    Each tile runs in float64 (integer-valued doubles, which AVX2 multiplies in vector
     registers; it has no vector int64 multiply): exact while every state stays within
     :data:`F64_LIMIT` (products below 2**52, sums below 2**53; ALIF: theta, r and theta0
     within 2**39, so theta - theta0 and theta + 2 theta + r stay within 2**41), which the loop
-    checks at every step. A tile that leaves the bound (or meets a NaN / inf) runs again from
-    its initial state in int64, the reference's own arithmetic; ``EX[tile]`` records it (1)."""
+    checks at every step. A tile that leaves the bound (or meets a NaN / inf) is marked in
+    ``EX[tile]`` (1): the caller runs it again from its initial state with :func:`make_fwd_i64`,
+    the reference's own arithmetic (compiled on first need only: most runs never leave the
+    bounds, and each variant's compile is seconds)."""
     tile_f64 = _make_tile(1, alif, graded, store_lim, store_tr, pow2)
-    tile_i64 = _make_tile(0, alif, graded, store_lim, store_tr, pow2)
 
     @njit(cache=True, nogil=True, error_model="numpy")
     def loihi_fwd(x, S, U, V, LIM, TH, R, keep_u, keep_v, keep_th, keep_r, u0, v0, th0, r0, thf, rf,
@@ -159,11 +161,38 @@ def make_fwd(alif: int, graded: int, store_lim: int, store_tr: int, pow2: int):
                 ok = tile_f64(x, S, U, V, LIM, TH, R, keep_u, keep_v, keep_th, keep_r, u0, v0, th0, r0, thf, rf,
                               s_f, s_d, inv, thr_f, thr_s_f, theta0, step, a, b)
             EX[a // TILE] = 0 if ok else 1
-            if not ok:
-                tile_i64(x, S, U, V, LIM, TH, R, keep_u, keep_v, keep_th, keep_r, u0, v0, th0, r0, thf, rf,
-                         s_f, s_d, inv, thr_f, thr_s_f, theta0, step, a, b)
 
     return loihi_fwd
+
+
+@functools.lru_cache(maxsize=None)
+def make_fwd_i64(alif: int, graded: int, store_lim: int, store_tr: int, pow2: int):
+    """The int64 forward of the variant of :func:`make_fwd` over neurons ``[j0, j1)``: the
+    rerun of the tiles that left the float64 path's bounds (same arguments, no ``EX``)."""
+    tile_i64 = _make_tile(0, alif, graded, store_lim, store_tr, pow2)
+
+    @njit(cache=True, nogil=True, error_model="numpy")
+    def loihi_fwd_i64(x, S, U, V, LIM, TH, R, keep_u, keep_v, keep_th, keep_r, u0, v0, th0, r0, thf, rf,
+                      s_f, s_d, inv, thr_f, thr_s_f, theta0, step, j0, j1):
+        for a in range(j0, j1, TILE):
+            tile_i64(x, S, U, V, LIM, TH, R, keep_u, keep_v, keep_th, keep_r, u0, v0, th0, r0, thf, rf,
+                     s_f, s_d, inv, thr_f, thr_s_f, theta0, step, a, min(j1, a + TILE))
+
+    return loihi_fwd_i64
+
+
+def rerun_int64(kernel, ex, M: int, tile: int, args) -> int:
+    """Runs ``kernel(*args, j0, j1)`` (an int64 forward) over each run of consecutive tiles that
+    ``ex`` marks; returns how many tiles that was."""
+    bad = np.flatnonzero(ex)
+    k = 0
+    while k < bad.size:
+        e = k
+        while e + 1 < bad.size and bad[e + 1] == bad[e] + 1:
+            e += 1
+        kernel(*args, int(bad[k]) * tile, min(M, (int(bad[e]) + 1) * tile))
+        k = e + 1
+    return int(bad.size)
 
 
 #: ALIF's theta, r (and theta0) bound of the float64 path
@@ -300,25 +329,30 @@ def slayer_times(g, x, tau, coef, graded):
 def make_bwd(alif: int, graded: int, has_gs: int, has_gu: int, has_gv: int, need_du: int, need_dv: int):
     """The reverse scan of one variant (the float model of the two chained integrators,
     ignoring the reset, as lava-dl's): ``gv = gs d(v_f - limit) + g_v[t]``,
-    ``acc_v = a_v acc_v + gv``, ``acc_u = a_u acc_u + (acc_v + g_u[t])``, ``gx[t] = acc_u``;
-    decay gradients ``dscale sum_{t>=1} acc[t] y[t-1]`` per neuron."""
+    ``acc_v = a_v acc_v + gv``, ``acc_u = a_u acc_u + (acc_v + g_u[t])``, ``gx[t] = acc_u``.
+    For the decay gradients it writes the per-step terms ``PU[t] = acc_u[t] u[t-1]`` and
+    ``PV[t] = acc_v[t] v[t-1]`` (t >= 1), which the caller sums over time with the reference's
+    own ``sum(0)`` (torch's cascade order, so the sums are the same bits). ``gs_t``, ``gu_t``,
+    ``gv_t``: the row step of each upstream gradient (0: one row for every step, a gradient that
+    autograd broadcast over time, e.g. of a sum, passed without materialising it)."""
 
     @njit(cache=True, nogil=True, error_model="numpy")
-    def loihi_bwd(V, U, LIM, gs, gus, gvs, a_u, a_v, gx, gdu, gdv, thr_f, tau, coef, dscale, j0, j1):
+    def loihi_bwd(V, U, LIM, gs, gus, gvs, gs_t, gu_t, gv_t, a_u, a_v, gx, PU, PV, thr_f, tau, coef, j0, j1):
         T = V.shape[0]
         for a in range(j0, j1, TILE):
             b = min(j1, a + TILE)
             acu, acv = np.zeros(b - a, np.float32), np.zeros(b - a, np.float32)
-            sdu, sdv = np.zeros(b - a, np.float32), np.zeros(b - a, np.float32)  # decay-gradient sums
             au, av = a_u[a:b], a_v[a:b]
             for t in range(T - 1, -1, -1):
                 vt = V[t, a:b]
                 limt = LIM[t, a:b] if (alif and has_gs) else LIM[0, 0:1]
-                gst = gs[t, a:b] if has_gs else gs[0, 0:1]
-                gvt = gvs[t, a:b] if has_gv else gvs[0, 0:1]
-                gut = gus[t, a:b] if has_gu else gus[0, 0:1]
-                vp = V[t - 1, a:b] if (need_dv and t > 0) else V[0, 0:1]
-                up = U[t - 1, a:b] if (need_du and t > 0) else U[0, 0:1]
+                gst = gs[t * gs_t, a:b] if has_gs else gs[0, 0:1]
+                gvt = gvs[t * gv_t, a:b] if has_gv else gvs[0, 0:1]
+                gut = gus[t * gu_t, a:b] if has_gu else gus[0, 0:1]
+                du_t = need_du and t > 0
+                dv_t = need_dv and t > 0
+                vp, pvt = (V[t - 1, a:b], PV[t, a:b]) if dv_t else (V[0, 0:1], PV[0, 0:1])
+                up, put = (U[t - 1, a:b], PU[t, a:b]) if du_t else (U[0, 0:1], PU[0, 0:1])
                 gxt = gx[t, a:b]
                 for j in range(b - a):
                     g = F0
@@ -330,16 +364,12 @@ def make_bwd(alif: int, graded: int, has_gs: int, has_gu: int, has_gv: int, need
                     av_j = av[j] * acv[j] + g
                     gu = av_j + gut[j] if has_gu else av_j
                     au_j = au[j] * acu[j] + gu
-                    if need_du and t > 0:
-                        sdu[j] += au_j * up[j]
-                    if need_dv and t > 0:
-                        sdv[j] += av_j * vp[j]
+                    if du_t:
+                        put[j] = au_j * up[j]
+                    if dv_t:
+                        pvt[j] = av_j * vp[j]
                     acu[j] = au_j
                     acv[j] = av_j
                     gxt[j] = au_j
-            if need_du:
-                gdu[a:b] = sdu * dscale
-            if need_dv:
-                gdv[a:b] = sdv * dscale
 
     return loihi_bwd

@@ -19,7 +19,7 @@ import functools
 import numpy as np
 from numba import njit
 
-from ._nb_loihi import F64_LIMIT, INV4096, LIMIT_TH, adapt, over, pz, state, tr, vexp
+from ._nb_loihi import F64_LIMIT, INV4096, LIMIT_TH, adapt, over, pz, rerun_int64, state, tr, vexp  # noqa: F401
 
 TILE = 256
 F0 = np.float32(0.0)
@@ -87,12 +87,12 @@ def in_bounds(Si, Ci, kth, kr, re0, im0, th0, r0, reset_im, theta0, step, a, b, 
 
 @functools.lru_cache(maxsize=None)
 def make_fwd(model: int, graded: int, store_ri: int, store_lim: int, store_tr: int, store_rst: int):
-    """The forward scan of one variant. Each tile runs first in float64 (integer-valued doubles,
+    """The forward scan of one variant. Each tile runs in float64 (integer-valued doubles,
     exact within the bounds of :func:`in_bounds`, checked at every step: see
-    ``_nb_loihi.make_fwd``), and again in int64 from its initial state when a value leaves them;
-    ``EX[tile]`` records that (1)."""
+    ``_nb_loihi.make_fwd``); a tile where a value leaves them is marked in ``EX[tile]`` (1),
+    and the caller runs it again in int64 from its initial state with :func:`make_fwd_i64`
+    (compiled on first need only)."""
     tile_f64 = _make_tile(1, model, graded, store_ri, store_lim, store_tr, store_rst)
-    tile_i64 = _make_tile(0, model, graded, store_ri, store_lim, store_tr, store_rst)
 
     @njit(cache=True, nogil=True, error_model="numpy")
     def res_fwd(xr, xi, Si, Ci, kth, kr, re0, im0, th0, r0, im0f, s_f, theta_f, thr_s_f, reset_im, theta0, step,
@@ -104,11 +104,24 @@ def make_fwd(model: int, graded: int, store_ri: int, store_lim: int, store_tr: i
                 ok = tile_f64(xr, xi, Si, Ci, kth, kr, re0, im0, th0, r0, im0f, s_f, theta_f, thr_s_f, reset_im,
                               theta0, step, SPK, RE, IM, LIM, TH, R, RST, rel, iml, thl, rl, a0, b0)
             EX[a0 // TILE] = 0 if ok else 1
-            if not ok:
-                tile_i64(xr, xi, Si, Ci, kth, kr, re0, im0, th0, r0, im0f, s_f, theta_f, thr_s_f, reset_im,
-                         theta0, step, SPK, RE, IM, LIM, TH, R, RST, rel, iml, thl, rl, a0, b0)
 
     return res_fwd
+
+
+@functools.lru_cache(maxsize=None)
+def make_fwd_i64(model: int, graded: int, store_ri: int, store_lim: int, store_tr: int, store_rst: int):
+    """The int64 forward of the variant of :func:`make_fwd` over neurons ``[j0, j1)`` (the rerun
+    of the tiles that left the float64 bounds; the same arguments but ``EX``)."""
+    tile_i64 = _make_tile(0, model, graded, store_ri, store_lim, store_tr, store_rst)
+
+    @njit(cache=True, nogil=True, error_model="numpy")
+    def res_fwd_i64(xr, xi, Si, Ci, kth, kr, re0, im0, th0, r0, im0f, s_f, theta_f, thr_s_f, reset_im, theta0,
+                    step, SPK, RE, IM, LIM, TH, R, RST, rel, iml, thl, rl, j0, j1):
+        for a0 in range(j0, j1, TILE):
+            tile_i64(xr, xi, Si, Ci, kth, kr, re0, im0, th0, r0, im0f, s_f, theta_f, thr_s_f, reset_im, theta0,
+                     step, SPK, RE, IM, LIM, TH, R, RST, rel, iml, thl, rl, a0, min(j1, a0 + TILE))
+
+    return res_fwd_i64
 
 
 def _make_tile(flt, model, graded, store_ri, store_lim, store_tr, store_rst):

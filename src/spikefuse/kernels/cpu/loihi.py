@@ -6,10 +6,12 @@ Forward: the reference's integer arithmetic (in exact float64 where the states a
 within 2**40, else int64, per tile of neurons: see ``_nb_loihi``) and its float conversions, so
 spikes, every trace and the final state are bit-identical. Backward: the reference's float reverse scan
 (the two chained leaky integrators, the reset ignored) with the reference's operation order; the
-input gradient differs from the reference's only through ``exp`` (numba's libm ``expf`` against
-torch's vectorised one: at most an ulp per surrogate value), the decay gradients also through
-the order of the sum over time (the reference sums a ``(T - 1, M)`` product with torch's
-cascade sum, the kernel in time order).
+input gradient differs from the reference's only through ``exp`` (the kernel's float64 exp
+rounded once against torch's vectorised float32 one: at most an ulp per surrogate value, and
+rarely). The decay gradients are the reference's own ``(acc[1:] * y[:-1]).sum(0)``: the kernel
+writes the per-step products and torch sums them (its cascade order over time), so they are
+bit-identical wherever the input gradient is (a sum in time order differed by up to 7e-6
+relative); that costs a ``(T, M)`` fp32 buffer per learnable decay.
 
 Multi-threaded over neurons with :func:`.jit.run`. Without numba (or with
 ``SPIKEFUSE_NO_NUMBA=1``) ``supports`` says so and ``backend="auto"`` runs the reference loop
@@ -51,12 +53,14 @@ def _fwd(tensors, f, i):
     thf, rf = _f32_out(bool(alif), M), _f32_out(bool(alif), M)
     s = int(s_d)
     nb = _nb()
-    k = nb.make_fwd(int(alif), int(graded), int(store_lim), int(store_tr), int(s & (s - 1) == 0))
+    flags = (int(alif), int(graded), int(store_lim), int(store_tr), int(s & (s - 1) == 0))
     ex = np.zeros(-(-M // nb.TILE), np.int8)
-    jit.run(k, M, nb.TILE, jit.np32(x), S.numpy(), U.numpy(), V.numpy(), jit.np32(lim, 2),
-            jit.np32(th_tr, 2), jit.np32(r_tr, 2), *(_i64(t) for t in ints), jit.np32(thf), jit.np32(rf),
-            np.float32(s_f), np.float64(s_d), np.float64(1.0 / s), np.float32(thr_f), np.float32(thr_s_f),
-            np.int64(theta0), np.int64(step), ex)
+    args = (jit.np32(x), S.numpy(), U.numpy(), V.numpy(), jit.np32(lim, 2), jit.np32(th_tr, 2), jit.np32(r_tr, 2),
+            *(_i64(t) for t in ints), jit.np32(thf), jit.np32(rf), np.float32(s_f), np.float64(s_d),
+            np.float64(1.0 / s), np.float32(thr_f), np.float32(thr_s_f), np.int64(theta0), np.int64(step))
+    jit.run(nb.make_fwd(*flags), M, nb.TILE, *args, ex)
+    if ex.any():  # tiles that left the float64 path's bounds: again in int64 (compiled on first need)
+        nb.rerun_int64(nb.make_fwd_i64(*flags), ex, M, nb.TILE, args)
     LAST["int64_tiles"] = int(ex.sum())
     spk = S if x.dtype == torch.float32 else S.to(x.dtype)
     return [spk, U, V, th_tr, r_tr, thf, rf, lim]
@@ -65,6 +69,28 @@ def _fwd(tensors, f, i):
 #: ``int64_tiles``: how many neuron tiles of the last forward left the float64 path's proven
 #: bounds and ran in int64 (tests and benchmarks read it)
 LAST: dict = {}
+
+
+def grad_rows(g: Optional[torch.Tensor]):
+    """An upstream ``(T, M)`` gradient as a kernel argument: ``(array, row step)``. A gradient
+    that autograd broadcast over time (stride 0 on dim 0, e.g. from ``out.sum()``) passes its one
+    row with step 0 instead of a materialised ``(T, M)`` copy (a fresh tensor: written, then read
+    again); None a dummy."""
+    if g is None:
+        return jit.np32(None, 2), np.int64(0)
+    if g.shape[0] > 1 and g.stride(0) == 0:
+        return jit.np32(g[:1], 2), np.int64(0)
+    return jit.np32(g, 2), np.int64(1)
+
+
+def _decay_grad(P: Optional[torch.Tensor], lava: bool) -> Optional[torch.Tensor]:
+    """A decay's per-neuron gradient from the kernel's per-step terms ``P[1:]`` as the reference
+    forms it: ``(P[1:]).sum(0)`` (torch's own summation order over time), lava's rule as is,
+    the exact rule ``-term / 4096``."""
+    if P is None:
+        return None
+    term = P[1:].sum(0) if P.shape[0] > 1 else torch.zeros(P.shape[1])
+    return term if lava else -term / 4096
 
 
 def _bwd(saved, grads, f, i, needs):
@@ -77,12 +103,14 @@ def _bwd(saved, grads, f, i, needs):
     coef = f[5] if graded else f[5] / (2 * f[4])
     decay_keep = [jit.np32((1 - d / 4096).to(torch.float32)) for d in (du, dv)]  # a = 1 - D/4096
     gx = torch.empty((T, M), dtype=torch.float32)
-    gdu, gdv = _f32_out(bool(needs[1]), M), _f32_out(bool(needs[2]), M)
-    k = _nb().make_bwd(int(i[2]), int(graded), *(int(g is not None) for g in grads[:3]), int(needs[1]),
-                       int(needs[2]))
-    jit.run(k, M, _nb().TILE, jit.np32(v, 2), jit.np32(u, 2), jit.np32(lim, 2), *(jit.np32(g, 2) for g in grads[:3]),
-            *decay_keep, gx.numpy(), jit.np32(gdu), jit.np32(gdv), np.float32(f[2]), np.float32(f[4]),
-            np.float32(coef), np.float32(f[6]))
+    pu, pv = _f32_out(bool(needs[1]), T, M), _f32_out(bool(needs[2]), T, M)  # per-step decay terms
+    k = _nb().make_bwd(int(i[2]), int(graded), *(int(g is not None) for g in grads[:3]), int(pu is not None),
+                       int(pv is not None))
+    rows = [grad_rows(g) for g in grads[:3]]
+    jit.run(k, M, _nb().TILE, jit.np32(v, 2), jit.np32(u, 2), jit.np32(lim, 2), *(r[0] for r in rows),
+            *(r[1] for r in rows), *decay_keep, gx.numpy(), jit.np32(pu, 2), jit.np32(pv, 2), np.float32(f[2]),
+            np.float32(f[4]), np.float32(coef))
+    gdu, gdv = (_decay_grad(p, f[6] == 1.0) for p in (pu, pv))  # f[6]: 1 (lava) or -1/4096 (exact)
     if not needs[0]:
         gx = None
     elif io != torch.float32:

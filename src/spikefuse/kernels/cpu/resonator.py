@@ -46,12 +46,15 @@ def _fwd(tensors, f, i):
     th, r = _seq(store_tr, T, M), _seq(store_tr, T, M)
     rst = _seq(store_rst, T, M, torch.int8)
     last = [torch.empty(M, dtype=torch.float32) if k < 2 or model >= 2 else None for k in range(4)]
-    k = nb.make_fwd(model, int(graded), *(int(v) for v in flags))
+    vflags = (model, int(graded), *(int(v) for v in flags))
     ex = np.zeros(-(-M // nb.TILE), np.int8)
     ints = [np_view(t) for t in (Si, Ci, kth, kr, re0i, im0i, th0i, r0i)]
-    jit.run(k, M, nb.TILE, jit.np32(xr), jit.np32(xi), *ints, jit.np32(im0), s_f, theta_f, thr_s_f,
+    args = (jit.np32(xr), jit.np32(xi), *ints, jit.np32(im0), s_f, theta_f, thr_s_f,
             *(np_i64(v) for v in (reset_im, theta0, step)), spk.numpy(),
-            *(jit.np32(t, 2) for t in (re, im, lim, th, r)), np_view(rst), *(jit.np32(t) for t in last), ex)
+            *(jit.np32(t, 2) for t in (re, im, lim, th, r)), np_view(rst), *(jit.np32(t) for t in last))
+    jit.run(nb.make_fwd(*vflags), M, nb.TILE, *args, ex)
+    if ex.any():  # tiles that left the float64 path's bounds: again in int64 (compiled on first need)
+        nb.rerun_int64(nb.make_fwd_i64(*vflags), ex, M, nb.TILE, args)
     LAST["int64_tiles"] = int(ex.sum())
     if xr.dtype != torch.float32:
         spk = spk.to(xr.dtype)
