@@ -155,3 +155,21 @@ def test_fallback_without_numba(monkeypatch):
         monkeypatch.delenv("SPIKEFUSE_NO_NUMBA")
         jit.reset_for_tests()
     assert torch.equal(SD.sigma_delta_multistep(x, p, backend="cpu")[0], ref)
+
+
+def test_gradient_broadcast_over_time():
+    """An output gradient that autograd broadcasts over time (``y.sum()``: stride 0) goes in as
+    one row: the same input, threshold and bias gradients as a materialised all-ones gradient
+    (with the final ``pre`` gradient, a run-time flag of the last step)."""
+    p, extra = _params("relu", False, True, 37)
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(9, 3, 37, generator=g) * 0.3
+    grads = []
+    for dense in (False, True):
+        xx = x.clone().requires_grad_()
+        lv = {k: v.detach().clone().requires_grad_() for k, v in extra.items()}
+        y, st = SD.sigma_delta_multistep(xx, p._replace(**lv), backend="cpu")
+        loss = ((y * torch.ones_like(y)).sum() if dense else y.sum()) + st.pre.sum()
+        grads.append(torch.autograd.grad(loss, [xx, *lv.values()]))
+    assert grads[0][0].abs().sum() > 0
+    assert all(torch.equal(a, b) for a, b in zip(*grads))

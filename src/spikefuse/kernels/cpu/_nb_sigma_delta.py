@@ -84,15 +84,17 @@ def make_fwd(relu: int, has_bias: int, cum: int, traces: int, store_d: int, stor
 
 
 @functools.lru_cache(maxsize=None)
-def make_bwd(relu: int, has_gy: int, has_gsig: int, has_ga: int, has_gaccl: int, has_gprel: int,
-             need_th: int):
+def make_bwd(relu: int, has_gy: int, has_gsig: int, has_ga: int, need_th: int):
     """Reverse scan (the Triton ``_sd_bwd``): ``g_a = g_y[t] - g_y[t+1]`` (+ traces, + final
     ``pre`` at T-1), the ReLU mask, the float64 reverse cumulative sum ``r`` (gx = float32(r)),
-    per-neuron bias and threshold sums over time, ``g_acc0 = r``, ``g_pre0 = -g_y[0]``."""
+    per-neuron bias and threshold sums over time, ``g_acc0 = r``, ``g_pre0 = -g_y[0]``.
+    ``gy_t``, ``gsig_t``, ``ga_t``: each upstream gradient's row step (0: one row broadcast over
+    time, see ``loihi.grad_rows``). ``has_gaccl``, ``has_gprel`` (the final state's gradients,
+    read at the last step only) are run-time flags: fewer compiled variants."""
 
     @njit(cache=True, nogil=True, error_model="numpy")
-    def sd_bwd(gy, gsig, ga_in, gaccl, gprel, KEEP, D, th, tau_grad, scale_grad, GX, gth, gb, gacc0,
-               gpre0, j0, j1):
+    def sd_bwd(gy, gsig, ga_in, gy_t, gsig_t, ga_t, gaccl, gprel, has_gaccl, has_gprel, KEEP, D, th, tau_grad,
+               scale_grad, GX, gth, gb, gacc0, gpre0, j0, j1):
         T = GX.shape[0]
         for a0 in range(j0, j1, TILE):
             b0 = min(j1, a0 + TILE)
@@ -104,9 +106,9 @@ def make_bwd(relu: int, has_gy: int, has_gsig: int, has_ga: int, has_gaccl: int,
             tht = th[a0:b0] if need_th else th[0:1]
             for t in range(T - 1, -1, -1):
                 last = t == T - 1
-                gyt = gy[t, a0:b0] if has_gy else gy[0, 0:1]
-                gst = gsig[t, a0:b0] if has_gsig else gsig[0, 0:1]
-                gat = ga_in[t, a0:b0] if has_ga else ga_in[0, 0:1]
+                gyt = gy[t * gy_t, a0:b0] if has_gy else gy[0, 0:1]
+                gst = gsig[t * gsig_t, a0:b0] if has_gsig else gsig[0, 0:1]
+                gat = ga_in[t * ga_t, a0:b0] if has_ga else ga_in[0, 0:1]
                 kt = KEEP[t, a0:b0] if relu else KEEP[0, 0:1]
                 dt = D[t, a0:b0] if need_th else D[0, 0:1]
                 gxt = GX[t, a0:b0]

@@ -17,12 +17,14 @@ from __future__ import annotations
 
 from typing import Optional
 
+import numpy as np
 import torch
 
 from .. import _sigma_delta_host as host
 from .._common import IO_DTYPES
 from . import jit
 from .common import np_f32, np_view, numba_reason
+from .loihi import grad_rows
 
 SAVED_BYTES = host.SAVED_BYTES
 
@@ -64,9 +66,11 @@ def _bwd(saved, grads, f, i, needs):
     gx = torch.empty((T, M), dtype=torch.float32)
     gth, gb, gpre0 = _f32(M), _f32(M), _f32(M)
     gacc0 = torch.empty(M, dtype=torch.float64)
-    k = nb.make_bwd(relu, *(int(g is not None) for g in (g_y, g_sig, g_a, g_accl, g_prel)), int(need_th))
+    k = nb.make_bwd(relu, *(int(g is not None) for g in (g_y, g_sig, g_a)), int(need_th))
     gaccl = np_view(g_accl.to(torch.float64)) if g_accl is not None else gacc0.numpy()
-    jit.run(k, M, nb.TILE, *(jit.np32(g, 2) for g in (g_y, g_sig, g_a)), gaccl, jit.np32(g_prel),
+    rows = [grad_rows(g) for g in (g_y, g_sig, g_a)]
+    jit.run(k, M, nb.TILE, *(r[0] for r in rows), *(r[1] for r in rows), gaccl, jit.np32(g_prel),
+            np.bool_(g_accl is not None), np.bool_(g_prel is not None),
             np_view(keep if relu else None), jit.np32(d if need_th else None, 2), jit.np32(th),
             np_f32(f[1]), np_f32(f[2]), gx.numpy(), gth.numpy(), gb.numpy(), gacc0.numpy(), gpre0.numpy())
     out = [gx if io == torch.float32 else gx.to(io), gth, gb, gacc0, gpre0]
