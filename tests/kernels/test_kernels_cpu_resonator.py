@@ -138,21 +138,3 @@ def test_float64_path_bounds_and_int64_rerun(model):
         same("cpu", model, (xs, -xs * 0.5), p)
         assert cr.LAST["int64_tiles"] == 0
 
-
-@pytest.mark.parametrize("model", MODELS)
-def test_gradient_broadcast_over_time(model):
-    """A spike gradient that autograd broadcasts over time (``s.sum()``: stride 0) goes in as one
-    row: the same input and decay gradients as a materialised all-ones gradient, with a
-    final-state gradient too (the run-time flag of the last step)."""
-    p, leaves = params(model, False, "exact", True)
-    g = torch.Generator().manual_seed(3)
-    x = torch.randn(T, B, C, generator=g) * 0.8
-    grads = []
-    for dense in (False, True):
-        xx = x.clone().requires_grad_()
-        lv = {k: v.detach().clone().requires_grad_() for k, v in zip(("sin_decay", "cos_decay"), leaves)}
-        s, st = FN[model]((xx, xx * 0.5), p._replace(**lv), backend="cpu")
-        loss = ((s * torch.ones_like(s)).sum() if dense else s.sum()) + st[1].sum()
-        grads.append(torch.autograd.grad(loss, [xx, *lv.values()]))
-    assert grads[0][0].abs().sum() > 0
-    assert all(torch.equal(a, b) for a, b in zip(*grads))

@@ -205,19 +205,17 @@ def _make_tile(flt, model, graded, store_ri, store_lim, store_tr, store_rst):
 
 
 @functools.lru_cache(maxsize=None)
-def make_bwd(model: int, graded: int, has_gs: int, has_gre: int, has_gim: int, need_dec: int, lava: int):
+def make_bwd(model: int, graded: int, has_gs: int, has_gre: int, has_gim: int, has_grel: int, has_giml: int,
+             need_dec: int, lava: int):
     """Reverse scan of the float rotation (the Triton ``_res_bwd``): the spike surrogate and the
     trace / final-state gradients enter at each step, ``a = g_re + C'a + S'b``, ``b = g_im - S'a +
     C'b``; decay gradients from the previous step's (exact: post-reset, initial state at t = 0;
-    lava: recorded, t >= 1 only) state. ``gs_t``, ``gre_t``, ``gim_t``: each upstream gradient's
-    row step (0: one row broadcast over time, see ``loihi.grad_rows``); ``has_grel``,
-    ``has_giml`` (the final state's gradients, read at the last step only) are run-time flags:
-    fewer compiled variants."""
+    lava: recorded, t >= 1 only) state."""
     phase = model == 0 or model == 2
 
     @njit(cache=True, nogil=True, error_model="numpy")
-    def res_bwd(RE, IM, LIM, RST, GS, GRE, GIM, gs_t, gre_t, gim_t, grel, giml, has_grel, has_giml, Sf, Cf, re0f,
-                im0f, theta_f, rho, kappa, reset_im_f, dscale, GXR, GXI, gre0, gim0, gS, gC, j0, j1):
+    def res_bwd(RE, IM, LIM, RST, GS, GRE, GIM, grel, giml, Sf, Cf, re0f, im0f, theta_f, rho, kappa,
+                reset_im_f, dscale, GXR, GXI, gre0, gim0, gS, gC, j0, j1):
         T = GXR.shape[0]
         for a0 in range(j0, j1, TILE):
             b0 = min(j1, a0 + TILE)
@@ -227,9 +225,9 @@ def make_bwd(model: int, graded: int, has_gs: int, has_gre: int, has_gim: int, n
             sf, cf = Sf[a0:b0], Cf[a0:b0]
             for t in range(T - 1, -1, -1):
                 ret, imt = RE[t, a0:b0], IM[t, a0:b0]
-                gst = GS[t * gs_t, a0:b0] if has_gs else GS[0, 0:1]
-                gret = GRE[t * gre_t, a0:b0] if has_gre else GRE[0, 0:1]
-                gimt = GIM[t * gim_t, a0:b0] if has_gim else GIM[0, 0:1]
+                gst = GS[t, a0:b0] if has_gs else GS[0, 0:1]
+                gret = GRE[t, a0:b0] if has_gre else GRE[0, 0:1]
+                gimt = GIM[t, a0:b0] if has_gim else GIM[0, 0:1]
                 lmt = LIM[t, a0:b0] if (has_gs and model >= 2) else LIM[0, 0:1]
                 tp = t - 1 if t > 0 else 0
                 rep, imp = RE[tp, a0:b0], IM[tp, a0:b0]
