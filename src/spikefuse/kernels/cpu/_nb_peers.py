@@ -12,9 +12,14 @@ Arrays are C-contiguous fp32 ``(T, M)`` / ``(M,)``; absent ones are 1-element du
 ``has_*`` flag off. Each variant (options, surrogate, which gradients exist) is its own compiled
 kernel with the flags as compile-time constants (a closure, as in :mod:`._nb_lif`: the inner
 loop over a tile's row vectorises: the reverse scans ran 4-6x faster than the same loops with
-runtime flags on the 2-core development machine); a kernel runs the neuron range ``[j0, j1)`` tile by tile, the time
-loop inside a tile, and :func:`.jit.run` gives each thread one range. ``error_model="numpy"``: a
-division by zero gives inf/NaN as in torch.
+runtime flags on the 2-core development machine); flags that only pick an array (whether a
+trace or gX is stored: else the row goes to a tile scratch; whether a last-state gradient seeds
+the carry) are run-time arguments. A kernel runs the neuron range ``[j0, j1)`` tile by tile
+(``TILE`` neurons: 8 KiB of each row, so a row spans whole pages for the prefetcher; per-neuron
+parameters are sliced per tile, as ``p[a + jj]`` would make numba gather them lane by lane), the
+time loop inside a tile, and :func:`.jit.run` gives each thread one range. A ``(T, M)`` gradient
+may arrive as one ``(1, M)`` row (:func:`trow`: the same gradient at every step).
+``error_model="numpy"``: a division by zero gives inf/NaN as in torch.
 """
 from __future__ import annotations
 

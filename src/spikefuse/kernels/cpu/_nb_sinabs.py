@@ -7,8 +7,10 @@ reference loop (surrogates with an ``exp`` may differ by an ulp of ``exp``).
 
 Arrays are C-contiguous fp32 ``(T, M)`` / ``(M,)``; absent per-neuron parameters are passed as
 zeros, absent sequences as 1-element dummies with their flag off. Each variant is its own
-compiled kernel with its flags as compile-time constants (closures, as in :mod:`._nb_peers`); a
-kernel runs the neuron range ``[j0, j1)`` tile by tile, the time loop inside a tile.
+compiled kernel with its flags as compile-time constants (closures, as in :mod:`._nb_peers`),
+except the flags that only pick an array (traces stored, last-state carries: run-time); a
+kernel runs the neuron range ``[j0, j1)`` tile by tile, the time loop inside a tile, with the
+per-tile parameter slices and the one-row time-broadcast gradients of :mod:`._nb_peers`.
 """
 from __future__ import annotations
 
