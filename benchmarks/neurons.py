@@ -250,7 +250,7 @@ def peer_cases(name: str, device, compile: bool = False) -> list[Case]:
     """One case per peer of benchmarks/peers.py (LIF only; the peers have no equivalent of the
     other families). torch.compile peers only with ``compile`` (minutes of compilation on a CPU)."""
     if family(name).id != "lif":
-        return []
+        return family_peer_cases(name, device)
     cases = []
     for peer, build in peers.LIF_PEERS.items():
         if "+compile" in peer and not compile:
@@ -258,6 +258,17 @@ def peer_cases(name: str, device, compile: bool = False) -> list[Case]:
         else:
             cases.append(_peer_case(peer, build, device))
     return cases
+
+
+def family_peer_cases(name: str, device) -> list[Case]:
+    """The peer rows of a non-LIF family (benchmarks/peers.py ``FAMILY_PEERS``: snnTorch Leaky /
+    Synaptic, norse LIF, sinabs LIF with the family case's parameters), labelled by library."""
+    fid = family(name).id
+    out = []
+    for label, build in getattr(peers, "FAMILY_PEERS", {}).get(fid, {}).items():
+        case = _peer_case(label, build, device)
+        out.append(Case(fid, case.impl, case.run, note=case.note))
+    return out
 
 
 def _checks(case: Case):
