@@ -7,7 +7,7 @@ gives the order). The feed-forward LIF's charge and norse's surrogates are reuse
 about 1 % of arguments).
 
 Arrays: ``x`` and the traces C-contiguous fp32 ``(T, M)``; the per-neuron parameters stacked as
-``P`` ``(n_params, M)`` and the initial state as ``S0`` ``(3, M)``; absent incoming gradients
+``P`` ``(n_params, M)`` (the last two rows: the surrogate's c0, c1 per neuron) and the initial state as ``S0`` ``(3, M)``; absent incoming gradients
 are 1-element dummies with their flag off. Each variant (surrogate, which gradients exist) is
 its own compiled kernel with its flags as compile-time constants (closures, as in
 :mod:`._nb_peers`); a kernel runs the neuron range ``[j0, j1)`` tile by tile, the time loop
@@ -63,11 +63,11 @@ def refrac_fwd(x, P, S0, Z, V, I, R, last, j0, j1):
 
 
 @njit(cache=True, inline="always")
-def refrac_vjp(C, jj, x, v, i, rho, gz, gv, gi, gr, p, has_sg, kid, c0, c1, acc, need_params):
+def refrac_vjp(C, jj, x, v, i, rho, gz, gv, gi, gr, p, has_sg, kid, acc, need_params):
     """One step back for one neuron: reads the carries ``C[:, jj]`` (v: m v, v + dv, vl - v; i;
     rho: rho - m, threshold(rho)) plus this step's trace gradients, writes the carries of step
     t-1 and returns gX."""
-    am, asn, vl, vth, vr, rr = p
+    am, asn, vl, vth, vr, rr, c0, c1 = p
     j, w, vd, _, zl, vn, m, zo, r2 = refrac_parts(x, v, i, rho, am, asn, vl, vth, vr)
     g_vo = ((C[0, jj] + gv) + C[1, jj]) + C[2, jj]
     g_i = C[3, jj] + gi
@@ -106,7 +106,7 @@ def make_refrac_bwd(kid: int, has_sg: int, has_gz: int, has_gv: int, has_gi: int
     parameter gradients."""
 
     @njit(cache=True, nogil=True, error_model="numpy")
-    def refrac_bwd(V, I, R, x, gz, gvs, gis, grs, GL, P, S0, c0, c1, gx, G0, gp, j0, j1):
+    def refrac_bwd(V, I, R, x, gz, gvs, gis, grs, GL, P, S0, gx, G0, gp, j0, j1):
         T = V.shape[0]
         for a in range(j0, j1, TILE):
             e = min(j1, a + TILE)
@@ -124,10 +124,10 @@ def make_refrac_bwd(kid: int, has_sg: int, has_gz: int, has_gv: int, has_gi: int
                 grt = grs[t, a:e] if has_gr else grs[0, 0:1]
                 for jj in range(e - a):
                     k = a + jj
-                    p = (P[0, k], P[1, k], P[2, k], P[3, k], P[4, k], P[5, k])
+                    p = (P[0, k], P[1, k], P[2, k], P[3, k], P[4, k], P[5, k], P[6, k], P[7, k])
                     gxt[jj] = refrac_vjp(C, jj, xt[jj], vp[jj], ip[jj], rp[jj], gzt[jj] if has_gz else F0,
                                          gvt[jj] if has_gv else F0, git[jj] if has_gi else F0,
-                                         grt[jj] if has_gr else F0, p, has_sg, kid, c0, c1, acc, need_params)
+                                         grt[jj] if has_gr else F0, p, has_sg, kid, acc, need_params)
             G0[:, a:e] = C
             if need_params:
                 gp[:, a:e] = acc
@@ -141,7 +141,7 @@ def make_refrac_bwd(kid: int, has_sg: int, has_gz: int, has_gv: int, has_gi: int
 @njit(cache=True, inline="always")
 def adex_parts(x, v, i, a, p):
     """(j, s3, vd, i', e, y, q, q3, ad, z) of one step (``p`` the 9 parameters)."""
-    am, asn, aa, vl, vth, vr, ac, asp, dT = p
+    am, asn, aa, vl, vth, vr, ac, asp, dT = p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8]
     j = i + x
     y = (v - vth) / dT
     e = np.exp(y)
@@ -175,10 +175,10 @@ def adex_fwd(x, P, S0, Z, V, I, A, last, j0, j1):
 
 
 @njit(cache=True, inline="always")
-def adex_vjp(C, jj, x, v, i, a, gz, gv, gi, ga, p, has_sg, kid, c0, c1, acc, need_params):
+def adex_vjp(C, jj, x, v, i, a, gz, gv, gi, ga, p, has_sg, kid, acc, need_params):
     """One step back for one neuron: carries ``C[:, jj]`` (v: v - v_leak, v + dv, v - v_th,
     v_leak - v; i; a: a + da, q2 - a, s2 - a); returns gX."""
-    am, asn, aa, vl, vth, vr, ac, asp, dT = p
+    am, asn, aa, vl, vth, vr, ac, asp, dT, c0, c1 = p
     j, s3, vd, _, e, y, q, q3, _, z = adex_parts(x, v, i, a, p)
     g_vn = (((C[0, jj] + gv) + C[1, jj]) + C[2, jj]) + C[3, jj]
     g_i = C[4, jj] + gi
@@ -218,7 +218,7 @@ def make_adex_bwd(kid: int, has_sg: int, has_gz: int, has_gv: int, has_gi: int, 
     ``G0`` ``(8, M)`` the carries out of step 0, ``gp`` ``(9, M)``."""
 
     @njit(cache=True, nogil=True, error_model="numpy")
-    def adex_bwd(V, I, A, x, gz, gvs, gis, gas, GL, P, S0, c0, c1, gx, G0, gp, j0, j1):
+    def adex_bwd(V, I, A, x, gz, gvs, gis, gas, GL, P, S0, gx, G0, gp, j0, j1):
         T = V.shape[0]
         for b in range(j0, j1, TILE):
             e = min(j1, b + TILE)
@@ -236,10 +236,11 @@ def make_adex_bwd(kid: int, has_sg: int, has_gz: int, has_gv: int, has_gi: int, 
                 gat = gas[t, b:e] if has_ga else gas[0, 0:1]
                 for jj in range(e - b):
                     k = b + jj
-                    p = (P[0, k], P[1, k], P[2, k], P[3, k], P[4, k], P[5, k], P[6, k], P[7, k], P[8, k])
+                    p = (P[0, k], P[1, k], P[2, k], P[3, k], P[4, k], P[5, k], P[6, k], P[7, k], P[8, k], P[9, k],
+                         P[10, k])
                     gxt[jj] = adex_vjp(C, jj, xt[jj], vp[jj], ip[jj], ap[jj], gzt[jj] if has_gz else F0,
                                        gvt[jj] if has_gv else F0, git[jj] if has_gi else F0,
-                                       gat[jj] if has_ga else F0, p, has_sg, kid, c0, c1, acc, need_params)
+                                       gat[jj] if has_ga else F0, p, has_sg, kid, acc, need_params)
             G0[:, b:e] = C
             if need_params:
                 gp[:, b:e] = acc

@@ -57,24 +57,25 @@ def _fwd(kernel: str, tensors, i, n_params: int):
 
 
 def _bwd(make: str, saved, grads, f, i, needs, n_params: int, carries):
-    """``carries``: how many carried terms each state has; the initial-state gradient sums them
+    """``n_params`` parameter rows, the last two the surrogate's constants (no gradient);
+    ``carries``: how many carried terms each state has, summed into the initial-state gradient
     in that order (autograd's)."""
     seqs, x, params, state0 = saved[:3], saved[3], saved[4:4 + n_params], saved[4 + n_params:]
     g_z, g_last, g_seq = grads[0], grads[1:4], grads[4:7]
     T, M = seqs[0].shape
     nb = _nb()
     sg = i[0]
-    need_params = any(needs[1:1 + n_params])
+    n_grad = n_params - 2
+    need_params = any(needs[1:1 + n_grad])
     gl = torch.zeros(3, M)
     for k, g in enumerate(g_last):
         if g is not None:
             gl[k] = g
-    gx, g0, gp = _empty(T, M), _empty(sum(carries), M), _empty(n_params, M) if need_params else None
+    gx, g0, gp = _empty(T, M), _empty(sum(carries), M), _empty(n_grad, M) if need_params else None
     has = (int(g is not None) for g in (g_z, *g_seq))
     k = getattr(nb, make)(max(sg, 0), int(sg != SG_NONE), *has, int(need_params))
     jit.run(k, M, nb.TILE, *(s.numpy() for s in seqs), jit.np32(x, 2), *(jit.np32(g, 2) for g in (g_z, *g_seq)),
-            gl.numpy(), _stack(params), _stack(state0), np.float32(f[0]), np.float32(f[1]), gx.numpy(), g0.numpy(),
-            jit.np32(gp, 2))
+            gl.numpy(), _stack(params), _stack(state0), gx.numpy(), g0.numpy(), jit.np32(gp, 2))
     gs, r = [], 0
     for n in carries:
         g = g0[r]
@@ -82,14 +83,14 @@ def _bwd(make: str, saved, grads, f, i, needs, n_params: int, carries):
             g = g + extra  # the uses of the initial state in step 0, summed as autograd sums them
         gs.append(g.clone())
         r += n
-    out = [_io(gx, i[2]), *(gp[q].clone() if need_params else None for q in range(n_params)), *gs]
+    out = [_io(gx, i[2]), *(gp[q].clone() if need_params else None for q in range(n_grad)), None, None, *gs]
     return [g if n else None for g, n in zip(out, needs)]
 
 
-REFRAC_SCAN = ScanFunction(refrac_spec("norse_lif_refrac_cpu", lambda t, f, i: _fwd("refrac_fwd", t, i, 6),
-                                       lambda s, g, f, i, n: _bwd("make_refrac_bwd", s, g, f, i, n, 6, (3, 1, 2))))
-ADEX_SCAN = ScanFunction(adex_spec("norse_lif_adex_cpu", lambda t, f, i: _fwd("adex_fwd", t, i, 9),
-                                   lambda s, g, f, i, n: _bwd("make_adex_bwd", s, g, f, i, n, 9, (4, 1, 3))))
+REFRAC_SCAN = ScanFunction(refrac_spec("norse_lif_refrac_cpu", lambda t, f, i: _fwd("refrac_fwd", t, i, 8),
+                                       lambda s, g, f, i, n: _bwd("make_refrac_bwd", s, g, f, i, n, 8, (3, 1, 2))))
+ADEX_SCAN = ScanFunction(adex_spec("norse_lif_adex_cpu", lambda t, f, i: _fwd("adex_fwd", t, i, 11),
+                                   lambda s, g, f, i, n: _bwd("make_adex_bwd", s, g, f, i, n, 11, (4, 1, 3))))
 
 
 def _cpu_reason(x_seq: torch.Tensor) -> Optional[str]:

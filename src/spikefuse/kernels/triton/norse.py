@@ -78,7 +78,8 @@ def refrac_parts(x, v, i, rho, params):
 
 @triton.jit
 def refrac_scan_step(x, state, params, OPT: tl.constexpr):
-    """state (v, i, rho), params (a_m, a_sn, v_leak, v_th, v_reset, rho_reset); outputs (z, v, i, rho)."""
+    """state (v, i, rho), params (a_m, a_sn, v_leak, v_th, v_reset, rho_reset, c0, c1); outputs (z,
+    v, i, rho)."""
     v, rho = state[0], state[2]
     j, w, vd, i_new, zl, vn, m, zo, r2 = refrac_parts(x, v, state[1], rho, params)
     v_new = (1.0 - m) * vn + m * v
@@ -110,9 +111,9 @@ def refrac_scan_vjp(t, lag, lag_prev, cur, gouts, has, carry, state0, params, sc
             g_zo = gouts[0] + g_zo
         g_zo = g_zo + (-(g_rho * r2))
         g_m = (((-g_r1) + (-(g_zo * zl))) + g_vo * v) + (-(g_vo * vn))
-        g_rs = sg_times(g_m, rho, OPT[0], scal[0], scal[1])
+        g_rs = sg_times(g_m, rho, OPT[0], params[6], params[7])
         g_zl = (g_zo * (1.0 - m) + g_vn * vr) + (-(g_vn * vd))
-        g_u = sg_times(g_zl, vd - params[3], OPT[0], scal[0], scal[1])
+        g_u = sg_times(g_zl, vd - params[3], OPT[0], params[6], params[7])
         g_vd = g_vd + g_u
         g_vth = -g_u
     g_w = g_vd * a_m
@@ -120,8 +121,9 @@ def refrac_scan_vjp(t, lag, lag_prev, cur, gouts, has, carry, state0, params, sc
     return g_j, (g_vo * m, g_vd, -g_w, g_j, g_r1, g_rs), (g_vd * w, g_i * j, g_w, g_vth, g_vn * zl, g_rho * zo)
 
 
-_REFRAC = _Family(refrac_scan_step, refrac_scan_vjp, (0.0, 0.0, 0.0, 1.0, 0.0, 0.0), (0.0, 0.0, 0.0, 1.0, 0.0, 0.0),
-                  bwd_fusion=False)
+#: masked-lane parameter values (a_m, a_sn, v_leak, v_th, v_reset, rho_reset, c0, c1)
+_REFRAC_OTHER = (0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 1.0, 1.0)
+_REFRAC = _Family(refrac_scan_step, refrac_scan_vjp, _REFRAC_OTHER, _REFRAC_OTHER, bwd_fusion=False)
 
 
 def _fwd(fam: _Family, tensors, i, n_params: int):
@@ -135,8 +137,9 @@ def _fwd(fam: _Family, tensors, i, n_params: int):
 
 
 def _bwd(fam: _Family, saved, grads, f, i, needs, n_params: int, carries):
-    """``carries``: how many carried terms each state has (summed into its initial-state
-    gradient in that order, as autograd sums them)."""
+    """``n_params`` parameter rows, the last two the surrogate's constants (no gradient);
+    ``carries``: how many carried terms each state has (summed into its initial-state gradient
+    in that order, as autograd sums them)."""
     seqs, x, params, state0 = saved[:3], saved[3], saved[4:4 + n_params], saved[4 + n_params:]
     g_z, g_last, g_seq = grads[0], grads[1:4], grads[4:7]
     T, M = seqs[0].shape
@@ -145,8 +148,8 @@ def _bwd(fam: _Family, saved, grads, f, i, needs, n_params: int, carries):
     for g, n in zip(g_last, carries):
         glast += [g] + [None] * (n - 1)
         gstate += [_empty(M, like=seqs[0]) for _ in range(n)]
-    gp = _grads_wanted(needs[1:1 + n_params], M, seqs[0])
-    fam.bwd(gx, (tuple(seqs), (x,)), (g_z, *g_seq), tuple(glast), tuple(state0), tuple(params), (f[0], f[1]),
+    gp = _grads_wanted(needs[1:n_params - 1], M, seqs[0])
+    fam.bwd(gx, (tuple(seqs), (x,)), (g_z, *g_seq), tuple(glast), tuple(state0), tuple(params), (0.0,),
             tuple(gstate), gp, (i[0],))
     g0, k = [], 0
     for n in carries:
@@ -155,12 +158,12 @@ def _bwd(fam: _Family, saved, grads, f, i, needs, n_params: int, carries):
             g = g + extra  # the uses of the initial state in step 0, summed as autograd sums them
         g0.append(g)
         k += n
-    out = [gx, *gp, *g0]
+    out = [gx, *gp, None, None, *g0]
     return [g if need else None for g, need in zip(out, needs)]
 
 
-REFRAC_SCAN = ScanFunction(refrac_spec("norse_lif_refrac_triton", lambda t, f, i: _fwd(_REFRAC, t, i, 6),
-                                       lambda s, g, f, i, n: _bwd(_REFRAC, s, g, f, i, n, 6, (3, 1, 2))))
+REFRAC_SCAN = ScanFunction(refrac_spec("norse_lif_refrac_triton", lambda t, f, i: _fwd(_REFRAC, t, i, 8),
+                                       lambda s, g, f, i, n: _bwd(_REFRAC, s, g, f, i, n, 8, (3, 1, 2))))
 
 
 # --------------------------------------------------------------------------- AdEx
@@ -188,7 +191,7 @@ def adex_parts(x, v, i, a, params):
 @triton.jit
 def adex_scan_step(x, state, params, OPT: tl.constexpr):
     """state (v, i, a), params (a_m, a_sn, a_a, v_leak, v_th, v_reset, adaptation_current,
-    adaptation_spike, delta_T); outputs (z, v, i, a)."""
+    adaptation_spike, delta_T, c0, c1); outputs (z, v, i, a)."""
     j, s3, vd, i_new, e, y, q, q3, ad, z = adex_parts(x, state[0], state[1], state[2], params)
     v_new = (1.0 - z) * vd + z * params[5]
     a_new = ad + z * params[7]
@@ -216,7 +219,7 @@ def adex_scan_vjp(t, lag, lag_prev, cur, gouts, has, carry, state0, params, scal
         if has[0]:
             g_z = gouts[0] + g_z
         g_z = (g_z + g_vn * vr) + (-(g_vn * vd))
-        g_u = sg_times(g_z, vd - params[4], OPT[0], scal[0], scal[1])
+        g_u = sg_times(g_z, vd - params[4], OPT[0], params[9], params[10])
         g_vd = g_vd + g_u
         g_vth = -g_u
     g_q3 = g_an * a_a
@@ -230,11 +233,11 @@ def adex_scan_vjp(t, lag, lag_prev, cur, gouts, has, carry, state0, params, scal
     return g_j, (g_q, g_vd, g_y0, -g_s, g_j, g_an, -g_q3, -g_s), grads
 
 
-_ADEX_OTHER = (0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
+_ADEX_OTHER = (0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0)
 _ADEX = _Family(adex_scan_step, adex_scan_vjp, _ADEX_OTHER, _ADEX_OTHER, bwd_fusion=False)
 
-ADEX_SCAN = ScanFunction(adex_spec("norse_lif_adex_triton", lambda t, f, i: _fwd(_ADEX, t, i, 9),
-                                   lambda s, g, f, i, n: _bwd(_ADEX, s, g, f, i, n, 9, (4, 1, 3))))
+ADEX_SCAN = ScanFunction(adex_spec("norse_lif_adex_triton", lambda t, f, i: _fwd(_ADEX, t, i, 11),
+                                   lambda s, g, f, i, n: _bwd(_ADEX, s, g, f, i, n, 11, (4, 1, 3))))
 
 
 # --------------------------------------------------------------------------- AOT cases, entry points
@@ -244,17 +247,18 @@ _P, _IO = "*fp32", "*bf16"
 
 
 def _aot(spec: str, prefix: str, fam: _Family, n_param: int, n_carry: int) -> None:
-    """The sm_90 AOT cases (tests/kernels/test_kernels_compile.py): SuperSpike, every pointer present."""
+    """The sm_90 AOT cases (tests/kernels/test_kernels_compile.py): SuperSpike, every pointer present;
+    ``n_param`` parameter rows, two of them (c0, c1) without a gradient."""
     aot(spec, f"{prefix}_fwd", scan_fwd, dict(STEP=fam.step, INIT=None, OPT=(2,), P_OTHER=fam.fwd_other, BLOCK=512),
         x_ptr="io", out_ptrs=(_IO, _P, _P, _P), state0_ptrs=(_P,) * 3, last_ptrs=(_P,) * 3, param_ptrs=(_P,) * n_param)
     aot(spec, f"{prefix}_bwd", scan_bwd, dict(VJP=fam.vjp, OPT=(2,), P_OTHER=fam.bwd_other, BLOCK=512),
         lag_ptrs=(_P,) * 3, cur_ptrs=(_IO,), gout_ptrs=(_IO, _P, _P, _P), glast_ptrs=(_P,) * n_carry,
-        state0_ptrs=(_P,) * 3, param_ptrs=(_P,) * n_param, scal=("fp32", "fp32"), gx_ptr="io",
-        gstate0_ptrs=(_P,) * n_carry, gparam_ptrs=(_P,) * n_param)
+        state0_ptrs=(_P,) * 3, param_ptrs=(_P,) * n_param, scal=("fp32",), gx_ptr="io",
+        gstate0_ptrs=(_P,) * n_carry, gparam_ptrs=(_P,) * (n_param - 2))
 
 
-_aot("norse_lif_refrac_triton", "norse_lif_refrac", _REFRAC, 6, 6)
-_aot("norse_lif_adex_triton", "norse_lif_adex", _ADEX, 9, 8)
+_aot("norse_lif_refrac_triton", "norse_lif_refrac", _REFRAC, 8, 6)
+_aot("norse_lif_adex_triton", "norse_lif_adex", _ADEX, 11, 8)
 
 
 def norse_lif_refrac_triton(x_seq: torch.Tensor, params, state, return_traces: bool = False, *, dt: float):
