@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from equivalence import outputs_and_grads
+from peers_cases import _norse_leaves as _lif_leaves  # norse.lif's leaves: x, LIF parameters, v0, i0
 from spikefuse.functional.norse import (NorseLIFAdExParams, NorseLIFAdExState, NorseLIFParams, NorseLIFRefracParams,
                                         NorseLIFRefracState, NorseLIFState, norse_lif_adex_multistep,
                                         norse_lif_refrac_multistep)
@@ -31,16 +32,6 @@ def _x(shape=(T, B, N), scale=4.0, shift=3.0, seed=0):
 
 def _gen(seed):
     return torch.Generator().manual_seed(seed)
-
-
-def _lif_leaves(x, v_th=True):
-    g, n = _gen(4), x.shape[-1]
-    lv = dict(x=x, tau_syn_inv=torch.tensor(200.0), tau_mem_inv=80.0 + 60.0 * torch.rand(n, generator=g),
-              v_leak=torch.tensor(0.1), v_reset=torch.tensor(-0.1), v0=torch.rand(x.shape[1:], generator=g),
-              i0=torch.rand(x.shape[1:], generator=g))
-    if v_th:
-        lv["v_th"] = torch.tensor(1.0)
-    return lv
 
 
 def _lif_params(lv, method, alpha):

@@ -1,5 +1,6 @@
 """numba CPU scans of norse's refractory LIF and AdEx LIF (kernels/cpu/norse.py) against the
-reference loops (the cases of norse_cases.py), their fallback (without numba ``"auto"`` runs the
+reference loops (the cases of norse_cases.py; the ``no_numba`` / ``two_threads`` fixtures:
+tests/kernels/conftest.py), their fallback (without numba ``"auto"`` runs the
 reference loop, ``backend="cpu"`` names the reason), several tiles on two threads, and the
 modules on the kernel."""
 import pytest
@@ -7,7 +8,6 @@ import torch
 
 from spikefuse.functional.norse import (NorseLIFAdExParams, NorseLIFRefracParams, norse_lif_adex_multistep,
                                         norse_lif_refrac_multistep)
-from spikefuse.kernels.cpu import jit
 from spikefuse.neuron.norse import NorseLIFAdEx, NorseLIFRefrac
 
 pytest.importorskip("numba")
@@ -22,29 +22,12 @@ def backend():
     return "cpu"
 
 
-@pytest.fixture
-def no_numba(monkeypatch):
-    monkeypatch.setenv("SPIKEFUSE_NO_NUMBA", "1")
-    jit.reset_for_tests()
-    yield
-    monkeypatch.delenv("SPIKEFUSE_NO_NUMBA")
-    jit.reset_for_tests()
-
-
 def test_without_numba_auto_runs_the_reference_and_cpu_says_why(no_numba):
     x = torch.rand(4, 2, 3) * 4
     for f, p in _MODELS:
         with pytest.raises(ValueError, match="numba is unavailable"):
             f(x, p, backend="cpu")
         assert torch.equal(f(x, p, backend="auto")[0], f(x, p, backend="reference")[0])
-
-
-@pytest.fixture
-def two_threads():
-    old = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(old)
 
 
 def test_several_tiles_on_two_threads(two_threads):

@@ -43,31 +43,20 @@ def refrac_parts(x, v, i, rho, am, asn, vl, vth, vr):
     return j, w, vd, i_new, zl, vn, m, zo, r2
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
-def refrac_fwd(x, P, S0, Z, V, I, R, last, j0, j1):
-    T = x.shape[0]
-    for a in range(j0, j1, TILE):
-        e = min(j1, a + TILE)
-        v, i, rho = S0[0, a:e].copy(), S0[1, a:e].copy(), S0[2, a:e].copy()
-        for t in range(T):
-            xt, zt, vt, it, rt = x[t, a:e], Z[t, a:e], V[t, a:e], I[t, a:e], R[t, a:e]
-            for jj in range(e - a):
-                k = a + jj
-                _, _, _, i_new, _, vn, m, zo, r2 = refrac_parts(xt[jj], v[jj], i[jj], rho[jj], P[0, k], P[1, k],
-                                                                P[2, k], P[3, k], P[4, k])
-                v[jj] = (F1 - m) * vn + m * v[jj]
-                i[jj] = i_new
-                rho[jj] = (F1 - zo) * r2 + zo * P[5, k]
-                zt[jj], vt[jj], it[jj], rt[jj] = zo, v[jj], i_new, rho[jj]
-        last[0, a:e], last[1, a:e], last[2, a:e] = v, i, rho
+@njit(cache=True, inline="always")
+def refrac_step(x, v, i, rho, P, k):
+    """One forward step of neuron ``k``: (z, v', i', rho')."""
+    _, _, _, i_new, _, vn, m, zo, r2 = refrac_parts(x, v, i, rho, P[0, k], P[1, k], P[2, k], P[3, k], P[4, k])
+    return zo, (F1 - m) * vn + m * v, i_new, (F1 - zo) * r2 + zo * P[5, k]
 
 
 @njit(cache=True, inline="always")
-def refrac_vjp(C, jj, x, v, i, rho, gz, gv, gi, gr, p, has_sg, kid, acc, need_params):
-    """One step back for one neuron: reads the carries ``C[:, jj]`` (v: m v, v + dv, vl - v; i;
-    rho: rho - m, threshold(rho)) plus this step's trace gradients, writes the carries of step
-    t-1 and returns gX."""
-    am, asn, vl, vth, vr, rr, c0, c1 = p
+def refrac_vjp(C, jj, x, v, i, rho, g, P, k, has_sg, kid, acc, need_params):
+    """One step back for neuron ``k``: reads the carries ``C[:, jj]`` (v: m v, v + dv, vl - v;
+    i; rho: rho - m, threshold(rho)) plus this step's incoming gradients ``g`` (spike, v, i,
+    rho traces), writes the carries of step t-1 and returns gX."""
+    gz, gv, gi, gr = g
+    am, asn, vl, vth, vr, rr, c0, c1 = P[0, k], P[1, k], P[2, k], P[3, k], P[4, k], P[5, k], P[6, k], P[7, k]
     j, w, vd, _, zl, vn, m, zo, r2 = refrac_parts(x, v, i, rho, am, asn, vl, vth, vr)
     g_vo = ((C[0, jj] + gv) + C[1, jj]) + C[2, jj]
     g_i = C[3, jj] + gi
@@ -99,42 +88,6 @@ def refrac_vjp(C, jj, x, v, i, rho, gz, gv, gi, gr, p, has_sg, kid, acc, need_pa
     return g_j
 
 
-@functools.lru_cache(maxsize=None)
-def make_refrac_bwd(kid: int, has_sg: int, has_gz: int, has_gv: int, has_gi: int, has_gr: int, need_params: int):
-    """The reverse-scan kernel of one variant; ``GL`` ``(3, M)`` the final-state gradients (zeros
-    where absent), ``G0`` ``(6, M)`` the carries out of step 0, ``gp`` ``(6, M)`` the per-neuron
-    parameter gradients."""
-
-    @njit(cache=True, nogil=True, error_model="numpy")
-    def refrac_bwd(V, I, R, x, gz, gvs, gis, grs, GL, P, S0, gx, G0, gp, j0, j1):
-        T = V.shape[0]
-        for a in range(j0, j1, TILE):
-            e = min(j1, a + TILE)
-            C = np.zeros((6, e - a), np.float32)
-            C[0], C[3], C[4] = GL[0, a:e], GL[1, a:e], GL[2, a:e]
-            acc = np.zeros((6, e - a), np.float32)
-            for t in range(T - 1, -1, -1):
-                vp = S0[0, a:e] if t == 0 else V[t - 1, a:e]
-                ip = S0[1, a:e] if t == 0 else I[t - 1, a:e]
-                rp = S0[2, a:e] if t == 0 else R[t - 1, a:e]
-                xt, gxt = x[t, a:e], gx[t, a:e]
-                gzt = gz[t, a:e] if has_gz else gz[0, 0:1]
-                gvt = gvs[t, a:e] if has_gv else gvs[0, 0:1]
-                git = gis[t, a:e] if has_gi else gis[0, 0:1]
-                grt = grs[t, a:e] if has_gr else grs[0, 0:1]
-                for jj in range(e - a):
-                    k = a + jj
-                    p = (P[0, k], P[1, k], P[2, k], P[3, k], P[4, k], P[5, k], P[6, k], P[7, k])
-                    gxt[jj] = refrac_vjp(C, jj, xt[jj], vp[jj], ip[jj], rp[jj], gzt[jj] if has_gz else F0,
-                                         gvt[jj] if has_gv else F0, git[jj] if has_gi else F0,
-                                         grt[jj] if has_gr else F0, p, has_sg, kid, acc, need_params)
-            G0[:, a:e] = C
-            if need_params:
-                gp[:, a:e] = acc
-
-    return refrac_bwd
-
-
 # --------------------------------------------------------------------------- AdEx
 
 
@@ -155,30 +108,46 @@ def adex_parts(x, v, i, a, p):
     return j, s3, vd, i_new, e, y, q, q3, ad, z
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
-def adex_fwd(x, P, S0, Z, V, I, A, last, j0, j1):
-    T = x.shape[0]
-    for b in range(j0, j1, TILE):
-        e = min(j1, b + TILE)
-        v, i, a = S0[0, b:e].copy(), S0[1, b:e].copy(), S0[2, b:e].copy()
-        for t in range(T):
-            xt, zt, vt, it, at = x[t, b:e], Z[t, b:e], V[t, b:e], I[t, b:e], A[t, b:e]
-            for jj in range(e - b):
-                k = b + jj
-                p = (P[0, k], P[1, k], P[2, k], P[3, k], P[4, k], P[5, k], P[6, k], P[7, k], P[8, k])
-                _, _, vd, i_new, _, _, _, _, ad, z = adex_parts(xt[jj], v[jj], i[jj], a[jj], p)
-                v[jj] = (F1 - z) * vd + z * P[5, k]
-                i[jj] = i_new
-                a[jj] = ad + z * P[7, k]
-                zt[jj], vt[jj], it[jj], at[jj] = z, v[jj], i_new, a[jj]
-        last[0, b:e], last[1, b:e], last[2, b:e] = v, i, a
+@njit(cache=True, inline="always")
+def adex_step(x, v, i, a, P, k):
+    """One forward step of neuron ``k``: (z, v', i', a')."""
+    p = (P[0, k], P[1, k], P[2, k], P[3, k], P[4, k], P[5, k], P[6, k], P[7, k], P[8, k])
+    _, _, vd, i_new, _, _, _, _, ad, z = adex_parts(x, v, i, a, p)
+    return z, (F1 - z) * vd + z * P[5, k], i_new, ad + z * P[7, k]
+
+
+@functools.lru_cache(maxsize=None)
+def make_fwd(model: int):
+    """The forward kernel of ``model`` (0 the refractory LIF, 1 AdEx); ``S`` the third state's
+    trace (rho or a), ``last`` ``(3, M)`` the final state."""
+
+    @njit(cache=True, nogil=True, error_model="numpy")
+    def norse_fwd(x, P, S0, Z, V, I, S, last, j0, j1):
+        T = x.shape[0]
+        for a in range(j0, j1, TILE):
+            e = min(j1, a + TILE)
+            v, i, s = S0[0, a:e].copy(), S0[1, a:e].copy(), S0[2, a:e].copy()
+            for t in range(T):
+                xt, zt, vt, it, st = x[t, a:e], Z[t, a:e], V[t, a:e], I[t, a:e], S[t, a:e]
+                for jj in range(e - a):
+                    if model == 0:
+                        z, v[jj], i[jj], s[jj] = refrac_step(xt[jj], v[jj], i[jj], s[jj], P, a + jj)
+                    else:
+                        z, v[jj], i[jj], s[jj] = adex_step(xt[jj], v[jj], i[jj], s[jj], P, a + jj)
+                    zt[jj], vt[jj], it[jj], st[jj] = z, v[jj], i[jj], s[jj]
+            last[0, a:e], last[1, a:e], last[2, a:e] = v, i, s
+
+    return norse_fwd
 
 
 @njit(cache=True, inline="always")
-def adex_vjp(C, jj, x, v, i, a, gz, gv, gi, ga, p, has_sg, kid, acc, need_params):
-    """One step back for one neuron: carries ``C[:, jj]`` (v: v - v_leak, v + dv, v - v_th,
+def adex_vjp(C, jj, x, v, i, a, g, P, k, has_sg, kid, acc, need_params):
+    """One step back for neuron ``k``: carries ``C[:, jj]`` (v: v - v_leak, v + dv, v - v_th,
     v_leak - v; i; a: a + da, q2 - a, s2 - a); returns gX."""
-    am, asn, aa, vl, vth, vr, ac, asp, dT, c0, c1 = p
+    gz, gv, gi, ga = g
+    p = (P[0, k], P[1, k], P[2, k], P[3, k], P[4, k], P[5, k], P[6, k], P[7, k], P[8, k])
+    am, asn, aa, vl, vth, vr, ac, asp, dT = p
+    c0, c1 = P[9, k], P[10, k]
     j, s3, vd, _, e, y, q, q3, _, z = adex_parts(x, v, i, a, p)
     g_vn = (((C[0, jj] + gv) + C[1, jj]) + C[2, jj]) + C[3, jj]
     g_i = C[4, jj] + gi
@@ -213,36 +182,42 @@ def adex_vjp(C, jj, x, v, i, a, gz, gv, gi, ga, p, has_sg, kid, acc, need_params
 
 
 @functools.lru_cache(maxsize=None)
-def make_adex_bwd(kid: int, has_sg: int, has_gz: int, has_gv: int, has_gi: int, has_ga: int, need_params: int):
-    """The reverse-scan kernel of one variant; ``GL`` ``(3, M)`` the final-state gradients,
-    ``G0`` ``(8, M)`` the carries out of step 0, ``gp`` ``(9, M)``."""
+def make_bwd(model: int, kid: int, has_sg: int, has_gz: int, has_gv: int, has_gi: int, has_gs: int,
+             need_params: int):
+    """The reverse-scan kernel of one variant: ``model`` 0 the refractory LIF (6 carries, 6
+    parameter gradients), 1 AdEx (8, 9); ``V, I, S`` the traces (S: rho or a), ``GL`` ``(3, M)``
+    the final-state gradients (zeros where absent), ``G0`` the carries out of step 0, ``gp`` the
+    per-neuron parameter gradients."""
+    n_carry, n_grad, n_v = (6, 6, 3) if model == 0 else (8, 9, 4)
 
     @njit(cache=True, nogil=True, error_model="numpy")
-    def adex_bwd(V, I, A, x, gz, gvs, gis, gas, GL, P, S0, gx, G0, gp, j0, j1):
+    def norse_bwd(V, I, S, x, gz, gvs, gis, gss, GL, P, S0, gx, G0, gp, j0, j1):
         T = V.shape[0]
-        for b in range(j0, j1, TILE):
-            e = min(j1, b + TILE)
-            C = np.zeros((8, e - b), np.float32)
-            C[0], C[4], C[5] = GL[0, b:e], GL[1, b:e], GL[2, b:e]
-            acc = np.zeros((9, e - b), np.float32)
+        for a in range(j0, j1, TILE):
+            e = min(j1, a + TILE)
+            C = np.zeros((n_carry, e - a), np.float32)
+            C[0], C[n_v], C[n_v + 1] = GL[0, a:e], GL[1, a:e], GL[2, a:e]
+            acc = np.zeros((n_grad, e - a), np.float32)
             for t in range(T - 1, -1, -1):
-                vp = S0[0, b:e] if t == 0 else V[t - 1, b:e]
-                ip = S0[1, b:e] if t == 0 else I[t - 1, b:e]
-                ap = S0[2, b:e] if t == 0 else A[t - 1, b:e]
-                xt, gxt = x[t, b:e], gx[t, b:e]
-                gzt = gz[t, b:e] if has_gz else gz[0, 0:1]
-                gvt = gvs[t, b:e] if has_gv else gvs[0, 0:1]
-                git = gis[t, b:e] if has_gi else gis[0, 0:1]
-                gat = gas[t, b:e] if has_ga else gas[0, 0:1]
-                for jj in range(e - b):
-                    k = b + jj
-                    p = (P[0, k], P[1, k], P[2, k], P[3, k], P[4, k], P[5, k], P[6, k], P[7, k], P[8, k], P[9, k],
-                         P[10, k])
-                    gxt[jj] = adex_vjp(C, jj, xt[jj], vp[jj], ip[jj], ap[jj], gzt[jj] if has_gz else F0,
-                                       gvt[jj] if has_gv else F0, git[jj] if has_gi else F0,
-                                       gat[jj] if has_ga else F0, p, has_sg, kid, acc, need_params)
-            G0[:, b:e] = C
+                vp = S0[0, a:e] if t == 0 else V[t - 1, a:e]
+                ip = S0[1, a:e] if t == 0 else I[t - 1, a:e]
+                sp = S0[2, a:e] if t == 0 else S[t - 1, a:e]
+                xt, gxt = x[t, a:e], gx[t, a:e]
+                gzt = gz[t, a:e] if has_gz else gz[0, 0:1]
+                gvt = gvs[t, a:e] if has_gv else gvs[0, 0:1]
+                git = gis[t, a:e] if has_gi else gis[0, 0:1]
+                gst = gss[t, a:e] if has_gs else gss[0, 0:1]
+                for jj in range(e - a):
+                    g = (gzt[jj] if has_gz else F0, gvt[jj] if has_gv else F0, git[jj] if has_gi else F0,
+                         gst[jj] if has_gs else F0)
+                    if model == 0:
+                        gxt[jj] = refrac_vjp(C, jj, xt[jj], vp[jj], ip[jj], sp[jj], g, P, a + jj, has_sg, kid, acc,
+                                             need_params)
+                    else:
+                        gxt[jj] = adex_vjp(C, jj, xt[jj], vp[jj], ip[jj], sp[jj], g, P, a + jj, has_sg, kid, acc,
+                                           need_params)
+            G0[:, a:e] = C
             if need_params:
-                gp[:, b:e] = acc
+                gp[:, a:e] = acc
 
-    return adex_bwd
+    return norse_bwd

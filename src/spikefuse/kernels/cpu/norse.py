@@ -45,18 +45,18 @@ def _stack(ts) -> np.ndarray:
     return torch.stack([t.detach().to(_F32) for t in ts]).contiguous().numpy()
 
 
-def _fwd(kernel: str, tensors, i, n_params: int):
+def _fwd(model: int, tensors, i, n_params: int):
     x = tensors[0]
     T, M = x.shape
     nb = _nb()
     z, seq, last = _empty(T, M), [_empty(T, M) for _ in range(3)], _empty(3, M)
-    jit.run(getattr(nb, kernel), M, nb.TILE, jit.np32(x, 2), _stack(tensors[1:1 + n_params]),
+    jit.run(nb.make_fwd(model), M, nb.TILE, jit.np32(x, 2), _stack(tensors[1:1 + n_params]),
             _stack(tensors[1 + n_params:]), z.numpy(), *(s.numpy() for s in seq), last.numpy())
     keep = keep_traces(i)
     return [_io(z, i[2]), *(last[k].clone() for k in range(3)), *(s if keep else None for s in seq)]
 
 
-def _bwd(make: str, saved, grads, f, i, needs, n_params: int, carries):
+def _bwd(model: int, saved, grads, f, i, needs, n_params: int, carries):
     """``n_params`` parameter rows, the last two the surrogate's constants (no gradient);
     ``carries``: how many carried terms each state has, summed into the initial-state gradient
     in that order (autograd's)."""
@@ -73,7 +73,7 @@ def _bwd(make: str, saved, grads, f, i, needs, n_params: int, carries):
             gl[k] = g
     gx, g0, gp = _empty(T, M), _empty(sum(carries), M), _empty(n_grad, M) if need_params else None
     has = (int(g is not None) for g in (g_z, *g_seq))
-    k = getattr(nb, make)(max(sg, 0), int(sg != SG_NONE), *has, int(need_params))
+    k = nb.make_bwd(model, max(sg, 0), int(sg != SG_NONE), *has, int(need_params))
     jit.run(k, M, nb.TILE, *(s.numpy() for s in seqs), jit.np32(x, 2), *(jit.np32(g, 2) for g in (g_z, *g_seq)),
             gl.numpy(), _stack(params), _stack(state0), gx.numpy(), g0.numpy(), jit.np32(gp, 2))
     gs, r = [], 0
@@ -87,10 +87,10 @@ def _bwd(make: str, saved, grads, f, i, needs, n_params: int, carries):
     return [g if n else None for g, n in zip(out, needs)]
 
 
-REFRAC_SCAN = ScanFunction(refrac_spec("norse_lif_refrac_cpu", lambda t, f, i: _fwd("refrac_fwd", t, i, 8),
-                                       lambda s, g, f, i, n: _bwd("make_refrac_bwd", s, g, f, i, n, 8, (3, 1, 2))))
-ADEX_SCAN = ScanFunction(adex_spec("norse_lif_adex_cpu", lambda t, f, i: _fwd("adex_fwd", t, i, 11),
-                                   lambda s, g, f, i, n: _bwd("make_adex_bwd", s, g, f, i, n, 11, (4, 1, 3))))
+REFRAC_SCAN = ScanFunction(refrac_spec("norse_lif_refrac_cpu", lambda t, f, i: _fwd(0, t, i, 8),
+                                       lambda s, g, f, i, n: _bwd(0, s, g, f, i, n, 8, (3, 1, 2))))
+ADEX_SCAN = ScanFunction(adex_spec("norse_lif_adex_cpu", lambda t, f, i: _fwd(1, t, i, 11),
+                                   lambda s, g, f, i, n: _bwd(1, s, g, f, i, n, 11, (4, 1, 3))))
 
 
 def _cpu_reason(x_seq: torch.Tensor) -> Optional[str]:
