@@ -154,10 +154,11 @@ def _adex_leaves(x, v_th=True):
     return lv
 
 
-@pytest.mark.parametrize("method", ["super", "heaviside", "tanh"])
-def test_adex_matches_reference(backend, method):
+@pytest.mark.parametrize("method,alpha", [("super", 10.0), ("triangle", 10.0), ("heaviside", 10.0), ("tanh", 0.5),
+                                          ("circ", 0.3), ("heavi_erfc", 0.7)])
+def test_adex_matches_reference(backend, method, alpha):
     leaves = _adex_leaves(_x(**X), v_th=method != "heaviside")
-    _compare(backend, _adex_run(method), leaves, exact_grads=(), out_tol=ADEX_TOL)
+    _compare(backend, _adex_run(method, alpha), leaves, exact_grads=(), out_tol=ADEX_TOL, tol=5e-5)
 
 
 def test_adex_t1_noncontiguous_default_params_fp16(backend):
