@@ -60,10 +60,11 @@ def make_bwd(refractory: int, has_gz: int, has_gv: int, has_gi: int, need_x: int
     """Reverse scan in the reference's autograd order (functional/cuba.py ``_step``: the next
     step's ``v + dv`` before its ``leak - v``, the reset's ``(1 - z) v`` before SuperSpike, the
     output traces first), so gX is bit-identical to the reference; (``need_params``) per-neuron
-    sums over time for leak, reset, threshold, a_m and c_s."""
+    sums over time for leak, reset, threshold, a_m and c_s. ``zstep`` / ``vstep`` / ``istep``: 1, or
+    0 for an output gradient broadcast over time (its one row: :func:`.jit.grad_rows`)."""
 
     @njit(cache=True, nogil=True, error_model="numpy")
-    def cuba_bwd(V, I, MK, gz, gvm, gic, leak, thr, alpha, a_m, c_s, gx, g_leak, g_reset, g_thr, g_am,
+    def cuba_bwd(V, I, MK, gz, gvm, gic, zstep, vstep, istep, leak, thr, alpha, a_m, c_s, gx, g_leak, g_reset, g_thr, g_am,
                  g_cs, j0, j1):
         T = V.shape[0]
         for a in range(j0, j1, TILE):
@@ -76,9 +77,9 @@ def make_bwd(refractory: int, has_gz: int, has_gv: int, has_gi: int, need_x: int
             for t in range(T - 1, -1, -1):
                 vp = V[t - 1, a:b] if t > 0 else lk
                 ip = I[t - 1, a:b] if t > 0 else I[0, 0:1]
-                gzt = gz[t, a:b] if has_gz else gz[0, 0:1]
-                gvt = gvm[t, a:b] if has_gv else gvm[0, 0:1]
-                git = gic[t, a:b] if has_gi else gic[0, 0:1]
+                gzt = gz[t * zstep, a:b] if has_gz else gz[0, 0:1]
+                gvt = gvm[t * vstep, a:b] if has_gv else gvm[0, 0:1]
+                git = gic[t * istep, a:b] if has_gi else gic[0, 0:1]
                 gxt = gx[t, a:b] if need_x else gx[0, 0:1]
                 mt = MK[t, a:b] if refractory else MK[0, 0:1]
                 for j in range(n):

@@ -344,15 +344,15 @@ def _arr(p, M: int):
     """A constant (number or flat tensor) as a contiguous fp32 numpy ``(M,)`` array."""
     if isinstance(p, torch.Tensor):
         return jit.np32(p.detach().expand(M))
-    return jit.np32(torch.full((M,), float(p), dtype=torch.float32))
+    return jit.const_row(p, M)
 
 
 def _nb_forward(nb, x, consts, refractory: bool, out_dtype):
     """The numba forward (:mod:`._nb_cuba`): ``[spikes, membrane, current, mask or None]``."""
     T, M = x.shape
     f32 = torch.float32
-    Z, V, I = (torch.empty((T, M), dtype=f32) for _ in range(3))
-    mask = torch.empty((T, M), dtype=torch.bool) if refractory else None
+    Z, V, I = (jit.empty((T, M)) for _ in range(3))               # written in full by the kernel
+    mask = jit.empty((T, M), torch.bool) if refractory else None
     mk = mask.view(torch.uint8).numpy() if refractory else jit.np32(None, 2).astype("uint8")
     jit.run(nb.make_fwd(int(refractory)), M, nb.TILE, jit.np32(x), *(_arr(c, M) for c in consts[:5]),
             _arr(consts[6], M), Z.numpy(), V.numpy(), I.numpy(), mk)
@@ -367,14 +367,15 @@ def _nb_backward(nb, saved, grads, consts, needs, refractory: bool, x_dtype):
     f32 = torch.float32
     g_spk, g_mem, g_cur = grads[:3]
     need_params = any(needs[1:6])
-    gx = torch.empty((T, M), dtype=f32) if needs[0] else None
+    gx = jit.empty((T, M)) if needs[0] else None               # written in full by the kernel
     pg = [torch.empty(M, dtype=f32) if need_params else None for _ in range(5)]
     mk = mask.view(torch.uint8).numpy() if refractory else jit.np32(None, 2).astype("uint8")
     k = nb.make_bwd(int(refractory), int(g_spk is not None), int(g_mem is not None), int(g_cur is not None),
                     int(needs[0]), int(need_params))
-    jit.run(k, M, nb.TILE, jit.np32(mem, 2), jit.np32(cur, 2), mk, jit.np32(g_spk, 2), jit.np32(g_mem, 2),
-            jit.np32(g_cur, 2), *(_arr(c, M) for c in (leak, thr, alpha, a_m, c_s)), jit.np32(gx, 2),
-            *(jit.np32(g) for g in pg))
+    (gz, zs), (gv, vs), (gi, is_) = (jit.grad_rows(g) for g in (g_spk, g_mem, g_cur))
+    jit.run(k, M, nb.TILE, jit.np32(mem, 2), jit.np32(cur, 2), mk, gz, gv, gi, zs, vs, is_,
+            *(_arr(c, M) for c in (leak, thr, alpha, a_m, c_s)), jit.np32(gx, 2),
+            *(jit.np32(g) for g in pg), steps=T)
     if gx is not None and x_dtype != f32:
         gx = gx.to(x_dtype)
     return [gx] + [pg[k] if needs[1 + k] else None for k in range(5)] + [None, None]
