@@ -41,6 +41,7 @@ from .._common import (IO_DTYPES, KIND_IF, KIND_LIF_DECAY_INPUT, KernelSurrogate
                        lif_kind, lif_outputs, lif_param_reason, lif_v0)
 from ..scan import ScanFunction, ScanSpec
 from . import jit
+from .common import step_sum as _step_sum
 
 SAVED_BYTES = {"lif": 4}
 
@@ -227,20 +228,6 @@ def _param_terms(ctx, H, x, v0, ns, keep, params):
             vprev[1:] = _reset(H[:-1], sf[:-1], vth, vr, hard)
         terms[0] = [_tau_term(gH, x, vprev, vr, tau, kind, recip)]
     return terms
-
-
-def _step_sum(terms, shape, like: torch.Tensor) -> torch.Tensor:
-    """A parameter's gradient from its per-step terms (each ``(T, M)``), as autograd of the
-    reference loop forms it: each term of a step reduced to the parameter's shape with
-    ``sum_to_size`` (the engine's reduction of a broadcast operand), then added into one buffer
-    in the order autograd runs the steps' nodes (step ``T-1`` first; a step's terms in order)."""
-    acc = None
-    pshape = like.shape
-    for t in range(terms[0].shape[0] - 1, -1, -1):
-        for a in terms:
-            g = a[t].view(shape).sum_to_size(pshape)
-            acc = g.clone() if acc is None else acc.add_(g)
-    return acc
 
 
 def _param_grads(terms, shape, params, needs):
