@@ -42,6 +42,20 @@ def time_blocks(T: int, M: int):
     return Tb, starts, cuts, ns, blocks
 
 
+def step_sum(terms, shape, like: torch.Tensor) -> torch.Tensor:
+    """A parameter's gradient from its per-step terms (each ``(T, M)``), as autograd of the
+    reference loop forms it: each term of a step reduced to the parameter's shape with
+    ``sum_to_size`` (the engine's reduction of a broadcast operand), then added into one buffer
+    in the order autograd runs the steps' nodes (step ``T-1`` first; a step's terms in order)."""
+    acc = None
+    pshape = like.shape
+    for t in range(terms[0].shape[0] - 1, -1, -1):
+        for a in terms:
+            g = a[t].view(shape).sum_to_size(pshape)
+            acc = g.clone() if acc is None else acc.add_(g)
+    return acc
+
+
 def numba_reason(name: str) -> Optional[str]:
     """None when the numba kernel module ``name`` of :mod:`.jit` loads, else why not: the
     ``supports`` rule of the families whose only CPU kernel is compiled (without numba,
