@@ -129,6 +129,28 @@ def measure_copy_bandwidth(device, mbytes: int = 64, repeat: int = 7) -> float:
     return 2 * n * 4 / best
 
 
+def measure_first_touch(device, mbytes: int = 64, repeat: int = 5) -> tuple:
+    """``(fresh, mapped)`` write bandwidth in B/s on a CPU: ``fill_`` of a freshly allocated
+    ``mbytes`` MiB tensor (above glibc's largest mmap threshold, so every allocation is a new
+    mapping: a page fault per 4 KiB on first touch) and of one already written; best of
+    ``repeat``. A fresh large output pays the first, whatever library makes it (spikefuse's CPU
+    kernels reuse their output buffers: ``kernels.cpu.jit.empty``); on CUDA ``(None, None)``."""
+    if device.type != "cpu":
+        return None, None
+    n = mbytes * 2**20 // 4
+    fresh = mapped = float("inf")
+    keep = torch.empty(n)
+    keep.fill_(1.0)
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        torch.empty(n).fill_(1.0)
+        fresh = min(fresh, time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        keep.fill_(1.0)
+        mapped = min(mapped, time.perf_counter() - t0)
+    return n * 4 / fresh, n * 4 / mapped
+
+
 # --------------------------------------------------------------------------- cases
 
 
@@ -250,7 +272,7 @@ def peer_cases(name: str, device, compile: bool = False) -> list[Case]:
     """One case per peer of benchmarks/peers.py (LIF only; the peers have no equivalent of the
     other families). torch.compile peers only with ``compile`` (minutes of compilation on a CPU)."""
     if family(name).id != "lif":
-        return []
+        return family_peer_cases(name, device)
     cases = []
     for peer, build in peers.LIF_PEERS.items():
         if "+compile" in peer and not compile:
@@ -258,6 +280,17 @@ def peer_cases(name: str, device, compile: bool = False) -> list[Case]:
         else:
             cases.append(_peer_case(peer, build, device))
     return cases
+
+
+def family_peer_cases(name: str, device) -> list[Case]:
+    """The peer rows of a non-LIF family (benchmarks/peers.py ``FAMILY_PEERS``: snnTorch Leaky /
+    Synaptic, norse LIF, sinabs LIF with the family case's parameters), labelled by library."""
+    fid = family(name).id
+    out = []
+    for label, build in getattr(peers, "FAMILY_PEERS", {}).get(fid, {}).items():
+        case = _peer_case(label, build, device)
+        out.append(Case(fid, case.impl, case.run, note=case.note))
+    return out
 
 
 def _checks(case: Case):
@@ -527,6 +560,7 @@ def main(argv=None) -> list[Row]:
     torch.set_grad_enabled(True)
     if args.bandwidth is None:
         args.bandwidth = H100_BANDWIDTH if device.type == "cuda" else measure_copy_bandwidth(device)
+    args.first_touch = measure_first_touch(device)
 
     with finite_checks(bool(args.finite_checks)):  # the tuned rows; "default" rows turn them on
         rows = _family_rows(args, fams, shapes, backends, device, dtype)
@@ -545,6 +579,11 @@ def _report(args, rows, device) -> None:
     print(f"device: {device} ({where}), dtype {args.dtype}, bandwidth for the bound {args.bandwidth:.3g} B/s, "
           f"{args.stat} of {args.repeat}, finite checks {'on' if args.finite_checks else 'off'} "
           "(the 'default' rows: on)")
+    fresh, mapped = getattr(args, "first_touch", (None, None))
+    if fresh:
+        print(f"first touch: writing a fresh large tensor {fresh / 1e9:.2f} GB/s vs {mapped / 1e9:.2f} GB/s into "
+              "mapped memory (page faults; not in the bound: spikefuse's CPU kernels reuse their output buffers, "
+              "other rows may not)")
     print_table(rows)
     if args.t_scaling:
         t_scaling_summary(rows)
@@ -552,6 +591,8 @@ def _report(args, rows, device) -> None:
         meta = {"device": str(device), "dtype": args.dtype, "bandwidth": args.bandwidth,
                 "stat": args.stat, "repeat": args.repeat, "threads": torch.get_num_threads(),
                 "finite_checks": bool(args.finite_checks), "torch": torch.__version__,
+                "first_touch_write_bandwidth": getattr(args, "first_touch", (None, None))[0],
+                "mapped_write_bandwidth": getattr(args, "first_touch", (None, None))[1],
                 "argv": sys.argv[1:], "saved_bytes_per_neuron_step": _saved_table(),
                 "moved_bytes_per_neuron_step": _saved_table("moved_bytes")}
         Path(args.json).write_text(json.dumps({"meta": meta, "rows": [asdict(r) for r in rows]}, indent=1))

@@ -120,6 +120,77 @@ LIF_PEERS = {
     "norse-lif+compile": norse_lif_compiled,
 }
 
+# --------------------------------------------------------------------------- the peer families
+# Each spikefuse peer family (functional/snntorch.py, functional/norse.py, functional/sinabs.py)
+# against its own library, with the parameters of the family's benchmark case
+# (spikefuse.families ``_case_*``): the same model, so the times compare like for like.
+
+
+def snntorch_leaky(device):
+    # snnTorch 1.0 tutorial 3: mem = lif.init_leaky(); for each step spk, mem = lif(x_t, mem).
+    import snntorch as snn
+
+    lif = snn.Leaky(beta=0.5).to(device)
+
+    def run(x):
+        mem, out = lif.init_leaky(), []
+        for x_t in x:
+            spk, mem = lif(x_t, mem)
+            out.append(spk)
+        return torch.stack(out)
+
+    return run
+
+
+def snntorch_synaptic(device):
+    # snnTorch 1.0 tutorial 5 / Synaptic docstring: syn, mem = lif.init_synaptic(); per step
+    # spk, syn, mem = lif(x_t, syn, mem).
+    import snntorch as snn
+
+    lif = snn.Synaptic(alpha=0.5, beta=0.5).to(device)
+
+    def run(x):
+        syn, mem = lif.init_synaptic()
+        out = []
+        for x_t in x:
+            spk, syn, mem = lif(x_t, syn, mem)
+            out.append(spk)
+        return torch.stack(out)
+
+    return run
+
+
+def norse_lif_default(device):
+    # Norse 1.1 norse.torch.LIF with its default LIFParameters and dt (spikefuse's NorseLIFParams()).
+    from norse.torch import LIF
+
+    mod = LIF().to(device)
+    return lambda x: mod(x)[0]
+
+
+def sinabs_lif(device):
+    # sinabs 3 sinabs.layers.LIF (batch-first (B, T, N) input): tau_mem = tau_syn = 2 steps,
+    # MultiSpike and norm_input (spikefuse's sinabs.lif case: alpha = exp(-1/2), spike_fn "multi").
+    import sinabs.layers as sl
+    from sinabs.activation import MultiSpike
+
+    lif = sl.LIF(tau_mem=2.0, tau_syn=2.0, spike_fn=MultiSpike).to(device)
+
+    def run(x):
+        lif.reset_states()
+        return lif(x.transpose(0, 1)).transpose(0, 1)
+
+    return run
+
+
+#: family id -> {row label: builder} for the non-LIF families (LIF uses LIF_PEERS)
+FAMILY_PEERS = {
+    "snntorch.leaky": {"snntorch Leaky": snntorch_leaky},
+    "snntorch.synaptic": {"snntorch Synaptic": snntorch_synaptic},
+    "norse.lif": {"norse LIF": norse_lif_default},
+    "sinabs.lif": {"sinabs LIF": sinabs_lif},
+}
+
 # --------------------------------------------------------------------------- Open Neuromorphic
 # Published setup: open-neuromorphic/open-neuromorphic.github.io, the SNN library benchmark
 # script of the blog post "Spiking Neural Network (SNN) Library Benchmarks" (2023-08-02):

@@ -1,4 +1,6 @@
 import os; os.environ.setdefault("TRITON_INTERPRET", "1")  # Triton kernels run in the interpreter on CPU tensors
+# the CPU kernels' thread split at the tests' small sizes too (jit.MIN_WORK: 0 = no minimum work per thread)
+os.environ.setdefault("SPIKEFUSE_CPU_MIN_WORK", "0")
 import sys
 from pathlib import Path
 

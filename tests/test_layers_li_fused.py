@@ -81,3 +81,24 @@ def test_fused_path_only_in_eager_mode():
 
     with FakeTensorMode():
         assert not L._li_fused_ok(torch.empty(3, 1, 1))
+
+
+def test_cpu_recurrences_run_in_numpy_and_a_graph_building_backward_in_torch(monkeypatch):
+    # the bit-for-bit tests above cover the NumPy path (CPU, no graph recorded); this checks it
+    # is the one taken, also for a non-contiguous output gradient, and that create_graph=True
+    # takes the torch ops (the second-derivative test above)
+    import numpy as np
+
+    seen = []
+    real = L._li_ops
+    monkeypatch.setattr(L, "_li_ops", lambda t, *s: seen.append(real(t, *s)[0]) or real(t, *s))
+    x, gy = _case(7, torch.float32)
+    a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
+    g_nc = gy[:, :1].expand_as(gy)   # stride 0 along the batch
+    ya, yb = L._li_loop(a, 0.6, 0.4), L._LIScan.apply(b, 0.6, 0.4)
+    (ga,), (gb,) = torch.autograd.grad(ya, a, g_nc), torch.autograd.grad(yb, b, g_nc)
+    assert seen == [np, np]
+    assert torch.equal(_bits(ya), _bits(yb)) and torch.equal(_bits(ga), _bits(gb))
+    seen.clear()
+    torch.autograd.grad(L._LIScan.apply(b, 0.6, 0.4), b, gy.requires_grad_(), create_graph=True)
+    assert seen == [np, torch]

@@ -198,6 +198,15 @@ def _train_norse_lif(cfg):
     return NorseLIF(_norse_train_params(cfg), _NORSE_DT, return_state=False, backend=cfg.backend)
 
 
+def _train_norse_lif_refrac(cfg):
+    from .functional.norse import NorseLIFRefracParams
+    from .neuron.norse import NorseLIFRefrac
+
+    # norse's default refractory period (rho_reset = 5 steps) on the LIF parameters above
+    return NorseLIFRefrac(NorseLIFRefracParams(_norse_train_params(cfg)), _NORSE_DT, return_state=False,
+                          backend=cfg.backend)
+
+
 def _train_norse_lif_recurrent(cfg, n_in, n_out):
     from .neuron.norse import NorseLIFRecurrent
 
@@ -480,9 +489,10 @@ def _case_norse(model):
             run = (lambda x: f(x, *_norse_weights(x.shape[-1]), backend=backend)[0])
         else:
             run = (lambda x: f(x, backend=backend)[0])
-        # no fused kernel: the traffic model of a same-step CUBA scan (x, z in; train: the
-        # membrane and current (fp32) saved and read; bwd: reads gz, writes gx)
-        return BenchCase(run, 2 * io, 4 * io + 16)
+        # the fused scans' traffic (kernels/*/peers.py, kernels/*/norse.py; the recurrent LIF has
+        # none: that of a same-step CUBA scan): fwd x in, z out; train: + the state traces (fp32:
+        # v, i and, refractory / AdEx, rho / a) written and read; bwd: gz in, gx out
+        return BenchCase(run, 2 * io, 4 * io + (24 if model in ("lif_refrac", "lif_adex") else 16))
 
     return case
 
@@ -644,9 +654,10 @@ FAMILIES: dict[str, Family] = {f.id: f for f in (
            train=TrainSpec("superspike", _NORSE_TRAIN, f"{_F}:_train_norse_lif_recurrent", owns_synapse=True)),
     _norse("lif_refrac", "NorseLIFRefracParams", "NorseLIFRefracState", "NorseLIFRefrac",
            "norse LIF with an absolute refractory counter",
-           nir_note="NIR neurons have no refractory period"),
+           nir_note="NIR neurons have no refractory period", kernels=_CPU_TRITON,
+           train=TrainSpec("superspike", _NORSE_TRAIN, f"{_F}:_train_norse_lif_refrac")),
     _norse("lif_adex", "NorseLIFAdExParams", "NorseLIFAdExState", "NorseLIFAdEx",
-           "norse adaptive exponential LIF", nir_note="NIR has no adaptive exponential neuron"),
+           "norse adaptive exponential LIF", nir_note="NIR has no adaptive exponential neuron", kernels=_CPU_TRITON),
     Family("snntorch.leaky", f"{_FST}:leaky_multistep", f"{_FST}:leaky_step", f"{_FST}:LeakyParams",
            f"{_FST}:LeakyState", "spikefuse.neuron.snntorch:Leaky", "snntorch_leaky", dict(_CPU_TRITON),
            aliases=("snntorch-leaky",),

@@ -441,6 +441,9 @@ class Block(nn.Module):
         """Clear the state of the block's neuron (:func:`reset_states`)."""
         _reset_states(self.neuron)
 
+    #: :func:`reset_states` of a model walks into the neuron itself and skips this method
+    #: (which would reset the neuron a second time); an override in a subclass is called
+    reset_state.resets_only_submodules = True
     reset = reset_state
 
     def forward(self, x):
@@ -666,29 +669,62 @@ class _LIScan(torch.autograd.Function):
     recurrence ``g_v[t] = g[t] + decay g_v[t+1]``, ``g_x = gain g_v``; every element is
     computed with the loop's operations in the loop's order, so the outputs and the gradients
     equal the loop's bit for bit (the trailing ``+ 0.0`` is the loop's summation of the
-    per-step gradients into zeros, which turns a -0.0 into +0.0)."""
+    per-step gradients into zeros, which turns a -0.0 into +0.0).
+
+    On CPU both recurrences run on NumPy views of the tensors (:func:`_li_ops`): the same
+    IEEE operations in the tensors' dtype, at a fraction of torch's per-op dispatch cost, which
+    is most of the time of a readout of a few neurons. A backward that builds a graph
+    (``create_graph=True``) runs the torch ops."""
 
     @staticmethod
     def forward(ctx, xf, decay, gain):
         ctx.decay, ctx.gain, ctx.T = decay, gain, xf.shape[0]
-        gx = xf * gain
-        out = torch.empty_like(gx)
-        prev = torch.zeros_like(gx[0])
-        for t in range(gx.shape[0]):
-            torch.mul(prev, decay, out=out[t])
-            out[t].add_(gx[t])
-            prev = out[t]
-        return out
+        xp, wrap, (d, g0) = _li_ops(xf, decay, gain)
+        return wrap(_li_forward(xp, _xp_view(xp, xf) * g0, d))
 
     @staticmethod
     def backward(ctx, g):
         if g is None:  # pragma: no cover - autograd materialises the output gradient
             return None, None, None
-        gv = [g[-1]]
-        for t in range(ctx.T - 2, -1, -1):
-            gv.append(g[t] + gv[-1] * ctx.decay)
-        gx = torch.stack(gv[::-1]) * ctx.gain
-        return (gx + 0.0 if ctx.T > 1 else gx), None, None
+        xp, wrap, (d, g0, zero) = _li_ops(g, ctx.decay, ctx.gain, 0.0)
+        gx = _li_backward(xp, _xp_view(xp, g), d) * g0
+        return wrap(gx + zero if ctx.T > 1 else gx), None, None
+
+
+def _li_ops(t: torch.Tensor, *scalars):
+    """``(namespace, to_tensor, scalars)`` for running the leaky-integrator recurrences on
+    ``t``: NumPy (scalars as ``t``'s dtype, results wrapped back into tensors) for a CPU
+    tensor when no graph is being recorded, torch (Python floats) otherwise."""
+    if t.device.type != "cpu" or torch.is_grad_enabled() or type(t) not in (torch.Tensor, nn.Parameter):
+        return torch, (lambda a: a), scalars
+    import numpy as np
+
+    cast = np.dtype(str(t.dtype).replace("torch.", "")).type
+    return np, torch.from_numpy, tuple(cast(v) for v in scalars)
+
+
+def _xp_view(xp, t: torch.Tensor):
+    """``t`` itself for torch, a contiguous NumPy view for NumPy."""
+    return t if xp is torch else t.detach().contiguous().numpy()
+
+
+def _li_forward(xp, gx, decay):
+    """``v[t] = decay v[t-1] + gx[t]`` from ``v[-1] = 0`` into one buffer (torch or NumPy)."""
+    out = xp.empty_like(gx)
+    prev = xp.zeros_like(gx[0])
+    for t in range(gx.shape[0]):
+        xp.multiply(prev, decay, out=out[t])
+        xp.add(out[t], gx[t], out=out[t])
+        prev = out[t]
+    return out
+
+
+def _li_backward(xp, g, decay):
+    """The reverse recurrence ``g_v[t] = g[t] + decay g_v[t+1]`` (torch or NumPy)."""
+    gv = [g[-1]]
+    for t in range(g.shape[0] - 2, -1, -1):
+        gv.append(g[t] + gv[-1] * decay)
+    return xp.stack(gv[::-1])
 
 
 class SpikeCount(nn.Module):

@@ -383,3 +383,52 @@ def test_spikefuse_norse_family_runs_in_norse():
     ours = _fresh(net, x)
     g = to_nir(net, dt=1e-3, target="norse")
     _assert_spikes(_norse_seq(_quiet(norse_from_nir, g, dt=1e-3), x), ours)
+
+
+# ------------------------------------------------------------------------------------ shared (0-d) parameters
+_PEER_DT = {"snntorch": 1e-4, "spikingjelly": 1e-4, "norse": 1e-3}
+
+
+def _scalar_node(kind, dt):
+    """A NIR neuron module with shared (0-d) parameters in the relations every peer's importer
+    accepts (r = tau/dt, w_in = tau_syn/dt, v_leak = v_reset = 0; norse's LIF: r = 1)."""
+    from spikefuse.interop.nir import NIRCubaLIF, NIRLIF
+    if kind == "lif":
+        return NIRLIF(dt=dt, tau=2 * dt, r=1.0, v_leak=0.0, v_threshold=0.5, v_reset=0.0)
+    return NIRCubaLIF(dt=dt, tau_syn=2 * dt, tau_mem=4 * dt, r=4.0, v_leak=0.0, v_threshold=0.5, v_reset=0.0,
+                      w_in=2.0)
+
+
+def _peer_run(peer, g, dt, x):
+    if peer == "snntorch":
+        pytest.importorskip("snntorch")
+        from snntorch.import_nir import import_from_nir
+        return _snn_seq(_quiet(import_from_nir, g), x)
+    if peer == "spikingjelly":
+        _sj()
+        from spikingjelly.activation_based.nir_exchange import import_from_nir
+        return _sj_import_seq(_quiet(import_from_nir, g, dt=dt), x)
+    pytest.importorskip("norse")
+    from norse.torch.utils.import_nir import from_nir as norse_from_nir
+    return _norse_seq(_quiet(norse_from_nir, g, dt=dt), x)
+
+
+@pytest.mark.parametrize("peer", sorted(_PEER_DT))
+@pytest.mark.parametrize("kind", ["lif", "cuba"])
+def test_shared_parameter_export_is_per_neuron_and_runs_in_the_peer(peer, kind):
+    """A NIRLIF / NIRCubaLIF built with scalar parameters exports one value per neuron (shape
+    (N,), as the peers' own graphs carry them; 0-d arrays failed nir's type inference) and runs
+    in the peer's importer with spikefuse's spikes; spikefuse's own import rebuilds the 0-d module."""
+    dt = _PEER_DT[peer]
+    torch.manual_seed(9)
+    net = nn.Sequential(layers.Dense(N_IN, N), _scalar_node(kind, dt))
+    x = _x(scale=1.5)
+    g = to_nir(net, dt=dt, target=peer)
+    node = g.nodes["1"]
+    arrays = {k: v for k, v in vars(node).items() if isinstance(v, np.ndarray) and k != "metadata"}
+    assert arrays and all(v.shape == (N,) for v in arrays.values()), {k: v.shape for k, v in arrays.items()}
+    back = from_nir(g, dt=dt)
+    assert all(b.dim() == 0 for _, b in back.get_submodule("1").named_buffers())
+    ours = net(x)
+    assert torch.equal(back(x), ours)
+    _assert_spikes(_peer_run(peer, g, dt, x), ours)

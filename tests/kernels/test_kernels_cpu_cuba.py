@@ -1,8 +1,9 @@
 """The compiled (numba) CPU hxtorch CUBA kernels against the reference loop, bit for bit:
 spikes, membrane, current and the input gradient (the reverse scan repeats the reference's
 autograd order), plain and refractory, number and per-neuron constants, an odd neuron count over
-several tiles, two thread ranges; the parameter gradients (sums over time, reduced in another
-order) within tolerance."""
+several tiles, two thread ranges; the parameter gradients too (leak, reset, threshold, tau_syn,
+tau_mem: per-step terms reduced to each parameter's shape and added in autograd's order), for
+parameters broadcast over neurons and for one value per neuron."""
 import pytest
 import torch
 
@@ -13,8 +14,13 @@ pytest.importorskip("numba")
 T, B, N = 9, 3, 347   # M = 1041: three tiles of 512, the last partial
 
 
-def _params(tensor: bool):
+def _params(tensor):
     g = torch.Generator().manual_seed(21)
+    if tensor == "per-neuron":      # one value per neuron (B, N): summed over time in the kernel
+        return dict(leak=torch.randn(B, N, generator=g) * 0.05, reset=torch.randn(B, N, generator=g) * 0.05,
+                    threshold=torch.rand(B, N, generator=g) * 0.2 + 0.2,
+                    tau_syn=torch.rand(B, N, generator=g) * 3e-6 + 3e-6, tau_mem=torch.rand(B, N, generator=g) * 3e-6 + 3e-6,
+                    refractory_time=2e-6, alpha=50.0)
     if not tensor:
         return dict(leak=0.02, reset=-0.03, threshold=0.3, tau_syn=4e-6, tau_mem=3e-6, refractory_time=2e-6,
                     alpha=50.0)
@@ -37,7 +43,7 @@ def _run(backend, x, d, refractory):
 
 
 @pytest.mark.parametrize("refractory", [False, True])
-@pytest.mark.parametrize("tensor", [False, True])
+@pytest.mark.parametrize("tensor", [False, True, "per-neuron"])
 @pytest.mark.parametrize("threads", [1, 2])
 def test_bit_exact_against_reference(refractory, tensor, threads):
     x = torch.rand(T, B, N, generator=torch.Generator().manual_seed(5)) * 0.6
@@ -51,9 +57,9 @@ def test_bit_exact_against_reference(refractory, tensor, threads):
     outs_r, grads_r = _run("reference", x, d, refractory)
     for a, b in zip(outs_c, outs_r):
         assert torch.equal(a, b)
-    assert torch.equal(grads_c[0], grads_r[0])
-    for a, b in zip(grads_c[1:], grads_r[1:]):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5 * max(1.0, b.abs().max().item()))
+    assert len(grads_c) == len(grads_r) == (6 if tensor else 1)
+    for n, (a, b) in enumerate(zip(grads_c, grads_r)):
+        assert a.shape == b.shape and torch.equal(a, b), f"gradient {n}: max diff {(a - b).abs().max().item()}"
     assert 0 < outs_r[0].sum() < outs_r[0].numel()
 
 

@@ -4,10 +4,10 @@ cases of sinabs_cases.py), and its fallback: without numba ``"auto"`` runs the r
 import pytest
 import torch
 
+from spikefuse import surrogate as sg
 from spikefuse.functional.sinabs import SinabsParams, sinabs_multistep
-from spikefuse.kernels.cpu import jit
 
-pytest.importorskip("numba")
+pytest.importorskip("numba")  # no_numba, two_threads: tests/kernels/conftest.py
 
 from sinabs_cases import *  # noqa: E402,F401,F403  (the shared tests)
 
@@ -15,15 +15,6 @@ from sinabs_cases import *  # noqa: E402,F401,F403  (the shared tests)
 @pytest.fixture
 def backend():
     return "cpu"
-
-
-@pytest.fixture
-def no_numba(monkeypatch):
-    monkeypatch.setenv("SPIKEFUSE_NO_NUMBA", "1")
-    jit.reset_for_tests()
-    yield
-    monkeypatch.delenv("SPIKEFUSE_NO_NUMBA")
-    jit.reset_for_tests()
 
 
 def test_without_numba_auto_runs_the_reference_and_cpu_says_why(no_numba):
@@ -35,18 +26,13 @@ def test_without_numba_auto_runs_the_reference_and_cpu_says_why(no_numba):
     assert torch.equal(sinabs_multistep(x, p, backend="auto")[0], sinabs_multistep(x, p, backend="reference")[0])
 
 
-@pytest.fixture
-def two_threads():
-    old = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(old)
-
-
 def test_several_tiles_on_two_threads(two_threads):
-    """M = 1100: three 512-neuron tiles, split over two threads (jit.run's neuron ranges)."""
+    """M = 2 TILE + 76: three tiles (the last one partial), split over two threads (jit.run's neuron
+    ranges)."""
+    from spikefuse.kernels.cpu._nb_sinabs import TILE
+
     g = torch.Generator().manual_seed(2)
-    x = torch.randn(3, 2, 550, generator=g) * 2 + 1
+    x = torch.randn(3, 2, TILE + 38, generator=g) * 2 + 1
     p = SinabsParams(alpha_mem=0.8, alpha_syn=0.7)
     outs = {}
     for be in ("cpu", "reference"):
@@ -56,3 +42,20 @@ def test_several_tiles_on_two_threads(two_threads):
         outs[be] = (s, gx)
     assert torch.equal(outs["cpu"][0], outs["reference"][0])
     torch.testing.assert_close(outs["cpu"][1], outs["reference"][1], rtol=1e-5, atol=1e-6)
+
+
+def test_gradients_broadcast_over_time_are_read_as_one_row():
+    """A loss whose gradient is the same at every step (``spikes.sum(0) @ w``, ``v_seq.sum()``:
+    stride 0 over time) reaches the kernel as one ``(1, M)`` row (cpu/common.py ``np_rows``);
+    the input and initial-state gradients are still those of the reference (ATan: bit-identical)."""
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(6, 2, 37, generator=g) * 1.5 + 0.8
+    w = torch.randn(37, generator=g)
+    p = SinabsParams(alpha_mem=0.8, alpha_syn=0.7, surrogate=sg.ATan())
+    grads = {}
+    for be in ("cpu", "reference"):
+        xx = x.clone().requires_grad_()
+        s, _, tr = sinabs_multistep(xx, p, backend=be, return_traces=True)
+        loss = (s.sum(0) * w).sum() + tr.v_mem.sum() + tr.i_syn.sum()
+        grads[be] = torch.autograd.grad(loss, [xx])[0]
+    assert torch.equal(grads["cpu"], grads["reference"])

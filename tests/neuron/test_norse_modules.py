@@ -113,8 +113,8 @@ def test_tensor_parameters_are_registered_and_learnable():
 
 
 def test_module_errors():
-    with pytest.raises(ValueError, match="backend: NorseLIFRefrac has no fused kernel"):
-        NorseLIFRefrac(backend="triton")  # NorseLIF has fused kernels
+    with pytest.raises(ValueError, match="backend: NorseLIFRecurrent has no fused kernel"):
+        NorseLIFRecurrent(3, 2, backend="triton")  # NorseLIF, NorseLIFRefrac and NorseLIFAdEx have fused kernels
     with pytest.raises(ValueError, match="params.alpha: must be > 0"):
         NorseLIF(P._replace(alpha=-1.0))
     with pytest.raises(ValueError, match="dt: must be > 0"):

@@ -308,3 +308,54 @@ def test_recurrent_lif_step_is_the_functional_step():
         g1, = torch.autograd.grad((s * 2 + st.v).sum(), h)
         g2, = torch.autograd.grad((s_ref * 2 + st_ref.v).sum(), h)
         assert torch.equal(g1, g2)
+
+
+def test_reset_states_calls_reset_only_when_callable_without_arguments():
+    # reset_states caches, per function, whether its bound method binds with no arguments;
+    # the answer must follow the function's defaults if they are reassigned
+    calls = []
+
+    class Opt(torch.nn.Module):
+        def reset(self, value=0):
+            calls.append(("opt", value))
+
+    class Req(torch.nn.Module):
+        def reset(self, value):  # pragma: no cover - must not be called
+            calls.append(("req", value))
+
+    net = torch.nn.Sequential(Opt(), Req(), Opt())
+    for _ in range(3):
+        layers.reset_states(net)
+    assert calls == [("opt", 0)] * 6
+    Opt.reset.__defaults__ = None  # now "value" is required: no call
+    calls.clear()
+    layers.reset_states(net)
+    assert calls == []
+    Opt.reset.__defaults__ = (5,)
+    layers.reset_states(net)
+    assert calls == [("opt", 5)] * 2
+
+
+def test_reset_states_resets_a_block_neuron_once_and_calls_overrides():
+    counts = {"neuron": 0, "override": 0}
+
+    class Counting(LIF):
+        def reset_state(self):
+            counts["neuron"] += 1
+            super().reset_state()
+
+    class MyBlock(layers.DenseBlock):
+        def reset_state(self):
+            counts["override"] += 1
+            super().reset_state()
+
+        reset = reset_state
+
+    net = torch.nn.Sequential(layers.DenseBlock(2, 3, Counting()))
+    _ = net(torch.ones(4, 1, 2))
+    layers.reset_states(net)
+    assert counts == {"neuron": 1, "override": 0} and net[0].neuron.v is None
+    net[0].reset_state()  # called directly, the block still resets its neuron
+    assert counts["neuron"] == 2
+    layers.reset_states(torch.nn.Sequential(MyBlock(2, 3, Counting())))
+    assert counts["override"] == 1 and counts["neuron"] >= 3

@@ -95,11 +95,16 @@ State and traces are in the compute dtype (fp32; fp64 for fp64 input); spikes ha
 dtype. ``return_traces=True`` also returns the state after every step, stacked (``(T, ...)`` per
 field, the layout of norse's ``record_states=True``).
 
-The feed-forward LIF has fused kernels (``backend="triton"`` / ``"cpu"``; ``"auto"`` runs them
+The feed-forward LIF, the refractory LIF and AdEx have fused kernels (``backend="triton"`` /
+``"cpu"``; kernels/triton/peers.py, kernels/triton/norse.py, kernels/cpu/; ``"auto"`` runs them
 where they cover the case: every method (the gradients of ``tanh`` / ``circ`` / ``heavi_erfc``
-to ~1e-6: their transcendentals are libm's / libdevice's), one ``alpha``, fp16/bf16/fp32
-input); the other models have none: ``backend`` ``None``, ``"auto"`` and ``"reference"`` run
-the plain-torch loop below (``"cpu"`` / ``"triton"`` raise a ``ValueError``, through the
+to ~1e-6: their transcendentals are libm's / libdevice's), one ``alpha`` (the refractory / AdEx
+kernels: per neuron too), fp16/bf16/fp32 input). LIF and the refractory LIF give the reference's spikes, states, traces and input /
+state gradients bit for bit; AdEx's ``exp`` is the backend's (libm, libdevice) where the
+reference's is torch's (SLEEF on CPU): an ulp apart on ~1 % of arguments, so its states agree
+to ~1e-6 and its spikes are equal unless a membrane lands within those ulps of ``v_th``. The
+recurrent LIF and the adjoints have none: ``backend`` ``None``, ``"auto"`` and ``"reference"``
+run the plain-torch loop below (``"cpu"`` / ``"triton"`` raise a ``ValueError``, through the
 boundary the peer families share, :func:`spikefuse.functional._peers.begin`).
 
 Example::
@@ -653,8 +658,13 @@ def _family(name: str) -> str:
     return "norse." + name[len("norse_"):].replace("_adjoint", "")
 
 
-#: the fused kernel key of a model (the feed-forward LIF's; the others run their loops)
-_KERNELS = {"norse_lif": "norse_lif"}
+#: the fused kernel key of a model (the adjoints and the recurrent LIF run their loops)
+_KERNELS = {"norse_lif": "norse_lif", "norse_lif_refrac": "norse_lif_refrac", "norse_lif_adex": "norse_lif_adex"}
+
+
+def _pack_refrac(lif, rho):
+    """A kernel's ``((v, i), rho)`` as norse's nested refractory state (or traces)."""
+    return NorseLIFRefracState(NorseLIFState(*lif), rho)
 
 
 def _multistep(model: _Model, x_seq, params, state, dt, backend, return_traces):
@@ -662,8 +672,8 @@ def _multistep(model: _Model, x_seq, params, state, dt, backend, return_traces):
     kernel = _KERNELS.get(model.name)
     _peers.begin(f"{model.name}_multistep", _family(model.name), x_seq, backend, return_traces, kernel)
     p, state, dt = _prepare(model, x_seq, params, state, dt, tuple(x_seq.shape[1:]))
-    out = _peers.fused(kernel, backend, x_seq, params, state, return_traces, model.state_type, model.state_type,
-                       extra=dict(dt=dt))
+    pack = _pack_refrac if model.state_type is NorseLIFRefracState else model.state_type
+    out = _peers.fused(kernel, backend, x_seq, params, state, return_traces, pack, pack, extra=dict(dt=dt))
     if out is not None:
         return out
     return _scan(lambda x_t, s: model.step(x_t, s, p, dt), x_seq, state, return_traces)

@@ -18,6 +18,7 @@ Example::
 """
 from __future__ import annotations
 
+import functools
 import math
 from numbers import Real
 from typing import Optional, Sequence
@@ -40,6 +41,21 @@ class KernelSurrogate:
         self.kernel_params = (float(a0), float(a1))
 
 
+@functools.lru_cache(maxsize=256)
+def broadcasts_to(shape: tuple, target: tuple) -> bool:
+    """True if a tensor of ``shape`` broadcasts to exactly ``target`` (what
+    ``torch.broadcast_shapes(shape, target) == target`` says, without its per-call cost: the
+    kernels' ``supports`` rules ask it for every parameter on every call, with the same few
+    shape pairs; issue 15 item 3).
+
+    >>> broadcasts_to((3,), (2, 3)), broadcasts_to((1, 3), (2, 3)), broadcasts_to((2, 1, 3), (2, 3))
+    (True, True, False)
+    """
+    if len(shape) > len(target):
+        return False
+    return all(a == b or a == 1 for a, b in zip(shape[::-1], target[::-1]))
+
+
 def param_reason(name: str, p, shape: Sequence[int], device: torch.device) -> Optional[str]:
     """None if ``p`` can be expanded to ``shape`` on ``device``, else a reason string."""
     if p is None or isinstance(p, bool):
@@ -48,10 +64,7 @@ def param_reason(name: str, p, shape: Sequence[int], device: torch.device) -> Op
         return None
     if not isinstance(p, torch.Tensor):
         return f"{name} must be a number or a tensor, got {type(p).__name__}"
-    try:
-        if torch.broadcast_shapes(tuple(p.shape), tuple(shape)) != torch.Size(shape):
-            return f"{name} of shape {tuple(p.shape)} does not broadcast to the state shape {tuple(shape)}"
-    except RuntimeError:
+    if not broadcasts_to(tuple(p.shape), tuple(shape)):
         return f"{name} of shape {tuple(p.shape)} does not broadcast to the state shape {tuple(shape)}"
     if p.numel() > 1 and p.device != device:
         return f"{name} is on {p.device}, the input on {device}"

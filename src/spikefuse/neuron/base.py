@@ -42,6 +42,8 @@ True
 from __future__ import annotations
 
 import inspect
+import types
+import weakref
 from typing import Optional
 
 from torch import nn
@@ -175,7 +177,13 @@ class NeuronModule(NeuronBase):
         self.reset_state()
 
 
-def _no_required_args(fn) -> bool:
+#: function -> (its signature key, whether its bound method is callable without arguments):
+#: :func:`reset_states` runs once per forward and ``inspect.signature`` was most of its cost
+#: (issue 15 item 3)
+_NO_ARGS_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _signature_no_required_args(fn) -> bool:
     try:
         sig = inspect.signature(fn)
     except (TypeError, ValueError):
@@ -187,6 +195,21 @@ def _no_required_args(fn) -> bool:
     )
 
 
+def _no_required_args(fn) -> bool:
+    """True if ``fn()`` binds. For a bound Python method the answer depends only on its
+    function's code and which parameters have defaults, so it is computed once per function
+    (and again if those change); anything else is inspected on each call."""
+    func = getattr(fn, "__func__", None)
+    if (not isinstance(func, types.FunctionType) or getattr(fn, "__self__", None) is None
+            or hasattr(func, "__signature__") or hasattr(func, "__wrapped__")):
+        return _signature_no_required_args(fn)
+    key = (func.__code__, len(func.__defaults__ or ()), frozenset(func.__kwdefaults__ or ()))
+    hit = _NO_ARGS_CACHE.get(func)
+    if hit is None or hit[0] != key:
+        hit = _NO_ARGS_CACHE[func] = (key, _signature_no_required_args(fn))
+    return hit[1]
+
+
 def _reset_all(model, argname: str) -> None:
     if not isinstance(model, nn.Module):
         raise TypeError(f"{argname}: expected a torch.nn.Module, got {type(model).__name__}")
@@ -195,6 +218,8 @@ def _reset_all(model, argname: str) -> None:
             m.reset_state()
             continue
         fn = getattr(m, "reset", None)
+        if getattr(getattr(fn, "__func__", None), "resets_only_submodules", False):
+            continue  # e.g. a layers.Block: the walk reaches its neuron anyway
         if callable(fn) and not isinstance(fn, nn.Module) and _no_required_args(fn):
             fn()
 

@@ -172,6 +172,7 @@ class NorseLIFRefrac(_NorseNeuron):
     _params_type = F.NorseLIFRefracParams
     _multistep = staticmethod(F.norse_lif_refrac_multistep)
     _adjoint_multistep = staticmethod(F.norse_lif_refrac_adjoint_multistep)
+    _fused = True  # kernels/triton/norse.py, kernels/cpu/norse.py (BPTT; the adjoint runs its loop)
 
 
 class NorseLIFAdEx(_NorseNeuron):
@@ -184,6 +185,7 @@ class NorseLIFAdEx(_NorseNeuron):
 
     _params_type = F.NorseLIFAdExParams
     _multistep = staticmethod(F.norse_lif_adex_multistep)
+    _fused = True  # kernels/triton/norse.py, kernels/cpu/norse.py
 
 
 def _autapse_hook(gradient):

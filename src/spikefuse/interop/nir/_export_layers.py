@@ -100,16 +100,35 @@ def _nir_flatten(ex, name, m, shape):
     return ex.add_one(name, node, tuple(int(v) for v in node.output_type["output"]))
 
 
+def _per_neuron(t: Tensor, shape, name) -> np.ndarray:
+    """A module's parameter as written: one value per neuron when it is shared (0-d) and the
+    layer shape is known, as the peers' graphs carry them (their importers and nir's type
+    inference read the neuron count from the parameter arrays; issue 14), else as it is."""
+    if t.dim() == 0 and shape is not None:
+        return _full(t, shape, name)
+    return _np(t)
+
+
+def _shared_meta(m_shape, shape) -> dict:
+    """``{"shared": True}`` when :func:`_per_neuron` broadcast the module's 0-d parameters
+    (the importer rebuilds them 0-d), else ``{}``."""
+    return {"shared": True} if not tuple(m_shape) and shape is not None else {}
+
+
 @exporter(Threshold)
 def _threshold(ex, name, m, shape):
-    node = _require_nir().Threshold(threshold=_np(m.threshold), metadata={"spikefuse": {
-        "module": "Threshold", "surrogate": _surrogate_meta(m.surrogate)}})
+    meta = {"module": "Threshold", "surrogate": _surrogate_meta(m.surrogate), **_shared_meta(m.threshold.shape, shape)}
+    node = _require_nir().Threshold(threshold=_per_neuron(m.threshold, shape, name), metadata={"spikefuse": meta})
     return ex.add_one(name, node, tuple(m.threshold.shape) or shape)
 
 
 @exporter(Delay)
 def _delay(ex, name, m, shape):
-    node = _require_nir().Delay(delay=(m.steps.double() * ex.dt).numpy())
+    steps = m.steps.double()
+    delay = (np.full(tuple(shape), float(steps) * ex.dt) if steps.dim() == 0 and shape is not None
+             else (steps * ex.dt).numpy())
+    meta = _shared_meta(steps.shape, shape)
+    node = _require_nir().Delay(delay=delay, metadata={"spikefuse": {"module": "Delay", **meta}} if meta else {})
     return ex.add_one(name, node, tuple(m.steps.shape) or shape)
 
 
@@ -138,7 +157,12 @@ def _native_check(ex, name, m):
                                  f"to_nir was given dt={ex.dt:g}")
     meta = {"spikefuse": {"module": type(m).__name__, "surrogate": _surrogate_meta(m.surrogate),
                           "detach_reset": bool(m.detach_reset)}}
-    return {k: _np(getattr(m, k)) for k, _ in m.named_buffers()}, meta
+    return meta
+
+
+def _if_shared(md: dict) -> dict:
+    """The metadata of a node that carries none unless its parameters were broadcast from 0-d."""
+    return md if md["spikefuse"].get("shared") else {}
 
 
 #: NIR* module type -> fn(buffers, metadata) -> its own NIR node
@@ -146,20 +170,22 @@ _NATIVE = {
     NIRLIF: lambda a, md: _require_nir().LIF(tau=a["tau"], r=a["r"], v_leak=a["v_leak"], v_threshold=a["v_threshold"],
                                          v_reset=a["v_reset"], metadata=md),
     NIRIF: lambda a, md: _require_nir().IF(r=a["r"], v_threshold=a["v_threshold"], v_reset=a["v_reset"], metadata=md),
-    NIRLI: lambda a, md: _require_nir().LI(tau=a["tau"], r=a["r"], v_leak=a["v_leak"]),
-    NIRIntegrator: lambda a, md: _require_nir().I(r=a["r"]),
+    NIRLI: lambda a, md: _require_nir().LI(tau=a["tau"], r=a["r"], v_leak=a["v_leak"], metadata=_if_shared(md)),
+    NIRIntegrator: lambda a, md: _require_nir().I(r=a["r"], metadata=_if_shared(md)),
     NIRCubaLIF: lambda a, md: _require_nir().CubaLIF(tau_syn=a["tau_syn"], tau_mem=a["tau_mem"], r=a["r"],
                                                  v_leak=a["v_leak"], v_threshold=a["v_threshold"],
                                                  v_reset=a["v_reset"], w_in=a["w_in"], metadata=md),
     NIRCubaLI: lambda a, md: _require_nir().CubaLI(tau_syn=a["tau_syn"], tau_mem=a["tau_mem"], r=a["r"],
-                                               v_leak=a["v_leak"], w_in=a["w_in"]),
+                                               v_leak=a["v_leak"], w_in=a["w_in"], metadata=_if_shared(md)),
 }
 
 
 @exporter(*_NATIVE)
 def _native_neuron(ex, name, m, shape):
     """The interop.nir neuron modules: their own node."""
-    a, meta = _native_check(ex, name, m)
+    meta = _native_check(ex, name, m)
+    meta["spikefuse"].update(_shared_meta(m.r.shape, shape))
+    a = {k: _per_neuron(b, shape, name) for k, b in m.named_buffers()}
     node = next(make for cls, make in _NATIVE.items() if isinstance(m, cls))(a, meta)
     return ex.add_one(name, node, tuple(m.r.shape) or shape)
 

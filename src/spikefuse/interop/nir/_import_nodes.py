@@ -45,7 +45,7 @@ def _flatten(imp, name, node, meta, recurrent):
 
 
 def _delay(imp, name, node, meta, recurrent):
-    k = _arr(node, "delay") / imp.dt
+    k = _arr(node, "delay", meta) / imp.dt
     if not np.allclose(k, np.round(k), rtol=0, atol=1e-6) or np.any(k < -1e-6):
         raise NIRConversionError(f"graph node {name!r}: Delay of {np.unique(_arr(node, 'delay')).tolist()} s "
                                  f"is not a non-negative whole number of steps dt={imp.dt:g}")
@@ -109,8 +109,8 @@ def _lif(imp, name, node, meta, recurrent):
         m = imp._restore_sj(name, node, meta, leaky=True)
         if m is not None:
             return m
-    return NIRLIF(_arr(node, "tau"), _arr(node, "r"), _arr(node, "v_leak"), _arr(node, "v_threshold"),
-                  _arr(node, "v_reset"), dt=imp.dt, surrogate=imp._sur(meta),
+    return NIRLIF(*(_arr(node, k, meta) for k in ("tau", "r", "v_leak", "v_threshold", "v_reset")), dt=imp.dt,
+                  surrogate=imp._sur(meta),
                   detach_reset=_as_bool(meta.get("detach_reset", False)))
 
 
@@ -119,7 +119,7 @@ def _if(imp, name, node, meta, recurrent):
         m = imp._restore_sj(name, node, meta, leaky=False)
         if m is not None:
             return m
-    return NIRIF(_arr(node, "r"), _arr(node, "v_threshold"), _arr(node, "v_reset"), dt=imp.dt,
+    return NIRIF(_arr(node, "r", meta), _arr(node, "v_threshold", meta), _arr(node, "v_reset", meta), dt=imp.dt,
                  surrogate=imp._sur(meta), detach_reset=_as_bool(meta.get("detach_reset", False)))
 
 
@@ -128,7 +128,7 @@ def _li(imp, name, node, meta, recurrent):
         m = imp._leaky_integrator(node, meta)
         if m is not None:
             return m
-    return NIRLI(_arr(node, "tau"), _arr(node, "r"), _arr(node, "v_leak"), dt=imp.dt)
+    return NIRLI(_arr(node, "tau", meta), _arr(node, "r", meta), _arr(node, "v_leak", meta), dt=imp.dt)
 
 
 def _cuba(imp, name, node, meta, recurrent):
@@ -161,14 +161,15 @@ def _register_nir_types() -> None:
         nirm.Flatten: _flatten,
         nirm.Scale: lambda imp, name, node, meta, rec: Scale(_arr(node, "scale")),
         nirm.Delay: _delay,
-        nirm.Threshold: lambda imp, name, node, meta, rec: Threshold(_arr(node, "threshold"), surrogate=imp._sur(meta)),
+        nirm.Threshold: lambda imp, name, node, meta, rec: Threshold(_arr(node, "threshold", meta),
+                                                                     surrogate=imp._sur(meta)),
         nirm.LIF: _lif,
         nirm.IF: _if,
         nirm.LI: _li,
-        nirm.I: lambda imp, name, node, meta, rec: NIRIntegrator(_arr(node, "r"), dt=imp.dt),
+        nirm.I: lambda imp, name, node, meta, rec: NIRIntegrator(_arr(node, "r", meta), dt=imp.dt),
         nirm.CubaLIF: _cuba,
         nirm.CubaLI: lambda imp, name, node, meta, rec: NIRCubaLI(
-            _arr(node, "tau_syn"), _arr(node, "tau_mem"), _arr(node, "r"), _arr(node, "v_leak"), _arr(node, "w_in"),
+            *(_arr(node, k, meta) for k in ("tau_syn", "tau_mem", "r", "v_leak", "w_in")),
             dt=imp.dt),
         Identity: lambda imp, name, node, meta, rec: nn.Identity(),
     })

@@ -39,8 +39,14 @@ def _regroup(w: np.ndarray, groups: int):
     return np.concatenate(blocks, axis=0)
 
 
-def _arr(node, key) -> np.ndarray:
-    return np.asarray(getattr(node, key), dtype=np.float64)
+def _arr(node, key, meta=None) -> np.ndarray:
+    """Field ``key`` of ``node`` as float64; 0-d when spikefuse's exporter broadcast a shared
+    (0-d) parameter to one value per neuron (metadata ``shared``) and the values are still equal,
+    so that a round trip rebuilds the module it wrote."""
+    a = np.asarray(getattr(node, key), dtype=np.float64)
+    if meta and meta.get("shared") is True and a.size and np.all(a == a.reshape(-1)[0]):
+        return a.reshape(-1)[0].copy()
+    return a
 
 
 def _uniform(a: np.ndarray):

@@ -29,8 +29,8 @@ class _Importer:
     def plain_cuba(self, node, meta=None, strict=True):
         """The NIR reading of a CubaLIF node (forward Euler, current first)."""
         meta = meta or {}
-        return NIRCubaLIF(_arr(node, "tau_syn"), _arr(node, "tau_mem"), _arr(node, "r"), _arr(node, "v_leak"),
-                          _arr(node, "v_threshold"), _arr(node, "v_reset"), _arr(node, "w_in"), dt=self.dt,
+        a = {k: _arr(node, k, meta) for k in ("tau_syn", "tau_mem", "r", "v_leak", "v_threshold", "v_reset", "w_in")}
+        return NIRCubaLIF(*a.values(), dt=self.dt,
                           surrogate=self._sur(meta), detach_reset=_as_bool(meta.get("detach_reset", False)),
                           strict=strict)
 

@@ -51,3 +51,9 @@ from . import sinabs as _sinabs  # noqa: E402
 
 SAVED_BYTES.update(_sinabs.SAVED_BYTES)
 register("sinabs_lif", "cpu", _sinabs.sinabs_lif_cpu, _sinabs.sinabs_lif_supports)
+
+from . import norse as _norse  # noqa: E402
+
+SAVED_BYTES.update(_norse.SAVED_BYTES)
+register("norse_lif_refrac", "cpu", _norse.norse_lif_refrac_cpu, _norse.norse_lif_refrac_supports)
+register("norse_lif_adex", "cpu", _norse.norse_lif_adex_cpu, _norse.norse_lif_adex_supports)

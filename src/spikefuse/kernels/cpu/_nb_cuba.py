@@ -56,15 +56,22 @@ def make_fwd(refractory: int):
 
 
 @functools.lru_cache(maxsize=None)
-def make_bwd(refractory: int, has_gz: int, has_gv: int, has_gi: int, need_x: int, need_params: int):
+def make_bwd(refractory: int, has_gz: int, has_gv: int, has_gi: int, need_x: int, need_params: int,
+             per_step: int = 0):
     """Reverse scan in the reference's autograd order (functional/cuba.py ``_step``: the next
     step's ``v + dv`` before its ``leak - v``, the reset's ``(1 - z) v`` before SuperSpike, the
     output traces first), so gX is bit-identical to the reference; (``need_params``) per-neuron
-    sums over time for leak, reset, threshold, a_m and c_s."""
+    sums over time, step ``T-1`` first as autograd adds them, for leak, reset, threshold, a_m and
+    c_s. ``zstep`` / ``vstep`` / ``istep``: 1, or 0 for an output gradient broadcast over time (its
+    one row: :func:`.jit.grad_rows`). ``per_step`` (a parameter broadcast over neurons) also
+    writes each step's terms, as autograd of the reference forms them, into ``Pk`` row
+    ``t * pstep[k]`` (``pstep[k] = 0``: a scratch row) for the caller to reduce step by step:
+    ``k`` = 0 leak (``gV' a_m``), 1 reset of the refractory clamp (``gV m``), 2 reset of the spike
+    (``gV (1 - m) z'``), 3 threshold (``-gZ sg``), 4 a_m (``gV' drive``), 5 c_s (``gI i[t-1]``)."""
 
     @njit(cache=True, nogil=True, error_model="numpy")
-    def cuba_bwd(V, I, MK, gz, gvm, gic, leak, thr, alpha, a_m, c_s, gx, g_leak, g_reset, g_thr, g_am,
-                 g_cs, j0, j1):
+    def cuba_bwd(V, I, MK, gz, gvm, gic, zstep, vstep, istep, leak, thr, alpha, a_m, c_s, gx, g_leak, g_reset, g_thr, g_am,
+                 g_cs, P0, P1, P2, P3, P4, P5, pstep, j0, j1):
         T = V.shape[0]
         for a in range(j0, j1, TILE):
             b = min(j1, a + TILE)
@@ -76,11 +83,13 @@ def make_bwd(refractory: int, has_gz: int, has_gv: int, has_gi: int, need_x: int
             for t in range(T - 1, -1, -1):
                 vp = V[t - 1, a:b] if t > 0 else lk
                 ip = I[t - 1, a:b] if t > 0 else I[0, 0:1]
-                gzt = gz[t, a:b] if has_gz else gz[0, 0:1]
-                gvt = gvm[t, a:b] if has_gv else gvm[0, 0:1]
-                git = gic[t, a:b] if has_gi else gic[0, 0:1]
+                gzt = gz[t * zstep, a:b] if has_gz else gz[0, 0:1]
+                gvt = gvm[t * vstep, a:b] if has_gv else gvm[0, 0:1]
+                git = gic[t * istep, a:b] if has_gi else gic[0, 0:1]
                 gxt = gx[t, a:b] if need_x else gx[0, 0:1]
                 mt = MK[t, a:b] if refractory else MK[0, 0:1]
+                p0, p1, p2 = P0[t * pstep[0], a:b], P1[t * pstep[1], a:b], P2[t * pstep[2], a:b]
+                p3, p4, p5 = P3[t * pstep[3], a:b], P4[t * pstep[4], a:b], P5[t * pstep[5], a:b]
                 for j in range(n):
                     ipj = ip[j] if t > 0 else F0
                     drive = (lk[j] - vp[j]) + ipj if t > 0 else lk[j] - lk[j]
@@ -104,6 +113,13 @@ def make_bwd(refractory: int, has_gz: int, has_gv: int, has_gi: int, need_x: int
                         acc[2, j] -= gzsg
                         acc[3, j] += gvp * drive
                         acc[4, j] += gi_tot * ipj
+                    if per_step:
+                        p0[j] = gvp * am[j]
+                        p1[j] = gv_tot * m
+                        p2[j] = (gv_tot * (F1 - m) if refractory else gv_tot) * zp
+                        p3[j] = -gzsg
+                        p4[j] = gvp * drive
+                        p5[j] = gi_tot * ipj
                     gv[j] = gvp
                     gi[j] = gi_tot
             if need_params:

@@ -178,7 +178,9 @@ def make_bwd(kind: int, hard: int, detach: int, recip: int, kid: int, has_gs: in
     """The reverse-scan kernel for one variant (flags are compile-time constants) over neurons
     ``[j0, j1)``; writes gX, gV0 and the parameter gradients that are needed (``need_*``).
     ``lanes`` (Sigmoid): 1 where torch's sigmoid kernel computes a neuron in a vector lane.
-    ``has_gvlast`` is a run-time flag (it only picks the initial carry of a tile).
+    ``has_gvlast`` is a run-time flag (it only picks the initial carry of a tile); ``sstep`` /
+    ``vstep`` / ``hstep``: 1, or 0 for an output gradient broadcast over time (given as its one
+    row: :func:`.jit.grad_rows`).
 
     Each parameter's gradient is the sum of per-step terms, one or two per step, which autograd
     of the reference adds in a fixed order: step ``T-1`` first, and within a step the reset's
@@ -189,7 +191,7 @@ def make_bwd(kind: int, hard: int, detach: int, recip: int, kid: int, has_gs: in
     first-added term first) for the caller to reduce step by step as autograd does."""
 
     @njit(cache=True, nogil=True, error_model="numpy")
-    def lif_bwd(H, x, gs, gvseq, ghseq, gvlast, has_gvlast, tau, vth, vr, v0, c0, c1, lanes, gx, gv0, gtau, gvth,
+    def lif_bwd(H, x, gs, gvseq, ghseq, sstep, vstep, hstep, gvlast, has_gvlast, tau, vth, vr, v0, c0, c1, lanes, gx, gv0, gtau, gvth,
                 gvr, ptau, pth1, pth2, pr1, pr2, j0, j1):
         T = H.shape[0]
         split = has_gvseq and kind != 0
@@ -203,9 +205,9 @@ def make_bwd(kind: int, hard: int, detach: int, recip: int, kid: int, has_gs: in
             ln = lanes[a:b] if kid == 1 else lanes[0:1]
             for t in range(T - 1, -1, -1):
                 ht = H[t, a:b]
-                gst = gs[t, a:b] if has_gs else gs[0, 0:1]
-                gvt = gvseq[t, a:b] if has_gvseq else gvseq[0, 0:1]
-                ghxt = ghseq[t, a:b] if has_ghseq else ghseq[0, 0:1]
+                gst = gs[t * sstep, a:b] if has_gs else gs[0, 0:1]
+                gvt = gvseq[t * vstep, a:b] if has_gvseq else gvseq[0, 0:1]
+                ghxt = ghseq[t * hstep, a:b] if has_ghseq else ghseq[0, 0:1]
                 gxt = gx[t, a:b] if need_x else gx[0, 0:1]
                 hp = H[t - 1, a:b] if (need_tau and t > 0) else v0[a:b]
                 xp = x[t, a:b] if (need_tau and kind == 1) else x[0, 0:1]

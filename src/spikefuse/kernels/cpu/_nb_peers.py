@@ -12,9 +12,14 @@ Arrays are C-contiguous fp32 ``(T, M)`` / ``(M,)``; absent ones are 1-element du
 ``has_*`` flag off. Each variant (options, surrogate, which gradients exist) is its own compiled
 kernel with the flags as compile-time constants (a closure, as in :mod:`._nb_lif`: the inner
 loop over a tile's row vectorises: the reverse scans ran 4-6x faster than the same loops with
-runtime flags on the 2-core development machine); a kernel runs the neuron range ``[j0, j1)`` tile by tile, the time
-loop inside a tile, and :func:`.jit.run` gives each thread one range. ``error_model="numpy"``: a
-division by zero gives inf/NaN as in torch.
+runtime flags on the 2-core development machine); flags that only pick an array (whether a
+trace or gX is stored: else the row goes to a tile scratch; whether a last-state gradient seeds
+the carry) are run-time arguments. A kernel runs the neuron range ``[j0, j1)`` tile by tile
+(``TILE`` neurons: 8 KiB of each row, so a row spans whole pages for the prefetcher; per-neuron
+parameters are sliced per tile, as ``p[a + jj]`` would make numba gather them lane by lane), the
+time loop inside a tile, and :func:`.jit.run` gives each thread one range. A ``(T, M)`` gradient
+may arrive as one ``(1, M)`` row (:func:`trow`: the same gradient at every step).
+``error_model="numpy"``: a division by zero gives inf/NaN as in torch.
 """
 from __future__ import annotations
 
@@ -25,11 +30,19 @@ from numba import njit
 
 from ._nb_lif import sg_times
 
-TILE = 512
+TILE = 2048
 F0 = np.float32(0.0)
 F1 = np.float32(1.0)
 F2 = np.float32(2.0)
 F15 = np.float32(1.5)
+
+
+@njit(cache=True, inline="always")
+def trow(g, t, a, e):
+    """Row ``t`` (neurons ``[a, e)``) of a ``(T, M)`` gradient, or of its single row when the
+    gradient is the same at every step (a ``(1, M)`` array: the glue passes one row of a
+    gradient broadcast over time, e.g. of a ``sum``, instead of a materialised copy)."""
+    return g[min(t, g.shape[0] - 1), a:e]
 
 
 @njit(cache=True, inline="always")
@@ -93,15 +106,17 @@ def make_leaky_fwd(mech: int, delay: int):
     """The forward kernel of one variant (flags are compile-time constants)."""
 
     @njit(cache=True, nogil=True, error_model="numpy")
-    def leaky_fwd(x, b, thr, gsf, m0, S, Mseq, mlast, j0, j1):
+    def leaky_fwd(x, b, thr, gsf, m0, S, Mseq, mlast, store, j0, j1):
         for a in range(j0, j1, TILE):
             e = min(j1, a + TILE)
-            m = m0[a:e].copy()
+            m, scr = m0[a:e].copy(), np.empty(e - a, np.float32)
+            ba, ta, ga = b[a:e], thr[a:e], gsf[a:e]  # tile slices: contiguous vector loads
             for t in range(x.shape[0]):
-                xt, st = x[t, a:e], S[t, a:e]
+                xt, st, mt = x[t, a:e], S[t, a:e], Mseq[t, a:e] if store else scr
                 for jj in range(e - a):
-                    st[jj], m[jj] = leaky_step(xt[jj], m[jj], b[a + jj], thr[a + jj], gsf[a + jj], mech, delay)
-                Mseq[t, a:e] = m
+                    st[jj], n = leaky_step(xt[jj], m[jj], ba[jj], ta[jj], ga[jj], mech, delay)
+                    m[jj] = n
+                    mt[jj] = n
             mlast[a:e] = m
 
     return leaky_fwd
@@ -132,26 +147,28 @@ def leaky_vjp(gn, gspk, n, m, r, b, thr, gsf, mech, delay, gth, kid, c0, c1):
 
 
 @functools.lru_cache(maxsize=None)
-def make_leaky_bwd(mech: int, delay: int, kid: int, has_gs: int, has_gm: int, has_glast: int, need_x: int,
-                   need_params: int):
-    """The reverse-scan kernel of one variant (flags are compile-time constants); writes gX,
-    g_mem0 and (``need_params``) the per-neuron beta / threshold gradients."""
+def make_leaky_bwd(mech: int, delay: int, kid: int, has_gs: int, has_gm: int, need_params: int):
+    """The reverse-scan kernel of one variant (flags are compile-time constants; ``has_glast``,
+    the initial carry, and ``need_x``, whether gX is stored, are run-time flags: they pick an
+    array, not an operation); writes gX, g_mem0 and (``need_params``) the per-neuron beta /
+    threshold gradients."""
 
     @njit(cache=True, nogil=True, error_model="numpy")
-    def leaky_bwd(Mseq, x, gs, gmseq, glast, b, thr, gsf, m0, c0, c1, gx, gm0, gb, gthr, j0, j1):
+    def leaky_bwd(Mseq, x, gs, gmseq, glast, has_glast, b, thr, gsf, m0, c0, c1, gx, need_x, gm0, gb, gthr, j0, j1):
         T = Mseq.shape[0]
         for a in range(j0, j1, TILE):
             e = min(j1, a + TILE)
             carry = glast[a:e].copy() if has_glast else np.zeros(e - a, np.float32)
+            scr = np.empty(e - a, np.float32)
             ab, at = np.zeros(e - a, np.float32), np.zeros(e - a, np.float32)
             ba, ta, ga = b[a:e], thr[a:e], gsf[a:e]
             for t in range(T - 1, -1, -1):
                 mp = m0[a:e] if t == 0 else Mseq[t - 1, a:e]
                 mt = Mseq[t, a:e]
                 xt = x[t, a:e] if not delay else x[0, 0:1]
-                gst = gs[t, a:e] if has_gs else gs[0, 0:1]
-                gmt = gmseq[t, a:e] if has_gm else gmseq[0, 0:1]
-                gxt = gx[t, a:e] if need_x else gx[0, 0:1]
+                gst = trow(gs, t, a, e) if has_gs else gs[0, 0:1]
+                gmt = trow(gmseq, t, a, e) if has_gm else gmseq[0, 0:1]
+                gxt = gx[t, a:e] if need_x else scr
                 for jj in range(e - a):
                     m, th = mp[jj], ta[jj]
                     r = F1 if m - th > F0 else F0
@@ -164,8 +181,7 @@ def make_leaky_bwd(mech: int, delay: int, kid: int, has_gs: int, has_gm: int, ha
                         n = leaky_charge(xt[jj], m, ba[jj], th, mech)[0]
                         gn, gspk, gth = leaky_late_vjp(gn, gspk, n, r, th, ga[jj], mech)
                     g, gm, gbt, gth = leaky_vjp(gn, gspk, n, m, r, ba[jj], th, ga[jj], mech, delay, gth, kid, c0, c1)
-                    if need_x:
-                        gxt[jj] = g
+                    gxt[jj] = g
                     carry[jj] = gm
                     if need_params:
                         ab[jj] += gbt
@@ -191,14 +207,16 @@ def norse_charge(x, v, i, am, asn, vl):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def norse_fwd(x, am, asn, vl, vth, vr, v0, i0, Z, V, I, vlast, ilast, j0, j1):
+def norse_fwd(x, am, asn, vl, vth, vr, v0, i0, Z, V, I, vlast, ilast, store, j0, j1):
     T = x.shape[0]
     for a in range(j0, j1, TILE):
         e = min(j1, a + TILE)
         v, i = v0[a:e].copy(), i0[a:e].copy()
+        scr_v, scr_i = np.empty(e - a, np.float32), np.empty(e - a, np.float32)
         ama, asa, vla, vta, vra = am[a:e], asn[a:e], vl[a:e], vth[a:e], vr[a:e]
         for t in range(T):
-            xt, zt, vt, it = x[t, a:e], Z[t, a:e], V[t, a:e], I[t, a:e]
+            xt, zt = x[t, a:e], Z[t, a:e]
+            vt, it = (V[t, a:e], I[t, a:e]) if store else (scr_v, scr_i)
             for jj in range(e - a):
                 _, _, vd, i_new = norse_charge(xt[jj], v[jj], i[jj], ama[jj], asa[jj], vla[jj])
                 z = F1 if vd - vta[jj] > F0 else F0
@@ -227,14 +245,14 @@ def norse_gvd(gvn, gz_in, has_gz, vd, u, z, vr, has_sg, kid, c0, c1):
 
 
 @functools.lru_cache(maxsize=None)
-def make_norse_bwd(kid: int, has_sg: int, has_gz: int, has_gv: int, has_gi: int, has_gvl: int, has_gil: int,
-                   need_params: int):
-    """The reverse-scan kernel of one variant (flags are compile-time constants); ``gp``
-    ``(5, M)``: the per-neuron gradients of (a_m, a_sn, v_leak, v_th, v_reset)."""
+def make_norse_bwd(kid: int, has_sg: int, has_gz: int, has_gv: int, has_gi: int, need_params: int):
+    """The reverse-scan kernel of one variant (flags are compile-time constants; ``has_gvl`` /
+    ``has_gil``, which pick the initial carries, are run-time flags); ``gp`` ``(5, M)``: the
+    per-neuron gradients of (a_m, a_sn, v_leak, v_th, v_reset)."""
 
     @njit(cache=True, nogil=True, error_model="numpy")
-    def norse_bwd(V, I, x, gz, gvseq, giseq, gvlast, gilast, am, asn, vl, vth, vr, v0, i0, c0, c1, gx, gv0, gi0,
-                  gp, j0, j1):
+    def norse_bwd(V, I, x, gz, gvseq, giseq, gvlast, gilast, has_gvl, has_gil, am, asn, vl, vth, vr, v0, i0, c0, c1,
+                  gx, gv0, gi0, gp, j0, j1):
         T = V.shape[0]
         for a in range(j0, j1, TILE):
             e = min(j1, a + TILE)
@@ -247,9 +265,9 @@ def make_norse_bwd(kid: int, has_sg: int, has_gz: int, has_gv: int, has_gi: int,
                 vp = v0[a:e] if t == 0 else V[t - 1, a:e]
                 ip = i0[a:e] if t == 0 else I[t - 1, a:e]
                 xt, gxt = x[t, a:e], gx[t, a:e]
-                gzt = gz[t, a:e] if has_gz else gz[0, 0:1]
-                gvt = gvseq[t, a:e] if has_gv else gvseq[0, 0:1]
-                git = giseq[t, a:e] if has_gi else giseq[0, 0:1]
+                gzt = trow(gz, t, a, e) if has_gz else gz[0, 0:1]
+                gvt = trow(gvseq, t, a, e) if has_gv else gvseq[0, 0:1]
+                git = trow(giseq, t, a, e) if has_gi else giseq[0, 0:1]
                 for jj in range(e - a):
                     jump, w, vd, _ = norse_charge(xt[jj], vp[jj], ip[jj], ama[jj], asa[jj], vla[jj])
                     u = vd - vta[jj]
@@ -308,17 +326,18 @@ def make_synaptic_fwd(mech: int, delay: int):
     """The forward kernel of one variant (flags are compile-time constants)."""
 
     @njit(cache=True, nogil=True, error_model="numpy")
-    def synaptic_fwd(x, al, be, thr, s0, m0, S, Sseq, Mseq, slast, mlast, j0, j1):
+    def synaptic_fwd(x, al, be, thr, s0, m0, S, Sseq, Mseq, slast, mlast, store, j0, j1):
         for a in range(j0, j1, TILE):
             e = min(j1, a + TILE)
             s, m = s0[a:e].copy(), m0[a:e].copy()
+            scr_s, scr_m = np.empty(e - a, np.float32), np.empty(e - a, np.float32)
             aa, ba, ta = al[a:e], be[a:e], thr[a:e]
             for t in range(x.shape[0]):
                 xt, st = x[t, a:e], S[t, a:e]
+                sst, mst = (Sseq[t, a:e], Mseq[t, a:e]) if store else (scr_s, scr_m)
                 for jj in range(e - a):
-                    st[jj], s[jj], m[jj] = synaptic_step(xt[jj], s[jj], m[jj], aa[jj], ba[jj], ta[jj], mech, delay)
-                Sseq[t, a:e] = s
-                Mseq[t, a:e] = m
+                    st[jj], sn, n = synaptic_step(xt[jj], s[jj], m[jj], aa[jj], ba[jj], ta[jj], mech, delay)
+                    s[jj], m[jj], sst[jj], mst[jj] = sn, n, sn, n
             slast[a:e] = s
             mlast[a:e] = m
 
@@ -345,9 +364,9 @@ def synaptic_vjp(gn, gspk, sn, m, a, b, thr, mech, delay, kid, c0, c1):
 
 
 @functools.lru_cache(maxsize=None)
-def make_synaptic_bwd(mech: int, delay: int, kid: int, has_gs: int, has_gss: int, has_gms: int, has_gsl: int,
-                      has_gml: int, need_x: int, need_params: int):
-    """The reverse-scan kernel of one variant (flags are compile-time constants). Carries: the
+def make_synaptic_bwd(mech: int, delay: int, kid: int, has_gs: int, has_gss: int, has_gms: int, need_params: int):
+    """The reverse-scan kernel of one variant (flags are compile-time constants; ``has_gsl`` /
+    ``has_gml`` (the initial carries) and ``need_x`` (gX stored) are run-time flags). Carries: the
     gradients of the previous ``syn`` / ``mem`` from this step's two uses of each (``a syn``,
     ``b mem`` and, for "zero", the reset's second evaluation) kept apart, summed in autograd's
     order ``((second + trace) + first)``; ``gp`` ``(3, M)``: the alpha / beta / threshold
@@ -355,11 +374,12 @@ def make_synaptic_bwd(mech: int, delay: int, kid: int, has_gs: int, has_gss: int
     zero = mech == 1
 
     @njit(cache=True, nogil=True, error_model="numpy")
-    def synaptic_bwd(Sseq, Mseq, gs, gsseq, gmseq, gslast, gmlast, al, be, thr, s0, m0, c0, c1, gx, gs0, gm0, gp,
-                     j0, j1):
+    def synaptic_bwd(Sseq, Mseq, gs, gsseq, gmseq, gslast, gmlast, has_gsl, has_gml, al, be, thr, s0, m0, c0, c1, gx,
+                     need_x, gs0, gm0, gp, j0, j1):
         T = Sseq.shape[0]
         for a in range(j0, j1, TILE):
             e = min(j1, a + TILE)
+            scr = np.empty(e - a, np.float32)
             sa = gslast[a:e].copy() if has_gsl else np.zeros(e - a, np.float32)
             ma = gmlast[a:e].copy() if has_gml else np.zeros(e - a, np.float32)
             sb, mb = np.zeros(e - a, np.float32), np.zeros(e - a, np.float32)
@@ -369,18 +389,17 @@ def make_synaptic_bwd(mech: int, delay: int, kid: int, has_gs: int, has_gss: int
                 sp = s0[a:e] if t == 0 else Sseq[t - 1, a:e]
                 mp = m0[a:e] if t == 0 else Mseq[t - 1, a:e]
                 snt = Sseq[t, a:e]
-                gst = gs[t, a:e] if has_gs else gs[0, 0:1]
-                gsst = gsseq[t, a:e] if has_gss else gsseq[0, 0:1]
-                gmst = gmseq[t, a:e] if has_gms else gmseq[0, 0:1]
-                gxt = gx[t, a:e] if need_x else gx[0, 0:1]
+                gst = trow(gs, t, a, e) if has_gs else gs[0, 0:1]
+                gsst = trow(gsseq, t, a, e) if has_gss else gsseq[0, 0:1]
+                gmst = trow(gmseq, t, a, e) if has_gms else gmseq[0, 0:1]
+                gxt = gx[t, a:e] if need_x else scr
                 for jj in range(e - a):
                     gn = (ma[jj] + gmst[jj] if has_gms else ma[jj]) + mb[jj]
                     gsn = (sa[jj] + gsst[jj] if has_gss else sa[jj]) + sb[jj]
                     gm, gm2, gth = synaptic_vjp(gn, gst[jj] if has_gs else F0, snt[jj], mp[jj], aa[jj], ba[jj],
                                                 ta[jj], mech, delay, kid, c0, c1)
                     gsn = gsn + gm
-                    if need_x:
-                        gxt[jj] = gsn + gm2 if zero else gsn
+                    gxt[jj] = gsn + gm2 if zero else gsn
                     if zero:
                         ma[jj], mb[jj], sa[jj], sb[jj] = gm2 * ba[jj], gm * ba[jj], gm2 * aa[jj], gsn * aa[jj]
                     else:

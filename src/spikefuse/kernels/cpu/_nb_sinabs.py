@@ -7,8 +7,10 @@ reference loop (surrogates with an ``exp`` may differ by an ulp of ``exp``).
 
 Arrays are C-contiguous fp32 ``(T, M)`` / ``(M,)``; absent per-neuron parameters are passed as
 zeros, absent sequences as 1-element dummies with their flag off. Each variant is its own
-compiled kernel with its flags as compile-time constants (closures, as in :mod:`._nb_peers`); a
-kernel runs the neuron range ``[j0, j1)`` tile by tile, the time loop inside a tile.
+compiled kernel with its flags as compile-time constants (closures, as in :mod:`._nb_peers`),
+except the flags that only pick an array (traces stored, last-state carries: run-time); a
+kernel runs the neuron range ``[j0, j1)`` tile by tile, the time loop inside a tile, with the
+per-tile parameter slices and the one-row time-broadcast gradients of :mod:`._nb_peers`.
 """
 from __future__ import annotations
 
@@ -18,8 +20,9 @@ import numpy as np
 from numba import njit
 
 from ._nb_lif import sg_times
+from ._nb_peers import trow
 
-TILE = 512
+TILE = 2048
 F0 = np.float32(0.0)
 F1 = np.float32(1.0)
 F2 = np.float32(2.0)
@@ -91,24 +94,28 @@ def sg(g, u, thr, hw, sid, c0, c1, c2, c3):
 
 
 @functools.lru_cache(maxsize=None)
-def make_fwd(mode: int, maxn: int, rmode: int, syn: int, norm: int, clamp: int, keep_i: int):
-    """The forward kernel of one variant (flags are compile-time constants)."""
+def make_fwd(mode: int, maxn: int, rmode: int, syn: int, norm: int, clamp: int):
+    """The forward kernel of one variant (flags are compile-time constants; ``keep_v`` /
+    ``keep_i``, whether the traces are stored, are run-time flags: they pick a row, not an
+    operation)."""
     maxf = np.float32(maxn)
 
     @njit(cache=True, nogil=True, error_model="numpy")
-    def sinabs_fwd(x, am, oma, asy, thr, c, mn, v0, i0, S, V, I, vlast, ilast, j0, j1):
+    def sinabs_fwd(x, am, oma, asy, thr, c, mn, v0, i0, S, V, I, vlast, ilast, keep_v, keep_i, j0, j1):
         for a in range(j0, j1, TILE):
             e = min(j1, a + TILE)
             v, i = v0[a:e].copy(), i0[a:e].copy()
+            scr_v, scr_i = np.empty(e - a, np.float32), np.empty(e - a, np.float32)
+            # tile slices of the parameters: contiguous vector loads (``p[a + jj]`` gathers)
+            pa, po, ps, pt, pc, pm = am[a:e], oma[a:e], asy[a:e], thr[a:e], c[a:e], mn[a:e]
             for t in range(x.shape[0]):
-                xt, st, vt = x[t, a:e], S[t, a:e], V[t, a:e]
+                xt, st = x[t, a:e], S[t, a:e]
+                vt = V[t, a:e] if keep_v else scr_v
+                it = I[t, a:e] if keep_i else scr_i
                 for jj in range(e - a):
-                    k = a + jj
-                    st[jj], v[jj], i[jj] = step(xt[jj], v[jj], i[jj], am[k], oma[k], asy[k], thr[k], c[k], mn[k],
-                                                mode, maxf, rmode, syn, norm, clamp)
-                vt[:] = v
-                if keep_i:
-                    I[t, a:e] = i
+                    st[jj], vn, i_n = step(xt[jj], v[jj], i[jj], pa[jj], po[jj], ps[jj], pt[jj], pc[jj], pm[jj],
+                                           mode, maxf, rmode, syn, norm, clamp)
+                    v[jj], i[jj], vt[jj], it[jj] = vn, i_n, vn, i_n
             vlast[a:e] = v
             ilast[a:e] = i
 
@@ -134,41 +141,42 @@ def grad_u(gv, u, s, v2, m, mn, thr, c, hw, gs, has_gs, rmode, clamp, sid, c0, c
 
 @functools.lru_cache(maxsize=None)
 def make_bwd(mode: int, maxn: int, rmode: int, syn: int, norm: int, clamp: int, sid: int, has_gs: int,
-             has_gv: int, has_gi: int, has_gvl: int, has_gil: int, need_params: int):
-    """The reverse-scan kernel of one variant (flags are compile-time constants); ``gp``
-    ``(3, M)``: the per-neuron gradients of (a_mem, 1 - a_mem, a_syn)."""
+             has_gv: int, has_gi: int, need_params: int):
+    """The reverse-scan kernel of one variant (flags are compile-time constants; ``has_gvl`` /
+    ``has_gil``, which pick the initial carries, are run-time flags); ``gp`` ``(3, M)``: the
+    per-neuron gradients of (a_mem, 1 - a_mem, a_syn)."""
     maxf = np.float32(maxn)
 
     @njit(cache=True, nogil=True, error_model="numpy")
-    def sinabs_bwd(V, I, x, gs, gvseq, giseq, gvlast, gilast, am, oma, asy, thr, c, mn, hw, v0, i0, c0, c1, c2, c3,
-                   gx, gv0, gi0, gp, j0, j1):
+    def sinabs_bwd(V, I, x, gs, gvseq, giseq, gvlast, gilast, has_gvl, has_gil, am, oma, asy, thr, c, mn, hw, v0, i0,
+                   c0, c1, c2, c3, gx, gv0, gi0, gp, j0, j1):
         T = V.shape[0]
         for a in range(j0, j1, TILE):
             e = min(j1, a + TILE)
             cv = gvlast[a:e].copy() if has_gvl else np.zeros(e - a, np.float32)
             ci = gilast[a:e].copy() if has_gil else np.zeros(e - a, np.float32)
             acc = np.zeros((3, e - a), np.float32)
+            pa, po, ps, pt, pc, pm, ph = am[a:e], oma[a:e], asy[a:e], thr[a:e], c[a:e], mn[a:e], hw[a:e]
             for t in range(T - 1, -1, -1):
                 vp = v0[a:e] if t == 0 else V[t - 1, a:e]
                 ip = i0[a:e] if (t == 0 or not syn) else I[t - 1, a:e]
                 xt, gxt = x[t, a:e], gx[t, a:e]
-                gst = gs[t, a:e] if has_gs else gs[0, 0:1]
-                gvt = gvseq[t, a:e] if has_gv else gvseq[0, 0:1]
-                git = giseq[t, a:e] if has_gi else giseq[0, 0:1]
+                gst = trow(gs, t, a, e) if has_gs else gs[0, 0:1]
+                gvt = trow(gvseq, t, a, e) if has_gv else gvseq[0, 0:1]
+                git = trow(giseq, t, a, e) if has_gi else giseq[0, 0:1]
                 for jj in range(e - a):
-                    k = a + jj
                     v = vp[jj]
-                    j, i2, u = charge(xt[jj], v, ip[jj], am[k], oma[k], asy[k], syn, norm)
-                    s = spike(u, thr[k], mode, maxf)
-                    v2, m = reset(u, s, c[k], rmode)
+                    j, i2, u = charge(xt[jj], v, ip[jj], pa[jj], po[jj], ps[jj], syn, norm)
+                    s = spike(u, pt[jj], mode, maxf)
+                    v2, m = reset(u, s, pc[jj], rmode)
                     gv = cv[jj] + gvt[jj] if has_gv else cv[jj]
-                    gu = grad_u(gv, u, s, v2, m, mn[k], thr[k], c[k], hw[k], gst[jj] if has_gs else F0, has_gs,
+                    gu = grad_u(gv, u, s, v2, m, pm[jj], pt[jj], pc[jj], ph[jj], gst[jj] if has_gs else F0, has_gs,
                                 rmode, clamp, sid, c0, c1, c2, c3)
-                    cv[jj] = gu * am[k]
-                    gb = gu * oma[k] if norm else gu
+                    cv[jj] = gu * pa[jj]
+                    gb = gu * po[jj] if norm else gu
                     if syn:
                         gi2 = (ci[jj] + git[jj] if has_gi else ci[jj]) + gb
-                        gb = gi2 * asy[k]
+                        gb = gi2 * ps[jj]
                         ci[jj] = gb
                         if need_params:
                             acc[2, jj] += gi2 * j

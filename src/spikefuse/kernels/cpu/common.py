@@ -42,6 +42,20 @@ def time_blocks(T: int, M: int):
     return Tb, starts, cuts, ns, blocks
 
 
+def step_sum(terms, shape, like: torch.Tensor) -> torch.Tensor:
+    """A parameter's gradient from its per-step terms (each ``(T, M)``), as autograd of the
+    reference loop forms it: each term of a step reduced to the parameter's shape with
+    ``sum_to_size`` (the engine's reduction of a broadcast operand), then added into one buffer
+    in the order autograd runs the steps' nodes (step ``T-1`` first; a step's terms in order)."""
+    acc = None
+    pshape = like.shape
+    for t in range(terms[0].shape[0] - 1, -1, -1):
+        for a in terms:
+            g = a[t].view(shape).sum_to_size(pshape)
+            acc = g.clone() if acc is None else acc.add_(g)
+    return acc
+
+
 def numba_reason(name: str) -> Optional[str]:
     """None when the numba kernel module ``name`` of :mod:`.jit` loads, else why not: the
     ``supports`` rule of the families whose only CPU kernel is compiled (without numba,
@@ -87,3 +101,32 @@ def np_view(t: Optional[torch.Tensor], dtype: str = "int8", ndim: int = 2):
     if t is None:
         return np.zeros((1,) * ndim, dtype=dtype)
     return t.detach().contiguous().numpy()
+
+
+def nb_kernels(name: str):
+    """The loaded numba kernel module ``name`` of :mod:`.jit`; ``RuntimeError`` when it is
+    unavailable (a ScanSpec's ``supports`` refuses that case before any kernel runs)."""
+    from . import jit
+
+    nb = jit.kernels(name)
+    if nb is None:
+        raise RuntimeError(f"spikefuse: the numba {name} kernels are unavailable")
+    return nb
+
+
+def empty32(*shape) -> torch.Tensor:
+    """An uninitialised fp32 CPU tensor (a kernel output: the kernel writes every element)."""
+    return torch.empty(shape, dtype=torch.float32)
+
+
+def np_rows(g: Optional[torch.Tensor]):
+    """The fp32 numpy view of a ``(T, M)`` gradient as the kernels read it (``trow`` of
+    ``_nb_peers``): a gradient that is the same at every step (stride 0 over time: the gradient
+    of a ``sum`` or ``mean``) as its one ``(1, M)`` row, so no ``(T, M)`` copy is materialised
+    and the kernel reads ``M`` values, not ``T M``; anything else as :func:`.jit.np32` gives
+    it. None gives a ``(1, 1)`` dummy."""
+    from . import jit
+
+    if g is not None and g.dim() == 2 and g.shape[0] > 1 and g.stride(0) == 0:
+        g = g[:1]
+    return jit.np32(g, 2)

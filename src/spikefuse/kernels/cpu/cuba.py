@@ -38,6 +38,7 @@ from __future__ import annotations
 
 from typing import Optional
 
+import numpy as np
 import torch
 from torch.autograd.function import once_differentiable
 
@@ -45,7 +46,7 @@ from ..._core import flat_param, scalar_tensor as _scalar_t
 from .._common import IO_DTYPES, cuba_consts, cuba_final_state, cuba_supports_common
 from ..scan import ScanFunction, ScanSpec
 from . import jit
-from .common import time_blocks
+from .common import step_sum, time_blocks
 
 #: extra bytes saved for backward per neuron-step (beyond the fp32 membrane and current
 #: outputs, which backward reuses)
@@ -301,17 +302,28 @@ def cuba_cpu(x_seq: torch.Tensor, params, state=None, return_traces: bool = Fals
     """
     shape = tuple(x_seq.shape[1:])
     T = x_seq.shape[0]
-    consts = cuba_consts(params, dt, refractory_time, shape, x_seq.device, flat_param)
-    spk, mem, cur = _cuba_op(x_seq.reshape(T, -1), consts, refractory_time is not None, x_seq.dtype)
+    consts = cuba_consts(params, dt, refractory_time, shape, x_seq.device, _own)
+    spk, mem, cur = _cuba_op(x_seq.reshape(T, -1), consts, refractory_time is not None, x_seq.dtype, shape)
     spk, mem, cur = spk.view(x_seq.shape), mem.view(x_seq.shape), cur.view(x_seq.shape)
     return (spk, mem, cur), cuba_final_state(spk, mem, cur, refractory_time, dt), None
 
 
+def _own(p, shape, device):
+    """A constant as the op takes it: a number, or a tensor in its own shape (broadcasting to one
+    step) in fp32 on ``device``, so that the op returns its gradient reduced as autograd of the
+    reference reduces it (per step, then over time: :func:`.common.step_sum`)."""
+    if isinstance(p, torch.Tensor):
+        return p.to(device=device, dtype=torch.float32)
+    return float(p)
+
+
 # --------------------------------------------------------------------------- ScanSpec / op
-# op encoding: tensors (x, leak, reset, threshold, a_m, c_s, alpha, R), the number ones absent;
-# floats: the numbers (0.0 where a tensor is given); ints (refractory, io dtype index, which of
-# the seven constants are tensors as bits 0..6). The forward and backward bodies are those of
-# _CubaCPU, run with a stand-in ctx; the refractory mask crosses the op as a fourth output.
+# op encoding: tensors (x, leak, reset, threshold, a_m, c_s, alpha, R) in their own shapes, the
+# number ones absent; floats: the numbers (0.0 where a tensor is given); ints (refractory, io
+# dtype index, which of the seven constants are tensors as bits 0..6, then the step shape the
+# tensors broadcast to). The torch-op fallback runs _CubaCPU's forward and backward with a
+# stand-in ctx on the constants flattened to (M,); the refractory mask crosses the op as a
+# fourth output.
 
 
 class _Ctx:
@@ -331,61 +343,92 @@ def _consts(tensors, f, mask):
     return [tensors[1 + k] if (mask >> k) & 1 else f[k] for k in range(7)]
 
 
-def _cuba_op(x, consts, refractory: bool, out_dtype):
+def _cuba_op(x, consts, refractory: bool, out_dtype, shape):
     mask = sum(1 << k for k, c in enumerate(consts) if isinstance(c, torch.Tensor))
     tensors = [x] + [c if isinstance(c, torch.Tensor) else None for c in consts]
     f = [0.0 if isinstance(c, torch.Tensor) else float(c) for c in consts]
     scan = CUBA_REFRACTORY_SCAN if refractory else CUBA_SCAN
-    spk, mem, cur, _ = scan.apply(tensors, f, [int(refractory), IO_DTYPES.index(out_dtype), mask])
+    spk, mem, cur, _ = scan.apply(tensors, f, [int(refractory), IO_DTYPES.index(out_dtype), mask, *shape])
     return spk, mem, cur
 
 
-def _arr(p, M: int):
-    """A constant (number or flat tensor) as a contiguous fp32 numpy ``(M,)`` array."""
+def _arr(p, M: int, shape):
+    """A constant (number, or a tensor broadcasting to the step ``shape``) as a contiguous fp32
+    numpy ``(M,)`` array."""
     if isinstance(p, torch.Tensor):
-        return jit.np32(p.detach().expand(M))
-    return jit.np32(torch.full((M,), float(p), dtype=torch.float32))
+        return jit.np32(p.detach().expand(shape).reshape(M))
+    return jit.const_row(p, M)
 
 
-def _nb_forward(nb, x, consts, refractory: bool, out_dtype):
+def _flat(consts, shape, device):
+    """The constants as the torch-op fallback takes them: numbers, or flat ``(M,)`` vectors."""
+    return [flat_param(c, shape, device) if isinstance(c, torch.Tensor) else c for c in consts]
+
+
+def _nb_forward(nb, x, consts, refractory: bool, out_dtype, shape):
     """The numba forward (:mod:`._nb_cuba`): ``[spikes, membrane, current, mask or None]``."""
     T, M = x.shape
     f32 = torch.float32
-    Z, V, I = (torch.empty((T, M), dtype=f32) for _ in range(3))
-    mask = torch.empty((T, M), dtype=torch.bool) if refractory else None
+    Z, V, I = (jit.empty((T, M)) for _ in range(3))               # written in full by the kernel
+    mask = jit.empty((T, M), torch.bool) if refractory else None
     mk = mask.view(torch.uint8).numpy() if refractory else jit.np32(None, 2).astype("uint8")
-    jit.run(nb.make_fwd(int(refractory)), M, nb.TILE, jit.np32(x), *(_arr(c, M) for c in consts[:5]),
-            _arr(consts[6], M), Z.numpy(), V.numpy(), I.numpy(), mk)
+    jit.run(nb.make_fwd(int(refractory)), M, nb.TILE, jit.np32(x), *(_arr(c, M, shape) for c in consts[:5]),
+            _arr(consts[6], M, shape), Z.numpy(), V.numpy(), I.numpy(), mk)
     return [Z if out_dtype == f32 else Z.to(out_dtype), V, I, mask]
 
 
-def _nb_backward(nb, saved, grads, consts, needs, refractory: bool, x_dtype):
-    """The numba reverse scan: gradients of (x, leak, reset, threshold, a_m, c_s)."""
+#: per-step term arrays of the reverse scan (``_nb_cuba.make_bwd``) of each constant
+#: (leak, reset, threshold, a_m, c_s), in the order autograd of the reference adds them
+_TERMS = ((0,), (1, 2), (3,), (4,), (5,))
+
+
+def _nb_backward(nb, saved, grads, consts, needs, refractory: bool, x_dtype, shape):
+    """The numba reverse scan: gradients of (x, leak, reset, threshold, a_m, c_s), the
+    constants' in their own shapes: a constant of one value per neuron summed over time in the
+    kernel, a broadcast one from the kernel's per-step terms (:func:`.common.step_sum`)."""
     mem, cur, mask = saved[:3]
     leak, reset, thr, a_m, c_s, alpha = consts
     T, M = mem.shape
     f32 = torch.float32
     g_spk, g_mem, g_cur = grads[:3]
-    need_params = any(needs[1:6])
-    gx = torch.empty((T, M), dtype=f32) if needs[0] else None
-    pg = [torch.empty(M, dtype=f32) if need_params else None for _ in range(5)]
+    live = [needs[1 + k] and isinstance(c, torch.Tensor) for k, c in enumerate(consts[:5])]
+    per = [n and consts[k].numel() != M for k, n in enumerate(live)]
+    gx = jit.empty((T, M)) if needs[0] else None               # written in full by the kernel
+    pg = [torch.empty(M, dtype=f32) if any(live) else None for _ in range(5)]
+    step = [0] * 6          # 1: the term's (T, M) array is written; 0: the scratch row
+    for k in range(5):
+        for j in _TERMS[k] if per[k] else ():
+            step[j] = int(j != 1 or refractory)     # term 1: the refractory clamp's reset
+    scratch = np.empty((1, M), np.float32)
+    P = [jit.empty((T, M)).numpy() if st else scratch for st in step]
     mk = mask.view(torch.uint8).numpy() if refractory else jit.np32(None, 2).astype("uint8")
     k = nb.make_bwd(int(refractory), int(g_spk is not None), int(g_mem is not None), int(g_cur is not None),
-                    int(needs[0]), int(need_params))
-    jit.run(k, M, nb.TILE, jit.np32(mem, 2), jit.np32(cur, 2), mk, jit.np32(g_spk, 2), jit.np32(g_mem, 2),
-            jit.np32(g_cur, 2), *(_arr(c, M) for c in (leak, thr, alpha, a_m, c_s)), jit.np32(gx, 2),
-            *(jit.np32(g) for g in pg))
+                    int(needs[0]), int(any(live)), int(any(per)))
+    (gz, zs), (gv, vs), (gi, is_) = (jit.grad_rows(g) for g in (g_spk, g_mem, g_cur))
+    jit.run(k, M, nb.TILE, jit.np32(mem, 2), jit.np32(cur, 2), mk, gz, gv, gi, zs, vs, is_,
+            *(_arr(c, M, shape) for c in (leak, thr, alpha, a_m, c_s)), jit.np32(gx, 2),
+            *(jit.np32(g) for g in pg), *P, np.array(step, np.int64), steps=T)
     if gx is not None and x_dtype != f32:
         gx = gx.to(x_dtype)
-    return [gx] + [pg[k] if needs[1 + k] else None for k in range(5)] + [None, None]
+    out = []
+    for k, c in enumerate(consts[:5]):
+        if not live[k]:
+            out.append(None)
+        elif per[k]:
+            out.append(step_sum([torch.from_numpy(P[j]) for j in _TERMS[k] if step[j]], shape, c))
+        else:
+            out.append(pg[k].view(c.shape))
+    return [gx] + out + [None, None]
 
 
 def _spec_forward(tensors, f, i):
     nb = jit.kernels("cuba")
+    shape = tuple(i[3:])
     if nb is not None:
-        return _nb_forward(nb, tensors[0], _consts(tensors, f, i[2]), bool(i[0]), IO_DTYPES[i[1]])
+        return _nb_forward(nb, tensors[0], _consts(tensors, f, i[2]), bool(i[0]), IO_DTYPES[i[1]], shape)
     ctx = _Ctx()
-    outs = _CubaCPU.forward(ctx, tensors[0], *_consts(tensors, f, i[2]), bool(i[0]), IO_DTYPES[i[1]])
+    consts = _flat(_consts(tensors, f, i[2]), shape, tensors[0].device)
+    outs = _CubaCPU.forward(ctx, tensors[0], *consts, bool(i[0]), IO_DTYPES[i[1]])
     return list(outs) + [ctx.saved_tensors[2]]
 
 
@@ -395,13 +438,20 @@ def _spec_save(tensors, outputs, f, i, needs):
 
 def _spec_backward(saved, grads, f, i, needs):
     consts = [None if (i[2] >> k) & 1 else f[k] for k in range(6)]
+    vals = [t if t is not None else c for t, c in zip(saved[3:9], consts)]
+    shape = tuple(i[3:])
     nb = jit.kernels("cuba")
     if nb is not None:
-        vals = [t if t is not None else c for t, c in zip(saved[3:9], consts)]
-        return _nb_backward(nb, saved, grads, vals, needs, bool(i[0]), IO_DTYPES[i[1]])
-    ctx = _Ctx(saved_tensors=tuple(saved), consts=consts, refractory=bool(i[0]), x_dtype=IO_DTYPES[i[1]],
+        return _nb_backward(nb, saved, grads, vals, needs, bool(i[0]), IO_DTYPES[i[1]], shape)
+    flat = _flat(vals, shape, saved[0].device)
+    ctx = _Ctx(saved_tensors=tuple(saved[:3]) + tuple(t if isinstance(t, torch.Tensor) else None for t in flat),
+               consts=consts, refractory=bool(i[0]), x_dtype=IO_DTYPES[i[1]],
                needs_input_grad=tuple(needs) + (False, False))
-    return list(_CubaCPU.backward(ctx, *grads[:3])[:8])
+    out = list(_CubaCPU.backward(ctx, *grads[:3])[:8])
+    for k in range(1, 6):       # the flat (M,) gradient summed to the constant's shape (expand's backward)
+        if out[k] is not None:
+            out[k] = out[k].view(shape).sum_to_size(vals[k - 1].shape)
+    return out
 
 
 def _spec_fake(tensors, f, i):
@@ -415,7 +465,7 @@ def _spec_fake_backward(saved, grads, f, i, needs):
     mem = saved[0]
     T, M = mem.shape
     out = [mem.new_empty((T, M), dtype=IO_DTYPES[i[1]]) if needs[0] else None]
-    return out + [mem.new_empty((M,)) if needs[k] else None for k in range(1, 6)] + [None, None]
+    return out + [mem.new_empty(saved[2 + k].shape) if needs[k] else None for k in range(1, 6)] + [None, None]
 
 
 def _spec(name: str, refractory: bool) -> ScanFunction:

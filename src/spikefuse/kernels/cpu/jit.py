@@ -17,11 +17,18 @@ constants cast to float32, no ``fastmath``, so no reassociation or fused multipl
 over the flattened neuron axis: :func:`run` gives each of ``torch.get_num_threads()`` threads one
 contiguous range of neurons (the kernels release the GIL); inside a range the time loop runs
 tile by tile, so a neuron's state stays in registers / L1. Each kernel variant is compiled with
-its flags as constants (see ``_nb_lif``), so its inner loop vectorises.
+its flags as constants (see ``_nb_lif``), so its inner loop vectorises. A call with little work
+stays on the calling thread (:data:`MIN_WORK`).
+
+Large outputs come from :func:`empty`, a pool that hands out again the buffers of earlier calls
+once nothing holds them (so a training loop does not pay the first-touch page faults of fresh
+large tensors on every call); :func:`grad_rows` passes a gradient broadcast over time as one row.
 """
 from __future__ import annotations
 
 import os
+import sys
+import threading
 import warnings
 from typing import Optional
 
@@ -76,19 +83,47 @@ def kernels(name: str):
     return mod
 
 
-def ranges(M: int, tile: int, threads: Optional[int] = None) -> list:
+#: minimum neuron-steps per thread of :func:`run`: a call with less work than ``2 * MIN_WORK``
+#: runs on the calling thread alone (no pool hand-off); more work is split over at most
+#: ``work // MIN_WORK`` threads. Measured on the 2-core development VM at load average 5:
+#: handing a range to the pool thread and waiting for it costs 31 / 37 / 92 us (min / median /
+#: 90th percentile; more when the worker waits for a core), and the LIF scans cost ~1.5-3 ns per
+#: neuron-step, so the split pays off above ~2 x 37 us / 2.5 ns ~ 30k neuron-steps idle and
+#: ~75k under load; 2^16 per thread leaves the default ``spikefuse train`` network (T=10, B=32,
+#: N=128: 41k) on one thread. ``SPIKEFUSE_CPU_MIN_WORK`` overrides it (0: always split, as
+#: before; the test suite sets 0 so that its small shapes still run the multi-thread path).
+MIN_WORK = int(os.environ.get("SPIKEFUSE_CPU_MIN_WORK", 1 << 16))
+
+
+def ranges(M: int, tile: int, threads: Optional[int] = None, work: Optional[int] = None) -> list:
     """``[j0, j1)`` neuron ranges, one per thread: ``threads`` (default
-    ``torch.get_num_threads()``) contiguous, tile-aligned, near-equal chunks of ``M``."""
+    ``torch.get_num_threads()``) contiguous, tile-aligned, near-equal chunks of ``M``. With
+    ``work`` (neuron-steps of the call) at most ``max(1, work // MIN_WORK)`` ranges. Threads only
+    split the neuron axis (every sum over time stays within one neuron), so results do not depend
+    on the number of ranges."""
     nt = max(1, -(-M // tile))
     n = max(1, min(threads or torch.get_num_threads(), nt))
+    if work is not None and MIN_WORK > 0:
+        n = max(1, min(n, work // MIN_WORK))
     cuts = [tile * ((nt * k) // n) for k in range(n)] + [M]
     return [(cuts[k], min(M, cuts[k + 1])) for k in range(n)]
 
 
-def run(kernel, M: int, tile: int, *args) -> None:
-    """``kernel(*args, j0, j1)`` over the neuron ranges of :func:`ranges`: the calling thread
-    runs the first, a thread pool the others (the kernels release the GIL: ``nogil=True``)."""
-    rs = ranges(M, tile)
+def _steps(M: int, args) -> int:
+    """The time steps of a kernel call: the leading dimension of its first ``(T, M)`` array."""
+    for a in args:
+        shp = getattr(a, "shape", None)
+        if shp is not None and len(shp) == 2 and shp[1] == M:
+            return int(shp[0])
+    return 1
+
+
+def run(kernel, M: int, tile: int, *args, steps: Optional[int] = None) -> None:
+    """``kernel(*args, j0, j1)`` over the neuron ranges of :func:`ranges` for ``M * steps``
+    neuron-steps of work (``steps`` default: the leading dimension of the first ``(T, M)`` array
+    argument): the calling thread runs the first range, a thread pool the others (the kernels
+    release the GIL: ``nogil=True``); work below ``2 * MIN_WORK`` runs on the calling thread."""
+    rs = ranges(M, tile, work=M * (steps if steps is not None else _steps(M, args)))
     if len(rs) == 1:
         kernel(*args, 0, M)
         return
@@ -114,6 +149,97 @@ def _pool(n: int):
     return pool
 
 
+#: outputs of at least this many bytes come from the recycling pool of :func:`empty`
+POOL_MIN_BYTES = 1 << 20
+#: bytes the pool may hold (in use or free); ``SPIKEFUSE_CPU_POOL_MB`` overrides it (0: no pool)
+POOL_BYTES = int(float(os.environ.get("SPIKEFUSE_CPU_POOL_MB", 1024)) * 2**20)
+_POOL_LOCK = threading.Lock()
+
+
+def _storage_free(buf: torch.Tensor) -> bool:
+    """Whether nothing but the pool's own tensor holds ``buf``'s storage (no view, tensor,
+    numpy array or storage object of anyone else: they all hold a strong reference)."""
+    st = buf.untyped_storage()      # torch keeps one Python storage object: someone's, if they hold it
+    return torch._C._storage_Use_Count(st._cdata) <= 2 and sys.getrefcount(st) <= _OWN_REFS
+
+
+def empty(shape, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """An uninitialised CPU tensor for a kernel to overwrite in full (outputs, saved tensors,
+    gradients). Large ones (``POOL_MIN_BYTES``) reuse a buffer of an earlier call that nobody
+    holds any more (its storage's reference count says so), so a steady training loop writes into
+    memory that is already mapped: a fresh large tensor costs a page fault per 4 KiB on first
+    touch (glibc returns freed blocks above its mmap / trim thresholds to the system), which on
+    the development VM costs as much as the scan itself (benchmarks/README.md). The values are
+    whatever the buffer held: only for memory the caller writes completely. The pool holds at
+    most ``POOL_BYTES`` (oldest free buffers are dropped first; :func:`release_pool` drops all)."""
+    shape = tuple(int(d) for d in shape)
+    n, strides = 1, []
+    for d in reversed(shape):
+        strides.append(n)
+        n *= d
+    if n * dtype.itemsize < POOL_MIN_BYTES or POOL_BYTES <= 0 or not _POOL_OK:
+        return torch.empty(shape, dtype=dtype)
+    with _POOL_LOCK:    # the view is made under the lock: from then on the buffer counts as held
+        buf = _take(n, dtype)
+        out = None if buf is None else buf.as_strided(shape, strides[::-1])
+    return torch.empty(shape, dtype=dtype) if out is None else out
+
+
+def _take(n: int, dtype: torch.dtype) -> Optional[torch.Tensor]:
+    """A free pooled 1-D buffer of ``dtype`` with ``n`` to ``2 n`` elements (most recently used
+    last), or a new one when the pool has room (after dropping its oldest free buffers); None:
+    the caller makes an unpooled tensor."""
+    pool = _pool_list()
+    for k in range(len(pool) - 1, -1, -1):
+        buf = pool[k]
+        if buf.dtype == dtype and n <= buf.numel() <= 2 * n and _storage_free(buf):
+            pool.append(pool.pop(k))
+            return buf
+    need = n * dtype.itemsize
+    total = sum(b.nbytes for b in pool)
+    k = 0
+    while total + need > POOL_BYTES and k < len(pool):
+        if _storage_free(pool[k]):
+            total -= pool.pop(k).nbytes
+        else:
+            k += 1
+    if total + need > POOL_BYTES:
+        return None
+    buf = torch.empty(n, dtype=dtype)
+    pool.append(buf)
+    return buf
+
+
+def _pool_list() -> list:
+    """The pool's buffers (a forked child starts its own: its copies are copy-on-write)."""
+    if _STATE.get("bufs_pid") != os.getpid():
+        _STATE["bufs"], _STATE["bufs_pid"] = [], os.getpid()
+    return _STATE["bufs"]
+
+
+def release_pool() -> int:
+    """Drops the pool's free buffers (in-use ones stay until their holders let go); returns
+    the bytes dropped."""
+    with _POOL_LOCK:
+        pool = _pool_list()
+        free = [b for b in pool if _storage_free(b)]
+        pool[:] = [b for b in pool if not any(b is f for f in free)]
+        return sum(b.nbytes for b in free)
+
+
+def _own_refs() -> int:
+    """Python references to a storage object that nobody else holds, as :func:`_storage_free`
+    counts them (its ``st``, ``getrefcount``'s argument, and the one torch keeps while a
+    C++ side keeps while a tensor shares the storage)."""
+    buf = torch.empty(1)
+    st = buf.untyped_storage()
+    return sys.getrefcount(st)
+
+
+_POOL_OK = hasattr(torch._C, "_storage_Use_Count")
+_OWN_REFS = _own_refs()
+
+
 def np32(t: Optional[torch.Tensor], ndim: int = 1):
     """A contiguous fp32 numpy view of ``t`` (for None a 1-element dummy of ``ndim`` dims)."""
     import numpy as np
@@ -123,8 +249,35 @@ def np32(t: Optional[torch.Tensor], ndim: int = 1):
     return t.detach().to(torch.float32).contiguous().numpy()
 
 
+def grad_rows(g: Optional[torch.Tensor]):
+    """``(array, step)`` of a ``(T, M)`` gradient for a kernel that reads its row ``t * step``:
+    a contiguous fp32 numpy view and 1, or for a gradient broadcast over time (stride 0 along
+    dim 0, as the backward of a ``sum`` gives) its first row as ``(1, M)`` and 0, so no
+    ``(T, M)`` copy is made; for None a ``(1, 1)`` dummy and 0."""
+    if g is None:
+        return np32(None, 2), 0
+    if g.dim() == 2 and g.shape[0] > 1 and g.stride(0) == 0:
+        return np32(g[0:1]), 0
+    return np32(g), 1
+
+
+def const_row(value: float, M: int):
+    """A read-only-by-convention fp32 numpy ``(M,)`` array filled with ``value`` (a number
+    parameter as the kernels take it), cached per ``(value, M)``: kernels never write it."""
+    import numpy as np
+
+    cache = _STATE.setdefault("rows", {})
+    key = (repr(float(value)), int(M))     # repr: -0.0 and 0.0 are different rows
+    row = cache.get(key)
+    if row is None:
+        if len(cache) >= 64:
+            cache.clear()
+        row = cache[key] = np.full(M, np.float32(value), dtype=np.float32)
+    return row
+
+
 def reset_for_tests() -> None:
     """Forget the loaded modules and the warning (tests of the fallback)."""
-    keep = {k: _STATE[k] for k in ("pool", "pool_pid") if k in _STATE}
+    keep = {k: _STATE[k] for k in ("pool", "pool_pid", "bufs", "bufs_pid") if k in _STATE}
     _STATE.clear()
     _STATE.update(keep)

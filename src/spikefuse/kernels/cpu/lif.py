@@ -41,6 +41,7 @@ from .._common import (IO_DTYPES, KIND_IF, KIND_LIF_DECAY_INPUT, KernelSurrogate
                        lif_kind, lif_outputs, lif_param_reason, lif_v0)
 from ..scan import ScanFunction, ScanSpec
 from . import jit
+from .common import step_sum as _step_sum
 
 SAVED_BYTES = {"lif": 4}
 
@@ -229,20 +230,6 @@ def _param_terms(ctx, H, x, v0, ns, keep, params):
     return terms
 
 
-def _step_sum(terms, shape, like: torch.Tensor) -> torch.Tensor:
-    """A parameter's gradient from its per-step terms (each ``(T, M)``), as autograd of the
-    reference loop forms it: each term of a step reduced to the parameter's shape with
-    ``sum_to_size`` (the engine's reduction of a broadcast operand), then added into one buffer
-    in the order autograd runs the steps' nodes (step ``T-1`` first; a step's terms in order)."""
-    acc = None
-    pshape = like.shape
-    for t in range(terms[0].shape[0] - 1, -1, -1):
-        for a in terms:
-            g = a[t].view(shape).sum_to_size(pshape)
-            acc = g.clone() if acc is None else acc.add_(g)
-    return acc
-
-
 def _param_grads(terms, shape, params, needs):
     """``(g_tau, g_vth, g_vr)``: the needed tensor parameters' gradients from their terms (a
     needed one without terms, e.g. tau of an IF neuron, gets zeros)."""
@@ -287,19 +274,20 @@ def _flat_of(p, shape, M: int):
 
 def _per_neuron(p, shape, M: int):
     """A parameter (number or a tensor broadcasting to ``shape``) as a contiguous fp32 numpy
-    ``(M,)`` array."""
+    ``(M,)`` array (a number: a cached row, :func:`.jit.const_row`)."""
     if isinstance(p, torch.Tensor):
         return _flat_of(p, shape, M).numpy()
-    return jit.np32(torch.full((M,), float(p), dtype=torch.float32))
+    return jit.const_row(p, M)
 
 
 def _nb_forward(nb, x, tau, vth, vr, v0, cfg, shape):
-    """The numba forward scan (:mod:`._nb_lif`): the same results as :func:`_forward_loop`."""
+    """The numba forward scan (:mod:`._nb_lif`): the same results as :func:`_forward_loop`.
+    H, the spikes and the trace are written in full by the kernel: :func:`.jit.empty`."""
     kind, hard, detach, surrogate, traces, out_dtype, recip = cfg
     T, M = x.shape
     f32 = torch.float32
-    H, S, vlast = torch.empty((T, M), dtype=f32), torch.empty((T, M), dtype=f32), torch.empty(M, dtype=f32)
-    vseq = torch.empty((T, M), dtype=f32) if traces else None
+    H, S, vlast = jit.empty((T, M)), jit.empty((T, M)), torch.empty(M, dtype=f32)
+    vseq = jit.empty((T, M)) if traces else None
     k = nb.make_fwd(kind, int(hard), int(recip))
     jit.run(k, M, nb.TILE, jit.np32(x), *(_per_neuron(p, shape, M) for p in (tau, vth, vr)),
             jit.np32(v0.expand(M)), H.numpy(), S.numpy(), vlast.numpy(), jit.np32(vseq, 2), bool(traces))
@@ -441,22 +429,23 @@ def _nb_backward(nb, ctx, H, x, v0, params, grads):
     needs = ctx.needs_input_grad
     (n_tau, n_vth, n_vr), per_step = _nb_param_flags(ctx, params, M)
     f32 = torch.float32
-    gx = torch.empty((T, M), dtype=f32) if needs[0] else None
+    gx = jit.empty((T, M)) if needs[0] else None       # written in full by the kernel
     gv0 = torch.empty(M, dtype=f32)
     vec = [torch.empty(M, dtype=f32) if (n and not per_step) else None for n in (n_tau, n_vth, n_vr)]
     two = (n_tau, n_vth, n_vth and not hard, n_vr, n_vr and kind != KIND_IF)
-    arr = [torch.empty((T, M), dtype=f32) if (n and per_step) else None for n in two]
+    arr = [jit.empty((T, M)) if (n and per_step) else None for n in two]
     c0, c1 = surrogate_consts(surrogate)
     g_spk, g_vlast, g_hseq, g_vseq = grads
     xs = x if (x is not None and kind == KIND_LIF_DECAY_INPUT and n_tau) else None
     k = nb.make_bwd(kind, int(hard), int(detach), int(recip), int(surrogate.kernel_id), int(g_spk is not None),
                     int(g_vseq is not None), int(g_hseq is not None), int(needs[0]), int(n_tau), int(n_vth),
                     int(n_vr), int(per_step))
-    jit.run(k, M, nb.TILE, jit.np32(H, 2), jit.np32(xs, 2), jit.np32(g_spk, 2), jit.np32(g_vseq, 2),
-            jit.np32(g_hseq, 2), jit.np32(g_vlast), g_vlast is not None, *(_per_neuron(p, ctx.step_shape, M) for p in params),
+    (gs, ss), (gvs, vs), (ghs, hs) = (jit.grad_rows(g) for g in (g_spk, g_vseq, g_hseq))
+    jit.run(k, M, nb.TILE, jit.np32(H, 2), jit.np32(xs, 2), gs, gvs, ghs, ss, vs, hs,
+            jit.np32(g_vlast), g_vlast is not None, *(_per_neuron(p, ctx.step_shape, M) for p in params),
             jit.np32(v0.expand(M)), c0, c1, _lanes(int(surrogate.kernel_id), M), jit.np32(gx, 2), gv0.numpy(),
             *(jit.np32(g) for g in vec),
-            *(jit.np32(a, 2) for a in arr))
+            *(jit.np32(a, 2) for a in arr), steps=T)
     if gx is not None and ctx.x_dtype != f32:
         gx = gx.to(ctx.x_dtype)
     if per_step:

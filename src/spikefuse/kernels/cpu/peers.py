@@ -18,7 +18,8 @@ from .._common import (IO_DTYPES, SG_NONE, io_reason, leaky_reason, leaky_run, l
                        norse_run, norse_spec, synaptic_reason, synaptic_run, synaptic_spec)
 from ..scan import ScanFunction
 from . import jit
-from .common import numba_ready
+from .common import empty32 as _empty
+from .common import nb_kernels, np_rows, numba_ready
 
 #: bytes saved for backward per neuron-step, by kernel key
 SAVED_BYTES = {"snntorch_leaky": 4, "snntorch_synaptic": 8, "norse_lif": 8}
@@ -28,14 +29,12 @@ _SG_IDS = (0, 1, 2, 3, 4)
 
 
 def _nb():
-    nb = jit.kernels("peers")
-    if nb is None:  # supports() refuses this case first
-        raise RuntimeError("spikefuse: the numba peer kernels are unavailable")
-    return nb
+    return nb_kernels("peers")
 
 
-def _empty(*shape):
-    return torch.empty(shape, dtype=_F32)
+def _seq(on: bool, T: int, M: int):
+    """A ``(T, M)`` trace output the kernel stores (``on``), else a dummy (its ``store`` flag off)."""
+    return _empty(T, M) if on else _empty(1, 1)
 
 
 def _io(t: torch.Tensor, dti: int) -> torch.Tensor:
@@ -50,10 +49,11 @@ def _leaky_fwd(tensors, f, i):
     mech, delay, _, traces, dti, need = i
     T, M = x.shape
     nb = _nb()
-    spk, mseq, mlast = _empty(T, M), _empty(T, M), _empty(M)
+    keep = bool(traces or need)
+    spk, mseq, mlast = _empty(T, M), _seq(keep, T, M), _empty(M)
     jit.run(nb.make_leaky_fwd(mech, int(delay)), M, nb.TILE, jit.np32(x, 2), jit.np32(b), jit.np32(thr),
-            jit.np32(gsf), jit.np32(m0), spk.numpy(), mseq.numpy(), mlast.numpy())
-    return [_io(spk, dti), mlast, mseq if (traces or need) else None]
+            jit.np32(gsf), jit.np32(m0), spk.numpy(), mseq.numpy(), mlast.numpy(), int(keep))
+    return [_io(spk, dti), mlast, mseq if keep else None]
 
 
 def _leaky_bwd(saved, grads, f, i, needs):
@@ -65,11 +65,10 @@ def _leaky_bwd(saved, grads, f, i, needs):
     need_params = any(needs[1:3])
     gx, gm0 = _empty(T, M) if needs[0] else None, _empty(M)
     gb, gthr = (_empty(M), _empty(M)) if need_params else (None, None)
-    k = nb.make_leaky_bwd(mech, int(delay), kid, int(g_spk is not None), int(g_mseq is not None),
-                          int(g_mlast is not None), int(bool(needs[0])), int(need_params))
-    jit.run(k, M, nb.TILE, mseq.numpy(), jit.np32(x, 2), jit.np32(g_spk, 2), jit.np32(g_mseq, 2), jit.np32(g_mlast),
-            jit.np32(b), jit.np32(thr), jit.np32(gsf), jit.np32(m0), np.float32(f[0]), np.float32(f[1]),
-            jit.np32(gx, 2), gm0.numpy(), jit.np32(gb), jit.np32(gthr))
+    k = nb.make_leaky_bwd(mech, int(delay), kid, int(g_spk is not None), int(g_mseq is not None), int(need_params))
+    jit.run(k, M, nb.TILE, mseq.numpy(), jit.np32(x, 2), np_rows(g_spk), np_rows(g_mseq), jit.np32(g_mlast),
+            int(g_mlast is not None), jit.np32(b), jit.np32(thr), jit.np32(gsf), jit.np32(m0), np.float32(f[0]),
+            np.float32(f[1]), jit.np32(gx, 2), int(gx is not None), gm0.numpy(), jit.np32(gb), jit.np32(gthr))
     return [None if gx is None else _io(gx, dti), gb if needs[1] else None, gthr if needs[2] else None, None,
             gm0 if needs[4] else None]
 
@@ -121,11 +120,11 @@ def _synaptic_fwd(tensors, f, i):
     mech, delay, _, traces, dti, need = i
     T, M = x.shape
     nb = _nb()
-    spk, sseq, mseq, slast, mlast = _empty(T, M), _empty(T, M), _empty(T, M), _empty(M), _empty(M)
+    keep = bool(traces or need)
+    spk, sseq, mseq, slast, mlast = _empty(T, M), _seq(keep, T, M), _seq(keep, T, M), _empty(M), _empty(M)
     jit.run(nb.make_synaptic_fwd(mech, int(delay)), M, nb.TILE, jit.np32(x, 2), jit.np32(al), jit.np32(be),
             jit.np32(thr), jit.np32(s0), jit.np32(m0), spk.numpy(), sseq.numpy(), mseq.numpy(), slast.numpy(),
-            mlast.numpy())
-    keep = bool(traces or need)
+            mlast.numpy(), int(keep))
     return [_io(spk, dti), slast, mlast, sseq if keep else None, mseq if keep else None]
 
 
@@ -138,12 +137,12 @@ def _synaptic_bwd(saved, grads, f, i, needs):
     need_params = any(needs[1:4])
     gx, gs0, gm0 = _empty(T, M) if needs[0] else None, _empty(M), _empty(M)
     gp = _empty(3, M) if need_params else None
-    has = (int(g is not None) for g in (g_spk, g_sseq, g_mseq, g_slast, g_mlast))
-    k = nb.make_synaptic_bwd(mech, int(delay), kid, *has, int(bool(needs[0])), int(need_params))
-    jit.run(k, M, nb.TILE, sseq.numpy(), mseq.numpy(), jit.np32(g_spk, 2), jit.np32(g_sseq, 2), jit.np32(g_mseq, 2),
-            jit.np32(g_slast), jit.np32(g_mlast), jit.np32(al), jit.np32(be), jit.np32(thr), jit.np32(s0),
-            jit.np32(m0), np.float32(f[0]), np.float32(f[1]), jit.np32(gx, 2), gs0.numpy(), gm0.numpy(),
-            jit.np32(gp, 2))
+    has = (int(g is not None) for g in (g_spk, g_sseq, g_mseq))
+    k = nb.make_synaptic_bwd(mech, int(delay), kid, *has, int(need_params))
+    jit.run(k, M, nb.TILE, sseq.numpy(), mseq.numpy(), np_rows(g_spk), np_rows(g_sseq), np_rows(g_mseq),
+            jit.np32(g_slast), jit.np32(g_mlast), int(g_slast is not None), int(g_mlast is not None), jit.np32(al),
+            jit.np32(be), jit.np32(thr), jit.np32(s0), jit.np32(m0), np.float32(f[0]), np.float32(f[1]),
+            jit.np32(gx, 2), int(gx is not None), gs0.numpy(), gm0.numpy(), jit.np32(gp, 2))
     out = [None if gx is None else _io(gx, dti), *(gp[k].clone() if need_params else None for k in range(3)),
            gs0, gm0]
     return [g if n else None for g, n in zip(out, needs)]
@@ -180,10 +179,10 @@ def _norse_fwd(tensors, f, i):
     _, traces, dti, need = i
     T, M = x.shape
     nb = _nb()
-    z, vseq, iseq, vlast, ilast = _empty(T, M), _empty(T, M), _empty(T, M), _empty(M), _empty(M)
-    jit.run(nb.norse_fwd, M, nb.TILE, jit.np32(x, 2), *(jit.np32(p) for p in ps), z.numpy(), vseq.numpy(),
-            iseq.numpy(), vlast.numpy(), ilast.numpy())
     keep = bool(traces or need)
+    z, vseq, iseq, vlast, ilast = _empty(T, M), _seq(keep, T, M), _seq(keep, T, M), _empty(M), _empty(M)
+    jit.run(nb.norse_fwd, M, nb.TILE, jit.np32(x, 2), *(jit.np32(p) for p in ps), z.numpy(), vseq.numpy(),
+            iseq.numpy(), vlast.numpy(), ilast.numpy(), int(keep))
     return [_io(z, dti), vlast, ilast, vseq if keep else None, iseq if keep else None]
 
 
@@ -195,10 +194,11 @@ def _norse_bwd(saved, grads, f, i, needs):
     nb = _nb()
     need_params = any(needs[1:6])
     gx, gv0, gi0, gp = _empty(T, M), _empty(M), _empty(M), _empty(5, M) if need_params else None
-    has = (int(g is not None) for g in (g_z, g_vseq, g_iseq, g_vlast, g_ilast))
+    has = (int(g is not None) for g in (g_z, g_vseq, g_iseq))
     k = nb.make_norse_bwd(max(sg, 0), int(sg != SG_NONE), *has, int(need_params))
-    jit.run(k, M, nb.TILE, vseq.numpy(), iseq.numpy(), jit.np32(x, 2), jit.np32(g_z, 2), jit.np32(g_vseq, 2),
-            jit.np32(g_iseq, 2), jit.np32(g_vlast), jit.np32(g_ilast), *(jit.np32(p) for p in ps), np.float32(f[0]),
+    jit.run(k, M, nb.TILE, vseq.numpy(), iseq.numpy(), jit.np32(x, 2), np_rows(g_z), np_rows(g_vseq),
+            np_rows(g_iseq), jit.np32(g_vlast), jit.np32(g_ilast), int(g_vlast is not None), int(g_ilast is not None),
+            *(jit.np32(p) for p in ps), np.float32(f[0]),
             np.float32(f[1]), gx.numpy(), gv0.numpy(), gi0.numpy(), jit.np32(gp, 2))
     out = [_io(gx, dti), *(gp[k].clone() if need_params else None for k in range(5)), gv0, gi0]  # no aliases
     return [g if n else None for g, n in zip(out, needs)]

@@ -17,7 +17,8 @@ from .._common import IO_DTYPES
 from .._sinabs_host import SAVED_BYTES, keeps, sinabs_reason, sinabs_run, sinabs_spec
 from ..scan import ScanFunction
 from . import jit
-from .common import numba_reason
+from .common import empty32 as _empty
+from .common import nb_kernels, np_rows, numba_reason
 
 __all__ = ["SINABS_SCAN", "SAVED_BYTES", "sinabs_lif_cpu", "sinabs_lif_supports"]
 
@@ -25,14 +26,7 @@ _F32 = torch.float32
 
 
 def _nb():
-    nb = jit.kernels("sinabs")
-    if nb is None:  # supports() refuses this case first
-        raise RuntimeError("spikefuse: the numba sinabs kernels are unavailable")
-    return nb
-
-
-def _empty(*shape):
-    return torch.empty(shape, dtype=_F32)
+    return nb_kernels("sinabs")
 
 
 def _vec(p, M: int):
@@ -46,11 +40,11 @@ def _fwd(tensors, f, i):
     T, M = x.shape
     kv, ki = keeps(i)
     nb = _nb()
-    s, vseq, vlast, ilast = _empty(T, M), _empty(T, M), _empty(M), _empty(M)
-    iseq = _empty(T, M) if ki else None
-    k = nb.make_fwd(mode, maxn, rmode, syn, norm, clamp, int(ki))
+    s, vlast, ilast = _empty(T, M), _empty(M), _empty(M)
+    vseq, iseq = (_empty(T, M) if on else None for on in (kv, ki))  # absent: not stored (run-time flags)
+    k = nb.make_fwd(mode, maxn, rmode, syn, norm, clamp)
     jit.run(k, M, nb.TILE, jit.np32(x, 2), *(_vec(p, M) for p in (am, oma, asy, thr, c, mn, v0, i0)), s.numpy(),
-            vseq.numpy(), jit.np32(iseq, 2), vlast.numpy(), ilast.numpy())
+            jit.np32(vseq, 2), jit.np32(iseq, 2), vlast.numpy(), ilast.numpy(), int(kv), int(ki))
     s = s if IO_DTYPES[i[9]] == _F32 else s.to(IO_DTYPES[i[9]])
     return [s, vlast, ilast if syn else None, vseq if kv else None, iseq]
 
@@ -63,10 +57,10 @@ def _bwd(saved, grads, f, i, needs):
     nb = _nb()
     need_params = any(needs[1:4])
     gx, gv0, gi0, gp = _empty(T, M), _empty(M), _empty(M), _empty(3, M) if need_params else None
-    has = (int(g is not None) for g in (g_s, g_vseq, g_iseq, g_vlast, g_ilast))
+    has = (int(g is not None) for g in (g_s, g_vseq, g_iseq))
     k = nb.make_bwd(mode, maxn, rmode, syn, norm, clamp, sid, *has, int(need_params))
-    jit.run(k, M, nb.TILE, vseq.numpy(), jit.np32(iseq, 2), jit.np32(x, 2), jit.np32(g_s, 2), jit.np32(g_vseq, 2),
-            jit.np32(g_iseq, 2), jit.np32(g_vlast), jit.np32(g_ilast),
+    jit.run(k, M, nb.TILE, vseq.numpy(), jit.np32(iseq, 2), jit.np32(x, 2), np_rows(g_s), np_rows(g_vseq),
+            np_rows(g_iseq), jit.np32(g_vlast), jit.np32(g_ilast), int(g_vlast is not None), int(g_ilast is not None),
             *(_vec(p, M) for p in (am, oma, asy, thr, c, mn, hw, v0, i0)), *(np.float32(v) for v in f),
             gx.numpy(), gv0.numpy(), gi0.numpy(), jit.np32(gp, 2))
     gx = gx if IO_DTYPES[i[9]] == _F32 else gx.to(IO_DTYPES[i[9]])

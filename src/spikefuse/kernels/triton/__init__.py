@@ -8,7 +8,8 @@ formula (``Custom``), and for parameters that do not broadcast to the state shap
 Families: ``lif``, ``cuba`` (hxtorch), ``loihi_cuba``, ``loihi_alif``, the Loihi resonators
 ``loihi_rf``, ``loihi_rf_iz``, ``loihi_adrf``, ``loihi_adrf_iz`` and ``loihi_sigma_delta``
 (identity or ReLU activation; other activations fall back to the reference); the peer families
-``snntorch_leaky``, ``snntorch_synaptic`` and ``norse_lif`` (:mod:`.peers`, through the generic template).
+``snntorch_leaky``, ``snntorch_synaptic`` and ``norse_lif`` (:mod:`.peers`), ``sinabs_lif`` (:mod:`.sinabs`),
+``norse_lif_refrac`` and ``norse_lif_adex`` (:mod:`.norse`), all through the generic template.
 """
 from __future__ import annotations
 
@@ -57,3 +58,8 @@ if _peers is not None:
 
     SAVED_BYTES.update(_sinabs.SAVED_BYTES)
     register("sinabs_lif", "triton", _sinabs.sinabs_lif_triton, _sinabs.sinabs_lif_supports)
+    from . import norse as _norse  # noqa: E402  (norse's refractory and AdEx LIF, the generic template too)
+
+    SAVED_BYTES.update(_norse.SAVED_BYTES)
+    register("norse_lif_refrac", "triton", _norse.norse_lif_refrac_triton, _norse.norse_lif_refrac_supports)
+    register("norse_lif_adex", "triton", _norse.norse_lif_adex_triton, _norse.norse_lif_adex_supports)

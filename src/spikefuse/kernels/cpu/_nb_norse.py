@@ -1,0 +1,223 @@
+"""Numba scans of norse's refractory LIF and AdEx LIF, loaded through :mod:`.jit` (never at
+import of the library). Float32, the reference's operation order (the equations and the op
+encodings: kernels/_norse_host.py) and, in the reverse scans, autograd's order of summing each
+gradient: the same arithmetic as the Triton VJPs of kernels/triton/norse.py (whose docstring
+gives the order). The feed-forward LIF's charge and norse's surrogates are reused from
+:mod:`._nb_peers`. AdEx's ``exp`` is libm's (torch's CPU ``exp`` is SLEEF's: an ulp apart on
+about 1 % of arguments).
+
+Arrays: ``x`` and the traces C-contiguous fp32 ``(T, M)``; the per-neuron parameters stacked as
+``P`` ``(n_params, M)`` (the last two rows: the surrogate's c0, c1 per neuron) and the initial state as ``S0`` ``(3, M)``; absent incoming gradients
+are 1-element dummies with their flag off. Each variant (surrogate, which gradients exist) is
+its own compiled kernel with its flags as compile-time constants (closures, as in
+:mod:`._nb_peers`); a kernel runs the neuron range ``[j0, j1)`` tile by tile, the time loop
+inside a tile, and :func:`.jit.run` gives each thread one range.
+"""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+from numba import njit
+
+from ._nb_peers import norse_charge, peer_sg_times
+
+TILE = 512
+F0 = np.float32(0.0)
+F1 = np.float32(1.0)
+
+
+# --------------------------------------------------------------------------- refractory LIF
+
+
+@njit(cache=True, inline="always")
+def refrac_parts(x, v, i, rho, am, asn, vl, vth, vr):
+    """(j, w, vd, i', zl, vn, m, zo, relu(rho - m))."""
+    j, w, vd, i_new = norse_charge(x, v, i, am, asn, vl)
+    zl = F1 if vd - vth > F0 else F0
+    vn = (F1 - zl) * vd + zl * vr
+    m = F1 if rho > F0 else F0
+    zo = (F1 - m) * zl
+    r1 = rho - m
+    r2 = r1 if r1 > F0 else F0
+    return j, w, vd, i_new, zl, vn, m, zo, r2
+
+
+@njit(cache=True, inline="always")
+def refrac_step(x, v, i, rho, P, k):
+    """One forward step of neuron ``k``: (z, v', i', rho')."""
+    _, _, _, i_new, _, vn, m, zo, r2 = refrac_parts(x, v, i, rho, P[0, k], P[1, k], P[2, k], P[3, k], P[4, k])
+    return zo, (F1 - m) * vn + m * v, i_new, (F1 - zo) * r2 + zo * P[5, k]
+
+
+@njit(cache=True, inline="always")
+def refrac_vjp(C, jj, x, v, i, rho, g, P, k, has_sg, kid, acc, need_params):
+    """One step back for neuron ``k``: reads the carries ``C[:, jj]`` (v: m v, v + dv, vl - v;
+    i; rho: rho - m, threshold(rho)) plus this step's incoming gradients ``g`` (spike, v, i,
+    rho traces), writes the carries of step t-1 and returns gX."""
+    gz, gv, gi, gr = g
+    am, asn, vl, vth, vr, rr, c0, c1 = P[0, k], P[1, k], P[2, k], P[3, k], P[4, k], P[5, k], P[6, k], P[7, k]
+    j, w, vd, _, zl, vn, m, zo, r2 = refrac_parts(x, v, i, rho, am, asn, vl, vth, vr)
+    g_vo = ((C[0, jj] + gv) + C[1, jj]) + C[2, jj]
+    g_i = C[3, jj] + gi
+    g_rho = (C[4, jj] + gr) + C[5, jj]
+    g_r1 = g_rho * (F1 - zo) if r2 > F0 else F0
+    g_vn = g_vo * (F1 - m)
+    g_vd = g_vn * (F1 - zl)
+    g_vth = F0
+    g_rs = F0
+    if has_sg:
+        g_zo = gz + g_rho * rr
+        g_zo = g_zo + (-(g_rho * r2))
+        g_m = (((-g_r1) + (-(g_zo * zl))) + g_vo * v) + (-(g_vo * vn))
+        g_rs = peer_sg_times(g_m, rho, kid, c0, c1)
+        g_zl = (g_zo * (F1 - m) + g_vn * vr) + (-(g_vn * vd))
+        g_u = peer_sg_times(g_zl, vd - vth, kid, c0, c1)
+        g_vd = g_vd + g_u
+        g_vth = -g_u
+    g_w = g_vd * am
+    g_j = (g_i + g_i * asn) + g_w
+    C[0, jj], C[1, jj], C[2, jj], C[3, jj], C[4, jj], C[5, jj] = g_vo * m, g_vd, -g_w, g_j, g_r1, g_rs
+    if need_params:
+        acc[0, jj] += g_vd * w
+        acc[1, jj] += g_i * j
+        acc[2, jj] += g_w
+        acc[3, jj] += g_vth
+        acc[4, jj] += g_vn * zl
+        acc[5, jj] += g_rho * zo
+    return g_j
+
+
+# --------------------------------------------------------------------------- AdEx
+
+
+@njit(cache=True, inline="always")
+def adex_parts(x, v, i, a, p):
+    """(j, s3, vd, i', e, y, q, q3, ad, z) of one step (``p`` the 9 parameters)."""
+    am, asn, aa, vl, vth, vr, ac, asp, dT = p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8]
+    j = i + x
+    y = (v - vth) / dT
+    e = np.exp(y)
+    s3 = (((vl - v) + dT * e) + j) - a
+    vd = v + am * s3
+    i_new = j + asn * j
+    q = v - vl
+    q3 = ac * q - a
+    ad = a + aa * q3
+    z = F1 if vd - vth > F0 else F0
+    return j, s3, vd, i_new, e, y, q, q3, ad, z
+
+
+@njit(cache=True, inline="always")
+def adex_step(x, v, i, a, P, k):
+    """One forward step of neuron ``k``: (z, v', i', a')."""
+    p = (P[0, k], P[1, k], P[2, k], P[3, k], P[4, k], P[5, k], P[6, k], P[7, k], P[8, k])
+    _, _, vd, i_new, _, _, _, _, ad, z = adex_parts(x, v, i, a, p)
+    return z, (F1 - z) * vd + z * P[5, k], i_new, ad + z * P[7, k]
+
+
+@functools.lru_cache(maxsize=None)
+def make_fwd(model: int):
+    """The forward kernel of ``model`` (0 the refractory LIF, 1 AdEx); ``S`` the third state's
+    trace (rho or a), ``last`` ``(3, M)`` the final state."""
+
+    @njit(cache=True, nogil=True, error_model="numpy")
+    def norse_fwd(x, P, S0, Z, V, I, S, last, j0, j1):
+        T = x.shape[0]
+        for a in range(j0, j1, TILE):
+            e = min(j1, a + TILE)
+            v, i, s = S0[0, a:e].copy(), S0[1, a:e].copy(), S0[2, a:e].copy()
+            for t in range(T):
+                xt, zt, vt, it, st = x[t, a:e], Z[t, a:e], V[t, a:e], I[t, a:e], S[t, a:e]
+                for jj in range(e - a):
+                    if model == 0:
+                        z, v[jj], i[jj], s[jj] = refrac_step(xt[jj], v[jj], i[jj], s[jj], P, a + jj)
+                    else:
+                        z, v[jj], i[jj], s[jj] = adex_step(xt[jj], v[jj], i[jj], s[jj], P, a + jj)
+                    zt[jj], vt[jj], it[jj], st[jj] = z, v[jj], i[jj], s[jj]
+            last[0, a:e], last[1, a:e], last[2, a:e] = v, i, s
+
+    return norse_fwd
+
+
+@njit(cache=True, inline="always")
+def adex_vjp(C, jj, x, v, i, a, g, P, k, has_sg, kid, acc, need_params):
+    """One step back for neuron ``k``: carries ``C[:, jj]`` (v: v - v_leak, v + dv, v - v_th,
+    v_leak - v; i; a: a + da, q2 - a, s2 - a); returns gX."""
+    gz, gv, gi, ga = g
+    p = (P[0, k], P[1, k], P[2, k], P[3, k], P[4, k], P[5, k], P[6, k], P[7, k], P[8, k])
+    am, asn, aa, vl, vth, vr, ac, asp, dT = p
+    c0, c1 = P[9, k], P[10, k]
+    j, s3, vd, _, e, y, q, q3, _, z = adex_parts(x, v, i, a, p)
+    g_vn = (((C[0, jj] + gv) + C[1, jj]) + C[2, jj]) + C[3, jj]
+    g_i = C[4, jj] + gi
+    g_an = ((C[5, jj] + ga) + C[6, jj]) + C[7, jj]
+    g_vd = g_vn * (F1 - z)
+    g_vth = F0
+    if has_sg:
+        g_z = gz + g_an * asp
+        g_z = (g_z + g_vn * vr) + (-(g_vn * vd))
+        g_u = peer_sg_times(g_z, vd - vth, kid, c0, c1)
+        g_vd = g_vd + g_u
+        g_vth = -g_u
+    g_q3 = g_an * aa
+    g_q = g_q3 * ac
+    g_s = g_vd * am
+    g_y = (g_s * dT) * e
+    g_y0 = g_y / dT
+    g_j = (g_i + g_i * asn) + g_s
+    C[0, jj], C[1, jj], C[2, jj], C[3, jj] = g_q, g_vd, g_y0, -g_s
+    C[4, jj], C[5, jj], C[6, jj], C[7, jj] = g_j, g_an, -g_q3, -g_s
+    if need_params:
+        acc[0, jj] += g_vd * s3
+        acc[1, jj] += g_i * j
+        acc[2, jj] += g_an * q3
+        acc[3, jj] += g_s + (-g_q)
+        acc[4, jj] += g_vth + (-g_y0)
+        acc[5, jj] += g_vn * z
+        acc[6, jj] += g_q3 * q
+        acc[7, jj] += g_an * z
+        acc[8, jj] += g_s * e + (-g_y) * (y / dT)
+    return g_j
+
+
+@functools.lru_cache(maxsize=None)
+def make_bwd(model: int, kid: int, has_sg: int, has_gz: int, has_gv: int, has_gi: int, has_gs: int,
+             need_params: int):
+    """The reverse-scan kernel of one variant: ``model`` 0 the refractory LIF (6 carries, 6
+    parameter gradients), 1 AdEx (8, 9); ``V, I, S`` the traces (S: rho or a), ``GL`` ``(3, M)``
+    the final-state gradients (zeros where absent), ``G0`` the carries out of step 0, ``gp`` the
+    per-neuron parameter gradients."""
+    n_carry, n_grad, n_v = (6, 6, 3) if model == 0 else (8, 9, 4)
+
+    @njit(cache=True, nogil=True, error_model="numpy")
+    def norse_bwd(V, I, S, x, gz, gvs, gis, gss, GL, P, S0, gx, G0, gp, j0, j1):
+        T = V.shape[0]
+        for a in range(j0, j1, TILE):
+            e = min(j1, a + TILE)
+            C = np.zeros((n_carry, e - a), np.float32)
+            C[0], C[n_v], C[n_v + 1] = GL[0, a:e], GL[1, a:e], GL[2, a:e]
+            acc = np.zeros((n_grad, e - a), np.float32)
+            for t in range(T - 1, -1, -1):
+                vp = S0[0, a:e] if t == 0 else V[t - 1, a:e]
+                ip = S0[1, a:e] if t == 0 else I[t - 1, a:e]
+                sp = S0[2, a:e] if t == 0 else S[t - 1, a:e]
+                xt, gxt = x[t, a:e], gx[t, a:e]
+                gzt = gz[t, a:e] if has_gz else gz[0, 0:1]
+                gvt = gvs[t, a:e] if has_gv else gvs[0, 0:1]
+                git = gis[t, a:e] if has_gi else gis[0, 0:1]
+                gst = gss[t, a:e] if has_gs else gss[0, 0:1]
+                for jj in range(e - a):
+                    g = (gzt[jj] if has_gz else F0, gvt[jj] if has_gv else F0, git[jj] if has_gi else F0,
+                         gst[jj] if has_gs else F0)
+                    if model == 0:
+                        gxt[jj] = refrac_vjp(C, jj, xt[jj], vp[jj], ip[jj], sp[jj], g, P, a + jj, has_sg, kid, acc,
+                                             need_params)
+                    else:
+                        gxt[jj] = adex_vjp(C, jj, xt[jj], vp[jj], ip[jj], sp[jj], g, P, a + jj, has_sg, kid, acc,
+                                           need_params)
+            G0[:, a:e] = C
+            if need_params:
+                gp[:, a:e] = acc
+
+    return norse_bwd

@@ -1,0 +1,161 @@
+"""The shared machinery of the compiled CPU kernels (kernels/cpu/jit.py): the output buffer pool
+(a buffer is reused only when nothing holds it any more, so a held output is never overwritten),
+the minimum work per thread (small calls run on the calling thread; results do not depend on the
+split) and the rows of gradients broadcast over time."""
+import numpy as np
+import pytest
+import torch
+
+from spikefuse.functional.cuba import CubaParams, cuba_lif_integration
+from spikefuse.functional.lif import LIFParams, lif_multistep
+from spikefuse.kernels.cpu import jit
+
+BIG = (64, 8192)   # 2 MiB of fp32: above POOL_MIN_BYTES
+
+
+@pytest.fixture
+def pool(monkeypatch):
+    monkeypatch.setattr(jit, "POOL_BYTES", 64 * 2**20)
+    jit.release_pool()
+    yield
+    jit.release_pool()
+
+
+def test_pool_reuses_only_free_buffers(pool):
+    a = jit.empty(BIG)
+    pa = a.data_ptr()
+    b = jit.empty(BIG)
+    assert b.data_ptr() != pa
+    del a
+    c = jit.empty(BIG)
+    assert c.data_ptr() == pa                          # a's buffer: nobody holds it
+    del c
+    for hold in (lambda t: t[3], lambda t: t.numpy(), lambda t: t.untyped_storage(), lambda t: t.view(-1)):
+        c = jit.empty(BIG)
+        pc = c.data_ptr()
+        h = hold(c)                                     # a view, a numpy array, the storage, a reshape
+        del c
+        d = jit.empty(BIG)
+        assert d.data_ptr() not in (pc, b.data_ptr())   # held: not handed out again
+        del d, h
+    b2 = jit.empty(BIG)
+    assert b2.data_ptr() != b.data_ptr()
+
+
+def test_pool_dtype_size_cap_and_release(pool, monkeypatch):
+    a = jit.empty(BIG)
+    pa = a.data_ptr()
+    del a
+    m = jit.empty(BIG, torch.bool)                      # another dtype: its own buffer
+    assert m.dtype == torch.bool and m.shape == BIG and m.data_ptr() != pa
+    small = jit.empty((4, 4))                           # below POOL_MIN_BYTES: plain torch.empty
+    assert small.shape == (4, 4)
+    s = jit.empty((BIG[0] // 4, BIG[1]))                # a quarter of the size: not the big buffer
+    assert s.data_ptr() != pa
+    monkeypatch.setattr(jit, "POOL_BYTES", 0)
+    t = jit.empty(BIG)                                  # pool off: a fresh tensor
+    assert t.is_contiguous() and t.shape == BIG
+    del m, s
+    assert jit.release_pool() >= BIG[0] * BIG[1] * 4
+
+
+def test_held_outputs_keep_their_values(pool):
+    """Outputs of an earlier call that the caller still holds (spikes, the saved H inside the
+    graph, a gradient) are not overwritten by later calls; dropped ones are recycled."""
+    p = LIFParams(tau=2.0, v_threshold=1.0, v_reset=0.0)
+    g = torch.Generator().manual_seed(1)
+    xs = [(torch.randn(20, 4, 8192, generator=g) * 0.8 + 0.6).requires_grad_() for _ in range(3)]
+    first = lif_multistep(xs[0], p, backend="cpu")[0]
+    keep = first.clone()
+    loss = first.sum()                                  # graph of call 1 alive: its H is held
+    for x in xs[1:]:
+        lif_multistep(x, p, backend="cpu")[0].sum().backward()
+    assert torch.equal(first, keep)
+    loss.backward()
+    ref = xs[0].detach().clone().requires_grad_()
+    lif_multistep(ref, p, backend="reference")[0].sum().backward()
+    assert torch.equal(xs[0].grad, ref.grad)
+    assert torch.equal(first, lif_multistep(ref.detach(), p, backend="reference")[0])
+
+
+@pytest.mark.parametrize("M,T,threads,expect", [(4096, 10, 2, 1), (4096, 100, 2, 2), (1100, 20, 2, 1),
+                                                 (32768, 100, 8, 8), (32768, 3, 8, 1)])
+def test_minimum_work_per_thread(monkeypatch, M, T, threads, expect):
+    monkeypatch.setattr(jit, "MIN_WORK", 1 << 16)
+    assert len(jit.ranges(M, 512, threads, work=M * T)) == min(expect, -(-M // 512))
+    assert len(jit.ranges(M, 512, threads)) == min(threads, -(-M // 512))   # no work: as before
+
+
+def test_run_below_minimum_work_stays_on_the_calling_thread(monkeypatch):
+    import threading
+
+    seen = []
+
+    def kern(arr, j0, j1):
+        seen.append((threading.get_ident(), j0, j1))
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        monkeypatch.setattr(jit, "MIN_WORK", 1 << 16)
+        jit.run(kern, 2048, 512, np.zeros((10, 2048), np.float32))          # 20k neuron-steps
+        assert seen == [(threading.get_ident(), 0, 2048)]
+        seen.clear()
+        jit.run(kern, 2048, 512, np.zeros((1, 1), np.float32), steps=1000)  # 2M: split
+        assert sorted(s[1:] for s in seen) == [(0, 1024), (1024, 2048)]
+    finally:
+        torch.set_num_threads(old)
+
+
+def test_split_does_not_change_numbers(monkeypatch):
+    """The same LIF / CUBA outputs and gradients with one range and with two thread ranges
+    (threads split neurons; every sum over time is within a neuron)."""
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(12, 3, 700, generator=g) * 0.8 + 0.6
+    tau = (torch.rand(700, generator=g) + 1.5).requires_grad_()
+    old = torch.get_num_threads()
+    torch.set_num_threads(2)
+    res = []
+    try:
+        for mw in (1 << 40, 0):
+            monkeypatch.setattr(jit, "MIN_WORK", mw)
+            xg = x.clone().requires_grad_()
+            s = lif_multistep(xg, LIFParams(tau=tau, v_reset=0.0), backend="cpu")[0]
+            z, v, i, _ = cuba_lif_integration(xg * 0.5, CubaParams(threshold=0.3, tau_syn=5e-6, tau_mem=5e-6),
+                                              dt=1e-6, backend="cpu")
+            res.append([s, z, v, i, *torch.autograd.grad((s.sum() + (z * v).sum()), [xg, tau])])
+    finally:
+        torch.set_num_threads(old)
+    for a, b in zip(*res):
+        assert torch.equal(a, b)
+
+
+def test_broadcast_gradient_rows_match_dense():
+    """A gradient broadcast over time (the backward of ``sum``) is passed as one row (no (T, M)
+    copy); the results equal those of the same gradient made dense."""
+    g = torch.ones(()).expand(5, 7)
+    arr, step = jit.grad_rows(g)
+    assert arr.shape == (1, 7) and step == 0
+    arr, step = jit.grad_rows(g.contiguous())
+    assert arr.shape == (5, 7) and step == 1
+    x = torch.randn(9, 2, 600, generator=torch.Generator().manual_seed(3)) * 0.8 + 0.6
+    p = LIFParams(tau=2.0, v_reset=0.0)
+    out = []
+    for dense in (False, True):
+        for be in ("cpu", "reference"):
+            xg = x.clone().requires_grad_()
+            s = lif_multistep(xg, p, backend=be)[0]
+            z, v, i, _ = cuba_lif_integration(xg, CubaParams(threshold=0.3, tau_syn=5e-6, tau_mem=5e-6),
+                                              dt=1e-6, backend=be)
+            w = torch.ones_like(s)
+            loss = (s * w).sum() + (z * w).sum() + v.sum() if dense else s.sum() + z.sum() + v.sum()
+            out.append(torch.autograd.grad(loss, xg)[0])
+    assert all(torch.equal(out[0], o) for o in out[1:])
+
+
+def test_const_row_cached_and_signed_zero():
+    a = jit.const_row(0.0, 5)
+    assert jit.const_row(0.0, 5) is a and a.dtype == np.float32 and (a == 0).all()
+    b = jit.const_row(-0.0, 5)
+    assert b is not a and np.signbit(b).all()
+    assert jit.const_row(0.1, 3)[0] == np.float32(0.1)

@@ -1,0 +1,63 @@
+"""numba CPU scans of norse's refractory LIF and AdEx LIF (kernels/cpu/norse.py) against the
+reference loops (the cases of norse_cases.py; the ``no_numba`` / ``two_threads`` fixtures:
+tests/kernels/conftest.py), their fallback (without numba ``"auto"`` runs the
+reference loop, ``backend="cpu"`` names the reason), several tiles on two threads, and the
+modules on the kernel."""
+import pytest
+import torch
+
+from spikefuse.functional.norse import (NorseLIFAdExParams, NorseLIFRefracParams, norse_lif_adex_multistep,
+                                        norse_lif_refrac_multistep)
+from spikefuse.neuron.norse import NorseLIFAdEx, NorseLIFRefrac
+
+pytest.importorskip("numba")
+
+from norse_cases import *  # noqa: E402,F401,F403  (the shared tests)
+
+_MODELS = ((norse_lif_refrac_multistep, NorseLIFRefracParams()), (norse_lif_adex_multistep, NorseLIFAdExParams()))
+
+
+@pytest.fixture
+def backend():
+    return "cpu"
+
+
+def test_without_numba_auto_runs_the_reference_and_cpu_says_why(no_numba):
+    x = torch.rand(4, 2, 3) * 4
+    for f, p in _MODELS:
+        with pytest.raises(ValueError, match="numba is unavailable"):
+            f(x, p, backend="cpu")
+        assert torch.equal(f(x, p, backend="auto")[0], f(x, p, backend="reference")[0])
+
+
+def test_several_tiles_on_two_threads(two_threads):
+    """M = 1100: three 512-neuron tiles, split over two threads (jit.run's neuron ranges)."""
+    x = torch.randn(4, 2, 550, generator=torch.Generator().manual_seed(2)) * 4 + 3
+    for f, p in _MODELS:
+        outs = {}
+        for be in ("cpu", "reference"):
+            xx = x.clone().requires_grad_()
+            s = f(xx, p, backend=be)[0]
+            (gx,) = torch.autograd.grad((s * torch.linspace(-1, 1, s.numel()).reshape(s.shape)).sum(), [xx])
+            outs[be] = (s, gx)
+        assert torch.equal(outs["cpu"][0], outs["reference"][0])
+        torch.testing.assert_close(outs["cpu"][1], outs["reference"][1], rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("cls", [NorseLIFRefrac, NorseLIFAdEx])
+def test_modules_run_the_kernel(cls, monkeypatch):
+    """``backend="auto"`` on CPU picks the kernel (spied on), with the reference's spikes."""
+    from spikefuse.kernels.cpu import norse as K
+
+    calls = []
+    name = "norse_lif_refrac_cpu" if cls is NorseLIFRefrac else "norse_lif_adex_cpu"
+    real = getattr(K, name)
+    from spikefuse import kernels
+
+    key = "norse_lif_refrac" if cls is NorseLIFRefrac else "norse_lif_adex"
+    kern = kernels._REGISTRY[(key, "cpu")]
+    monkeypatch.setitem(kernels._REGISTRY, (key, "cpu"),
+                        kernels.Kernel(lambda *a, **k: calls.append(1) or real(*a, **k), kern.supports))
+    x = torch.rand(5, 2, 7) * 8
+    z, _ = cls(backend="auto")(x)
+    assert calls and torch.equal(z, cls(backend="reference")(x)[0])
