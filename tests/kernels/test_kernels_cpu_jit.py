@@ -159,3 +159,15 @@ def test_const_row_cached_and_signed_zero():
     b = jit.const_row(-0.0, 5)
     assert b is not a and np.signbit(b).all()
     assert jit.const_row(0.1, 3)[0] == np.float32(0.1)
+
+
+def test_pool_never_reuses_shared_memory(pool):
+    # a pooled output moved to shared memory (torch.multiprocessing does this when it sends a
+    # tensor) may still be read by another process after this one drops it
+    a = jit.empty(BIG)
+    a.fill_(7.0)
+    a.share_memory_()
+    pa = a.data_ptr()
+    del a
+    b = jit.empty(BIG)
+    assert b.data_ptr() != pa

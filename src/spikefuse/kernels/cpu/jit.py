@@ -190,6 +190,9 @@ def _take(n: int, dtype: torch.dtype) -> Optional[torch.Tensor]:
     last), or a new one when the pool has room (after dropping its oldest free buffers); None:
     the caller makes an unpooled tensor."""
     pool = _pool_list()
+    # a buffer whose storage was moved to shared memory (torch.multiprocessing, share_memory_())
+    # may be read by another process after every holder here let go: never hand it out again
+    pool[:] = [b for b in pool if not b.untyped_storage().is_shared()]
     for k in range(len(pool) - 1, -1, -1):
         buf = pool[k]
         if buf.dtype == dtype and n <= buf.numel() <= 2 * n and _storage_free(buf):

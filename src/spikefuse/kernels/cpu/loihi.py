@@ -71,16 +71,7 @@ def _fwd(tensors, f, i):
 LAST: dict = {}
 
 
-def grad_rows(g: Optional[torch.Tensor]):
-    """An upstream ``(T, M)`` gradient as a kernel argument: ``(array, row step)``. A gradient
-    that autograd broadcast over time (stride 0 on dim 0, e.g. from ``out.sum()``) passes its one
-    row with step 0 instead of a materialised ``(T, M)`` copy (a fresh tensor: written, then read
-    again); None a dummy."""
-    if g is None:
-        return jit.np32(None, 2), np.int64(0)
-    if g.shape[0] > 1 and g.stride(0) == 0:
-        return jit.np32(g[:1], 2), np.int64(0)
-    return jit.np32(g, 2), np.int64(1)
+grad_rows = jit.grad_rows  # (array, row step) of an upstream (T, M) gradient; one row when broadcast over time
 
 
 def _decay_grad(P: Optional[torch.Tensor], lava: bool) -> Optional[torch.Tensor]:
