@@ -25,7 +25,7 @@ from typing import Optional, Sequence
 
 import torch
 
-from .._core import expand_param, f32, f32_ratio, flat_param, sum_to  # noqa: F401  (re-exported for the backends)
+from .._core import expand_param, f32, f32_ratio, flat_param, is_compiling, sum_to  # noqa: F401  (re-exported)
 from ..fixed_point import alif_constants, cuba_constants, decay_view, round_ste, trunc_int
 from .scan import ScanFunction, ScanSpec
 
@@ -41,19 +41,28 @@ class KernelSurrogate:
         self.kernel_params = (float(a0), float(a1))
 
 
+def _broadcasts(shape: tuple, target: tuple) -> bool:
+    """:func:`broadcasts_to` without its cache (what a torch.compile trace calls: Dynamo does not
+    trace into an ``lru_cache`` wrapper, it warns that it ignores the cache and runs the wrapped
+    function anyway)."""
+    if len(shape) > len(target):
+        return False
+    return all(a == b or a == 1 for a, b in zip(shape[::-1], target[::-1]))
+
+
 @functools.lru_cache(maxsize=256)
 def broadcasts_to(shape: tuple, target: tuple) -> bool:
     """True if a tensor of ``shape`` broadcasts to exactly ``target`` (what
     ``torch.broadcast_shapes(shape, target) == target`` says, without its per-call cost: the
     kernels' ``supports`` rules ask it for every parameter on every call, with the same few
-    shape pairs; issue 15 item 3).
+    shape pairs; issue 15 item 3). Cached for eager calls; under torch.compile
+    :func:`param_reason` calls the uncached rule (the trace runs once, the cache would only
+    make Dynamo warn).
 
     >>> broadcasts_to((3,), (2, 3)), broadcasts_to((1, 3), (2, 3)), broadcasts_to((2, 1, 3), (2, 3))
     (True, True, False)
     """
-    if len(shape) > len(target):
-        return False
-    return all(a == b or a == 1 for a, b in zip(shape[::-1], target[::-1]))
+    return _broadcasts(shape, target)
 
 
 def param_reason(name: str, p, shape: Sequence[int], device: torch.device) -> Optional[str]:
@@ -64,7 +73,8 @@ def param_reason(name: str, p, shape: Sequence[int], device: torch.device) -> Op
         return None
     if not isinstance(p, torch.Tensor):
         return f"{name} must be a number or a tensor, got {type(p).__name__}"
-    if not broadcasts_to(tuple(p.shape), tuple(shape)):
+    fits = _broadcasts if is_compiling() else broadcasts_to
+    if not fits(tuple(p.shape), tuple(shape)):
         return f"{name} of shape {tuple(p.shape)} does not broadcast to the state shape {tuple(shape)}"
     if p.numel() > 1 and p.device != device:
         return f"{name} is on {p.device}, the input on {device}"
