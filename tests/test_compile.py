@@ -9,6 +9,7 @@ runs every family (about 6 minutes on 2 loaded cores; see README, Development).
 from __future__ import annotations
 
 import os
+import warnings
 
 import pytest
 import torch
@@ -117,6 +118,21 @@ def _check_compiled_equals_eager(family):
 @pytest.mark.parametrize("family", _families(FAST_COMPILE))
 def test_compiled_equals_eager(family):
     _check_compiled_equals_eager(family)
+
+
+def test_compiling_a_lif_warns_nothing_about_lru_cache():
+    """The kernels' ``supports`` rules check parameter shapes with ``broadcasts_to``, an
+    ``lru_cache`` function; Dynamo warns that it ignores such a cache, so under torch.compile
+    ``param_reason`` calls the uncached rule instead (kernels/_common.py). The LIF's tensor
+    initial state takes that path; the ``eager`` backend keeps the compile to a trace."""
+    model = _Model("lif")
+    torch._dynamo.reset()
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        out = torch.compile(model, fullgraph=True, backend="eager")(_input())
+    assert out.shape == (5, 3, 6)
+    cached = [str(w.message) for w in rec if issubclass(w.category, UserWarning) and "lru_cache" in str(w.message)]
+    assert not cached, cached
 
 
 @slow

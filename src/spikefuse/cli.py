@@ -81,7 +81,7 @@ def _add_train(sub) -> argparse.ArgumentParser:
                    help="folder of the event data files (default $SPIKEFUSE_DATA, else ./data)")
     p.add_argument("--model", help="network: " + ", ".join(tr.MODELS) + " (default per data set)")
     p.add_argument("--neuron", help="neuron family: " + ", ".join(tr.NEURONS) + " (default lif)")
-    p.add_argument("--gradient", help="surrogate or eventprop: " + ", ".join(tr.GRADIENTS))
+    p.add_argument("--gradient", help="surrogate, eventprop or (norse) adjoint: " + ", ".join(tr.GRADIENTS))
     p.add_argument("--hidden", type=int, help="neurons per hidden layer")
     p.add_argument("--layers", type=int, help="number of hidden layers")
     p.add_argument("--T", "-T", dest="T", type=int, help="time steps per sample (static data)")

@@ -188,14 +188,31 @@ def _norse_train_params(cfg):
     from .functional.norse import NorseLIFParams
 
     tau_mem_inv = 1.0 / (cfg.tau * _NORSE_DT)
-    return NorseLIFParams(tau_syn_inv=2.0 * tau_mem_inv, tau_mem_inv=tau_mem_inv, method="super",
-                          alpha=_surrogate(cfg).alpha)
+    # the adjoint has no surrogate (the forward's method only decides the spikes): norse's
+    # default SuperSpike alpha
+    alpha = 100.0 if cfg.gradient == "adjoint" else _surrogate(cfg).alpha
+    return NorseLIFParams(tau_syn_inv=2.0 * tau_mem_inv, tau_mem_inv=tau_mem_inv, method="super", alpha=alpha)
+
+
+def _norse_gradient(cfg) -> dict:
+    """``gradient`` of a norse module: norse's adjoint (raising where its formula gives inf,
+    rather than training on it) or backpropagation with the SuperSpike surrogate."""
+    if cfg.gradient == "adjoint":
+        if cfg.tau == 2.0:  # a_s = dt tau_syn_inv = 2 / tau = 1: i' = (1 - a_s) (i + x) = 0 every step
+            raise ValueError(
+                "tau: gradient 'adjoint' with tau = 2 steps gives norse's current a decay of dt * tau_syn_inv = 1 "
+                "per step (tau_syn = tau / 2 = 1 step), which empties it every step: every spike after a reset "
+                "then starts from rest (v = v_leak, i = 0), where norse's adjoint divides by dv_- = 0 and its "
+                "gradients are inf; expected tau != 2 (e.g. 10), or gradient 'superspike', got tau = 2.0")
+        return dict(gradient="adjoint", check_finite=True)
+    return dict(gradient="bptt")
 
 
 def _train_norse_lif(cfg):
     from .neuron.norse import NorseLIF
 
-    return NorseLIF(_norse_train_params(cfg), _NORSE_DT, return_state=False, backend=cfg.backend)
+    return NorseLIF(_norse_train_params(cfg), _NORSE_DT, return_state=False, backend=cfg.backend,
+                    **_norse_gradient(cfg))
 
 
 def _train_norse_lif_refrac(cfg):
@@ -204,7 +221,7 @@ def _train_norse_lif_refrac(cfg):
 
     # norse's default refractory period (rho_reset = 5 steps) on the LIF parameters above
     return NorseLIFRefrac(NorseLIFRefracParams(_norse_train_params(cfg)), _NORSE_DT, return_state=False,
-                          backend=cfg.backend)
+                          backend=cfg.backend, **_norse_gradient(cfg))
 
 
 def _train_norse_lif_recurrent(cfg, n_in, n_out):
@@ -212,7 +229,7 @@ def _train_norse_lif_recurrent(cfg, n_in, n_out):
 
     # owns its synapse: input and recurrent weights (norse's initialisation), no Dense before it
     return NorseLIFRecurrent(n_in, n_out, _norse_train_params(cfg), dt=_NORSE_DT, return_state=False,
-                             backend=cfg.backend)
+                             backend=cfg.backend, **_norse_gradient(cfg))
 
 
 def _train_eventprop(cfg, n_in, n_out):
@@ -584,10 +601,12 @@ def _norse(model, params, state, cls, description, nir_note=_NORSE_NIR, nir=None
         description=description, train=train)
 
 
-#: norse's threshold is its SuperSpike surrogate (``method="super"``). Not norse's adjoint: its
-#: output term ``dz / dv_-`` is inf for a spike from rest (``dv_- = 0``: the current before the
-#: jump), which a constant-current input gives at the first step
-_NORSE_TRAIN = ("superspike",)
+#: norse's threshold is its SuperSpike surrogate (``method="super"``), or norse's adjoint
+#: (``gradient="adjoint"`` on the modules; its output term ``dz / dv_-`` is inf for a spike at a
+#: step that started from rest: at the first step, as a constant-current input gives, the inf
+#: lands on the initial state and the weight gradients are finite; at a later step the modules'
+#: ``check_finite`` stops the run with the cause instead of training on inf)
+_NORSE_TRAIN = ("superspike", "adjoint")
 
 
 def _resonator(model, params, state, description):

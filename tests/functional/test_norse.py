@@ -357,9 +357,17 @@ def test_clear_errors_at_the_boundary():
         norse_lif_multistep(x, P._replace(v_th=torch.ones(3, 2, 4)))
     with pytest.raises(ValueError, match="dt: must be > 0"):
         norse_lif_multistep(x, P, dt=0.0)
-    with pytest.raises(ValueError, match="backend: 'norse.lif_refrac' has no fused kernel .* got 'cpu'"):
-        # the BPTT refractory LIF (like norse.lif) has kernels now; its adjoint runs its loop
-        F.norse_lif_refrac_adjoint_multistep(x, NorseLIFRefracParams(P), backend="cpu")
+    for adjoint in (F.norse_lif_refrac_adjoint_multistep, F.norse_lif_adjoint_multistep):
+        # the BPTT LIF and refractory LIF have kernels; their adjoints run the reference loop,
+        # and the message says so (not that the model has no kernel)
+        with pytest.raises(ValueError, match=r"backend: norse_lif.*_adjoint_multistep runs norse's adjoint backward, "
+                                             r"an autograd function per step of its reference loop; the fused "
+                                             r"'norse.lif(_refrac)?' kernels compute backpropagation .* got 'cpu'"):
+            adjoint(x, NorseLIFRefracParams(P) if adjoint is F.norse_lif_refrac_adjoint_multistep else P,
+                    backend="cpu")
+    with pytest.raises(ValueError, match=r"backend: 'norse.lif_recurrent' has no fused kernel: each step multiplies "
+                                         r"the previous step's spikes by recurrent_weights .* got 'triton'"):
+        norse_lif_recurrent_multistep(x, torch.ones(3, 4), torch.ones(3, 3), P, backend="triton")
     with pytest.raises(ValueError, match=r"state.v: shape \(3,\) does not broadcast against \(2, 4\)"):
         norse_lif_multistep(x, P, NorseLIFState(torch.zeros(3), torch.zeros(2, 4)))
     with pytest.raises(TypeError, match="state: expected a NorseLIFRecurrentState"):

@@ -48,7 +48,7 @@ def test_several_tiles_on_two_threads(two_threads):
 
 def test_gradients_broadcast_over_time_are_read_as_one_row():
     """A loss whose gradient is the same at every step (``spikes.sum(0) @ w``: stride 0 over
-    time) reaches the kernels as one ``(1, M)`` row (cpu/common.py ``np_rows``), not a
+    time) reaches the kernels as one ``(1, M)`` row (``jit.grad_rows``), not a
     materialised copy; input and initial-state gradients still bit-identical to the reference,
     for the spike and the trace outputs."""
     g = torch.Generator().manual_seed(3)

@@ -46,7 +46,7 @@ def test_several_tiles_on_two_threads(two_threads):
 
 def test_gradients_broadcast_over_time_are_read_as_one_row():
     """A loss whose gradient is the same at every step (``spikes.sum(0) @ w``, ``v_seq.sum()``:
-    stride 0 over time) reaches the kernel as one ``(1, M)`` row (cpu/common.py ``np_rows``);
+    stride 0 over time) reaches the kernel as one ``(1, M)`` row (``jit.grad_rows``);
     the input and initial-state gradients are still those of the reference (ATan: bit-identical)."""
     g = torch.Generator().manual_seed(3)
     x = torch.randn(6, 2, 37, generator=g) * 1.5 + 0.8

@@ -150,6 +150,38 @@ def test_adjoint_gradient_option():
         NorseLIFAdEx(gradient="adjoint")  # norse has no LIFAdEx adjoint
     with pytest.raises(ValueError, match="p.method: 'adjoint' is how norse's modules ask"):
         NorseLIF(P._replace(method="adjoint"))
+    for make in (NorseLIF, NorseLIFRefrac):  # the kernels are BPTT; the adjoint runs its loop and says so
+        with pytest.raises(ValueError, match="backend: gradient='adjoint' runs norse's adjoint backward in the "
+                                             "reference loop .* got 'cpu'"):
+            make(gradient="adjoint", backend="cpu")
+    with pytest.raises(TypeError, match="check_finite: expected bool"):
+        NorseLIF(gradient="adjoint", check_finite=1)
+
+
+def test_check_finite_names_the_division_by_zero_of_norse_adjoint():
+    # a spike at step 1 from rest (x[0] = 0): norse's dz / dv_- has dv_- = 0; without the check
+    # the module gives norse's inf (tests/peers compares it with norse), with it the backward
+    # stops with the cause; a spike from rest at step 0 only puts the inf on the initial state
+    x = torch.zeros(4, 1, 3)
+    x[1] = 15.0
+    x.requires_grad_()
+    for make in (lambda **kw: NorseLIF(**kw), lambda **kw: NorseLIFRefrac(**kw)):
+        z, _ = make(gradient="adjoint")(x)
+        g, = torch.autograd.grad(z.sum(), x)
+        assert torch.isinf(g[0]).all() and torch.isfinite(g[1:]).all()
+        z, _ = make(gradient="adjoint", check_finite=True)(x)
+        with pytest.raises(FloatingPointError, match=r"x: norse's adjoint gave a non-finite gradient \(3 of 12 "
+                                                     r"values\): a neuron spiked at a step it started from rest"):
+            z.sum().backward()
+    x0 = torch.full((4, 1, 3), 15.0, requires_grad=True)  # spikes from rest at step 0 (and later, i != 0)
+    z, _ = NorseLIF(gradient="adjoint", check_finite=True)(x0)
+    g, = torch.autograd.grad(z.sum(), x0)
+    assert z[0].all() and torch.isfinite(g).all() and g.abs().sum() > 0
+    torch.manual_seed(0)
+    m = NorseLIFRecurrent(3, 2, P, gradient="adjoint", check_finite=True)
+    z, s = m(_x(N=3))
+    (z.sum() + s.v.sum()).backward()  # the weights' gradients are checked too (here finite)
+    assert torch.isfinite(m.input_weights.grad).all() and m.input_weights.grad.abs().sum() > 0
 
 
 @pytest.mark.skipif(os.environ.get("SPIKEFUSE_COMPILE", "") in ("", "0"),

@@ -78,6 +78,22 @@ def test_feed_forward_lif_agrees(method):
     _agree(z, z_ref, (st.v, st.i), (st_ref.v, st_ref.i), (x,))
 
 
+@pytest.mark.parametrize("method", ["triangle", "tanh"])
+@pytest.mark.parametrize("backend", ["reference", "cpu"])
+def test_feed_forward_lif_per_neuron_alpha_agrees(method, backend):
+    # a per-neuron alpha (norse broadcasts it in threshold()): the fused CPU kernel reads the
+    # surrogate's constants per neuron
+    if backend == "cpu":
+        pytest.importorskip("numba")
+    alpha = torch.linspace(0.5, 3.0, 5)
+    pn, ps = _norse_p(method)
+    pn, ps = pn._replace(alpha=alpha), ps._replace(alpha=alpha)
+    x = _x()
+    z_ref, st_ref = nt.LIF(pn, record_states=True)(x)
+    z, st = NorseLIF(ps, record_states=True, backend=backend)(x)
+    _agree(z, z_ref, (st.v, st.i), (st_ref.v, st_ref.i), (x,))
+
+
 def test_feed_forward_lif_ties_at_threshold_like_norse():
     # binary-exact steps (dt * tau_mem_inv = 0.25): x = 2 puts v exactly on v_th = 0.5
     pn, ps = _norse_p("super", tau_syn_inv=4.0, tau_mem_inv=2.0, v_leak=0.0, v_th=0.5, v_reset=-0.25)
@@ -208,3 +224,71 @@ def test_refractory_adjoint_agrees_with_norse(rho_reset):
     ga = torch.autograd.grad(za.sum() + tra.lif.v.sum(), x)[0]
     gb = torch.autograd.grad(zb.sum() + trb.lif.v.sum(), x)[0]
     assert not torch.allclose(ga, gb, atol=1e-3)
+
+
+def _as_norse(p):
+    """spikefuse's NorseLIFParams (numbers) as norse's LIFParameters (0-d tensors, as its modules hold)."""
+    return LIFParameters(**{k: torch.as_tensor(v) for k, v in p._asdict().items() if k not in ("method", "alpha")},
+                         method=p.method, alpha=torch.as_tensor(p.alpha))
+
+
+def test_training_with_the_adjoint_gives_norse_s_weight_gradients():
+    # `spikefuse train --neuron norse.lif --gradient adjoint`: the network's hidden layer, run
+    # through norse's own adjoint step with the same weights, gives the same spikes and the same
+    # synapse gradients
+    from norse.torch.functional.adjoint.lif_adjoint import lif_adjoint_step, lif_feed_forward_adjoint_step
+    from norse.torch.functional.lif import LIFFeedForwardState, LIFState
+
+    from spikefuse import train as tr
+    from spikefuse.train import TrainConfig
+
+    torch.manual_seed(0)
+    cfg = TrainConfig(neuron="norse.lif", gradient="adjoint", hidden=12, T=8, tau=10.0).resolve()
+    block = tr.build_model(cfg, 4, 3).hidden[0]
+    h_in = torch.rand(8, 16, 4) * 3
+    assert block.neuron.gradient == "adjoint" and block.neuron.check_finite
+    z = block.neuron(block.synapse(h_in))
+    h = block.synapse(h_in)
+    s, zs = LIFFeedForwardState(torch.zeros(16, 12), torch.zeros(16, 12)), []
+    for h_t in h:
+        z_t, s = lif_feed_forward_adjoint_step(h_t, s, _as_norse(block.neuron.params()))
+        zs.append(z_t)
+    _agree(z, torch.stack(zs), (), (), tuple(block.synapse.parameters()))
+
+    cfg = TrainConfig(neuron="norse.lif_recurrent", gradient="adjoint", hidden=6, T=8, tau=10.0).resolve()
+    layer = tr.build_model(cfg, 4, 3).hidden[0]
+    z = layer(h_in)
+    s, zs = LIFState(torch.zeros(16, 6), torch.zeros(16, 6), torch.zeros(16, 6)), []
+    w_in, w_rec = (w.detach().clone().requires_grad_() for w in (layer.input_weights, layer.recurrent_weights))
+    for h_t in h_in:
+        z_t, s = lif_adjoint_step(h_t, s, w_in, w_rec, _as_norse(layer.params()))
+        zs.append(z_t)
+    # norse's recurrent gradient with autapses: spikefuse's hook zeroes the diagonal afterwards
+    _agree(z, torch.stack(zs), (), (), (layer.input_weights,), (w_in,))
+
+
+def test_adjoint_from_rest_gives_norse_s_inf_where_norse_divides_by_zero():
+    # a spike at step 1 from rest: norse's output term z dz / dv_- with dv_- = 0 is inf; spikefuse
+    # gives the same numbers, inf included (check_finite=True raises instead: tests/neuron)
+    from norse.torch.functional.adjoint.lif_adjoint import lif_feed_forward_adjoint_step
+    from norse.torch.functional.lif import LIFFeedForwardState
+
+    pn, ps = _norse_p("super", v_leak=0.0, v_reset=0.0)
+    x = torch.zeros(5, 2, 3)
+    x[1, 0] = 40.0
+    x[:, 1] = 12.0  # from rest at step 0 too (the inf lands on the initial state), then charged
+    x.requires_grad_()
+    s, zs = LIFFeedForwardState(torch.zeros(2, 3), torch.zeros(2, 3)), []
+    for x_t in x:
+        z_t, s = lif_feed_forward_adjoint_step(x_t, s, pn)
+        zs.append(z_t)
+    z_ref = torch.stack(zs)
+    z, _ = NorseLIF(ps, gradient="adjoint")(x)
+    wz = _w(*z.shape)
+    g, = torch.autograd.grad((z * wz).sum(), x)
+    g_ref, = torch.autograd.grad((z_ref * wz).sum(), x)
+    assert torch.equal(z, z_ref) and z[1, 0].all() and z[0, 1].all()
+    assert torch.isinf(g_ref[0, 0]).all() and torch.isfinite(g_ref[1:]).all() and torch.isfinite(g_ref[:, 1]).all()
+    assert torch.equal(torch.isfinite(g), torch.isfinite(g_ref)) and torch.equal(g[~torch.isfinite(g)], g_ref[~torch.isfinite(g_ref)])
+    fin = torch.isfinite(g)
+    assert torch.allclose(g[fin], g_ref[fin], atol=ATOL, rtol=ATOL)

@@ -66,9 +66,25 @@ def test_norse_lif_recurrent_model_owns_its_synapse():
     assert layer.input_weights.grad.abs().sum() > 0 and layer.recurrent_weights.grad.abs().sum() > 0
 
 
-def test_norse_training_takes_norse_superspike_only():
-    assert tr.NEURON_GRADIENTS["norse.lif"] == ("superspike",)
-    with pytest.raises(ValueError, match="gradient: neuron 'norse.lif' supports \\['superspike'\\]"):
+def test_norse_training_takes_norse_superspike_or_its_adjoint():
+    for neuron in ("norse.lif", "norse.lif_recurrent", "norse.lif_refrac"):
+        assert tr.NEURON_GRADIENTS[neuron] == ("superspike", "adjoint")
+    with pytest.raises(ValueError, match="gradient: neuron 'norse.lif' supports \\['superspike', 'adjoint'\\]"):
         TrainConfig(neuron="norse.lif", gradient="atan").resolve()
+    # tau = 2 (the default): norse's current decays by dt * tau_syn_inv = 1 per step, every spike
+    # after a reset starts from rest, and norse's adjoint is inf there: refused with the cause
+    with pytest.raises(ValueError, match="tau: gradient 'adjoint' with tau = 2 steps .* divides by dv_- = 0"):
+        tr.build_model(TrainConfig(neuron="norse.lif", gradient="adjoint").resolve(), 4, 3)
+    with pytest.raises(ValueError, match="backend: gradient='adjoint' runs norse's adjoint backward in the reference"):
+        tr.build_model(TrainConfig(neuron="norse.lif", gradient="adjoint", tau=10.0, backend="cpu").resolve(), 4, 3)
+
+
+@pytest.mark.parametrize("neuron", ["norse.lif", "norse.lif_recurrent", "norse.lif_refrac"])
+def test_norse_adjoint_run_trains(tmp_path, neuron):
+    out = tmp_path / "r"
+    res = tr.train(_tiny(out, neuron=neuron, gradient="adjoint", tau=10.0), progress=False, verbose=False)
+    ck = tr.load_checkpoint(out / "checkpoint.safetensors")
+    assert 0.0 <= res["test_acc"] <= 1.0 and TrainConfig.from_dict(ck["config"]).resolve().gradient == "adjoint"
+    assert ck["history"][-1]["train_loss"] < ck["history"][0]["train_loss"]
     with pytest.raises(ValueError, match="backend"):  # the recurrent LIF has no fused kernel
         tr.build_model(TrainConfig(neuron="norse.lif_recurrent", backend="cpu").resolve(), 4, 3)

@@ -10,7 +10,6 @@ from typing import Callable, Optional, Sequence
 import torch
 from torch import Tensor
 
-from .. import kernels
 from .._core import check_not_transformed, compute_dtype
 from .._validate import _describe, check_bool, check_broadcastable, check_number, check_sequence, check_tensor
 from ..surrogate import Surrogate
@@ -50,18 +49,19 @@ def cast(p, dtype):
     return p.to(dtype) if isinstance(p, Tensor) else p
 
 
-def begin(name: str, family: str, x_seq, backend: Optional[str], return_traces, kernel: Optional[str] = None
-          ) -> torch.dtype:
-    """Checks every multistep of a peer family starts with; returns the compute dtype. A family
-    without fused kernels (``kernel`` None) refuses a kernel backend by name (``"auto"`` /
-    ``"reference"`` / None run the loop); one with kernels resolves its backend later, in
-    :func:`fused` (which raises for a backend that cannot run the case)."""
+def begin(name: str, family: str, x_seq, backend: Optional[str], return_traces, kernel: Optional[str] = None,
+          loop: Optional[str] = None) -> torch.dtype:
+    """Checks every multistep of a peer family starts with; returns the compute dtype. A
+    multistep without a fused kernel (``kernel`` None) refuses a kernel backend by name
+    (``"auto"`` / ``"reference"`` / None run the loop), saying why its reference loop runs:
+    ``loop`` (default: the family has no fused kernel). One with kernels resolves its backend
+    later, in :func:`fused` (which raises for a backend that cannot run the case)."""
     check_not_transformed(name)
     check_sequence("x_seq", x_seq, min_ndim=2)
     check_bool("return_traces", return_traces)
-    if kernel is None and backend in ("cpu", "triton") and backend not in kernels.available(family):
-        raise ValueError(f"backend: {family!r} has no fused kernel (its reference loop runs on every device); "
-                         f"expected None, 'auto' or 'reference', got {backend!r}")
+    if kernel is None and backend in ("cpu", "triton"):
+        why = loop or f"{family!r} has no fused kernel (its reference loop runs on every device)"
+        raise ValueError(f"backend: {why}; expected None, 'auto' or 'reference', got {backend!r}")
     return compute_dtype(x_seq.dtype)
 
 

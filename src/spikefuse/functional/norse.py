@@ -98,14 +98,19 @@ field, the layout of norse's ``record_states=True``).
 The feed-forward LIF, the refractory LIF and AdEx have fused kernels (``backend="triton"`` /
 ``"cpu"``; kernels/triton/peers.py, kernels/triton/norse.py, kernels/cpu/; ``"auto"`` runs them
 where they cover the case: every method (the gradients of ``tanh`` / ``circ`` / ``heavi_erfc``
-to ~1e-6: their transcendentals are libm's / libdevice's), one ``alpha`` (the refractory / AdEx
-kernels: per neuron too), fp16/bf16/fp32 input). LIF and the refractory LIF give the reference's spikes, states, traces and input /
+to ~1e-6: their transcendentals are libm's / libdevice's), ``alpha`` shared or per neuron,
+fp16/bf16/fp32 input). LIF and the refractory LIF give the reference's spikes, states, traces and input /
 state gradients bit for bit; AdEx's ``exp`` is the backend's (libm, libdevice) where the
 reference's is torch's (SLEEF on CPU): an ulp apart on ~1 % of arguments, so its states agree
 to ~1e-6 and its spikes are equal unless a membrane lands within those ulps of ``v_th``. The
 recurrent LIF and the adjoints have none: ``backend`` ``None``, ``"auto"`` and ``"reference"``
-run the plain-torch loop below (``"cpu"`` / ``"triton"`` raise a ``ValueError``, through the
-boundary the peer families share, :func:`spikefuse.functional._peers.begin`).
+run the plain-torch loop below (``"cpu"`` / ``"triton"`` raise a ``ValueError`` saying why,
+through the boundary the peer families share, :func:`spikefuse.functional._peers.begin`). The
+recurrent LIF does not fit the generic scan template the fused kernels are built on: that
+template is elementwise per neuron over time, and the recurrent step multiplies the previous
+step's spikes by ``recurrent_weights`` (a matmul coupling all neurons inside the time loop). The
+adjoints are autograd functions per step of the reference loop (the kernels' backward is
+backpropagation through the steps, a different gradient).
 
 Example::
 
@@ -667,10 +672,30 @@ def _pack_refrac(lif, rho):
     return NorseLIFRefracState(NorseLIFState(*lif), rho)
 
 
+#: why the recurrent LIF has no fused kernel (the generic scan template is elementwise per neuron)
+_RECURRENT_LOOP = ("'norse.lif_recurrent' has no fused kernel: each step multiplies the previous step's spikes by "
+                   "recurrent_weights (a matmul inside the time loop, coupling the neurons), which the elementwise "
+                   "scan template of the fused kernels does not fit; its reference loop runs on every device")
+
+
+def _loop_reason(name: str) -> Optional[str]:
+    """Why ``name`` (a multistep without a kernel) runs its reference loop, for the error a
+    kernel backend gets; None for a family without kernels (the shared default message)."""
+    family = _family(name)
+    if "_adjoint" in name:
+        if family == "norse.lif_recurrent":
+            return f"{name}_multistep runs norse's adjoint backward in its reference loop, and " + _RECURRENT_LOOP
+        return (f"{name}_multistep runs norse's adjoint backward, an autograd function per step of its reference "
+                f"loop; the fused {family!r} kernels compute backpropagation through the steps "
+                f"(gradient='bptt'), not the adjoint")
+    return _RECURRENT_LOOP if family == "norse.lif_recurrent" else None
+
+
 def _multistep(model: _Model, x_seq, params, state, dt, backend, return_traces):
     # the peer families' boundary: a kernel backend is refused by name where there is no kernel
     kernel = _KERNELS.get(model.name)
-    _peers.begin(f"{model.name}_multistep", _family(model.name), x_seq, backend, return_traces, kernel)
+    _peers.begin(f"{model.name}_multistep", _family(model.name), x_seq, backend, return_traces, kernel,
+                 _loop_reason(model.name))
     p, state, dt = _prepare(model, x_seq, params, state, dt, tuple(x_seq.shape[1:]))
     pack = _pack_refrac if model.state_type is NorseLIFRefracState else model.state_type
     out = _peers.fused(kernel, backend, x_seq, params, state, return_traces, pack, pack, extra=dict(dt=dt))
@@ -750,7 +775,8 @@ def norse_lif_recurrent_step(x: Tensor, state: Optional[NorseLIFRecurrentState],
 
 def _rec_multistep(step, name, x_seq, input_weights, recurrent_weights, params, state, dt, backend,
                    return_traces):
-    _peers.begin(name, _family(name[:-len("_multistep")]), x_seq, backend, return_traces)
+    model = name[:-len("_multistep")]
+    _peers.begin(name, _family(model), x_seq, backend, return_traces, loop=_loop_reason(model))
     p, state, dt, w_in, w_rec = _rec_prepare(x_seq, input_weights, recurrent_weights, params, state, dt,
                                              tuple(x_seq.shape[1:]))
     return _scan(lambda x_t, s: step(x_t, s, w_in, w_rec, p, dt), x_seq, state, return_traces)

@@ -6,7 +6,10 @@ They take norse's arguments: ``p`` (the parameters, norse's field names; a norse
 ``LIFParameters`` / ``LIFRefracParameters`` / ``LIFAdExParameters`` object is accepted as it is,
 since the fields are the same), ``dt`` (default 1e-3 s), ``record_states``; the recurrent one
 also ``input_size, hidden_size, input_weights, recurrent_weights, autapses``; ``gradient="adjoint"``
-(LIF, recurrent LIF and LIFRefrac) selects norse's adjoint backward. As in norse,
+(LIF, recurrent LIF and LIFRefrac) selects norse's adjoint backward (its numbers, also where
+norse's formula divides by zero and gives inf: a spike at a step that started from rest;
+``check_finite=True`` raises a ``FloatingPointError`` naming that cause instead, when such a
+gradient reaches the input or the weights, as ``spikefuse train --gradient adjoint`` does). As in norse,
 ``forward(x, state=None)`` takes ``(T, B, *features)`` and returns ``(spikes, state)``: the
 final state, or with ``record_states=True`` the state of every step stacked; ``state=None``
 starts from rest (``v = v_leak``, ``i = 0``) on every call. ``return_state=False`` returns the
@@ -38,7 +41,9 @@ from .base import NeuronModule, check_backend, check_plain_backend
 
 __all__ = ["NorseLIF", "NorseLIFRecurrent", "NorseLIFRefrac", "NorseLIFAdEx"]
 
-_WHY = "norse's neurons run the plain-torch loop"
+#: why NorseLIFRecurrent has no fused kernel (the only norse module without one)
+_WHY = ("each step multiplies the previous step's spikes by recurrent_weights, a matmul inside the time loop "
+        "that the elementwise fused scan template does not fit")
 
 
 def _coerce(p, cls):
@@ -51,6 +56,23 @@ def _coerce(p, cls):
         return cls(*p)
     raise TypeError(f"p: expected a {cls.__name__} (or norse's parameters with the fields {cls._fields}), "
                     f"got {_describe(p)}")
+
+
+class _FiniteCheck:
+    """A gradient hook: raise, naming the cause, where norse's adjoint gave inf or NaN."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __call__(self, grad):
+        if not torch.isfinite(grad).all():
+            raise FloatingPointError(
+                f"{self.name}: norse's adjoint gave a non-finite gradient ({int((~torch.isfinite(grad)).sum())} of "
+                f"{grad.numel()} values): a neuron spiked at a step it started from rest (v = v_leak, i = 0), where "
+                f"norse's output term dz / dv_- divides by dv_- = tau_mem_inv ((v_leak - v) + i) = 0 (norse 1.1.0 "
+                f"gives the same inf); use gradient='bptt', or keep the neurons off rest (a nonzero input or bias "
+                f"at every step)")
+        return grad
 
 
 def _detach(state):
@@ -69,8 +91,9 @@ class _NorseNeuron(NeuronModule, nn.Module):
     _fused = False
 
     def __init__(self, p=None, dt: float = 1e-3, *, record_states: bool = False, return_state: bool = True,
-                 gradient: str = "bptt", backend: Optional[str] = None):
+                 gradient: str = "bptt", backend: Optional[str] = None, check_finite: bool = False):
         super().__init__()
+        self.check_finite = check_bool("check_finite", check_finite)
         p = _coerce(self._params_type() if p is None else p, self._params_type)
         if getattr(p, "method", None) == "adjoint":
             raise ValueError("p.method: 'adjoint' is how norse's modules ask for the adjoint gradient (norse 1.1.0 "
@@ -83,6 +106,10 @@ class _NorseNeuron(NeuronModule, nn.Module):
         self.record_states = check_bool("record_states", record_states)
         self.return_state = check_bool("return_state", return_state)
         self.backend = check_backend(backend) if self._fused else check_plain_backend(type(self).__name__, backend, _WHY)
+        if gradient == "adjoint" and backend in ("cpu", "triton"):
+            raise ValueError(f"backend: gradient='adjoint' runs norse's adjoint backward in the reference loop (the "
+                             f"fused kernels compute backpropagation through the steps, gradient='bptt'); expected "
+                             f"None, 'auto' or 'reference', got {backend!r}")
         self._store(p)
         self.last_state = None
 
@@ -119,9 +146,18 @@ class _NorseNeuron(NeuronModule, nn.Module):
         super().reset_state()
         self.last_state = None
 
+    def _guard(self, name: str, t):
+        """``t``, or with ``check_finite`` and the adjoint a view of it whose gradient is checked."""
+        if not (self.check_finite and self.gradient == "adjoint" and isinstance(t, torch.Tensor) and t.requires_grad
+                and torch.is_grad_enabled()):
+            return t
+        t = t.view_as(t)
+        t.register_hook(_FiniteCheck(name))
+        return t
+
     def _run(self, x, state):
         run = self._adjoint_multistep if self.gradient == "adjoint" else self._multistep
-        return run(x, self.params(), state, self.dt, self.backend, self.record_states)
+        return run(self._guard("x", x), self.params(), state, self.dt, self.backend, self.record_states)
 
     def forward(self, x: torch.Tensor, state=None):
         out = self._run(x, state)
@@ -138,7 +174,8 @@ class _NorseNeuron(NeuronModule, nn.Module):
 
 
 class NorseLIF(_NorseNeuron):
-    """``NorseLIF(p=None, dt=1e-3, *, record_states=False, return_state=True, backend=None)``
+    """``NorseLIF(p=None, dt=1e-3, *, record_states=False, return_state=True, gradient="bptt",
+    backend=None, check_finite=False)``
     (``p=None``: norse's defaults; the same arguments for :class:`NorseLIFRefrac` and
     :class:`NorseLIFAdEx`).
 
@@ -152,7 +189,12 @@ class NorseLIF(_NorseNeuron):
 
     ``gradient="adjoint"``: norse's adjoint backward (``LIFFeedForwardAdjointFunction``,
     see :func:`spikefuse.functional.norse.norse_lif_recurrent_adjoint_multistep`) instead of
-    backpropagation through the steps.
+    backpropagation through the steps; it runs the reference loop (``backend`` None, ``"auto"``
+    or ``"reference"``). Its output term ``dz / dv_-`` is inf for a spike at a step that started
+    from rest (``dv_- = tau_mem_inv ((v_leak - v) + i) = 0``), as in norse: at the first step
+    that inf lands on the initial state (no parameter) and the input and weight gradients stay
+    finite; from rest at a later step (an input exactly 0 until then) it reaches them.
+    ``check_finite=True`` raises a ``FloatingPointError`` naming that cause where it does.
     """
 
     _adjoint_multistep = staticmethod(F.norse_lif_adjoint_multistep)
@@ -201,6 +243,11 @@ class NorseLIFRecurrent(_NorseNeuron):
     and this one start with the same weights); ``autapses=False`` zeroes the diagonal of the
     recurrent weights and of their gradient. ``p``, ``dt``, ``gradient`` as :class:`NorseLIF`
     (``gradient="adjoint"``: norse's ``LIFAdjointFunction``).
+
+    No fused kernel: each step computes ``z_prev @ recurrent_weights.T``, a matmul over all
+    neurons inside the time loop, and the fused scans (the generic template every kernel is
+    built on) are elementwise per neuron over time; ``backend`` ``"cpu"`` / ``"triton"`` is
+    refused, None / ``"auto"`` / ``"reference"`` run the plain-torch loop on every device.
     """
 
     _adjoint_multistep = staticmethod(F.norse_lif_recurrent_adjoint_multistep)
@@ -208,9 +255,10 @@ class NorseLIFRecurrent(_NorseNeuron):
     def __init__(self, input_size: int, hidden_size: int, p: F.NorseLIFParams = F.NorseLIFParams(),
                  input_weights: Optional[torch.Tensor] = None, recurrent_weights: Optional[torch.Tensor] = None,
                  autapses: bool = False, dt: float = 1e-3, *, record_states: bool = False,
-                 return_state: bool = True, gradient: str = "bptt", backend: Optional[str] = None):
+                 return_state: bool = True, gradient: str = "bptt", backend: Optional[str] = None,
+                 check_finite: bool = False):
         super().__init__(p, dt, record_states=record_states, return_state=return_state, gradient=gradient,
-                         backend=backend)
+                         backend=backend, check_finite=check_finite)
         for name, n in (("input_size", input_size), ("hidden_size", hidden_size)):
             if isinstance(n, bool) or not isinstance(n, int) or n < 1:
                 raise ValueError(f"{name}: expected a positive int, got {_describe(n)}")
@@ -235,8 +283,9 @@ class NorseLIFRecurrent(_NorseNeuron):
 
     def _run(self, x, state):
         run = F.norse_lif_recurrent_adjoint_multistep if self.gradient == "adjoint" else F.norse_lif_recurrent_multistep
-        return run(x, self.input_weights, self.recurrent_weights, self.params(), state, self.dt, self.backend,
-                   self.record_states)
+        return run(self._guard("x", x), self._guard("input_weights", self.input_weights),
+                   self._guard("recurrent_weights", self.recurrent_weights), self.params(), state, self.dt,
+                   self.backend, self.record_states)
 
     def extra_repr(self) -> str:
         return (f"input_size={self.input_size}, hidden_size={self.hidden_size}, autapses={self.autapses}, "

@@ -16,7 +16,7 @@ _TRAINABLE = [f for f in _families.FAMILIES.values() if f.train]
 #: ``--neuron`` choices: the trainable families of :mod:`spikefuse.families` (their aliases,
 #: e.g. ``loihi-cuba``, are accepted too)
 NEURONS = tuple(f.id for f in _TRAINABLE)
-GRADIENTS = ("atan", "sigmoid", "superspike", "fast_sigmoid", "triangle", "slayer_exp", "eventprop")
+GRADIENTS = ("atan", "sigmoid", "superspike", "fast_sigmoid", "triangle", "slayer_exp", "eventprop", "adjoint")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 READOUTS = ("max", "mean", "last", "count")
 #: network shapes of ``--model`` (spikefuse.train.nets): feed-forward, explicitly recurrent, VGG-style conv

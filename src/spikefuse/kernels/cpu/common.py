@@ -115,18 +115,10 @@ def nb_kernels(name: str):
 
 
 def empty32(*shape) -> torch.Tensor:
-    """An uninitialised fp32 CPU tensor (a kernel output: the kernel writes every element)."""
-    return torch.empty(shape, dtype=torch.float32)
-
-
-def np_rows(g: Optional[torch.Tensor]):
-    """The fp32 numpy view of a ``(T, M)`` gradient as the kernels read it (``trow`` of
-    ``_nb_peers``): a gradient that is the same at every step (stride 0 over time: the gradient
-    of a ``sum`` or ``mean``) as its one ``(1, M)`` row, so no ``(T, M)`` copy is materialised
-    and the kernel reads ``M`` values, not ``T M``; anything else as :func:`.jit.np32` gives
-    it. None gives a ``(1, 1)`` dummy."""
+    """An uninitialised fp32 CPU tensor for a kernel to write in full (an output, a saved trace,
+    a gradient): from the recycling pool of :func:`.jit.empty` when it is large, so a training
+    loop does not page-fault on fresh memory every call. Never for a buffer that is read before
+    the kernel writes it, or that the kernel writes only in part (its values are stale)."""
     from . import jit
 
-    if g is not None and g.dim() == 2 and g.shape[0] > 1 and g.stride(0) == 0:
-        g = g[:1]
-    return jit.np32(g, 2)
+    return jit.empty(shape)

@@ -256,7 +256,10 @@ def grad_rows(g: Optional[torch.Tensor]):
     """``(array, step)`` of a ``(T, M)`` gradient for a kernel that reads its row ``t * step``:
     a contiguous fp32 numpy view and 1, or for a gradient broadcast over time (stride 0 along
     dim 0, as the backward of a ``sum`` gives) its first row as ``(1, M)`` and 0, so no
-    ``(T, M)`` copy is made; for None a ``(1, 1)`` dummy and 0."""
+    ``(T, M)`` copy is made; for None a ``(1, 1)`` dummy and 0. The one helper for every
+    family: the LIF, CUBA, Loihi and sigma-delta kernels take the step; the peer kernels
+    (snnTorch, norse LIF, sinabs: ``trow`` of ``_nb_peers``) take the array alone and read row
+    ``min(t, rows - 1)``, which is the same row for both shapes."""
     if g is None:
         return np32(None, 2), 0
     if g.dim() == 2 and g.shape[0] > 1 and g.stride(0) == 0:

@@ -30,6 +30,7 @@ import torch
 
 from .._common import IO_DTYPES, loihi_op_args, loihi_reason, loihi_results, loihi_scan
 from . import jit
+from .common import empty32
 
 SAVED_BYTES = {"loihi_cuba": 4, "loihi_alif": 8}
 
@@ -39,7 +40,8 @@ def _i64(t: Optional[torch.Tensor]):
 
 
 def _f32_out(on: bool, *shape) -> Optional[torch.Tensor]:
-    return torch.empty(shape, dtype=torch.float32) if on else None
+    """An fp32 output the kernel writes in full (pooled when large: :func:`.jit.empty`), or None."""
+    return empty32(*shape) if on else None
 
 
 def _fwd(tensors, f, i):
@@ -48,7 +50,7 @@ def _fwd(tensors, f, i):
     theta0, step, alif, graded, traces, _, need = i
     T, M = x.shape
     store_lim, store_tr = bool(alif and (need & 0b111)), bool(alif and traces)
-    S, U, V = (torch.empty((T, M), dtype=torch.float32) for _ in range(3))
+    S, U, V = (empty32(T, M) for _ in range(3))
     lim, th_tr, r_tr = _f32_out(store_lim, T, M), _f32_out(store_tr, T, M), _f32_out(store_tr, T, M)
     thf, rf = _f32_out(bool(alif), M), _f32_out(bool(alif), M)
     s = int(s_d)
@@ -93,8 +95,9 @@ def _bwd(saved, grads, f, i, needs):
     # scale_rho / (2 tau_rho) exp(-|x| / tau_rho), its coefficient a Python number (fp32 in the op)
     coef = f[5] if graded else f[5] / (2 * f[4])
     decay_keep = [jit.np32((1 - d / 4096).to(torch.float32)) for d in (du, dv)]  # a = 1 - D/4096
-    gx = torch.empty((T, M), dtype=torch.float32)
-    pu, pv = _f32_out(bool(needs[1]), T, M), _f32_out(bool(needs[2]), T, M)  # per-step decay terms
+    gx = empty32(T, M)
+    # per-step decay terms (scratch: row 0 is never written nor read, P[1:] is summed)
+    pu, pv = _f32_out(bool(needs[1]), T, M), _f32_out(bool(needs[2]), T, M)
     k = _nb().make_bwd(int(i[2]), int(graded), *(int(g is not None) for g in grads[:3]), int(pu is not None),
                        int(pv is not None))
     rows = [grad_rows(g) for g in grads[:3]]

@@ -18,6 +18,7 @@ from .._common import IO_DTYPES, SG_NONE
 from .._norse_host import SAVED_BYTES, adex_reason, adex_run, adex_spec, keep_traces, refrac_reason, refrac_run, refrac_spec
 from ..scan import ScanFunction
 from . import jit
+from .common import empty32 as _empty
 from .common import numba_reason
 
 __all__ = ["ADEX_SCAN", "REFRAC_SCAN", "SAVED_BYTES", "norse_lif_adex_cpu", "norse_lif_adex_supports",
@@ -31,10 +32,6 @@ def _nb():
     if nb is None:  # supports() refuses this case first
         raise RuntimeError("spikefuse: the numba norse kernels are unavailable")
     return nb
-
-
-def _empty(*shape):
-    return torch.empty(shape, dtype=_F32)
 
 
 def _io(t: torch.Tensor, dti: int) -> torch.Tensor:

@@ -19,7 +19,7 @@ from .._common import (IO_DTYPES, SG_NONE, io_reason, leaky_reason, leaky_run, l
 from ..scan import ScanFunction
 from . import jit
 from .common import empty32 as _empty
-from .common import nb_kernels, np_rows, numba_ready
+from .common import nb_kernels, numba_ready
 
 #: bytes saved for backward per neuron-step, by kernel key
 SAVED_BYTES = {"snntorch_leaky": 4, "snntorch_synaptic": 8, "norse_lif": 8}
@@ -66,7 +66,8 @@ def _leaky_bwd(saved, grads, f, i, needs):
     gx, gm0 = _empty(T, M) if needs[0] else None, _empty(M)
     gb, gthr = (_empty(M), _empty(M)) if need_params else (None, None)
     k = nb.make_leaky_bwd(mech, int(delay), kid, int(g_spk is not None), int(g_mseq is not None), int(need_params))
-    jit.run(k, M, nb.TILE, mseq.numpy(), jit.np32(x, 2), np_rows(g_spk), np_rows(g_mseq), jit.np32(g_mlast),
+    rows = [jit.grad_rows(g)[0] for g in (g_spk, g_mseq)]  # one (1, M) row if broadcast over time (trow)
+    jit.run(k, M, nb.TILE, mseq.numpy(), jit.np32(x, 2), *rows, jit.np32(g_mlast),
             int(g_mlast is not None), jit.np32(b), jit.np32(thr), jit.np32(gsf), jit.np32(m0), np.float32(f[0]),
             np.float32(f[1]), jit.np32(gx, 2), int(gx is not None), gm0.numpy(), jit.np32(gb), jit.np32(gthr))
     return [None if gx is None else _io(gx, dti), gb if needs[1] else None, gthr if needs[2] else None, None,
@@ -84,8 +85,8 @@ def snntorch_leaky_cpu(x_seq: torch.Tensor, params, state=None, return_traces: b
     >>> import torch
     >>> from spikefuse.functional.snntorch import LeakyParams
     >>> (s,), (m,), _ = snntorch_leaky_cpu(torch.full((3, 1, 1), 0.6), LeakyParams(beta=0.5))
-    >>> s.flatten().tolist(), round(m.item(), 4)
-    ([0.0, 0.0, 0.0], 0.9)
+    >>> s.flatten().tolist(), round(m.item(), 4)     # mem 0.6, 0.9, 1.05 (> 1: fires at the last step)
+    ([0.0, 0.0, 1.0], 1.05)
     """
     return leaky_run(LEAKY_SCAN, x_seq, params, state, return_traces)
 
@@ -139,7 +140,8 @@ def _synaptic_bwd(saved, grads, f, i, needs):
     gp = _empty(3, M) if need_params else None
     has = (int(g is not None) for g in (g_spk, g_sseq, g_mseq))
     k = nb.make_synaptic_bwd(mech, int(delay), kid, *has, int(need_params))
-    jit.run(k, M, nb.TILE, sseq.numpy(), mseq.numpy(), np_rows(g_spk), np_rows(g_sseq), np_rows(g_mseq),
+    rows = [jit.grad_rows(g)[0] for g in (g_spk, g_sseq, g_mseq)]  # one (1, M) row if broadcast over time
+    jit.run(k, M, nb.TILE, sseq.numpy(), mseq.numpy(), *rows,
             jit.np32(g_slast), jit.np32(g_mlast), int(g_slast is not None), int(g_mlast is not None), jit.np32(al),
             jit.np32(be), jit.np32(thr), jit.np32(s0), jit.np32(m0), np.float32(f[0]), np.float32(f[1]),
             jit.np32(gx, 2), int(gx is not None), gs0.numpy(), gm0.numpy(), jit.np32(gp, 2))
@@ -175,13 +177,14 @@ def snntorch_synaptic_supports(x_seq: torch.Tensor, params=None, state=None, **_
 
 
 def _norse_fwd(tensors, f, i):
-    x, *ps = tensors
+    x, am, asn, vl, vth, vr, _c0, _c1, v0, i0 = tensors  # the surrogate's rows: backward only
     _, traces, dti, need = i
     T, M = x.shape
     nb = _nb()
     keep = bool(traces or need)
     z, vseq, iseq, vlast, ilast = _empty(T, M), _seq(keep, T, M), _seq(keep, T, M), _empty(M), _empty(M)
-    jit.run(nb.norse_fwd, M, nb.TILE, jit.np32(x, 2), *(jit.np32(p) for p in ps), z.numpy(), vseq.numpy(),
+    jit.run(nb.norse_fwd, M, nb.TILE, jit.np32(x, 2), *(jit.np32(p) for p in (am, asn, vl, vth, vr, v0, i0)),
+            z.numpy(), vseq.numpy(),
             iseq.numpy(), vlast.numpy(), ilast.numpy(), int(keep))
     return [_io(z, dti), vlast, ilast, vseq if keep else None, iseq if keep else None]
 
@@ -196,11 +199,12 @@ def _norse_bwd(saved, grads, f, i, needs):
     gx, gv0, gi0, gp = _empty(T, M), _empty(M), _empty(M), _empty(5, M) if need_params else None
     has = (int(g is not None) for g in (g_z, g_vseq, g_iseq))
     k = nb.make_norse_bwd(max(sg, 0), int(sg != SG_NONE), *has, int(need_params))
-    jit.run(k, M, nb.TILE, vseq.numpy(), iseq.numpy(), jit.np32(x, 2), np_rows(g_z), np_rows(g_vseq),
-            np_rows(g_iseq), jit.np32(g_vlast), jit.np32(g_ilast), int(g_vlast is not None), int(g_ilast is not None),
-            *(jit.np32(p) for p in ps), np.float32(f[0]),
-            np.float32(f[1]), gx.numpy(), gv0.numpy(), gi0.numpy(), jit.np32(gp, 2))
-    out = [_io(gx, dti), *(gp[k].clone() if need_params else None for k in range(5)), gv0, gi0]  # no aliases
+    rows = [jit.grad_rows(g)[0] for g in (g_z, g_vseq, g_iseq)]  # one (1, M) row if broadcast over time
+    jit.run(k, M, nb.TILE, vseq.numpy(), iseq.numpy(), jit.np32(x, 2), *rows, jit.np32(g_vlast), jit.np32(g_ilast),
+            int(g_vlast is not None), int(g_ilast is not None), *(jit.np32(p) for p in ps), gx.numpy(), gv0.numpy(),
+            gi0.numpy(), jit.np32(gp, 2))
+    # no aliases; c0, c1 (the surrogate's rows from alpha) have no gradient
+    out = [_io(gx, dti), *(gp[k].clone() if need_params else None for k in range(5)), None, None, gv0, gi0]
     return [g if n else None for g, n in zip(out, needs)]
 
 

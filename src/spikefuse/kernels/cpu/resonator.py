@@ -30,7 +30,8 @@ LAST: dict = {}
 
 
 def _seq(on: bool, T: int, M: int, dtype=torch.float32):
-    return torch.empty((T, M), dtype=dtype) if on else None
+    """A ``(T, M)`` output the kernel writes in full (pooled when large: :func:`.jit.empty`), or None."""
+    return jit.empty((T, M), dtype) if on else None
 
 
 def _fwd(tensors, f, i):
@@ -41,7 +42,7 @@ def _fwd(tensors, f, i):
     flags = host.store_flags(i)
     store_ri, store_lim, store_tr, store_rst = flags
     nb = jit.kernels("resonator")
-    spk = torch.empty((T, M), dtype=torch.float32)
+    spk = jit.empty((T, M))
     re, im, lim = _seq(store_ri, T, M), _seq(store_ri, T, M), _seq(store_lim, T, M)
     th, r = _seq(store_tr, T, M), _seq(store_tr, T, M)
     rst = _seq(store_rst, T, M, torch.int8)
@@ -67,7 +68,7 @@ def _bwd(saved, grads, f, i, needs):
     model, graded, lava, io = i[3], i[4], i[6], IO_DTYPES[i[7]]
     need_dec = bool(needs[2] or needs[3])
     nb = jit.kernels("resonator")
-    gxr, gxi = (torch.empty((T, M), dtype=torch.float32) for _ in range(2))
+    gxr, gxi = (jit.empty((T, M)) for _ in range(2))
     gre0, gim0, gS, gC = (torch.empty(M, dtype=torch.float32) for _ in range(4))
     gs = grads[:5]  # spikes, re/im traces, re/im of the last step
     k = nb.make_bwd(model, int(graded), *(int(g is not None) for g in gs), int(need_dec), int(lava))

@@ -24,7 +24,6 @@ from .. import _sigma_delta_host as host
 from .._common import IO_DTYPES
 from . import jit
 from .common import np_f32, np_view, numba_reason
-from .loihi import grad_rows
 
 SAVED_BYTES = host.SAVED_BYTES
 
@@ -40,11 +39,11 @@ def _fwd(tensors, f, i):
     traces, store_d, store_keep = host.store_flags(i)
     nb = jit.kernels("sigma_delta")
     f32 = torch.float32
-    y = torch.empty((T, M), dtype=f32)
-    sig = torch.empty((T, M), dtype=f32) if traces else None
-    a = torch.empty((T, M), dtype=f32) if traces else None
-    d = torch.empty((T, M), dtype=f32) if store_d else None
-    keep = torch.empty((T, M), dtype=torch.int8) if store_keep else None
+    y = jit.empty((T, M))                                   # written in full by the kernel (pooled)
+    sig = jit.empty((T, M)) if traces else None
+    a = jit.empty((T, M)) if traces else None
+    d = jit.empty((T, M)) if store_d else None
+    keep = jit.empty((T, M), torch.int8) if store_keep else None
     accl = torch.empty(M, dtype=torch.float64)
     prel, resl, errl = _f32(M), _f32(M), _f32(M)
     k = nb.make_fwd(int(act == host.ACT_RELU), int(bias is not None), int(bool(cum)), int(traces), int(store_d),
@@ -63,12 +62,12 @@ def _bwd(saved, grads, f, i, needs):
     relu, need_th = int(i[0] == host.ACT_RELU), bool(needs[1])
     g_y, g_sig, g_a, g_accl, g_prel = (grads[k] for k in (0, 1, 2, 4, 5))  # not the Δ trace's (detached)
     nb = jit.kernels("sigma_delta")
-    gx = torch.empty((T, M), dtype=torch.float32)
+    gx = jit.empty((T, M))
     gth, gb, gpre0 = _f32(M), _f32(M), _f32(M)
     gacc0 = torch.empty(M, dtype=torch.float64)
     k = nb.make_bwd(relu, *(int(g is not None) for g in (g_y, g_sig, g_a)), int(need_th))
     gaccl = np_view(g_accl.to(torch.float64)) if g_accl is not None else gacc0.numpy()
-    rows = [grad_rows(g) for g in (g_y, g_sig, g_a)]
+    rows = [jit.grad_rows(g) for g in (g_y, g_sig, g_a)]
     jit.run(k, M, nb.TILE, *(r[0] for r in rows), *(r[1] for r in rows), gaccl, jit.np32(g_prel),
             np.bool_(g_accl is not None), np.bool_(g_prel is not None),
             np_view(keep if relu else None), jit.np32(d if need_th else None, 2), jit.np32(th),

@@ -18,7 +18,7 @@ from .._sinabs_host import SAVED_BYTES, keeps, sinabs_reason, sinabs_run, sinabs
 from ..scan import ScanFunction
 from . import jit
 from .common import empty32 as _empty
-from .common import nb_kernels, np_rows, numba_reason
+from .common import nb_kernels, numba_reason
 
 __all__ = ["SINABS_SCAN", "SAVED_BYTES", "sinabs_lif_cpu", "sinabs_lif_supports"]
 
@@ -59,8 +59,9 @@ def _bwd(saved, grads, f, i, needs):
     gx, gv0, gi0, gp = _empty(T, M), _empty(M), _empty(M), _empty(3, M) if need_params else None
     has = (int(g is not None) for g in (g_s, g_vseq, g_iseq))
     k = nb.make_bwd(mode, maxn, rmode, syn, norm, clamp, sid, *has, int(need_params))
-    jit.run(k, M, nb.TILE, vseq.numpy(), jit.np32(iseq, 2), jit.np32(x, 2), np_rows(g_s), np_rows(g_vseq),
-            np_rows(g_iseq), jit.np32(g_vlast), jit.np32(g_ilast), int(g_vlast is not None), int(g_ilast is not None),
+    rows = [jit.grad_rows(g)[0] for g in (g_s, g_vseq, g_iseq)]  # one (1, M) row if broadcast over time (trow)
+    jit.run(k, M, nb.TILE, vseq.numpy(), jit.np32(iseq, 2), jit.np32(x, 2), *rows, jit.np32(g_vlast),
+            jit.np32(g_ilast), int(g_vlast is not None), int(g_ilast is not None),
             *(_vec(p, M) for p in (am, oma, asy, thr, c, mn, hw, v0, i0)), *(np.float32(v) for v in f),
             gx.numpy(), gv0.numpy(), gi0.numpy(), jit.np32(gp, 2))
     gx = gx if IO_DTYPES[i[9]] == _F32 else gx.to(IO_DTYPES[i[9]])
