@@ -178,7 +178,7 @@ def test_adex_t1_noncontiguous_default_params_fp16(backend):
 
 @pytest.mark.parametrize("method", ["super", "circ"])
 def test_refrac_per_neuron_alpha(backend, method):
-    """A per-neuron ``alpha`` (norse.lif's kernels take one value per call): read per neuron;
+    """A per-neuron ``alpha`` (as norse.lif's kernels, peers_cases.py): read per neuron;
     bit for bit for SuperSpike (circ: its ``r ** 1.5`` is ``r sqrt(r)`` in the kernels, 1e-6)."""
     alpha = 5.0 + 10.0 * torch.rand(N, generator=_gen(9))
     exact = STATE_KEYS if method == "super" else ()

@@ -78,6 +78,22 @@ def test_feed_forward_lif_agrees(method):
     _agree(z, z_ref, (st.v, st.i), (st_ref.v, st_ref.i), (x,))
 
 
+@pytest.mark.parametrize("method", ["triangle", "tanh"])
+@pytest.mark.parametrize("backend", ["reference", "cpu"])
+def test_feed_forward_lif_per_neuron_alpha_agrees(method, backend):
+    # a per-neuron alpha (norse broadcasts it in threshold()): the fused CPU kernel reads the
+    # surrogate's constants per neuron
+    if backend == "cpu":
+        pytest.importorskip("numba")
+    alpha = torch.linspace(0.5, 3.0, 5)
+    pn, ps = _norse_p(method)
+    pn, ps = pn._replace(alpha=alpha), ps._replace(alpha=alpha)
+    x = _x()
+    z_ref, st_ref = nt.LIF(pn, record_states=True)(x)
+    z, st = NorseLIF(ps, record_states=True, backend=backend)(x)
+    _agree(z, z_ref, (st.v, st.i), (st_ref.v, st_ref.i), (x,))
+
+
 def test_feed_forward_lif_ties_at_threshold_like_norse():
     # binary-exact steps (dt * tau_mem_inv = 0.25): x = 2 puts v exactly on v_th = 0.5
     pn, ps = _norse_p("super", tau_syn_inv=4.0, tau_mem_inv=2.0, v_leak=0.0, v_th=0.5, v_reset=-0.25)

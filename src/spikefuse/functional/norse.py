@@ -98,8 +98,8 @@ field, the layout of norse's ``record_states=True``).
 The feed-forward LIF, the refractory LIF and AdEx have fused kernels (``backend="triton"`` /
 ``"cpu"``; kernels/triton/peers.py, kernels/triton/norse.py, kernels/cpu/; ``"auto"`` runs them
 where they cover the case: every method (the gradients of ``tanh`` / ``circ`` / ``heavi_erfc``
-to ~1e-6: their transcendentals are libm's / libdevice's), one ``alpha`` (the refractory / AdEx
-kernels: per neuron too), fp16/bf16/fp32 input). LIF and the refractory LIF give the reference's spikes, states, traces and input /
+to ~1e-6: their transcendentals are libm's / libdevice's), ``alpha`` shared or per neuron,
+fp16/bf16/fp32 input). LIF and the refractory LIF give the reference's spikes, states, traces and input /
 state gradients bit for bit; AdEx's ``exp`` is the backend's (libm, libdevice) where the
 reference's is torch's (SLEEF on CPU): an ulp apart on ~1 % of arguments, so its states agree
 to ~1e-6 and its spikes are equal unless a membrane lands within those ulps of ``v_th``. The

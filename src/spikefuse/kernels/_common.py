@@ -302,24 +302,37 @@ def norse_reason(x_seq: torch.Tensor, params, state=None) -> Optional[str]:
     if getattr(params, "method", None) not in NORSE_SG:
         return (f"method {getattr(params, 'method', None)!r} has no in-kernel surrogate (kernels: "
                 f"{sorted(NORSE_SG)}); the reference loop runs it")
-    if isinstance(params.alpha, torch.Tensor) and params.alpha.numel() != 1:
-        return "a per-neuron alpha has no kernel (one value per call)"
-    return params_reason(x_seq, params, ("tau_syn_inv", "tau_mem_inv", "v_leak", "v_th", "v_reset"), state)
+    # alpha may be per neuron: the kernels read the surrogate's constants as rows (norse_sg_rows)
+    return params_reason(x_seq, params, ("tau_syn_inv", "tau_mem_inv", "v_leak", "v_th", "v_reset", "alpha"), state)
+
+
+def norse_sg_rows(params, shape, device) -> tuple:
+    """``(surrogate id, c0, c1)``: ``c0``, ``c1`` per-neuron fp32 rows of the in-kernel ``g *
+    surrogate'(d)`` (:data:`NORSE_SG`), from ``alpha`` as the reference uses it: an fp32 tensor
+    (a number cast as norse's modules cast it), detached, per neuron or shared; circ's
+    ``alpha ** 2`` squared in fp32 as the reference squares it. Shared by every norse kernel
+    (norse.lif here, the refractory and AdEx LIF in kernels/_norse_host.py)."""
+    a = params.alpha.detach() if isinstance(params.alpha, torch.Tensor) else torch.tensor(float(params.alpha))
+    a = a.to(device=device, dtype=torch.float32)
+    sg = NORSE_SG[params.method](1.0)[0]
+    one, zero = torch.ones_like(a), torch.zeros_like(a)
+    c0 = one if params.method == "triangle" else zero if sg == SG_NONE else a
+    c1 = {"triangle": a, "circ": a ** 2, "heavi_erfc": torch.full_like(a, math.sqrt(math.pi))}.get(params.method, zero)
+    return sg, expand_param(c0, shape, device), expand_param(c1, shape, device)
 
 
 def norse_consts(params, dt: float, state, shape, device) -> tuple:
-    """Per-neuron fp32 ``(a_m, a_sn, v_leak, v_th, v_reset, v0, i0)`` and ``(sg, c0, c1)``:
-    ``a_m = dt * tau_mem_inv``, ``a_sn = -dt * tau_syn_inv`` with the reference's rounding (a
-    Python ``dt`` times an fp32 tensor), differentiable in the tensor parameters."""
+    """Per-neuron fp32 ``(a_m, a_sn, v_leak, v_th, v_reset, c0, c1, v0, i0)`` and the surrogate
+    id: ``a_m = dt * tau_mem_inv``, ``a_sn = -dt * tau_syn_inv`` with the reference's rounding
+    (a Python ``dt`` times an fp32 tensor), differentiable in the tensor parameters; ``c0``,
+    ``c1`` from ``alpha`` (:func:`norse_sg_rows`, no gradient)."""
     def f32(p):
         return p.to(torch.float32) if isinstance(p, torch.Tensor) else torch.tensor(float(p), device=device)
 
     a_m, a_sn = dt * f32(params.tau_mem_inv), -dt * f32(params.tau_syn_inv)
-    flat = tuple(expand_param(p, shape, device) for p in (a_m, a_sn, params.v_leak, params.v_th, params.v_reset,
-                                                          *state))
-    alpha = params.alpha
-    alpha = float(alpha.detach().reshape(())) if isinstance(alpha, torch.Tensor) else float(alpha)
-    return flat, NORSE_SG[params.method](alpha)
+    flat = tuple(expand_param(p, shape, device) for p in (a_m, a_sn, params.v_leak, params.v_th, params.v_reset))
+    sg, c0, c1 = norse_sg_rows(params, shape, device)
+    return (*flat, c0, c1, *(expand_param(p, shape, device) for p in state)), sg
 
 
 #: the name the peer-family encodings use for :func:`grad_bits`
@@ -333,7 +346,8 @@ input_grad_bits = grad_bits
 # ints (mechanism index, reset_delay, surrogate id, traces, io dtype index, grad bits).
 # Outputs (spikes, mem_last, mem_seq or None); saved (mem_seq, x (reset_delay=False), the params, mem0).
 #
-# norse LIF: tensors (x, a_m, a_sn, v_leak, v_th, v_reset, v0, i0); floats (c0, c1); ints
+# norse LIF: tensors (x, a_m, a_sn, v_leak, v_th, v_reset, c0, c1, v0, i0: c0, c1 the surrogate's
+# constants per neuron, from a shared or per-neuron alpha, no gradient); no floats; ints
 # (surrogate id or SG_NONE, traces, io dtype index, grad bits). Outputs (z, v_last, i_last,
 # v_seq or None, i_seq or None); saved (v_seq, i_seq, every input).
 
@@ -443,10 +457,10 @@ def synaptic_spec(name: str, forward, backward):
 def norse_run(scan, x_seq: torch.Tensor, params, state, return_traces: bool, dt: float):
     """Run a norse LIF ScanFunction; results ``((z,), (v, i), (v_seq, i_seq) or None)``."""
     shape, T = tuple(x_seq.shape[1:]), x_seq.shape[0]
-    flat, (sg, c0, c1) = norse_consts(params, dt, state, shape, x_seq.device)
+    flat, sg = norse_consts(params, dt, state, shape, x_seq.device)
     tensors = [x_seq.reshape(T, -1).contiguous(), *flat]
     z, vl, il, vseq, iseq = scan.apply(
-        tensors, [c0, c1], [sg, int(bool(return_traces)), IO_DTYPES.index(x_seq.dtype), input_grad_bits(tensors)])
+        tensors, [], [sg, int(bool(return_traces)), IO_DTYPES.index(x_seq.dtype), input_grad_bits(tensors)])
     traces = (vseq.view(x_seq.shape), iseq.view(x_seq.shape)) if return_traces else None
     return (z.view(x_seq.shape),), (vl.view(shape), il.view(shape)), traces
 
@@ -458,7 +472,7 @@ def _norse_fake(tensors, f, i):
 def norse_spec(name: str, forward, backward):
     """The norse LIF ScanSpec ``name`` with a backend's ``forward`` / ``backward`` scans."""
     return ScanSpec(
-        name=name, inputs=("x", "a_m", "a_sn", "v_leak", "v_th", "v_reset", "v0", "i0"), states=("v", "i"),
+        name=name, inputs=("x", "a_m", "a_sn", "v_leak", "v_th", "v_reset", "c0", "c1", "v0", "i0"), states=("v", "i"),
         params=("a_m", "a_sn", "v_leak", "v_th", "v_reset"), outputs=("spikes", "v_last", "i_last", "v_seq", "i_seq"),
         saved=("v_seq", "i_seq"), saved_bytes=8, moved_bytes=20, forward=forward,
         save=lambda tensors, outputs, f, i, needs: [outputs[3], outputs[4], *tensors], backward=backward,

@@ -1,8 +1,8 @@
 """The op encodings of the fused scans of norse's refractory LIF (``norse.lif_refrac``) and
 adaptive exponential LIF (``norse.lif_adex``), shared by the Triton (kernels/triton/norse.py) and
 numba CPU (kernels/cpu/norse.py) ScanSpecs; only the scans differ. The feed-forward LIF
-(``norse.lif``) is in kernels/_common.py (``norse_run``); these reuse its surrogate table
-(:data:`._common.NORSE_SG`) and its ``supports`` rule (:func:`._common.norse_reason`).
+(``norse.lif``) is in kernels/_common.py (``norse_run``); these reuse its surrogate rows
+(:func:`._common.norse_sg_rows`) and its ``supports`` rule (:func:`._common.norse_reason`).
 
 Refractory LIF, one step (functional/norse.py ``_refrac_step``; ``a_m = dt tau_mem_inv``,
 ``a_sn = -dt tau_syn_inv`` computed here with torch's arithmetic)::
@@ -33,12 +33,11 @@ tensor parameters (autograd maps them back); ``alpha`` is detached, as in the re
 """
 from __future__ import annotations
 
-import math
 from typing import Optional
 
 import torch
 
-from ._common import IO_DTYPES, NORSE_SG, SG_NONE, _fake_grads, expand_param, grad_bits, norse_reason, params_reason
+from ._common import IO_DTYPES, _fake_grads, expand_param, grad_bits, norse_reason, norse_sg_rows, params_reason
 from .scan import ScanSpec
 
 __all__ = ["SAVED_BYTES", "adex_reason", "adex_run", "adex_spec", "refrac_reason", "refrac_run", "refrac_spec"]
@@ -72,11 +71,10 @@ def adex_reason(x_seq: torch.Tensor, params, state=None) -> Optional[str]:
 
 
 def _lif_reason(x_seq, p, state) -> Optional[str]:
-    """norse.lif's rules, except that ``alpha`` may be per neuron (these kernels read it per
-    neuron) when it broadcasts to the state shape."""
+    """norse.lif's rules (``alpha`` shared or per neuron, broadcasting to the state shape)."""
     if not isinstance(p, tuple) or not hasattr(p, "alpha"):
         return f"no norse parameters given, got {type(p).__name__}"
-    return norse_reason(x_seq, p._replace(alpha=1.0), _flat_state(state)) or _extra_reason(x_seq, p, ("alpha",))
+    return norse_reason(x_seq, p, _flat_state(state))
 
 
 def _extra_reason(x_seq, params, names) -> Optional[str]:
@@ -88,17 +86,9 @@ def _f32(p, device):
 
 
 def _surrogate(params, shape, dev) -> tuple:
-    """``(surrogate id, c0, c1)`` with ``c0``, ``c1`` per-neuron rows of the in-kernel ``g *
-    surrogate'(d)`` (:data:`._common.NORSE_SG`), from ``alpha`` as the reference uses it: an fp32
-    tensor (a number cast as norse's modules cast it), detached, per neuron or shared; circ's
-    ``alpha ** 2`` squared in fp32 as the reference squares it."""
-    a = params.alpha.detach() if isinstance(params.alpha, torch.Tensor) else torch.tensor(float(params.alpha))
-    a = a.to(device=dev, dtype=torch.float32)
-    sg = NORSE_SG[params.method](1.0)[0]
-    one, zero = torch.ones_like(a), torch.zeros_like(a)
-    c0 = one if params.method == "triangle" else zero if sg == SG_NONE else a
-    c1 = {"triangle": a, "circ": a ** 2, "heavi_erfc": torch.full_like(a, math.sqrt(math.pi))}.get(params.method, zero)
-    return sg, expand_param(c0, shape, dev), expand_param(c1, shape, dev)
+    """``(surrogate id, c0, c1)`` per-neuron rows, as norse.lif's kernels take them
+    (:func:`._common.norse_sg_rows`)."""
+    return norse_sg_rows(params, shape, dev)
 
 
 def _ints(sg: int, return_traces: bool, x_seq, tensors) -> list:

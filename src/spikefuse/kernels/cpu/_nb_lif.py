@@ -4,8 +4,8 @@ the library). Float32 throughout, in the reference's operation order (functional
 bit-identical to the reference loop.
 
 Arrays are C-contiguous fp32 ``(T, M)`` / ``(M,)`` (absent ones: a 1-element dummy with its
-``has_*`` flag off). Each variant (kind, reset, surrogate, which gradients exist) is its own
-compiled kernel with the flags as compile-time constants (a closure: numba folds them, so the
+``has_*`` flag off). Each variant (kind, reset, surrogate; :func:`make_bwd` says which flags are
+run-time arguments) is its own compiled kernel with the flags as compile-time constants (a closure: numba folds them, so the
 inner loop vectorises; numba caches each variant on disk by the closure's values). A kernel runs
 a contiguous neuron range ``[j0, j1)`` tile by tile (``TILE`` neurons, the time loop inside a
 tile, so the state stays in L1); :func:`.jit.run` gives each thread one range. Kernels use
@@ -55,7 +55,7 @@ _EXP_C0 = np.float32(0.000198527617612853646278381)
 def sleef_expf(d):
     """``exp(d)`` in float32 as SLEEF's vectorised ``xexpf`` computes it (range reduction by
     ``q = rint(d / ln 2)`` in two fma steps, a degree-6 polynomial, ``* 2^(q/2) * 2^(q - q/2)``;
-    ``0`` below -104, ``inf`` above 100). Bit-identical to torch's AVX2 ``Vectorized<float>::exp``
+    ``0`` below -104, ``inf`` above 100). Bit-identical to torch's AVX2 and AVX512 ``Vectorized<float>::exp``
     (checked on 2^20 random values in tests/kernels/test_kernels_cpu_lif.py)."""
     dq = d if (d > np.float32(-110.0) and d < np.float32(110.0)) else F0   # NaN: q = 0, s = NaN
     q = np.int32(np.rint(dq * _R_LN2))
@@ -173,105 +173,118 @@ def _vjp_h(gv, gspk, ghx, h, vth, vr, hard, detach, kid, c0, c1, vec):
 
 
 @functools.lru_cache(maxsize=None)
-def make_bwd(kind: int, hard: int, detach: int, recip: int, kid: int, has_gs: int, has_gvseq: int,
-             has_ghseq: int, need_x: int, need_tau: int, need_vth: int, need_vr: int, per_step: int):
-    """The reverse-scan kernel for one variant (flags are compile-time constants) over neurons
-    ``[j0, j1)``; writes gX, gV0 and the parameter gradients that are needed (``need_*``).
-    ``lanes`` (Sigmoid): 1 where torch's sigmoid kernel computes a neuron in a vector lane.
-    ``has_gvlast`` is a run-time flag (it only picks the initial carry of a tile); ``sstep`` /
-    ``vstep`` / ``hstep``: 1, or 0 for an output gradient broadcast over time (given as its one
-    row: :func:`.jit.grad_rows`).
+def make_bwd(lif: int, decay: int, recip: int, hard: int, detach: int, kid: int, has_gvseq: int, params: int):
+    """The reverse-scan kernel for one variant over neurons ``[j0, j1)``; writes gX (when
+    ``need_x``), gV0 and the parameter gradients that are needed. ``lanes`` (Sigmoid): 1 where
+    torch's sigmoid kernel computes a neuron in a vector lane.
 
-    Each parameter's gradient is the sum of per-step terms, one or two per step, which autograd
-    of the reference adds in a fixed order: step ``T-1`` first, and within a step the reset's
-    term before the threshold's (v_threshold, soft reset) or the charge's (v_reset, hard reset).
-    ``per_step=0`` (a parameter of one value per neuron) adds them here in that order into
-    ``gtau`` / ``gvth`` / ``gvr``; ``per_step=1`` (a parameter broadcast over neurons) writes
-    each term into its ``(T, M)`` array (``ptau``; ``pth1``/``pth2``; ``pr1``/``pr2``, the
-    first-added term first) for the caller to reduce step by step as autograd does."""
+    Compile-time flags (one compiled kernel each) are those that change the arithmetic of the
+    lane loop: the neuron kind (``lif``: 0 for IF; ``decay``: decay_input), ``recip`` (the tau
+    slot holds 1/tau), ``hard`` / ``detach`` (the reset), the surrogate ``kid``, ``has_gvseq``
+    (the trace gradient changes the order of the sums) and ``params`` (whether any parameter
+    needs a gradient). Making ``hard`` / ``detach`` / ``decay`` / ``has_gvseq`` run-time selects
+    inside the loop was measured 10-15 % slower in cache (0.48 vs 0.43 ns per neuron-step at
+    T=100, M=4096), so they stay constants. The other options are run-time arguments that only
+    pick, once per step and tile (outside the lane loop), which row the loop reads or writes, so
+    they add no variant: ``has_gs`` / ``has_ghseq`` (an absent output gradient reads a tile of
+    zeros: the loop adds ``0.0 + y`` as it did with the constant, so the same bits), ``need_x``
+    (an unneeded gX goes to a scratch row), ``has_gvlast`` (the initial carry), ``sstep`` /
+    ``vstep`` / ``hstep`` (1, or 0 for an output gradient broadcast over time, given as its one
+    row: :func:`.jit.grad_rows`), and ``need_tau`` / ``need_vth`` / ``need_vr`` / ``per_step``.
+
+    With ``params`` the loop computes every parameter term of the neuron kind (tau unless IF,
+    v_threshold, v_reset for a hard reset) and the run-time ``need_tau`` / ``need_vth`` /
+    ``need_vr`` / ``per_step`` pick where they go (unneeded ones: scratch rows). Each parameter's
+    gradient is the sum of per-step terms, one or two per step, which autograd of the reference
+    adds in a fixed order: step ``T-1`` first, and within a step the reset's term before the
+    threshold's (v_threshold, soft reset) or the charge's (v_reset, hard reset). ``per_step=0``
+    (a parameter of one value per neuron) adds them here in that order into ``gtau`` / ``gvth`` /
+    ``gvr``; ``per_step=1`` (a parameter broadcast over neurons) writes each term into its
+    ``(T, M)`` array (``ptau``; ``pth1``/``pth2``; ``pr1``/``pr2``, the first-added term first)
+    for the caller to reduce step by step as autograd does."""
 
     @njit(cache=True, nogil=True, error_model="numpy")
-    def lif_bwd(H, x, gs, gvseq, ghseq, sstep, vstep, hstep, gvlast, has_gvlast, tau, vth, vr, v0, c0, c1, lanes, gx, gv0, gtau, gvth,
-                gvr, ptau, pth1, pth2, pr1, pr2, j0, j1):
+    def lif_bwd(H, x, gs, gvseq, ghseq, has_gs, has_ghseq, sstep, vstep, hstep, gvlast, has_gvlast, tau,
+                vth, vr, v0, c0, c1, lanes, need_x, gx, gv0, need_tau, need_vth, need_vr,
+                per_step, gtau, gvth, gvr, ptau, pth1, pth2, pr1, pr2, j0, j1):
         T = H.shape[0]
-        split = has_gvseq and kind != 0
+        split = has_gvseq and lif != 0
+        kind = 1 if decay else 2    # of _tau_term (lif only)
+        st_tau = params and per_step and need_tau
+        st_th = params and per_step and need_vth
+        st_r = params and per_step and need_vr
         for a in range(j0, j1, TILE):
             b = min(j1, a + TILE)
             n = b - a
             carry = gvlast[a:b].copy() if has_gvlast else np.zeros(n, np.float32)
             cq = np.zeros(n, np.float32)    # split: carry = gH[t+1], cq = its -dV term
+            zero = np.zeros(n, np.float32)  # an absent input row
+            scr = np.empty(n, np.float32)   # an unneeded output row
+            scr2 = np.empty(n, np.float32)
             at, ath, ar = np.zeros(n, np.float32), np.zeros(n, np.float32), np.zeros(n, np.float32)
             ta, th, rs = tau[a:b], vth[a:b], vr[a:b]
             ln = lanes[a:b] if kid == 1 else lanes[0:1]
             for t in range(T - 1, -1, -1):
                 ht = H[t, a:b]
-                gst = gs[t * sstep, a:b] if has_gs else gs[0, 0:1]
+                gst = gs[t * sstep, a:b] if has_gs else zero
                 gvt = gvseq[t * vstep, a:b] if has_gvseq else gvseq[0, 0:1]
-                ghxt = ghseq[t * hstep, a:b] if has_ghseq else ghseq[0, 0:1]
-                gxt = gx[t, a:b] if need_x else gx[0, 0:1]
-                hp = H[t - 1, a:b] if (need_tau and t > 0) else v0[a:b]
-                xp = x[t, a:b] if (need_tau and kind == 1) else x[0, 0:1]
-                pt = ptau[t, a:b] if (per_step and need_tau) else ptau[0, 0:1]
-                p1 = pth1[t, a:b] if (per_step and need_vth) else pth1[0, 0:1]
-                p2 = pth2[t, a:b] if (per_step and need_vth and not hard) else pth2[0, 0:1]
-                r1 = pr1[t, a:b] if (per_step and need_vr) else pr1[0, 0:1]
-                r2 = pr2[t, a:b] if (per_step and need_vr and kind != 0) else pr2[0, 0:1]
+                ghxt = ghseq[t * hstep, a:b] if has_ghseq else zero
+                gxt = gx[t, a:b] if need_x else scr
+                hp = H[t - 1, a:b] if (params and t > 0) else v0[a:b]
+                xp = x[t, a:b] if (params and decay and need_tau) else zero
+                pt = ptau[t, a:b] if st_tau else scr2
+                p1 = pth1[t, a:b] if st_th else scr2
+                p2 = pth2[t, a:b] if (st_th and not hard) else scr2
+                r1 = pr1[t, a:b] if st_r else scr2
+                r2 = pr2[t, a:b] if (st_r and lif != 0) else scr2
                 first = t == 0
                 for jj in range(n):
                     if split:       # autograd adds the trace's gradient first
                         gv = (gvt[jj] + carry[jj]) + (-cq[jj])
                     else:
                         gv = gvt[jj] + carry[jj] if has_gvseq else carry[jj]
-                    gspk = gst[jj] if has_gs else F0
-                    ghx = ghxt[jj] if has_ghseq else F0
                     vec = ln[jj] != 0 if kid == 1 else False
-                    gh, gsg, s = _vjp_h(gv, gspk, ghx, ht[jj], th[jj], rs[jj], hard, detach, kid, c0, c1, vec)
-                    if kind == 0:
+                    gh, gsg, s = _vjp_h(gv, gst[jj], ghxt[jj], ht[jj], th[jj], rs[jj], hard, detach, kid, c0, c1,
+                                        vec)
+                    if lif == 0:
                         q = gh
                         gvp = gh
                     else:
                         q = gh * ta[jj] if recip else gh / ta[jj]
                         gvp = gh + (-q)
-                    if need_x:
-                        gxt[jj] = q if kind == 1 else gh
+                    gxt[jj] = q if decay else gh
                     if split:
                         carry[jj] = gh
                         cq[jj] = q
                     else:
                         carry[jj] = gvp
-                    if need_vth:    # hard: the threshold's -gsg; soft: the reset's -gV S first
+                    if params:
+                        # v_threshold: hard: the threshold's -gsg; soft: the reset's -gV S first
                         e1 = -gsg if hard else (-gv) * s
-                        if per_step:
-                            p1[jj] = e1
-                            if not hard:
-                                p2[jj] = -gsg
-                        else:
-                            ath[jj] = ath[jj] + e1 if hard else (ath[jj] + e1) + (-gsg)
-                    if need_vr:     # hard reset only: the reset's gV S, then the charge's
-                        if per_step:
-                            r1[jj] = gv * s
-                            if kind != 0:
-                                r2[jj] = q
-                        else:
-                            ar[jj] = ar[jj] + gv * s if kind == 0 else (ar[jj] + gv * s) + q
-                    if need_tau:
-                        vr_ = reset(hp[jj], th[jj], rs[jj], hard)[1]
-                        vp = hp[jj] if first else vr_
-                        e = _tau_term(gh, xp[jj] if kind == 1 else F0, vp, ta[jj], rs[jj], kind, recip)
-                        if per_step:
+                        p1[jj] = e1
+                        p2[jj] = -gsg   # soft reset only (else a scratch row)
+                        ath[jj] = ath[jj] + e1 if hard else (ath[jj] + e1) + (-gsg)
+                        # v_reset (hard reset only, else unused): the reset's gV S, then the charge's
+                        r1[jj] = gv * s
+                        r2[jj] = q
+                        ar[jj] = ar[jj] + gv * s if lif == 0 else (ar[jj] + gv * s) + q
+                        if lif != 0:
+                            vr_ = reset(hp[jj], th[jj], rs[jj], hard)[1]
+                            vp = hp[jj] if first else vr_
+                            e = _tau_term(gh, xp[jj], vp, ta[jj], rs[jj], kind, recip)
                             pt[jj] = e
-                        else:
                             at[jj] = at[jj] + e
             if split:
                 for jj in range(n):
                     carry[jj] = carry[jj] + (-cq[jj])
             gv0[a:b] = carry
-            if need_tau and not per_step:
-                gtau[a:b] = at
-            if need_vth and not per_step:
-                gvth[a:b] = ath
-            if need_vr and not per_step:
-                gvr[a:b] = ar
+            if params and not per_step:
+                if need_tau:
+                    gtau[a:b] = at
+                if need_vth:
+                    gvth[a:b] = ath
+                if need_vr:
+                    gvr[a:b] = ar
 
     return lif_bwd
 

@@ -251,7 +251,7 @@ def make_norse_bwd(kid: int, has_sg: int, has_gz: int, has_gv: int, has_gi: int,
     per-neuron gradients of (a_m, a_sn, v_leak, v_th, v_reset)."""
 
     @njit(cache=True, nogil=True, error_model="numpy")
-    def norse_bwd(V, I, x, gz, gvseq, giseq, gvlast, gilast, has_gvl, has_gil, am, asn, vl, vth, vr, v0, i0, c0, c1,
+    def norse_bwd(V, I, x, gz, gvseq, giseq, gvlast, gilast, has_gvl, has_gil, am, asn, vl, vth, vr, c0, c1, v0, i0,
                   gx, gv0, gi0, gp, j0, j1):
         T = V.shape[0]
         for a in range(j0, j1, TILE):
@@ -261,6 +261,7 @@ def make_norse_bwd(kid: int, has_sg: int, has_gz: int, has_gv: int, has_gi: int,
             ci = gilast[a:e].copy() if has_gil else np.zeros(e - a, np.float32)
             acc = np.zeros((5, e - a), np.float32)
             ama, asa, vla, vta, vra = am[a:e], asn[a:e], vl[a:e], vth[a:e], vr[a:e]
+            c0a, c1a = c0[a:e], c1[a:e]
             for t in range(T - 1, -1, -1):
                 vp = v0[a:e] if t == 0 else V[t - 1, a:e]
                 ip = i0[a:e] if t == 0 else I[t - 1, a:e]
@@ -275,7 +276,7 @@ def make_norse_bwd(kid: int, has_sg: int, has_gz: int, has_gv: int, has_gi: int,
                     gvn = (ca[jj] + gvt[jj] if has_gv else ca[jj]) + cb[jj]
                     gid = ci[jj] + git[jj] if has_gi else ci[jj]
                     gvd, g_vth = norse_gvd(gvn, gzt[jj] if has_gz else F0, has_gz, vd, u, z, vra[jj], has_sg,
-                                           kid, c0, c1)
+                                           kid, c0a[jj], c1a[jj])
                     gw = gvd * ama[jj]
                     gj = (gid + gid * asa[jj]) + gw
                     gxt[jj] = gj

@@ -368,9 +368,10 @@ def surrogate_consts(surrogate) -> tuple:
     return tuple(np.float32(v) for v in c)
 
 
-#: element step of the vectorised loop of torch's elementwise CPU kernels (two AVX2 vectors of
-#: eight floats); the remainder of a loop runs the scalar function
-_VEC_STEP = {"AVX2": 16}
+#: element step of the vectorised loop of torch's elementwise CPU kernels (two vectors: 2 x 8
+#: floats with AVX2, 2 x 16 with AVX512, whose SLEEF expf gives the same bits); the remainder of
+#: a loop runs the scalar function
+_VEC_STEP = {"AVX2": 16, "AVX512": 32}
 _GRAIN = 32768      # at::internal::GRAIN_SIZE: TensorIterator runs a smaller op on one thread
 
 
@@ -380,7 +381,7 @@ def torch_vec_lanes(M: int, threads: Optional[int] = None) -> np.ndarray:
     loop does (libm's expf). TensorIterator runs the op on one range below ``_GRAIN`` elements or
     on one thread, else ``at::parallel_for`` splits it into ``min(threads, ceil(M / _GRAIN))``
     chunks of ``ceil(M / chunks)``; each range's last ``len % 16`` elements are the remainder.
-    On a CPU capability other than AVX2 all zeros (the libm expf everywhere, as before; the
+    On a CPU capability other than AVX2 / AVX512 all zeros (the libm expf everywhere, as before; the
     vector exp of other capabilities is not reproduced)."""
     step = _VEC_STEP.get(torch.backends.cpu.get_cpu_capability())
     out = np.zeros(M, dtype=np.uint8)
@@ -437,14 +438,15 @@ def _nb_backward(nb, ctx, H, x, v0, params, grads):
     c0, c1 = surrogate_consts(surrogate)
     g_spk, g_vlast, g_hseq, g_vseq = grads
     xs = x if (x is not None and kind == KIND_LIF_DECAY_INPUT and n_tau) else None
-    k = nb.make_bwd(kind, int(hard), int(detach), int(recip), int(surrogate.kernel_id), int(g_spk is not None),
-                    int(g_vseq is not None), int(g_hseq is not None), int(needs[0]), int(n_tau), int(n_vth),
-                    int(n_vr), int(per_step))
+    params_on = n_tau or n_vth or n_vr
+    k = nb.make_bwd(int(kind != KIND_IF), int(kind == KIND_LIF_DECAY_INPUT), int(recip), int(hard), int(detach), int(surrogate.kernel_id), int(g_vseq is not None), int(params_on))
     (gs, ss), (gvs, vs), (ghs, hs) = (jit.grad_rows(g) for g in (g_spk, g_vseq, g_hseq))
-    jit.run(k, M, nb.TILE, jit.np32(H, 2), jit.np32(xs, 2), gs, gvs, ghs, ss, vs, hs,
-            jit.np32(g_vlast), g_vlast is not None, *(_per_neuron(p, ctx.step_shape, M) for p in params),
-            jit.np32(v0.expand(M)), c0, c1, _lanes(int(surrogate.kernel_id), M), jit.np32(gx, 2), gv0.numpy(),
-            *(jit.np32(g) for g in vec),
+    jit.run(k, M, nb.TILE, jit.np32(H, 2), jit.np32(xs, 2), gs, gvs, ghs, g_spk is not None, g_hseq is not None,
+            ss, vs, hs, jit.np32(g_vlast), g_vlast is not None,
+            *(_per_neuron(p, ctx.step_shape, M) for p in params), jit.np32(v0.expand(M)),
+            c0, c1,
+            _lanes(int(surrogate.kernel_id), M), bool(needs[0]), jit.np32(gx, 2), gv0.numpy(), bool(n_tau),
+            bool(n_vth), bool(n_vr), bool(per_step), *(jit.np32(g) for g in vec),
             *(jit.np32(a, 2) for a in arr), steps=T)
     if gx is not None and ctx.x_dtype != f32:
         gx = gx.to(ctx.x_dtype)

@@ -177,13 +177,14 @@ def snntorch_synaptic_supports(x_seq: torch.Tensor, params=None, state=None, **_
 
 
 def _norse_fwd(tensors, f, i):
-    x, *ps = tensors
+    x, am, asn, vl, vth, vr, _c0, _c1, v0, i0 = tensors  # the surrogate's rows: backward only
     _, traces, dti, need = i
     T, M = x.shape
     nb = _nb()
     keep = bool(traces or need)
     z, vseq, iseq, vlast, ilast = _empty(T, M), _seq(keep, T, M), _seq(keep, T, M), _empty(M), _empty(M)
-    jit.run(nb.norse_fwd, M, nb.TILE, jit.np32(x, 2), *(jit.np32(p) for p in ps), z.numpy(), vseq.numpy(),
+    jit.run(nb.norse_fwd, M, nb.TILE, jit.np32(x, 2), *(jit.np32(p) for p in (am, asn, vl, vth, vr, v0, i0)),
+            z.numpy(), vseq.numpy(),
             iseq.numpy(), vlast.numpy(), ilast.numpy(), int(keep))
     return [_io(z, dti), vlast, ilast, vseq if keep else None, iseq if keep else None]
 
@@ -200,9 +201,10 @@ def _norse_bwd(saved, grads, f, i, needs):
     k = nb.make_norse_bwd(max(sg, 0), int(sg != SG_NONE), *has, int(need_params))
     rows = [jit.grad_rows(g)[0] for g in (g_z, g_vseq, g_iseq)]  # one (1, M) row if broadcast over time
     jit.run(k, M, nb.TILE, vseq.numpy(), iseq.numpy(), jit.np32(x, 2), *rows, jit.np32(g_vlast), jit.np32(g_ilast),
-            int(g_vlast is not None), int(g_ilast is not None), *(jit.np32(p) for p in ps), np.float32(f[0]),
-            np.float32(f[1]), gx.numpy(), gv0.numpy(), gi0.numpy(), jit.np32(gp, 2))
-    out = [_io(gx, dti), *(gp[k].clone() if need_params else None for k in range(5)), gv0, gi0]  # no aliases
+            int(g_vlast is not None), int(g_ilast is not None), *(jit.np32(p) for p in ps), gx.numpy(), gv0.numpy(),
+            gi0.numpy(), jit.np32(gp, 2))
+    # no aliases; c0, c1 (the surrogate's rows from alpha) have no gradient
+    out = [_io(gx, dti), *(gp[k].clone() if need_params else None for k in range(5)), None, None, gv0, gi0]
     return [g if n else None for g, n in zip(out, needs)]
 
 

@@ -44,7 +44,9 @@ Saved: the ``v`` and ``i`` traces (8 bytes per neuron-step); the input is re-rea
 every norse method: ``super`` (SuperSpike, ``g / (alpha |u| + 1)^2``), ``triangle``,
 ``heaviside`` (no gradient), and ``tanh`` / ``circ`` / ``heavi_erfc`` (:func:`norse_sg`, in
 norse's operation order; tanh and ``pow(r, 1.5)`` built from exp / sqrt, so those gradients
-agree with the reference to ~1e-6, not bit for bit).
+agree with the reference to ~1e-6, not bit for bit). ``alpha`` shared or per neuron: the
+surrogate's constants ``c0``, ``c1`` are per-neuron parameter rows without a gradient (as in
+the refractory and AdEx kernels, kernels/triton/norse.py).
 """
 from __future__ import annotations
 
@@ -390,7 +392,7 @@ def norse_charge(x, v, i, a_m, a_sn, vl):
 
 @triton.jit
 def norse_scan_step(x, state, params, OPT: tl.constexpr):
-    """state (v, i), params (a_m, a_sn, v_leak, v_th, v_reset); outputs (z, v, i)."""
+    """state (v, i), params (a_m, a_sn, v_leak, v_th, v_reset, c0, c1); outputs (z, v, i)."""
     j, w, vd, i_new = norse_charge(x, state[0], state[1], params[0], params[1], params[2])
     z = tl.where(vd - params[3] > 0.0, 1.0, 0.0)
     v_new = (1.0 - z) * vd + z * params[4]
@@ -401,7 +403,8 @@ def norse_scan_step(x, state, params, OPT: tl.constexpr):
 def norse_scan_vjp(t, lag, lag_prev, cur, gouts, has, carry, state0, params, scal, OPT: tl.constexpr):
     """lag (v, i) traces, cur (x,), gouts (gz, g_v_seq, g_i_seq), carry (gv_a, gv_b, gi): the
     next step's two gradients of ``v`` kept apart (autograd adds the trace's first, then these
-    in its order: ``(g_trace + gv_a) + gv_b``), state0 (v0, i0), OPT (SG,). Returns (gX,
+    in its order: ``(g_trace + gv_a) + gv_b``), state0 (v0, i0), params (a_m, a_sn, v_leak,
+    v_th, v_reset, c0, c1: the surrogate's constants per neuron), OPT (SG,). Returns (gX,
     (gv_a, gv_b, gi) of step t-1, (g_am, g_asn, g_vl, g_vth, g_vr))."""
     a_m, a_sn, vl, vth, vr = params[0], params[1], params[2], params[3], params[4]
     v = tl.where(t > 0, lag_prev[0], state0[0])
@@ -418,7 +421,7 @@ def norse_scan_vjp(t, lag, lag_prev, cur, gouts, has, carry, state0, params, sca
         if has[0]:
             gz = gouts[0] + gz
         gz = gz + (-(gvn * vd))
-        gu = sg_times(gz, u, OPT[0], scal[0], scal[1])
+        gu = sg_times(gz, u, OPT[0], params[5], params[6])
         gvd = gvd + gu
         g_vth = -gu
     gw = gvd * a_m
@@ -426,23 +429,24 @@ def norse_scan_vjp(t, lag, lag_prev, cur, gouts, has, carry, state0, params, sca
     return gj, (gvd, -gw, gj), (gvd * w, gid * j, gw, g_vth, gvn * z)
 
 
-_NORSE = _Family(norse_scan_step, norse_scan_vjp, (0.0, 0.0, 0.0, 1.0, 0.0), (0.0, 0.0, 0.0, 1.0, 0.0),
-                 bwd_fusion=False)
+#: masked-lane parameter values (a_m, a_sn, v_leak, v_th, v_reset, c0, c1)
+_NORSE_OTHER = (0.0, 0.0, 0.0, 1.0, 0.0, 1.0, 1.0)
+_NORSE = _Family(norse_scan_step, norse_scan_vjp, _NORSE_OTHER, _NORSE_OTHER, bwd_fusion=False)
 
 
 def _norse_fwd(tensors, f, i):
-    x, a_m, a_sn, vl, vth, vr, v0, i0 = tensors
+    x, a_m, a_sn, vl, vth, vr, c0, c1, v0, i0 = tensors
     sg, traces, dti, need = i
     T, M = x.shape
     keep = bool(traces or need)
     z, vlast, ilast = torch.empty_like(x), _empty(M, like=x), _empty(M, like=x)
     vseq, iseq = (_empty((T, M), like=x), _empty((T, M), like=x)) if keep else (None, None)
-    _NORSE.fwd(x, (z, vseq, iseq), (v0, i0), (vlast, ilast), (a_m, a_sn, vl, vth, vr), (sg,))
+    _NORSE.fwd(x, (z, vseq, iseq), (v0, i0), (vlast, ilast), (a_m, a_sn, vl, vth, vr, c0, c1), (sg,))
     return [z, vlast, ilast, vseq, iseq]
 
 
 def _norse_bwd(saved, grads, f, i, needs):
-    vseq, iseq, x, a_m, a_sn, vl, vth, vr, v0, i0 = saved
+    vseq, iseq, x, a_m, a_sn, vl, vth, vr, c0, c1, v0, i0 = saved
     g_z, g_vlast, g_ilast, g_vseq, g_iseq = grads
     sg, _, dti, _ = i
     T, M = vseq.shape
@@ -450,13 +454,14 @@ def _norse_bwd(saved, grads, f, i, needs):
     gv0a, gv0b, gi0 = (_empty(M, like=vseq) for _ in range(3))
     gp = _grads_wanted(needs[1:6], M, vseq)
     _NORSE.bwd(gx, ((vseq, iseq), (x,)), (g_z, g_vseq, g_iseq), (g_vlast, None, g_ilast), (v0, i0),
-               (a_m, a_sn, vl, vth, vr), (f[0], f[1]), (gv0a, gv0b, gi0), gp, (sg,))
+               (a_m, a_sn, vl, vth, vr, c0, c1), (0.0, 0.0), (gv0a, gv0b, gi0), gp, (sg,))
     gv0 = gv0a + gv0b  # v0's two uses in step 0, summed as autograd sums them
-    return [gx if needs[0] else None, *gp, gv0 if needs[6] else None, gi0 if needs[7] else None]
+    # c0, c1 (the surrogate's rows from alpha) have no gradient
+    return [gx if needs[0] else None, *gp, None, None, gv0 if needs[8] else None, gi0 if needs[9] else None]
 
 
 NORSE_LIF_SCAN = ScanFunction(norse_spec("norse_lif_triton", _norse_fwd, _norse_bwd))
-_aot("norse_lif_triton", "norse_lif", _NORSE, ((2,), (2,)), (3, 2, 5, 3, 5))
+_aot("norse_lif_triton", "norse_lif", _NORSE, ((2,), (2,)), (3, 2, 7, 3, 5))
 
 def norse_lif_triton(x_seq: torch.Tensor, params, state, return_traces: bool = False, *, dt: float):
     """Fused norse feed-forward LIF, kernel contract: ``params`` norse's LIFParameters (numbers
