@@ -11,7 +11,7 @@ nir = pytest.importorskip("nir")
 
 from spikefuse import families, layers  # noqa: E402
 from spikefuse.interop.nir import NIRConversionError, to_nir  # noqa: E402
-from spikefuse.interop.nir import export as nir_export  # noqa: E402
+from spikefuse.interop.nir import _export_neurons, export as nir_export  # noqa: E402
 
 N = 4
 
@@ -41,6 +41,14 @@ def test_family_record_matches_the_exporter(fid):
     f = families.get(fid)
     entry = nir_export.converter_for(families.load(f.module))
     assert entry is not None
+    if f.id in _export_neurons.GROUP_CONVERTERS:
+        # recorded without a single NIR node, written by interop.nir as a node group (the norse
+        # recurrent LIF: Linear -> CubaLIF <-> Linear); tests/interop/test_nir_norse_recurrent.py
+        assert entry is _export_neurons.GROUP_CONVERTERS[f.id]
+        g = _export(f, families.load(f.bench.module)("reference", N))
+        cubas = [k for k, v in g.nodes.items() if isinstance(v, nir.CubaLIF)]
+        assert len(cubas) == 1 and len([a for a, b in g.edges if b == cubas[0]]) == 2  # input + recurrent
+        return
     if f.nir is None:
         assert isinstance(entry, nir_export.Refused)
         assert f.nir_note and f.nir_note in entry.message
