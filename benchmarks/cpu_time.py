@@ -1,10 +1,15 @@
 """CPU time (``time.thread_time``, one thread) per neuron-step of a family's fused CPU kernel
 through its benchmark case (spikefuse.families), forward and forward+backward, min of 5: robust
 to the scheduler waits of a loaded machine (not to memory contention), so before/after
-comparisons of kernel code hold where wall times (benchmarks/neurons.py) do not.
+comparisons of kernel code hold where wall times (benchmarks/neurons.py) do not. Also the minor
+page faults per call (``getrusage`` ``ru_minflt``, median of the 5 timed calls): a fresh large
+output costs one per 4 KiB on first touch (kernels/cpu/jit.py ``empty``; ``SPIKEFUSE_CPU_POOL_MB=0``
+turns its buffer pool off, the glue as it was before the pool).
 
     python benchmarks/cpu_time.py 100,32,1024 loihi.cuba loihi.rf loihi.sigma_delta
 """
+import resource
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -21,14 +26,17 @@ torch.set_num_threads(1)
 
 
 def cpu_seconds(fn, n=5):
-    """Minimum thread CPU time of ``fn`` over ``n`` calls after one warm-up call."""
+    """Minimum thread CPU time of ``fn`` over ``n`` calls after one warm-up call, and the median
+    of the minor page faults of those calls."""
     fn()
-    ts = []
+    ts, faults = [], []
     for _ in range(n):
+        f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         t0 = time.thread_time()
         fn()
         ts.append(time.thread_time() - t0)
-    return min(ts)
+        faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0)
+    return min(ts), statistics.median(faults)
 
 
 def main(argv):
@@ -39,16 +47,17 @@ def main(argv):
         g = torch.Generator().manual_seed(0)
         x = (torch.randn(T, B, N, generator=g) * 0.8 + 0.6) * fam.bench.case_scale
         with torch.no_grad():
-            f = cpu_seconds(lambda: c.run(x))
+            f, ff = cpu_seconds(lambda: c.run(x))
         xg = x.clone().requires_grad_()
 
         def step():
             c.run(xg).float().sum().backward()
             xg.grad = None
 
-        fb = cpu_seconds(step)
+        fb, fbf = cpu_seconds(step)
         n = T * B * N
-        print(f"{name:18s} {T},{B},{N}  fwd {f * 1e9 / n:6.2f} ns/n-step  f+b {fb * 1e9 / n:6.2f} ns/n-step")
+        print(f"{name:18s} {T},{B},{N}  fwd {f * 1e9 / n:6.2f} ns/n-step {f * 1e3:7.2f} ms {ff:6.0f} faults"
+              f"  f+b {fb * 1e9 / n:6.2f} ns/n-step {fb * 1e3:7.2f} ms {fbf:6.0f} faults", flush=True)
 
 
 if __name__ == "__main__":

@@ -244,12 +244,21 @@ _OWN_REFS = _own_refs()
 
 
 def np32(t: Optional[torch.Tensor], ndim: int = 1):
-    """A contiguous fp32 numpy view of ``t`` (for None a 1-element dummy of ``ndim`` dims)."""
+    """A contiguous fp32 numpy view of ``t`` (for None a 1-element dummy of ``ndim`` dims): ``t``'s
+    own memory when it is contiguous fp32, else a converted copy, which for a large ``t`` (a
+    gradient broadcast over time that a kernel reads in full, an fp16 input) is written into a
+    pooled buffer of :func:`empty` (the same values as ``t.to(float32).contiguous()``, without
+    fresh memory's page faults; the numpy array holds the buffer until it is dropped)."""
     import numpy as np
 
     if t is None:
         return np.zeros((1,) * ndim, dtype=np.float32)
-    return t.detach().to(torch.float32).contiguous().numpy()
+    t = t.detach()
+    if t.dtype == torch.float32 and t.is_contiguous():
+        return t.numpy()
+    if t.numel() * 4 >= POOL_MIN_BYTES and t.device.type == "cpu":
+        return empty(t.shape).copy_(t).numpy()
+    return t.to(torch.float32).contiguous().numpy()
 
 
 def grad_rows(g: Optional[torch.Tensor]):
