@@ -1,7 +1,8 @@
 """The ``threshold`` comparison option of the SpikingJelly-style IF/LIF/PLIF (">=" SpikingJelly,
 ">" snnTorch/norse/NIR): hand-derived steps at the threshold, the strict loop against an
-independent float64 loop, multistep == looped step, the kernels refusing ">" and the modules
-passing it through."""
+independent float64 loop, multistep == looped step, the fused kernels agreeing with the loop on
+">" (the full option sweep is in tests/kernels/test_kernels_lif.py) and the modules passing it
+through."""
 from __future__ import annotations
 
 import pytest
@@ -100,10 +101,21 @@ def test_kernels_refuse_strict_and_auto_falls_back():
                        lif_multistep(x, p._replace(threshold=">="), backend="reference")[0])
 
 
-def test_triton_refuses_strict():
-    pytest.importorskip("triton")
-    with pytest.raises(ValueError, match="threshold='>'"):
-        lif_multistep(torch.ones(3, 1, 2), LIFParams(tau=2.0, threshold=">"), backend="triton")
+def test_triton_runs_strict_like_the_reference():
+    pytest.importorskip("spikefuse.kernels.triton")
+    x = torch.full((3, 1, 2), 2.0)
+    x[1, 0, 1] = 1.0                     # H = 1.0 again on the second neuron: a second tie
+    for thr in (">", ">="):
+        p = LIFParams(tau=2.0, threshold=thr)
+        xs = [x.clone().requires_grad_() for _ in range(2)]
+        outs = [lif_multistep(xi, p, backend=be, return_traces=True) for xi, be in zip(xs, ("triton", "reference"))]
+        (s_t, st_t, tr_t), (s_r, st_r, tr_r) = outs
+        assert torch.equal(s_t, s_r) and torch.equal(st_t.v, st_r.v)
+        assert torch.equal(tr_t.h, tr_r.h) and torch.equal(tr_t.v, tr_r.v)
+        g_t, g_r = (torch.autograd.grad((s * torch.arange(6.0).view(3, 1, 2)).sum() + st.v.sum(), xi)[0]
+                    for (s, st, _), xi in zip(outs, xs))
+        torch.testing.assert_close(g_t, g_r, rtol=1e-6, atol=1e-7)
+        assert s_r[0].sum() == (0 if thr == ">" else 2)     # H = 1.0 at step 0
 
 
 def test_bad_threshold_is_refused():

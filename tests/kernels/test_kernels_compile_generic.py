@@ -66,24 +66,25 @@ SCRIPT = textwrap.dedent(r'''
     def opt(ty, on):
         return ty if on else None
 
-    def lif_fwd(kind, hard, store_h, store_v, io):
+    def lif_fwd(kind, hard, store_h, store_v, io, strict=False):
         old = (lif._lif_fwd, dict(named("tau_ptr vth_ptr vr_ptr v0_ptr vlast_ptr h_ptr vseq_ptr", P),
             x_ptr=io, spk_ptr=io, T=I32, M=I32, KIND=cx(kind), HARD=cx(hard), STORE_H=cx(store_h),
-            STORE_V=cx(store_v), BLOCK=B), False)
+            STORE_V=cx(store_v), STRICT=cx(strict), BLOCK=B), False)
         gen = (G.scan_fwd, dict(x_ptr=io, out_ptrs=(io, opt(P, store_h), opt(P, store_v)), state0_ptrs=(P,),
             last_ptrs=(P,), param_ptrs=(P,) * 3, T=I32, M=I32, STEP=cx(lf.step), INIT=cx(lf.init),
-            OPT=cx((kind, hard)), P_OTHER=cx(lf.fwd_other), BLOCK=B), False)
+            OPT=cx((kind, hard, strict)), P_OTHER=cx(lf.fwd_other), BLOCK=B), False)
         return old, gen
 
-    def lif_bwd(kind, hard, detach, sg, gs, gv, gh, glast, params, io):
+    def lif_bwd(kind, hard, detach, sg, gs, gv, gh, glast, params, io, strict=False):
         old = (lif._lif_bwd, dict(named("h_ptr gvseq_ptr ghseq_ptr gvlast_ptr tau_ptr vth_ptr vr_ptr "
             "v0_ptr gv0_ptr gtau_ptr gvth_ptr gvr_ptr", P), x_ptr=io, gs_ptr=io, gx_ptr=io, T=I32, M=I32,
             a0="fp32", a1="fp32", KIND=cx(kind), HARD=cx(hard), DETACH=cx(detach), SG=cx(sg), HAS_GS=cx(gs),
-            HAS_GVSEQ=cx(gv), HAS_GHSEQ=cx(gh), HAS_GVLAST=cx(glast), NEED_PARAMS=cx(params), BLOCK=B), True)
+            HAS_GVSEQ=cx(gv), HAS_GHSEQ=cx(gh), HAS_GVLAST=cx(glast), NEED_PARAMS=cx(params), STRICT=cx(strict),
+            BLOCK=B), True)
         gen = (G.scan_bwd, dict(lag_ptrs=(P,), cur_ptrs=(opt(io, params and kind == 1),),
             gout_ptrs=(opt(io, gs), opt(P, gh), opt(P, gv)), glast_ptrs=(opt(P, glast),), state0_ptrs=(P,),
             param_ptrs=(P,) * 3, scal=("fp32", "fp32"), gx_ptr=io, gstate0_ptrs=(P,),
-            gparam_ptrs=(opt(P, params),) * 3, T=I32, M=I32, VJP=cx(lf.vjp), OPT=cx((kind, hard, detach, sg)),
+            gparam_ptrs=(opt(P, params),) * 3, T=I32, M=I32, VJP=cx(lf.vjp), OPT=cx((kind, hard, detach, sg, strict)),
             P_OTHER=cx(lf.bwd_other), BLOCK=B), lf.bwd_fusion)
         return old, gen
 
@@ -127,19 +128,23 @@ def _float_ops(ops: dict) -> dict:
     return {op: n for op, n in ops.items() if any(t in op for t in FLOAT_TYPES)}
 
 
-#: (name, builder arguments): the four kernels with every output, gradient and option present
+#: (name, builder arguments): the four kernels with every output, gradient and option present (the
+#: LIF ones also with the strict threshold=">" comparison)
 DEFAULT = [("lif_fwd", (1, True, True, True, "*bf16")),
+           ("lif_fwd:strict", (1, True, True, True, "*bf16", True)),
            ("lif_bwd", (1, False, False, 1, True, True, True, True, True, "*bf16")),
+           ("lif_bwd:strict", (1, True, False, 1, True, True, True, True, True, "*bf16", True)),
            ("cuba_fwd", (True, True, "*bf16")),
            ("cuba_bwd", (True, True, True, True, True, "*bf16"))]
 
 
 def _long_configs():
-    """Every option and presence flag of the per-family kernels, each I/O dtype somewhere."""
+    """Every option and presence flag of the per-family kernels, each I/O dtype somewhere (the
+    strict comparison alternating, so that each kind and reset meets both)."""
     ios = ("*fp32", "*fp16", "*bf16")
-    out = [(f"lif_fwd:{k}{h}{sh}{sv}", (k, h, sh, sv, ios[k])) for k, h, (sh, sv) in
+    out = [(f"lif_fwd:{k}{h}{sh}{sv}", (k, h, sh, sv, ios[k], sh != sv)) for k, h, (sh, sv) in
            itertools.product((0, 1, 2), (True, False), ((True, True), (True, False), (False, False)))]
-    out += [(f"lif_bwd:{k}{h}{d}{sg}{p}", (k, h, d, sg, sg != 1, sg != 2, sg != 3, sg != 4, p, ios[sg % 3]))
+    out += [(f"lif_bwd:{k}{h}{d}{sg}{p}", (k, h, d, sg, sg != 1, sg != 2, sg != 3, sg != 4, p, ios[sg % 3], p != d))
             for k, h, d, sg, p in itertools.product((0, 1, 2), (True, False), (False, True), range(5), (True, False))]
     out += [(f"cuba_fwd:{r}{m}{io}", (r, m and r, io)) for r, m, io in itertools.product((True, False), (True, False), ios)]
     out += [(f"cuba_bwd:{r}{i}{p}", (r, i != 0, i != 1, i != 2, p, ios[i]))

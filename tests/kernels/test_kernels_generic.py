@@ -73,10 +73,11 @@ def _lif_leaves(kind, hard, tensor_params, dtype):
     return leaves
 
 
-def _lif_run(backend, kind, detach, surrogate, traces):
+def _lif_run(backend, kind, detach, surrogate, traces, threshold=">="):
     def run(lv):
         p = LIFParams(tau=lv["tau"], v_threshold=lv["v_threshold"], v_reset=lv["v_reset"],
-                      decay_input=kind != "lif_nodecay", detach_reset=detach, surrogate=surrogate)
+                      decay_input=kind != "lif_nodecay", detach_reset=detach, surrogate=surrogate,
+                      threshold=threshold)
         if backend == "reference":
             s, st, *tr = lif_multistep(lv["x"], p, LIFState(lv["v0"]), backend="reference", return_traces=traces)
             return (s, st.v, tr[0].h, tr[0].v) if traces else (s, st.v)
@@ -86,11 +87,13 @@ def _lif_run(backend, kind, detach, surrogate, traces):
     return run
 
 
-def _lif_check(kind, hard, detach, surrogate, traces, tensor_params=True, dtype=torch.float32):
-    leaves = _lif_leaves(kind, hard, tensor_params, dtype)
-    runs = {be: _outputs_and_grads(_lif_run(be, kind, detach, surrogate, traces), leaves)
+def _lif_check(kind, hard, detach, surrogate, traces, tensor_params=True, dtype=torch.float32,
+               threshold=">=", leaves=None):
+    leaves = leaves or _lif_leaves(kind, hard, tensor_params, dtype)
+    runs = {be: _outputs_and_grads(_lif_run(be, kind, detach, surrogate, traces, threshold), leaves)
             for be in ("generic", "triton", "reference")}
     _compare(runs, dtype)
+    return runs
 
 
 LIF_COMBOS = list(itertools.product(["if", "lif", "lif_nodecay"], [True, False], [False, True]))
@@ -110,6 +113,24 @@ def test_lif_half_precision_io(dtype):
     """fp16 with scalar parameters and hard reset, bf16 with per-neuron ones and soft reset."""
     fp16 = dtype == torch.float16
     _lif_check("lif", fp16, False, sg.Sigmoid(4.0), traces=True, tensor_params=not fp16, dtype=dtype)
+
+
+@pytest.mark.parametrize("i", range(len(LIF_DEFAULT)), ids=lambda i: "-".join(map(str, LIF_DEFAULT[i])))
+def test_lif_strict_threshold(i):
+    """threshold=">" on charges on a grid of quarters (many exactly at the threshold): the
+    generic template equals the per-family kernel (outputs, gradients) and the reference."""
+    kind, hard, detach = LIF_DEFAULT[i]
+    g = torch.Generator().manual_seed(i)
+    leaves = {"x": torch.randint(-2, 9, (T, B, N), generator=g).float() / 4,
+              "v0": torch.randint(-2, 4, (B, N), generator=g).float() / 4,
+              "tau": torch.tensor([2.0, 4.0])[torch.randint(0, 2, (N,), generator=g)] if kind != "if" else None,
+              "v_threshold": torch.tensor([0.5, 1.0])[torch.randint(0, 2, (N,), generator=g)],
+              "v_reset": torch.tensor(-0.5) if hard else None}
+    runs = _lif_check(kind, hard, detach, SURROGATES[i % len(SURROGATES)], traces=True, threshold=">",
+                      leaves=leaves)
+    s, _, h, _ = runs["reference"][0]
+    ties = h == leaves["v_threshold"].expand_as(h)
+    assert ties.any() and not s[ties].any()
 
 
 def test_lif_no_grad_inference_saves_nothing():

@@ -32,7 +32,7 @@ def _make(kind, hard, detach, surrogate, tensor_params=True, dtype=torch.float32
     return x, tau, vth, vr, v0
 
 
-def _case(x, tau, vth, vr, v0, kind, detach, surrogate, traces, grad_params=True):
+def _case(x, tau, vth, vr, v0, kind, detach, surrogate, traces, grad_params=True, threshold=">="):
     """(run, leaves) for tests/equivalence.check_backend: x, the tensor parameters (when
     ``grad_params``) and v0 are leaves; outputs are spikes, final v and the traces."""
     leaves = {"x": x}
@@ -47,7 +47,8 @@ def _case(x, tau, vth, vr, v0, kind, detach, surrogate, traces, grad_params=True
     def run(backend, lv):
         ps = {n: lv[n] if n in lv else consts[n] for n in ("tau", "v_threshold", "v_reset")}
         params = LIFParams(tau=ps["tau"], v_threshold=ps["v_threshold"], v_reset=ps["v_reset"],
-                           decay_input=(kind != "lif_nodecay"), detach_reset=detach, surrogate=surrogate)
+                           decay_input=(kind != "lif_nodecay"), detach_reset=detach, surrogate=surrogate,
+                           threshold=threshold)
         out = lif_multistep(lv["x"], params, LIFState(lv["v0"]), backend=backend, return_traces=traces)
         return [out[0], out[1].v] + ([out[2].h, out[2].v] if traces else [])
 
@@ -267,3 +268,68 @@ def test_double_backward_is_refused(backend):
     (gx,) = torch.autograd.grad((s.sum() + (st.v ** 2).sum()), [x], create_graph=True)
     with pytest.raises(RuntimeError, match="once_differentiable|differentiate twice"):
         gx.sum().backward()
+
+
+# --------------------------------------------------------------------------- threshold=">"
+#: the backends with a fused strict comparison
+STRICT_BACKENDS = ["triton"]
+
+
+def _dyadic_case(kind, hard, seed):
+    """Inputs, parameters and v0 on a grid of quarters (tau 2 or 4, v_threshold 0.5 / 1 / 1.25,
+    v_reset 0 / -0.5): every charge is exact in fp32, so many land exactly on the threshold."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randint(-2, 9, (T, B, N), generator=g).float() / 4
+    tau = torch.tensor([2.0, 4.0])[torch.randint(0, 2, (N,), generator=g)] if kind != "if" else None
+    vth = torch.tensor([0.5, 1.0, 1.25])[torch.randint(0, 3, (N,), generator=g)]
+    vr = torch.tensor([0.0, -0.5])[torch.randint(0, 2, (N,), generator=g)] if hard else None
+    v0 = torch.randint(-2, 4, (B, N), generator=g).float() / 4
+    return x, tau, vth, vr, v0
+
+
+@pytest.mark.parametrize("backend", STRICT_BACKENDS)
+@pytest.mark.parametrize("combo", range(len(COMBOS)))
+def test_strict_threshold_at_ties_matches_reference(backend, combo):
+    """threshold=">" on charges that hit the threshold exactly: spikes, final state and traces
+    bit for bit, every gradient (x, tau, v_threshold, v_reset, v0) as the reference's; the
+    ties are there (and ">=" fires on them)."""
+    kind, hard, detach = COMBOS[combo]
+    x, tau, vth, vr, v0 = _dyadic_case(kind, hard, combo)
+    surrogate = SURROGATES[combo % len(SURROGATES)]
+    run, leaves = _case(x, tau, vth, vr, v0, kind, detach, surrogate, True, threshold=">")
+    outs_r, _ = check_backend(run, leaves, backend, exact="all")
+    s, _, h, _ = outs_r
+    vth_b = vth.expand_as(h)
+    ties = h == vth_b
+    assert ties.sum() >= 3
+    assert not s[ties].any() and torch.equal(s.bool(), h > vth_b)
+    run_ge, leaves_ge = _case(x, tau, vth, vr, v0, kind, detach, surrogate, True, threshold=">=")
+    with torch.no_grad():
+        s_ge = run_ge(backend, leaves_ge)[0]
+    assert not torch.equal(s_ge, s)
+
+
+@pytest.mark.parametrize("backend", STRICT_BACKENDS)
+@pytest.mark.parametrize("combo", [0, 5, 10])
+def test_strict_threshold_random_inputs(backend, combo):
+    """threshold=">" on the random cases of the ">=" tests (spikes exact, the rest close)."""
+    kind, hard, detach = COMBOS[combo]
+    x, tau, vth, vr, v0 = _make(kind, hard, detach, SURROGATES[combo % 5])
+    run, leaves = _case(x, tau, vth, vr, v0, kind, detach, SURROGATES[combo % 5], True, threshold=">")
+    outs_r, _ = check_backend(run, leaves, backend)
+    assert 0 < outs_r[0].sum() < outs_r[0].numel()
+
+
+@pytest.mark.parametrize("backend", STRICT_BACKENDS)
+@pytest.mark.parametrize("hard", [True, False], ids=["hard", "soft"])
+def test_strict_threshold_by_hand(backend, hard):
+    """tau = 2, V_th = 1, from rest: x = 2 gives H = 1.0 exactly (no spike with ">", V = 1),
+    x = 1 gives H = 1 + (1 - 1)/2 = 1.0 again, x = 3 gives H = 2.0 (spike; V = 0 hard, 1 soft)."""
+    x = torch.tensor([2.0, 1.0, 3.0]).view(3, 1, 1)
+    p = LIFParams(tau=2.0, v_reset=0.0 if hard else None, threshold=">")
+    s, st, tr = lif_multistep(x, p, backend=backend, return_traces=True)
+    assert s.flatten().tolist() == [0.0, 0.0, 1.0]
+    assert tr.h.flatten().tolist() == [1.0, 1.0, 2.0]
+    assert tr.v.flatten().tolist() == [1.0, 1.0, 0.0 if hard else 1.0] and st.v.item() == tr.v[-1].item()
+    s_ge, _ = lif_multistep(x, p._replace(threshold=">="), backend=backend)
+    assert s_ge.flatten().tolist() == [1.0, 0.0, 1.0]   # ">=": H = 1.0, 0.5, 1.75

@@ -71,6 +71,17 @@ _NODE_CHECKS = {
 }
 
 
+_STATE_NAMES = frozenset(("last_traces", "v", "v_seq", "_stored_v"))
+
+
+def _plain_state(m, d) -> bool:
+    """Whether the state names of ``m`` (instance dict ``d``) are plain instance attributes:
+    present in ``d`` and none of them a parameter, buffer, submodule or ``_PARAM_CHECKS`` entry."""
+    return (_STATE_NAMES.isdisjoint(d["_parameters"]) and _STATE_NAMES.isdisjoint(d["_buffers"])
+            and _STATE_NAMES.isdisjoint(d["_modules"]) and _STATE_NAMES.isdisjoint(type(m)._PARAM_CHECKS)
+            and _STATE_NAMES.issubset(d))
+
+
 class _SpikingJellyNode(NeuronModule, nn.Module):
     """Common part of IF / LIF / ParametricLIF: parameters, persistent ``v``, dispatch."""
 
@@ -134,7 +145,17 @@ class _SpikingJellyNode(NeuronModule, nn.Module):
 
     def reset_state(self) -> None:
         """Forget the membrane state (the next forward starts from ``v_reset``, 0 if soft);
-        :meth:`reset` is the same."""
+        :meth:`reset` is the same.
+
+        Runs once per forward of a training loop (:func:`.base.reset_states`): when none of the
+        state names is a parameter, buffer, submodule or checked attribute (the usual case),
+        ``nn.Module.__setattr__`` would only store None in the instance dict, so this stores it
+        there directly (measured 7.7 -> 1.2 us per call); otherwise the ordinary assignments."""
+        d = self.__dict__
+        if type(self).reset_state is _SpikingJellyNode.reset_state and _plain_state(self, d):
+            # NeuronBase.reset_state's last_traces, then the membrane state
+            d["last_traces"] = d["v"] = d["v_seq"] = d["_stored_v"] = None
+            return
         super().reset_state()
         self.v = None
         self.v_seq = None
@@ -210,8 +231,8 @@ class IF(_SpikingJellyNode):
     ``detach_reset=False``, ``step_mode="m"``, ``backend=None`` (global default),
     ``store_v_seq=False`` (also fills :attr:`last_traces` with the detached ``LIFTraces``),
     ``threshold=">="`` (the spike comparison ``H - V_th >= 0``, SpikingJelly's; ``">"`` fires
-    only strictly above the threshold, as snnTorch, norse and NIR do; the fused kernels run
-    ``">="`` only, so ``">"`` runs the reference loop).
+    only strictly above the threshold, as snnTorch, norse and NIR do; the Triton kernel runs
+    both, the fused CPU kernel ``">="`` only, so ``">"`` on CPU runs the reference loop).
 
     >>> import torch
     >>> IF()(torch.tensor([1.5, 1.5, 0.5, 3.0, 0.0]).reshape(5, 1, 1)).flatten().tolist()

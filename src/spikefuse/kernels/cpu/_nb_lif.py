@@ -5,17 +5,16 @@ bit-identical to the reference loop.
 
 Arrays are C-contiguous fp32 ``(T, M)`` / ``(M,)`` (absent ones: a 1-element dummy with its
 ``has_*`` flag off). Each variant (kind, reset, surrogate; :func:`make_bwd` says which flags are
-run-time arguments) is its own compiled kernel with the flags as compile-time constants (a closure: numba folds them, so the
-inner loop vectorises; numba caches each variant on disk by the closure's values). A kernel runs
-a contiguous neuron range ``[j0, j1)`` tile by tile (``TILE`` neurons, the time loop inside a
-tile, so the state stays in L1); :func:`.jit.run` gives each thread one range. Kernels use
+run-time arguments) is its own compiled kernel with the flags as compile-time constants (a
+closure: numba folds them, so the inner loop vectorises; numba caches each variant on disk by the
+closure's values). A kernel runs a contiguous neuron range ``[j0, j1)`` tile by tile (``TILE``
+neurons, the time loop inside a tile, so the state stays in L1); :func:`.jit.run` gives each thread one range. Kernels use
 ``error_model="numpy"``: a division by zero gives inf/NaN as in torch (the default Python error
 model would raise, and its check keeps the loop from vectorising).
 """
 from __future__ import annotations
 
 import functools
-import math
 
 import numpy as np
 from llvmlite import ir
@@ -38,6 +37,21 @@ def fma32(typingctx, a, b, c):
         f = ir.FloatType()
         fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(f, [f, f, f]), "llvm.fma.f32")
         return builder.call(fn, args)
+
+    return sig, codegen
+
+
+@intrinsic
+def pow2i(typingctx, q):
+    """``2.0 ** q`` as float32 for an int32 ``q`` in the normal range ``[-126, 127]``: the exponent
+    field ``(q + 127) << 23`` reinterpreted (exact, as ``ldexp(1, q)``; unlike a call to libm's
+    ``ldexp`` it vectorises)."""
+    sig = types.float32(types.int32)
+
+    def codegen(context, builder, signature, args):
+        i32 = ir.IntType(32)
+        bits = builder.shl(builder.add(args[0], ir.Constant(i32, 127)), ir.Constant(i32, 23))
+        return builder.bitcast(bits, ir.FloatType())
 
     return sig, codegen
 
@@ -66,8 +80,8 @@ def sleef_expf(d):
     for c in _EXP_POLY:
         u = fma32(u, s, c)
     u = F1 + fma32(s * s, u, s)
-    e1 = q >> 1
-    u = (u * np.float32(math.ldexp(1.0, e1))) * np.float32(math.ldexp(1.0, q - e1))
+    e1 = np.int32(q >> 1)
+    u = (u * pow2i(e1)) * pow2i(np.int32(q - e1))    # |e1|, |q - e1| <= 80: normal powers of two
     if d < np.float32(-104.0):
         u = F0
     if d > np.float32(100.0):

@@ -19,7 +19,7 @@ import functools
 import numpy as np
 from numba import njit
 
-from ._nb_lif import sg_times
+from ._nb_lif import sg_times_at
 from ._nb_peers import trow
 
 TILE = 2048
@@ -79,9 +79,14 @@ def step(x, v, i, am, oma, asy, thr, c, mn, mode, maxf, rmode, syn, norm, clamp)
 @njit(cache=True, inline="always")
 def sg(g, u, thr, hw, sid, c0, c1, c2, c3):
     """``g * surrogate'``: spikefuse's of ``u - thr`` (0-4), sinabs' PeriodicExponential (10),
-    Gaussian (11), Heaviside (12) of the membrane, as the reference's spike backward."""
+    Gaussian (11), Heaviside (12) of the membrane, as the reference's spike backward. Sigmoid's
+    exp is SLEEF's expf (:func:`._nb_lif.sleef_expf`): torch's sigmoid computes it so in its vector
+    lanes (the same bits there; libm's in a step's remainder of ``M % 32`` (AVX512) / ``M % 16``
+    (AVX2) elements, where this may differ by an ulp), and the lane loop vectorises. The others'
+    ``exp`` stays libm's: torch.exp (MKL) agrees with libm's expf more often than with SLEEF's
+    (measured: 2 % vs 16 % of input gradients differ by an ulp), so that loop stays scalar."""
     if sid < 10:
-        return sg_times(g, u - thr, sid, c0, c1)
+        return sg_times_at(g, u - thr, sid, c0, c1, sid == 1)
     if sid == 10:
         vn = u / thr - FH
         periodic = thr * (F2 * (vn - np.floor(vn)) - F1)

@@ -176,20 +176,21 @@ def scan_bwd(lag_ptrs, cur_ptrs, gout_ptrs, glast_ptrs, state0_ptrs, param_ptrs,
 @triton.jit
 def lif_scan_step(x, state, params, OPT: tl.constexpr):
     """SpikingJelly IF/LIF (SPEC 15): state (V,), params (tau, v_threshold, v_reset),
-    OPT (KIND, HARD); outputs (S, H, V)."""
-    h, s, v = lif_step(x, state[0], params[0], params[1], params[2], OPT[0], OPT[1])
+    OPT (KIND, HARD, STRICT); outputs (S, H, V)."""
+    h, s, v = lif_step(x, state[0], params[0], params[1], params[2], OPT[0], OPT[1], OPT[2])
     return (s, h, v), (v,)
 
 
 @triton.jit
 def lif_scan_vjp(t, lag, lag_prev, cur, gouts, has, carry, state0, params, scal, OPT: tl.constexpr):
     """lag (H,), cur (X,) (decay_input with parameter gradients only), gouts (gS, gH, gV),
-    carry (gV,), state0 (V0,), scal (surrogate a0, a1), OPT (KIND, HARD, DETACH, SG).
+    carry (gV,), state0 (V0,), scal (surrogate a0, a1), OPT (KIND, HARD, DETACH, SG, STRICT).
     Returns (gX, (gV[t-1],), (g_tau, g_vth, g_vr))."""
     tau, vth, vr = params[0], params[1], params[2]
-    vprev = tl.where(t > 0, lif_reset(lag_prev[0], vth, vr, OPT[1]), state0[0])
+    vprev = tl.where(t > 0, lif_reset(lag_prev[0], vth, vr, OPT[1], OPT[4]), state0[0])
     gx, gvp, gtau, gvth, gvr = lif_vjp(gouts[0], plus(carry[0], gouts[2], has[2]), gouts[1], lag[0], vprev,
-                                       cur[0], tau, vth, vr, scal[0], scal[1], OPT[0], OPT[1], OPT[2], OPT[3])
+                                       cur[0], tau, vth, vr, scal[0], scal[1], OPT[0], OPT[1], OPT[2], OPT[3],
+                                       OPT[4])
     return gx, (gvp,), (gtau, gvth, gvr)
 
 
@@ -264,22 +265,22 @@ def _grads_wanted(need, M, like):
 
 class _LIFRunner:
     """tensors ``(tau, v_threshold, v_reset, v0)``; cfg ``(kind, hard, detach, sg, a0, a1,
-    traces, need_grad)``; outputs ``(spikes, v_last, h_seq | None, v_seq | None)`` (h_seq when
-    stored: for traces or backward)."""
+    traces, need_grad, strict)``; outputs ``(spikes, v_last, h_seq | None, v_seq | None)``
+    (h_seq when stored: for traces or backward)."""
     family = _Family(lif_scan_step, lif_scan_vjp, (1.0, 1.0, 0.0), (1.0, 1.0, 0.0), bwd_fusion=True)
 
     def forward(self, cfg, x, tensors):
-        kind, hard, _, _, _, _, traces, need_grad = cfg
+        kind, hard, _, _, _, _, traces, need_grad, strict = cfg
         tau, vth, vr, v0 = tensors
         T, M = x.shape
         spk, vlast = torch.empty_like(x), _empty(M, like=x)
         hseq = _empty((T, M), like=x) if (traces or need_grad) else None
         vseq = _empty((T, M), like=x) if traces else None
-        self.family.fwd(x, (spk, hseq, vseq), (v0,), (vlast,), (tau, vth, vr), (kind, hard))
+        self.family.fwd(x, (spk, hseq, vseq), (v0,), (vlast,), (tau, vth, vr), (kind, hard, strict))
         return [spk, vlast, hseq, vseq]
 
     def backward(self, cfg, x_dtype, saved, gouts, need):
-        kind, hard, detach, sg, a0, a1, _, _ = cfg
+        kind, hard, detach, sg, a0, a1, _, _, strict = cfg
         hseq, x, tau, vth, vr, v0 = saved
         g_spk, g_vlast, g_hseq, g_vseq = gouts
         T, M = hseq.shape
@@ -287,7 +288,8 @@ class _LIFRunner:
         gp = _grads_wanted(need[1:4], M, hseq)
         x_row = x if any(need[1:4]) else None  # only the decay_input tau gradient reads X
         self.family.bwd(gx, ((hseq,), (x_row,)), (g_spk, g_hseq, g_vseq), (g_vlast,), (v0,),
-                        (tau, vth, vr), (float(a0), float(a1)), (gv0,), gp, (kind, hard, detach, sg))
+                        (tau, vth, vr), (float(a0), float(a1)), (gv0,), gp,
+                        (kind, hard, detach, sg, strict))
         return (gx if need[0] else None, *gp, gv0 if need[4] else None)
 
 
@@ -326,8 +328,8 @@ _LIF, _CUBA = _LIFRunner(), _CubaRunner()
 
 
 def _lif_cfg(f, i):
-    kind, hard, detach, sg, traces, _, need = i
-    return (kind, bool(hard), bool(detach), sg, f[0], f[1], bool(traces), bool(need))
+    kind, hard, detach, sg, traces, _, need, strict = i
+    return (kind, bool(hard), bool(detach), sg, f[0], f[1], bool(traces), bool(need), bool(strict))
 
 
 def _lif_forward(tensors, f, i):
@@ -378,7 +380,7 @@ def lif_generic(x_seq: torch.Tensor, params, state=None, return_traces: bool = F
     T = x_seq.shape[0]
     tensors = [x_seq.reshape(T, -1).contiguous(), tau, vth, vr, v0f]
     i = [lif_kind(params), int(hard), int(bool(params.detach_reset)), int(sur.kernel_id), int(bool(return_traces)),
-         IO_DTYPES.index(x_seq.dtype), grad_bits(tensors)]
+         IO_DTYPES.index(x_seq.dtype), grad_bits(tensors), int(getattr(params, "threshold", ">=") == ">")]
     spk, vlast, hseq, vseq = LIF_GENERIC.apply(tensors, [float(a0), float(a1)], i)
     if not return_traces:
         hseq = None

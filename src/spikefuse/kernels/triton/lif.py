@@ -5,7 +5,7 @@ Per step (H = charge, S = spike, V = membrane after reset; Vr = v_reset, or 0 fo
     IF                      H = V + X
     LIF, decay_input        H = V + (X - (V - Vr)) / tau
     LIF, not decay_input    H = V - (V - Vr) / tau + X
-    S = 1[H - Vth >= 0]
+    S = 1[H - Vth >= 0]       (threshold=">": S = 1[H - Vth > 0], the STRICT constexpr)
     hard reset  V = S Vr + (1 - S) H          soft reset  V = H - S Vth
 
 The step and its vector-Jacobian product are two small ``@triton.jit`` functions
@@ -13,7 +13,7 @@ The step and its vector-Jacobian product are two small ``@triton.jit`` functions
 (:func:`_lif_bwd`) call them once per time step with the state held in registers.
 
 Saved for backward: H in fp32, 4 bytes per neuron-step (``SAVED_BYTES["lif"]``). Everything else
-is recomputed: S = 1[H >= Vth]; the previous membrane V[t-1] = reset(H[t-1]) (or v0), needed only
+is recomputed: S = 1[H - Vth >= 0] (``> 0`` when STRICT); the previous membrane V[t-1] = reset(H[t-1]) (or v0), needed only
 for the tau gradient. With ``return_traces=True`` the returned ``h_seq`` *is* the saved buffer.
 
 Backward per step (SPEC 15.3 plus the trace gradients of newer SpikingJelly)::
@@ -44,7 +44,19 @@ SAVED_BYTES = {"lif": 4}
 
 
 @triton.jit
-def lif_step(x, v, tau, vth, vr, KIND: tl.constexpr, HARD: tl.constexpr):
+def lif_fire(h, vth, STRICT: tl.constexpr):
+    """The spike condition: ``H - Vth >= 0`` (SpikingJelly), ``H - Vth > 0`` when ``STRICT``
+    (``threshold=">"``: snnTorch / norse / NIR). The same difference as the reference's
+    ``surrogate(h - v_th, strict)``, so a charge exactly at the threshold ties the same way."""
+    if STRICT:
+        fire = h - vth > 0.0
+    else:
+        fire = h - vth >= 0.0
+    return fire
+
+
+@triton.jit
+def lif_step(x, v, tau, vth, vr, KIND: tl.constexpr, HARD: tl.constexpr, STRICT: tl.constexpr):
     """One step: returns (H, S as 0/1 fp32, V after reset)."""
     if KIND == 0:
         h = v + x
@@ -52,7 +64,7 @@ def lif_step(x, v, tau, vth, vr, KIND: tl.constexpr, HARD: tl.constexpr):
         h = v + tl.math.div_rn(x - (v - vr), tau)  # IEEE division: bit-equal to torch
     else:
         h = v - tl.math.div_rn(v - vr, tau) + x
-    s = tl.where(h - vth >= 0.0, 1.0, 0.0)
+    s = tl.where(lif_fire(h, vth, STRICT), 1.0, 0.0)
     if HARD:
         vn = tl.where(s > 0.0, vr, h)
     else:
@@ -61,9 +73,9 @@ def lif_step(x, v, tau, vth, vr, KIND: tl.constexpr, HARD: tl.constexpr):
 
 
 @triton.jit
-def lif_reset(h, vth, vr, HARD: tl.constexpr):
+def lif_reset(h, vth, vr, HARD: tl.constexpr, STRICT: tl.constexpr):
     """V after reset from the charge H (used to recompute V[t-1] in backward)."""
-    fire = h - vth >= 0.0
+    fire = lif_fire(h, vth, STRICT)
     if HARD:
         v = tl.where(fire, vr, h)
     else:
@@ -73,12 +85,13 @@ def lif_reset(h, vth, vr, HARD: tl.constexpr):
 
 @triton.jit
 def lif_vjp(gs, gv, gh_extra, h, vprev, x, tau, vth, vr, a0, a1,
-            KIND: tl.constexpr, HARD: tl.constexpr, DETACH: tl.constexpr, SG: tl.constexpr):
+            KIND: tl.constexpr, HARD: tl.constexpr, DETACH: tl.constexpr, SG: tl.constexpr,
+            STRICT: tl.constexpr):
     """VJP of one step. ``gs``/``gv`` are the gradients of S and V (after reset) of this step.
 
     Returns (gX, gV_prev, g_tau, g_vth, g_vr) for this step."""
     sg = surrogate_grad(h - vth, SG, a0, a1)
-    s = tl.where(h - vth >= 0.0, 1.0, 0.0)
+    s = tl.where(lif_fire(h, vth, STRICT), 1.0, 0.0)
     if HARD:
         if DETACH:
             gv2h = 1.0 - s
@@ -129,7 +142,7 @@ def load_lif_params(tau_ptr, vth_ptr, vr_ptr, offs, mask):
 def _lif_fwd(x_ptr, spk_ptr, tau_ptr, vth_ptr, vr_ptr, v0_ptr, vlast_ptr, h_ptr, vseq_ptr,
              T, M,
              KIND: tl.constexpr, HARD: tl.constexpr, STORE_H: tl.constexpr,
-             STORE_V: tl.constexpr, BLOCK: tl.constexpr):
+             STORE_V: tl.constexpr, STRICT: tl.constexpr, BLOCK: tl.constexpr):
     pid = tl.program_id(0)
     offs = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < M
@@ -138,7 +151,7 @@ def _lif_fwd(x_ptr, spk_ptr, tau_ptr, vth_ptr, vr_ptr, v0_ptr, vlast_ptr, h_ptr,
     for t in range(T):
         idx = tl.cast(t, tl.int64) * M + offs  # int64: T*M may exceed 2**31
         x = tl.load(x_ptr + idx, mask=mask, other=0.0).to(tl.float32)
-        h, s, v = lif_step(x, v, tau, vth, vr, KIND, HARD)
+        h, s, v = lif_step(x, v, tau, vth, vr, KIND, HARD, STRICT)
         tl.store(spk_ptr + idx, s.to(spk_ptr.dtype.element_ty), mask=mask)
         if STORE_H:
             tl.store(h_ptr + idx, h, mask=mask)
@@ -154,7 +167,8 @@ def _lif_bwd(h_ptr, x_ptr, gs_ptr, gvseq_ptr, ghseq_ptr, gvlast_ptr,
              T, M, a0, a1,
              KIND: tl.constexpr, HARD: tl.constexpr, DETACH: tl.constexpr, SG: tl.constexpr,
              HAS_GS: tl.constexpr, HAS_GVSEQ: tl.constexpr, HAS_GHSEQ: tl.constexpr,
-             HAS_GVLAST: tl.constexpr, NEED_PARAMS: tl.constexpr, BLOCK: tl.constexpr):
+             HAS_GVLAST: tl.constexpr, NEED_PARAMS: tl.constexpr, STRICT: tl.constexpr,
+             BLOCK: tl.constexpr):
     pid = tl.program_id(0)
     offs = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < M
@@ -188,7 +202,7 @@ def _lif_bwd(h_ptr, x_ptr, gs_ptr, gvseq_ptr, ghseq_ptr, gvlast_ptr,
         hp = tl.load(h_ptr + tl.cast(tl.maximum(t - 1, 0), tl.int64) * M + offs, mask=mask, other=0.0)
         if NEED_PARAMS:
             # previous membrane (only the tau gradient needs it) and the input (decay_input)
-            vprev = tl.where(t > 0, lif_reset(hp, vth, vr, HARD), v0)
+            vprev = tl.where(t > 0, lif_reset(hp, vth, vr, HARD, STRICT), v0)
             if KIND == 1:
                 x = tl.load(x_ptr + idx, mask=mask, other=0.0).to(tl.float32)
             else:
@@ -197,7 +211,7 @@ def _lif_bwd(h_ptr, x_ptr, gs_ptr, gvseq_ptr, ghseq_ptr, gvlast_ptr,
             vprev = zero
             x = zero
         gx, gv_carry, gtau, gvth, gvr = lif_vjp(gs, gv, ghx, h, vprev, x, tau, vth, vr, a0, a1,
-                                               KIND, HARD, DETACH, SG)
+                                               KIND, HARD, DETACH, SG, STRICT)
         tl.store(gx_ptr + idx, gx.to(gx_ptr.dtype.element_ty), mask=mask)
         if NEED_PARAMS:
             acc_tau += gtau
@@ -214,13 +228,14 @@ def _lif_bwd(h_ptr, x_ptr, gs_ptr, gvseq_ptr, ghseq_ptr, gvlast_ptr,
 # --------------------------------------------------------------------------- ScanSpec / op
 # op encoding: tensors (x (T, M) contiguous, tau, vth, vr, v0 (M,) fp32); floats (a0, a1: the
 # surrogate's parameters); ints (kind, hard, detach_reset, surrogate id, traces, io dtype index,
-# grad bits of the five tensors). Outputs (spikes, v_last, H or None, v_seq or None): H is
-# written when traces are asked for or a gradient is needed (it is what backward reads).
+# grad bits of the five tensors, strict: 1 for threshold=">"). Outputs (spikes, v_last, H or None,
+# v_seq or None): H is written when traces are asked for or a gradient is needed (it is what
+# backward reads).
 
 
 def _fwd(tensors, f, i):
     x, tau, vth, vr, v0 = tensors
-    kind, hard, detach, sg, traces, dti, need = i
+    kind, hard, detach, sg, traces, dti, need, strict = i
     T, M = x.shape
     store_h = bool(traces or need)
     spk = torch.empty_like(x)
@@ -228,7 +243,8 @@ def _fwd(tensors, f, i):
     hseq = f32_empty(T, M, device=x.device) if store_h else None
     vseq = f32_empty(T, M, device=x.device) if traces else None
     launch(_lif_fwd, M, x, spk, tau, vth, vr, v0, vlast, ptr(hseq, vlast), ptr(vseq, vlast), T, M,
-           fusion=False, KIND=kind, HARD=bool(hard), STORE_H=store_h, STORE_V=bool(traces))
+           fusion=False, KIND=kind, HARD=bool(hard), STORE_H=store_h, STORE_V=bool(traces),
+           STRICT=bool(strict))
     return [spk, vlast, hseq, vseq]
 
 
@@ -240,7 +256,7 @@ def _save(tensors, outputs, f, i, needs):
 def _bwd(saved, grads, f, i, needs):
     hseq, x, tau, vth, vr, v0 = saved
     g_spk, g_vlast, g_hseq, g_vseq = grads
-    kind, hard, detach, sg, traces, dti, _ = i
+    kind, hard, detach, sg, traces, dti, _, strict = i
     T, M = hseq.shape
     dev = hseq.device
     need_params = any(needs[1:4])
@@ -251,7 +267,7 @@ def _bwd(saved, grads, f, i, needs):
            contig(g_vlast, gv0), tau, vth, vr, v0, gx, gv0, gtau, gvth, gvr, T, M, f[0], f[1],
            KIND=kind, HARD=bool(hard), DETACH=bool(detach), SG=sg,
            HAS_GS=g_spk is not None, HAS_GVSEQ=g_vseq is not None, HAS_GHSEQ=g_hseq is not None,
-           HAS_GVLAST=g_vlast is not None, NEED_PARAMS=need_params)
+           HAS_GVLAST=g_vlast is not None, NEED_PARAMS=need_params, STRICT=bool(strict))
     out = [gx, gtau, gvth, gvr, gv0]
     return [g if n and (k in (0, 4) or need_params) else None for k, (g, n) in enumerate(zip(out, needs))]
 
@@ -278,10 +294,12 @@ LIF_SCAN = ScanFunction(ScanSpec(
     saved=("h_seq",), saved_bytes=SAVED_BYTES["lif"], moved_bytes=12,
     forward=_fwd, save=_save, backward=_bwd, fake=_fake, fake_backward=_fake_bwd))
 
-aot("lif_triton", "lif_fwd", _lif_fwd, dict(KIND=1, HARD=True, STORE_H=True, STORE_V=True, BLOCK=512),
+aot("lif_triton", "lif_fwd", _lif_fwd, dict(KIND=1, HARD=True, STORE_H=True, STORE_V=True, STRICT=False,
+                                                     BLOCK=512),
     x_ptr="io", spk_ptr="io")
 aot("lif_triton", "lif_bwd", _lif_bwd, dict(KIND=1, HARD=False, DETACH=False, SG=1, HAS_GS=True, HAS_GVSEQ=True,
-                                            HAS_GHSEQ=True, HAS_GVLAST=True, NEED_PARAMS=True, BLOCK=512),
+                                            HAS_GHSEQ=True, HAS_GVLAST=True, NEED_PARAMS=True, STRICT=False,
+                                            BLOCK=512),
     fusion=True, x_ptr="io", gs_ptr="io", gx_ptr="io")
 
 
@@ -294,7 +312,7 @@ def lif_supports(x_seq: torch.Tensor, params=None, v0=None, return_traces=False,
     why = common_reason(x_seq, params.surrogate)
     if why is not None:
         return why
-    return lif_param_reason(x_seq, params, v0)
+    return lif_param_reason(x_seq, params, v0, strict=True)
 
 
 def lif_triton(x_seq: torch.Tensor, params, state=None, return_traces: bool = False):
@@ -325,7 +343,7 @@ def lif_triton(x_seq: torch.Tensor, params, state=None, return_traces: bool = Fa
     tensors = [x_seq.reshape(T, -1).contiguous(), tau, vth, vr, v0f]
     need = grad_bits(tensors)
     i = [kind, int(hard), int(bool(params.detach_reset)), int(sur.kernel_id), int(bool(return_traces)),
-         IO_DTYPES.index(x_seq.dtype), need]
+         IO_DTYPES.index(x_seq.dtype), need, int(getattr(params, "threshold", ">=") == ">")]
     spk, vlast, hseq, vseq = LIF_SCAN.apply(tensors, [float(a0), float(a1)], i)
     if not return_traces:
         hseq = vseq = None
