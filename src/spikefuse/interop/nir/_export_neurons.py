@@ -287,9 +287,9 @@ def _norse_lif_recurrent(ex, name, m, shape):
 #: family id -> converter, for the families whose record names a NIR node
 CONVERTERS = {"lif": _lif, "if": _lif, "plif": _lif, "cuba": _cuba, "eventprop": _eventprop,
               "loihi.cuba": _loihi_cuba, "snntorch.leaky": _snn_leaky, "snntorch.synaptic": _snn_synaptic,
-              "norse.lif": _norse_lif}
-#: converters of families recorded without a NIR node that interop.nir can still write (a node group)
-GROUP_CONVERTERS = {"norse.lif_recurrent": _norse_lif_recurrent}
+              "norse.lif": _norse_lif, "norse.lif_recurrent": _norse_lif_recurrent}
+#: input shape of the family modules that own their input synapse (the graph starts with it)
+_OWN_INPUT = {"norse.lif_recurrent": lambda m: (m.input_size,)}
 _LOIHI_NIR = "the Loihi module {path} cannot be expressed in NIR (fixed-point states, integer decays and the Loihi " \
              "step order have no NIR node)"
 
@@ -306,10 +306,9 @@ def register_families() -> None:
     on the first lookup), plus the Loihi modules that are not families (norms, dropout)."""
     for f in _families.FAMILIES.values():
         cls = _families.load(f.module)
-        if f.id in GROUP_CONVERTERS:
-            EXPORTERS.setdefault(cls, GROUP_CONVERTERS[f.id])
-            IN_SHAPE.setdefault(cls, lambda m: (m.input_size,))
-        elif f.nir is None:
+        if f.id in _OWN_INPUT:
+            IN_SHAPE.setdefault(cls, _OWN_INPUT[f.id])
+        if f.nir is None:
             EXPORTERS.setdefault(cls, _refusal(f))
         elif f.id in CONVERTERS:
             EXPORTERS.setdefault(cls, CONVERTERS[f.id])
@@ -328,7 +327,7 @@ def register_families() -> None:
 
 def supported_neurons() -> list:
     """Class names of the family modules that export (for error messages)."""
-    return [_families.load(f.module).__name__ for f in _families.FAMILIES.values() if (f.nir and f.id in CONVERTERS) or f.id in GROUP_CONVERTERS]
+    return [_families.load(f.module).__name__ for f in _families.FAMILIES.values() if f.nir and f.id in CONVERTERS]
 
 
 _LAZY.append(register_families)
