@@ -211,11 +211,7 @@ def _recurrent(ex, name, m, shape):
                    v_reset=_full(rest, so, name), metadata={"spikefuse": meta})
     rec = nirm.Linear(weight=_np(m.recurrent.effective_weight()),
                       metadata={"spikefuse": {"module": "RecurrentLIF.recurrent"}})
-    ni = ex.add(f"{name}.input", a_in)
-    nl = ex.add(f"{name}.lif", lif)
-    nr = ex.add(f"{name}.recurrent", rec)
-    ex.edges += [(ni, nl), (nl, nr), (nr, nl)]
-    return ni, nl, so
+    return ex.add_cycle(name, a_in, lif, rec, so)
 
 
 

@@ -277,11 +277,7 @@ def _norse_lif_recurrent(ex, name, m, shape):
     inp = nirm.Linear(weight=_np(m.input_weights), metadata={"spikefuse": {"module": "NorseLIFRecurrent.input"}})
     rec = nirm.Linear(weight=_np(m.recurrent_weights),
                       metadata={"spikefuse": {"module": "NorseLIFRecurrent.recurrent"}})
-    ni = ex.add(f"{name}.input", inp)
-    nl = ex.add(f"{name}.lif", cuba)
-    nr = ex.add(f"{name}.recurrent", rec)
-    ex.edges += [(ni, nl), (nl, nr), (nr, nl)]
-    return ni, nl, so
+    return ex.add_cycle(name, inp, cuba, rec, so)
 
 
 #: family id -> converter, for the families whose record names a NIR node

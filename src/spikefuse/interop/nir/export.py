@@ -68,6 +68,16 @@ class _Exporter:
         n = self.add(name, node)
         return n, n, shape
 
+    def add_cycle(self, name, inp, neuron, rec, shape):
+        """A recurrent layer: ``name.input`` (``inp``) -> ``name.lif`` (``neuron``) ->
+        ``name.recurrent`` (``rec``) -> ``name.lif``; the cycle's back edge carries the previous
+        step's output. Returns the converter's (entry, exit, shape)."""
+        ni = self.add(f"{name}.input", inp)
+        nl = self.add(f"{name}.lif", neuron)
+        nr = self.add(f"{name}.recurrent", rec)
+        self.edges += [(ni, nl), (nl, nr), (nr, nl)]
+        return ni, nl, shape
+
     def convert(self, name, m, shape):
         """One leaf -> (entry node name, exit node name, output shape), through :data:`EXPORTERS`."""
         fn = _hw_targets.override(self.target, type(m)) or converter_for(type(m))
