@@ -691,7 +691,8 @@ FAMILIES: dict[str, Family] = {f.id: f for f in (
            kernels=_CPU_TRITON, train=TrainSpec("superspike", _NORSE_TRAIN, f"{_F}:_train_norse_lif")),
     _norse("lif_recurrent", "NorseLIFParams", "NorseLIFRecurrentState", "NorseLIFRecurrent",
            "norse recurrent LIF (lif_step: input and recurrent weights, detached reset)",
-           nir_note=_NORSE_NIR + " (a CubaLIF with a recurrent Affine cycle)",
+           nir="CubaLIF", nir_note="a CubaLIF in a cycle with its recurrent Linear (input Linear -> CubaLIF <-> "
+           "recurrent Linear)",
            train=TrainSpec("superspike", _NORSE_TRAIN, f"{_F}:_train_norse_lif_recurrent", owns_synapse=True)),
     _norse("lif_refrac", "NorseLIFRefracParams", "NorseLIFRefracState", "NorseLIFRefrac",
            "norse LIF with an absolute refractory counter",

@@ -11,7 +11,7 @@ nir = pytest.importorskip("nir")
 
 from spikefuse import families, layers  # noqa: E402
 from spikefuse.interop.nir import NIRConversionError, to_nir  # noqa: E402
-from spikefuse.interop.nir import export as nir_export  # noqa: E402
+from spikefuse.interop.nir import _export_neurons, export as nir_export  # noqa: E402
 
 N = 4
 
@@ -20,7 +20,8 @@ def _neuron_node(graph):
     """The exported node of the family's neuron (the one that is not the Dense in front, nor the
     one-step Delay that carries hxtorch's synaptic delay)."""
     kinds = {k: v for k, v in graph.nodes.items() if not isinstance(v, (nir.Input, nir.Output, nir.Delay))}
-    neurons = [v for k, v in kinds.items() if k not in ("0",) and not k.endswith(".synapse")]
+    neurons = [v for k, v in kinds.items() if k not in ("0",) and not k.endswith(".synapse")
+               and not isinstance(v, (nir.Linear, nir.Affine))]  # e.g. the norse recurrent LIF's input/recurrent
     assert len(neurons) == 1, sorted(kinds)
     return neurons[0]
 

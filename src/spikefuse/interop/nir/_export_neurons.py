@@ -241,31 +241,55 @@ def _snn_synaptic(ex, name, m, shape):
     return ex.add_one(name, node, shape)
 
 
-def _norse_lif(ex, name, m, shape):
-    """norse feed-forward LIF: the input jumps into the current, the voltage uses it at once: NIR's
-    same-step CubaLIF with ``tau = 1/tau_inv``, ``r = 1``, ``w_in = tau_syn/dt``."""
-    shape = ex.need_shape(name, m, shape)
+def _norse_cuba(ex, name, m, shape, what, fid, **meta_extra):
+    """The same-step CubaLIF of a norse LIF (feed-forward or recurrent) at the module's ``dt``."""
     if not math.isclose(float(m.dt), ex.dt, rel_tol=1e-9):
-        raise NIRConversionError(f"model[{name!r}]: norse LIF integrates with dt={m.dt:g} but to_nir was given "
+        raise NIRConversionError(f"model[{name!r}]: {what} integrates with dt={m.dt:g} but to_nir was given "
                                  f"dt={ex.dt:g}; export with dt={m.dt:g}")
     p = m.params()
     inv = lambda v: torch.as_tensor(v, dtype=torch.float64).detach().cpu()  # noqa: E731
     ts, tm = 1.0 / inv(p.tau_syn_inv), 1.0 / inv(p.tau_mem_inv)
-    node = _require_nir().CubaLIF(tau_syn=_full(ts, shape, name), tau_mem=_full(tm, shape, name),
+    meta = dict(_family_meta(fid, m, tau_syn_inv=p.tau_syn_inv, tau_mem_inv=p.tau_mem_inv, v_leak=p.v_leak,
+                             v_th=p.v_th, v_reset=p.v_reset, alpha=p.alpha), method=str(p.method), **meta_extra)
+    return _require_nir().CubaLIF(tau_syn=_full(ts, shape, name), tau_mem=_full(tm, shape, name),
                                   r=_full(1.0, shape, name), w_in=_full(ts / ex.dt, shape, name),
                                   v_leak=_full(p.v_leak, shape, name), v_threshold=_full(p.v_th, shape, name),
-                                  v_reset=_full(p.v_reset, shape, name),
-                                  metadata={"spikefuse": dict(_family_meta(
-                                      "norse.lif", m, tau_syn_inv=p.tau_syn_inv, tau_mem_inv=p.tau_mem_inv,
-                                      v_leak=p.v_leak, v_th=p.v_th, v_reset=p.v_reset, alpha=p.alpha),
-                                      method=str(p.method))})
-    return ex.add_one(name, node, shape)
+                                  v_reset=_full(p.v_reset, shape, name), metadata={"spikefuse": meta})
+
+
+def _norse_lif(ex, name, m, shape):
+    """norse feed-forward LIF: the input jumps into the current, the voltage uses it at once: NIR's
+    same-step CubaLIF with ``tau = 1/tau_inv``, ``r = 1``, ``w_in = tau_syn/dt``."""
+    shape = ex.need_shape(name, m, shape)
+    return ex.add_one(name, _norse_cuba(ex, name, m, shape, "norse LIF", "norse.lif"), shape)
+
+
+def _norse_lif_recurrent(ex, name, m, shape):
+    """norse recurrent LIF (``lif_step``): ``name.input`` (Linear, input_weights) -> ``name.lif``
+    (the same-step CubaLIF of :func:`_norse_lif`) -> ``name.recurrent`` (Linear, recurrent_weights)
+    -> ``name.lif``. The cycle's back edge carries the previous step's spikes, which is norse's
+    ``z_prev @ recurrent_weights.T`` added to the current jump with the step's input; without
+    autapses the recurrent weight's diagonal is zero (the module keeps it so)."""
+    nirm = _require_nir()
+    ex.check_features(name, "NorseLIFRecurrent", m.input_size, shape)
+    so = (m.hidden_size,)
+    cuba = _norse_cuba(ex, name, m, so, "norse LIFRecurrent", "norse.lif_recurrent", autapses=bool(m.autapses))
+    inp = nirm.Linear(weight=_np(m.input_weights), metadata={"spikefuse": {"module": "NorseLIFRecurrent.input"}})
+    rec = nirm.Linear(weight=_np(m.recurrent_weights),
+                      metadata={"spikefuse": {"module": "NorseLIFRecurrent.recurrent"}})
+    ni = ex.add(f"{name}.input", inp)
+    nl = ex.add(f"{name}.lif", cuba)
+    nr = ex.add(f"{name}.recurrent", rec)
+    ex.edges += [(ni, nl), (nl, nr), (nr, nl)]
+    return ni, nl, so
 
 
 #: family id -> converter, for the families whose record names a NIR node
 CONVERTERS = {"lif": _lif, "if": _lif, "plif": _lif, "cuba": _cuba, "eventprop": _eventprop,
               "loihi.cuba": _loihi_cuba, "snntorch.leaky": _snn_leaky, "snntorch.synaptic": _snn_synaptic,
-              "norse.lif": _norse_lif}
+              "norse.lif": _norse_lif, "norse.lif_recurrent": _norse_lif_recurrent}
+#: input shape of the family modules that own their input synapse (the graph starts with it)
+_OWN_INPUT = {"norse.lif_recurrent": lambda m: (m.input_size,)}
 _LOIHI_NIR = "the Loihi module {path} cannot be expressed in NIR (fixed-point states, integer decays and the Loihi " \
              "step order have no NIR node)"
 
@@ -282,6 +306,8 @@ def register_families() -> None:
     on the first lookup), plus the Loihi modules that are not families (norms, dropout)."""
     for f in _families.FAMILIES.values():
         cls = _families.load(f.module)
+        if f.id in _OWN_INPUT:
+            IN_SHAPE.setdefault(cls, _OWN_INPUT[f.id])
         if f.nir is None:
             EXPORTERS.setdefault(cls, _refusal(f))
         elif f.id in CONVERTERS:

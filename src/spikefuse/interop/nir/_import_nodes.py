@@ -11,7 +11,7 @@ from torch import nn
 from ... import layers as _layers
 from ._common import NIRConversionError, _nir, _require_nir
 from .modules import Delay, NIRCubaLI, NIRFlatten, NIRIF, NIRIntegrator, NIRLI, NIRLIF, Scale, Threshold
-from ._import_util import _arr, _as_bool, _close, _value
+from ._import_util import _arr, _as_bool, _close, _meta, _value
 
 
 Importer = Callable[["_Importer", str, object, dict, bool], nn.Module]
@@ -72,17 +72,47 @@ def _restore_snn(imp, node, meta, cls, rec):
                reset_delay=_as_bool(meta.get("reset_delay", False)), spike_grad=imp._sur(meta))
 
 
-def _restore_norse(imp, node, meta, cls, rec):
-    """norse's feed-forward LIF written by to_nir: rebuilt with its exact parameters."""
+_NORSE_KEYS = ("tau_syn_inv", "tau_mem_inv", "v_leak", "v_th", "v_reset", "alpha")
+
+
+def _norse_params(node, meta, params_cls):
+    """norse's LIF parameters from the exact values to_nir recorded, if the node still agrees with them."""
     ex = meta.get("exact", {})
-    keys = ("tau_syn_inv", "tau_mem_inv", "v_leak", "v_th", "v_reset", "alpha")
-    if any(k not in ex for k in keys) or not _close(1.0 / np.asarray(ex["tau_syn_inv"]), _arr(node, "tau_syn"),
-                                                    rtol=1e-6) \
+    if any(k not in ex for k in _NORSE_KEYS) or not _close(1.0 / np.asarray(ex["tau_syn_inv"]), _arr(node, "tau_syn"),
+                                                           rtol=1e-6) \
             or not _close(1.0 / np.asarray(ex["tau_mem_inv"]), _arr(node, "tau_mem"), rtol=1e-6):
         return None
+    return params_cls(**{k: _exact_value(meta, k) for k in _NORSE_KEYS}, method=str(meta.get("method", "super")))
+
+
+def _restore_norse(imp, node, meta, cls, rec):
+    """norse's feed-forward LIF written by to_nir: rebuilt with its exact parameters."""
     from ... import families
-    p = families.load(rec.params)(**{k: _exact_value(meta, k) for k in keys}, method=str(meta.get("method", "super")))
-    return cls(p, dt=imp.dt, return_state=False)
+    p = _norse_params(node, meta, families.load(rec.params))
+    return None if p is None else cls(p, dt=imp.dt, return_state=False)
+
+
+def norse_lif_recurrent(imp, group):
+    """``Linear -> CubaLIF <-> Linear`` written by to_nir for one NorseLIFRecurrent: that module
+    (exact parameters, both weights), or None when the nodes no longer agree with the metadata."""
+    inp, node, rec = group
+    meta = _meta(node)
+    w_in, w_rec = np.asarray(inp.weight, np.float32), np.asarray(rec.weight, np.float32)
+    if (imp.surrogate is not None or w_in.ndim != 2 or w_rec.shape != (w_in.shape[0],) * 2
+            or not _close(_arr(node, "r"), 1.0)
+            or not _close(_arr(node, "w_in") * imp.dt / _arr(node, "tau_syn"), 1.0, rtol=1e-6)):
+        return None
+    from ... import families
+    f = families.FAMILIES["norse.lif_recurrent"]
+    p = _norse_params(node, meta, families.load(f.params))
+    if p is None:
+        return None
+    # autapses=False zeroes the diagonal: a graph whose diagonal is not zero (edited, or written by
+    # another tool) keeps its self-connections
+    autapses = _as_bool(meta.get("autapses", True)) or bool(np.any(np.diag(w_rec) != 0))
+    return families.load(f.module)(int(w_in.shape[1]), int(w_in.shape[0]), p, input_weights=torch.as_tensor(w_in),
+                                   recurrent_weights=torch.as_tensor(w_rec), autapses=autapses, dt=imp.dt,
+                                   return_state=False)
 
 
 #: family id (metadata ``family``) -> fn(importer, node, meta, module class, record) -> module or None

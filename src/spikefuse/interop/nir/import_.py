@@ -12,7 +12,7 @@ from torch import nn
 from ... import surrogate as _surrogate
 from ..._validate import _describe, check_bool
 from ...surrogate import Surrogate
-from . import conventions as _conventions
+from . import _import_nodes, conventions as _conventions
 from ._common import NIRConversionError, _check_dt, _nir, _require_nir
 from .graph import NIRGraphModule, _safe_name, _schedule
 from ._import_nodes import IMPORTERS, Importer, _build_cuba, importer_for  # noqa: F401 - the table, re-exported
@@ -60,6 +60,13 @@ def _groups(nodes, edges, use_metadata):
             if (len(p) == 2 and len(ins) == 1 and len(recs) == 1 and succ.get(ins[0]) == [n]
                     and succ.get(recs[0]) == [n] and pred.get(recs[0]) == [n]):
                 out.append(([ins[0], n, recs[0]], ins[0], n, "RecurrentLIF"))
+        elif kind[n] == "NorseLIFRecurrent" and isinstance(node, _nir.CubaLIF):
+            p = pred.get(n, [])
+            ins = [a for a in p if kind.get(a) == "NorseLIFRecurrent.input" and isinstance(nodes[a], _nir.Linear)]
+            recs = [a for a in p if kind.get(a) == "NorseLIFRecurrent.recurrent" and isinstance(nodes[a], _nir.Linear)]
+            if (len(p) == 2 and len(ins) == 1 and len(recs) == 1 and succ.get(ins[0]) == [n]
+                    and succ.get(recs[0]) == [n] and pred.get(recs[0]) == [n]):
+                out.append(([ins[0], n, recs[0]], ins[0], n, "NorseLIFRecurrent"))
     return out
 
 
@@ -231,7 +238,8 @@ def _eventprop(imp, group):
 
 #: group kind (see :func:`_groups`) -> fn(importer, member nodes) -> the spikefuse module or None
 _GROUP_BUILDERS = {"EventPropLIF": _eventprop, "CubaLIF": _hxtorch_cuba,
-                   "RecurrentLIF": lambda imp, group: imp.recurrent_lif(*group)}
+                   "RecurrentLIF": lambda imp, group: imp.recurrent_lif(*group),
+                   "NorseLIFRecurrent": _import_nodes.norse_lif_recurrent}
 
 
 def _as_chain(order, edges, inputs, outputs):

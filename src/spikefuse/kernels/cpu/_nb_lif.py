@@ -7,8 +7,8 @@ Arrays are C-contiguous fp32 ``(T, M)`` / ``(M,)`` (absent ones: a 1-element dum
 ``has_*`` flag off). Each variant (kind, reset, surrogate; :func:`make_bwd` says which flags are
 run-time arguments) is its own compiled kernel with the flags as compile-time constants (a
 closure: numba folds them, so the inner loop vectorises; numba caches each variant on disk by the
-closure's values). A kernel runs a contiguous neuron range ``[j0, j1)`` tile by tile (``TILE`` neurons, the time loop inside a
-tile, so the state stays in L1); :func:`.jit.run` gives each thread one range. Kernels use
+closure's values). A kernel runs a contiguous neuron range ``[j0, j1)`` tile by tile (``TILE``
+neurons, the time loop inside a tile, so the state stays in L1); :func:`.jit.run` gives each thread one range. Kernels use
 ``error_model="numpy"``: a division by zero gives inf/NaN as in torch (the default Python error
 model would raise, and its check keeps the loop from vectorising).
 """

@@ -282,6 +282,22 @@ def _per_neuron(p, shape, M: int):
     return jit.const_row(p, M)
 
 
+#: the absent arrays of the LIF kernels (``(1,)`` / ``(1, 1)``): made once, since the kernels
+#: never write an absent array (its flag off: :mod:`._nb_lif`)
+_ABSENT = {1: np.zeros(1, dtype=np.float32), 2: np.zeros((1, 1), dtype=np.float32)}
+
+
+def _np(t: Optional[torch.Tensor], ndim: int = 1):
+    """:func:`.jit.np32` for the LIF kernels without its per-call work in the common cases (a
+    T=1 step passes ~20 arrays): an absent array is a shared dummy, a contiguous fp32 tensor
+    its own numpy view."""
+    if t is None:
+        return _ABSENT[ndim]
+    if t.dtype == torch.float32 and t.is_contiguous():
+        return t.detach().numpy()
+    return jit.np32(t, ndim)
+
+
 def _tie(strict: bool) -> np.float32:
     """The spike of the numba kernels at ``H == Vth`` (:func:`._nb_lif.spike`): 1 for ``">="``, 0
     for the strict ``">"``; a float32, so both share one compiled variant."""
@@ -300,8 +316,8 @@ def _nb_forward(nb, x, tau, vth, vr, v0, cfg, shape):
     H, S, vlast = jit.empty((T, M)), jit.empty((T, M)), torch.empty(M, dtype=f32)
     vseq = jit.empty((T, M)) if traces else None
     k = nb.make_fwd(kind, int(hard), int(recip))
-    jit.run(k, M, nb.TILE, jit.np32(x), *(_per_neuron(p, shape, M) for p in (tau, vth, vr)),
-            jit.np32(v0.expand(M)), H.numpy(), S.numpy(), vlast.numpy(), jit.np32(vseq, 2), bool(traces),
+    jit.run(k, M, nb.TILE, _np(x), *(_per_neuron(p, shape, M) for p in (tau, vth, vr)),
+            _np(v0.expand(M)), H.numpy(), S.numpy(), vlast.numpy(), _np(vseq, 2), bool(traces),
             _tie(strict))
     spk = S if out_dtype == f32 else S.to(out_dtype)
     return spk, vlast, H, vseq
@@ -454,13 +470,13 @@ def _nb_backward(nb, ctx, H, x, v0, params, grads):
     k = nb.make_bwd(int(kind != KIND_IF), int(kind == KIND_LIF_DECAY_INPUT), int(recip), int(hard), int(detach),
                     int(surrogate.kernel_id), int(g_vseq is not None), int(params_on))
     (gs, ss), (gvs, vs), (ghs, hs) = (jit.grad_rows(g) for g in (g_spk, g_vseq, g_hseq))
-    jit.run(k, M, nb.TILE, jit.np32(H, 2), jit.np32(xs, 2), gs, gvs, ghs, g_spk is not None, g_hseq is not None,
-            ss, vs, hs, jit.np32(g_vlast), g_vlast is not None,
-            *(_per_neuron(p, ctx.step_shape, M) for p in params), jit.np32(v0.expand(M)),
+    jit.run(k, M, nb.TILE, _np(H, 2), _np(xs, 2), gs, gvs, ghs, g_spk is not None, g_hseq is not None,
+            ss, vs, hs, _np(g_vlast), g_vlast is not None,
+            *(_per_neuron(p, ctx.step_shape, M) for p in params), _np(v0.expand(M)),
             c0, c1, _tie(strict),
-            _lanes(int(surrogate.kernel_id), M), bool(needs[0]), jit.np32(gx, 2), gv0.numpy(), bool(n_tau),
-            bool(n_vth), bool(n_vr), bool(per_step), *(jit.np32(g) for g in vec),
-            *(jit.np32(a, 2) for a in arr), steps=T)
+            _lanes(int(surrogate.kernel_id), M), bool(needs[0]), _np(gx, 2), gv0.numpy(), bool(n_tau),
+            bool(n_vth), bool(n_vr), bool(per_step), *(_np(g) for g in vec),
+            *(_np(a, 2) for a in arr), steps=T)
     if gx is not None and ctx.x_dtype != f32:
         gx = gx.to(ctx.x_dtype)
     if per_step:
