@@ -16,7 +16,7 @@ line override the file):
               slayer_exp for loihi-cuba, eventprop for eventprop)
 --hidden, --layers, --T, --epochs, --batch-size, --lr   network and schedule (defaults per data set)
 --optimizer   adam (default), adamw, sgd;  --weight-decay;  --schedule onecycle|cosine|none
---tau         membrane time constant in steps (default 2);  --readout max|mean|last|count
+--tau         membrane time constant in steps (default 2; 4 with --gradient adjoint);  --readout max|mean|last|count
 --input-gain  static features enter as a constant current input_gain * x
 --seed, --device auto|cpu|cuda, --amp (bf16 autocast), --backend auto|reference|cpu|triton
 --threads N   intra-op CPU threads (default: chosen from the machine, written to config.toml)

@@ -71,10 +71,16 @@ def test_norse_training_takes_norse_superspike_or_its_adjoint():
         assert tr.NEURON_GRADIENTS[neuron] == ("superspike", "adjoint")
     with pytest.raises(ValueError, match="gradient: neuron 'norse.lif' supports \\['superspike', 'adjoint'\\]"):
         TrainConfig(neuron="norse.lif", gradient="atan").resolve()
-    # tau = 2 (the default): norse's current decays by dt * tau_syn_inv = 1 per step, every spike
-    # after a reset starts from rest, and norse's adjoint is inf there: refused with the cause
+    # tau = 2 (the other gradients' default): norse's current decays by dt * tau_syn_inv = 1 per
+    # step, every spike after a reset starts from rest, and norse's adjoint is inf there: an
+    # explicit tau = 2 is refused with the cause; left out, the adjoint's tau is 4
     with pytest.raises(ValueError, match="tau: gradient 'adjoint' with tau = 2 steps .* divides by dv_- = 0"):
-        tr.build_model(TrainConfig(neuron="norse.lif", gradient="adjoint").resolve(), 4, 3)
+        tr.build_model(TrainConfig(neuron="norse.lif", gradient="adjoint", tau=2).resolve(), 4, 3)
+    cfg = TrainConfig(neuron="norse.lif", gradient="adjoint").resolve()
+    assert cfg.tau == 4.0 and TrainConfig(neuron="norse.lif").resolve().tau == 2.0
+    assert TrainConfig(neuron="lif").resolve().tau == 2.0
+    assert TrainConfig.from_dict(cfg.to_dict()).resolve().tau == 4.0
+    tr.build_model(cfg, 4, 3)
     with pytest.raises(ValueError, match="backend: gradient='adjoint' runs norse's adjoint backward in the reference"):
         tr.build_model(TrainConfig(neuron="norse.lif", gradient="adjoint", tau=10.0, backend="cpu").resolve(), 4, 3)
 
