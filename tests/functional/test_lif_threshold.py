@@ -89,14 +89,18 @@ def test_multistep_equals_looped_step():
     assert torch.equal(s, torch.stack(outs)) and torch.equal(st.v, state.v)
 
 
-def test_kernels_refuse_strict_and_auto_falls_back():
+def test_cpu_kernel_runs_strict_and_auto_picks_it():
+    from spikefuse import kernels
+    from spikefuse.kernels.cpu import lif as cpu_lif
+
     x = torch.full((3, 1, 2), 2.0)
     p = LIFParams(tau=2.0, threshold=">")
-    with pytest.raises(ValueError, match="threshold='>'"):
-        lif_multistep(x, p, backend="cpu")
-    s_auto, _ = lif_multistep(x, p, backend="auto")
-    s_ref, _ = lif_multistep(x, p, backend="reference")
-    assert torch.equal(s_auto, s_ref) and s_ref[0].sum() == 0   # H = 1.0 at step 0: no spike
+    assert kernels.resolve("lif", "auto", x, params=p, v0=None) is cpu_lif.lif_cpu
+    s_ref, st_ref = lif_multistep(x, p, backend="reference")
+    assert s_ref[0].sum() == 0   # H = 1.0 at step 0: no spike
+    for be in ("cpu", "auto"):
+        s, st = lif_multistep(x, p, backend=be)
+        assert torch.equal(s, s_ref) and torch.equal(st.v, st_ref.v)
     assert torch.equal(lif_multistep(x, p._replace(threshold=">="), backend="cpu")[0],
                        lif_multistep(x, p._replace(threshold=">="), backend="reference")[0])
 

@@ -12,7 +12,7 @@ from torch import nn
 
 from lif_cpu_cases import assert_bits, lif_grads
 from spikefuse import layers as L, surrogate as sg
-from spikefuse.functional.lif import LIFParams
+from spikefuse.functional.lif import LIFParams, LIFState, lif_multistep
 from spikefuse.kernels.cpu import jit
 from spikefuse.neuron import LIF
 
@@ -175,3 +175,59 @@ def test_parameter_gradients_bit_exact(case, use_numba):
     nparams = len(make()[1])
     for u, w in zip(a[4:4 + nparams], b[4:4 + nparams]):
         assert torch.equal(u, w) and bool(u.ne(0).any())
+
+
+# threshold=">" (strict): values on a grid of quarters, so that every charge is exact in fp32 and
+# many land exactly on the threshold, where ">" and ">=" part
+STRICT_SURROGATES = [sg.ATan(2.0), sg.SuperSpike(5.0), sg.Triangle(0.8, 1.2), sg.Sigmoid(4.0)]
+
+
+def _strict_learnable(case, k):
+    """``make()`` for :func:`lif_grads`: the case's parameters (shapes of PARAM_CASES) as leaves
+    drawn from grids: tau 2 / 4 (1/tau 0.5 / 0.25), v_threshold 0.5 / 1 / 1.25, v_reset 0 / -0.5."""
+    kind, hard, detach, traces, s_tau, s_th, s_r, recip = case
+
+    def leaf(shape, seed, values):
+        g = torch.Generator().manual_seed(seed)
+        vals = torch.tensor(values)
+        return vals[torch.randint(0, len(values), PARAM_SHAPES[shape], generator=g)].requires_grad_()
+
+    def make():
+        th = leaf(s_th, 1, [0.5, 1.0, 1.25])
+        vr = leaf(s_r, 2, [0.0, -0.5]) if hard else None
+        w = leaf(s_tau, 3, [0.5, 0.25] if recip else [2.0, 4.0]) if kind != "if" else None
+        params = LIFParams(tau=None if recip else w, reciprocal_tau=w if recip else None, v_threshold=th,
+                           v_reset=vr, decay_input=kind != "nodecay", detach_reset=detach,
+                           surrogate=STRICT_SURROGATES[k % len(STRICT_SURROGATES)], threshold=">")
+        return params, [p for p in (w, th, vr) if p is not None]
+
+    return make
+
+
+@pytest.mark.parametrize("use_numba", [True, False], ids=["numba", "fallback"])
+@pytest.mark.parametrize("k", range(len(PARAM_CASES)), ids=lambda k: "-".join(map(str, PARAM_CASES[k])))
+def test_strict_threshold_bit_exact_at_ties(k, use_numba):
+    """threshold=">": spikes, final state, traces, the input / initial-state gradients and every
+    parameter gradient torch.equal to the reference loop, on inputs where charges hit the
+    threshold exactly (they do: counted from the traces); there ">" does not fire and ">=" does."""
+    case = PARAM_CASES[k]
+    g = torch.Generator().manual_seed(31 + k)
+    x = torch.randint(-2, 9, (6, 3, 37), generator=g).float() / 4
+    v0 = torch.randint(-2, 4, (3, 37), generator=g).float() / 4
+    make = _strict_learnable(case, k)
+    with _numba(use_numba):
+        a = lif_grads("cpu", x, v0, make, True)
+    b = lif_grads("reference", x, v0, make, True)
+    assert_bits(a, b)
+    params, leaves = make()
+    nparams = len(leaves)
+    for u, w in zip(a[4:4 + nparams], b[4:4 + nparams]):
+        assert torch.equal(u, w) and bool(u.ne(0).any())
+    s, h = a[0], a[4 + nparams]
+    vth = params.v_threshold.detach().expand_as(h)
+    ties = h == vth
+    assert int(ties.sum()) >= 3 and not s[ties].any() and torch.equal(s.bool(), h > vth)
+    with _numba(use_numba), torch.no_grad():
+        s_ge, _, tr_ge = lif_multistep(x, params._replace(threshold=">="), LIFState(v0), backend="cpu",
+                                       return_traces=True)
+    assert torch.equal(s_ge.bool(), tr_ge.h >= vth) and not torch.equal(s_ge, s)

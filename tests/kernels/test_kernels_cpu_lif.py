@@ -190,3 +190,22 @@ def test_slayer_exp_within_measured_ulps():
     for u, w in zip(a[2:4], b[2:4]):
         assert float((u - w).abs().max()) <= 4 * eps * float(w.abs().max())
     assert 0 < int(_ulps(a[2], b[2]).max())      # not identical: else this test should assert torch.equal
+
+
+def test_strict_threshold_runs_in_the_same_compiled_kernels():
+    """threshold=">" is a run-time argument (the float32 ``tie`` of ``_nb_lif.spike``): after a
+    ">=" run, a ">" run of the same case adds no factory variant and no numba signature, and
+    gives the reference's bits (a charge exactly at the threshold: tau = 2, x = 2 from rest)."""
+    from spikefuse.kernels.cpu import _nb_lif as K
+
+    g = torch.Generator().manual_seed(15)
+    x = torch.randint(-2, 9, (5, 2, 40), generator=g).float() / 4
+    x[0] = 2.0
+    p = LIFParams(tau=2.0, v_reset=0.0, surrogate=sg.ATan(2.0))
+    lif_grads("cpu", x, torch.zeros(2, 40), p, False)
+    kernels = (K.make_fwd(1, 1, 0), K.make_bwd(1, 1, 0, 1, 0, 0, 0, 0))
+    before = ([len(k.signatures) for k in kernels], K.make_fwd.cache_info().currsize,
+              K.make_bwd.cache_info().currsize)
+    _assert_same(p._replace(threshold=">"), x, torch.zeros(2, 40), traces=False)
+    assert ([len(k.signatures) for k in kernels], K.make_fwd.cache_info().currsize,
+            K.make_bwd.cache_info().currsize) == before

@@ -271,8 +271,8 @@ def test_double_backward_is_refused(backend):
 
 
 # --------------------------------------------------------------------------- threshold=">"
-#: the backends with a fused strict comparison
-STRICT_BACKENDS = ["triton"]
+#: the backends with a fused strict comparison (all of them)
+STRICT_BACKENDS = BACKENDS
 
 
 def _dyadic_case(kind, hard, seed):

@@ -100,9 +100,8 @@ class LIFParams(NamedTuple):
       leaves it to the reference loop.
     - ``threshold``: the spike comparison, ``">="`` (SpikingJelly: ``H - V_th >= 0`` fires, the
       default) or ``">"`` (snnTorch, norse, NIR: a membrane exactly at the threshold does not
-      fire). The Triton LIF kernel runs both (bit-identical to this loop, ties included); the
-      fused CPU kernel runs ``">="`` only, so on CPU ``">"`` runs the reference loop
-      (``backend="auto"``) and ``backend="cpu"`` refuses it.
+      fire). The fused kernels (``backend="cpu"``, ``"triton"``, and ``"auto"``) run both, with
+      this loop's numbers, ties at the threshold included.
 
     >>> LIFParams(tau=None, v_reset=None)   # IF neuron with soft reset
     LIFParams(tau=None, v_threshold=1.0, v_reset=None, decay_input=True, detach_reset=False, surrogate=ATan(alpha=2.0), reciprocal_tau=None, threshold='>=')

@@ -84,15 +84,12 @@ def param_reason(name: str, p, shape: Sequence[int], device: torch.device) -> Op
 
 
 
-def lif_param_reason(x_seq: torch.Tensor, params, v0=None, strict: bool = False) -> Optional[str]:
+def lif_param_reason(x_seq: torch.Tensor, params, v0=None) -> Optional[str]:
     """None if the LIF parameters (``tau``/``v_reset`` may be None, ``v_threshold`` may not) and
     a tensor ``v0`` expand to the state shape of ``x_seq``, else the first reason (both the CPU
-    and the Triton LIF ``supports`` rules use it). ``strict``: the kernel also runs the strict
-    comparison (``threshold=">"``); without it such a case is refused."""
+    and the Triton LIF ``supports`` rules use it; both kernels run either ``threshold``
+    comparison, ``">="`` and the strict ``">"``)."""
     shape = tuple(x_seq.shape[1:])
-    if getattr(params, "threshold", ">=") != ">=" and not strict:
-        return (f"threshold={params.threshold!r} (a strict comparison) has no fused CPU LIF kernel; "
-                "the reference loop (backend='auto' or 'reference') and the Triton kernel run it")
     rtau = getattr(params, "reciprocal_tau", None)
     for name, p in (("tau", params.tau), ("v_threshold", params.v_threshold), ("v_reset", params.v_reset),
                     ("reciprocal_tau", rtau)):

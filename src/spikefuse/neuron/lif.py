@@ -231,8 +231,8 @@ class IF(_SpikingJellyNode):
     ``detach_reset=False``, ``step_mode="m"``, ``backend=None`` (global default),
     ``store_v_seq=False`` (also fills :attr:`last_traces` with the detached ``LIFTraces``),
     ``threshold=">="`` (the spike comparison ``H - V_th >= 0``, SpikingJelly's; ``">"`` fires
-    only strictly above the threshold, as snnTorch, norse and NIR do; the Triton kernel runs
-    both, the fused CPU kernel ``">="`` only, so ``">"`` on CPU runs the reference loop).
+    only strictly above the threshold, as snnTorch, norse and NIR do; the fused CPU and Triton
+    kernels run both).
 
     >>> import torch
     >>> IF()(torch.tensor([1.5, 1.5, 0.5, 3.0, 0.0]).reshape(5, 1, 1)).flatten().tolist()

@@ -132,10 +132,21 @@ def charge(x, v, tau, vr, kind, recip):
 
 
 @njit(cache=True, inline="always")
-def reset(h, vth, vr, hard):
+def spike(d, tie):
+    """The spike at ``d = H - Vth``: 1 above 0, ``tie`` at exactly 0 (``1.0``: ``threshold=">="``,
+    ``0.0``: ``">"``, the strict comparison), else 0 (NaN: 0). ``tie`` is a run-time float32: two
+    selects, no branch, so the lane loop vectorises as with one comparison; ``d == 0`` holds for
+    +0 and -0 alike, as ``d >= 0`` does."""
+    s = F1 if d > F0 else F0
+    return tie if d == F0 else s
+
+
+@njit(cache=True, inline="always")
+def reset(h, vth, vr, hard, tie):
     """(spike 0/1, V after reset), in the reference's arithmetic (``S Vr + (1 - S) H``: no
-    data-dependent branch, so random spike patterns cost no mispredictions)."""
-    s = F1 if h - vth >= F0 else F0
+    data-dependent branch, so random spike patterns cost no mispredictions); ``tie``: see
+    :func:`spike`."""
+    s = spike(h - vth, tie)
     if hard:
         return s, s * vr + (F1 - s) * h
     return s, h - s * vth
@@ -145,10 +156,11 @@ def reset(h, vth, vr, hard):
 def make_fwd(kind: int, hard: int, recip: int):
     """The forward kernel for one variant (flags are compile-time constants): runs neurons
     ``[j0, j1)`` tile by tile, the time loop inside a tile. ``store_v`` (a run-time flag: it
-    only guards a row copy outside the inner loop) also writes the post-reset trace."""
+    only guards a row copy outside the inner loop) also writes the post-reset trace; ``tie``
+    (float32, run-time: :func:`spike`) is the spike at ``H == Vth``."""
 
     @njit(cache=True, nogil=True, error_model="numpy")
-    def lif_fwd(x, tau, vth, vr, v0, H, S, vlast, vseq, store_v, j0, j1):
+    def lif_fwd(x, tau, vth, vr, v0, H, S, vlast, vseq, store_v, tie, j0, j1):
         T = x.shape[0]
         for a in range(j0, j1, TILE):
             b = min(j1, a + TILE)
@@ -158,7 +170,7 @@ def make_fwd(kind: int, hard: int, recip: int):
                 xt, ht, st = x[t, a:b], H[t, a:b], S[t, a:b]
                 for j in range(b - a):
                     h = charge(xt[j], v[j], ta[j], rs[j], kind, recip)
-                    s, vn = reset(h, th[j], rs[j], hard)
+                    s, vn = reset(h, th[j], rs[j], hard, tie)
                     ht[j] = h
                     st[j] = s
                     v[j] = vn
@@ -170,11 +182,11 @@ def make_fwd(kind: int, hard: int, recip: int):
 
 
 @njit(cache=True, inline="always")
-def _vjp_h(gv, gspk, ghx, h, vth, vr, hard, detach, kid, c0, c1, vec):
+def _vjp_h(gv, gspk, ghx, h, vth, vr, hard, detach, kid, c0, c1, vec, tie):
     """gH of one step in autograd's order (reset ops run backward before SpikeFn): returns
-    (gH, the surrogate term, spike); ``vec``: see :func:`sg_times_at`."""
+    (gH, the surrogate term, spike); ``vec``: see :func:`sg_times_at`, ``tie``: :func:`spike`."""
     d = h - vth
-    s = F1 if d >= F0 else F0
+    s = spike(d, tie)
     if hard:
         gsum = gspk if detach else (gspk + (-(gv * h))) + gv * vr
         ghr = gv * (F1 - s)
@@ -204,7 +216,8 @@ def make_bwd(lif: int, decay: int, recip: int, hard: int, detach: int, kid: int,
     zeros: the loop adds ``0.0 + y`` as it did with the constant, so the same bits), ``need_x``
     (an unneeded gX goes to a scratch row), ``has_gvlast`` (the initial carry), ``sstep`` /
     ``vstep`` / ``hstep`` (1, or 0 for an output gradient broadcast over time, given as its one
-    row: :func:`.jit.grad_rows`), and ``need_tau`` / ``need_vth`` / ``need_vr`` / ``per_step``.
+    row: :func:`.jit.grad_rows`), ``need_tau`` / ``need_vth`` / ``need_vr`` / ``per_step``, and
+    ``tie`` (float32: the recomputed spike at ``H == Vth``, 0 for ``threshold=">"``; :func:`spike`).
 
     With ``params`` the loop computes every parameter term of the neuron kind (tau unless IF,
     v_threshold, v_reset for a hard reset) and the run-time ``need_tau`` / ``need_vth`` /
@@ -219,7 +232,7 @@ def make_bwd(lif: int, decay: int, recip: int, hard: int, detach: int, kid: int,
 
     @njit(cache=True, nogil=True, error_model="numpy")
     def lif_bwd(H, x, gs, gvseq, ghseq, has_gs, has_ghseq, sstep, vstep, hstep, gvlast, has_gvlast, tau,
-                vth, vr, v0, c0, c1, lanes, need_x, gx, gv0, need_tau, need_vth, need_vr,
+                vth, vr, v0, c0, c1, tie, lanes, need_x, gx, gv0, need_tau, need_vth, need_vr,
                 per_step, gtau, gvth, gvr, ptau, pth1, pth2, pr1, pr2, j0, j1):
         T = H.shape[0]
         split = has_gvseq and lif != 0
@@ -259,7 +272,7 @@ def make_bwd(lif: int, decay: int, recip: int, hard: int, detach: int, kid: int,
                         gv = gvt[jj] + carry[jj] if has_gvseq else carry[jj]
                     vec = ln[jj] != 0 if kid == 1 else False
                     gh, gsg, s = _vjp_h(gv, gst[jj], ghxt[jj], ht[jj], th[jj], rs[jj], hard, detach, kid, c0, c1,
-                                        vec)
+                                        vec, tie)
                     if lif == 0:
                         q = gh
                         gvp = gh
@@ -283,7 +296,7 @@ def make_bwd(lif: int, decay: int, recip: int, hard: int, detach: int, kid: int,
                         r2[jj] = q
                         ar[jj] = ar[jj] + gv * s if lif == 0 else (ar[jj] + gv * s) + q
                         if lif != 0:
-                            vr_ = reset(hp[jj], th[jj], rs[jj], hard)[1]
+                            vr_ = reset(hp[jj], th[jj], rs[jj], hard, tie)[1]
                             vp = hp[jj] if first else vr_
                             e = _tau_term(gh, xp[jj], vp, ta[jj], rs[jj], kind, recip)
                             pt[jj] = e

@@ -11,8 +11,8 @@ row views made once, since per-op scalar wrapping and indexing cost as much as a
 writing the charge H and the spikes of every step into ``(T, M)`` buffers. Selections use 0/1
 float masks (``torch.lerp(H, Vr, S)`` is exactly H or Vr) rather than ``torch.where``, whose
 data-dependent branches are several times slower on CPU. The arithmetic follows the reference
-expression order exactly (``v + (x - (v - vr)) / tau``; ``1[H >= Vth]`` == ``1[H - Vth >= 0]``;
-the reset gives exactly ``Vr`` or ``H``), so spikes, traces and the final state match the
+expression order exactly (``v + (x - (v - vr)) / tau``; ``1[H >= Vth]`` == ``1[H - Vth >= 0]``,
+and ``1[H > Vth]`` for ``threshold=">"``; the reset gives exactly ``Vr`` or ``H``), so spikes, traces and the final state match the
 reference loop bit for bit. The post-reset trace (when requested) is derived from H and the
 spikes in one vectorised pass.
 
@@ -56,8 +56,9 @@ def _reset(h, sf, vth, vr, hard: bool):
     return torch.sub(h, out, out=out)
 
 
-def _forward_loop(x32, tau, vth, vr, v0, kind: int, hard: bool, recip: bool = False):
-    """Runs the scan; returns H (T, M) fp32, the spikes as 0/1 fp32 (T, M) and V_last (M,) fp32.
+def _forward_loop(x32, tau, vth, vr, v0, kind: int, hard: bool, recip: bool = False, strict: bool = False):
+    """Runs the scan; returns H (T, M) fp32, the spikes as 0/1 fp32 (T, M) and V_last (M,) fp32
+    (``strict``: ``threshold=">"``, S = 1[H > Vth]).
     Selections use 0/1 float masks: ``torch.lerp(H, Vr, S)`` is exactly H or Vr in one pass (a
     data-dependent ``torch.where`` is several times slower on CPU)."""
     T, M = x32.shape
@@ -71,6 +72,7 @@ def _forward_loop(x32, tau, vth, vr, v0, kind: int, hard: bool, recip: bool = Fa
     hs, ss, xs = H.unbind(0), S.unbind(0), x32.unbind(0)
     scale_ = torch.Tensor.mul_ if recip else torch.Tensor.div_   # recip: tau holds 1/tau
     scale = torch.mul if recip else torch.div
+    fire = torch.gt if strict else torch.ge
     for t in range(T):
         h = hs[t]
         xt = xs[t]
@@ -93,7 +95,7 @@ def _forward_loop(x32, tau, vth, vr, v0, kind: int, hard: bool, recip: bool = Fa
             torch.sub(v, tmp, out=tmp)
             torch.add(tmp, xt, out=h)
         st = ss[t]
-        torch.ge(h, vth_t, out=st)                             # S = 1[H >= Vth] (== 1[H - Vth >= 0])
+        fire(h, vth_t, out=st)                                 # S = 1[H >= Vth] (== 1[H - Vth >= 0]), or >
         if hard:
             torch.lerp(h, vr_t, st, out=v)                     # V = Vr where S else H
         else:
@@ -165,7 +167,7 @@ def _reverse_scan(H, sg_times, ns, tau, vth, vr, cfg, grads, need_x: bool, keep:
     ``(gX or None, gV0, (gH, gV, gSG))``; ``keep`` also returns ``gH`` (dL/dH[t]), ``gV`` (the
     gradient reaching V[t] after the reset) and ``gSG`` (the surrogate's term of gH[t]) as
     ``(T, M)`` arrays for the parameter gradients (else Nones)."""
-    kind, hard, detach, surrogate, traces, out_dtype, recip = cfg
+    kind, hard, detach, surrogate, traces, out_dtype, recip, strict = cfg
     g_spk, g_vlast, g_hseq, g_vseq = (None if g is None else g.float() for g in grads)
     T, M = H.shape
     f32 = torch.float32
@@ -211,7 +213,7 @@ def _param_terms(ctx, H, x, v0, ns, keep, params):
     """The per-step gradient terms of tau / v_threshold / v_reset in the fallback (the arrays
     the numba kernel writes with ``per_step=1``), from the ``keep`` arrays of
     :func:`_reverse_scan`; reduced by :func:`_step_sum`."""
-    kind, hard, detach, surrogate, traces, out_dtype, recip = ctx.cfg
+    kind, hard, detach, surrogate, traces, out_dtype, recip, strict = ctx.cfg
     tau, vth, vr = params
     gH, gV, gS = keep
     need_tau, need_vth, need_vr = ctx.needs_input_grad[1:4]
@@ -246,13 +248,13 @@ def _param_grads(terms, shape, params, needs):
 
 def _fallback_backward(ctx, H, x, v0, params, grads):
     """The torch-op reverse scan (no numba, or a ``Custom`` surrogate)."""
-    kind, hard, detach, surrogate, traces, out_dtype, recip = ctx.cfg
+    kind, hard, detach, surrogate, traces, out_dtype, recip, strict = ctx.cfg
     M = H.shape[1]
     tau, vth, vr = (_flat_of(p, ctx.step_shape, M) for p in params)
     needs = ctx.needs_input_grad
     keep = any(needs[1:4])
     d = torch.sub(H, vth)                                     # the reference's SpikeFn input
-    ns = (d < 0).float()                                      # 1 - S
+    ns = ((d <= 0) if strict else (d < 0)).float()            # 1 - S
     sg_times = _sg_times(surrogate, d)
     gx, gv0, kept = _reverse_scan(H, sg_times, ns, tau, vth, vr, ctx.cfg, grads, needs[0], keep)
     g_tau = g_vth = g_vr = None
@@ -296,17 +298,27 @@ def _np(t: Optional[torch.Tensor], ndim: int = 1):
     return jit.np32(t, ndim)
 
 
+def _tie(strict: bool) -> np.float32:
+    """The spike of the numba kernels at ``H == Vth`` (:func:`._nb_lif.spike`): 1 for ``">="``, 0
+    for the strict ``">"``; a float32, so both share one compiled variant."""
+    return _TIE[bool(strict)]
+
+
+_TIE = {False: np.float32(1.0), True: np.float32(0.0)}
+
+
 def _nb_forward(nb, x, tau, vth, vr, v0, cfg, shape):
     """The numba forward scan (:mod:`._nb_lif`): the same results as :func:`_forward_loop`.
     H, the spikes and the trace are written in full by the kernel: :func:`.jit.empty`."""
-    kind, hard, detach, surrogate, traces, out_dtype, recip = cfg
+    kind, hard, detach, surrogate, traces, out_dtype, recip, strict = cfg
     T, M = x.shape
     f32 = torch.float32
     H, S, vlast = jit.empty((T, M)), jit.empty((T, M)), torch.empty(M, dtype=f32)
     vseq = jit.empty((T, M)) if traces else None
     k = nb.make_fwd(kind, int(hard), int(recip))
     jit.run(k, M, nb.TILE, _np(x), *(_per_neuron(p, shape, M) for p in (tau, vth, vr)),
-            _np(v0.expand(M)), H.numpy(), S.numpy(), vlast.numpy(), _np(vseq, 2), bool(traces))
+            _np(v0.expand(M)), H.numpy(), S.numpy(), vlast.numpy(), _np(vseq, 2), bool(traces),
+            _tie(strict))
     spk = S if out_dtype == f32 else S.to(out_dtype)
     return spk, vlast, H, vseq
 
@@ -314,7 +326,7 @@ def _nb_forward(nb, x, tau, vth, vr, v0, cfg, shape):
 def _lif_forward(x, tau, vth, vr, v0, cfg, shape):
     """The forward scan without autograd: ``(spikes, v_last, H, v_seq or None)``; the tensor
     parameters broadcast to the step ``shape``."""
-    kind, hard, detach, surrogate, traces, out_dtype, recip = cfg
+    kind, hard, detach, surrogate, traces, out_dtype, recip, strict = cfg
     nb = jit.kernels("lif")
     if nb is not None:
         with torch.no_grad():
@@ -322,7 +334,7 @@ def _lif_forward(x, tau, vth, vr, v0, cfg, shape):
     with torch.no_grad():
         x32 = x if x.dtype == torch.float32 else x.float()
         taud, vthd, vrd = (_flat_of(p, shape, x.shape[1]) for p in (tau, vth, vr))
-        H, sf, vlast = _forward_loop(x32, taud, vthd, vrd, v0.detach(), kind, hard, recip)
+        H, sf, vlast = _forward_loop(x32, taud, vthd, vrd, v0.detach(), kind, hard, recip, strict)
         spk = sf if out_dtype == torch.float32 else sf.to(out_dtype)
         vseq = _reset(H, sf, vthd, vrd, hard) if traces else None
     return spk, vlast, H, vseq
@@ -334,7 +346,7 @@ class _LIFCPU(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, tau, vth, vr, v0, cfg, shape):
-        kind, hard, detach, surrogate, traces, out_dtype, recip = cfg
+        kind, hard, detach, surrogate, traces, out_dtype, recip, strict = cfg
         spk, vlast, H, vseq = _lif_forward(x, tau, vth, vr, v0, cfg, shape)
         ctx.cfg, ctx.step_shape = cfg, shape
         ctx.tensor_params = tuple(isinstance(p, torch.Tensor) for p in (tau, vth, vr))
@@ -357,7 +369,7 @@ class _LIFCPU(torch.autograd.Function):
 def _lif_backward(ctx, saved, g_spk, g_vlast, g_hseq, g_vseq):
     """The reverse scan; ``ctx`` carries ``cfg``, ``consts`` (the number parameters),
     ``x_dtype`` and ``needs_input_grad`` (x, tau, vth, vr, v0)."""
-    kind, hard, detach, surrogate, traces, out_dtype, recip = ctx.cfg
+    kind, hard, detach, surrogate, traces, out_dtype, recip, strict = ctx.cfg
     H, x, v0, tau_t, vth_t, vr_t = saved
     tau = tau_t if tau_t is not None else ctx.consts[0]
     vth = vth_t if vth_t is not None else ctx.consts[1]
@@ -441,7 +453,7 @@ def _nb_param_flags(ctx, params, M: int):
 
 def _nb_backward(nb, ctx, H, x, v0, params, grads):
     """The numba reverse scan (:mod:`._nb_lif`); the contract of :func:`_lif_backward`."""
-    kind, hard, detach, surrogate, traces, out_dtype, recip = ctx.cfg
+    kind, hard, detach, surrogate, traces, out_dtype, recip, strict = ctx.cfg
     T, M = H.shape
     needs = ctx.needs_input_grad
     (n_tau, n_vth, n_vr), per_step = _nb_param_flags(ctx, params, M)
@@ -461,7 +473,7 @@ def _nb_backward(nb, ctx, H, x, v0, params, grads):
     jit.run(k, M, nb.TILE, _np(H, 2), _np(xs, 2), gs, gvs, ghs, g_spk is not None, g_hseq is not None,
             ss, vs, hs, _np(g_vlast), g_vlast is not None,
             *(_per_neuron(p, ctx.step_shape, M) for p in params), _np(v0.expand(M)),
-            c0, c1,
+            c0, c1, _tie(strict),
             _lanes(int(surrogate.kernel_id), M), bool(needs[0]), _np(gx, 2), gv0.numpy(), bool(n_tau),
             bool(n_vth), bool(n_vr), bool(per_step), *(_np(g) for g in vec),
             *(_np(a, 2) for a in arr), steps=T)
@@ -528,7 +540,9 @@ def lif_cpu(x_seq: torch.Tensor, params, state=None, return_traces: bool = False
     vr = _own(params.v_reset if hard else 0.0, dev)
     v0f = expand_param(vr.detach() if isinstance(vr, torch.Tensor) else vr, shape, dev) if v0 is None else \
         expand_param(v0, shape, dev)
-    cfg = (kind, hard, bool(params.detach_reset), params.surrogate, bool(return_traces), x_seq.dtype, recip)
+    strict = getattr(params, "threshold", ">=") == ">"            # S = 1[H - Vth > 0]
+    cfg = (kind, hard, bool(params.detach_reset), params.surrogate, bool(return_traces), x_seq.dtype, recip,
+           strict)
     if getattr(params.surrogate, "kernel_id", -1) in (0, 1, 2, 3, 4):
         spk, vlast, hseq, vseq = _lif_op(x_seq.reshape(T, -1), tau, vth, vr, v0f, cfg, shape)
     else:
@@ -540,7 +554,7 @@ def lif_cpu(x_seq: torch.Tensor, params, state=None, return_traces: bool = False
 # op encoding: tensors (x, tau, vth, vr, v0) with number parameters absent; floats (tau, vth,
 # vr, a0, a1) with the numbers (0.0 where a tensor is given); ints (kind, hard, detach_reset,
 # surrogate id, traces, io dtype index, which of tau/vth/vr are tensors as bits 0/1/2, recip,
-# then the step shape (B, *features) the tensor parameters broadcast to)
+# strict (threshold=">"), then the step shape (B, *features) the tensor parameters broadcast to)
 
 
 class _Ctx:
@@ -552,29 +566,29 @@ class _Ctx:
 
 
 def _decode(tensors, f, i):
-    kind, hard, detach, kid, traces, dti, mask, recip = i[:8]
+    kind, hard, detach, kid, traces, dti, mask, recip, strict = i[:9]
     sur = KernelSurrogate(kid, f[3], f[4])
-    cfg = (kind, bool(hard), bool(detach), sur, bool(traces), IO_DTYPES[dti], bool(recip))
+    cfg = (kind, bool(hard), bool(detach), sur, bool(traces), IO_DTYPES[dti], bool(recip), bool(strict))
     params = [tensors[1 + k] if (mask >> k) & 1 else f[k] for k in range(3)]
     consts = tuple(None if (mask >> k) & 1 else f[k] for k in range(3))
     return cfg, params, consts
 
 
 def _lif_op(x, tau, vth, vr, v0, cfg, shape):
-    kind, hard, detach, sur, traces, out_dtype, recip = cfg
+    kind, hard, detach, sur, traces, out_dtype, recip, strict = cfg
     a0, a1 = sur.kernel_params
     ps = (tau, vth, vr)
     mask = sum(1 << k for k, p in enumerate(ps) if isinstance(p, torch.Tensor))
     tensors = [x] + [p if isinstance(p, torch.Tensor) else None for p in ps] + [v0]
     f = [0.0 if isinstance(p, torch.Tensor) else float(p) for p in ps] + [float(a0), float(a1)]
     i = [kind, int(hard), int(detach), int(sur.kernel_id), int(traces), IO_DTYPES.index(out_dtype), mask,
-         int(recip), *shape]
+         int(recip), int(strict), *shape]
     return LIF_SCAN.apply(tensors, f, i)
 
 
 def _spec_forward(tensors, f, i):
     cfg, (tau, vth, vr), _ = _decode(tensors, f, i)
-    return list(_lif_forward(tensors[0], tau, vth, vr, tensors[4], cfg, tuple(i[8:])))
+    return list(_lif_forward(tensors[0], tau, vth, vr, tensors[4], cfg, tuple(i[9:])))
 
 
 def _spec_save(tensors, outputs, f, i, needs):
@@ -584,7 +598,7 @@ def _spec_save(tensors, outputs, f, i, needs):
 
 def _spec_backward(saved, grads, f, i, needs):
     cfg, _, consts = _decode([None] + saved[3:] + [None], f, i)
-    ctx = _Ctx(cfg, consts, cfg[5], needs, tuple(i[8:]))
+    ctx = _Ctx(cfg, consts, cfg[5], needs, tuple(i[9:]))
     return list(_lif_backward(ctx, saved, *grads)[:5])
 
 

@@ -312,7 +312,7 @@ def lif_supports(x_seq: torch.Tensor, params=None, v0=None, return_traces=False,
     why = common_reason(x_seq, params.surrogate)
     if why is not None:
         return why
-    return lif_param_reason(x_seq, params, v0, strict=True)
+    return lif_param_reason(x_seq, params, v0)
 
 
 def lif_triton(x_seq: torch.Tensor, params, state=None, return_traces: bool = False):
