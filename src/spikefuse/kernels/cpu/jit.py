@@ -146,7 +146,32 @@ def _pool(n: int):
             pool.shutdown(wait=True)
         pool = _STATE["pool"] = ThreadPoolExecutor(max_workers=n, thread_name_prefix="spikefuse-cpu")
         _STATE["pool_pid"] = os.getpid()
+        if THROTTLE_OMP:
+            pool.submit(_omp_team).result()
     return pool
+
+
+#: whether :func:`_pool` gives one worker an OpenMP team of its own (:func:`_omp_team`);
+#: ``SPIKEFUSE_CPU_THROTTLE_OMP=0`` turns it off
+THROTTLE_OMP = os.environ.get("SPIKEFUSE_CPU_THROTTLE_OMP", "1") not in ("", "0")
+
+
+def _omp_team() -> None:
+    """Runs one two-thread torch op on a pool worker, so that the worker owns an OpenMP team.
+
+    Why (issue 15): after every parallel torch op, libgomp's worker threads busy-wait for the
+    next region (``GOMP_SPINCOUNT``, default 300,000 spins: milliseconds on the development VM)
+    before they sleep. With torch on all cores, a kernel range handed to this pool then shares
+    a core with a spinning OpenMP worker: on the 2-core VM the LIF fwd+bwd at (100, 32, 1024)
+    took as long on 2 threads as on 1 (8.4-9.0 vs 8.3-8.7 ms; the ``.sum()`` between forward
+    and backward went from 0.5 to 6.5 ms when the two raced). libgomp spins only
+    ``GOMP_SPINCOUNT`` / 300 (1,000) times when it manages more threads than the process may
+    use CPUs; this team's extra thread (asleep otherwise) makes it so, which on the VM gives
+    6.2 ms on 2 threads (benchmarks/README.md) and left a matmul / elementwise torch step as
+    fast (7.0-7.9 vs 7.3 ms). Results do not change (only waiting does). Other OpenMP
+    runtimes (Intel's) just get an idle team."""
+    n = 2 * 32768 + 1       # above twice at::internal::GRAIN_SIZE: torch splits it over 2 threads
+    torch.add(torch.zeros(n), 1.0)
 
 
 #: outputs of at least this many bytes come from the recycling pool of :func:`empty`
