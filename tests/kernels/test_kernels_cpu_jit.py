@@ -171,3 +171,35 @@ def test_pool_never_reuses_shared_memory(pool):
     del a
     b = jit.empty(BIG)
     assert b.data_ptr() != pa
+
+
+@pytest.mark.parametrize("throttle", [True, False])
+def test_new_pool_gives_one_worker_an_omp_team(monkeypatch, throttle):
+    """A pool made by ``jit._pool`` runs :func:`jit._omp_team` once, on a worker thread (not the
+    caller), when ``THROTTLE_OMP`` is on, and never when it is off; the real ``_omp_team`` (a
+    2-thread torch op) runs there without error and the pool still runs kernel ranges."""
+    import threading
+
+    calls = []
+    real = jit._omp_team
+
+    def spy():
+        calls.append(threading.get_ident())
+        real()
+
+    saved = {k: jit._STATE.pop(k) for k in ("pool", "pool_pid") if k in jit._STATE}
+    monkeypatch.setattr(jit, "_omp_team", spy)
+    monkeypatch.setattr(jit, "THROTTLE_OMP", throttle)
+    try:
+        pool = jit._pool(1)
+        assert jit._pool(1) is pool                      # made once: no second team
+        assert len(calls) == (1 if throttle else 0)
+        if throttle:
+            assert calls[0] != threading.get_ident()
+        assert pool.submit(lambda: 7).result() == 7
+    finally:
+        new = jit._STATE.pop("pool", None)
+        if new is not None:
+            new.shutdown(wait=True)
+        jit._STATE.pop("pool_pid", None)
+        jit._STATE.update(saved)
