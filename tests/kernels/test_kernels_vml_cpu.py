@@ -66,6 +66,9 @@ def test_vexp_lengths_and_offsets(n):
         k = (x.size - off) // n
         assert torch.equal(_bits(out[off:off + k * n]), _bits(ref[off:off + k * n])), off
         assert (out[:off] == 7.0).all() and (out[off + k * n:] == 7.0).all(), "wrote outside the rows"
+        inplace = x.copy()                 # src == dst, as the sinabs backward calls it
+        _rows(inplace, inplace, off, n)
+        assert torch.equal(_bits(inplace[off:off + k * n]), _bits(ref[off:off + k * n])), off
 
 
 @pytest.mark.skipif(not _nb_vml.AVAILABLE, reason=f"no VML: {_nb_vml.REASON}")
