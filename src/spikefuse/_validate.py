@@ -90,12 +90,18 @@ def check_tensor(
     return x
 
 
+def finite_scan_wanted(x: torch.Tensor) -> bool:
+    """Whether :func:`check_tensor` would read ``x``'s values for NaN/inf (checks on, a
+    floating tensor with elements, not under ``torch.compile``)."""
+    return _FINITE_CHECKS and x.is_floating_point() and bool(x.numel()) and not is_compiling()
+
+
 def scan_deferred(name: str, x: torch.Tensor) -> bool:
     """The first half of a NaN/inf check of a scan's input ``x`` that is finished after the scan
     by :func:`check_finite_after`: True when the values are to be checked (finite checks on, a
     floating tensor with elements, not under ``torch.compile``), after the checks that must come
     before any value is read (not under a function transform, a tensor with values)."""
-    if not (_FINITE_CHECKS and x.is_floating_point() and x.numel() and not is_compiling()):
+    if not finite_scan_wanted(x):
         return False
     check_not_transformed(name)
     check_has_data(name, x)
