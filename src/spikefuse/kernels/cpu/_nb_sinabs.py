@@ -3,7 +3,9 @@ library). Float32 throughout, in the reference's operation order (functional/sin
 ``_make_step``; the equations are in kernels/_sinabs_host.py) and, for the VJP, autograd's order
 of summing gradients: the same arithmetic as the Triton VJP of kernels/triton/sinabs.py, so
 spikes, traces, final states and input / initial-state gradients are bit-identical to the
-reference loop (surrogates with an ``exp`` may differ by an ulp of ``exp``).
+reference loop: the surrogates' ``exp`` is torch.exp's own routine (MKL VML through
+:func:`._nb_vml.vexp`, one call per step and tile row); without MKL (:data:`._nb_vml.AVAILABLE`
+False) it is libm's, which may differ by an ulp of ``exp`` (Sigmoid: see :func:`sg`).
 
 Arrays are C-contiguous fp32 ``(T, M)`` / ``(M,)``; absent per-neuron parameters are passed as
 zeros, absent sequences as 1-element dummies with their flag off. Each variant is its own
