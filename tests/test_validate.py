@@ -64,7 +64,9 @@ def test_finite_scan_rejects_every_position(dtype):
 
 
 def test_finite_scan_once_per_lif_module_call(monkeypatch):
-    """The LIF module's call scans its input once (the functional layer does it), not twice."""
+    """The LIF module's multi-step call reads its clean input for NaN/inf zero times (the final
+    state is checked instead: check_finite_after), a non-finite one once; a single step scans
+    its input once (the functional layer does it), not twice."""
     import spikefuse._validate as V
     from spikefuse.neuron import LIF
 
@@ -78,7 +80,14 @@ def test_finite_scan_once_per_lif_module_call(monkeypatch):
     monkeypatch.setattr(V, "all_finite", spy)
     x = torch.rand(5, 2, 3)
     LIF(backend="reference")(x)
+    assert calls.count(((5, 2, 3), x.data_ptr())) == 0
+    assert [c for c in calls if c[0] == (2, 3)]  # the final state instead
+    calls.clear()
+    x[2, 1, 1] = float("inf")
+    with pytest.raises(ValueError, match="x_seq: contains NaN or inf"):
+        LIF(backend="reference")(x)
     assert calls.count(((5, 2, 3), x.data_ptr())) == 1
+    x[2, 1, 1] = 0.5
     calls.clear()
     LIF(step_mode="s", backend="reference")(x[0])
     assert calls.count(((2, 3), x.data_ptr())) == 1  # the input (the state is scanned on its own)

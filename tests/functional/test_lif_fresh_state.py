@@ -42,10 +42,10 @@ def test_a_fresh_state_skips_its_scan_and_others_keep_it(monkeypatch):
     other = type(st)(st.v.clone())  # (a record built here scans its fields once, now)
     calls = _scans(monkeypatch)
     lif_multistep(x, p, st, backend="reference")
-    assert calls == [(4, 2, 3)]  # x_seq only
+    assert calls == [(2, 3)]  # x_seq through the final state only (check_finite_after)
     calls.clear()
     lif_multistep(x, p, other, backend="reference")
-    assert calls == [(4, 2, 3), (2, 3)]
+    assert calls == [(2, 3), (2, 3)]  # the given state, then the final state
 
 
 def test_a_fresh_state_changed_in_place_is_scanned_and_refused():

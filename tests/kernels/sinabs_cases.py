@@ -3,8 +3,8 @@ kernels/cpu/sinabs.py with numba) against the reference loop (functional/sinabs.
 test_kernels_sinabs_triton.py and test_kernels_sinabs_cpu.py (each defines the ``backend``
 fixture and imports these tests): spikes, final states and traces bit-identical; input and
 initial-state gradients bit-identical through the surrogates without an ``exp`` (ATan,
-Heaviside, Triangle), to tolerance through SingleExponential / PeriodicExponential / Gaussian
-(an ulp of ``exp``); learnable alpha_mem / alpha_syn / tau_mem gradients to 1e-5. Cases: every
+Heaviside, Triangle) and, on CPU with MKL VML (torch.exp's routine), through SingleExponential /
+PeriodicExponential / Gaussian too (elsewhere to tolerance: an ulp of ``exp``); learnable alpha_mem / alpha_syn / tau_mem gradients to 1e-5. Cases: every
 spike function and reset, synapse or not, norm_input or not (IAF), the min_v_mem clamp, inputs
 at exactly k * threshold, large inputs (many spikes per step), odd N (a partial block),
 non-contiguous input, T=1, fp16 input; ``supports`` reasons and the ``"auto"`` fallback. Small
@@ -70,6 +70,17 @@ def _leaves(x, syn=False, **params):
 ATAN = sg.ATan(2.0)
 
 
+def _exp_exact(backend) -> bool:
+    """Whether the backend's surrogate ``exp`` is torch's (bit-exact gradients through
+    SingleExponential / PeriodicExponential / Gaussian): the CPU kernels' with MKL VML
+    (kernels/cpu/_nb_vml.py); Triton's exp is not torch's CPU exp."""
+    if backend != "cpu":
+        return False
+    from spikefuse.kernels.cpu import _nb_vml
+
+    return _nb_vml.AVAILABLE
+
+
 @pytest.mark.parametrize("spike_fn,reset_fn,syn", [
     ("multi", "subtract", False), ("multi", "reset", True), ("single", "subtract", True), ("single", "reset", False),
     ("max", "subtract", True), ("max", "reset", False)])  # each spike function with each reset, synapse or not
@@ -101,7 +112,7 @@ def test_sinabs_surrogates(backend, which):
     thr = 0.6
     sur = {"single_exponential": None, "periodic": PeriodicExponential(thr), "gaussian": Gaussian(thr),
            "heaviside": Heaviside(thr, window=0.4)}[which]
-    exact = EXACT if which == "heaviside" else ()  # the others evaluate exp: an ulp of it
+    exact = EXACT if which == "heaviside" or _exp_exact(backend) else ()
     kw = dict(alpha_mem=0.8, alpha_syn=0.7, spike_threshold=thr, surrogate=sur)
     _compare(backend, _run(**kw), _leaves(_x(), True), exact=exact)
 
@@ -150,7 +161,10 @@ def test_modules_and_tau_gradients(backend):
             res[be] = (s, m.v_mem.detach(), xx.grad, [p.grad for p in m.parameters()])
         (s1, v1, g1, p1), (s2, v2, g2, p2) = res[backend], res["reference"]
         assert torch.equal(s1, s2) and torch.equal(v1, v2)
-        torch.testing.assert_close(g1, g2, **GRAD_TOL[torch.float32])
+        if _exp_exact(backend):   # the default surrogate (SingleExponential) and ATan: bit-exact input gradients
+            assert torch.equal(g1, g2)
+        else:
+            torch.testing.assert_close(g1, g2, **GRAD_TOL[torch.float32])
         assert len(p1) == len(p2) > 0
         for a, b in zip(p1, p2):
             torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5 * max(1.0, b.abs().max().item()))

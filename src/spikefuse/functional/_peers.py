@@ -11,7 +11,8 @@ import torch
 from torch import Tensor
 
 from .._core import check_not_transformed, compute_dtype
-from .._validate import _describe, check_bool, check_broadcastable, check_number, check_sequence, check_tensor
+from .._validate import (_describe, check_bool, check_broadcastable, check_finite_after, check_number, check_sequence,
+                         check_tensor, finite_scan_wanted, scan_deferred)
 from ..surrogate import Surrogate
 from . import _dispatch
 
@@ -50,14 +51,18 @@ def cast(p, dtype):
 
 
 def begin(name: str, family: str, x_seq, backend: Optional[str], return_traces, kernel: Optional[str] = None,
-          loop: Optional[str] = None) -> torch.dtype:
+          loop: Optional[str] = None, after: bool = False) -> torch.dtype:
     """Checks every multistep of a peer family starts with; returns the compute dtype. A
     multistep without a fused kernel (``kernel`` None) refuses a kernel backend by name
     (``"auto"`` / ``"reference"`` / None run the loop), saying why its reference loop runs:
     ``loop`` (default: the family has no fused kernel). One with kernels resolves its backend
-    later, in :func:`fused` (which raises for a backend that cannot run the case)."""
+    later, in :func:`fused` (which raises for a backend that cannot run the case). ``after``: the
+    NaN/inf scan of ``x_seq`` is left to :func:`finish` (the family's arithmetic carries a
+    non-finite input into its final state: _validate.check_finite_after)."""
     check_not_transformed(name)
-    check_sequence("x_seq", x_seq, min_ndim=2)
+    check_sequence("x_seq", x_seq, min_ndim=2, finite=not after)
+    if after:
+        scan_deferred("x_seq", x_seq)
     check_bool("return_traces", return_traces)
     if kernel is None and backend in ("cpu", "triton"):
         why = loop or f"{family!r} has no fused kernel (its reference loop runs on every device)"
@@ -77,6 +82,16 @@ def fused(kernel: Optional[str], backend, x_seq, params, state: tuple, return_tr
     if out is None:
         return None
     return _dispatch.result(out, return_traces)
+
+
+def finish(x_seq: Tensor, out, return_traces: bool):
+    """``out`` (a multistep's return value: ``(*outputs, state[, traces])``) after the NaN/inf
+    check of ``x_seq`` through the final state's tensors (:func:`begin` with ``after=True``)."""
+    if finite_scan_wanted(x_seq):
+        st = out[-2] if return_traces else out[-1]
+        fields = [f for v in st for f in (v if isinstance(v, tuple) else (v,))]
+        check_finite_after("x_seq", x_seq, *fields)
+    return out
 
 
 def run_loop(step: Callable, x_seq: Tensor, cdt, state: tuple, return_traces: bool):

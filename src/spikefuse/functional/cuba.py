@@ -77,8 +77,10 @@ from .._validate import (
     check_broadcastable,
     check_choice,
     check_number,
+    check_finite_after,
     check_sequence,
     check_tensor,
+    scan_deferred,
 )
 from . import _dispatch
 from .._validate import caller_is_outside, check_scalar, check_shape, checked_record, tensor_field
@@ -577,10 +579,13 @@ def cuba_refractory_lif_step(
 # --------------------------------------------------------------------------- sequences
 
 
-def _run(x, params, hw_data, dt, backend, state, refractory: bool):
-    """Validated run; returns (spikes, membrane, current, madc, final_state)."""
+def _run(x, params, hw_data, dt, backend, state, refractory: bool, name: str = "x"):
+    """Validated run; returns (spikes, membrane, current, madc, final_state). Without hw_data
+    the NaN/inf check of ``x`` is done through the final state (a non-finite input at any step
+    stays in the current ``i``, which is never reset: _validate.check_finite_after)."""
     check_not_transformed("cuba_lif_integration")
-    check_sequence("x", x, min_ndim=2)
+    check_sequence(name, x, min_ndim=2, finite=hw_data is not None)
+    after = hw_data is None and scan_deferred(name, x)
     dt = _check_dt(dt)
     step_shape = tuple(x.shape[1:])
     _validate_params(params, step_shape, x.device, dt, refractory)
@@ -597,6 +602,8 @@ def _run(x, params, hw_data, dt, backend, state, refractory: bool):
             extra=dict(dt=dt, refractory_time=params.refractory_time if refractory else None))
         if out is not None:
             spikes, membrane, current = out.outputs
+            if after:
+                check_finite_after(name, x, *out.state)
             return spikes, membrane, current, None, out.state
     else:
         check_choice("backend", backend, (None,) + _dispatch.BACKENDS)
@@ -628,6 +635,8 @@ def _run(x, params, hw_data, dt, backend, state, refractory: bool):
         vs.append(v)
         is_.append(i)
     final = CubaRefractoryState(z, v, i, ref) if refractory else CubaState(z, v, i)
+    if after:
+        check_finite_after(name, x, *final)
     return torch.stack(zs).to(x.dtype), torch.stack(vs), torch.stack(is_), madc, final
 
 
@@ -705,8 +714,7 @@ def cuba_lif_multistep(
     """
     check_bool("return_traces", return_traces)
     check_bool("refractory", refractory)
-    check_sequence("x_seq", x_seq, min_ndim=2)  # named as this function names it (the run checks it as x)
-    z, v, i, madc, final = _run(x_seq, params, hw_data, dt, backend, state, refractory)
+    z, v, i, madc, final = _run(x_seq, params, hw_data, dt, backend, state, refractory, name="x_seq")
     if return_traces:
         return z, final, CubaTraces(v, i, madc)
     return z, final

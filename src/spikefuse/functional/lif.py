@@ -50,6 +50,8 @@ from .._validate import (
     check_choice,
     check_number,
     check_sequence,
+    scan_deferred,
+    check_finite_after,
     check_tensor,
     checked_record,
     bool_field,
@@ -357,7 +359,8 @@ def lif_update(x: Tensor, v: Tensor, params: LIFParams = LIFParams()):
 
 def _lif_multistep(x_seq, params, state=None, backend=None, return_traces=False, check_tau=True):
     check_not_transformed("lif_multistep")
-    check_sequence("x_seq", x_seq, min_ndim=2)
+    check_sequence("x_seq", x_seq, min_ndim=2, finite=False)
+    scan = scan_deferred("x_seq", x_seq)  # NaN/inf: by the final state (check_finite_after)
     step_shape = tuple(x_seq.shape[1:])
     _validate_params(params, step_shape, x_seq.device, check_tau=check_tau)
     check_bool("return_traces", return_traces)
@@ -370,6 +373,8 @@ def _lif_multistep(x_seq, params, state=None, backend=None, return_traces=False,
     out = _dispatch.fused("lif", backend, x_seq, params, (v0,), return_traces, LIFState, LIFTraces,
                           options=dict(params=params, v0=v0, return_traces=return_traces))
     if out is not None:
+        if scan:
+            check_finite_after("x_seq", x_seq, out.state.v)
         return _dispatch.result(out, return_traces)
 
     tau, v_th, v_reset = _cast_params(params, cdt)
@@ -387,6 +392,8 @@ def _lif_multistep(x_seq, params, state=None, backend=None, return_traces=False,
         if return_traces:
             hs.append(h)
             vs.append(v)
+    if scan:
+        check_finite_after("x_seq", x_seq, v)
     spikes = torch.stack(spikes).to(x_seq.dtype)
     if return_traces:
         return spikes, LIFState(v), LIFTraces(torch.stack(hs), torch.stack(vs))

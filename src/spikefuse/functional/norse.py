@@ -695,13 +695,13 @@ def _multistep(model: _Model, x_seq, params, state, dt, backend, return_traces):
     # the peer families' boundary: a kernel backend is refused by name where there is no kernel
     kernel = _KERNELS.get(model.name)
     _peers.begin(f"{model.name}_multistep", _family(model.name), x_seq, backend, return_traces, kernel,
-                 _loop_reason(model.name))
+                 _loop_reason(model.name), after=True)
     p, state, dt = _prepare(model, x_seq, params, state, dt, tuple(x_seq.shape[1:]))
     pack = _pack_refrac if model.state_type is NorseLIFRefracState else model.state_type
     out = _peers.fused(kernel, backend, x_seq, params, state, return_traces, pack, pack, extra=dict(dt=dt))
-    if out is not None:
-        return out
-    return _scan(lambda x_t, s: model.step(x_t, s, p, dt), x_seq, state, return_traces)
+    if out is None:
+        out = _scan(lambda x_t, s: model.step(x_t, s, p, dt), x_seq, state, return_traces)
+    return _peers.finish(x_seq, out, return_traces)
 
 
 # --------------------------------------------------------------------------- public: LIF, LIFRefrac, LIFAdEx

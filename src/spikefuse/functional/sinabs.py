@@ -52,7 +52,7 @@ from .._core import compute_dtype
 from .._validate import _describe, check_bool, check_choice, check_number, check_scalar, check_tensor
 from .._validate import bool_field, callable_field, checked_record, choice_field, number_field, tensor_field
 from ..surrogate import SLAYERExp, Surrogate
-from ._peers import begin, cast, check_param, check_state_tensor, check_surrogate, fused, run_loop
+from ._peers import begin, cast, check_param, check_state_tensor, check_surrogate, finish, fused, run_loop
 
 __all__ = ["SPIKE_FNS", "RESET_FNS", "SinabsParams", "SinabsState", "SinabsTraces", "sinabs_step",
            "sinabs_multistep", "single_exponential", "PeriodicExponential", "Gaussian", "Heaviside"]
@@ -315,15 +315,16 @@ def sinabs_multistep(x_seq: Tensor, params: SinabsParams, state: Optional[Sinabs
     :func:`sinabs_step`. Returns ``(spikes, SinabsState)`` or, with ``return_traces``,
     ``(spikes, SinabsState, SinabsTraces(v_mem, i_syn))``. ``backend``: None / ``"auto"`` /
     ``"reference"`` / ``"triton"`` / ``"cpu"`` (the fused scans: the same spikes and states)."""
-    cdt = begin("sinabs_multistep", "sinabs.lif", x_seq, backend, return_traces, _KERNEL)
+    # a NaN/inf input reaches the final state unless the clamp at min_v_mem can take it out
+    after = not isinstance(params, SinabsParams) or params.min_v_mem is None
+    cdt = begin("sinabs_multistep", "sinabs.lif", x_seq, backend, return_traces, _KERNEL, after=after)
     step_shape = tuple(x_seq.shape[1:])
     _check_params(params, step_shape, x_seq.device)
     init = _initial(state, step_shape, x_seq, cdt, params.alpha_syn is not None)
     resolved = params._replace(surrogate=_surrogate(params))  # the kernels get sinabs' default explicitly
     out = fused(_KERNEL, backend, x_seq, resolved, init, return_traces, SinabsState, SinabsTraces)
-    if out is not None:
-        return out
-    spikes, last, traces = run_loop(_make_step(params, cdt), x_seq, cdt, init, return_traces)
-    if return_traces:
-        return spikes, SinabsState(*last), SinabsTraces(*traces)
-    return spikes, SinabsState(*last)
+    if out is None:
+        spikes, last, traces = run_loop(_make_step(params, cdt), x_seq, cdt, init, return_traces)
+        out = (spikes, SinabsState(*last), SinabsTraces(*traces)) if return_traces else \
+            (spikes, SinabsState(*last))
+    return finish(x_seq, out, return_traces) if after else out

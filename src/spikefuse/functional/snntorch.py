@@ -49,7 +49,7 @@ from .._core import compute_dtype
 from .._validate import _describe, check_bool, check_choice, check_tensor
 from .._validate import bool_field, callable_field, checked_record, choice_field, number_field, tensor_field
 from ..surrogate import ATan, Surrogate
-from ._peers import begin, cast, check_param, check_state_tensor, check_surrogate, fused, run_loop
+from ._peers import begin, cast, check_param, check_state_tensor, check_surrogate, finish, fused, run_loop
 
 __all__ = ["RESET_MECHANISMS", "LeakyParams", "LeakyState", "LeakyTraces", "SynapticParams",
            "SynapticState", "SynapticTraces", "leaky_step", "leaky_multistep", "synaptic_step",
@@ -237,17 +237,15 @@ def _one_step(x, state, params, params_cls, state_cls, make):
 
 def _multi(name, family, x_seq, params, state, backend, return_traces, classes, make, kernel=None):
     params_cls, state_cls, traces_cls = classes
-    cdt = begin(name, family, x_seq, backend, return_traces, kernel)
+    cdt = begin(name, family, x_seq, backend, return_traces, kernel, after=True)
     step_shape = tuple(x_seq.shape[1:])
     _check_params(params, params_cls, step_shape, x_seq.device)
     init = _initial(state, state_cls, step_shape, x_seq, cdt)
     out = fused(kernel, backend, x_seq, params, init, return_traces, state_cls, traces_cls)
-    if out is not None:
-        return out
-    spikes, last, traces = run_loop(make(params, cdt), x_seq, cdt, init, return_traces)
-    if return_traces:
-        return spikes, state_cls(*last), traces_cls(*traces)
-    return spikes, state_cls(*last)
+    if out is None:
+        spikes, last, traces = run_loop(make(params, cdt), x_seq, cdt, init, return_traces)
+        out = (spikes, state_cls(*last), traces_cls(*traces)) if return_traces else (spikes, state_cls(*last))
+    return finish(x_seq, out, return_traces)
 
 
 def leaky_step(x: Tensor, state: Optional[LeakyState], params: LeakyParams):

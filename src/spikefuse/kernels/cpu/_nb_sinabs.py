@@ -21,8 +21,14 @@ from numba import njit
 
 from ._nb_lif import sg_times_at
 from ._nb_peers import trow
+from ._nb_vml import AVAILABLE, vexp
 
-TILE = 2048
+#: neurons per tile: a tile's carries, parameter slices and exp row stay in L2 (10 rows of 16 KiB);
+#: the rows a step streams are 16 KiB runs. Measured (bwd, SingleExponential, 100 x 32768, one
+#: thread, min of 12 interleaved runs at load 2.6): 1024 / 2048 / 4096 / 8192 / 16384 -> 3.08 /
+#: 2.94 / 2.81 / ~2.7 / ~2.8 ns per neuron-step; forward flat (1.83-1.97 ns); 4096 keeps more
+#: tiles for the threads of a small M
+TILE = 4096
 F0 = np.float32(0.0)
 F1 = np.float32(1.0)
 F2 = np.float32(2.0)
@@ -37,10 +43,17 @@ def charge(x, v, i, am, oma, asy, syn, norm):
     if syn:
         j = i + x
         i2 = asy * j
+    return j, i2, membrane(v, i2, am, oma, norm)
+
+
+@njit(cache=True, inline="always")
+def membrane(v, i2, am, oma, norm):
+    """The membrane before the spike from the new synaptic current ``i2`` (:func:`charge`'s last
+    operation: the backward reads ``i2`` from the saved i_seq, no need of x and the old current)."""
     a = am * v
     if norm:
-        return j, i2, a + oma * i2
-    return j, i2, a + i2
+        return a + oma * i2
+    return a + i2
 
 
 @njit(cache=True, inline="always")
@@ -76,25 +89,46 @@ def step(x, v, i, am, oma, asy, thr, c, mn, mode, maxf, rmode, syn, norm, clamp)
     return s, v2, i2
 
 
+#: surrogate ids whose derivative has an ``exp``: SLAYER exp (3, sinabs' default
+#: SingleExponential), PeriodicExponential (10), Gaussian (11)
+EXP_SG = (3, 10, 11)
+
+
 @njit(cache=True, inline="always")
-def sg(g, u, thr, hw, sid, c0, c1, c2, c3):
-    """``g * surrogate'``: spikefuse's of ``u - thr`` (0-4), sinabs' PeriodicExponential (10),
-    Gaussian (11), Heaviside (12) of the membrane, as the reference's spike backward. Sigmoid's
-    exp is SLEEF's expf (:func:`._nb_lif.sleef_expf`): torch's sigmoid computes it so in its vector
-    lanes (the same bits there; libm's in a step's remainder of ``M % 32`` (AVX512) / ``M % 16``
-    (AVX2) elements, where this may differ by an ulp), and the lane loop vectorises. The others'
-    ``exp`` stays libm's: torch.exp (MKL) agrees with libm's expf more often than with SLEEF's
-    (measured: 2 % vs 16 % of input gradients differ by an ulp), so that loop stays scalar."""
-    if sid < 10:
-        return sg_times_at(g, u - thr, sid, c0, c1, sid == 1)
+def sg_arg(u, thr, sid, c0, c1):
+    """The argument of the surrogate's ``exp`` at membrane ``u`` (:data:`EXP_SG`; else 0), as the
+    reference computes it: ``-|u - thr| / w`` (SLAYER exp), ``-|d| / w`` of the saw tooth ``d``
+    (PeriodicExponential), ``-(d - mu)^2 / (2 sigma^2)`` (Gaussian)."""
+    if sid == 3:
+        return -abs(u - thr) / c0
     if sid == 10:
         vn = u / thr - FH
         periodic = thr * (F2 * (vn - np.floor(vn)) - F1)
         new = periodic * (F1 if u >= thr else F0) + (u - thr) * (F1 if u < thr else F0)
-        return g * (c1 * np.exp(-abs(new) / c0))
+        return -abs(new) / c0
     if sid == 11:
         q = (u - thr) - c0
-        return g * ((np.exp(-(q * q) / c1) / c2) * c3)
+        return -(q * q) / c1
+    return F0
+
+
+@njit(cache=True, inline="always")
+def sg(g, u, thr, hw, sid, c0, c1, c2, c3, ex):
+    """``g * surrogate'``: spikefuse's of ``u - thr`` (0-4), sinabs' PeriodicExponential (10),
+    Gaussian (11), Heaviside (12) of the membrane, as the reference's spike backward. ``ex``: the
+    surrogate's ``exp(sg_arg(u, ...))`` (:data:`EXP_SG`), computed for a tile row at once by
+    :func:`._nb_vml.vexp`, which is torch.exp's routine (MKL VML): the same bits as the
+    reference. Sigmoid's exp is SLEEF's expf (:func:`._nb_lif.sleef_expf`): torch's sigmoid
+    computes it so in its vector lanes (the same bits there; libm's in a step's remainder of
+    ``M % 32`` (AVX512) / ``M % 16`` (AVX2) elements, where this may differ by an ulp)."""
+    if sid == 3:
+        return g * (c1 * ex)
+    if sid < 10:
+        return sg_times_at(g, u - thr, sid, c0, c1, sid == 1)
+    if sid == 10:
+        return g * (c1 * ex)
+    if sid == 11:
+        return g * ((ex / c2) * c3)
     return g * ((F1 if u >= hw else F0) / thr)
 
 
@@ -128,7 +162,7 @@ def make_fwd(mode: int, maxn: int, rmode: int, syn: int, norm: int, clamp: int):
 
 
 @njit(cache=True, inline="always")
-def grad_u(gv, u, s, v2, m, mn, thr, c, hw, gs, has_gs, rmode, clamp, sid, c0, c1, c2, c3):
+def grad_u(gv, u, s, v2, m, mn, thr, c, hw, gs, has_gs, rmode, clamp, sid, c0, c1, c2, c3, ex):
     """The gradient of the membrane before the spike, from this step's state gradient ``gv``
     and the spike's ``gs``: relu's, the reset's, then the spike's (autograd's order)."""
     if clamp and not v2 - mn > F0:
@@ -137,10 +171,10 @@ def grad_u(gv, u, s, v2, m, mn, thr, c, hw, gs, has_gs, rmode, clamp, sid, c0, c
         gsv = (-gv) * c
         if has_gs:
             gsv = gsv + gs
-        return gv + sg(gsv, u, thr, hw, sid, c0, c1, c2, c3)
+        return gv + sg(gsv, u, thr, hw, sid, c0, c1, c2, c3, ex)
     gu = gv * m
     if has_gs:
-        gu = gu + sg(gs, u, thr, hw, sid, c0, c1, c2, c3)
+        gu = gu + sg(gs, u, thr, hw, sid, c0, c1, c2, c3, ex)
     return gu
 
 
@@ -149,34 +183,65 @@ def make_bwd(mode: int, maxn: int, rmode: int, syn: int, norm: int, clamp: int, 
              has_gv: int, has_gi: int, need_params: int):
     """The reverse-scan kernel of one variant (flags are compile-time constants; ``has_gvl`` /
     ``has_gil``, which pick the initial carries, are run-time flags); ``gp`` ``(3, M)``: the
-    per-neuron gradients of (a_mem, 1 - a_mem, a_syn)."""
+    per-neuron gradients of (a_mem, 1 - a_mem, a_syn).
+
+    Per step and tile: with a surrogate of :data:`EXP_SG` (whose derivative the step needs: not
+    for a membrane reset without a spike gradient) a first lane loop writes the ``exp``
+    arguments of the row into a tile buffer, one :func:`._nb_vml.vexp` call (torch.exp's MKL
+    routine; without it libm's expf, element by element) turns them into the exps, then the
+    lane loop of the VJP reads them: no call inside it, so it vectorises. With a synapse the new
+    current ``i'`` of a step is read from the saved i_seq (the bits the forward computed), so
+    the step's input and the old current are read only for the a_syn gradient (``j = i + x``)."""
     maxf = np.float32(maxn)
+    from_i = syn and not need_params
+    vml = AVAILABLE        # a closure constant: cached variants differ with and without VML
+    has_exp = sid in EXP_SG and (rmode == 0 or has_gs)
 
     @njit(cache=True, nogil=True, error_model="numpy")
     def sinabs_bwd(V, I, x, gs, gvseq, giseq, gvlast, gilast, has_gvl, has_gil, am, oma, asy, thr, c, mn, hw, v0, i0,
                    c0, c1, c2, c3, gx, gv0, gi0, gp, j0, j1):
         T = V.shape[0]
+        exb = np.zeros(min(TILE, j1 - j0) if has_exp else 1, np.float32)
         for a in range(j0, j1, TILE):
             e = min(j1, a + TILE)
-            cv = gvlast[a:e].copy() if has_gvl else np.zeros(e - a, np.float32)
-            ci = gilast[a:e].copy() if has_gil else np.zeros(e - a, np.float32)
-            acc = np.zeros((3, e - a), np.float32)
+            n = e - a
+            cv = gvlast[a:e].copy() if has_gvl else np.zeros(n, np.float32)
+            ci = gilast[a:e].copy() if has_gil else np.zeros(n, np.float32)
+            acc = np.zeros((3, n), np.float32)
+            ex = exb[:n]
             pa, po, ps, pt, pc, pm, ph = am[a:e], oma[a:e], asy[a:e], thr[a:e], c[a:e], mn[a:e], hw[a:e]
             for t in range(T - 1, -1, -1):
                 vp = v0[a:e] if t == 0 else V[t - 1, a:e]
                 ip = i0[a:e] if (t == 0 or not syn) else I[t - 1, a:e]
                 xt, gxt = x[t, a:e], gx[t, a:e]
+                i2t = I[t, a:e] if from_i else I[0, 0:1]
                 gst = trow(gs, t, a, e) if has_gs else gs[0, 0:1]
                 gvt = trow(gvseq, t, a, e) if has_gv else gvseq[0, 0:1]
                 git = trow(giseq, t, a, e) if has_gi else giseq[0, 0:1]
-                for jj in range(e - a):
+                if has_exp:
+                    for jj in range(n):
+                        if from_i:
+                            u = membrane(vp[jj], i2t[jj], pa[jj], po[jj], norm)
+                        else:
+                            _, _, u = charge(xt[jj], vp[jj], ip[jj], pa[jj], po[jj], ps[jj], syn, norm)
+                        ex[jj] = sg_arg(u, pt[jj], sid, c0, c1)
+                    if vml:
+                        vexp(n, ex, ex)
+                    else:
+                        for jj in range(n):
+                            ex[jj] = np.exp(ex[jj])
+                for jj in range(n):
                     v = vp[jj]
-                    j, i2, u = charge(xt[jj], v, ip[jj], pa[jj], po[jj], ps[jj], syn, norm)
+                    if from_i:
+                        j, i2 = F0, i2t[jj]
+                        u = membrane(v, i2, pa[jj], po[jj], norm)
+                    else:
+                        j, i2, u = charge(xt[jj], v, ip[jj], pa[jj], po[jj], ps[jj], syn, norm)
                     s = spike(u, pt[jj], mode, maxf)
                     v2, m = reset(u, s, pc[jj], rmode)
                     gv = cv[jj] + gvt[jj] if has_gv else cv[jj]
                     gu = grad_u(gv, u, s, v2, m, pm[jj], pt[jj], pc[jj], ph[jj], gst[jj] if has_gs else F0, has_gs,
-                                rmode, clamp, sid, c0, c1, c2, c3)
+                                rmode, clamp, sid, c0, c1, c2, c3, ex[jj] if has_exp else F0)
                     cv[jj] = gu * pa[jj]
                     gb = gu * po[jj] if norm else gu
                     if syn:

@@ -206,4 +206,4 @@ class Neuron(base._AdaptiveThresholdMixin, base._CurrentVoltageMixin, base.Neuro
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         """Spike response ``(T, B, *features)`` (same numbers as ``spike(*dynamics(x)[1:])``)."""
-        return self._forward_fused(input, self._prepare(input), F.alif_multistep, F.AlifState, norm=self.norm)
+        return self._forward_fused(input, self._prepare(input, finite=False), F.alif_multistep, F.AlifState, norm=self.norm)

@@ -372,8 +372,9 @@ class Neuron(NeuronModule, nn.Module):
         if x.device.type != dev.type or (dev.index is not None and x.device.index is not None and x.device.index != dev.index):
             raise ValueError(f"{name}: expected a tensor on the neuron's device {dev}, got one on {x.device}")
 
-    def _check_real_input(self, x, name: str = "input") -> torch.Tensor:
-        """Validate a real time-first input ``(T, B, *features)``."""
+    def _check_real_input(self, x, name: str = "input", finite: bool = True) -> torch.Tensor:
+        """Validate a real time-first input ``(T, B, *features)`` (``finite=False``: without the
+        NaN/inf scan, for a caller whose functional multistep scans the same tensor)."""
         if isinstance(x, (tuple, list)):
             raise TypeError(
                 f"{name}: {type(self).__module__.rsplit('.', 1)[-1]} neurons are real-valued and take one "
@@ -385,15 +386,16 @@ class Neuron(NeuronModule, nn.Module):
                 f"{name}: expected a real floating tensor, got complex dtype {x.dtype} "
                 f"(complex inputs are for the RF family)"
             )
-        check_tensor(name, x, min_ndim=3)
+        check_tensor(name, x, min_ndim=3, finite=finite)
         if x.shape[0] < 1:
             raise ValueError(f"{name}: expected at least one time step, got shape {tuple(x.shape)}")
         self._check_device(name, x)
         return x
 
-    def _check_complex_input(self, x, name: str = "input"):
+    def _check_complex_input(self, x, name: str = "input", finite: bool = True):
         """Validate a complex input: a ``(real, imag)`` pair of equal-shape real tensors or a
-        complex tensor, time-first. Returns ``(real, imag)``."""
+        complex tensor, time-first. Returns ``(real, imag)``; ``finite``: as
+        :meth:`_check_real_input`."""
         if isinstance(x, torch.Tensor) and x.is_complex():
             re, im = x.real, x.imag
         elif isinstance(x, (tuple, list)):
@@ -405,8 +407,8 @@ class Neuron(NeuronModule, nn.Module):
                 f"{name}: complex neurons take a (real, imag) pair of tensors or a complex tensor, "
                 f"got {_describe(x)}"
             )
-        check_tensor(f"{name} (real)", re, min_ndim=3)
-        check_tensor(f"{name} (imag)", im, min_ndim=3)
+        check_tensor(f"{name} (real)", re, min_ndim=3, finite=finite)
+        check_tensor(f"{name} (imag)", im, min_ndim=3, finite=finite)
         if re.shape != im.shape:
             raise ValueError(
                 f"{name}: real and imaginary parts must have the same shape, got {tuple(re.shape)} and {tuple(im.shape)}"
@@ -415,10 +417,11 @@ class Neuron(NeuronModule, nn.Module):
         self._check_device(f"{name} (imag)", im)
         return re, im
 
-    def _prepare(self, x) -> dict:
+    def _prepare(self, x, finite: bool = True) -> dict:
         """Validate a real input, freeze the shape, fetch the states (:meth:`_states`) and clamp
-        learnable parameters; the start of every real model's ``forward`` and ``dynamics``."""
-        self._check_real_input(x)
+        learnable parameters; the start of every real model's ``forward`` and ``dynamics``
+        (``forward``: ``finite=False``, its functional multistep scans the input for NaN/inf)."""
+        self._check_real_input(x, finite=finite)
         self._init_shape(x)
         st = self._states(x)
         if self.requires_grad:

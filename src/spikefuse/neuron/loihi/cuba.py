@@ -210,4 +210,4 @@ class Neuron(base._CurrentVoltageMixin, base.Neuron):
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         """Spike response ``(T, B, *features)`` (same numbers as ``spike(dynamics(x)[1])``)."""
-        return self._forward_fused(input, self._prepare(input), F.cuba_multistep, F.CubaState, norm=self.norm)
+        return self._forward_fused(input, self._prepare(input, finite=False), F.cuba_multistep, F.CubaState, norm=self.norm)

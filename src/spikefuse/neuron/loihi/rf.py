@@ -287,9 +287,12 @@ class ResonatorNeuron(base.Neuron):
         )
 
     # ---------------------------------------------------------------- running
-    def _prepare(self, input):
-        """Validate the complex input, freeze the shape, fetch the states, clamp, norm."""
-        re, im = self._check_complex_input(input)
+    def _prepare(self, input, finite: bool = True):
+        """Validate the complex input, freeze the shape, fetch the states, clamp, norm
+        (``finite=False``: no NaN/inf scan of an input that reaches the functional multistep
+        unnormalised, which scans it)."""
+        finite = finite or self.real_norm is not None or self.imag_norm is not None
+        re, im = self._check_complex_input(input, finite=finite)
         self._init_shape(re)
         st = self._states(re)
         if self.requires_grad:
@@ -306,7 +309,7 @@ class ResonatorNeuron(base.Neuron):
     def forward(self, input) -> torch.Tensor:
         """Spike response ``(T, B, *features)`` to a complex input ``(real, imag)``; the same
         numbers as ``spike(*dynamics(input))``, computed in one fused loop."""
-        re, im, st = self._prepare(input)
+        re, im, st = self._prepare(input, finite=False)
         return self._forward_fused((re, im), st, getattr(F, f"{self._model}_multistep"), F._STATES[self._model])
 
     def extra_repr(self) -> str:

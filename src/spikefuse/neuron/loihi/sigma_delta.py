@@ -378,7 +378,8 @@ class Neuron(base.Neuron):
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         """Graded (signed) output ``(T, B, *features)``, floored to multiples of ``1/s_scale``."""
         check_not_transformed("sigma_delta.Neuron")  # before the in-place threshold clamp
-        x = self._check_real_input(input)
+        # without a norm the input goes to sigma_delta_multistep as it is, which scans it for NaN/inf
+        x = self._check_real_input(input, finite=self.norm is not None)
         _check_shape(self, x)
         if self.norm is None:
             # one fused call (same numbers as Sigma -> activation -> Delta)
