@@ -2,9 +2,9 @@
 state, traces, and the input / initial-state gradients for the surrogates whose formula uses no
 transcendental function (ATan, SuperSpike, Triangle: the same fp32 operations in the same order)
 and for Sigmoid (the kernel computes SLEEF's expf where torch's sigmoid kernel uses a vector
-lane, libm's in its scalar remainder). SLAYER's exp differs from torch.exp's vector path by up to
-a few ulps (measured below; torch.exp is neither libm's nor SLEEF's expf). Shapes: odd neuron counts, several tiles and thread ranges,
-non-contiguous inputs. Also: the fallback to the torch-op loop when numba is unavailable."""
+lane, libm's in its scalar remainder) and SLAYER's exp (the kernel calls torch.exp's MKL VML
+routine, :mod:`spikefuse.kernels.cpu._nb_vml`; without MKL within a few ulps). Shapes: odd
+neuron counts, several tiles and thread ranges, non-contiguous inputs. Also: the fallback to the torch-op loop when numba is unavailable."""
 import warnings
 
 import pytest
@@ -142,13 +142,6 @@ def test_env_switch_forces_the_fallback(monkeypatch):
         jit.reset_for_tests()
 
 
-def _ulps(a, b):
-    """Distance in units in the last place between fp32 tensors (ordered integer encoding)."""
-    ia, ib = (t.view(torch.int32).to(torch.int64) for t in (a, b))
-    ia, ib = (torch.where(i < 0, -(i & 0x7FFFFFFF), i) for i in (ia, ib))
-    return (ia - ib).abs()
-
-
 def test_sleef_expf_is_torchs_vector_sigmoid_exp():
     """The kernel's expf, in the vector-lane form, gives torch.sigmoid's bits on 2^20 values
     (a multiple of 16 elements: every one in a vector lane) and the special cases."""
@@ -197,23 +190,35 @@ def test_sigmoid_bit_exact(B, N, threads):
         torch.set_num_threads(old)
 
 
-def test_slayer_exp_within_measured_ulps():
-    """SLAYER's exp: torch.exp's vector path is neither libm's expf nor SLEEF's xexpf (measured on
-    2^20 values: 1.0 % differ from libm's, by at most one ulp), so the kernel's gradients are
-    close, not identical. Measured here: 40 of 4,440 input gradients differ, by at most
-    2.4e-7 = 0.9 ulp of the largest gradient (64 ulps of a gradient near zero, where the reverse
-    scan's sums cancel); the bound is 4 ulps of the largest."""
+@pytest.mark.parametrize("hard,traces", [(True, False), (False, True)])
+def test_slayer_exp_bit_exact_with_vml(hard, traces):
+    """SLAYER's exp: the kernel calls torch.exp's own routine (MKL VML, :mod:`._nb_vml`) on each
+    step's row of exp arguments, so the input / initial-state gradients are the reference's bits
+    (several tiles, two thread ranges). Without VML (a torch without MKL) it is libm's expf,
+    which differs from torch.exp by an ulp in ~1 % of values: then within 4 ulps of the largest
+    gradient (the reverse scan's sums can cancel near zero)."""
+    from spikefuse.kernels.cpu import _nb_lif as K
+
     g = torch.Generator().manual_seed(32)
-    x = torch.randn(10, 4, 111, generator=g) * 1.2 + 0.45
-    params = LIFParams(tau=2.0, v_threshold=1.0, v_reset=0.0, surrogate=sg.SLAYERExp(0.5, 2.0))
-    v0 = torch.zeros(4, 111)
-    a = lif_grads("cpu", x, v0, params, False)
-    b = lif_grads("reference", x, v0, params, False)
+    N = K.TILE + 111
+    x = torch.randn(6, 2, N, generator=g) * 1.2 + 0.45
+    params = LIFParams(tau=2.0, v_threshold=1.0, v_reset=0.0 if hard else None, surrogate=sg.SLAYERExp(0.5, 2.0))
+    v0 = torch.zeros(2, N)
+    old = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        a = lif_grads("cpu", x, v0, params, traces)
+    finally:
+        torch.set_num_threads(old)
+    b = lif_grads("reference", x, v0, params, traces)
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    if K.VML:
+        for n, (u, w) in enumerate(zip(a, b)):
+            assert torch.equal(u, w), n
+        return
     eps = torch.finfo(torch.float32).eps
     for u, w in zip(a[2:4], b[2:4]):
         assert float((u - w).abs().max()) <= 4 * eps * float(w.abs().max())
-    assert 0 < int(_ulps(a[2], b[2]).max())      # not identical: else this test should assert torch.equal
 
 
 def test_strict_threshold_runs_in_the_same_compiled_kernels():

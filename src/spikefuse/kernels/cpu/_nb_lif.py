@@ -22,6 +22,9 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from ._nb_vml import AVAILABLE as VML
+from ._nb_vml import vexp
+
 #: neurons per tile of a kernel's inner loop (the state of a tile stays in L1 / L2 over its time
 #: loop); measured at (T, M) = (100, 32768) and (500, 16384), one thread, the kernels called
 #: directly (CPU time, median): 512 / 2048 / 4096 gave forward 5.6 / 3.3 / 3.2 ms, backward
@@ -194,9 +197,10 @@ def make_fwd(kind: int, hard: int, recip: int):
 
 
 @njit(cache=True, inline="always")
-def _vjp_h(gv, gspk, ghx, h, vth, vr, hard, detach, kid, c0, c1, vec, tie):
+def _vjp_h(gv, gspk, ghx, h, vth, vr, hard, detach, kid, c0, c1, vec, tie, ex):
     """gH of one step in autograd's order (reset ops run backward before SpikeFn): returns
-    (gH, the surrogate term, spike); ``vec``: see :func:`sg_times_at`, ``tie``: :func:`spike`."""
+    (gH, the surrogate term, spike); ``vec``: see :func:`sg_times_at`, ``tie``: :func:`spike`;
+    ``ex`` (SLAYER exp, kid 3): ``exp(-|h - vth| / c0)`` as torch.exp computed it."""
     d = h - vth
     s = spike(d, tie)
     if hard:
@@ -206,7 +210,7 @@ def _vjp_h(gv, gspk, ghx, h, vth, vr, hard, detach, kid, c0, c1, vec, tie):
         gsum = gspk if detach else gspk + (-gv) * vth
         ghr = gv
     ghr = ghx + ghr
-    gsg = sg_times_at(gsum, d, kid, c0, c1, vec)
+    gsg = gsum * (c1 * ex) if kid == 3 else sg_times_at(gsum, d, kid, c0, c1, vec)
     return ghr + gsg, gsg, s
 
 
@@ -240,7 +244,13 @@ def make_bwd(lif: int, decay: int, recip: int, hard: int, detach: int, kid: int,
     (a parameter of one value per neuron) adds them here in that order into ``gtau`` / ``gvth`` /
     ``gvr``; ``per_step=1`` (a parameter broadcast over neurons) writes each term into its
     ``(T, M)`` array (``ptau``; ``pth1``/``pth2``; ``pr1``/``pr2``, the first-added term first)
-    for the caller to reduce step by step as autograd does."""
+    for the caller to reduce step by step as autograd does.
+
+    SLAYER exp (``kid`` 3): per step and tile a first loop writes the exp arguments
+    ``-|H - Vth| / c0`` of the row into a tile buffer, one :func:`._nb_vml.vexp` call (torch.exp's
+    routine, MKL VML: the reference's bits; without it libm's expf) turns them into the exps,
+    then the lane loop reads them (no call inside it, so it vectorises)."""
+    vml = VML      # a closure constant: cached variants differ with and without VML
 
     @njit(cache=True, nogil=True, error_model="numpy")
     def lif_bwd(H, x, gs, gvseq, ghseq, has_gs, has_ghseq, sstep, vstep, hstep, gvlast, has_gvlast, tau,
@@ -268,12 +278,21 @@ def make_bwd(lif: int, decay: int, recip: int, hard: int, detach: int, kid: int,
             at, ath, ar = np.zeros(n, np.float32), np.zeros(n, np.float32), np.zeros(n, np.float32)
             ta, th, rs = tau[a:b], vth[a:b], vr[a:b]
             ln = lanes[a:b] if kid == 1 else lanes[0:1]
+            ex = np.zeros(n if kid == 3 else 1, np.float32)
             for t in range(T - 1, -1, -1):
                 ht = H[t, a:b]
                 gst = gs[t * sstep, a:b] if has_gs else zero
                 gvt = gvseq[t * vstep, a:b] if has_gvseq else gvseq[0, 0:1]
                 ghxt = ghseq[t * hstep, a:b] if has_ghseq else zero
                 gxt = gx[t, a:b] if need_x else scr
+                if kid == 3:    # the reference's exp(-|d| / c0), d = H - Vth
+                    for jj in range(n):
+                        ex[jj] = -abs(ht[jj] - th[jj]) / c0
+                    if vml:
+                        vexp(n, ex, ex)
+                    else:
+                        for jj in range(n):
+                            ex[jj] = np.exp(ex[jj])
                 for jj in range(n):
                     if split:       # autograd adds the trace's gradient first
                         gv = (gvt[jj] + carry[jj]) + (-cq[jj])
@@ -281,7 +300,7 @@ def make_bwd(lif: int, decay: int, recip: int, hard: int, detach: int, kid: int,
                         gv = gvt[jj] + carry[jj] if has_gvseq else carry[jj]
                     vec = ln[jj] != 0 if kid == 1 else False
                     gh, gsg, s = _vjp_h(gv, gst[jj], ghxt[jj], ht[jj], th[jj], rs[jj], hard, detach, kid, c0, c1,
-                                        vec, tie)
+                                        vec, tie, ex[jj] if kid == 3 else F0)
                     if lif == 0:
                         q = gh
                         gvp = gh
