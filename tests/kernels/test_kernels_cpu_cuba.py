@@ -11,7 +11,9 @@ from spikefuse.functional.cuba import CubaParams, cuba_lif_integration, cuba_ref
 
 pytest.importorskip("numba")
 
-T, B, N = 9, 3, 347   # M = 1041: three tiles of 512, the last partial
+from spikefuse.kernels.cpu._nb_cuba import TILE  # noqa: E402
+
+T, B, N = 9, 3, (2 * TILE + 17 + 2) // 3   # M = 3 N: three tiles of TILE, the last partial
 
 
 def _params(tensor):

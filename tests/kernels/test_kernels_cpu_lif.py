@@ -2,9 +2,9 @@
 state, traces, and the input / initial-state gradients for the surrogates whose formula uses no
 transcendental function (ATan, SuperSpike, Triangle: the same fp32 operations in the same order)
 and for Sigmoid (the kernel computes SLEEF's expf where torch's sigmoid kernel uses a vector
-lane, libm's in its scalar remainder). SLAYER's exp differs from torch.exp's vector path by up to
-a few ulps (measured below; torch.exp is neither libm's nor SLEEF's expf). Shapes: odd neuron counts, several tiles and thread ranges,
-non-contiguous inputs. Also: the fallback to the torch-op loop when numba is unavailable."""
+lane, libm's in its scalar remainder) and SLAYER's exp (the kernel calls torch.exp's MKL VML
+routine, :mod:`spikefuse.kernels.cpu._nb_vml`; without MKL within a few ulps). Shapes: odd
+neuron counts, several tiles and thread ranges, non-contiguous inputs. Also: the fallback to the torch-op loop when numba is unavailable."""
 import warnings
 
 import pytest
@@ -39,13 +39,35 @@ CASES = [  # (kind, hard, detach, traces, surrogate index)
 def test_bit_exact_against_reference(case):
     kind, hard, detach, traces, si = case
     g = torch.Generator().manual_seed(11)
-    T, B, N = 7, 3, 401          # M = 1203: three tiles of 512, the last partial
+    T, B, N = 7, 3, 401          # M = 1203: one partial tile (test_several_tiles: more)
     x = torch.randn(T, B, N, generator=g) * 1.2 + 0.45
     tau = None if kind == "if" else torch.rand(N, generator=g) * 1.5 + 1.5
     vth = torch.rand(N, generator=g) * 0.5 + 0.75
     params = LIFParams(tau=tau, v_threshold=vth, v_reset=torch.tensor(-0.1) if hard else None,
                        decay_input=kind != "nodecay", detach_reset=detach, surrogate=EXACT_SURROGATES[si])
     _assert_same(params, x, torch.randn(B, N, generator=g) * 0.3, traces)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_several_tiles_and_thread_ranges(threads):
+    """M = 2 TILE + 1000 neurons: whole and partial tiles; on two threads the ranges are
+    SPLIT-aligned, not tile-aligned, so a range ends inside a tile. Spikes, states, traces and
+    the input / initial-state gradients bit for bit."""
+    from spikefuse.kernels.cpu import _nb_lif as K
+
+    g = torch.Generator().manual_seed(16)
+    M = 2 * K.TILE + 1000
+    x = torch.randn(3, 2, M // 2, generator=g) * 1.2 + 0.45
+    params = LIFParams(tau=torch.rand(M // 2, generator=g) * 1.5 + 1.5, v_threshold=1.0, v_reset=0.0,
+                       surrogate=sg.ATan(2.0))
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        rs = jit.ranges(M, K.SPLIT)
+        assert len(rs) == threads and (threads == 1 or rs[0][1] % K.TILE != 0)
+        _assert_same(params, x, torch.randn(2, M // 2, generator=g) * 0.3, traces=True)
+    finally:
+        torch.set_num_threads(old)
 
 
 def test_bit_exact_two_threads_and_non_contiguous_input():
@@ -57,7 +79,9 @@ def test_bit_exact_two_threads_and_non_contiguous_input():
     old = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        assert len(jit.ranges(x[0].numel(), 512)) == 2
+        from spikefuse.kernels.cpu import _nb_lif as K
+
+        assert len(jit.ranges(x[0].numel(), K.SPLIT)) == 2
         _assert_same(params, x, torch.zeros(9, 300), traces=True)
     finally:
         torch.set_num_threads(old)
@@ -118,13 +142,6 @@ def test_env_switch_forces_the_fallback(monkeypatch):
         jit.reset_for_tests()
 
 
-def _ulps(a, b):
-    """Distance in units in the last place between fp32 tensors (ordered integer encoding)."""
-    ia, ib = (t.view(torch.int32).to(torch.int64) for t in (a, b))
-    ia, ib = (torch.where(i < 0, -(i & 0x7FFFFFFF), i) for i in (ia, ib))
-    return (ia - ib).abs()
-
-
 def test_sleef_expf_is_torchs_vector_sigmoid_exp():
     """The kernel's expf, in the vector-lane form, gives torch.sigmoid's bits on 2^20 values
     (a multiple of 16 elements: every one in a vector lane) and the special cases."""
@@ -173,23 +190,35 @@ def test_sigmoid_bit_exact(B, N, threads):
         torch.set_num_threads(old)
 
 
-def test_slayer_exp_within_measured_ulps():
-    """SLAYER's exp: torch.exp's vector path is neither libm's expf nor SLEEF's xexpf (measured on
-    2^20 values: 1.0 % differ from libm's, by at most one ulp), so the kernel's gradients are
-    close, not identical. Measured here: 40 of 4,440 input gradients differ, by at most
-    2.4e-7 = 0.9 ulp of the largest gradient (64 ulps of a gradient near zero, where the reverse
-    scan's sums cancel); the bound is 4 ulps of the largest."""
+@pytest.mark.parametrize("hard,traces", [(True, False), (False, True)])
+def test_slayer_exp_bit_exact_with_vml(hard, traces):
+    """SLAYER's exp: the kernel calls torch.exp's own routine (MKL VML, :mod:`._nb_vml`) on each
+    step's row of exp arguments, so the input / initial-state gradients are the reference's bits
+    (several tiles, two thread ranges). Without VML (a torch without MKL) it is libm's expf,
+    which differs from torch.exp by an ulp in ~1 % of values: then within 4 ulps of the largest
+    gradient (the reverse scan's sums can cancel near zero)."""
+    from spikefuse.kernels.cpu import _nb_lif as K
+
     g = torch.Generator().manual_seed(32)
-    x = torch.randn(10, 4, 111, generator=g) * 1.2 + 0.45
-    params = LIFParams(tau=2.0, v_threshold=1.0, v_reset=0.0, surrogate=sg.SLAYERExp(0.5, 2.0))
-    v0 = torch.zeros(4, 111)
-    a = lif_grads("cpu", x, v0, params, False)
-    b = lif_grads("reference", x, v0, params, False)
+    N = K.TILE + 111
+    x = torch.randn(6, 2, N, generator=g) * 1.2 + 0.45
+    params = LIFParams(tau=2.0, v_threshold=1.0, v_reset=0.0 if hard else None, surrogate=sg.SLAYERExp(0.5, 2.0))
+    v0 = torch.zeros(2, N)
+    old = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        a = lif_grads("cpu", x, v0, params, traces)
+    finally:
+        torch.set_num_threads(old)
+    b = lif_grads("reference", x, v0, params, traces)
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    if K.VML:
+        for n, (u, w) in enumerate(zip(a, b)):
+            assert torch.equal(u, w), n
+        return
     eps = torch.finfo(torch.float32).eps
     for u, w in zip(a[2:4], b[2:4]):
         assert float((u - w).abs().max()) <= 4 * eps * float(w.abs().max())
-    assert 0 < int(_ulps(a[2], b[2]).max())      # not identical: else this test should assert torch.equal
 
 
 def test_strict_threshold_runs_in_the_same_compiled_kernels():
@@ -209,3 +238,31 @@ def test_strict_threshold_runs_in_the_same_compiled_kernels():
     _assert_same(p._replace(threshold=">"), x, torch.zeros(2, 40), traces=False)
     assert ([len(k.signatures) for k in kernels], K.make_fwd.cache_info().currsize,
             K.make_bwd.cache_info().currsize) == before
+
+
+@pytest.mark.parametrize("traces", [False, True])
+def test_forward_without_gradients_skips_h_unless_traces(traces, monkeypatch):
+    """Without gradients the forward kernel does not write H (its ``store_h`` off: 8 bytes per
+    neuron-step, not 12) unless the traces are asked for; spikes, state and traces keep the
+    reference's bits."""
+    from spikefuse.functional.lif import LIFState, lif_multistep
+    from spikefuse.kernels.cpu import lif as L
+
+    g = torch.Generator().manual_seed(17)
+    x = torch.randn(5, 3, 70, generator=g) * 1.2 + 0.45
+    params = LIFParams(tau=2.0, v_threshold=1.0, v_reset=-0.1, surrogate=sg.ATan(2.0))
+    v0 = torch.randn(3, 70, generator=g) * 0.3
+    seen = []
+    real = L._nb_forward
+    monkeypatch.setattr(L, "_nb_forward", lambda *a: seen.append(a[-1]) or real(*a))
+    with torch.no_grad():
+        out = lif_multistep(x, params, LIFState(v0), backend="cpu", return_traces=traces)
+        ref = lif_multistep(x, params, LIFState(v0), backend="reference", return_traces=traces)
+    assert seen == [traces]
+    got, want = [out[0], out[1].v], [ref[0], ref[1].v]
+    if traces:
+        got, want = got + [out[2].h, out[2].v], want + [ref[2].h, ref[2].v]
+    for u, w in zip(got, want):
+        assert torch.equal(u, w)
+    lif_multistep(x.requires_grad_(), params, LIFState(v0), backend="cpu")
+    assert seen == [traces, True]

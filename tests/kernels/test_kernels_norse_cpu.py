@@ -31,8 +31,11 @@ def test_without_numba_auto_runs_the_reference_and_cpu_says_why(no_numba):
 
 
 def test_several_tiles_on_two_threads(two_threads):
-    """M = 1100: three 512-neuron tiles, split over two threads (jit.run's neuron ranges)."""
-    x = torch.randn(4, 2, 550, generator=torch.Generator().manual_seed(2)) * 4 + 3
+    """M = 2 TILE + 76: three tiles (the last one partial), split over two threads (jit.run's
+    neuron ranges)."""
+    from spikefuse.kernels.cpu._nb_norse import TILE
+
+    x = torch.randn(4, 2, TILE + 38, generator=torch.Generator().manual_seed(2)) * 4 + 3
     for f, p in _MODELS:
         outs = {}
         for be in ("cpu", "reference"):

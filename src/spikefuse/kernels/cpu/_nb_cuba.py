@@ -12,7 +12,7 @@ import functools
 import numpy as np
 from numba import njit
 
-TILE = 512
+TILE = 2048
 F0 = np.float32(0.0)
 F1 = np.float32(1.0)
 

@@ -22,7 +22,18 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-TILE = 512
+from ._nb_vml import AVAILABLE as VML
+from ._nb_vml import vexp
+
+#: neurons per tile of a kernel's inner loop (the state of a tile stays in L1 / L2 over its time
+#: loop); measured at (T, M) = (100, 32768) and (500, 16384), one thread, the kernels called
+#: directly (CPU time, median): 512 / 2048 / 4096 gave forward 5.6 / 3.3 / 3.2 ms, backward
+#: 4.35 / 3.05 / 3.1 ms at T=100 and 16.9 / 10.6 / 9.5, 12.4 / 9.7 / 8.8 ms at T=500 (each tile
+#: and step pays for its row slices and loop set-up, which 512 neurons do not amortise)
+TILE = 4096
+#: granularity of the thread ranges (:func:`.jit.run`): ranges need not be tile-aligned (a
+#: kernel's last tile of a range is partial), so they stay balanced for mid-sized ``M``
+SPLIT = 512
 F0 = np.float32(0.0)
 F1 = np.float32(1.0)
 
@@ -155,19 +166,23 @@ def reset(h, vth, vr, hard, tie):
 @functools.lru_cache(maxsize=None)
 def make_fwd(kind: int, hard: int, recip: int):
     """The forward kernel for one variant (flags are compile-time constants): runs neurons
-    ``[j0, j1)`` tile by tile, the time loop inside a tile. ``store_v`` (a run-time flag: it
-    only guards a row copy outside the inner loop) also writes the post-reset trace; ``tie``
-    (float32, run-time: :func:`spike`) is the spike at ``H == Vth``."""
+    ``[j0, j1)`` tile by tile, the time loop inside a tile. ``store_h`` / ``store_v`` (run-time
+    flags: they only pick a row, outside the inner loop) write the charge H (what the backward
+    reads; else it goes to a tile scratch row, so a forward without gradients or traces moves 8
+    bytes per neuron-step, not 12) and the post-reset trace; ``tie`` (float32, run-time:
+    :func:`spike`) is the spike at ``H == Vth``."""
 
     @njit(cache=True, nogil=True, error_model="numpy")
-    def lif_fwd(x, tau, vth, vr, v0, H, S, vlast, vseq, store_v, tie, j0, j1):
+    def lif_fwd(x, tau, vth, vr, v0, H, S, vlast, vseq, store_h, store_v, tie, j0, j1):
         T = x.shape[0]
         for a in range(j0, j1, TILE):
             b = min(j1, a + TILE)
             v = v0[a:b].copy()
+            scr = np.empty(b - a, np.float32)
             ta, th, rs = tau[a:b], vth[a:b], vr[a:b]
             for t in range(T):
-                xt, ht, st = x[t, a:b], H[t, a:b], S[t, a:b]
+                xt, st = x[t, a:b], S[t, a:b]
+                ht = H[t, a:b] if store_h else scr
                 for j in range(b - a):
                     h = charge(xt[j], v[j], ta[j], rs[j], kind, recip)
                     s, vn = reset(h, th[j], rs[j], hard, tie)
@@ -182,9 +197,10 @@ def make_fwd(kind: int, hard: int, recip: int):
 
 
 @njit(cache=True, inline="always")
-def _vjp_h(gv, gspk, ghx, h, vth, vr, hard, detach, kid, c0, c1, vec, tie):
+def _vjp_h(gv, gspk, ghx, h, vth, vr, hard, detach, kid, c0, c1, vec, tie, ex):
     """gH of one step in autograd's order (reset ops run backward before SpikeFn): returns
-    (gH, the surrogate term, spike); ``vec``: see :func:`sg_times_at`, ``tie``: :func:`spike`."""
+    (gH, the surrogate term, spike); ``vec``: see :func:`sg_times_at`, ``tie``: :func:`spike`;
+    ``ex`` (SLAYER exp, kid 3): ``exp(-|h - vth| / c0)`` as torch.exp computed it."""
     d = h - vth
     s = spike(d, tie)
     if hard:
@@ -194,7 +210,7 @@ def _vjp_h(gv, gspk, ghx, h, vth, vr, hard, detach, kid, c0, c1, vec, tie):
         gsum = gspk if detach else gspk + (-gv) * vth
         ghr = gv
     ghr = ghx + ghr
-    gsg = sg_times_at(gsum, d, kid, c0, c1, vec)
+    gsg = gsum * (c1 * ex) if kid == 3 else sg_times_at(gsum, d, kid, c0, c1, vec)
     return ghr + gsg, gsg, s
 
 
@@ -228,7 +244,13 @@ def make_bwd(lif: int, decay: int, recip: int, hard: int, detach: int, kid: int,
     (a parameter of one value per neuron) adds them here in that order into ``gtau`` / ``gvth`` /
     ``gvr``; ``per_step=1`` (a parameter broadcast over neurons) writes each term into its
     ``(T, M)`` array (``ptau``; ``pth1``/``pth2``; ``pr1``/``pr2``, the first-added term first)
-    for the caller to reduce step by step as autograd does."""
+    for the caller to reduce step by step as autograd does.
+
+    SLAYER exp (``kid`` 3): per step and tile a first loop writes the exp arguments
+    ``-|H - Vth| / c0`` of the row into a tile buffer, one :func:`._nb_vml.vexp` call (torch.exp's
+    routine, MKL VML: the reference's bits; without it libm's expf) turns them into the exps,
+    then the lane loop reads them (no call inside it, so it vectorises)."""
+    vml = VML      # a closure constant: cached variants differ with and without VML
 
     @njit(cache=True, nogil=True, error_model="numpy")
     def lif_bwd(H, x, gs, gvseq, ghseq, has_gs, has_ghseq, sstep, vstep, hstep, gvlast, has_gvlast, tau,
@@ -237,9 +259,9 @@ def make_bwd(lif: int, decay: int, recip: int, hard: int, detach: int, kid: int,
         T = H.shape[0]
         split = has_gvseq and lif != 0
         kind = 1 if decay else 2    # of _tau_term (lif only)
-        st_tau = params and per_step and need_tau
-        st_th = params and per_step and need_vth
-        st_r = params and per_step and need_vr
+        n_tau = params and need_tau and lif != 0
+        n_th = params and need_vth
+        n_r = params and need_vr and hard
         for a in range(j0, j1, TILE):
             b = min(j1, a + TILE)
             n = b - a
@@ -247,24 +269,30 @@ def make_bwd(lif: int, decay: int, recip: int, hard: int, detach: int, kid: int,
             cq = np.zeros(n, np.float32)    # split: carry = gH[t+1], cq = its -dV term
             zero = np.zeros(n, np.float32)  # an absent input row
             scr = np.empty(n, np.float32)   # an unneeded output row
-            scr2 = np.empty(n, np.float32)
+            # params: this step's gV, gH, surrogate term and charge term (q) per neuron, for the
+            # parameter loops below (one short loop per needed gradient, each with few arrays, so
+            # it vectorises; the lane loop writing every term into rows that may alias did not)
+            nk = n if params else 1
+            kv, kh, kg, kq = np.empty(nk, np.float32), np.empty(nk, np.float32), np.empty(nk, np.float32), \
+                np.empty(nk, np.float32)
             at, ath, ar = np.zeros(n, np.float32), np.zeros(n, np.float32), np.zeros(n, np.float32)
             ta, th, rs = tau[a:b], vth[a:b], vr[a:b]
             ln = lanes[a:b] if kid == 1 else lanes[0:1]
+            ex = np.zeros(n if kid == 3 else 1, np.float32)
             for t in range(T - 1, -1, -1):
                 ht = H[t, a:b]
                 gst = gs[t * sstep, a:b] if has_gs else zero
                 gvt = gvseq[t * vstep, a:b] if has_gvseq else gvseq[0, 0:1]
                 ghxt = ghseq[t * hstep, a:b] if has_ghseq else zero
                 gxt = gx[t, a:b] if need_x else scr
-                hp = H[t - 1, a:b] if (params and t > 0) else v0[a:b]
-                xp = x[t, a:b] if (params and decay and need_tau) else zero
-                pt = ptau[t, a:b] if st_tau else scr2
-                p1 = pth1[t, a:b] if st_th else scr2
-                p2 = pth2[t, a:b] if (st_th and not hard) else scr2
-                r1 = pr1[t, a:b] if st_r else scr2
-                r2 = pr2[t, a:b] if (st_r and lif != 0) else scr2
-                first = t == 0
+                if kid == 3:    # the reference's exp(-|d| / c0), d = H - Vth
+                    for jj in range(n):
+                        ex[jj] = -abs(ht[jj] - th[jj]) / c0
+                    if vml:
+                        vexp(n, ex, ex)
+                    else:
+                        for jj in range(n):
+                            ex[jj] = np.exp(ex[jj])
                 for jj in range(n):
                     if split:       # autograd adds the trace's gradient first
                         gv = (gvt[jj] + carry[jj]) + (-cq[jj])
@@ -272,7 +300,7 @@ def make_bwd(lif: int, decay: int, recip: int, hard: int, detach: int, kid: int,
                         gv = gvt[jj] + carry[jj] if has_gvseq else carry[jj]
                     vec = ln[jj] != 0 if kid == 1 else False
                     gh, gsg, s = _vjp_h(gv, gst[jj], ghxt[jj], ht[jj], th[jj], rs[jj], hard, detach, kid, c0, c1,
-                                        vec, tie)
+                                        vec, tie, ex[jj] if kid == 3 else F0)
                     if lif == 0:
                         q = gh
                         gvp = gh
@@ -286,19 +314,56 @@ def make_bwd(lif: int, decay: int, recip: int, hard: int, detach: int, kid: int,
                     else:
                         carry[jj] = gvp
                     if params:
-                        # v_threshold: hard: the threshold's -gsg; soft: the reset's -gV S first
-                        e1 = -gsg if hard else (-gv) * s
-                        p1[jj] = e1
-                        p2[jj] = -gsg   # soft reset only (else a scratch row)
-                        ath[jj] = ath[jj] + e1 if hard else (ath[jj] + e1) + (-gsg)
-                        # v_reset (hard reset only, else unused): the reset's gV S, then the charge's
-                        r1[jj] = gv * s
-                        r2[jj] = q
-                        ar[jj] = ar[jj] + gv * s if lif == 0 else (ar[jj] + gv * s) + q
+                        kv[jj] = gv
+                        kh[jj] = gh
+                        kg[jj] = gsg
+                        kq[jj] = q
+                if n_th:    # hard: the threshold's -gsg; soft: the reset's -gV S first, then -gsg
+                    if per_step:
+                        p1 = pth1[t, a:b]
+                        if hard:
+                            for jj in range(n):
+                                p1[jj] = -kg[jj]
+                        else:
+                            p2 = pth2[t, a:b]
+                            for jj in range(n):
+                                p1[jj] = (-kv[jj]) * spike(ht[jj] - th[jj], tie)
+                                p2[jj] = -kg[jj]
+                    elif hard:
+                        for jj in range(n):
+                            ath[jj] = ath[jj] + (-kg[jj])
+                    else:
+                        for jj in range(n):
+                            ath[jj] = (ath[jj] + (-kv[jj]) * spike(ht[jj] - th[jj], tie)) + (-kg[jj])
+                if n_r:     # v_reset (hard reset): the reset's gV S, then the charge's term
+                    if per_step:
+                        r1 = pr1[t, a:b]
+                        for jj in range(n):
+                            r1[jj] = kv[jj] * spike(ht[jj] - th[jj], tie)
                         if lif != 0:
-                            vr_ = reset(hp[jj], th[jj], rs[jj], hard, tie)[1]
-                            vp = hp[jj] if first else vr_
-                            e = _tau_term(gh, xp[jj], vp, ta[jj], rs[jj], kind, recip)
+                            r2 = pr2[t, a:b]
+                            for jj in range(n):
+                                r2[jj] = kq[jj]
+                    elif lif == 0:
+                        for jj in range(n):
+                            ar[jj] = ar[jj] + kv[jj] * spike(ht[jj] - th[jj], tie)
+                    else:
+                        for jj in range(n):
+                            ar[jj] = (ar[jj] + kv[jj] * spike(ht[jj] - th[jj], tie)) + kq[jj]
+                if n_tau:   # V[t-1] after its reset (V0 at t = 0), x[t] (decay_input)
+                    xp = x[t, a:b] if decay else zero
+                    pt = ptau[t, a:b] if per_step else scr
+                    if t == 0:
+                        hp = v0[a:b]
+                        for jj in range(n):
+                            e = _tau_term(kh[jj], xp[jj], hp[jj], ta[jj], rs[jj], kind, recip)
+                            pt[jj] = e
+                            at[jj] = at[jj] + e
+                    else:
+                        hp = H[t - 1, a:b]
+                        for jj in range(n):
+                            vp = reset(hp[jj], th[jj], rs[jj], hard, tie)[1]
+                            e = _tau_term(kh[jj], xp[jj], vp, ta[jj], rs[jj], kind, recip)
                             pt[jj] = e
                             at[jj] = at[jj] + e
             if split:

@@ -22,7 +22,7 @@ from numba import njit
 
 from ._nb_peers import norse_charge, peer_sg_times
 
-TILE = 512
+TILE = 2048
 F0 = np.float32(0.0)
 F1 = np.float32(1.0)
 

@@ -37,8 +37,8 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from ..._core import scalar_tensor as _scalar_t
-from .._common import (IO_DTYPES, KIND_IF, KIND_LIF_DECAY_INPUT, KernelSurrogate, expand_param, io_reason,
-                       lif_kind, lif_outputs, lif_param_reason, lif_v0)
+from .._common import (IO_DTYPES, KIND_IF, KIND_LIF_DECAY_INPUT, KernelSurrogate, expand_param, grad_bits,
+                       io_reason, lif_kind, lif_outputs, lif_param_reason, lif_v0)
 from ..scan import ScanFunction, ScanSpec
 from . import jit
 from .common import step_sum as _step_sum
@@ -307,37 +307,41 @@ def _tie(strict: bool) -> np.float32:
 _TIE = {False: np.float32(1.0), True: np.float32(0.0)}
 
 
-def _nb_forward(nb, x, tau, vth, vr, v0, cfg, shape):
+def _nb_forward(nb, x, tau, vth, vr, v0, cfg, shape, keep_h: bool):
     """The numba forward scan (:mod:`._nb_lif`): the same results as :func:`_forward_loop`.
-    H, the spikes and the trace are written in full by the kernel: :func:`.jit.empty`."""
+    H (when ``keep_h``: else None, and the kernel does not write it), the spikes and the trace are
+    written in full by the kernel: :func:`.jit.empty`."""
     kind, hard, detach, surrogate, traces, out_dtype, recip, strict = cfg
     T, M = x.shape
     f32 = torch.float32
-    H, S, vlast = jit.empty((T, M)), jit.empty((T, M)), torch.empty(M, dtype=f32)
+    S, vlast = jit.empty((T, M)), torch.empty(M, dtype=f32)
+    H = jit.empty((T, M)) if keep_h else None
     vseq = jit.empty((T, M)) if traces else None
     k = nb.make_fwd(kind, int(hard), int(recip))
-    jit.run(k, M, nb.TILE, _np(x), *(_per_neuron(p, shape, M) for p in (tau, vth, vr)),
-            _np(v0.expand(M)), H.numpy(), S.numpy(), vlast.numpy(), _np(vseq, 2), bool(traces),
-            _tie(strict))
+    jit.run(k, M, nb.SPLIT, _np(x), *(_per_neuron(p, shape, M) for p in (tau, vth, vr)),
+            _np(v0.expand(M)), _np(H, 2), S.numpy(), vlast.numpy(), _np(vseq, 2), bool(keep_h), bool(traces),
+            _tie(strict), steps=T)
     spk = S if out_dtype == f32 else S.to(out_dtype)
     return spk, vlast, H, vseq
 
 
-def _lif_forward(x, tau, vth, vr, v0, cfg, shape):
-    """The forward scan without autograd: ``(spikes, v_last, H, v_seq or None)``; the tensor
-    parameters broadcast to the step ``shape``."""
+def _lif_forward(x, tau, vth, vr, v0, cfg, shape, keep_h: bool = True):
+    """The forward scan without autograd: ``(spikes, v_last, H or None, v_seq or None)``; the
+    tensor parameters broadcast to the step ``shape``. H (the saved charge, and the ``h_seq``
+    trace) is returned when ``keep_h`` or the traces are asked for."""
     kind, hard, detach, surrogate, traces, out_dtype, recip, strict = cfg
+    keep_h = bool(keep_h or traces)
     nb = jit.kernels("lif")
     if nb is not None:
         with torch.no_grad():
-            return _nb_forward(nb, x, tau, vth, vr, v0, cfg, shape)
+            return _nb_forward(nb, x, tau, vth, vr, v0, cfg, shape, keep_h)
     with torch.no_grad():
         x32 = x if x.dtype == torch.float32 else x.float()
         taud, vthd, vrd = (_flat_of(p, shape, x.shape[1]) for p in (tau, vth, vr))
         H, sf, vlast = _forward_loop(x32, taud, vthd, vrd, v0.detach(), kind, hard, recip, strict)
         spk = sf if out_dtype == torch.float32 else sf.to(out_dtype)
         vseq = _reset(H, sf, vthd, vrd, hard) if traces else None
-    return spk, vlast, H, vseq
+    return spk, vlast, H if keep_h else None, vseq
 
 
 class _LIFCPU(torch.autograd.Function):
@@ -470,7 +474,7 @@ def _nb_backward(nb, ctx, H, x, v0, params, grads):
     k = nb.make_bwd(int(kind != KIND_IF), int(kind == KIND_LIF_DECAY_INPUT), int(recip), int(hard), int(detach),
                     int(surrogate.kernel_id), int(g_vseq is not None), int(params_on))
     (gs, ss), (gvs, vs), (ghs, hs) = (jit.grad_rows(g) for g in (g_spk, g_vseq, g_hseq))
-    jit.run(k, M, nb.TILE, _np(H, 2), _np(xs, 2), gs, gvs, ghs, g_spk is not None, g_hseq is not None,
+    jit.run(k, M, nb.SPLIT, _np(H, 2), _np(xs, 2), gs, gvs, ghs, g_spk is not None, g_hseq is not None,
             ss, vs, hs, _np(g_vlast), g_vlast is not None,
             *(_per_neuron(p, ctx.step_shape, M) for p in params), _np(v0.expand(M)),
             c0, c1, _tie(strict),
@@ -554,7 +558,9 @@ def lif_cpu(x_seq: torch.Tensor, params, state=None, return_traces: bool = False
 # op encoding: tensors (x, tau, vth, vr, v0) with number parameters absent; floats (tau, vth,
 # vr, a0, a1) with the numbers (0.0 where a tensor is given); ints (kind, hard, detach_reset,
 # surrogate id, traces, io dtype index, which of tau/vth/vr are tensors as bits 0/1/2, recip,
-# strict (threshold=">"), then the step shape (B, *features) the tensor parameters broadcast to)
+# strict (threshold=">"), whether any input needs a gradient (grad_bits: then the forward stores
+# H for backward; else not, unless the traces are asked for), then the step shape (B, *features)
+# the tensor parameters broadcast to)
 
 
 class _Ctx:
@@ -582,13 +588,13 @@ def _lif_op(x, tau, vth, vr, v0, cfg, shape):
     tensors = [x] + [p if isinstance(p, torch.Tensor) else None for p in ps] + [v0]
     f = [0.0 if isinstance(p, torch.Tensor) else float(p) for p in ps] + [float(a0), float(a1)]
     i = [kind, int(hard), int(detach), int(sur.kernel_id), int(traces), IO_DTYPES.index(out_dtype), mask,
-         int(recip), int(strict), *shape]
+         int(recip), int(strict), int(grad_bits(tensors) != 0), *shape]
     return LIF_SCAN.apply(tensors, f, i)
 
 
 def _spec_forward(tensors, f, i):
     cfg, (tau, vth, vr), _ = _decode(tensors, f, i)
-    return list(_lif_forward(tensors[0], tau, vth, vr, tensors[4], cfg, tuple(i[9:])))
+    return list(_lif_forward(tensors[0], tau, vth, vr, tensors[4], cfg, tuple(i[10:]), bool(i[9])))
 
 
 def _spec_save(tensors, outputs, f, i, needs):
@@ -598,14 +604,14 @@ def _spec_save(tensors, outputs, f, i, needs):
 
 def _spec_backward(saved, grads, f, i, needs):
     cfg, _, consts = _decode([None] + saved[3:] + [None], f, i)
-    ctx = _Ctx(cfg, consts, cfg[5], needs, tuple(i[9:]))
+    ctx = _Ctx(cfg, consts, cfg[5], needs, tuple(i[10:]))
     return list(_lif_backward(ctx, saved, *grads)[:5])
 
 
 def _spec_fake(tensors, f, i):
     x = tensors[0]
     T, M = x.shape
-    h = x.new_empty((T, M), dtype=torch.float32)
+    h = x.new_empty((T, M), dtype=torch.float32) if (i[4] or i[9]) else None
     return [x.new_empty((T, M)), x.new_empty((M,), dtype=torch.float32), h,
             x.new_empty((T, M), dtype=torch.float32) if i[4] else None]
 
