@@ -25,12 +25,14 @@ def make_fwd(refractory: int):
         for a in range(j0, j1, TILE):
             b = min(j1, a + TILE)
             n = b - a
-            v = leak[a:b] + F0
-            i = np.zeros(n, np.float32)
+            v0 = leak[a:b] + F0
+            i0 = np.zeros(n, np.float32)
             ref = np.zeros(n, np.float32)
             lk, rs, th, am, cs, rr = leak[a:b], reset[a:b], thr[a:b], a_m[a:b], c_s[a:b], R[a:b]
             for t in range(T):
                 xt, zt, vt, it = x[t, a:b], Z[t, a:b], V[t, a:b], I[t, a:b]
+                v = V[t - 1, a:b] if t > 0 else v0          # the state: the previous step's outputs
+                i = I[t - 1, a:b] if t > 0 else i0
                 mt = MK[t, a:b] if refractory else MK[0, 0:1]
                 for j in range(n):
                     dv = ((lk[j] - v[j]) + i[j]) * am[j]
@@ -49,8 +51,6 @@ def make_fwd(refractory: int):
                     zt[j] = z
                     vt[j] = vn
                     it[j] = ci
-                    v[j] = vn
-                    i[j] = ci
 
     return cuba_fwd
 
