@@ -4,8 +4,8 @@ through :mod:`.jit`: per neuron, the step and reverse step of
 recording by IEEE division), so the forward is bit-identical to the int64 reference. As in
 ``_nb_loihi``, the integers are held as integer-valued float64 (vectorised; exact while re / im
 stay within 2**40, theta / r within 2**39, checked every step) and a tile that leaves the bounds
-runs again in int64. The backward's exponentials are ``_nb_loihi.vexp`` (SLEEF's expf, 8 float32
-lanes on AVX2) instead of libm's ``expf`` call per element.
+runs again in int64. The backward's exponentials are ``_nb_loihi.vexp`` (vectorisable, float32
+rounding of the float64 exp) instead of libm's ``expf`` call per element.
 
 ``model``: 0 RF, 1 RF-Iz, 2 AdRF, 3 AdRF-Iz. Arrays are C-contiguous ``(T, M)`` / ``(M,)``
 (absent ones: a 1-element dummy, never read). Each variant is a closure with its flags as
@@ -210,44 +210,37 @@ def make_bwd(model: int, graded: int, has_gs: int, has_gre: int, has_gim: int, h
     """Reverse scan of the float rotation (the Triton ``_res_bwd``): the spike surrogate and the
     trace / final-state gradients enter at each step, ``a = g_re + C'a + S'b``, ``b = g_im - S'a +
     C'b``; decay gradients from the previous step's (exact: post-reset, initial state at t = 0;
-    lava: recorded, t >= 1 only) state. ``gs_t``, ``gre_t``, ``gim_t``: the row step of each
-    upstream (T, M) gradient (0: one row for every step, a gradient autograd broadcast over time,
-    e.g. of a sum: :func:`.jit.grad_rows`)."""
+    lava: recorded, t >= 1 only) state."""
     phase = model == 0 or model == 2
 
     @njit(cache=True, nogil=True, error_model="numpy")
-    def res_bwd(RE, IM, LIM, RST, GS, GRE, GIM, gs_t, gre_t, gim_t, grel, giml, Sf, Cf, re0f, im0f, theta_f, rho,
-                kappa, reset_im_f, dscale, GXR, GXI, gre0, gim0, gS, gC, j0, j1):
+    def res_bwd(RE, IM, LIM, RST, GS, GRE, GIM, grel, giml, Sf, Cf, re0f, im0f, theta_f, rho, kappa,
+                reset_im_f, dscale, GXR, GXI, gre0, gim0, gS, gC, j0, j1):
         T = GXR.shape[0]
         for a0 in range(j0, j1, TILE):
             b0 = min(j1, a0 + TILE)
             n = b0 - a0
             A, B = np.zeros(n, np.float32), np.zeros(n, np.float32)
             dS, dC = np.zeros(n, np.float32), np.zeros(n, np.float32)
-            GR, GI = np.empty(n, np.float32), np.empty(n, np.float32)   # the surrogate's (dL/dre, dL/dim)
             sf, cf = Sf[a0:b0], Cf[a0:b0]
             for t in range(T - 1, -1, -1):
                 ret, imt = RE[t, a0:b0], IM[t, a0:b0]
-                gst = GS[t * gs_t, a0:b0] if has_gs else GS[0, 0:1]
-                gret = GRE[t * gre_t, a0:b0] if has_gre else GRE[0, 0:1]
-                gimt = GIM[t * gim_t, a0:b0] if has_gim else GIM[0, 0:1]
+                gst = GS[t, a0:b0] if has_gs else GS[0, 0:1]
+                gret = GRE[t, a0:b0] if has_gre else GRE[0, 0:1]
+                gimt = GIM[t, a0:b0] if has_gim else GIM[0, 0:1]
                 lmt = LIM[t, a0:b0] if (has_gs and model >= 2) else LIM[0, 0:1]
                 tp = t - 1 if t > 0 else 0
                 rep, imp = RE[tp, a0:b0], IM[tp, a0:b0]
                 rsp = RST[tp, a0:b0] if (model == 1 and need_dec and not lava) else RST[0, 0:1]
                 gxrt, gxit = GXR[t, a0:b0], GXI[t, a0:b0]
-                if has_gs and phase:    # the complex surrogate in a loop of its own (vectorised: fused
-                    for j in range(n):  # into the scan's loop it ran 3x slower)
-                        thr = lmt[j] if model >= 2 else theta_f
-                        GR[j], GI[j] = complex_spike_vjp(gst[j], ret[j], imt[j], thr, rho, kappa, graded)
                 for j in range(n):
                     g_re, g_im = F0, F0
                     if has_gs:
+                        thr = lmt[j] if model >= 2 else theta_f
                         if phase:
-                            g_re, g_im = GR[j], GI[j]
+                            g_re, g_im = complex_spike_vjp(gst[j], ret[j], imt[j], thr, rho, kappa, graded)
                         else:
-                            g_im = gst[j] * slayer_grad(imt[j] - (lmt[j] if model >= 2 else theta_f), rho, kappa,
-                                                        graded)
+                            g_im = gst[j] * slayer_grad(imt[j] - thr, rho, kappa, graded)
                     if has_gre:
                         g_re += gret[j]
                     if has_gim:

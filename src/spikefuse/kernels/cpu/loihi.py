@@ -6,9 +6,9 @@ Forward: the reference's integer arithmetic (in exact float64 where the states a
 within 2**40, else int64, per tile of neurons: see ``_nb_loihi``) and its float conversions, so
 spikes, every trace and the final state are bit-identical. Backward: the reference's float reverse scan
 (the two chained leaky integrators, the reset ignored) with the reference's operation order; the
-input gradient differs from the reference's only through ``exp`` (the kernel's SLEEF expf,
-``_nb_loihi.vexp``, 8 float32 lanes on AVX2, against torch's exp: at most an ulp
-per surrogate value, in ~7% of values on this VM). The decay gradients are the reference's own ``(acc[1:] * y[:-1]).sum(0)``: the kernel
+input gradient differs from the reference's only through ``exp`` (the kernel's float64 exp
+rounded once against torch's vectorised float32 one: at most an ulp per surrogate value, and
+rarely). The decay gradients are the reference's own ``(acc[1:] * y[:-1]).sum(0)``: the kernel
 writes the per-step products and torch sums them (its cascade order over time), so they are
 bit-identical wherever the input gradient is (a sum in time order differed by up to 7e-6
 relative); that costs a ``(T, M)`` fp32 buffer per learnable decay.

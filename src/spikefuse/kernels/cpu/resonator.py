@@ -72,9 +72,8 @@ def _bwd(saved, grads, f, i, needs):
     gre0, gim0, gS, gC = (torch.empty(M, dtype=torch.float32) for _ in range(4))
     gs = grads[:5]  # spikes, re/im traces, re/im of the last step
     k = nb.make_bwd(model, int(graded), *(int(g is not None) for g in gs), int(need_dec), int(lava))
-    rows = [jit.grad_rows(g) for g in gs[:3]]    # a gradient broadcast over time: one row, step 0
     jit.run(k, M, nb.TILE, jit.np32(re), jit.np32(im), jit.np32(lim, 2), np_view(rst),
-            *(r[0] for r in rows), *(r[1] for r in rows), jit.np32(gs[3]), jit.np32(gs[4]),
+            *(jit.np32(g, 2) for g in gs[:3]), jit.np32(gs[3]), jit.np32(gs[4]),
             *(jit.np32(v / 4096) for v in (S, C)), jit.np32(re0), jit.np32(im0),
             *(np_f32(v) for v in (f[1], f[3], f[4], f[5], 1.0 if lava else 1.0 / 4096)),
             gxr.numpy(), gxi.numpy(), gre0.numpy(), gim0.numpy(), gS.numpy(), gC.numpy())
