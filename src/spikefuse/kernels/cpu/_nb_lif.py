@@ -23,7 +23,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from ._nb_vml import AVAILABLE as VML
-from ._nb_vml import vexp
+from ._nb_vml import exp_row
 
 #: neurons per tile of a kernel's inner loop (the state of a tile stays in L1 / L2 over its time
 #: loop); measured at (T, M) = (100, 32768) and (500, 16384), one thread, the kernels called
@@ -288,11 +288,7 @@ def make_bwd(lif: int, decay: int, recip: int, hard: int, detach: int, kid: int,
                 if kid == 3:    # the reference's exp(-|d| / c0), d = H - Vth
                     for jj in range(n):
                         ex[jj] = -abs(ht[jj] - th[jj]) / c0
-                    if vml:
-                        vexp(n, ex, ex)
-                    else:
-                        for jj in range(n):
-                            ex[jj] = np.exp(ex[jj])
+                    exp_row(n, ex, vml)
                 for jj in range(n):
                     if split:       # autograd adds the trace's gradient first
                         gv = (gvt[jj] + carry[jj]) + (-cq[jj])

@@ -23,7 +23,7 @@ from numba import njit
 
 from ._nb_lif import sg_times_at
 from ._nb_peers import trow
-from ._nb_vml import AVAILABLE, vexp
+from ._nb_vml import AVAILABLE, exp_row
 
 #: neurons per tile: a tile's carries, parameter slices and exp row stay in L2 (10 rows of 16 KiB);
 #: the rows a step streams are 16 KiB runs. Measured (bwd, SingleExponential, 100 x 32768, one
@@ -227,11 +227,7 @@ def make_bwd(mode: int, maxn: int, rmode: int, syn: int, norm: int, clamp: int, 
                         else:
                             _, _, u = charge(xt[jj], vp[jj], ip[jj], pa[jj], po[jj], ps[jj], syn, norm)
                         ex[jj] = sg_arg(u, pt[jj], sid, c0, c1)
-                    if vml:
-                        vexp(n, ex, ex)
-                    else:
-                        for jj in range(n):
-                            ex[jj] = np.exp(ex[jj])
+                    exp_row(n, ex, vml)
                 for jj in range(n):
                     v = vp[jj]
                     if from_i:

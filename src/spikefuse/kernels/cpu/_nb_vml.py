@@ -30,8 +30,9 @@ import ctypes
 import os
 from typing import Optional
 
+import numpy as np
 from llvmlite import ir
-from numba import types
+from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
@@ -119,3 +120,17 @@ def vexp(typingctx, n, src, dst):
         return context.get_dummy_value()
 
     return sig, codegen
+
+
+@njit(cache=True, inline="always")
+def exp_row(n, buf, vml):
+    """``buf[k] = exp(buf[k])`` for ``k < n``, in place, as a kernel's row of exps: one
+    :func:`vexp` call (torch.exp's bits) when ``vml``, else libm's ``expf`` element by element
+    (numba's ``np.exp``: the kernels' path before this module). ``vml`` is the caller's closure
+    constant :data:`AVAILABLE` (so its cached variants differ with and without VML: numba keys a
+    cache on closure values, not on module globals)."""
+    if vml:
+        vexp(n, buf, buf)
+    else:
+        for k in range(n):
+            buf[k] = np.exp(buf[k])
