@@ -3,6 +3,7 @@ and (when installed) peer libraries. See benchmarks/README.md.
 
     python benchmarks/neurons.py                       # CUDA if available, else --device cpu
     python benchmarks/neurons.py --device cpu --threads 1 --json out.json
+    python benchmarks/neurons.py --device cpu --threads 1 all --no-default   # side by side
     python benchmarks/neurons.py --families lif --shapes 100,32,4096 500,16,4096 --peers
     python benchmarks/neurons.py --open-neuromorphic --on-sizes 4096 8192 16384
     python benchmarks/neurons.py --families lif --t-scaling      # time vs T of every path
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import statistics
 import sys
 import time
@@ -437,12 +439,14 @@ def _fmt(v, spec="{:.2f}"):
 
 
 def print_table(rows: list[Row], file=sys.stdout) -> None:
-    head = ("family", "impl", "T,B,N", "dtype", "fwd ms", "f+b ms", "f+b ns/n-step", "bound f/f+b ms",
+    several = len({r.extra.get("threads") for r in rows}) > 1
+    head = ("family", "impl", "T,B,N") + (("thr",) if several else ()) + ("dtype", "fwd ms", "f+b ms", "f+b ns/n-step", "bound f/f+b ms",
             "ratio f/f+b", "saved MB", "peak MB", "note")
     lines = [head]
     for r in rows:
         lines.append((
-            r.family, r.impl, ",".join(map(str, r.shape)), r.dtype, _fmt(r.fwd_ms), _fmt(r.fwdbwd_ms),
+            r.family, r.impl, ",".join(map(str, r.shape)), *((str(r.extra.get("threads")),) if several else ()),
+            r.dtype, _fmt(r.fwd_ms), _fmt(r.fwdbwd_ms),
             _fmt(r.extra.get("ns_per_neuron_step_fwdbwd"), "{:.2f}"),
             f"{_fmt(r.bound_fwd_ms, '{:.3f}')}/{_fmt(r.bound_fwdbwd_ms, '{:.3f}')}",
             f"{_fmt(r.ratio_fwd, '{:.1f}')}/{_fmt(r.ratio_fwdbwd, '{:.1f}')}",
@@ -482,7 +486,10 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--on-modes", nargs="+", default=["published", "per-step"], choices=["published", "per-step"])
     ap.add_argument("--stat", default="median", choices=["median", "min"],
                     help="statistic over the repeats (default median)")
-    ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads for CPU runs")
+    ap.add_argument("--threads", nargs="+", default=None, metavar="N",
+                    help="torch.set_num_threads for CPU runs: one or more counts, 'all' = every CPU this "
+                         "process may run on; with several, the whole run is repeated per count (the "
+                         "bound's bandwidth measured at each) and a side-by-side summary follows")
     ap.add_argument("--json", default=None, help="write the rows to this JSON file")
     ap.add_argument("--finite-checks", action="store_true",
                     help="keep spikefuse's NaN/inf scan on in the tuned rows too (the 'default' rows "
@@ -541,12 +548,32 @@ def t_scaling_summary(rows: list[Row], file=None) -> None:
         print(f"  {fam:16s} {impl:20s} {series}  last/first {pts[-1][1] / pts[0][1]:.2f}", file=file)
 
 
+def thread_counts(values) -> list[int]:
+    """``--threads`` values: positive integers or ``all`` (every CPU this process may run on),
+    in the order given, without repeats; ``None``: the current count. SystemExit on a bad one."""
+    if not values:
+        return [torch.get_num_threads()]
+    out = []
+    for v in values:
+        if str(v).lower() == "all":
+            n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        else:
+            try:
+                n = int(v)
+            except ValueError:
+                raise SystemExit(f"--threads: {v!r} is neither a positive integer nor 'all'") from None
+            if n < 1:
+                raise SystemExit(f"--threads: {n} is not a positive thread count")
+        if n not in out:
+            out.append(n)
+    return out
+
+
 def main(argv=None) -> list[Row]:
     args = _parser().parse_args(argv)
     global STAT
     STAT = min if args.stat == "min" else statistics.median
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    counts = thread_counts(args.threads)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     dtype = getattr(torch, args.dtype)
     fams = _check_families(args.families)
@@ -558,25 +585,67 @@ def main(argv=None) -> list[Row]:
         shapes = GPU_SHAPES if device.type == "cuda" else CPU_SHAPES
     backends = args.backends or (["reference", "triton"] if device.type == "cuda" else ["reference", "cpu"])
     torch.set_grad_enabled(True)
-    if args.bandwidth is None:
-        args.bandwidth = H100_BANDWIDTH if device.type == "cuda" else measure_copy_bandwidth(device)
-    args.first_touch = measure_first_touch(device)
-
-    with finite_checks(bool(args.finite_checks)):  # the tuned rows; "default" rows turn them on
-        rows = _family_rows(args, fams, shapes, backends, device, dtype)
-        if args.open_neuromorphic:
-            sizes = args.on_sizes or ([4096, 8192, 16384] if device.type == "cuda" else [256, 512])
-            rows += open_neuromorphic(sizes, device, dtype, backends, args.repeat, T=args.on_T,
-                                      with_peers=args.peers, modes=tuple(args.on_modes))
-    add_speedups(rows)
+    given = args.bandwidth
+    args.bandwidths = {}
+    rows: list[Row] = []
+    for threads in counts:
+        torch.set_num_threads(threads)
+        bw = given
+        if bw is None:
+            bw = H100_BANDWIDTH if device.type == "cuda" else measure_copy_bandwidth(device)
+        args.bandwidth = args.bandwidths[threads] = bw
+        args.first_touch = measure_first_touch(device)
+        if len(counts) > 1:
+            print(f"-- {threads} thread(s), bandwidth for the bound {bw:.3g} B/s", file=sys.stderr, flush=True)
+        with finite_checks(bool(args.finite_checks)):  # the tuned rows; "default" rows turn them on
+            part = _family_rows(args, fams, shapes, backends, device, dtype)
+            if args.open_neuromorphic:
+                sizes = args.on_sizes or ([4096, 8192, 16384] if device.type == "cuda" else [256, 512])
+                part += open_neuromorphic(sizes, device, dtype, backends, args.repeat, T=args.on_T,
+                                          with_peers=args.peers, modes=tuple(args.on_modes))
+        add_speedups(part)
+        for r in part:
+            r.extra["threads"] = threads
+            r.extra["bandwidth"] = bw
+        rows += part
     _report(args, rows, device)
     return rows
 
 
+def thread_summary(rows: list[Row], file=None) -> None:
+    """A markdown table, one line per (family, impl) and one column per (threads, shape): the
+    forward+backward time and its ratio to the bound at that thread count (rows of one thread
+    count only: nothing)."""
+    file = file or sys.stdout
+    counts = sorted({r.extra.get("threads") for r in rows if r.extra.get("threads") is not None})
+    if len(counts) < 2:
+        return
+    shapes = list(dict.fromkeys(r.shape for r in rows))
+    cols = [(t, s) for t in counts for s in shapes]
+    cell = {}
+    for r in rows:
+        cell[(r.family, r.impl), (r.extra.get("threads"), r.shape)] = r
+    keys = list(dict.fromkeys((r.family, r.impl) for r in rows))
+
+    def fmt(r):
+        if r is None or r.fwdbwd_ms is None:
+            return "-"
+        return f"{r.fwdbwd_ms:.1f} ms" + ("" if r.ratio_fwdbwd is None else f" ({r.ratio_fwdbwd:.1f}x)")
+
+    print("forward+backward (ratio to the bound at that thread count):", file=file)
+    print("| family | impl | " + " | ".join(f"{','.join(map(str, s))}, {t} thr" for t, s in cols) + " |", file=file)
+    print("| --- | --- |" + " --- |" * len(cols), file=file)
+    for k in keys:
+        print(f"| {k[0]} | {k[1]} | " + " | ".join(fmt(cell.get((k, c))) for c in cols) + " |", file=file)
+
+
 def _report(args, rows, device) -> None:
+    counts = sorted(args.bandwidths) if getattr(args, "bandwidths", None) else [torch.get_num_threads()]
     where = (torch.cuda.get_device_name(device) if device.type == "cuda"
-             else f"cpu, {torch.get_num_threads()} threads")
-    print(f"device: {device} ({where}), dtype {args.dtype}, bandwidth for the bound {args.bandwidth:.3g} B/s, "
+             else f"cpu, {'/'.join(map(str, counts))} threads")
+    bws = "/".join(f"{args.bandwidths.get(t, args.bandwidth):.3g}" for t in counts) if getattr(
+        args, "bandwidths", None) else f"{args.bandwidth:.3g}"
+    print(f"device: {device} ({where}), dtype {args.dtype}, bandwidth for the bound {bws} B/s, "
           f"{args.stat} of {args.repeat}, finite checks {'on' if args.finite_checks else 'off'} "
           "(the 'default' rows: on)")
     fresh, mapped = getattr(args, "first_touch", (None, None))
@@ -587,9 +656,12 @@ def _report(args, rows, device) -> None:
     print_table(rows)
     if args.t_scaling:
         t_scaling_summary(rows)
+    thread_summary(rows)
     if args.json:
         meta = {"device": str(device), "dtype": args.dtype, "bandwidth": args.bandwidth,
+                "bandwidth_by_threads": {str(t): b for t, b in getattr(args, "bandwidths", {}).items()},
                 "stat": args.stat, "repeat": args.repeat, "threads": torch.get_num_threads(),
+                "thread_counts": counts,
                 "finite_checks": bool(args.finite_checks), "torch": torch.__version__,
                 "first_touch_write_bandwidth": getattr(args, "first_touch", (None, None))[0],
                 "mapped_write_bandwidth": getattr(args, "first_touch", (None, None))[1],

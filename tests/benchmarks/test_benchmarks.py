@@ -114,3 +114,46 @@ def test_spikefuse_bench_default_row_and_aliases():
         assert mine[1]["backend"] == "reference" and mine[1]["finite_checks"] is False
         assert all(r["fwd_bwd_ms"] > 0 for r in mine[:2])
     assert list(bench.FAMILIES) == families.ids(with_bench=True)
+
+
+def test_thread_counts_parse_and_refuse(nb):
+    import os
+
+    allc = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert nb.thread_counts(["1", "all"]) == ([1] if allc == 1 else [1, allc])
+    assert nb.thread_counts(["2", "2", "1"]) == [2, 1]
+    assert nb.thread_counts(None) == [torch.get_num_threads()]
+    for bad in (["0"], ["-1"], ["two"], ["1.5"]):
+        with pytest.raises(SystemExit, match="--threads"):
+            nb.thread_counts(bad)
+
+
+def test_thread_summary_side_by_side(nb, capsys):
+    rows = []
+    for th, ms in ((1, 4.0), (2, 2.5)):
+        r = nb.Row("lif", "cpu", (10, 2, 8), "float32", fwdbwd_ms=ms, ratio_fwdbwd=ms / 2)
+        r.extra["threads"] = th
+        rows.append(r)
+    nb.thread_summary(rows[:1])
+    assert capsys.readouterr().out == ""        # one thread count: no summary
+    nb.thread_summary(rows)
+    out = capsys.readouterr().out.splitlines()
+    assert out[1] == "| family | impl | 10,2,8, 1 thr | 10,2,8, 2 thr |"
+    assert out[3] == "| lif | cpu | 4.0 ms (2.0x) | 2.5 ms (1.2x) |"
+
+
+def test_main_runs_each_thread_count(nb, tmp_path, capsys):
+    import json
+
+    before = torch.get_num_threads()
+    try:
+        rows = nb.main(["--device", "cpu", "--families", "lif", "--backends", "cpu", "--no-default",
+                        "--shapes", "4,2,8", "--repeat", "1", "--threads", "1", "2",
+                        "--bandwidth", "1e10", "--json", str(tmp_path / "o.json")])
+    finally:
+        torch.set_num_threads(before)
+    assert [r.extra["threads"] for r in rows] == [1, 2]
+    assert all(_ran_or_says_why(r) for r in rows)
+    meta = json.loads((tmp_path / "o.json").read_text())["meta"]
+    assert meta["thread_counts"] == [1, 2] and meta["bandwidth_by_threads"] == {"1": 1e10, "2": 1e10}
+    assert "| lif | cpu |" in capsys.readouterr().out

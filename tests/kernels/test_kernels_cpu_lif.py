@@ -266,3 +266,70 @@ def test_forward_without_gradients_skips_h_unless_traces(traces, monkeypatch):
         assert torch.equal(u, w)
     lif_multistep(x.requires_grad_(), params, LIFState(v0), backend="cpu")
     assert seen == [traces, True]
+
+
+def _reference_step_sum(terms, shape, like):
+    """The per-step reduction of autograd of the reference: each step's terms reduced with
+    ``sum_to_size``, added step ``T-1`` first (the loop of :func:`.common.step_sum`)."""
+    acc = None
+    for t in range(terms[0].shape[0] - 1, -1, -1):
+        for a in terms:
+            g = a[t].view(shape).sum_to_size(like.shape)
+            acc = g.clone() if acc is None else acc.add_(g)
+    return acc
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_scalar_step_sum_is_the_per_step_reduction(threads):
+    """A one-value parameter's gradient from its per-step terms (PLIF's tau): the batched row
+    reduction + numpy fp32 adds of :func:`.common.step_sum` give the bits of the T
+    ``sum_to_size`` / ``add_`` calls, on neuron counts around the vector / ILP / cascade sizes of
+    torch's sum, across ``GRAIN_SIZE`` (on two threads a larger row takes the per-step loop), with
+    one and two terms per step and parameter shapes ``()``, ``(1,)``, ``(1, 1)``."""
+    from spikefuse.kernels.cpu import common
+
+    g = torch.Generator().manual_seed(41)
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for T in (1, 2, 7, 60):
+            for M in (2, 15, 16, 17, 63, 65, 127, 257, 1203, 4097, 32767, 32768, 32770, 70001):
+                if T * M > 2_000_000:
+                    continue
+                shape = (M,) if M % 2 else (2, M // 2)
+                for pshape in ((), (1,), (1, 1))[:len(shape) + 1]:
+                    for k in (1, 2):
+                        terms = [torch.randn(T, M, generator=g) * 3 for _ in range(k)]
+                        like = torch.zeros(pshape)
+                        got = common.step_sum(terms, shape, like)
+                        want = _reference_step_sum(terms, shape, like)
+                        assert got.shape == want.shape and got.dtype == want.dtype
+                        assert torch.equal(got, want), (T, M, pshape, k)
+    finally:
+        torch.set_num_threads(old)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_plif_scalar_tau_gradient_bit_exact_large_rows(threads):
+    """ParametricLIF-like: one learnable tau (0-d) and a scalar learnable v_threshold over
+    M = 33000 neurons (above GRAIN_SIZE: on two threads the reference's row sums are split in
+    per-thread chunks, and step_sum keeps the per-step loop), soft and hard reset."""
+    g = torch.Generator().manual_seed(42)
+    x = torch.randn(4, 2, 16500, generator=g) * 1.2 + 0.45
+    v0 = torch.randn(2, 16500, generator=g) * 0.3
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for hard in (False, True):
+            def make():
+                tau = torch.tensor(2.0, requires_grad=True)
+                vth = torch.tensor(1.0, requires_grad=True)
+                vr = torch.tensor(-0.1, requires_grad=True) if hard else None
+                p = LIFParams(tau=tau, v_threshold=vth, v_reset=vr, surrogate=sg.ATan(2.0))
+                return p, [q for q in (tau, vth, vr) if q is not None]
+            a = lif_grads("cpu", x, v0, make, False)
+            b = lif_grads("reference", x, v0, make, False)
+            for n, (u, w) in enumerate(zip(a, b)):
+                assert torch.equal(u, w), (hard, n)
+    finally:
+        torch.set_num_threads(old)

@@ -42,11 +42,30 @@ def time_blocks(T: int, M: int):
     return Tb, starts, cuts, ns, blocks
 
 
+#: at::internal::GRAIN_SIZE: a CPU reduction of at most this many elements (or on one thread)
+#: runs serially, one cascade sum over the whole row; a larger one on several threads is split
+#: into per-thread chunks (``two_pass_reduction``), whose partial sums change the bits
+GRAIN_SIZE = 32768
+
+
 def step_sum(terms, shape, like: torch.Tensor) -> torch.Tensor:
     """A parameter's gradient from its per-step terms (each ``(T, M)``), as autograd of the
     reference loop forms it: each term of a step reduced to the parameter's shape with
     ``sum_to_size`` (the engine's reduction of a broadcast operand), then added into one buffer
-    in the order autograd runs the steps' nodes (step ``T-1`` first; a step's terms in order)."""
+    in the order autograd runs the steps' nodes (step ``T-1`` first; a step's terms in order).
+
+    A parameter of one value (PLIF's tau, a scalar threshold) broadcast over ``M > 1`` neurons:
+    each step's term is a full reduction of its ``(M,)`` row, which torch computes serially with
+    one cascade sum per row when ``M <= GRAIN_SIZE`` or on one thread; then ``a.view(T, M).sum(1)``
+    (one op, each row reduced by the same cascade sum, its rows split over threads, never a row)
+    gives the same T sums bit for bit (checked on many shapes in tests/kernels/test_kernels_cpu_lif.py),
+    and the T fp32 adds of autograd's order run in numpy (``np.add.accumulate``: sequential fp32
+    adds, the bits of ``acc.add_(g)``). Measured (``benchmarks/cpu_time.py 100,32,1024 plif``,
+    one thread): the T ``sum_to_size`` / ``add_`` calls took ~1.8 ms of 10.5 ms f+b."""
+    T = terms[0].shape[0]
+    M = terms[0][0].numel()
+    if like.numel() == 1 and M > 1 and (M <= GRAIN_SIZE or torch.get_num_threads() == 1 or T == 1):
+        return _scalar_step_sum(terms, T, M, like.shape)
     acc = None
     pshape = like.shape
     for t in range(terms[0].shape[0] - 1, -1, -1):
@@ -54,6 +73,17 @@ def step_sum(terms, shape, like: torch.Tensor) -> torch.Tensor:
             g = a[t].view(shape).sum_to_size(pshape)
             acc = g.clone() if acc is None else acc.add_(g)
     return acc
+
+
+def _scalar_step_sum(terms, T: int, M: int, pshape) -> torch.Tensor:
+    """:func:`step_sum` for a one-value parameter: one batched row reduction per term, the adds in
+    autograd's order (step ``T-1`` first, a step's terms in order) as sequential fp32 adds."""
+    import numpy as np
+
+    sums = torch.stack([a.reshape(T, M).sum(1) for a in terms], 1)     # (T, terms), fp32
+    seq = sums.flip(0).reshape(-1).numpy()
+    acc = np.add.accumulate(seq, dtype=np.float32)[-1]
+    return torch.tensor(acc, dtype=torch.float32).reshape(pshape)
 
 
 def numba_reason(name: str) -> Optional[str]:
