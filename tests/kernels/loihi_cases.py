@@ -27,11 +27,12 @@ def _params(alif, graded, decay_grad, tensor, scale=64):
 
 
 def check(backend, alif, graded, decay_grad, tensor, dtype=torch.float32, scale=0.8, state=None, shape=None,
-          prep=None, scale_param=64):
+          prep=None, scale_param=64, grad_exact=False):
     """tests/equivalence.check_backend of ``backend``: every output, state and trace
     bit-identical, the same outputs differentiable, gradients w.r.t. x and the learnable decays
-    close. ``shape`` (default ``(T, B, C)``; C channels); ``prep(x)`` maps the input leaf before
-    the call (e.g. to a non-contiguous view); ``scale_param`` the params' ``scale`` (w_scale)."""
+    close (``grad_exact`` and fp32: equal, a zero tolerance; the CPU kernels' surrogate exps are
+    torch.exp's). ``shape`` (default ``(T, B, C)``; C channels); ``prep(x)`` maps the input leaf
+    before the call (e.g. to a non-contiguous view); ``scale_param`` the params' ``scale`` (w_scale)."""
     g = torch.Generator().manual_seed(0)
     x = ((torch.randn(shape or (T, B, C), generator=g) * 0.8 + 0.4) * scale).to(dtype)
     p, decays = _params(alif, graded, decay_grad, tensor, scale_param)
@@ -44,7 +45,7 @@ def check(backend, alif, graded, decay_grad, tensor, dtype=torch.float32, scale=
         s, st, tr = f(xx, pp, state=state, backend=backend, return_traces=True)
         return [s] + list(st) + list(tr)
 
-    tol = 1e-5 if dtype == torch.float32 else 2e-2
+    tol = (0.0 if grad_exact else 1e-5) if dtype == torch.float32 else 2e-2
     outs_r, _ = check_backend(run, leaves, backend, exact="all", differentiable_only=True, seed=1,
                               grad_dtype=torch.float32, grad_tol=scaled_tol(tol))
     assert 0 < (outs_r[0] != 0).sum() < outs_r[0].numel()

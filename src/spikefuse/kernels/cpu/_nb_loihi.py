@@ -3,7 +3,9 @@
 (``kernels/triton/loihi.py``) with the same float conversions, so spikes, traces and final state
 are bit-identical to the reference; the backward is its float reverse scan, in the reference's
 operation order (``a acc + g`` with the product rounded first: numba does not contract to fused
-multiply-adds without ``fastmath``).
+multiply-adds without ``fastmath``); its surrogate exps are torch.exp's (per step and tile row:
+the float32 arguments into a buffer, one :func:`._nb_vml.exp_row`, then the lane loop reads
+them), so the input gradient is the reference's, bit for bit.
 
 Per step, integers are ``value * s`` (``s = 64 * scale``), ``keep = 4096 - D``::
 
@@ -35,6 +37,9 @@ import numpy as np
 from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
+
+from ._nb_vml import AVAILABLE as VML
+from ._nb_vml import exp_row
 
 TILE = 512
 F0 = np.float32(0.0)
@@ -316,13 +321,13 @@ def vexp(d):
 
 
 @njit(cache=True, inline="always")
-def slayer_times(g, x, tau, coef, graded):
-    """``g`` times SLAYER's pseudo-derivative at ``x = v - limit``, as RealSpike's backward:
-    graded ``coef exp(min(x, 0) / tau)`` (coef = scale_rho), binary ``coef exp(-|x| / tau)``
-    (coef = f32(scale_rho / (2 tau_rho)))."""
+def slayer_arg(x, tau, graded):
+    """The exp argument of SLAYER's pseudo-derivative at ``x = v - limit``, as RealSpike's
+    backward computes it in float32: graded ``clamp(x, max=0) / tau`` (NaN stays NaN, as
+    torch.clamp), binary ``-|x| / tau``."""
     if graded:
-        return g * (coef * exp_f32((x if x < F0 else F0) / tau))
-    return g * (coef * exp_f32(-abs(x) / tau))
+        return (F0 if x > F0 else x) / tau
+    return -abs(x) / tau
 
 
 @functools.lru_cache(maxsize=None)
@@ -336,13 +341,17 @@ def make_bwd(alif: int, graded: int, has_gs: int, has_gu: int, has_gv: int, need
     ``gv_t``: the row step of each upstream gradient (0: one row for every step, a gradient that
     autograd broadcast over time, e.g. of a sum, passed without materialising it)."""
 
+    vml = VML      # a closure constant: cached variants differ with and without VML
+
     @njit(cache=True, nogil=True, error_model="numpy")
     def loihi_bwd(V, U, LIM, gs, gus, gvs, gs_t, gu_t, gv_t, a_u, a_v, gx, PU, PV, thr_f, tau, coef, j0, j1):
         T = V.shape[0]
         for a in range(j0, j1, TILE):
             b = min(j1, a + TILE)
-            acu, acv = np.zeros(b - a, np.float32), np.zeros(b - a, np.float32)
+            n = b - a
+            acu, acv = np.zeros(n, np.float32), np.zeros(n, np.float32)
             au, av = a_u[a:b], a_v[a:b]
+            ex = np.empty(n if has_gs else 1, np.float32)   # this step's surrogate exps
             for t in range(T - 1, -1, -1):
                 vt = V[t, a:b]
                 limt = LIM[t, a:b] if (alif and has_gs) else LIM[0, 0:1]
@@ -354,11 +363,14 @@ def make_bwd(alif: int, graded: int, has_gs: int, has_gu: int, has_gv: int, need
                 vp, pvt = (V[t - 1, a:b], PV[t, a:b]) if dv_t else (V[0, 0:1], PV[0, 0:1])
                 up, put = (U[t - 1, a:b], PU[t, a:b]) if du_t else (U[0, 0:1], PU[0, 0:1])
                 gxt = gx[t, a:b]
-                for j in range(b - a):
+                if has_gs:    # the reference's exp arguments, then one row of exps (torch.exp's bits)
+                    for j in range(n):
+                        ex[j] = slayer_arg(vt[j] - (limt[j] if alif else thr_f), tau, graded)
+                    exp_row(n, ex, vml)
+                for j in range(n):
                     g = F0
-                    if has_gs:
-                        lim = limt[j] if alif else thr_f
-                        g = slayer_times(gst[j], vt[j] - lim, tau, coef, graded)
+                    if has_gs:    # RealSpike: grad * (coef * exp(...))
+                        g = gst[j] * (coef * ex[j])
                     if has_gv:
                         g = g + gvt[j] if has_gs else gvt[j]
                     av_j = av[j] * acv[j] + g

@@ -5,10 +5,9 @@ kernels (``kernels/_common.py``: ``loihi_op_args`` / ``loihi_scan``).
 Forward: the reference's integer arithmetic (in exact float64 where the states are proven
 within 2**40, else int64, per tile of neurons: see ``_nb_loihi``) and its float conversions, so
 spikes, every trace and the final state are bit-identical. Backward: the reference's float reverse scan
-(the two chained leaky integrators, the reset ignored) with the reference's operation order; the
-input gradient differs from the reference's only through ``exp`` (the kernel's float64 exp
-rounded once against torch's vectorised float32 one: at most an ulp per surrogate value, and
-rarely). The decay gradients are the reference's own ``(acc[1:] * y[:-1]).sum(0)``: the kernel
+(the two chained leaky integrators, the reset ignored) with the reference's operation order and
+the surrogate's exps computed as torch.exp does (``_nb_vml``: the float32 arguments of a row, one
+MKL VML call), so the fp32 input gradient is bit-identical to the reference's. The decay gradients are the reference's own ``(acc[1:] * y[:-1]).sum(0)``: the kernel
 writes the per-step products and torch sums them (its cascade order over time), so they are
 bit-identical wherever the input gradient is (a sum in time order differed by up to 7e-6
 relative); that costs a ``(T, M)`` fp32 buffer per learnable decay.
