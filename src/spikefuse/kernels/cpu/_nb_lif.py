@@ -22,6 +22,7 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from ._nb_kernel import kernel
 from ._nb_vml import AVAILABLE as VML
 from ._nb_vml import exp_row
 
@@ -172,7 +173,7 @@ def make_fwd(kind: int, hard: int, recip: int):
     bytes per neuron-step, not 12) and the post-reset trace; ``tie`` (float32, run-time:
     :func:`spike`) is the spike at ``H == Vth``."""
 
-    @njit(cache=True, nogil=True, error_model="numpy")
+    @kernel
     def lif_fwd(x, tau, vth, vr, v0, H, S, vlast, vseq, store_h, store_v, tie, j0, j1):
         T = x.shape[0]
         for a in range(j0, j1, TILE):
@@ -252,7 +253,7 @@ def make_bwd(lif: int, decay: int, recip: int, hard: int, detach: int, kid: int,
     then the lane loop reads them (no call inside it, so it vectorises)."""
     vml = VML      # a closure constant: cached variants differ with and without VML
 
-    @njit(cache=True, nogil=True, error_model="numpy")
+    @kernel
     def lif_bwd(H, x, gs, gvseq, ghseq, has_gs, has_ghseq, sstep, vstep, hstep, gvlast, has_gvlast, tau,
                 vth, vr, v0, c0, c1, tie, lanes, need_x, gx, gv0, need_tau, need_vth, need_vr,
                 per_step, gtau, gvth, gvr, ptau, pth1, pth2, pr1, pr2, j0, j1):

@@ -38,6 +38,7 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
+from ._nb_kernel import kernel
 from ._nb_vml import AVAILABLE as VML
 from ._nb_vml import exp_row
 
@@ -156,7 +157,7 @@ def make_fwd(alif: int, graded: int, store_lim: int, store_tr: int, pow2: int):
     bounds, and each variant's compile is seconds)."""
     tile_f64 = _make_tile(1, alif, graded, store_lim, store_tr, pow2)
 
-    @njit(cache=True, nogil=True, error_model="numpy")
+    @kernel
     def loihi_fwd(x, S, U, V, LIM, TH, R, keep_u, keep_v, keep_th, keep_r, u0, v0, th0, r0, thf, rf,
                   s_f, s_d, inv, thr_f, thr_s_f, theta0, step, EX, j0, j1):
         for a in range(j0, j1, TILE):
@@ -176,7 +177,7 @@ def make_fwd_i64(alif: int, graded: int, store_lim: int, store_tr: int, pow2: in
     rerun of the tiles that left the float64 path's bounds (same arguments, no ``EX``)."""
     tile_i64 = _make_tile(0, alif, graded, store_lim, store_tr, pow2)
 
-    @njit(cache=True, nogil=True, error_model="numpy")
+    @kernel
     def loihi_fwd_i64(x, S, U, V, LIM, TH, R, keep_u, keep_v, keep_th, keep_r, u0, v0, th0, r0, thf, rf,
                       s_f, s_d, inv, thr_f, thr_s_f, theta0, step, j0, j1):
         for a in range(j0, j1, TILE):
@@ -223,7 +224,7 @@ def _make_tile(flt, alif, graded, store_lim, store_tr, pow2):
     """One tile's time loop in float64 (``flt``: returns False as soon as a state leaves the
     bounds) or int64 (always True)."""
 
-    @njit(cache=True, nogil=True, error_model="numpy")
+    @kernel
     def tile(x, S, U, V, LIM, TH, R, keep_u, keep_v, keep_th, keep_r, u0, v0, th0, r0, thf, rf,
              s_f, s_d, inv, thr_f, thr_s_f, theta0, step, a, b):
         T, n = x.shape[0], b - a
@@ -343,7 +344,7 @@ def make_bwd(alif: int, graded: int, has_gs: int, has_gu: int, has_gv: int, need
 
     vml = VML      # a closure constant: cached variants differ with and without VML
 
-    @njit(cache=True, nogil=True, error_model="numpy")
+    @kernel
     def loihi_bwd(V, U, LIM, gs, gus, gvs, gs_t, gu_t, gv_t, a_u, a_v, gx, PU, PV, thr_f, tau, coef, j0, j1):
         T = V.shape[0]
         for a in range(j0, j1, TILE):

@@ -28,6 +28,7 @@ import functools
 import numpy as np
 from numba import njit
 
+from ._nb_kernel import kernel
 from ._nb_lif import sg_times
 from ._nb_vml import AVAILABLE as VML
 from ._nb_vml import exp_row
@@ -137,7 +138,7 @@ def leaky_step(x, m, b, thr, gsf, mech, delay):
 def make_leaky_fwd(mech: int, delay: int):
     """The forward kernel of one variant (flags are compile-time constants)."""
 
-    @njit(cache=True, nogil=True, error_model="numpy")
+    @kernel
     def leaky_fwd(x, b, thr, gsf, m0, S, Mseq, mlast, store, j0, j1):
         for a in range(j0, j1, TILE):
             e = min(j1, a + TILE)
@@ -189,7 +190,7 @@ def make_leaky_bwd(mech: int, delay: int, kid: int, has_gs: int, has_gm: int, ne
     the lane loop reads them (as :func:`._nb_lif.make_bwd`)."""
     vml = VML      # a closure constant: cached variants differ with and without VML
 
-    @njit(cache=True, nogil=True, error_model="numpy")
+    @kernel
     def leaky_bwd(Mseq, x, gs, gmseq, glast, has_glast, b, thr, gsf, m0, c0, c1, gx, need_x, gm0, gb, gthr, j0, j1):
         T = Mseq.shape[0]
         for a in range(j0, j1, TILE):
@@ -249,7 +250,7 @@ def norse_charge(x, v, i, am, asn, vl):
     return j, w, vd, j + asn * j
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@kernel
 def norse_fwd(x, am, asn, vl, vth, vr, v0, i0, Z, V, I, vlast, ilast, store, j0, j1):
     T = x.shape[0]
     for a in range(j0, j1, TILE):
@@ -296,7 +297,7 @@ def make_norse_bwd(kid: int, has_sg: int, has_gz: int, has_gv: int, has_gi: int,
     exps first (:func:`._nb_vml.exp_row`, torch.exp's bits), as in :func:`make_leaky_bwd`."""
     vml = VML      # a closure constant: cached variants differ with and without VML
 
-    @njit(cache=True, nogil=True, error_model="numpy")
+    @kernel
     def norse_bwd(V, I, x, gz, gvseq, giseq, gvlast, gilast, has_gvl, has_gil, am, asn, vl, vth, vr, c0, c1, v0, i0,
                   gx, gv0, gi0, gp, j0, j1):
         T = V.shape[0]
@@ -378,7 +379,7 @@ def synaptic_step(x, s, m, a, b, thr, mech, delay):
 def make_synaptic_fwd(mech: int, delay: int):
     """The forward kernel of one variant (flags are compile-time constants)."""
 
-    @njit(cache=True, nogil=True, error_model="numpy")
+    @kernel
     def synaptic_fwd(x, al, be, thr, s0, m0, S, Sseq, Mseq, slast, mlast, store, j0, j1):
         for a in range(j0, j1, TILE):
             e = min(j1, a + TILE)
@@ -428,7 +429,7 @@ def make_synaptic_bwd(mech: int, delay: int, kid: int, has_gs: int, has_gss: int
     zero = mech == 1
     vml = VML      # a closure constant: cached variants differ with and without VML
 
-    @njit(cache=True, nogil=True, error_model="numpy")
+    @kernel
     def synaptic_bwd(Sseq, Mseq, gs, gsseq, gmseq, gslast, gmlast, has_gsl, has_gml, al, be, thr, s0, m0, c0, c1, gx,
                      need_x, gs0, gm0, gp, j0, j1):
         T = Sseq.shape[0]

@@ -19,6 +19,7 @@ import functools
 import numpy as np
 from numba import njit
 
+from ._nb_kernel import kernel
 from ._nb_loihi import F64_LIMIT, INV4096, LIMIT_TH, adapt, over, pz, rerun_int64, state, tr, vexp  # noqa: F401
 
 TILE = 256
@@ -94,7 +95,7 @@ def make_fwd(model: int, graded: int, store_ri: int, store_lim: int, store_tr: i
     (compiled on first need only)."""
     tile_f64 = _make_tile(1, model, graded, store_ri, store_lim, store_tr, store_rst)
 
-    @njit(cache=True, nogil=True, error_model="numpy")
+    @kernel
     def res_fwd(xr, xi, Si, Ci, kth, kr, re0, im0, th0, r0, im0f, s_f, theta_f, thr_s_f, reset_im, theta0, step,
                 SPK, RE, IM, LIM, TH, R, RST, rel, iml, thl, rl, EX, j0, j1):
         for a0 in range(j0, j1, TILE):
@@ -114,7 +115,7 @@ def make_fwd_i64(model: int, graded: int, store_ri: int, store_lim: int, store_t
     of the tiles that left the float64 bounds; the same arguments but ``EX``)."""
     tile_i64 = _make_tile(0, model, graded, store_ri, store_lim, store_tr, store_rst)
 
-    @njit(cache=True, nogil=True, error_model="numpy")
+    @kernel
     def res_fwd_i64(xr, xi, Si, Ci, kth, kr, re0, im0, th0, r0, im0f, s_f, theta_f, thr_s_f, reset_im, theta0,
                     step, SPK, RE, IM, LIM, TH, R, RST, rel, iml, thl, rl, j0, j1):
         for a0 in range(j0, j1, TILE):
@@ -130,7 +131,7 @@ def _make_tile(flt, model, graded, store_ri, store_lim, store_tr, store_rst):
     adaptive = model >= 2
     phase = model == 0 or model == 2           # the complex (phase) spike condition
 
-    @njit(cache=True, nogil=True, error_model="numpy")
+    @kernel
     def tile(xr, xi, Si, Ci, kth, kr, re0, im0, th0, r0, im0f, s_f, theta_f, thr_s_f, reset_im, theta0, step,
              SPK, RE, IM, LIM, TH, R, RST, rel, iml, thl, rl, a0, b0):
         T, n = xr.shape[0], b0 - a0
@@ -213,7 +214,7 @@ def make_bwd(model: int, graded: int, has_gs: int, has_gre: int, has_gim: int, h
     lava: recorded, t >= 1 only) state."""
     phase = model == 0 or model == 2
 
-    @njit(cache=True, nogil=True, error_model="numpy")
+    @kernel
     def res_bwd(RE, IM, LIM, RST, GS, GRE, GIM, grel, giml, Sf, Cf, re0f, im0f, theta_f, rho, kappa,
                 reset_im_f, dscale, GXR, GXI, gre0, gim0, gS, gC, j0, j1):
         T = GXR.shape[0]

@@ -15,6 +15,7 @@ import functools
 import numpy as np
 from numba import njit
 
+from ._nb_kernel import kernel
 from ._nb_loihi import vexp
 
 TILE = 512
@@ -33,7 +34,7 @@ def threshold_grad(d, th, gy, tau_grad, scale_grad):
 
 @functools.lru_cache(maxsize=None)
 def make_fwd(relu: int, has_bias: int, cum: int, traces: int, store_d: int, store_keep: int):
-    @njit(cache=True, nogil=True, error_model="numpy")
+    @kernel
     def sd_fwd(x, th, bias, acc0, pre0, res0, err0, step_f, Y, SIG, A, D, KEEP, accl, prel, resl, errl,
                j0, j1):
         T = x.shape[0]
@@ -92,7 +93,7 @@ def make_bwd(relu: int, has_gy: int, has_gsig: int, has_ga: int, need_th: int):
     time, see ``loihi.grad_rows``). ``has_gaccl``, ``has_gprel`` (the final state's gradients,
     read at the last step only) are run-time flags: fewer compiled variants."""
 
-    @njit(cache=True, nogil=True, error_model="numpy")
+    @kernel
     def sd_bwd(gy, gsig, ga_in, gy_t, gsig_t, ga_t, gaccl, gprel, has_gaccl, has_gprel, KEEP, D, th, tau_grad,
                scale_grad, GX, gth, gb, gacc0, gpre0, j0, j1):
         T = GX.shape[0]
