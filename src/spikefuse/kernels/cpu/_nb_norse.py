@@ -13,7 +13,8 @@ Arrays: ``x`` and the traces C-contiguous fp32 ``(T, M)``; the per-neuron parame
 ``P`` ``(n_params, M)`` (the last two rows: the surrogate's c0, c1 per neuron) and the initial state as ``S0`` ``(3, M)``; absent incoming gradients
 are 1-element dummies with their flag off. Each variant (surrogate, which gradients exist) is
 its own compiled kernel with its flags as compile-time constants (closures, as in
-:mod:`._nb_peers`); a kernel runs the neuron range ``[j0, j1)`` tile by tile, the time loop
+:mod:`._nb_peers`; compiled by :func:`._nb_kernel.kernel`, which lets LLVM vectorise the lane
+loops); a kernel runs the neuron range ``[j0, j1)`` tile by tile, the time loop
 inside a tile, and :func:`.jit.run` gives each thread one range.
 """
 from __future__ import annotations
@@ -23,6 +24,7 @@ import functools
 import numpy as np
 from numba import njit
 
+from ._nb_kernel import kernel
 from ._nb_peers import norse_charge, peer_sg_times
 from ._nb_vml import AVAILABLE, exp_row
 
@@ -134,7 +136,7 @@ def make_fwd(model: int):
     no trace asked for) overwrites one row that stays in cache."""
     vml = AVAILABLE        # a closure constant: cached variants differ with and without VML
 
-    @njit(cache=True, nogil=True, error_model="numpy")
+    @kernel
     def norse_fwd(x, P, S0, Z, V, I, S, last, tstep, j0, j1):
         T = x.shape[0]
         for a in range(j0, j1, TILE):
@@ -212,7 +214,7 @@ def make_bwd(model: int, kid: int, has_sg: int, has_gz: int, has_gv: int, has_gi
     n_carry, n_grad, n_v = (6, 6, 3) if model == 0 else (8, 9, 4)
     vml = AVAILABLE        # a closure constant: cached variants differ with and without VML
 
-    @njit(cache=True, nogil=True, error_model="numpy")
+    @kernel
     def norse_bwd(V, I, S, x, gz, gvs, gis, gss, GL, P, S0, gx, G0, gp, j0, j1):
         T = V.shape[0]
         for a in range(j0, j1, TILE):
