@@ -45,6 +45,28 @@ def _compare(backend, run, leaves, exact=("x",), min_spikes=True):
             torch.testing.assert_close(gk[k], gr[k], **GRAD_TOL[torch.float32], msg=lambda m: f"grad {k}: {m}")
 
 
+def _exp_exact(backend) -> bool:
+    """Whether ``backend``'s kernels compute a surrogate's exp as torch.exp does: the numba CPU
+    kernels with MKL VML (kernels/cpu/_nb_vml.py: each step's row of exps by torch.exp's own
+    routine); then SLAYER's exp / HeaviErfc give the reference's input / state gradient bits."""
+    if backend != "cpu":
+        return False
+    from spikefuse.kernels.cpu import _nb_vml
+
+    return bool(_nb_vml.AVAILABLE)
+
+
+def _compare_runs(backend, run, leaves):
+    """(kernel outputs, kernel grads, reference grads) after asserting the outputs bit for bit,
+    some spikes and no spikes, and the same gradient keys."""
+    ok, gk = outputs_and_grads(run, backend, leaves)
+    orf, gr = outputs_and_grads(run, "reference", leaves)
+    assert 0 < orf[0].sum() < orf[0].numel()
+    assert all(torch.equal(a, b) for a, b in zip(ok, orf))
+    assert gk.keys() == gr.keys()
+    return ok, gk, gr
+
+
 # --------------------------------------------------------------------------- snnTorch Leaky
 
 
@@ -72,6 +94,15 @@ def test_leaky_matches_reference(backend, mech, delay):
 @pytest.mark.parametrize("surrogate", [sg.FastSigmoid(25.0), sg.Triangle(0.8, 1.2)], ids=["fast_sigmoid", "triangle"])
 def test_leaky_surrogates(backend, surrogate):
     _compare(backend, _leaky_run("subtract", True, surrogate), _leaky_leaves(_x()), exact=("x", "mem0"))
+
+
+@pytest.mark.parametrize("delay", [True, False], ids=["delay", "no_delay"])
+@pytest.mark.parametrize("mech", ["subtract", "zero"])
+def test_leaky_slayer_exp(backend, mech, delay):
+    """SLAYER's exp: outputs bit for bit; x / mem0 gradients bit for bit where the kernels take
+    torch.exp's bits (:func:`_exp_exact`), else to tolerance; beta / threshold to tolerance."""
+    exact = ("x", "mem0") if _exp_exact(backend) else ()
+    _compare(backend, _leaky_run(mech, delay, sg.SLAYERExp(0.5, 1.0)), _leaky_leaves(_x()), exact=exact)
 
 
 def test_leaky_noncontiguous_and_t1(backend):
@@ -152,14 +183,20 @@ def test_synaptic_surrogates(backend, surrogate):
     _compare(backend, _synaptic_run("zero", True, surrogate), _synaptic_leaves(_x(**SYN_X)), exact=SYN_EXACT)
 
 
+@pytest.mark.parametrize("mech,delay", [("subtract", False), ("zero", True), ("none", False)])
 @pytest.mark.parametrize("surrogate", [sg.Sigmoid(4.0), sg.SLAYERExp(0.5, 1.0)], ids=["sigmoid", "slayer_exp"])
-def test_synaptic_exp_surrogates(backend, surrogate):
-    """Surrogates with an exp: outputs bit for bit, gradients to 1e-5 (an ulp of exp apart)."""
-    run, leaves = _synaptic_run("subtract", False, surrogate), _synaptic_leaves(_x(**SYN_X))
+def test_synaptic_exp_surrogates(backend, surrogate, mech, delay):
+    """Surrogates with an exp: outputs bit for bit; SLAYER's x / syn0 / mem0 gradients bit for bit
+    where the kernels take torch.exp's bits (:func:`_exp_exact`); the others to 1e-5 (Sigmoid:
+    libm's exp against torch's SLEEF sigmoid, an ulp apart)."""
+    run, leaves = _synaptic_run(mech, delay, surrogate), _synaptic_leaves(_x(**SYN_X))
     ok, gk = outputs_and_grads(run, backend, leaves)
     orf, gr = outputs_and_grads(run, "reference", leaves)
     assert all(torch.equal(a, b) for a, b in zip(ok, orf))
+    exact = SYN_EXACT if (isinstance(surrogate, sg.SLAYERExp) and _exp_exact(backend)) else ()
     for k in gr:
+        if k in exact:
+            assert torch.equal(gk[k], gr[k]), k
         torch.testing.assert_close(gk[k], gr[k], **GRAD_TOL[torch.float32])
 
 
@@ -270,34 +307,29 @@ def test_norse_lif_at_threshold(backend):
                                           ("circ", torch.tensor(0.3))], ids=["tanh", "circ", "heavi_erfc", "circ_t"])
 def test_norse_lif_transcendental_surrogates(backend, method, alpha):
     """norse's HeaviTanh / HeaviCirc / HeaviErfc in the kernels: spikes and states bit for bit,
-    gradients to 1e-6 (libm / libdevice tanh, pow and exp against torch's: an ulp apart)."""
-    leaves = _norse_leaves(_x(**NORSE_X))
-    ok, gk = outputs_and_grads(_norse_run(method, alpha), backend, leaves)
-    orf, gr = outputs_and_grads(_norse_run(method, alpha), "reference", leaves)
-    assert 0 < orf[0].sum() < orf[0].numel()
-    assert all(torch.equal(a, b) for a, b in zip(ok, orf))
-    assert gk.keys() == gr.keys()
+    gradients to 1e-6 (libm / libdevice tanh and pow against torch's: an ulp apart); HeaviErfc's
+    x / v0 / i0 gradients bit for bit where the kernels take torch.exp's bits (:func:`_exp_exact`)."""
+    ok, gk, gr = _compare_runs(backend, _norse_run(method, alpha), _norse_leaves(_x(**NORSE_X)))
     for k in gr:
         tol = 1e-6 if k in ("x", "v0", "i0") else 1e-5
         assert gr[k].abs().max() > 0, k
+        if method == "heavi_erfc" and k in ("x", "v0", "i0") and _exp_exact(backend):
+            assert torch.equal(gk[k], gr[k]), k
         torch.testing.assert_close(gk[k], gr[k], rtol=tol, atol=tol * gr[k].abs().max().item(), msg=lambda m: f"{k}: {m}")
 
 
-@pytest.mark.parametrize("method", ["super", "triangle", "circ"])
+@pytest.mark.parametrize("method", ["super", "triangle", "circ", "heavi_erfc"])
 def test_norse_lif_per_neuron_alpha(backend, method):
     """A per-neuron ``alpha`` (the surrogate's constants as per-neuron rows, as the refractory /
     AdEx kernels read them): outputs bit for bit, the x / state gradients bit for bit where the
-    surrogate has no transcendental, every gradient to 1e-5."""
+    surrogate has no transcendental (HeaviErfc: where :func:`_exp_exact`), every gradient to 1e-5."""
     alpha = 0.5 + 2.0 * torch.rand(N, generator=torch.Generator().manual_seed(9))
     leaves = _norse_leaves(_x(**NORSE_X))
-    ok, gk = outputs_and_grads(_norse_run(method, alpha), backend, leaves)
-    orf, gr = outputs_and_grads(_norse_run(method, alpha), "reference", leaves)
-    assert 0 < orf[0].sum() < orf[0].numel()
-    assert all(torch.equal(a, b) for a, b in zip(ok, orf))
-    assert gk.keys() == gr.keys()
+    ok, gk, gr = _compare_runs(backend, _norse_run(method, alpha), leaves)
+    exact = method in ("super", "triangle") or (method == "heavi_erfc" and _exp_exact(backend))
     for k in gr:
         assert gr[k].abs().max() > 0, k
-        if method != "circ" and k in ("x", "v0", "i0"):
+        if exact and k in ("x", "v0", "i0"):
             assert torch.equal(gk[k], gr[k]), k
         torch.testing.assert_close(gk[k], gr[k], rtol=1e-5, atol=1e-5 * gr[k].abs().max().item(),
                                    msg=lambda m: f"{k}: {m}")

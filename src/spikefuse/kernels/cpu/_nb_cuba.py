@@ -10,7 +10,8 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-from numba import njit
+
+from ._nb_kernel import kernel
 
 TILE = 2048
 F0 = np.float32(0.0)
@@ -19,7 +20,7 @@ F1 = np.float32(1.0)
 
 @functools.lru_cache(maxsize=None)
 def make_fwd(refractory: int):
-    @njit(cache=True, nogil=True, error_model="numpy")
+    @kernel
     def cuba_fwd(x, leak, reset, thr, a_m, c_s, R, Z, V, I, MK, j0, j1):
         T = x.shape[0]
         for a in range(j0, j1, TILE):
@@ -69,7 +70,7 @@ def make_bwd(refractory: int, has_gz: int, has_gv: int, has_gi: int, need_x: int
     ``k`` = 0 leak (``gV' a_m``), 1 reset of the refractory clamp (``gV m``), 2 reset of the spike
     (``gV (1 - m) z'``), 3 threshold (``-gZ sg``), 4 a_m (``gV' drive``), 5 c_s (``gI i[t-1]``)."""
 
-    @njit(cache=True, nogil=True, error_model="numpy")
+    @kernel
     def cuba_bwd(V, I, MK, gz, gvm, gic, zstep, vstep, istep, leak, thr, alpha, a_m, c_s, gx, g_leak, g_reset, g_thr, g_am,
                  g_cs, P0, P1, P2, P3, P4, P5, pstep, j0, j1):
         T = V.shape[0]

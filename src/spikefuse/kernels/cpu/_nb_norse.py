@@ -3,14 +3,18 @@ import of the library). Float32, the reference's operation order (the equations 
 encodings: kernels/_norse_host.py) and, in the reverse scans, autograd's order of summing each
 gradient: the same arithmetic as the Triton VJPs of kernels/triton/norse.py (whose docstring
 gives the order). The feed-forward LIF's charge and norse's surrogates are reused from
-:mod:`._nb_peers`. AdEx's ``exp`` is libm's (torch's CPU ``exp`` is SLEEF's: an ulp apart on
-about 1 % of arguments).
+:mod:`._nb_peers`. AdEx's ``exp((v - v_th) / delta_T)``: per step and tile, a first loop writes
+the arguments of the row into a tile buffer, one :func:`._nb_vml.exp_row` call (torch.exp's
+routine, MKL VML: the reference's bits; without it libm's expf) turns them into the exps, then
+the lane loop reads them (libm's expf called in the lane loop cost ~9 ns per neuron-step and
+kept it scalar).
 
 Arrays: ``x`` and the traces C-contiguous fp32 ``(T, M)``; the per-neuron parameters stacked as
 ``P`` ``(n_params, M)`` (the last two rows: the surrogate's c0, c1 per neuron) and the initial state as ``S0`` ``(3, M)``; absent incoming gradients
 are 1-element dummies with their flag off. Each variant (surrogate, which gradients exist) is
 its own compiled kernel with its flags as compile-time constants (closures, as in
-:mod:`._nb_peers`); a kernel runs the neuron range ``[j0, j1)`` tile by tile, the time loop
+:mod:`._nb_peers`; compiled by :func:`._nb_kernel.kernel`, which lets LLVM vectorise the lane
+loops); a kernel runs the neuron range ``[j0, j1)`` tile by tile, the time loop
 inside a tile, and :func:`.jit.run` gives each thread one range.
 """
 from __future__ import annotations
@@ -20,7 +24,9 @@ import functools
 import numpy as np
 from numba import njit
 
+from ._nb_kernel import kernel
 from ._nb_peers import norse_charge, peer_sg_times
+from ._nb_vml import AVAILABLE, exp_row
 
 TILE = 2048
 F0 = np.float32(0.0)
@@ -92,12 +98,18 @@ def refrac_vjp(C, jj, x, v, i, rho, g, P, k, has_sg, kid, acc, need_params):
 
 
 @njit(cache=True, inline="always")
-def adex_parts(x, v, i, a, p):
-    """(j, s3, vd, i', e, y, q, q3, ad, z) of one step (``p`` the 9 parameters)."""
+def adex_arg(v, P, k):
+    """The exp's argument ``(v - v_th) / delta_T`` of neuron ``k`` (as the reference computes it)."""
+    return (v - P[4, k]) / P[8, k]
+
+
+@njit(cache=True, inline="always")
+def adex_parts(x, v, i, a, p, e):
+    """(j, s3, vd, i', e, y, q, q3, ad, z) of one step (``p`` the 9 parameters, ``e`` the exp of
+    :func:`adex_arg`)."""
     am, asn, aa, vl, vth, vr, ac, asp, dT = p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8]
     j = i + x
     y = (v - vth) / dT
-    e = np.exp(y)
     s3 = (((vl - v) + dT * e) + j) - a
     vd = v + am * s3
     i_new = j + asn * j
@@ -109,31 +121,41 @@ def adex_parts(x, v, i, a, p):
 
 
 @njit(cache=True, inline="always")
-def adex_step(x, v, i, a, P, k):
-    """One forward step of neuron ``k``: (z, v', i', a')."""
+def adex_step(x, v, i, a, P, k, e):
+    """One forward step of neuron ``k`` (``e``: the exp of :func:`adex_arg`): (z, v', i', a')."""
     p = (P[0, k], P[1, k], P[2, k], P[3, k], P[4, k], P[5, k], P[6, k], P[7, k], P[8, k])
-    _, _, vd, i_new, _, _, _, _, ad, z = adex_parts(x, v, i, a, p)
+    _, _, vd, i_new, _, _, _, _, ad, z = adex_parts(x, v, i, a, p, e)
     return z, (F1 - z) * vd + z * P[5, k], i_new, ad + z * P[7, k]
 
 
 @functools.lru_cache(maxsize=None)
 def make_fwd(model: int):
     """The forward kernel of ``model`` (0 the refractory LIF, 1 AdEx); ``S`` the third state's
-    trace (rho or a), ``last`` ``(3, M)`` the final state."""
+    trace (rho or a), ``last`` ``(3, M)`` the final state; ``tstep`` the row step of the traces
+    ``V, I, S``: 1 stores every step's state, 0 (``(1, M)`` scratch arrays: an inference forward,
+    no trace asked for) overwrites one row that stays in cache."""
+    vml = AVAILABLE        # a closure constant: cached variants differ with and without VML
 
-    @njit(cache=True, nogil=True, error_model="numpy")
-    def norse_fwd(x, P, S0, Z, V, I, S, last, j0, j1):
+    @kernel
+    def norse_fwd(x, P, S0, Z, V, I, S, last, tstep, j0, j1):
         T = x.shape[0]
         for a in range(j0, j1, TILE):
             e = min(j1, a + TILE)
+            n = e - a
             v, i, s = S0[0, a:e].copy(), S0[1, a:e].copy(), S0[2, a:e].copy()
+            ex = np.empty(n if model == 1 else 1, np.float32)
             for t in range(T):
-                xt, zt, vt, it, st = x[t, a:e], Z[t, a:e], V[t, a:e], I[t, a:e], S[t, a:e]
-                for jj in range(e - a):
+                r = t * tstep
+                xt, zt, vt, it, st = x[t, a:e], Z[t, a:e], V[r, a:e], I[r, a:e], S[r, a:e]
+                if model == 1:
+                    for jj in range(n):
+                        ex[jj] = adex_arg(v[jj], P, a + jj)
+                    exp_row(n, ex, vml)
+                for jj in range(n):
                     if model == 0:
                         z, v[jj], i[jj], s[jj] = refrac_step(xt[jj], v[jj], i[jj], s[jj], P, a + jj)
                     else:
-                        z, v[jj], i[jj], s[jj] = adex_step(xt[jj], v[jj], i[jj], s[jj], P, a + jj)
+                        z, v[jj], i[jj], s[jj] = adex_step(xt[jj], v[jj], i[jj], s[jj], P, a + jj, ex[jj])
                     zt[jj], vt[jj], it[jj], st[jj] = z, v[jj], i[jj], s[jj]
             last[0, a:e], last[1, a:e], last[2, a:e] = v, i, s
 
@@ -141,14 +163,15 @@ def make_fwd(model: int):
 
 
 @njit(cache=True, inline="always")
-def adex_vjp(C, jj, x, v, i, a, g, P, k, has_sg, kid, acc, need_params):
-    """One step back for neuron ``k``: carries ``C[:, jj]`` (v: v - v_leak, v + dv, v - v_th,
-    v_leak - v; i; a: a + da, q2 - a, s2 - a); returns gX."""
+def adex_vjp(C, jj, x, v, i, a, g, P, k, has_sg, kid, acc, need_params, e):
+    """One step back for neuron ``k`` (``e``: the exp of :func:`adex_arg` of ``v``): carries
+    ``C[:, jj]`` (v: v - v_leak, v + dv, v - v_th, v_leak - v; i; a: a + da, q2 - a, s2 - a);
+    returns gX."""
     gz, gv, gi, ga = g
     p = (P[0, k], P[1, k], P[2, k], P[3, k], P[4, k], P[5, k], P[6, k], P[7, k], P[8, k])
     am, asn, aa, vl, vth, vr, ac, asp, dT = p
     c0, c1 = P[9, k], P[10, k]
-    j, s3, vd, _, e, y, q, q3, _, z = adex_parts(x, v, i, a, p)
+    j, s3, vd, _, e, y, q, q3, _, z = adex_parts(x, v, i, a, p, e)
     g_vn = (((C[0, jj] + gv) + C[1, jj]) + C[2, jj]) + C[3, jj]
     g_i = C[4, jj] + gi
     g_an = ((C[5, jj] + ga) + C[6, jj]) + C[7, jj]
@@ -189,8 +212,9 @@ def make_bwd(model: int, kid: int, has_sg: int, has_gz: int, has_gv: int, has_gi
     the final-state gradients (zeros where absent), ``G0`` the carries out of step 0, ``gp`` the
     per-neuron parameter gradients."""
     n_carry, n_grad, n_v = (6, 6, 3) if model == 0 else (8, 9, 4)
+    vml = AVAILABLE        # a closure constant: cached variants differ with and without VML
 
-    @njit(cache=True, nogil=True, error_model="numpy")
+    @kernel
     def norse_bwd(V, I, S, x, gz, gvs, gis, gss, GL, P, S0, gx, G0, gp, j0, j1):
         T = V.shape[0]
         for a in range(j0, j1, TILE):
@@ -198,6 +222,7 @@ def make_bwd(model: int, kid: int, has_sg: int, has_gz: int, has_gv: int, has_gi
             C = np.zeros((n_carry, e - a), np.float32)
             C[0], C[n_v], C[n_v + 1] = GL[0, a:e], GL[1, a:e], GL[2, a:e]
             acc = np.zeros((n_grad, e - a), np.float32)
+            ex = np.empty(e - a if model == 1 else 1, np.float32)
             for t in range(T - 1, -1, -1):
                 vp = S0[0, a:e] if t == 0 else V[t - 1, a:e]
                 ip = S0[1, a:e] if t == 0 else I[t - 1, a:e]
@@ -207,6 +232,10 @@ def make_bwd(model: int, kid: int, has_sg: int, has_gz: int, has_gv: int, has_gi
                 gvt = gvs[t, a:e] if has_gv else gvs[0, 0:1]
                 git = gis[t, a:e] if has_gi else gis[0, 0:1]
                 gst = gss[t, a:e] if has_gs else gss[0, 0:1]
+                if model == 1:
+                    for jj in range(e - a):
+                        ex[jj] = adex_arg(vp[jj], P, a + jj)
+                    exp_row(e - a, ex, vml)
                 for jj in range(e - a):
                     g = (gzt[jj] if has_gz else F0, gvt[jj] if has_gv else F0, git[jj] if has_gi else F0,
                          gst[jj] if has_gs else F0)
@@ -215,7 +244,7 @@ def make_bwd(model: int, kid: int, has_sg: int, has_gz: int, has_gv: int, has_gi
                                              need_params)
                     else:
                         gxt[jj] = adex_vjp(C, jj, xt[jj], vp[jj], ip[jj], sp[jj], g, P, a + jj, has_sg, kid, acc,
-                                           need_params)
+                                           need_params, ex[jj])
             G0[:, a:e] = C
             if need_params:
                 gp[:, a:e] = acc

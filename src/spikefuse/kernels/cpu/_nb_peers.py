@@ -29,6 +29,8 @@ import numpy as np
 from numba import njit
 
 from ._nb_lif import sg_times
+from ._nb_vml import AVAILABLE as VML
+from ._nb_vml import exp_row
 
 TILE = 2048
 F0 = np.float32(0.0)
@@ -63,6 +65,36 @@ def peer_sg_times(g, d, kid, c0, c1):
         return g * (((-a + b) * F2) * c0)
     y = c0 * d
     return g * ((F2 * np.exp(-(y * y))) / c1)
+
+
+@njit(cache=True, inline="always")
+def has_exp(kid):
+    """Whether surrogate ``kid`` has an exp the kernels take from a row of exps (:func:`exp_arg`):
+    SLAYER's exp (3), norse's HeaviErfc (7)."""
+    return kid == 3 or kid == 7
+
+
+@njit(cache=True, inline="always")
+def exp_arg(d, kid, c0):
+    """The argument of the exp of surrogate ``kid`` at ``d`` in the reference's operations:
+    ``-|d| / tau`` (SLAYER, ``c0 = tau``), ``-((alpha d)^2)`` (HeaviErfc, ``c0 = alpha``; torch's
+    ``pow(2)`` is ``y * y``)."""
+    if kid == 3:
+        return -abs(d) / c0
+    y = c0 * d
+    return -(y * y)
+
+
+@njit(cache=True, inline="always")
+def sg_times_ex(g, d, kid, c0, c1, ex):
+    """:func:`peer_sg_times` with the exp of SLAYER (3) / HeaviErfc (7) given as ``ex`` (from the
+    kernel's row of exps: :func:`._nb_vml.exp_row`, torch.exp's bits with MKL VML); other ids
+    ignore it."""
+    if kid == 3:
+        return g * (c1 * ex)
+    if kid == 7:
+        return g * ((F2 * ex) / c1)
+    return peer_sg_times(g, d, kid, c0, c1)
 
 
 # --------------------------------------------------------------------------- snnTorch Leaky
@@ -135,9 +167,10 @@ def leaky_late_vjp(gn2, gspk, n, r, thr, gsf, mech):
 
 
 @njit(cache=True, inline="always")
-def leaky_vjp(gn, gspk, n, m, r, b, thr, gsf, mech, delay, gth, kid, c0, c1):
-    """(gX, g_mem[t-1], g_b, g_thr) of one step; ``gn`` the gradient of this step's membrane."""
-    gu = sg_times(gspk * gsf, n - thr, kid, c0, c1)
+def leaky_vjp(gn, gspk, n, m, r, b, thr, gsf, mech, delay, gth, kid, c0, c1, ex):
+    """(gX, g_mem[t-1], g_b, g_thr) of one step; ``gn`` the gradient of this step's membrane;
+    ``ex``: the surrogate's exp (:func:`sg_times_ex`)."""
+    gu = sg_times_ex(gspk * gsf, n - thr, kid, c0, c1, ex)
     gn = gn + gu
     if mech == 1:
         return gn, (gn * b) * (F1 - r), gn * ((F1 - r) * m), gth + (-gu)
@@ -151,7 +184,10 @@ def make_leaky_bwd(mech: int, delay: int, kid: int, has_gs: int, has_gm: int, ne
     """The reverse-scan kernel of one variant (flags are compile-time constants; ``has_glast``,
     the initial carry, and ``need_x``, whether gX is stored, are run-time flags: they pick an
     array, not an operation); writes gX, g_mem0 and (``need_params``) the per-neuron beta /
-    threshold gradients."""
+    threshold gradients. SLAYER exp (``kid`` 3): per step and tile a first loop writes the exp
+    arguments of the row into a tile buffer, one :func:`._nb_vml.exp_row` (torch.exp's bits), then
+    the lane loop reads them (as :func:`._nb_lif.make_bwd`)."""
+    vml = VML      # a closure constant: cached variants differ with and without VML
 
     @njit(cache=True, nogil=True, error_model="numpy")
     def leaky_bwd(Mseq, x, gs, gmseq, glast, has_glast, b, thr, gsf, m0, c0, c1, gx, need_x, gm0, gb, gthr, j0, j1):
@@ -162,6 +198,7 @@ def make_leaky_bwd(mech: int, delay: int, kid: int, has_gs: int, has_gm: int, ne
             scr = np.empty(e - a, np.float32)
             ab, at = np.zeros(e - a, np.float32), np.zeros(e - a, np.float32)
             ba, ta, ga = b[a:e], thr[a:e], gsf[a:e]
+            ex = np.zeros(e - a if has_exp(kid) else 1, np.float32)
             for t in range(T - 1, -1, -1):
                 mp = m0[a:e] if t == 0 else Mseq[t - 1, a:e]
                 mt = Mseq[t, a:e]
@@ -169,6 +206,11 @@ def make_leaky_bwd(mech: int, delay: int, kid: int, has_gs: int, has_gm: int, ne
                 gst = trow(gs, t, a, e) if has_gs else gs[0, 0:1]
                 gmt = trow(gmseq, t, a, e) if has_gm else gmseq[0, 0:1]
                 gxt = gx[t, a:e] if need_x else scr
+                if has_exp(kid):    # the surrogate's exp at n - thr, n as the lane loop forms it
+                    for jj in range(e - a):
+                        n = mt[jj] if delay else leaky_charge(xt[jj], mp[jj], ba[jj], ta[jj], mech)[0]
+                        ex[jj] = exp_arg(n - ta[jj], kid, c0)
+                    exp_row(e - a, ex, vml)
                 for jj in range(e - a):
                     m, th = mp[jj], ta[jj]
                     r = F1 if m - th > F0 else F0
@@ -180,7 +222,8 @@ def make_leaky_bwd(mech: int, delay: int, kid: int, has_gs: int, has_gm: int, ne
                     else:
                         n = leaky_charge(xt[jj], m, ba[jj], th, mech)[0]
                         gn, gspk, gth = leaky_late_vjp(gn, gspk, n, r, th, ga[jj], mech)
-                    g, gm, gbt, gth = leaky_vjp(gn, gspk, n, m, r, ba[jj], th, ga[jj], mech, delay, gth, kid, c0, c1)
+                    g, gm, gbt, gth = leaky_vjp(gn, gspk, n, m, r, ba[jj], th, ga[jj], mech, delay, gth, kid, c0, c1,
+                                                ex[jj] if has_exp(kid) else F0)
                     gxt[jj] = g
                     carry[jj] = gm
                     if need_params:
@@ -231,16 +274,17 @@ def norse_fwd(x, am, asn, vl, vth, vr, v0, i0, Z, V, I, vlast, ilast, store, j0,
 
 
 @njit(cache=True, inline="always")
-def norse_gvd(gvn, gz_in, has_gz, vd, u, z, vr, has_sg, kid, c0, c1):
+def norse_gvd(gvn, gz_in, has_gz, vd, u, z, vr, has_sg, kid, c0, c1, ex):
     """(gradient of the decayed voltage, threshold term): the reset's ``z * v_reset`` and
-    ``1 - z`` terms reach the spike in autograd's order, then the surrogate."""
+    ``1 - z`` terms reach the spike in autograd's order, then the surrogate (``ex``: its exp,
+    :func:`sg_times_ex`; only read for SLAYER / HeaviErfc)."""
     gvd = gvn * (F1 - z)
     if not has_sg:
         return gvd, F0
     gz = gvn * vr
     if has_gz:
         gz = gz_in + gz
-    gu = peer_sg_times(gz + (-(gvn * vd)), u, kid, c0, c1)
+    gu = sg_times_ex(gz + (-(gvn * vd)), u, kid, c0, c1, ex)
     return gvd + gu, -gu
 
 
@@ -248,7 +292,9 @@ def norse_gvd(gvn, gz_in, has_gz, vd, u, z, vr, has_sg, kid, c0, c1):
 def make_norse_bwd(kid: int, has_sg: int, has_gz: int, has_gv: int, has_gi: int, need_params: int):
     """The reverse-scan kernel of one variant (flags are compile-time constants; ``has_gvl`` /
     ``has_gil``, which pick the initial carries, are run-time flags); ``gp`` ``(5, M)``: the
-    per-neuron gradients of (a_m, a_sn, v_leak, v_th, v_reset)."""
+    per-neuron gradients of (a_m, a_sn, v_leak, v_th, v_reset). HeaviErfc / SLAYER exp: the row of
+    exps first (:func:`._nb_vml.exp_row`, torch.exp's bits), as in :func:`make_leaky_bwd`."""
+    vml = VML      # a closure constant: cached variants differ with and without VML
 
     @njit(cache=True, nogil=True, error_model="numpy")
     def norse_bwd(V, I, x, gz, gvseq, giseq, gvlast, gilast, has_gvl, has_gil, am, asn, vl, vth, vr, c0, c1, v0, i0,
@@ -262,6 +308,7 @@ def make_norse_bwd(kid: int, has_sg: int, has_gz: int, has_gv: int, has_gi: int,
             acc = np.zeros((5, e - a), np.float32)
             ama, asa, vla, vta, vra = am[a:e], asn[a:e], vl[a:e], vth[a:e], vr[a:e]
             c0a, c1a = c0[a:e], c1[a:e]
+            ex = np.zeros(e - a if (has_sg and has_exp(kid)) else 1, np.float32)
             for t in range(T - 1, -1, -1):
                 vp = v0[a:e] if t == 0 else V[t - 1, a:e]
                 ip = i0[a:e] if t == 0 else I[t - 1, a:e]
@@ -269,6 +316,11 @@ def make_norse_bwd(kid: int, has_sg: int, has_gz: int, has_gv: int, has_gi: int,
                 gzt = trow(gz, t, a, e) if has_gz else gz[0, 0:1]
                 gvt = trow(gvseq, t, a, e) if has_gv else gvseq[0, 0:1]
                 git = trow(giseq, t, a, e) if has_gi else giseq[0, 0:1]
+                if has_sg and has_exp(kid):     # the surrogate's exp at u = vd - v_th
+                    for jj in range(e - a):
+                        vd = norse_charge(xt[jj], vp[jj], ip[jj], ama[jj], asa[jj], vla[jj])[2]
+                        ex[jj] = exp_arg(vd - vta[jj], kid, c0a[jj])
+                    exp_row(e - a, ex, vml)
                 for jj in range(e - a):
                     jump, w, vd, _ = norse_charge(xt[jj], vp[jj], ip[jj], ama[jj], asa[jj], vla[jj])
                     u = vd - vta[jj]
@@ -276,7 +328,7 @@ def make_norse_bwd(kid: int, has_sg: int, has_gz: int, has_gv: int, has_gi: int,
                     gvn = (ca[jj] + gvt[jj] if has_gv else ca[jj]) + cb[jj]
                     gid = ci[jj] + git[jj] if has_gi else ci[jj]
                     gvd, g_vth = norse_gvd(gvn, gzt[jj] if has_gz else F0, has_gz, vd, u, z, vra[jj], has_sg,
-                                           kid, c0a[jj], c1a[jj])
+                                           kid, c0a[jj], c1a[jj], ex[jj] if (has_sg and has_exp(kid)) else F0)
                     gw = gvd * ama[jj]
                     gj = (gid + gid * asa[jj]) + gw
                     gxt[jj] = gj
@@ -346,14 +398,15 @@ def make_synaptic_fwd(mech: int, delay: int):
 
 
 @njit(cache=True, inline="always")
-def synaptic_vjp(gn, gspk, sn, m, a, b, thr, mech, delay, kid, c0, c1):
+def synaptic_vjp(gn, gspk, sn, m, a, b, thr, mech, delay, kid, c0, c1, ex):
     """One step back from ``gn`` (this step's membrane, all of its uses summed) and ``gspk``:
-    (g of ``b mem + syn'``, g of the zero reset's second evaluation ``m2``, g_thr)."""
+    (g of ``b mem + syn'``, g of the zero reset's second evaluation ``m2``, g_thr); ``ex``: the
+    surrogate's exp (:func:`sg_times_ex`)."""
     n, r = synaptic_charge(sn, m, b, thr, mech)
     gth = F0
     if not delay:
         gn, gspk, gth = leaky_late_vjp(gn, gspk, n, r, thr, F1, mech)
-    gu = peer_sg_times(gspk * F1, n - thr, kid, c0, c1)
+    gu = sg_times_ex(gspk * F1, n - thr, kid, c0, c1, ex)
     gn = gn + gu
     gth = gth + (-gu)
     gm2 = F0
@@ -371,8 +424,9 @@ def make_synaptic_bwd(mech: int, delay: int, kid: int, has_gs: int, has_gss: int
     gradients of the previous ``syn`` / ``mem`` from this step's two uses of each (``a syn``,
     ``b mem`` and, for "zero", the reset's second evaluation) kept apart, summed in autograd's
     order ``((second + trace) + first)``; ``gp`` ``(3, M)``: the alpha / beta / threshold
-    gradients."""
+    gradients. SLAYER exp: the row of exps first, as in :func:`make_leaky_bwd`."""
     zero = mech == 1
+    vml = VML      # a closure constant: cached variants differ with and without VML
 
     @njit(cache=True, nogil=True, error_model="numpy")
     def synaptic_bwd(Sseq, Mseq, gs, gsseq, gmseq, gslast, gmlast, has_gsl, has_gml, al, be, thr, s0, m0, c0, c1, gx,
@@ -386,6 +440,7 @@ def make_synaptic_bwd(mech: int, delay: int, kid: int, has_gs: int, has_gss: int
             sb, mb = np.zeros(e - a, np.float32), np.zeros(e - a, np.float32)
             acc = np.zeros((3, e - a), np.float32)
             aa, ba, ta = al[a:e], be[a:e], thr[a:e]
+            ex = np.zeros(e - a if has_exp(kid) else 1, np.float32)
             for t in range(T - 1, -1, -1):
                 sp = s0[a:e] if t == 0 else Sseq[t - 1, a:e]
                 mp = m0[a:e] if t == 0 else Mseq[t - 1, a:e]
@@ -394,11 +449,16 @@ def make_synaptic_bwd(mech: int, delay: int, kid: int, has_gs: int, has_gss: int
                 gsst = trow(gsseq, t, a, e) if has_gss else gsseq[0, 0:1]
                 gmst = trow(gmseq, t, a, e) if has_gms else gmseq[0, 0:1]
                 gxt = gx[t, a:e] if need_x else scr
+                if has_exp(kid):    # the surrogate's exp at n - thr (n before the late reset)
+                    for jj in range(e - a):
+                        n = synaptic_charge(snt[jj], mp[jj], ba[jj], ta[jj], mech)[0]
+                        ex[jj] = exp_arg(n - ta[jj], kid, c0)
+                    exp_row(e - a, ex, vml)
                 for jj in range(e - a):
                     gn = (ma[jj] + gmst[jj] if has_gms else ma[jj]) + mb[jj]
                     gsn = (sa[jj] + gsst[jj] if has_gss else sa[jj]) + sb[jj]
                     gm, gm2, gth = synaptic_vjp(gn, gst[jj] if has_gs else F0, snt[jj], mp[jj], aa[jj], ba[jj],
-                                                ta[jj], mech, delay, kid, c0, c1)
+                                                ta[jj], mech, delay, kid, c0, c1, ex[jj] if has_exp(kid) else F0)
                     gsn = gsn + gm
                     gxt[jj] = gsn + gm2 if zero else gsn
                     if zero:

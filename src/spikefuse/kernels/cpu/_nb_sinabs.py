@@ -21,6 +21,7 @@ import functools
 import numpy as np
 from numba import njit
 
+from ._nb_kernel import kernel
 from ._nb_lif import sg_times_at
 from ._nb_peers import trow
 from ._nb_vml import AVAILABLE, exp_row
@@ -141,7 +142,7 @@ def make_fwd(mode: int, maxn: int, rmode: int, syn: int, norm: int, clamp: int):
     operation)."""
     maxf = np.float32(maxn)
 
-    @njit(cache=True, nogil=True, error_model="numpy")
+    @kernel
     def sinabs_fwd(x, am, oma, asy, thr, c, mn, v0, i0, S, V, I, vlast, ilast, keep_v, keep_i, j0, j1):
         for a in range(j0, j1, TILE):
             e = min(j1, a + TILE)
@@ -199,7 +200,7 @@ def make_bwd(mode: int, maxn: int, rmode: int, syn: int, norm: int, clamp: int, 
     vml = AVAILABLE        # a closure constant: cached variants differ with and without VML
     has_exp = sid in EXP_SG and (rmode == 0 or has_gs)
 
-    @njit(cache=True, nogil=True, error_model="numpy")
+    @kernel
     def sinabs_bwd(V, I, x, gs, gvseq, giseq, gvlast, gilast, has_gvl, has_gil, am, oma, asy, thr, c, mn, hw, v0, i0,
                    c0, c1, c2, c3, gx, gv0, gi0, gp, j0, j1):
         T = V.shape[0]

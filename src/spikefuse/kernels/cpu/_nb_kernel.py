@@ -1,0 +1,57 @@
+"""``kernel``: the numba decorator of the top-level CPU kernels (the functions :func:`.jit.run`
+calls), ``njit(cache=True, nogil=True, error_model="numpy")`` plus numba's ``noalias`` flag.
+
+Why: a kernel's lane loop reads and writes many rows of different arrays (the norse refractory
+backward: 6 carry rows, 6 parameter-gradient rows, the gradient row and 8 rows it reads). LLVM
+vectorises such a loop only when it can prove the rows do not overlap, which for pointers it
+cannot tell apart takes a run-time check per pair of rows; above its limit (8 checks) it leaves
+the loop scalar. numba's ``noalias`` flag (its ``Flags.noalias``, used by its own parfors, not
+exposed as an ``njit`` option) marks every array argument of the compiled function ``noalias``:
+LLVM may then assume that what the kernel writes through one argument is not read or written
+through another. Measured (benchmarks/cpu_time.py 100,32,1024, 1 thread, CPU time, AVX-512 VM):
+norse.lif_refrac fwd+bwd 36.0 -> 21.1 ms, norse.lif_adex 46.4 -> 33.3 ms, snntorch.synaptic
+10.3 -> 7.5 ms; the results do not change (the tests compare the kernels with the reference bit
+for bit).
+
+The contract that this asks of the glue (kernels/cpu/*.py): no array a kernel writes shares
+memory with another array argument of the same call. It holds because every written array is a
+fresh output (``jit.empty`` / ``common.empty32``, distinct pooled buffers while alive) or a fresh
+1-element dummy (``jit.np32(None)``); arrays passed twice only to be read are fine.
+
+Where numba's internals differ (the flag or the option table moved), :data:`NOALIAS` is False and
+the kernels compile without it (same results, slower); ``SPIKEFUSE_NO_NOALIAS=1`` forces that,
+for A/B measurements. numba keys its on-disk cache on the source and closure values, not on the
+flags, so a cached kernel is reused whichever way it was compiled (both are correct).
+"""
+from __future__ import annotations
+
+import os
+
+from numba import njit
+
+
+def _register() -> tuple[bool, str]:
+    if os.environ.get("SPIKEFUSE_NO_NOALIAS", "") not in ("", "0"):
+        return False, "SPIKEFUSE_NO_NOALIAS is set"
+    try:
+        from numba.core import cpu, options
+        from numba.core.compiler import Flags
+
+        if "noalias" not in Flags.options:
+            return False, "this numba has no noalias flag"
+        if not hasattr(cpu.CPUTargetOptions, "noalias"):
+            cpu.CPUTargetOptions.noalias = options.TargetOptions.Mapping("noalias")
+    except (ImportError, AttributeError, TypeError) as e:
+        return False, f"numba's option table differs ({type(e).__name__}: {e})"
+    return True, ""
+
+
+#: whether the kernels compile with numba's ``noalias`` flag; False: :data:`REASON` says why
+NOALIAS, REASON = _register()
+
+_OPTIONS = dict(cache=True, nogil=True, error_model="numpy", **({"noalias": True} if NOALIAS else {}))
+
+
+def kernel(fn):
+    """``@kernel``: ``fn`` compiled as a top-level CPU kernel (module docstring)."""
+    return njit(**_OPTIONS)(fn)
