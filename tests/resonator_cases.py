@@ -56,9 +56,10 @@ def state(model, shape, grad):
 
 
 def check(backend, model, graded, decay_grad, tensor, dtype=torch.float32, scale=1.0, state_grad=None,
-          shape=(T, B, C), s_scale=4096, theta=None, spikes=True):
+          shape=(T, B, C), s_scale=4096, theta=None, spikes=True, grad_exact=False):
     """tests/equivalence.check_backend: every output, state and trace bit-identical, the same
-    outputs differentiable, gradients w.r.t. both inputs, the decays and the initial state close."""
+    outputs differentiable, gradients w.r.t. both inputs, the decays and the initial state close
+    (``grad_exact`` and fp32: equal, a zero tolerance, the CPU kernels)."""
     g = torch.Generator().manual_seed(0)
     x = [((torch.randn(shape, generator=g) * 0.5 + 0.1) * scale).to(dtype) for _ in range(2)]
     st = None if state_grad is None else state(model, shape[1:], state_grad)
@@ -73,7 +74,7 @@ def check(backend, model, graded, decay_grad, tensor, dtype=torch.float32, scale
         out = FN[model]((lv["xr"], lv["xi"]), pp, state=s0, backend=backend, return_traces=True)
         return [out[0]] + list(out[1]) + list(out[2])
 
-    tol = 2e-5 if dtype == torch.float32 else 2e-2
+    tol = (0.0 if grad_exact else 2e-5) if dtype == torch.float32 else 2e-2
     outs_r, _ = check_backend(run, leaves, backend, exact="all", differentiable_only=True, seed=1,
                               grad_dtype=torch.float64, grad_tol=scaled_tol(tol), allow_none_grads=True)
     if spikes:

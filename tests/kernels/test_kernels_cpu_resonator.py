@@ -21,26 +21,31 @@ pytest.importorskip("numba")
 COMBOS = [(g, d, t) for (g, d), t in zip(itertools.product([False, True], ["exact", "lava"]), (True, False, True, True))]
 
 
+def _check(*args, **kw):
+    """resonator_cases.check on the CPU kernels: fp32 gradients equal to the reference's."""
+    check("cpu", *args, grad_exact=True, **kw)
+
+
 @pytest.mark.parametrize("model", MODELS)
 @pytest.mark.parametrize("combo", range(len(COMBOS)))
 def test_matches_reference(model, combo):
     graded, decay_grad, tensor = COMBOS[combo]
-    check("cpu", model, graded, decay_grad, tensor, state_grad=combo % 2 == 0)
+    _check(model, graded, decay_grad, tensor, state_grad=combo % 2 == 0)
 
 
 @pytest.mark.parametrize("model,dtype", [("rf", torch.bfloat16), ("adrf_iz", torch.float16)])
 def test_half_precision_io(model, dtype):
-    check("cpu", model, dtype == torch.float16, "exact", True, dtype=dtype)
+    _check(model, dtype == torch.float16, "exact", True, dtype=dtype)
 
 
 @pytest.mark.parametrize("model", MODELS)
 def test_odd_n_t1_large_values_and_odd_scale(model):
     """More than one tile of an odd N with per-channel decays and a (T, B, C, H) input; T = 1;
     states beyond 2**24 LSB (float32 rounding of int64 -> float); a non-power-of-two s_scale."""
-    check("cpu", model, True, "lava", True, shape=(5, 2, 3, 101), state_grad=False, spikes=False)
-    check("cpu", model, False, "exact", True, shape=(1, 2, 7), state_grad=True, spikes=False)
-    check("cpu", model, False, "exact", False, scale=3000.0, theta=1500.0, spikes=False)
-    check("cpu", model, True, "exact", True, s_scale=1000)
+    _check(model, True, "lava", True, shape=(5, 2, 3, 101), state_grad=False, spikes=False)
+    _check(model, False, "exact", True, shape=(1, 2, 7), state_grad=True, spikes=False)
+    _check(model, False, "exact", False, scale=3000.0, theta=1500.0, spikes=False)
+    _check(model, True, "exact", True, s_scale=1000)
 
 
 def test_strided_input_threads_and_state_chaining():
@@ -138,3 +143,24 @@ def test_float64_path_bounds_and_int64_rerun(model):
         same("cpu", model, (xs, -xs * 0.5), p)
         assert cr.LAST["int64_tiles"] == 0
 
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_gradient_broadcast_over_time(model):
+    """A spike gradient that autograd broadcasts over time (``s.sum()``, stride 0) is read as one
+    row (jit.grad_rows), not materialised: the same input and decay gradients as the
+    materialised one and as the reference's, bit for bit (binary and graded spikes)."""
+    g = torch.Generator().manual_seed(8)
+    x = [torch.randn(12, B, C, generator=g) * 0.5 + 0.1 for _ in range(2)]
+    for graded in (False, True):
+        p, _ = params(model, graded, "exact", True)
+        grads = []
+        for be, dense in (("cpu", False), ("cpu", True), ("reference", False)):
+            xr, xi, S, Cd = (t.detach().clone().requires_grad_() for t in (*x, p.sin_decay, p.cos_decay))
+            s = FN[model]((xr, xi), p._replace(sin_decay=S, cos_decay=Cd), backend=be)[0]
+            loss = (s * torch.ones_like(s)).sum() if dense else s.sum()
+            grads.append(torch.autograd.grad(loss, [xr, xi, S, Cd]))
+        for k in range(4):
+            assert torch.equal(grads[0][k], grads[1][k]), (model, graded, k)
+            assert torch.equal(grads[0][k], grads[2][k]), (model, graded, k)
+        assert grads[0][0].abs().sum() > 0

@@ -4,8 +4,8 @@ through :mod:`.jit`: per neuron, the step and reverse step of
 recording by IEEE division), so the forward is bit-identical to the int64 reference. As in
 ``_nb_loihi``, the integers are held as integer-valued float64 (vectorised; exact while re / im
 stay within 2**40, theta / r within 2**39, checked every step) and a tile that leaves the bounds
-runs again in int64. The backward's exponentials are ``_nb_loihi.vexp`` (vectorisable, float32
-rounding of the float64 exp) instead of libm's ``expf`` call per element.
+runs again in int64. The backward's exponentials are torch.exp's (``_nb_vml``: per step and tile
+row, the float32 arguments into a buffer and one call), see :func:`make_bwd`.
 
 ``model``: 0 RF, 1 RF-Iz, 2 AdRF, 3 AdRF-Iz. Arrays are C-contiguous ``(T, M)`` / ``(M,)``
 (absent ones: a 1-element dummy, never read). Each variant is a closure with its flags as
@@ -20,9 +20,14 @@ import numpy as np
 from numba import njit
 
 from ._nb_kernel import kernel
-from ._nb_loihi import F64_LIMIT, INV4096, LIMIT_TH, adapt, over, pz, rerun_int64, state, tr, vexp  # noqa: F401
+from ._nb_loihi import F64_LIMIT, INV4096, LIMIT_TH, adapt, over, pz, rerun_int64, slayer_arg, state, tr  # noqa: F401
+from ._nb_vml import AVAILABLE as VML
+from ._nb_vml import exp_row
 
 TILE = 256
+#: neurons per tile of the backward (its state is four fp32 rows; the exp row ``2 BWD_TILE``):
+#: res_bwd at (100, 32, 1024), one thread, RF: 512 / 1024 / 2048 / 4096 took 6.3 / 5.6 / 6.6 / 6.9 ms
+BWD_TILE = 1024
 F0 = np.float32(0.0)
 F1 = np.float32(1.0)
 F2 = np.float32(2.0)
@@ -49,25 +54,27 @@ def sign(x):
 
 
 @njit(cache=True, inline="always")
-def complex_spike_vjp(gs, re, im, thr, rho, kappa, graded):
-    """SPEC 2.2 phase-spike surrogate: (dL/dre, dL/dim) for an upstream gradient ``gs``."""
-    x = re - thr
+def phase_re_arg(re, thr, rho, graded):
+    """The exp argument of the phase spike's real-part factor as ComplexSpike's backward computes
+    it in float32: graded ``-clamp(thr - re, min=0) / rho`` (NaN stays NaN, as torch.clamp),
+    binary ``-|re - thr| / rho``."""
     if graded:
         m = thr - re
-        d_re = vexp(-(m if m > F0 else F0) / rho)
-    else:
-        d_re = F1 / (F2 * rho) * vexp(-abs(x) / rho)
-    d_im = F1 / (F2 * rho) * vexp(-abs(im) / rho)
-    step = HALF * (F1 + sign(x) * (F1 - F2 * rho * d_re))
-    return gs * kappa * d_re * d_im, gs * (-(kappa / rho) * sign(im) * d_im * step)
+        return -(F0 if m < F0 else m) / rho
+    return -abs(re - thr) / rho
 
 
 @njit(cache=True, inline="always")
-def slayer_grad(x, rho, kappa, graded):
-    """SPEC 2.1 SLAYER pseudo-derivative at ``x = im - θ`` (the Triton ``slayer_grad``)."""
-    if graded:
-        return kappa * vexp((x if x < F0 else F0) / rho)
-    return kappa / (F2 * rho) * vexp(-abs(x) / rho)
+def complex_spike_vjp(gs, re, im, thr, e_re, e_im, kappa, c2, two_rho, ckr, graded):
+    """SPEC 2.2 phase-spike surrogate: (dL/dre, dL/dim) for an upstream gradient ``gs``, from the
+    exps ``e_re`` (of :func:`phase_re_arg`) and ``e_im`` (of ``-|im| / rho``), in ComplexSpike's
+    order with its Python-number coefficients as float32: ``c2 = 1 / (2 rho)``,
+    ``two_rho = 2 rho``, ``ckr = -(kappa / rho)`` (each computed in double, then rounded)."""
+    x = re - thr
+    d_re = e_re if graded else c2 * e_re
+    d_im = c2 * e_im
+    step = HALF * (F1 + sign(x) * (F1 - two_rho * d_re))
+    return gs * kappa * d_re * d_im, gs * (ckr * sign(im) * d_im * step)
 
 
 @njit(cache=True, inline="always")
@@ -208,48 +215,72 @@ def _make_tile(flt, model, graded, store_ri, store_lim, store_tr, store_rst):
 @functools.lru_cache(maxsize=None)
 def make_bwd(model: int, graded: int, has_gs: int, has_gre: int, has_gim: int, has_grel: int, has_giml: int,
              need_dec: int, lava: int):
-    """Reverse scan of the float rotation (the Triton ``_res_bwd``): the spike surrogate and the
-    trace / final-state gradients enter at each step, ``a = g_re + C'a + S'b``, ``b = g_im - S'a +
-    C'b``; decay gradients from the previous step's (exact: post-reset, initial state at t = 0;
-    lava: recorded, t >= 1 only) state."""
+    """Reverse scan of the float rotation (the Triton ``_res_bwd``, the reference's
+    ``_ResonatorFn.backward``): the spike surrogate and the trace / final-state gradients enter
+    at each step, ``a = g_re + C'a + S'b``, ``b = g_im - S'a + C'b``; decay gradients from the
+    previous step's (exact: post-reset, initial state at t = 0; lava: recorded, t >= 1 only)
+    state. ``gs_t``, ``gre_t``, ``gim_t``: the row step of each upstream (T, M) gradient (0: one
+    row for every step, a gradient autograd broadcast over time, e.g. of a sum:
+    :func:`.jit.grad_rows`).
+
+    The surrogate's exps are torch.exp's: per step and tile row a first loop writes their
+    float32 arguments as the reference computes them into a buffer (phase: the real-part
+    factor's, then ``-|im| / rho``, one row of ``2 n``), one :func:`._nb_vml.exp_row`, then the
+    scan's loop reads them (no call in it, so it vectorises; the surrogate's arithmetic fused
+    there measured faster than in a loop of its own). Tiles of :data:`BWD_TILE` neurons."""
     phase = model == 0 or model == 2
+    vml = VML      # a closure constant: cached variants differ with and without VML
 
     @kernel
-    def res_bwd(RE, IM, LIM, RST, GS, GRE, GIM, grel, giml, Sf, Cf, re0f, im0f, theta_f, rho, kappa,
-                reset_im_f, dscale, GXR, GXI, gre0, gim0, gS, gC, j0, j1):
+    def res_bwd(RE, IM, LIM, RST, GS, GRE, GIM, gs_t, gre_t, gim_t, grel, giml, Sf, Cf, re0f, im0f, theta_f,
+                rho, kappa, c2, two_rho, ckr, kiz, reset_im_f, dscale, GXR, GXI, gre0, gim0, gS, gC, j0, j1):
         T = GXR.shape[0]
-        for a0 in range(j0, j1, TILE):
-            b0 = min(j1, a0 + TILE)
+        for a0 in range(j0, j1, BWD_TILE):
+            b0 = min(j1, a0 + BWD_TILE)
             n = b0 - a0
             A, B = np.zeros(n, np.float32), np.zeros(n, np.float32)
             dS, dC = np.zeros(n, np.float32), np.zeros(n, np.float32)
+            ex = np.empty((2 * n if phase else n) if has_gs else 1, np.float32)   # the step's exps
             sf, cf = Sf[a0:b0], Cf[a0:b0]
             for t in range(T - 1, -1, -1):
                 ret, imt = RE[t, a0:b0], IM[t, a0:b0]
-                gst = GS[t, a0:b0] if has_gs else GS[0, 0:1]
-                gret = GRE[t, a0:b0] if has_gre else GRE[0, 0:1]
-                gimt = GIM[t, a0:b0] if has_gim else GIM[0, 0:1]
+                gst = GS[t * gs_t, a0:b0] if has_gs else GS[0, 0:1]
+                gret = GRE[t * gre_t, a0:b0] if has_gre else GRE[0, 0:1]
+                gimt = GIM[t * gim_t, a0:b0] if has_gim else GIM[0, 0:1]
                 lmt = LIM[t, a0:b0] if (has_gs and model >= 2) else LIM[0, 0:1]
                 tp = t - 1 if t > 0 else 0
                 rep, imp = RE[tp, a0:b0], IM[tp, a0:b0]
                 rsp = RST[tp, a0:b0] if (model == 1 and need_dec and not lava) else RST[0, 0:1]
                 gxrt, gxit = GXR[t, a0:b0], GXI[t, a0:b0]
+                if has_gs and phase:
+                    for j in range(n):
+                        ex[j] = phase_re_arg(ret[j], lmt[j] if model >= 2 else theta_f, rho, graded)
+                        ex[n + j] = -abs(imt[j]) / rho
+                    exp_row(2 * n, ex, vml)
+                elif has_gs:
+                    for j in range(n):
+                        ex[j] = slayer_arg(imt[j] - (lmt[j] if model >= 2 else theta_f), rho, graded)
+                    exp_row(n, ex, vml)
+                last = t == T - 1
                 for j in range(n):
-                    g_re, g_im = F0, F0
+                    # autograd's order of the reference's sums: the trace's gradient (from the
+                    # caller's nodes, run first), the final state's (re[-1]: its select node was
+                    # made after the spike's), then the surrogate's; two terms commute
+                    g_re = gret[j] if has_gre else F0
+                    g_im = gimt[j] if has_gim else F0
+                    if has_grel and last:          # final-state gradient enters at the last step
+                        g_re = g_re + grel[a0 + j] if has_gre else grel[a0 + j]
+                    if has_giml and last:
+                        g_im = g_im + giml[a0 + j] if has_gim else giml[a0 + j]
                     if has_gs:
-                        thr = lmt[j] if model >= 2 else theta_f
                         if phase:
-                            g_re, g_im = complex_spike_vjp(gst[j], ret[j], imt[j], thr, rho, kappa, graded)
-                        else:
-                            g_im = gst[j] * slayer_grad(imt[j] - thr, rho, kappa, graded)
-                    if has_gre:
-                        g_re += gret[j]
-                    if has_gim:
-                        g_im += gimt[j]
-                    if has_grel and t == T - 1:    # final-state gradient enters at the last step
-                        g_re += grel[a0 + j]
-                    if has_giml and t == T - 1:
-                        g_im += giml[a0 + j]
+                            gr_, gi_ = complex_spike_vjp(gst[j], ret[j], imt[j], lmt[j] if model >= 2 else theta_f,
+                                                         ex[j], ex[n + j], kappa, c2, two_rho, ckr, graded)
+                            g_re = g_re + gr_ if (has_gre or has_grel) else gr_
+                            g_im = g_im + gi_ if (has_gim or has_giml) else gi_
+                        else:    # RealSpike: grad * (coef * exp(...)), coef kappa / (2 rho) binary
+                            sg = gst[j] * (kiz * ex[j])
+                            g_im = g_im + sg if (has_gim or has_giml) else sg
                     a, b = A[j], B[j]
                     an = g_re + cf[j] * a + sf[j] * b
                     bn = g_im - sf[j] * a + cf[j] * b

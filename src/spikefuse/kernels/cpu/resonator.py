@@ -5,7 +5,10 @@ op encoding (:mod:`spikefuse.kernels._resonator_host`).
 Forward: bit-identical to the int64 reference :mod:`spikefuse.functional.resonator` (spikes,
 re/im and θ/r traces, final state). Backward: the reverse scan the Triton kernel defines (the
 float rotation's VJP with the spike surrogates fused, both ``decay_grad`` modes), in the
-reference's operation order without fused multiply-adds. fp16/bf16 I/O runs through fp32
+reference's operation order without fused multiply-adds, the surrogates' exps torch.exp's and
+their coefficients the reference's (Python doubles rounded to fp32), the upstream gradients of a
+step summed in autograd's order: fp32 gradients bit-identical to the reference's. A gradient
+broadcast over time (of a ``sum``) is read as one row (:func:`.jit.grad_rows`), not copied. fp16/bf16 I/O runs through fp32
 buffers (one conversion each way).
 
 Without numba :func:`res_cpu_supports` returns the reason: ``backend="auto"`` runs the reference
@@ -72,10 +75,15 @@ def _bwd(saved, grads, f, i, needs):
     gre0, gim0, gS, gC = (torch.empty(M, dtype=torch.float32) for _ in range(4))
     gs = grads[:5]  # spikes, re/im traces, re/im of the last step
     k = nb.make_bwd(model, int(graded), *(int(g is not None) for g in gs), int(need_dec), int(lava))
+    rows = [jit.grad_rows(g) for g in gs[:3]]    # a gradient broadcast over time: one row, step 0
+    rho, kappa = f[3], f[4]
+    # the surrogates' Python-number coefficients (double, rounded to fp32 in the reference's ops):
+    # 1 / (2 rho), 2 rho, -(kappa / rho); RealSpike's kappa (graded) or kappa / (2 rho)
+    consts = (rho, kappa, 1 / (2 * rho), 2 * rho, -(kappa / rho), kappa if graded else kappa / (2 * rho))
     jit.run(k, M, nb.TILE, jit.np32(re), jit.np32(im), jit.np32(lim, 2), np_view(rst),
-            *(jit.np32(g, 2) for g in gs[:3]), jit.np32(gs[3]), jit.np32(gs[4]),
+            *(r[0] for r in rows), *(r[1] for r in rows), jit.np32(gs[3]), jit.np32(gs[4]),
             *(jit.np32(v / 4096) for v in (S, C)), jit.np32(re0), jit.np32(im0),
-            *(np_f32(v) for v in (f[1], f[3], f[4], f[5], 1.0 if lava else 1.0 / 4096)),
+            *(np_f32(v) for v in (f[1], *consts, f[5], 1.0 if lava else 1.0 / 4096)),
             gxr.numpy(), gxi.numpy(), gre0.numpy(), gim0.numpy(), gS.numpy(), gC.numpy())
     out = [gxr if io == torch.float32 else gxr.to(io), gxi if io == torch.float32 else gxi.to(io), gS, gC, gre0, gim0]
     return [g if n else None for g, n in zip(out, needs[:6])] + [None] * 8
