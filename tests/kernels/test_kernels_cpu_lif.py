@@ -333,3 +333,60 @@ def test_plif_scalar_tau_gradient_bit_exact_large_rows(threads):
                 assert torch.equal(u, w), (hard, n)
     finally:
         torch.set_num_threads(old)
+
+
+def test_rowsum_fold_is_torchs_row_sum():
+    """The kernels' in-order fold of a row (``_nb_lif.rowsum_fold`` / ``rowsum_final``, tile by
+    tile) gives ``torch.sum``'s bits on one thread, for sizes around the vector, group (4
+    vectors), cascade-level and tile sizes; the probed vector width is 8 or 16."""
+    from spikefuse.kernels.cpu import lif as L
+
+    nb = jit.kernels("lif")
+    lanes = L._sum_lanes(nb)
+    if lanes is None:
+        pytest.skip("torch's CPU sum order is not the modelled one on this build")
+    assert lanes in (8, 16)
+    g = torch.Generator().manual_seed(43)
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        sizes = list(range(lanes, 4 * lanes * 3 + 3)) + [511, 512, 513, 4095, 4096, 4097, 8191, 8193,
+                                                         16 * 32 * 16 + 1, 256 * 32 * 4 + 7, 32768, 70001, 1 << 20]
+        for M in sizes:
+            row = torch.randn(M, generator=g) * 3
+            assert float(L._fold_sum(nb, row.numpy(), lanes)) == float(row.sum()), M
+    finally:
+        torch.set_num_threads(old)
+
+
+@pytest.mark.parametrize("kind,hard,recip", [("lif", True, False), ("nodecay", False, False), ("lif", False, True)])
+def test_plif_tau_sum_folded_in_the_kernel(kind, hard, recip, monkeypatch):
+    """A one-value learnable tau (PLIF; 1/tau for ``recip``): the kernel folds each step's tau
+    terms into torch's row-sum order (no (T, M) array; asserted by a spy on ``_fold_geo``), and
+    every output and gradient, tau's included, is torch.equal to the reference's."""
+    from spikefuse.kernels.cpu import lif as L
+
+    seen = []
+    real = L._fold_geo
+    monkeypatch.setattr(L, "_fold_geo", lambda *a: seen.append(real(*a)) or seen[-1])
+    g = torch.Generator().manual_seed(44)
+    x = torch.randn(7, 3, 401, generator=g) * 1.2 + 0.45
+    v0 = torch.randn(3, 401, generator=g) * 0.3
+
+    def make():
+        w = torch.tensor(0.4 if recip else 2.5, requires_grad=True)
+        p = LIFParams(tau=None if recip else w, reciprocal_tau=w if recip else None, v_threshold=1.0,
+                      v_reset=-0.1 if hard else None, decay_input=kind != "nodecay", surrogate=sg.ATan(2.0))
+        return p, [w]
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        a = lif_grads("cpu", x, v0, make, True)
+    finally:
+        torch.set_num_threads(old)
+    b = lif_grads("reference", x, v0, make, True)
+    assert seen and (seen[-1] is not None or L._sum_lanes(jit.kernels("lif")) is None)
+    for n, (u, w) in enumerate(zip(a, b)):
+        assert torch.equal(u, w), n
+    assert bool(a[4].ne(0).any())

@@ -214,6 +214,87 @@ def _vjp_h(gv, gspk, ghx, h, vth, vr, hard, detach, kid, c0, c1, vec, tie, ex):
     return ghr + gsg, gsg, s
 
 
+@njit(cache=True, inline="always")
+def rowsum_fold(pt, a, n, facc, frest, t, geo):
+    """Folds the elements ``[a, a + n)`` of row ``t`` (in ``pt[:n]``; ``a`` a multiple of the
+    group size) into the state of torch's CPU sum of a contiguous fp32 row (SumKernel.cpp
+    ``cascade_sum`` -> ``vectorized_inner_sum``: ``row_sum`` with 4 vectors of ``L`` lanes per
+    group, ``multi_row_sum``'s 4 cascade levels of ``2^lpow`` groups). ``facc`` ``(4, T, G)``: the
+    cascade accumulators (``G = 4 L``, index ``k L + lane`` for vector ``k`` of a group); ``frest``
+    ``(T, G)``: the row's elements past the last whole group (leftover vectors, scalar tail),
+    added at :func:`rowsum_final`. ``geo``: ``(L, lpow, groups, vectors)`` of the row. The row must
+    be folded in index order (one kernel range over all neurons)."""
+    G = facc.shape[2]
+    lpow = geo[1]
+    lstep = 1 << lpow
+    ngrp = geo[2]
+    acc0 = facc[0, t]
+    gi0 = a // G
+    nfull = min(n // G, max(0, ngrp - gi0))    # whole groups of this piece in multi_row_sum's range
+    g = 0
+    while g < nfull:
+        run = min(nfull - g, lstep - (gi0 + g) % lstep)     # groups up to the next level step
+        for r in range(g * G, (g + run) * G, G):
+            src = pt[r:r + G]
+            for q in range(G):
+                acc0[q] += src[q]
+        g += run
+        i = gi0 + g
+        if i % lstep == 0:
+            for j in range(1, 4):
+                lo, hi = facc[j - 1, t], facc[j, t]
+                for q in range(G):
+                    hi[q] += lo[q]
+                    lo[q] = F0
+                if (i & ((lstep - 1) << (j * lpow))) != 0:
+                    break
+    if gi0 + nfull == ngrp:     # past the groups: leftover vectors, scalar tail
+        r = frest[t]
+        for off in range(nfull * G, n):
+            r[a + off - ngrp * G] = pt[off]
+
+
+@njit(cache=True, inline="always")
+def rowsum_final(facc, frest, t, geo, M):
+    """torch's sum of row ``t`` from the state of :func:`rowsum_fold`: ``multi_row_sum``'s levels
+    added into level 0, the leftover vectors into vector 0, vectors 1-3 into vector 0, then
+    ``final_acc``: the scalar tail from 0, the lanes in order; stored as ``0 + final_acc``."""
+    G = facc.shape[2]
+    L, ngrp, nvec = geo[0], geo[2], geo[3]
+    a0 = facc[0, t]
+    for j in range(1, 4):
+        aj = facc[j, t]
+        for q in range(G):
+            a0[q] += aj[q]
+    r = frest[t]
+    for v in range(nvec - 4 * ngrp):
+        for q in range(L):
+            a0[q] += r[v * L + q]
+    for k in range(1, 4):
+        for q in range(L):
+            a0[q] += a0[k * L + q]
+    f = F0
+    for k in range(nvec * L, M):
+        f += r[k - ngrp * G]
+    for q in range(L):
+        f += a0[q]
+    return F0 + f
+
+
+@njit(cache=True, nogil=True)
+def fold_rows(a, facc, frest, geo, out):
+    """``out[t]``: torch's sum of row ``t`` of ``a`` (``(T, M)``) by :func:`rowsum_fold` over
+    ``TILE``-sized pieces (the kernels' order) and :func:`rowsum_final` (the probe of
+    kernels/cpu/lif.py and the tests)."""
+    T, M = a.shape
+    for s in range(0, M, TILE):
+        e = min(M, s + TILE)
+        for t in range(T):
+            rowsum_fold(a[t, s:e], s, e - s, facc, frest, t, geo)
+    for t in range(T):
+        out[t] = rowsum_final(facc, frest, t, geo, M)
+
+
 @functools.lru_cache(maxsize=None)
 def make_bwd(lif: int, decay: int, recip: int, hard: int, detach: int, kid: int, has_gvseq: int, params: int):
     """The reverse-scan kernel for one variant over neurons ``[j0, j1)``; writes gX (when
@@ -244,7 +325,10 @@ def make_bwd(lif: int, decay: int, recip: int, hard: int, detach: int, kid: int,
     (a parameter of one value per neuron) adds them here in that order into ``gtau`` / ``gvth`` /
     ``gvr``; ``per_step=1`` (a parameter broadcast over neurons) writes each term into its
     ``(T, M)`` array (``ptau``; ``pth1``/``pth2``; ``pr1``/``pr2``, the first-added term first)
-    for the caller to reduce step by step as autograd does.
+    for the caller to reduce step by step as autograd does; with ``fold`` (PLIF: one tau for all
+    neurons, the kernel run as one range, kernels/cpu/lif.py ``_fold_geo``) each step's tau terms
+    go to a tile scratch row folded into torch's row-sum order instead (:func:`rowsum_fold`;
+    ``fout[t]``: step ``t``'s sum, :func:`rowsum_final`), so no ``(T, M)`` array is written or read.
 
     SLAYER exp (``kid`` 3): per step and tile a first loop writes the exp arguments
     ``-|H - Vth| / c0`` of the row into a tile buffer, one :func:`._nb_vml.vexp` call (torch.exp's
@@ -255,7 +339,7 @@ def make_bwd(lif: int, decay: int, recip: int, hard: int, detach: int, kid: int,
     @njit(cache=True, nogil=True, error_model="numpy")
     def lif_bwd(H, x, gs, gvseq, ghseq, has_gs, has_ghseq, sstep, vstep, hstep, gvlast, has_gvlast, tau,
                 vth, vr, v0, c0, c1, tie, lanes, need_x, gx, gv0, need_tau, need_vth, need_vr,
-                per_step, gtau, gvth, gvr, ptau, pth1, pth2, pr1, pr2, j0, j1):
+                per_step, gtau, gvth, gvr, ptau, pth1, pth2, pr1, pr2, fold, facc, frest, fgeo, fout, j0, j1):
         T = H.shape[0]
         split = has_gvseq and lif != 0
         kind = 1 if decay else 2    # of _tau_term (lif only)
@@ -348,7 +432,7 @@ def make_bwd(lif: int, decay: int, recip: int, hard: int, detach: int, kid: int,
                             ar[jj] = (ar[jj] + kv[jj] * spike(ht[jj] - th[jj], tie)) + kq[jj]
                 if n_tau:   # V[t-1] after its reset (V0 at t = 0), x[t] (decay_input)
                     xp = x[t, a:b] if decay else zero
-                    pt = ptau[t, a:b] if per_step else scr
+                    pt = ptau[t, a:b] if (per_step and not fold) else scr
                     if t == 0:
                         hp = v0[a:b]
                         for jj in range(n):
@@ -362,6 +446,8 @@ def make_bwd(lif: int, decay: int, recip: int, hard: int, detach: int, kid: int,
                             e = _tau_term(kh[jj], xp[jj], vp, ta[jj], rs[jj], kind, recip)
                             pt[jj] = e
                             at[jj] = at[jj] + e
+                    if fold:
+                        rowsum_fold(pt, a, n, facc, frest, t, fgeo)
             if split:
                 for jj in range(n):
                     carry[jj] = carry[jj] + (-cq[jj])
@@ -373,6 +459,9 @@ def make_bwd(lif: int, decay: int, recip: int, hard: int, detach: int, kid: int,
                     gvth[a:b] = ath
                 if need_vr:
                     gvr[a:b] = ar
+        if n_tau and fold:     # one range over all neurons: every row is folded
+            for t in range(T):
+                fout[t] = rowsum_final(facc, frest, t, fgeo, j1)
 
     return lif_bwd
 

@@ -285,6 +285,8 @@ def _per_neuron(p, shape, M: int):
 #: the absent arrays of the LIF kernels (``(1,)`` / ``(1, 1)``): made once, since the kernels
 #: never write an absent array (its flag off: :mod:`._nb_lif`)
 _ABSENT = {1: np.zeros(1, dtype=np.float32), 2: np.zeros((1, 1), dtype=np.float32)}
+_NO_FOLD = (np.zeros((1, 1, 1), dtype=np.float32), np.zeros((1, 1), dtype=np.float32),
+            np.array([1, 4, 0, 0], dtype=np.int64), np.zeros(1, dtype=np.float32))
 
 
 def _np(t: Optional[torch.Tensor], ndim: int = 1):
@@ -455,6 +457,58 @@ def _nb_param_flags(ctx, params, M: int):
     return need, per_step
 
 
+def _sum_lanes(nb):
+    """The vector width (floats) of torch's CPU sum kernel, probed once: the width (8 or 16) whose
+    :func:`._nb_lif.rowsum_fold` order gives ``torch.sum``'s bits on random rows of several sizes
+    (on an AVX512 CPU torch's sum runs its AVX2 kernel: 8 lanes); None when neither does (then
+    the kernels write the per-step terms for :func:`.common.step_sum`)."""
+    key = ("sum_lanes", torch.backends.cpu.get_cpu_capability())
+    if key not in _LANES:
+        g = torch.Generator().manual_seed(7)
+        rows = [torch.randn(m, generator=g) * 3 for m in (17, 64, 333, 1000, 5000, 20000)]
+        want = [float(r.sum()) for r in rows]   # one thread or under GRAIN_SIZE: the serial sum
+        _LANES[key] = None
+        for L in (8, 16):
+            if all(float(_fold_sum(nb, r.numpy(), L)) == w for r, w in zip(rows, want)):
+                _LANES[key] = L
+                break
+    return _LANES[key]
+
+
+def _fold_sum(nb, row, L: int):
+    """:func:`._nb_lif.rowsum_fold` / ``rowsum_final`` over one row, tile by tile (the kernels'
+    order), with ``L`` lanes."""
+    geo = _geo(row.shape[0], L)
+    G = 4 * L
+    facc, frest, out = np.zeros((4, 1, G), np.float32), np.zeros((1, G), np.float32), np.empty(1, np.float32)
+    nb.fold_rows(row.reshape(1, -1), facc, frest, geo, out)
+    return out[0]
+
+
+def _geo(M: int, L: int):
+    nvec = M // L
+    groups = nvec // 4
+    cl = 1 if groups <= 2 else (groups - 1).bit_length()     # ceil_log2
+    return np.array([L, max(4, cl // 4), groups, nvec], dtype=np.int64)
+
+
+def _fold_geo(nb, M: int, T: int):
+    """``(L, lpow, groups, vectors)`` of torch's CPU sum of a contiguous fp32 ``M``-element row
+    (SumKernel.cpp ``vectorized_inner_sum`` / ``row_sum`` / ``multi_row_sum``; see
+    :func:`._nb_lif.rowsum_fold`) when the kernel can fold PLIF's per-step tau terms into it, else
+    None: the reference reduces each row serially (``M <= GRAIN_SIZE`` or one thread), the
+    kernel runs as one range over all neurons (rows folded in index order), a known vector width,
+    at least one vector (a shorter row takes torch's scalar loop)."""
+    from .common import GRAIN_SIZE
+
+    if not (M <= GRAIN_SIZE or torch.get_num_threads() == 1) or len(jit.ranges(M, nb.SPLIT, work=M * T)) != 1:
+        return None
+    L = _sum_lanes(nb)
+    if L is None or M < L:
+        return None
+    return _geo(M, L)
+
+
 def _nb_backward(nb, ctx, H, x, v0, params, grads):
     """The numba reverse scan (:mod:`._nb_lif`); the contract of :func:`_lif_backward`."""
     kind, hard, detach, surrogate, traces, out_dtype, recip, strict = ctx.cfg
@@ -467,6 +521,16 @@ def _nb_backward(nb, ctx, H, x, v0, params, grads):
     vec = [torch.empty(M, dtype=f32) if (n and not per_step) else None for n in (n_tau, n_vth, n_vr)]
     two = (n_tau, n_vth, n_vth and not hard, n_vr, n_vr and kind != KIND_IF)
     arr = [jit.empty((T, M)) if (n and per_step) else None for n in two]
+    # PLIF (one tau for all neurons): the kernel sums each step's tau terms in torch's order
+    # (rowsum_fold) instead of writing them into a (T, M) array for step_sum
+    geo = _fold_geo(nb, M, T) if (n_tau and per_step and params[0].numel() == 1) else None
+    if geo is not None:
+        G = 4 * int(geo[0])
+        arr[0] = None
+        fold = (np.zeros((4, T, G), dtype=np.float32), np.zeros((T, G), dtype=np.float32), geo,
+                np.empty(T, dtype=np.float32))
+    else:
+        fold = _NO_FOLD
     c0, c1 = surrogate_consts(surrogate)
     g_spk, g_vlast, g_hseq, g_vseq = grads
     xs = x if (x is not None and kind == KIND_LIF_DECAY_INPUT and n_tau) else None
@@ -480,13 +544,16 @@ def _nb_backward(nb, ctx, H, x, v0, params, grads):
             c0, c1, _tie(strict),
             _lanes(int(surrogate.kernel_id), M), bool(needs[0]), _np(gx, 2), gv0.numpy(), bool(n_tau),
             bool(n_vth), bool(n_vr), bool(per_step), *(_np(g) for g in vec),
-            *(_np(a, 2) for a in arr), steps=T)
+            *(_np(a, 2) for a in arr), geo is not None, *fold, steps=T)
     if gx is not None and ctx.x_dtype != f32:
         gx = gx.to(ctx.x_dtype)
     if per_step:
-        terms = ([arr[0]] if n_tau else None, [a for a in arr[1:3] if a is not None] or None,
+        terms = ([arr[0]] if arr[0] is not None else None, [a for a in arr[1:3] if a is not None] or None,
                  [a for a in arr[3:] if a is not None] or None)
         out = _param_grads(terms, ctx.step_shape, params, needs)
+        if geo is not None:   # autograd's order: step T-1 first, sequential fp32 adds
+            acc = np.add.accumulate(fold[3][::-1], dtype=np.float32)[-1]
+            out = (torch.tensor(acc, dtype=f32).reshape(params[0].shape), *out[1:])
     else:
         out = tuple(None if not needs[1 + j] or not isinstance(p, torch.Tensor) else
                     (vec[j].view(p.shape) if vec[j] is not None else torch.zeros(p.shape, dtype=f32))
