@@ -61,27 +61,6 @@ def test_exact_kernel_variant_beyond_int32(alif):
     _check(alif, True, "lava", True, scale=2e3, scale_param=48)
 
 
-def test_exp_rounds_float64_exp():
-    """The vectorisable exp of the backward (SLAYER's pseudo-derivative) against float64 exp
-    rounded to float32, over the arguments it gets (<= 0): the same value (it computes in
-    float64 and rounds once), 0 below -104."""
-    import numpy as np
-    from numba import njit
-    from spikefuse.kernels.cpu import _nb_loihi as nb
-
-    @njit
-    def vexp(d):
-        out = np.empty_like(d)
-        for k in range(d.size):
-            out[k] = nb.exp_f32(d[k])
-        return out
-
-    g = torch.Generator().manual_seed(4)
-    d = torch.cat([-torch.rand(200000, generator=g) * 104, -torch.rand(20000, generator=g) * 1e-3]).numpy()
-    assert (vexp(d) == np.exp(d.astype(np.float64)).astype(np.float32)).all()
-    assert vexp(np.array([0.0, -105.0, -np.inf], np.float32)).tolist() == [1.0, 0.0, 0.0]
-
-
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_half_precision_io(dtype):
     _check(True, True, "exact", True, dtype=dtype)

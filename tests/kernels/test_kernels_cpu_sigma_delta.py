@@ -173,3 +173,24 @@ def test_gradient_broadcast_over_time():
         grads.append(torch.autograd.grad(loss, [xx, *lv.values()]))
     assert grads[0][0].abs().sum() > 0
     assert all(torch.equal(a, b) for a, b in zip(*grads))
+
+
+@pytest.mark.parametrize("cum", [False, True])
+def test_threshold_gradient_terms_bit_identical(cum):
+    """The threshold gradient's per-element terms (SPEC 10.3: its relaxation exp is torch.exp's,
+    through _nb_vml): with one step and one batch row the per-channel gradient is one term, so
+    it equals the reference's bit for bit (over T steps the kernel sums in reverse time order,
+    torch by its cascade ``sum(0)``: within fp32 rounding, see test_matches_reference)."""
+    g = torch.Generator().manual_seed(11)
+    n = 4000
+    th = (torch.rand(n, generator=g) * 0.1 + 0.05)
+    x = torch.randn(1, 1, n, generator=g) * 0.2
+    p = SD.SigmaDeltaParams(threshold=th, activation=torch.relu, tau_grad=0.7, scale_grad=1.3, cum_error=cum)
+    grads = []
+    for be in ("cpu", "reference"):
+        tt = th.clone().requires_grad_()
+        y = SD.sigma_delta_multistep(x, p._replace(threshold=tt), backend=be)[0]
+        (y * torch.linspace(-1, 1, n)).sum().backward()
+        grads.append(tt.grad)
+    assert (grads[1] != 0).sum() > n // 2
+    assert torch.equal(grads[0], grads[1])

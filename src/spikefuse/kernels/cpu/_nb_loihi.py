@@ -31,12 +31,9 @@ variant, see ``_nb_lif``); a kernel runs neurons ``[j0, j1)`` tile by tile, the 
 from __future__ import annotations
 
 import functools
-import math
 
 import numpy as np
-from llvmlite import ir
-from numba import njit, types
-from numba.extending import intrinsic
+from numba import njit
 
 from ._nb_kernel import kernel
 from ._nb_vml import AVAILABLE as VML
@@ -54,18 +51,6 @@ def rstz12(a):
     included: for ``a = -2**63`` (``abs`` wraps to itself) that is ``+2**51``, which biasing a
     negative ``a`` by 4095 before the shift would get wrong."""
     return -((-a) >> 12) if a < 0 else a >> 12
-
-
-#: 2**52 + 2**51: ``bits(MAGIC) + y`` is the bit pattern of the double ``MAGIC + y`` for |y| < 2**51
-MAGIC = np.float64(6755399441055744.0)
-MAGIC_BITS = np.int64(np.array([MAGIC]).view(np.int64)[0])
-
-
-@intrinsic
-def _f64_from_bits(typingctx, y):
-    def codegen(context, builder, sig, args):
-        return builder.bitcast(args[0], ir.DoubleType())
-    return types.float64(types.int64), codegen
 
 
 #: |state| bound of the float64 path: with |keep| <= 4096 = 2**12 every product ``y keep`` is an
@@ -271,54 +256,6 @@ def _make_tile(flt, alif, graded, store_lim, store_tr, pow2):
         return True
 
     return tile
-
-
-@intrinsic
-def _f64_bits(typingctx, y):
-    def codegen(context, builder, sig, args):
-        return builder.bitcast(args[0], ir.IntType(64))
-    return types.int64(types.float64), codegen
-
-
-@intrinsic
-def _fma64(typingctx, a, b, c):
-    def codegen(context, builder, sig, args):
-        return builder.fma(*args)
-    return types.float64(types.float64, types.float64, types.float64), codegen
-
-
-_LOG2E = 1.4426950408889634
-_LN2_HI = 6.93147180369123816490e-01   # ln 2 = _LN2_HI + _LN2_LO
-_LN2_LO = 1.90821492927058770002e-10
-#: exp(s) = 1 + s + s^2 (1/2! + s/3! + ... + s^10/12!) on |s| <= ln2 / 2 (Taylor, error < 1e-14)
-_P = tuple(1.0 / math.factorial(k) for k in range(12, 1, -1))
-_P0, _P1, _P2, _P3, _P4, _P5, _P6, _P7, _P8, _P9, _P10 = _P
-
-
-@njit(cache=True, inline="always")
-def exp_f32(d):
-    """exp(d) of a float32 ``d <= 0``, computed in float64 and rounded once (so float32-correct
-    but for one case in many millions), branch-free so that the loop vectorises (libm's expf is
-    a call per element): ``d = q ln2 + s`` (q by the round-to-integer trick), the polynomial,
-    times ``2^q`` built in the exponent field; 0 below -104 (exp < 2^-150)."""
-    x = np.float64(d)
-    t = x * _LOG2E + MAGIC
-    q = t - MAGIC
-    s = _fma64(q, -_LN2_LO, _fma64(q, -_LN2_HI, x))
-    p = _fma64(_fma64(_fma64(_fma64(_fma64(_P0, s, _P1), s, _P2), s, _P3), s, _P4), s, _P5)
-    p = _fma64(_fma64(_fma64(_fma64(_fma64(p, s, _P6), s, _P7), s, _P8), s, _P9), s, _P10)
-    e = (1.0 + _fma64(s * s, p, s)) * _f64_from_bits(((_f64_bits(t) - MAGIC_BITS) + 1023) << 52)
-    return np.float32(e) if d >= np.float32(-104.0) else F0
-
-
-@njit(cache=True, inline="always")
-def vexp(d):
-    """exp of any float32 through :func:`exp_f32` (vectorisable, float32-correct as np.exp but
-    for one case in many millions): NaN stays NaN, above 100 inf (exp_f32's exponent field
-    holds 2**q up to q = 1023, so its result is right through float32's overflow at 88.7)."""
-    if d != d:
-        return d
-    return np.float32(np.inf) if d > np.float32(100.0) else exp_f32(d)
 
 
 @njit(cache=True, inline="always")

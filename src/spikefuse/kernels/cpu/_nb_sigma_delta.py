@@ -16,7 +16,8 @@ import numpy as np
 from numba import njit
 
 from ._nb_kernel import kernel
-from ._nb_loihi import vexp
+from ._nb_vml import AVAILABLE as VML
+from ._nb_vml import exp_row
 
 TILE = 512
 F0 = np.float32(0.0)
@@ -24,10 +25,18 @@ F1 = np.float32(1.0)
 
 
 @njit(cache=True, inline="always")
-def threshold_grad(d, th, gy, tau_grad, scale_grad):
-    """SPEC 10.3 per-element threshold gradient (the Triton kernel's ``delta_threshold_grad``)."""
+def threshold_arg(d, th, tau_grad):
+    """The exp argument of SPEC 10.3's relaxation as the reference computes it in float32:
+    ``-|(|d| - th)| / tau_grad``."""
+    return -abs(abs(d) - th) / tau_grad
+
+
+@njit(cache=True, inline="always")
+def threshold_grad(d, th, gy, e, scale_grad):
+    """SPEC 10.3 per-element threshold gradient (the Triton kernel's ``delta_threshold_grad``),
+    from ``e``, the exp of :func:`threshold_arg`: ``relax = scale_grad e``."""
     sub = abs(d) - th
-    relax = scale_grad * vexp(-abs(sub) / tau_grad)
+    relax = scale_grad * e
     sgn = F1 if d > F0 else (-F1 if d < F0 else F0)
     return (-d * relax / th if sub > F0 else -sgn) * gy
 
@@ -91,7 +100,10 @@ def make_bwd(relu: int, has_gy: int, has_gsig: int, has_ga: int, need_th: int):
     per-neuron bias and threshold sums over time, ``g_acc0 = r``, ``g_pre0 = -g_y[0]``.
     ``gy_t``, ``gsig_t``, ``ga_t``: each upstream gradient's row step (0: one row broadcast over
     time, see ``loihi.grad_rows``). ``has_gaccl``, ``has_gprel`` (the final state's gradients,
-    read at the last step only) are run-time flags: fewer compiled variants."""
+    read at the last step only) are run-time flags: fewer compiled variants. The threshold
+    gradient's exps are torch.exp's: per step and tile row their float32 arguments into a
+    buffer, one :func:`._nb_vml.exp_row`, then the lane loop reads them."""
+    vml = VML      # a closure constant: cached variants differ with and without VML
 
     @kernel
     def sd_bwd(gy, gsig, ga_in, gy_t, gsig_t, ga_t, gaccl, gprel, has_gaccl, has_gprel, KEEP, D, th, tau_grad,
@@ -105,6 +117,7 @@ def make_bwd(relu: int, has_gy: int, has_gsig: int, has_ga: int, need_th: int):
             sb = np.zeros(n, np.float32)
             sth = np.zeros(n, np.float32)
             tht = th[a0:b0] if need_th else th[0:1]
+            ex = np.empty(n if need_th else 1, np.float32)    # the step's relaxation exps
             for t in range(T - 1, -1, -1):
                 last = t == T - 1
                 gyt = gy[t * gy_t, a0:b0] if has_gy else gy[0, 0:1]
@@ -113,6 +126,10 @@ def make_bwd(relu: int, has_gy: int, has_gsig: int, has_ga: int, need_th: int):
                 kt = KEEP[t, a0:b0] if relu else KEEP[0, 0:1]
                 dt = D[t, a0:b0] if need_th else D[0, 0:1]
                 gxt = GX[t, a0:b0]
+                if need_th:
+                    for j in range(n):
+                        ex[j] = threshold_arg(dt[j], tht[j], tau_grad)
+                    exp_row(n, ex, vml)
                 for j in range(n):
                     g = gyt[j] if has_gy else F0
                     ga = g - gnext[j]
@@ -130,7 +147,7 @@ def make_bwd(relu: int, has_gy: int, has_gsig: int, has_ga: int, need_th: int):
                     r[j] = rr
                     gxt[j] = np.float32(rr)
                     if need_th:
-                        sth[j] += threshold_grad(dt[j], tht[j], g, tau_grad, scale_grad)
+                        sth[j] += threshold_grad(dt[j], tht[j], g, ex[j], scale_grad)
                     gnext[j] = g
             gacc0[a0:b0] = r
             gpre0[a0:b0] = -gnext

@@ -6,7 +6,8 @@ Forward: bit-identical to :mod:`spikefuse.functional.sigma_delta` (y, every trac
 float64 sum, pre, residual, error). Backward: the reverse scan the Triton kernel defines (float64
 reverse cumulative sum, so gx is bit-identical to the reference's; bias, threshold and initial
 state gradients are per-neuron sums over time, within float32 rounding of the reference's
-``sum(0)``). fp16/bf16 I/O runs through fp32 buffers (one conversion each way; the results are
+``sum(0)``; the threshold gradient's per-element terms are the reference's bits, their exps
+torch.exp's through ``_nb_vml``). fp16/bf16 I/O runs through fp32 buffers (one conversion each way; the results are
 rounded to nearest even as the reference's ``.to(dtype)``).
 
 Without numba (not installed, or ``SPIKEFUSE_NO_NUMBA=1``) :func:`sigma_delta_cpu_supports`
