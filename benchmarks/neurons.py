@@ -82,22 +82,28 @@ def _time(fn: Callable[[], None], device, repeat: int, warmup: int = 1) -> float
 @contextmanager
 def _count_saved(*exclude: torch.Tensor):
     """Counts bytes autograd saves for backward (distinct storages, not counting ``exclude``,
-    e.g. the input, which is alive anyway)."""
+    e.g. the input, which is alive anyway). The graph built inside cannot run backward: the
+    pack hook keeps no reference to the tensor (a saved *output* packed as itself is a reference
+    cycle through C++ that Python's collector cannot see: the graph and its outputs would never
+    be freed, which filled the CPU kernels' buffer pool over a long run and made the later
+    families page-fault on fresh memory)."""
     seen = {}
     skip = {(t.untyped_storage().data_ptr(), t.device) for t in exclude}
 
     def pack(t):
         try:
             key = (t.untyped_storage().data_ptr(), t.device)
-            if key in skip:
-                return t
-            seen[key] = max(seen.get(key, 0), t.untyped_storage().nbytes())
+            if key not in skip:
+                seen[key] = max(seen.get(key, 0), t.untyped_storage().nbytes())
         except Exception:  # pragma: no cover - sparse etc.
             pass
-        return t
+        return None
+
+    def unpack(_):
+        raise RuntimeError("benchmarks/neurons.py: the saved-bytes graph is not for backward")
 
     box = {"bytes": 0}
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+    with torch.autograd.graph.saved_tensors_hooks(pack, unpack):
         yield box
     box["bytes"] = sum(seen.values())
 

@@ -157,3 +157,17 @@ def test_main_runs_each_thread_count(nb, tmp_path, capsys):
     meta = json.loads((tmp_path / "o.json").read_text())["meta"]
     assert meta["thread_counts"] == [1, 2] and meta["bandwidth_by_threads"] == {"1": 1e10, "2": 1e10}
     assert "| lif | cpu |" in capsys.readouterr().out
+
+
+def test_saved_bytes_count_frees_its_graph(nb):
+    """The saved-bytes forward (``_count_saved``) leaves nothing alive: every pooled CPU buffer is
+    free after the rows (a pack hook that kept the tensor made a cycle through C++ that leaked
+    each case's graph and outputs, and with them the pool's buffers)."""
+    pytest.importorskip("numba")
+    from spikefuse.kernels.cpu import jit
+
+    rows = nb.main(["--device", "cpu", "--families", "lif", "norse.lif_refrac", "--backends", "cpu",
+                    "--no-default", "--shapes", "16,2,8192", "--repeat", "1", "--bandwidth", "1e10"])
+    assert all(r.saved_mb and r.saved_mb > 0 for r in rows)
+    pool = jit._pool_list()
+    assert pool and all(jit._storage_free(b) for b in pool), [b.numel() for b in pool if not jit._storage_free(b)]
