@@ -88,6 +88,7 @@ def _count_saved(*exclude: torch.Tensor):
     be freed, which filled the CPU kernels' buffer pool over a long run and made the later
     families page-fault on fresh memory)."""
     seen = {}
+    keep = []  # the saved tensors, alive until the count ends: no storage reused, counted twice
     skip = {(t.untyped_storage().data_ptr(), t.device) for t in exclude}
 
     def pack(t):
@@ -95,6 +96,7 @@ def _count_saved(*exclude: torch.Tensor):
             key = (t.untyped_storage().data_ptr(), t.device)
             if key not in skip:
                 seen[key] = max(seen.get(key, 0), t.untyped_storage().nbytes())
+                keep.append(t)
         except Exception:  # pragma: no cover - sparse etc.
             pass
         return None
@@ -105,6 +107,7 @@ def _count_saved(*exclude: torch.Tensor):
     box = {"bytes": 0}
     with torch.autograd.graph.saved_tensors_hooks(pack, unpack):
         yield box
+    keep.clear()
     box["bytes"] = sum(seen.values())
 
 
