@@ -20,6 +20,16 @@ pytest.importorskip("numba")
 EXACT_SURROGATES = [sg.ATan(2.0), sg.SuperSpike(5.0), sg.Triangle(0.8, 1.2)]
 
 
+def _at_threads(n: int, fn, *args):
+    """``fn(*args)`` with ``torch.set_num_threads(n)``, the previous count restored after."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        return fn(*args)
+    finally:
+        torch.set_num_threads(old)
+
+
 def _assert_same(params, x, v0, traces):
     a = lif_grads("cpu", x, v0, params, traces)
     b = lif_grads("reference", x, v0, params, traces)
@@ -204,12 +214,7 @@ def test_slayer_exp_bit_exact_with_vml(hard, traces):
     x = torch.randn(6, 2, N, generator=g) * 1.2 + 0.45
     params = LIFParams(tau=2.0, v_threshold=1.0, v_reset=0.0 if hard else None, surrogate=sg.SLAYERExp(0.5, 2.0))
     v0 = torch.zeros(2, N)
-    old = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
-        a = lif_grads("cpu", x, v0, params, traces)
-    finally:
-        torch.set_num_threads(old)
+    a = _at_threads(2, lif_grads, "cpu", x, v0, params, traces)
     b = lif_grads("reference", x, v0, params, traces)
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
     if K.VML:
@@ -379,12 +384,7 @@ def test_plif_tau_sum_folded_in_the_kernel(kind, hard, recip, monkeypatch):
                       v_reset=-0.1 if hard else None, decay_input=kind != "nodecay", surrogate=sg.ATan(2.0))
         return p, [w]
 
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        a = lif_grads("cpu", x, v0, make, True)
-    finally:
-        torch.set_num_threads(old)
+    a = _at_threads(1, lif_grads, "cpu", x, v0, make, True)
     b = lif_grads("reference", x, v0, make, True)
     assert seen and (seen[-1] is not None or L._sum_lanes(jit.kernels("lif")) is None)
     for n, (u, w) in enumerate(zip(a, b)):
