@@ -56,6 +56,17 @@ def _exp_exact(backend) -> bool:
     return bool(_nb_vml.AVAILABLE)
 
 
+def _sigmoid_exact(backend) -> bool:
+    """Whether ``backend``'s kernels compute Sigmoid's exp as torch's CPU sigmoid does (SLEEF's
+    expf in its vector lanes, libm's in the remainder: kernels/cpu/lif.py ``torch_vec_lanes``):
+    the numba CPU kernels on an AVX2 / AVX512 CPU."""
+    if backend != "cpu":
+        return False
+    from spikefuse.kernels.cpu.lif import _VEC_STEP
+
+    return torch.backends.cpu.get_cpu_capability() in _VEC_STEP
+
+
 def _compare_runs(backend, run, leaves):
     """(kernel outputs, kernel grads, reference grads) after asserting the outputs bit for bit,
     some spikes and no spikes, and the same gradient keys."""
@@ -103,6 +114,14 @@ def test_leaky_slayer_exp(backend, mech, delay):
     torch.exp's bits (:func:`_exp_exact`), else to tolerance; beta / threshold to tolerance."""
     exact = ("x", "mem0") if _exp_exact(backend) else ()
     _compare(backend, _leaky_run(mech, delay, sg.SLAYERExp(0.5, 1.0)), _leaky_leaves(_x()), exact=exact)
+
+
+@pytest.mark.parametrize("mech,delay", [("subtract", True), ("zero", False)])
+def test_leaky_sigmoid(backend, mech, delay):
+    """Sigmoid: outputs bit for bit; x / mem0 gradients bit for bit where the kernels reproduce
+    torch's sigmoid (:func:`_sigmoid_exact`), else to tolerance; beta / threshold to tolerance."""
+    exact = ("x", "mem0") if _sigmoid_exact(backend) else ()
+    _compare(backend, _leaky_run(mech, delay, sg.Sigmoid(4.0)), _leaky_leaves(_x()), exact=exact)
 
 
 def test_leaky_noncontiguous_and_t1(backend):
@@ -187,13 +206,14 @@ def test_synaptic_surrogates(backend, surrogate):
 @pytest.mark.parametrize("surrogate", [sg.Sigmoid(4.0), sg.SLAYERExp(0.5, 1.0)], ids=["sigmoid", "slayer_exp"])
 def test_synaptic_exp_surrogates(backend, surrogate, mech, delay):
     """Surrogates with an exp: outputs bit for bit; SLAYER's x / syn0 / mem0 gradients bit for bit
-    where the kernels take torch.exp's bits (:func:`_exp_exact`); the others to 1e-5 (Sigmoid:
-    libm's exp against torch's SLEEF sigmoid, an ulp apart)."""
+    where the kernels take torch.exp's bits (:func:`_exp_exact`), Sigmoid's where they reproduce
+    torch's sigmoid (:func:`_sigmoid_exact`); the others to 1e-5."""
     run, leaves = _synaptic_run(mech, delay, surrogate), _synaptic_leaves(_x(**SYN_X))
     ok, gk = outputs_and_grads(run, backend, leaves)
     orf, gr = outputs_and_grads(run, "reference", leaves)
     assert all(torch.equal(a, b) for a, b in zip(ok, orf))
-    exact = SYN_EXACT if (isinstance(surrogate, sg.SLAYERExp) and _exp_exact(backend)) else ()
+    sig = isinstance(surrogate, sg.Sigmoid)
+    exact = SYN_EXACT if (_sigmoid_exact(backend) if sig else _exp_exact(backend)) else ()
     for k in gr:
         if k in exact:
             assert torch.equal(gk[k], gr[k]), k

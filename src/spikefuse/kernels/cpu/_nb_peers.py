@@ -5,8 +5,9 @@ functional/norse.py ``_lif_update``) and,
 for the VJPs, autograd's order of summing gradients: the same arithmetic as the Triton VJPs of
 kernels/triton/peers.py (see its docstring for the equations), so outputs, final states and
 input / initial-state gradients are bit-identical to the reference loop (surrogates without a
-transcendental; Sigmoid / SLAYER exp, norse's tanh / circ / heavi_erfc may differ by an ulp of
-libm's ``exp`` / ``tanh`` / ``pow``).
+transcendental; SLAYER exp and norse's heavi_erfc with MKL VML: :func:`sg_times_ex`; snnTorch's
+Sigmoid on an AVX2 / AVX512 CPU: :func:`sig_row`; norse's tanh / circ may differ by an ulp
+of libm's ``tanh`` / ``pow``).
 
 Arrays are C-contiguous fp32 ``(T, M)`` / ``(M,)``; absent ones are 1-element dummies with their
 ``has_*`` flag off. Each variant (options, surrogate, which gradients exist) is its own compiled
@@ -29,7 +30,7 @@ import numpy as np
 from numba import njit
 
 from ._nb_kernel import kernel
-from ._nb_lif import sg_times
+from ._nb_lif import sg_times, sleef_expf
 from ._nb_vml import AVAILABLE as VML
 from ._nb_vml import exp_row
 
@@ -96,6 +97,29 @@ def sg_times_ex(g, d, kid, c0, c1, ex):
     if kid == 7:
         return g * ((F2 * ex) / c1)
     return peer_sg_times(g, d, kid, c0, c1)
+
+
+@njit(cache=True, inline="always")
+def sg_times_lane(g, d, kid, c0, c1, ex):
+    """:func:`sg_times_ex`, with Sigmoid's (1) exp given as ``ex`` too (from :func:`sig_row`):
+    ``s = 1 / (1 + ex)``, ``g ((c0 s) (1 - s))`` as :func:`._nb_lif.sg_times_at`."""
+    if kid == 1:
+        s = F1 / (F1 + ex)
+        return g * ((c0 * s) * (F1 - s))
+    return sg_times_ex(g, d, kid, c0, c1, ex)
+
+
+@njit(cache=True, inline="always")
+def sig_row(n, ag, ex, ln):
+    """``ex[:n]``: the exps of Sigmoid's arguments ``ag[:n]`` (``-(d c0)``) as torch's CPU sigmoid
+    computes them: SLEEF's expf in its vector lanes, libm's in its scalar remainder (``ln[jj] ==
+    0``; kernels/cpu/lif.py ``torch_vec_lanes`` of the reference's ``(B, N)`` row). The first
+    loop has no branch, so it vectorises; the second rewrites the few remainder elements."""
+    for jj in range(n):
+        ex[jj] = sleef_expf(ag[jj])
+    for jj in range(n):
+        if ln[jj] == 0:
+            ex[jj] = np.exp(ag[jj])
 
 
 # --------------------------------------------------------------------------- snnTorch Leaky
@@ -170,8 +194,8 @@ def leaky_late_vjp(gn2, gspk, n, r, thr, gsf, mech):
 @njit(cache=True, inline="always")
 def leaky_vjp(gn, gspk, n, m, r, b, thr, gsf, mech, delay, gth, kid, c0, c1, ex):
     """(gX, g_mem[t-1], g_b, g_thr) of one step; ``gn`` the gradient of this step's membrane;
-    ``ex``: the surrogate's exp (:func:`sg_times_ex`)."""
-    gu = sg_times_ex(gspk * gsf, n - thr, kid, c0, c1, ex)
+    ``ex``: the surrogate's exp (:func:`sg_times_lane`)."""
+    gu = sg_times_lane(gspk * gsf, n - thr, kid, c0, c1, ex)
     gn = gn + gu
     if mech == 1:
         return gn, (gn * b) * (F1 - r), gn * ((F1 - r) * m), gth + (-gu)
@@ -187,11 +211,14 @@ def make_leaky_bwd(mech: int, delay: int, kid: int, has_gs: int, has_gm: int, ne
     array, not an operation); writes gX, g_mem0 and (``need_params``) the per-neuron beta /
     threshold gradients. SLAYER exp (``kid`` 3): per step and tile a first loop writes the exp
     arguments of the row into a tile buffer, one :func:`._nb_vml.exp_row` (torch.exp's bits), then
-    the lane loop reads them (as :func:`._nb_lif.make_bwd`)."""
+    the lane loop reads them (as :func:`._nb_lif.make_bwd`). Sigmoid (``kid`` 1): ``lanes`` (uint8,
+    per neuron; a 1-element dummy otherwise) is 1 where torch's sigmoid computes the neuron in a
+    vector lane: the row of Sigmoid's exps by :func:`sig_row` first, the same way."""
     vml = VML      # a closure constant: cached variants differ with and without VML
 
     @kernel
-    def leaky_bwd(Mseq, x, gs, gmseq, glast, has_glast, b, thr, gsf, m0, c0, c1, gx, need_x, gm0, gb, gthr, j0, j1):
+    def leaky_bwd(Mseq, x, gs, gmseq, glast, has_glast, b, thr, gsf, m0, c0, c1, lanes, gx, need_x, gm0, gb, gthr,
+                  j0, j1):
         T = Mseq.shape[0]
         for a in range(j0, j1, TILE):
             e = min(j1, a + TILE)
@@ -199,7 +226,9 @@ def make_leaky_bwd(mech: int, delay: int, kid: int, has_gs: int, has_gm: int, ne
             scr = np.empty(e - a, np.float32)
             ab, at = np.zeros(e - a, np.float32), np.zeros(e - a, np.float32)
             ba, ta, ga = b[a:e], thr[a:e], gsf[a:e]
-            ex = np.zeros(e - a if has_exp(kid) else 1, np.float32)
+            ex = np.zeros(e - a if (has_exp(kid) or kid == 1) else 1, np.float32)
+            ag = np.zeros(e - a if kid == 1 else 1, np.float32)
+            ln = lanes[a:e] if kid == 1 else lanes[0:1]
             for t in range(T - 1, -1, -1):
                 mp = m0[a:e] if t == 0 else Mseq[t - 1, a:e]
                 mt = Mseq[t, a:e]
@@ -212,6 +241,11 @@ def make_leaky_bwd(mech: int, delay: int, kid: int, has_gs: int, has_gm: int, ne
                         n = mt[jj] if delay else leaky_charge(xt[jj], mp[jj], ba[jj], ta[jj], mech)[0]
                         ex[jj] = exp_arg(n - ta[jj], kid, c0)
                     exp_row(e - a, ex, vml)
+                if kid == 1:        # Sigmoid's exp at -(d c0), d = n - thr
+                    for jj in range(e - a):
+                        n = mt[jj] if delay else leaky_charge(xt[jj], mp[jj], ba[jj], ta[jj], mech)[0]
+                        ag[jj] = -((n - ta[jj]) * c0)
+                    sig_row(e - a, ag, ex, ln)
                 for jj in range(e - a):
                     m, th = mp[jj], ta[jj]
                     r = F1 if m - th > F0 else F0
@@ -224,7 +258,7 @@ def make_leaky_bwd(mech: int, delay: int, kid: int, has_gs: int, has_gm: int, ne
                         n = leaky_charge(xt[jj], m, ba[jj], th, mech)[0]
                         gn, gspk, gth = leaky_late_vjp(gn, gspk, n, r, th, ga[jj], mech)
                     g, gm, gbt, gth = leaky_vjp(gn, gspk, n, m, r, ba[jj], th, ga[jj], mech, delay, gth, kid, c0, c1,
-                                                ex[jj] if has_exp(kid) else F0)
+                                                ex[jj] if (has_exp(kid) or kid == 1) else F0)
                     gxt[jj] = g
                     carry[jj] = gm
                     if need_params:
@@ -402,12 +436,12 @@ def make_synaptic_fwd(mech: int, delay: int):
 def synaptic_vjp(gn, gspk, sn, m, a, b, thr, mech, delay, kid, c0, c1, ex):
     """One step back from ``gn`` (this step's membrane, all of its uses summed) and ``gspk``:
     (g of ``b mem + syn'``, g of the zero reset's second evaluation ``m2``, g_thr); ``ex``: the
-    surrogate's exp (:func:`sg_times_ex`)."""
+    surrogate's exp (:func:`sg_times_lane`)."""
     n, r = synaptic_charge(sn, m, b, thr, mech)
     gth = F0
     if not delay:
         gn, gspk, gth = leaky_late_vjp(gn, gspk, n, r, thr, F1, mech)
-    gu = sg_times_ex(gspk * F1, n - thr, kid, c0, c1, ex)
+    gu = sg_times_lane(gspk * F1, n - thr, kid, c0, c1, ex)
     gn = gn + gu
     gth = gth + (-gu)
     gm2 = F0
@@ -425,13 +459,13 @@ def make_synaptic_bwd(mech: int, delay: int, kid: int, has_gs: int, has_gss: int
     gradients of the previous ``syn`` / ``mem`` from this step's two uses of each (``a syn``,
     ``b mem`` and, for "zero", the reset's second evaluation) kept apart, summed in autograd's
     order ``((second + trace) + first)``; ``gp`` ``(3, M)``: the alpha / beta / threshold
-    gradients. SLAYER exp: the row of exps first, as in :func:`make_leaky_bwd`."""
+    gradients. SLAYER exp: the row of exps first, Sigmoid: ``lanes``, as in :func:`make_leaky_bwd`."""
     zero = mech == 1
     vml = VML      # a closure constant: cached variants differ with and without VML
 
     @kernel
-    def synaptic_bwd(Sseq, Mseq, gs, gsseq, gmseq, gslast, gmlast, has_gsl, has_gml, al, be, thr, s0, m0, c0, c1, gx,
-                     need_x, gs0, gm0, gp, j0, j1):
+    def synaptic_bwd(Sseq, Mseq, gs, gsseq, gmseq, gslast, gmlast, has_gsl, has_gml, al, be, thr, s0, m0, c0, c1,
+                     lanes, gx, need_x, gs0, gm0, gp, j0, j1):
         T = Sseq.shape[0]
         for a in range(j0, j1, TILE):
             e = min(j1, a + TILE)
@@ -441,7 +475,9 @@ def make_synaptic_bwd(mech: int, delay: int, kid: int, has_gs: int, has_gss: int
             sb, mb = np.zeros(e - a, np.float32), np.zeros(e - a, np.float32)
             acc = np.zeros((3, e - a), np.float32)
             aa, ba, ta = al[a:e], be[a:e], thr[a:e]
-            ex = np.zeros(e - a if has_exp(kid) else 1, np.float32)
+            ex = np.zeros(e - a if (has_exp(kid) or kid == 1) else 1, np.float32)
+            ag = np.zeros(e - a if kid == 1 else 1, np.float32)
+            ln = lanes[a:e] if kid == 1 else lanes[0:1]
             for t in range(T - 1, -1, -1):
                 sp = s0[a:e] if t == 0 else Sseq[t - 1, a:e]
                 mp = m0[a:e] if t == 0 else Mseq[t - 1, a:e]
@@ -455,11 +491,17 @@ def make_synaptic_bwd(mech: int, delay: int, kid: int, has_gs: int, has_gss: int
                         n = synaptic_charge(snt[jj], mp[jj], ba[jj], ta[jj], mech)[0]
                         ex[jj] = exp_arg(n - ta[jj], kid, c0)
                     exp_row(e - a, ex, vml)
+                if kid == 1:        # Sigmoid's exp at -(d c0), d = n - thr
+                    for jj in range(e - a):
+                        n = synaptic_charge(snt[jj], mp[jj], ba[jj], ta[jj], mech)[0]
+                        ag[jj] = -((n - ta[jj]) * c0)
+                    sig_row(e - a, ag, ex, ln)
                 for jj in range(e - a):
                     gn = (ma[jj] + gmst[jj] if has_gms else ma[jj]) + mb[jj]
                     gsn = (sa[jj] + gsst[jj] if has_gss else sa[jj]) + sb[jj]
                     gm, gm2, gth = synaptic_vjp(gn, gst[jj] if has_gs else F0, snt[jj], mp[jj], aa[jj], ba[jj],
-                                                ta[jj], mech, delay, kid, c0, c1, ex[jj] if has_exp(kid) else F0)
+                                                ta[jj], mech, delay, kid, c0, c1,
+                                                ex[jj] if (has_exp(kid) or kid == 1) else F0)
                     gsn = gsn + gm
                     gxt[jj] = gsn + gm2 if zero else gsn
                     if zero:

@@ -20,6 +20,7 @@ from ..scan import ScanFunction
 from . import jit
 from .common import empty32 as _empty
 from .common import nb_kernels, numba_ready
+from .lif import _lanes  # Sigmoid: where torch's sigmoid of the (B, N) row runs a vector lane
 
 #: bytes saved for backward per neuron-step, by kernel key
 SAVED_BYTES = {"snntorch_leaky": 4, "snntorch_synaptic": 8, "norse_lif": 8}
@@ -69,7 +70,8 @@ def _leaky_bwd(saved, grads, f, i, needs):
     rows = [jit.grad_rows(g)[0] for g in (g_spk, g_mseq)]  # one (1, M) row if broadcast over time (trow)
     jit.run(k, M, nb.TILE, mseq.numpy(), jit.np32(x, 2), *rows, jit.np32(g_mlast),
             int(g_mlast is not None), jit.np32(b), jit.np32(thr), jit.np32(gsf), jit.np32(m0), np.float32(f[0]),
-            np.float32(f[1]), jit.np32(gx, 2), int(gx is not None), gm0.numpy(), jit.np32(gb), jit.np32(gthr))
+            np.float32(f[1]), _lanes(kid, M), jit.np32(gx, 2), int(gx is not None), gm0.numpy(), jit.np32(gb),
+            jit.np32(gthr))
     return [None if gx is None else _io(gx, dti), gb if needs[1] else None, gthr if needs[2] else None, None,
             gm0 if needs[4] else None]
 
@@ -144,7 +146,7 @@ def _synaptic_bwd(saved, grads, f, i, needs):
     jit.run(k, M, nb.TILE, sseq.numpy(), mseq.numpy(), *rows,
             jit.np32(g_slast), jit.np32(g_mlast), int(g_slast is not None), int(g_mlast is not None), jit.np32(al),
             jit.np32(be), jit.np32(thr), jit.np32(s0), jit.np32(m0), np.float32(f[0]), np.float32(f[1]),
-            jit.np32(gx, 2), int(gx is not None), gs0.numpy(), gm0.numpy(), jit.np32(gp, 2))
+            _lanes(kid, M), jit.np32(gx, 2), int(gx is not None), gs0.numpy(), gm0.numpy(), jit.np32(gp, 2))
     out = [None if gx is None else _io(gx, dti), *(gp[k].clone() if need_params else None for k in range(3)),
            gs0, gm0]
     return [g if n else None for g, n in zip(out, needs)]
