@@ -8,7 +8,8 @@ gradients (v, i and the counter rho, which gets the surrogate's gradient through
 ``threshold(rho)``) bit-identical, parameter gradients (tau_syn_inv, tau_mem_inv, v_leak, v_th,
 v_reset, rho_reset) to 1e-5; every norse method. AdEx: on the CPU kernel with MKL VML (torch.exp's
 routine, kernels/cpu/_nb_vml.py) outputs, states, traces and input / state gradients bit-identical
-(with a transcendental surrogate: the gradients to 1e-6); elsewhere (Triton's exp, libm) spikes
+(with tanh / circ: the gradients to 1e-6; HeaviErfc's exp is torch.exp's there too, bit for bit,
+as is the refractory LIF's HeaviErfc); elsewhere (Triton's exp, libm) spikes
 equal, states and traces to 1e-6, gradients to 1e-5. Plus a hand-derived refractory period, the strict threshold, T=1, non-contiguous input,
 fp16, the ``supports`` reasons and the ``"auto"`` fallback. Small shapes: the Triton
 interpreter is slow."""
@@ -96,8 +97,11 @@ def test_refrac_matches_reference(backend, method):
 def test_refrac_transcendental_surrogates(backend, method, alpha):
     """HeaviTanh / HeaviCirc / HeaviErfc (the surrogate of the spike and of the counter):
     outputs bit for bit, input / state gradients to 1e-6 and the parameters' (sums over every
-    neuron-step) to 5e-5 (libm / libdevice tanh, pow, exp against torch's: an ulp apart)."""
-    _compare(backend, _refrac_run(method, alpha), _refrac_leaves(_x(**X)), exact_grads=(), tol=5e-5)
+    neuron-step) to 5e-5 (libm / libdevice tanh, pow, exp against torch's: an ulp apart);
+    HeaviErfc's input / state gradients bit for bit where the kernel's exp is torch.exp's
+    (:func:`_adex_exact`: the CPU kernel with MKL VML)."""
+    exact = STATE_KEYS if (method == "heavi_erfc" and _adex_exact(backend)) else ()
+    _compare(backend, _refrac_run(method, alpha), _refrac_leaves(_x(**X)), exact_grads=exact, tol=5e-5)
 
 
 def test_refrac_period_by_hand(backend):
@@ -149,7 +153,7 @@ def _adex_tols(backend, method="super"):
     """(exact_grads, out_tol) of :func:`_compare` for an AdEx case on ``backend``."""
     if not _adex_exact(backend):
         return (), ADEX_TOL
-    return (STATE_KEYS if method in ("super", "triangle", "heaviside") else ()), None
+    return (STATE_KEYS if method in ("super", "triangle", "heaviside", "heavi_erfc") else ()), None
 
 
 def _adex_run(method, alpha=10.0):

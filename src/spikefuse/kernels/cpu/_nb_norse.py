@@ -7,7 +7,10 @@ gives the order). The feed-forward LIF's charge and norse's surrogates are reuse
 the arguments of the row into a tile buffer, one :func:`._nb_vml.exp_row` call (torch.exp's
 routine, MKL VML: the reference's bits; without it libm's expf) turns them into the exps, then
 the lane loop reads them (libm's expf called in the lane loop cost ~9 ns per neuron-step and
-kept it scalar).
+kept it scalar). The surrogates' exps (norse's HeaviErfc, the only norse method with one) the
+same way in the reverse scans: a row of arguments (:func:`._nb_peers.exp_arg`, at ``rho`` and at
+``vd - v_th`` for the refractory LIF, at ``vd - v_th`` for AdEx), one ``exp_row`` each, read by
+the lane loop through :func:`._nb_peers.sg_times_ex` (bit-identical to the reference with VML).
 
 Arrays: ``x`` and the traces C-contiguous fp32 ``(T, M)``; the per-neuron parameters stacked as
 ``P`` ``(n_params, M)`` (the last two rows: the surrogate's c0, c1 per neuron) and the initial state as ``S0`` ``(3, M)``; absent incoming gradients
@@ -25,7 +28,7 @@ import numpy as np
 from numba import njit
 
 from ._nb_kernel import kernel
-from ._nb_peers import norse_charge, peer_sg_times
+from ._nb_peers import exp_arg, has_exp, norse_charge, sg_times_ex
 from ._nb_vml import AVAILABLE, exp_row
 
 TILE = 2048
@@ -57,10 +60,11 @@ def refrac_step(x, v, i, rho, P, k):
 
 
 @njit(cache=True, inline="always")
-def refrac_vjp(C, jj, x, v, i, rho, g, P, k, has_sg, kid, acc, need_params):
+def refrac_vjp(C, jj, x, v, i, rho, g, P, k, has_sg, kid, acc, need_params, ex_r, ex_v):
     """One step back for neuron ``k``: reads the carries ``C[:, jj]`` (v: m v, v + dv, vl - v;
     i; rho: rho - m, threshold(rho)) plus this step's incoming gradients ``g`` (spike, v, i,
-    rho traces), writes the carries of step t-1 and returns gX."""
+    rho traces), writes the carries of step t-1 and returns gX. ``ex_r`` / ``ex_v``: the
+    surrogate's exp at ``rho`` / ``vd - v_th`` (HeaviErfc; :func:`._nb_peers.sg_times_ex`)."""
     gz, gv, gi, gr = g
     am, asn, vl, vth, vr, rr, c0, c1 = P[0, k], P[1, k], P[2, k], P[3, k], P[4, k], P[5, k], P[6, k], P[7, k]
     j, w, vd, _, zl, vn, m, zo, r2 = refrac_parts(x, v, i, rho, am, asn, vl, vth, vr)
@@ -76,9 +80,9 @@ def refrac_vjp(C, jj, x, v, i, rho, g, P, k, has_sg, kid, acc, need_params):
         g_zo = gz + g_rho * rr
         g_zo = g_zo + (-(g_rho * r2))
         g_m = (((-g_r1) + (-(g_zo * zl))) + g_vo * v) + (-(g_vo * vn))
-        g_rs = peer_sg_times(g_m, rho, kid, c0, c1)
+        g_rs = sg_times_ex(g_m, rho, kid, c0, c1, ex_r)
         g_zl = (g_zo * (F1 - m) + g_vn * vr) + (-(g_vn * vd))
-        g_u = peer_sg_times(g_zl, vd - vth, kid, c0, c1)
+        g_u = sg_times_ex(g_zl, vd - vth, kid, c0, c1, ex_v)
         g_vd = g_vd + g_u
         g_vth = -g_u
     g_w = g_vd * am
@@ -163,8 +167,9 @@ def make_fwd(model: int):
 
 
 @njit(cache=True, inline="always")
-def adex_vjp(C, jj, x, v, i, a, g, P, k, has_sg, kid, acc, need_params, e):
-    """One step back for neuron ``k`` (``e``: the exp of :func:`adex_arg` of ``v``): carries
+def adex_vjp(C, jj, x, v, i, a, g, P, k, has_sg, kid, acc, need_params, e, ex_v):
+    """One step back for neuron ``k`` (``e``: the exp of :func:`adex_arg` of ``v``; ``ex_v``: the
+    surrogate's exp at ``vd - v_th``, HeaviErfc): carries
     ``C[:, jj]`` (v: v - v_leak, v + dv, v - v_th, v_leak - v; i; a: a + da, q2 - a, s2 - a);
     returns gX."""
     gz, gv, gi, ga = g
@@ -180,7 +185,7 @@ def adex_vjp(C, jj, x, v, i, a, g, P, k, has_sg, kid, acc, need_params, e):
     if has_sg:
         g_z = gz + g_an * asp
         g_z = (g_z + g_vn * vr) + (-(g_vn * vd))
-        g_u = peer_sg_times(g_z, vd - vth, kid, c0, c1)
+        g_u = sg_times_ex(g_z, vd - vth, kid, c0, c1, ex_v)
         g_vd = g_vd + g_u
         g_vth = -g_u
     g_q3 = g_an * aa
@@ -223,6 +228,9 @@ def make_bwd(model: int, kid: int, has_sg: int, has_gz: int, has_gv: int, has_gi
             C[0], C[n_v], C[n_v + 1] = GL[0, a:e], GL[1, a:e], GL[2, a:e]
             acc = np.zeros((n_grad, e - a), np.float32)
             ex = np.empty(e - a if model == 1 else 1, np.float32)
+            sx = has_sg and has_exp(kid)    # the surrogate's exps (HeaviErfc): rows of their own
+            exr = np.zeros(e - a if (sx and model == 0) else 1, np.float32)
+            exv = np.zeros(e - a if sx else 1, np.float32)
             for t in range(T - 1, -1, -1):
                 vp = S0[0, a:e] if t == 0 else V[t - 1, a:e]
                 ip = S0[1, a:e] if t == 0 else I[t - 1, a:e]
@@ -236,15 +244,29 @@ def make_bwd(model: int, kid: int, has_sg: int, has_gz: int, has_gv: int, has_gi
                     for jj in range(e - a):
                         ex[jj] = adex_arg(vp[jj], P, a + jj)
                     exp_row(e - a, ex, vml)
+                if sx:      # the exp arguments at rho and at u = vd - v_th, vd as the lane loop forms it
+                    for jj in range(e - a):
+                        k = a + jj
+                        if model == 0:
+                            vd = norse_charge(xt[jj], vp[jj], ip[jj], P[0, k], P[1, k], P[2, k])[2]
+                            exr[jj] = exp_arg(sp[jj], kid, P[6, k])
+                            exv[jj] = exp_arg(vd - P[3, k], kid, P[6, k])
+                        else:
+                            p = (P[0, k], P[1, k], P[2, k], P[3, k], P[4, k], P[5, k], P[6, k], P[7, k], P[8, k])
+                            vd = adex_parts(xt[jj], vp[jj], ip[jj], sp[jj], p, ex[jj])[2]
+                            exv[jj] = exp_arg(vd - P[4, k], kid, P[9, k])
+                    if model == 0:
+                        exp_row(e - a, exr, vml)
+                    exp_row(e - a, exv, vml)
                 for jj in range(e - a):
                     g = (gzt[jj] if has_gz else F0, gvt[jj] if has_gv else F0, git[jj] if has_gi else F0,
                          gst[jj] if has_gs else F0)
                     if model == 0:
                         gxt[jj] = refrac_vjp(C, jj, xt[jj], vp[jj], ip[jj], sp[jj], g, P, a + jj, has_sg, kid, acc,
-                                             need_params)
+                                             need_params, exr[jj] if sx else F0, exv[jj] if sx else F0)
                     else:
                         gxt[jj] = adex_vjp(C, jj, xt[jj], vp[jj], ip[jj], sp[jj], g, P, a + jj, has_sg, kid, acc,
-                                           need_params, ex[jj])
+                                           need_params, ex[jj], exv[jj] if sx else F0)
             G0[:, a:e] = C
             if need_params:
                 gp[:, a:e] = acc
