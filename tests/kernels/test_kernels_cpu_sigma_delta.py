@@ -1,7 +1,7 @@
 """Fused CPU (numba) sigma-delta scan against spikefuse.functional.sigma_delta: bit-identical
 outputs, traces and final state (float64 running sum, Delta unit with and without cum_error,
-floor quantisation), gradients w.r.t. the input (bit-identical without traces), threshold, bias
-and initial state; odd N, a non-contiguous input, T = 1, fp16/bf16 I/O, one vs two threads, the
+floor quantisation), gradients w.r.t. the input (bit-identical without traces), threshold and
+bias (bit-identical, any broadcast shape) and initial state; odd N, a non-contiguous input, T = 1, fp16/bf16 I/O, one vs two threads, the
 reasons, and the reference fallback without numba."""
 import itertools
 import warnings
@@ -63,6 +63,23 @@ def _check(act="relu", cum=False, tensor=True, dtype=torch.float32, state_grad=N
                               loss_dtype=torch.float64, grad_dtype=torch.float64, grad_tol=scaled_tol(tol))
     if mixed:  # some steps send, some do not
         assert 0 < (outs_r[0] != 0).sum() < outs_r[0].numel()
+    if tensor:
+        _check_param_grads_equal(x, p, st, leaves)
+
+
+def _check_param_grads_equal(x, p, st, leaves):
+    """The threshold and bias gradients (and the input's: no traces) are the reference's bits
+    (torch.equal): the kernel's per-step terms reduced by torch in the reference's ops."""
+    gy = torch.randn(x.shape, generator=torch.Generator().manual_seed(7))
+    grads = []
+    for be in ("reference", "cpu"):
+        lv = {k: leaves[k].detach().clone().requires_grad_() for k in ("x", "threshold", "bias")}
+        pp = p._replace(threshold=lv["threshold"], bias=lv["bias"])
+        y, s1 = SD.sigma_delta_multistep(lv["x"], pp, state=None if st is None else SD.SigmaDeltaState(
+            *(v.detach() for v in st)), backend=be)
+        grads.append(torch.autograd.grad((y.float() * gy).sum() + s1.pre.float().sum(), list(lv.values())))
+    for name, a, b in zip(("x", "threshold", "bias"), *grads):
+        assert torch.equal(a, b), name
 
 
 #: act, cum_error, tensor params, fp16/bf16 I/O (traces and initial-state gradients alternate)
@@ -175,12 +192,30 @@ def test_gradient_broadcast_over_time():
     assert all(torch.equal(a, b) for a, b in zip(*grads))
 
 
+@pytest.mark.parametrize("bshape,tshape", [((8, 1), (4, 8, 5)), ((), (1, 8, 5)), ((4, 8, 5), ()), ((5,), (8, 1))])
+def test_param_gradients_bit_identical_any_broadcast(bshape, tshape):
+    """Threshold and bias of any broadcast shape (per channel, 0-d, full step shape): their
+    gradients are the reference's bits, with one thread and two."""
+    g = torch.Generator().manual_seed(12)
+    x = torch.randn(40, 4, 8, 5, generator=g) * 0.3 + 0.05
+    th = torch.rand(tshape, generator=g) * 0.1 + 0.05
+    p = SD.SigmaDeltaParams(threshold=th, bias=torch.randn(bshape, generator=g) * 0.1, tau_grad=0.7,
+                            scale_grad=1.3, cum_error=True)
+    old = torch.get_num_threads()
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        try:
+            _check_param_grads_equal(x, p, None, dict(x=x, threshold=th, bias=p.bias))
+        finally:
+            torch.set_num_threads(old)
+
+
 @pytest.mark.parametrize("cum", [False, True])
 def test_threshold_gradient_terms_bit_identical(cum):
     """The threshold gradient's per-element terms (SPEC 10.3: its relaxation exp is torch.exp's,
     through _nb_vml): with one step and one batch row the per-channel gradient is one term, so
-    it equals the reference's bit for bit (over T steps the kernel sums in reverse time order,
-    torch by its cascade ``sum(0)``: within fp32 rounding, see test_matches_reference)."""
+    it equals the reference's bit for bit (over T steps torch sums the kernel's per-step terms:
+    bit-identical too, see _check_param_grads_equal)."""
     g = torch.Generator().manual_seed(11)
     n = 4000
     th = (torch.rand(n, generator=g) * 0.1 + 0.05)

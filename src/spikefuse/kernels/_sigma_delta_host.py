@@ -5,7 +5,9 @@ backend: the op encoding, what is saved for backward, the fake (shape-only) func
 
 Op encoding: tensors (x (T, M) contiguous; threshold, bias (or absent) (M,) fp32; acc0 (M,)
 fp64; pre0 (M,) fp32 (differentiable); res0, err0 (M,) fp32 (detached)); floats (step_f,
-tau_grad, scale_grad); ints (activation, cum_error, traces, io dtype index, grad bits, T).
+tau_grad, scale_grad); ints (activation, cum_error, traces, io dtype index, grad bits, T, then
+the step shape's rank and sizes and, with a bias, the bias's rank and sizes: the CPU backward
+reduces the bias gradient to that shape as the reference does).
 Outputs (y, σ/a/Δ sequences (σ, a with traces; Δ with traces or a learnable threshold), final
 acc (fp64), pre, res, err, ReLU keep mask (training)). The threshold is saved always (M values,
 alive anyway): backward reads its shape and device from it.
@@ -135,8 +137,10 @@ def call(scan, x_seq, params, state, return_traces=False):
     step_f = to_f32(1.0 / params.s_scale)
     tensors = [x_seq.reshape(T, M).contiguous(), th, bias, acc0, pre0, res0, err0]
     need = grad_bits(tensors)
+    # + the step shape and the bias's (-> the CPU backward's bias reduction; none: no ints)
+    bshape = [] if bias is None else [len(params.bias.shape), *params.bias.shape]
     i = [activation_kind(params.activation), int(bool(params.cum_error)), int(bool(return_traces)),
-         IO_DTYPES.index(x_seq.dtype), need, T]
+         IO_DTYPES.index(x_seq.dtype), need, T, len(shape), *shape, *bshape]
     outs = scan.apply(tensors, [step_f, float(params.tau_grad), float(params.scale_grad)], i)
     for k in _nondiff(need, bool(return_traces)):
         if outs[k] is not None:

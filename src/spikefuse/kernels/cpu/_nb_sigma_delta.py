@@ -94,10 +94,13 @@ def make_fwd(relu: int, has_bias: int, cum: int, traces: int, store_d: int, stor
 
 
 @functools.lru_cache(maxsize=None)
-def make_bwd(relu: int, has_gy: int, has_gsig: int, has_ga: int, need_th: int):
+def make_bwd(relu: int, has_gy: int, has_gsig: int, has_ga: int, need_th: int, need_b: int):
     """Reverse scan (the Triton ``_sd_bwd``): ``g_a = g_y[t] - g_y[t+1]`` (+ traces, + final
     ``pre`` at T-1), the ReLU mask, the float64 reverse cumulative sum ``r`` (gx = float32(r)),
-    per-neuron bias and threshold sums over time, ``g_acc0 = r``, ``g_pre0 = -g_y[0]``.
+    ``g_acc0 = r``, ``g_pre0 = -g_y[0]``. The threshold and bias gradients' per-step terms
+    (``need_th``, ``need_b``) go to ``(T, M)`` buffers ``GTH`` / ``GB`` (row ``t``: step ``t``'s
+    terms), which the host reduces with torch as the reference's autograd does (bit-identical;
+    see :mod:`.sigma_delta`); neither flag: nothing written.
     ``gy_t``, ``gsig_t``, ``ga_t``: each upstream gradient's row step (0: one row broadcast over
     time, see ``loihi.grad_rows``). ``has_gaccl``, ``has_gprel`` (the final state's gradients,
     read at the last step only) are run-time flags: fewer compiled variants. The threshold
@@ -107,15 +110,13 @@ def make_bwd(relu: int, has_gy: int, has_gsig: int, has_ga: int, need_th: int):
 
     @kernel
     def sd_bwd(gy, gsig, ga_in, gy_t, gsig_t, ga_t, gaccl, gprel, has_gaccl, has_gprel, KEEP, D, th, tau_grad,
-               scale_grad, GX, gth, gb, gacc0, gpre0, j0, j1):
+               scale_grad, GX, GTH, GB, gacc0, gpre0, j0, j1):
         T = GX.shape[0]
         for a0 in range(j0, j1, TILE):
             b0 = min(j1, a0 + TILE)
             n = b0 - a0
             r = np.zeros(n, np.float64)
             gnext = np.zeros(n, np.float32)
-            sb = np.zeros(n, np.float32)
-            sth = np.zeros(n, np.float32)
             tht = th[a0:b0] if need_th else th[0:1]
             ex = np.empty(n if need_th else 1, np.float32)    # the step's relaxation exps
             for t in range(T - 1, -1, -1):
@@ -126,6 +127,8 @@ def make_bwd(relu: int, has_gy: int, has_gsig: int, has_ga: int, need_th: int):
                 kt = KEEP[t, a0:b0] if relu else KEEP[0, 0:1]
                 dt = D[t, a0:b0] if need_th else D[0, 0:1]
                 gxt = GX[t, a0:b0]
+                gtht = GTH[t, a0:b0] if need_th else GTH[0, 0:1]
+                gbt = GB[t, a0:b0] if need_b else GB[0, 0:1]
                 if need_th:
                     for j in range(n):
                         ex[j] = threshold_arg(dt[j], tht[j], tau_grad)
@@ -138,7 +141,8 @@ def make_bwd(relu: int, has_gy: int, has_gsig: int, has_ga: int, need_th: int):
                     if has_gprel and last:
                         ga += gprel[a0 + j]
                     gz = (ga if kt[j] != 0 else F0) if relu else ga
-                    sb[j] += gz
+                    if need_b:
+                        gbt[j] = gz
                     gs = gz + gst[j] if has_gsig else gz
                     gs64 = np.float64(gs)
                     if has_gaccl and last:
@@ -147,12 +151,9 @@ def make_bwd(relu: int, has_gy: int, has_gsig: int, has_ga: int, need_th: int):
                     r[j] = rr
                     gxt[j] = np.float32(rr)
                     if need_th:
-                        sth[j] += threshold_grad(dt[j], tht[j], g, ex[j], scale_grad)
+                        gtht[j] = threshold_grad(dt[j], tht[j], g, ex[j], scale_grad)
                     gnext[j] = g
             gacc0[a0:b0] = r
             gpre0[a0:b0] = -gnext
-            gb[a0:b0] = sb
-            if need_th:
-                gth[a0:b0] = sth
 
     return sd_bwd

@@ -4,10 +4,12 @@
 
 Forward: bit-identical to :mod:`spikefuse.functional.sigma_delta` (y, every trace, the final
 float64 sum, pre, residual, error). Backward: the reverse scan the Triton kernel defines (float64
-reverse cumulative sum, so gx is bit-identical to the reference's; bias, threshold and initial
-state gradients are per-neuron sums over time, within float32 rounding of the reference's
-``sum(0)``; the threshold gradient's per-element terms are the reference's bits, their exps
-torch.exp's through ``_nb_vml``). fp16/bf16 I/O runs through fp32 buffers (one conversion each way; the results are
+reverse cumulative sum, so gx is bit-identical to the reference's). The threshold and bias
+gradients are bit-identical too: the kernel writes their per-step terms into a ``(T, M)`` fp32
+buffer each (only for a parameter that learns; the threshold terms are the reference's bits,
+their exps torch.exp's through ``_nb_vml``) and torch reduces them in the reference's own ops:
+``sum(0)`` for the threshold (its ``g.sum(0)``, then the expand's ``sum_to``), one ``sum_to`` of
+the ``(T, *step)`` terms to the bias's shape for the bias (:func:`_bias_grad`). fp16/bf16 I/O runs through fp32 buffers (one conversion each way; the results are
 rounded to nearest even as the reference's ``.to(dtype)``).
 
 Without numba (not installed, or ``SPIKEFUSE_NO_NUMBA=1``) :func:`sigma_delta_cpu_supports`
@@ -57,22 +59,47 @@ def _fwd(tensors, f, i):
     return [y, sig, a, d, accl, prel, resl, errl, keep]
 
 
+def _bias_grad(GB: torch.Tensor, i) -> torch.Tensor:
+    """The bias gradient from its per-step terms ``GB`` (``(T, M)``), bit-identical to the
+    reference's: autograd reduces the broadcast add ``σ + bias`` with one ``at::sum_to`` of the
+    ``(T, *step)`` gradient to the bias's shape (``i[6:]``: the step and bias shapes, see
+    :func:`.._sigma_delta_host.call`), here the same op on the same tensor. Returned as the
+    gradient of the kernel's ``(M,)`` expanded bias, whose backward (``expand``'s ``sum_to``) then
+    reduces it again: each bias value sits at one neuron it broadcasts to (the first along each
+    broadcast dim), zeros elsewhere, so that sum adds only zeros and gives the same bits."""
+    k = i[6]
+    shape = tuple(i[7:7 + k])
+    bshape = tuple(i[8 + k:8 + k + i[7 + k]])
+    r = GB.view(GB.shape[0], *shape).sum_to_size(bshape)
+    if bshape == shape:
+        return r.reshape(-1)
+    padded = (1,) * (k - len(bshape)) + bshape
+    full = torch.zeros(shape, dtype=torch.float32)
+    full[tuple(slice(0, 1) if b == 1 else slice(None) for b in padded)] = r.view(padded)
+    return full.view(-1)
+
+
 def _bwd(saved, grads, f, i, needs):
     keep, d, th = saved
     M, T, io = th.shape[0], i[5], IO_DTYPES[i[3]]
-    relu, need_th = int(i[0] == host.ACT_RELU), bool(needs[1])
+    relu, need_th, need_b = int(i[0] == host.ACT_RELU), bool(needs[1]), bool(needs[2])
     g_y, g_sig, g_a, g_accl, g_prel = (grads[k] for k in (0, 1, 2, 4, 5))  # not the Δ trace's (detached)
     nb = jit.kernels("sigma_delta")
     gx = jit.empty((T, M))
-    gth, gb, gpre0 = _f32(M), _f32(M), _f32(M)
+    # per-step threshold / bias terms, reduced below by torch as the reference's autograd does
+    GTH = jit.empty((T, M)) if need_th else None
+    GB = jit.empty((T, M)) if need_b else None
+    gpre0 = _f32(M)
     gacc0 = torch.empty(M, dtype=torch.float64)
-    k = nb.make_bwd(relu, *(int(g is not None) for g in (g_y, g_sig, g_a)), int(need_th))
+    k = nb.make_bwd(relu, *(int(g is not None) for g in (g_y, g_sig, g_a)), int(need_th), int(need_b))
     gaccl = np_view(g_accl.to(torch.float64)) if g_accl is not None else gacc0.numpy()
     rows = [jit.grad_rows(g) for g in (g_y, g_sig, g_a)]
     jit.run(k, M, nb.TILE, *(r[0] for r in rows), *(r[1] for r in rows), gaccl, jit.np32(g_prel),
             np.bool_(g_accl is not None), np.bool_(g_prel is not None),
             np_view(keep if relu else None), jit.np32(d if need_th else None, 2), jit.np32(th),
-            np_f32(f[1]), np_f32(f[2]), gx.numpy(), gth.numpy(), gb.numpy(), gacc0.numpy(), gpre0.numpy())
+            np_f32(f[1]), np_f32(f[2]), gx.numpy(), jit.np32(GTH, 2), jit.np32(GB, 2), gacc0.numpy(), gpre0.numpy())
+    gth = GTH.sum(0) if need_th else None          # the reference's g.sum(0) over the same (T, M)
+    gb = _bias_grad(GB, i) if need_b else None
     out = [gx if io == torch.float32 else gx.to(io), gth, gb, gacc0, gpre0]
     return [g if n else None for g, n in zip(out, needs[:5])] + [None, None]
 
