@@ -40,7 +40,7 @@ _STATE: dict = {}
 #: what the CPU backend runs without numba, per kernel module: the IF/LIF and CUBA families have
 #: torch-op loops of their own; the others (Loihi, RF, sigma-delta, the peers' neurons) have no
 #: CPU path but the compiled one, so ``"auto"`` runs their reference loop
-FALLBACKS = {"lif": "its torch-op loops", "cuba": "its torch-op loops"}
+FALLBACKS = {"lif": "its torch-op loops", "cuba": "its torch-op loops", "li": "its NumPy loops"}
 
 
 def fallback(name: str) -> str:
