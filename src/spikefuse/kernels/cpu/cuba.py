@@ -372,7 +372,7 @@ def _nb_forward(nb, x, consts, refractory: bool, out_dtype, shape):
     Z, V, I = (jit.empty((T, M)) for _ in range(3))               # written in full by the kernel
     mask = jit.empty((T, M), torch.bool) if refractory else None
     mk = mask.view(torch.uint8).numpy() if refractory else jit.np32(None, 2).astype("uint8")
-    jit.run(nb.make_fwd(int(refractory)), M, nb.TILE, jit.np32(x), *(_arr(c, M, shape) for c in consts[:5]),
+    jit.run(nb.make_fwd(int(refractory)), M, nb.SPLIT, jit.np32(x), *(_arr(c, M, shape) for c in consts[:5]),
             _arr(consts[6], M, shape), Z.numpy(), V.numpy(), I.numpy(), mk)
     return [Z if out_dtype == f32 else Z.to(out_dtype), V, I, mask]
 
@@ -405,7 +405,7 @@ def _nb_backward(nb, saved, grads, consts, needs, refractory: bool, x_dtype, sha
     k = nb.make_bwd(int(refractory), int(g_spk is not None), int(g_mem is not None), int(g_cur is not None),
                     int(needs[0]), int(any(live)), int(any(per)))
     (gz, zs), (gv, vs), (gi, is_) = (jit.grad_rows(g) for g in (g_spk, g_mem, g_cur))
-    jit.run(k, M, nb.TILE, jit.np32(mem, 2), jit.np32(cur, 2), mk, gz, gv, gi, zs, vs, is_,
+    jit.run(k, M, nb.SPLIT, jit.np32(mem, 2), jit.np32(cur, 2), mk, gz, gv, gi, zs, vs, is_,
             *(_arr(c, M, shape) for c in (leak, thr, alpha, a_m, c_s)), jit.np32(gx, 2),
             *(jit.np32(g) for g in pg), *P, np.array(step, np.int64), steps=T)
     if gx is not None and x_dtype != f32:
