@@ -102,3 +102,34 @@ def test_cpu_recurrences_run_in_numpy_and_a_graph_building_backward_in_torch(mon
     seen.clear()
     torch.autograd.grad(L._LIScan.apply(b, 0.6, 0.4), b, gy.requires_grad_(), create_graph=True)
     assert seen == [np, torch]
+
+
+@pytest.mark.parametrize("T", [1, 2, 17])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_compiled_and_numpy_recurrences_agree_bit_for_bit(monkeypatch, T, dtype):
+    """With numba the CPU recurrences run kernels/cpu/_nb_li.py; without it (``_li_kernels`` None)
+    the NumPy loops: both give the torch loop's bits, forward and backward (a non-contiguous
+    upstream gradient included)."""
+    from spikefuse.kernels.cpu import jit
+
+    if jit.kernels("li") is None:
+        pytest.skip("numba is unavailable: only the NumPy loops run")
+    used = []
+    real = L._li_compiled
+    monkeypatch.setattr(L, "_li_compiled", lambda *a: used.append(a[0].__name__) or real(*a))
+    x, gy = _case(T, dtype, seed=5)
+    gy = gy.transpose(1, 2).contiguous().transpose(1, 2)     # same values, not contiguous
+    outs = []
+    for compiled in (True, False):
+        if not compiled:
+            monkeypatch.setattr(L, "_li_kernels", lambda xp: None)
+        a = x.clone().requires_grad_()
+        y = L._LIScan.apply(a, 0.75, 0.25)
+        (g,) = torch.autograd.grad(y, a, gy)
+        outs.append((y, g))
+    assert used == ["li_fwd", "li_bwd"]
+    ref_x = x.clone().requires_grad_()
+    ref = L._li_loop(ref_x, 0.75, 0.25)
+    (g_ref,) = torch.autograd.grad(ref, ref_x, gy)
+    for y, g in outs:
+        assert torch.equal(_bits(y), _bits(ref)) and torch.equal(_bits(g), _bits(g_ref))

@@ -679,7 +679,10 @@ class _LIScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, xf, decay, gain):
         ctx.decay, ctx.gain, ctx.T = decay, gain, xf.shape[0]
-        xp, wrap, (d, g0) = _li_ops(xf, decay, gain)
+        xp, wrap, (d, g0, zero) = _li_ops(xf, decay, gain, 0.0)
+        nb = _li_kernels(xp)
+        if nb is not None:
+            return _li_compiled(nb.li_fwd, xf, d, g0, zero)
         return wrap(_li_forward(xp, _xp_view(xp, xf) * g0, d))
 
     @staticmethod
@@ -687,8 +690,43 @@ class _LIScan(torch.autograd.Function):
         if g is None:  # pragma: no cover - autograd materialises the output gradient
             return None, None, None
         xp, wrap, (d, g0, zero) = _li_ops(g, ctx.decay, ctx.gain, 0.0)
+        nb = _li_kernels(xp)
+        if nb is not None:
+            return _li_compiled(nb.li_bwd, g, d, g0, zero), None, None
         gx = _li_backward(xp, _xp_view(xp, g), d) * g0
         return wrap(gx + zero if ctx.T > 1 else gx), None, None
+
+
+def _li_kernels(xp):
+    """The compiled recurrences (:mod:`spikefuse.kernels.cpu._nb_li`: the same operations in the
+    same order, without NumPy's per-step calls) for the NumPy path, or None (the torch path, or
+    no numba: then the NumPy loops run)."""
+    if xp is torch:
+        return None
+    return _jit().kernels("li")
+
+
+def _jit():
+    jit = _JIT.get("jit")
+    if jit is None:
+        from .kernels.cpu import jit
+
+        _JIT["jit"] = jit
+    return jit
+
+
+_JIT: dict = {}
+
+
+def _li_compiled(k, t: torch.Tensor, decay, gain, zero) -> torch.Tensor:
+    """Kernel ``k`` of :mod:`spikefuse.kernels.cpu._nb_li` over ``t`` viewed as ``(T, M)``: a
+    new tensor of ``t``'s shape and dtype."""
+    src = t.detach().contiguous()
+    T = src.shape[0]
+    out = torch.empty(src.shape, dtype=src.dtype)
+    a, o = src.view(T, -1).numpy(), out.view(T, -1).numpy()
+    _jit().run(k, a.shape[1], 4096, a, decay, gain, zero, o, steps=T)
+    return out
 
 
 def _li_ops(t: torch.Tensor, *scalars):
@@ -699,8 +737,13 @@ def _li_ops(t: torch.Tensor, *scalars):
         return torch, (lambda a: a), scalars
     import numpy as np
 
-    cast = np.dtype(str(t.dtype).replace("torch.", "")).type
+    cast = _NP_SCALAR.get(t.dtype)
+    if cast is None:
+        cast = _NP_SCALAR[t.dtype] = np.dtype(str(t.dtype).replace("torch.", "")).type
     return np, torch.from_numpy, tuple(cast(v) for v in scalars)
+
+
+_NP_SCALAR: dict = {}   # torch dtype -> its NumPy scalar type
 
 
 def _xp_view(xp, t: torch.Tensor):

@@ -439,15 +439,15 @@ def test_initial_state_is_v_reset():
 
 def test_kernel_hook_contract(monkeypatch):
     """lif_multistep asks kernels.resolve('lif', backend, x_seq, params=, v0=, return_traces=)
-    and wraps impl(x_seq, params, (v0,), return_traces) -> ((spikes,), (v_last,), (h_seq, v_seq)
-    or None), the raw kernel contract."""
+    and wraps impl(x_seq, params, (v0,) or None (at rest), return_traces) -> ((spikes,), (v_last,),
+    (h_seq, v_seq) or None), the raw kernel contract."""
     x = torch.rand(4, 2, 3)
     v0 = torch.full((2, 3), 0.25)
     params = LIFParams(tau=3.0)
     seen = {}
 
     def impl(x_seq, p, state, rt):
-        (v,) = state
+        v = torch.zeros(x_seq.shape[1:]) if state is None else state[0]   # None: at rest
         seen["impl"] = (x_seq, p, v, rt)
         traces = (torch.full_like(x_seq, 7.0), torch.full_like(x_seq, 8.0)) if rt else None
         return (torch.full_like(x_seq, 5.0),), (torch.full_like(v, 6.0),), traces
@@ -464,9 +464,9 @@ def test_kernel_hook_contract(monkeypatch):
     assert opts["return_traces"] is False and torch.equal(opts["v0"], v0)
     assert seen["impl"][3] is False and torch.equal(seen["impl"][2], v0)
     assert torch.equal(s, torch.full_like(x, 5.0)) and torch.equal(st.v, torch.full_like(v0, 6.0))
+    # at rest (no state, a number v_reset) the kernel gets state None and makes V0 = v_reset
     s, st, tr = lif_multistep(x, params, None, backend="cpu", return_traces=True)
-    assert seen["resolve"][3]["v0"].shape == (2, 3) and seen["resolve"][3]["v0"].dtype == torch.float32
-    assert torch.equal(seen["resolve"][3]["v0"], torch.zeros(2, 3))
+    assert seen["resolve"][3]["v0"] is None
     assert isinstance(tr, LIFTraces) and tr.h[0, 0, 0] == 7.0 and tr.v[0, 0, 0] == 8.0
 
 

@@ -54,3 +54,54 @@ def test_a_fresh_state_changed_in_place_is_scanned_and_refused():
     st.v[0, 0] = float("nan")
     with pytest.raises(ValueError, match="state.v: contains NaN or inf"):
         lif_multistep(torch.rand(4, 2, 3), p, st)
+
+
+def _run(backend, x, params, state):
+    x = x.clone().requires_grad_()
+    out = lif_multistep(x, params, state, backend=backend, return_traces=True)
+    s, st, tr = out
+    (s * torch.linspace(-1, 1, s.numel()).view_as(s)).sum().backward(retain_graph=True)
+    grads = [x.grad] + [p.grad.clone() if isinstance(p, torch.Tensor) and p.grad is not None else None
+                        for p in (params.tau, params.v_threshold, params.v_reset)]
+    for p in (params.tau, params.v_threshold, params.v_reset):
+        if isinstance(p, torch.Tensor) and p.grad is not None:
+            p.grad = None
+    return s, st.v, tr.h, tr.v, grads
+
+
+@pytest.mark.parametrize("v_reset", [0.0, -0.0, -0.3, None, "tensor"])
+@pytest.mark.parametrize("decay_input", [True, False])
+def test_at_rest_the_kernel_starts_from_v_reset(v_reset, decay_input):
+    """With no state (at rest) the fused CPU LIF gets state None and starts from ``0 + v_reset``
+    itself (no state tensor is made; a -0.0 v_reset starts from +0.0): outputs, traces, final
+    state and gradients are the reference's, bit for bit; a learnable tensor v_reset still gets
+    its gradient through the initial state ``V0 = 0 + v_reset``."""
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(6, 3, 5, generator=g)
+    vr = torch.tensor(-0.2, requires_grad=True) if v_reset == "tensor" else v_reset
+    p = LIFParams(tau=2.0, v_reset=vr, decay_input=decay_input)
+    ref = _run("reference", x, p, None)
+    got = _run("cpu", x, p, None)
+    for a, b in zip(ref[:4], got[:4]):
+        assert torch.equal(a, b) and torch.equal(torch.signbit(a), torch.signbit(b))
+    for a, b in zip(ref[4], got[4]):
+        assert (a is None) == (b is None)
+        if a is not None:
+            assert torch.equal(a, b)
+    if v_reset == "tensor":
+        assert got[4][3] is not None and got[4][3].abs().sum() > 0
+
+
+def test_module_at_rest_matches_a_given_resting_state():
+    """The LIF module after a reset passes no state; a second call continues from the stored one."""
+    from spikefuse.neuron import LIF
+
+    x = torch.rand(5, 2, 3) * 2
+    m = LIF(tau=2.0, v_reset=-0.25)
+    s1 = m(x)
+    v1 = m.v.clone()
+    s2 = m(x)
+    st = initial_state((2, 3), LIFParams(tau=2.0, v_reset=-0.25))
+    r1, rst = lif_multistep(x, LIFParams(tau=2.0, v_reset=-0.25), st, backend="reference")
+    r2, _ = lif_multistep(x, LIFParams(tau=2.0, v_reset=-0.25), rst, backend="reference")
+    assert torch.equal(s1, r1) and torch.equal(v1, rst.v) and torch.equal(s2, r2)

@@ -184,7 +184,8 @@ class _SpikingJellyNode(NeuronModule, nn.Module):
         params = self.params()
         if self.step_mode == "m":
             check_sequence("x", x, min_ndim=2, finite=False)  # _lif_multistep scans the values once
-            state = self._state_for(x.shape[1:], x, params)
+            # at rest (after a reset): no state tensor; the fused kernels start from v_reset
+            state = None if self.v is None else self._state_for(x.shape[1:], x, params)
             out = _lif_multistep(
                 x, params, state, self.backend, return_traces=self.store_v_seq,
                 check_tau=self._check_tau,
@@ -197,7 +198,11 @@ class _SpikingJellyNode(NeuronModule, nn.Module):
             check_tensor("x", x, min_ndim=1, finite=False)  # _lif_step scans the values once
             state = self._state_for(x.shape, x, params)
             spikes, state = _lif_step(x, state, params, check_tau=self._check_tau)
-        self.v = self._stored_v = state.v
+        d = self.__dict__
+        if _plain_state(self, d):   # as reset_state: nn.Module.__setattr__ would only store it here
+            d["v"] = d["_stored_v"] = state.v
+        else:
+            self.v = self._stored_v = state.v
         return spikes
 
     def extra_repr(self) -> str:

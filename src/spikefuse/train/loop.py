@@ -361,12 +361,22 @@ class _Tally:
         return self.loss, self.correct, self.seen
 
 
+def _clear_grads(opt: torch.optim.Optimizer) -> None:
+    """``opt.zero_grad(set_to_none=True)`` without its ``torch.autograd.profiler.record_function``
+    scope: the same assignment ``p.grad = None`` for every parameter the optimizer steps, ~40 us
+    less per step on a CPU (the profiler scope is most of ``zero_grad``'s time for a small
+    network; issue 15 item 3). The optimizer's own ``step`` keeps its scope and hooks."""
+    for group in opt.param_groups:
+        for p in group["params"]:
+            p.grad = None
+
+
 def _train_step(run: _Run, x, y, tally: _Tally) -> None:
     """One optimisation step on the batch ``(x, y)``."""
     with _autocast(run.cfg, run.device):
         logits = run.net(x)
     loss = F.cross_entropy(logits.float(), y)
-    run.opt.zero_grad(set_to_none=True)
+    _clear_grads(run.opt)
     loss.backward()
     run.opt.step()
     run.sched.step()

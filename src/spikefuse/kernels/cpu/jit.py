@@ -40,7 +40,7 @@ _STATE: dict = {}
 #: what the CPU backend runs without numba, per kernel module: the IF/LIF and CUBA families have
 #: torch-op loops of their own; the others (Loihi, RF, sigma-delta, the peers' neurons) have no
 #: CPU path but the compiled one, so ``"auto"`` runs their reference loop
-FALLBACKS = {"lif": "its torch-op loops", "cuba": "its torch-op loops"}
+FALLBACKS = {"lif": "its torch-op loops", "cuba": "its torch-op loops", "li": "its NumPy loops"}
 
 
 def fallback(name: str) -> str:
@@ -123,7 +123,11 @@ def run(kernel, M: int, tile: int, *args, steps: Optional[int] = None) -> None:
     neuron-steps of work (``steps`` default: the leading dimension of the first ``(T, M)`` array
     argument): the calling thread runs the first range, a thread pool the others (the kernels
     release the GIL: ``nogil=True``); work below ``2 * MIN_WORK`` runs on the calling thread."""
-    rs = ranges(M, tile, work=M * (steps if steps is not None else _steps(M, args)))
+    work = M * (steps if steps is not None else _steps(M, args))
+    if 0 < MIN_WORK and work < 2 * MIN_WORK:   # one range (what ranges() gives), without its lists
+        kernel(*args, 0, M)
+        return
+    rs = ranges(M, tile, work=work)
     if len(rs) == 1:
         kernel(*args, 0, M)
         return
@@ -294,8 +298,11 @@ def grad_rows(g: Optional[torch.Tensor]):
     family: the LIF, CUBA, Loihi and sigma-delta kernels take the step; the peer kernels
     (snnTorch, norse LIF, sinabs: ``trow`` of ``_nb_peers``) take the array alone and read row
     ``min(t, rows - 1)``, which is the same row for both shapes."""
-    if g is None:
-        return np32(None, 2), 0
+    if g is None:   # one shared (1, 1) dummy: kernels only read a gradient, and never an absent one
+        dummy = _STATE.get("no_grad")
+        if dummy is None:
+            dummy = _STATE["no_grad"] = np32(None, 2)
+        return dummy, 0
     if g.dim() == 2 and g.shape[0] > 1 and g.stride(0) == 0:
         return np32(g[0:1]), 0
     return np32(g), 1

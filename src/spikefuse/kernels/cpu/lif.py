@@ -29,7 +29,9 @@ for ``decay_input`` LIF when tau needs a gradient (it is alive anyway as the cal
 """
 from __future__ import annotations
 
+import functools
 import math
+import struct
 from typing import Optional
 
 import numpy as np
@@ -300,6 +302,20 @@ def _np(t: Optional[torch.Tensor], ndim: int = 1):
     return jit.np32(t, ndim)
 
 
+def _v0_row(v0: Optional[torch.Tensor], vr, M: int):
+    """The kernels' ``(M,)`` initial membrane: ``v0``'s, or for None (a call at rest, whose ``vr``
+    is then a number) the cached row of ``vr + 0.0`` (the reference's resting state
+    ``0 + v_reset``, which turns a -0.0 into +0.0)."""
+    if v0 is None:
+        return jit.const_row(vr + 0.0, M)
+    return _np(v0.expand(M))
+
+
+def _v0_tensor(v0: Optional[torch.Tensor], vr, M: int) -> torch.Tensor:
+    """:func:`_v0_row` as a tensor (the torch-op fallback loops)."""
+    return torch.from_numpy(_v0_row(v0, vr, M).copy()) if v0 is None else v0
+
+
 def _tie(strict: bool) -> np.float32:
     """The spike of the numba kernels at ``H == Vth`` (:func:`._nb_lif.spike`): 1 for ``">="``, 0
     for the strict ``">"``; a float32, so both share one compiled variant."""
@@ -321,7 +337,7 @@ def _nb_forward(nb, x, tau, vth, vr, v0, cfg, shape, keep_h: bool):
     vseq = jit.empty((T, M)) if traces else None
     k = nb.make_fwd(kind, int(hard), int(recip))
     jit.run(k, M, nb.SPLIT, _np(x), *(_per_neuron(p, shape, M) for p in (tau, vth, vr)),
-            _np(v0.expand(M)), _np(H, 2), S.numpy(), vlast.numpy(), _np(vseq, 2), bool(keep_h), bool(traces),
+            _v0_row(v0, vr, M), _np(H, 2), S.numpy(), vlast.numpy(), _np(vseq, 2), bool(keep_h), bool(traces),
             _tie(strict), steps=T)
     spk = S if out_dtype == f32 else S.to(out_dtype)
     return spk, vlast, H, vseq
@@ -340,6 +356,7 @@ def _lif_forward(x, tau, vth, vr, v0, cfg, shape, keep_h: bool = True):
     with torch.no_grad():
         x32 = x if x.dtype == torch.float32 else x.float()
         taud, vthd, vrd = (_flat_of(p, shape, x.shape[1]) for p in (tau, vth, vr))
+        v0 = _v0_tensor(v0, vr, x.shape[1])
         H, sf, vlast = _forward_loop(x32, taud, vthd, vrd, v0.detach(), kind, hard, recip, strict)
         spk = sf if out_dtype == torch.float32 else sf.to(out_dtype)
         vseq = _reset(H, sf, vthd, vrd, hard) if traces else None
@@ -385,14 +402,18 @@ def _lif_backward(ctx, saved, g_spk, g_vlast, g_hseq, g_vseq):
         with torch.no_grad():
             return _nb_backward(nb, ctx, H, x, v0, (tau, vth, vr), (g_spk, g_vlast, g_hseq, g_vseq))
     with torch.no_grad():
+        v0 = _v0_tensor(v0, vr, H.shape[1])
         return _fallback_backward(ctx, H, x, v0, (tau, vth, vr), (g_spk, g_vlast, g_hseq, g_vseq))
 
 
 def surrogate_consts(surrogate) -> tuple:
     """``(c0, c1)`` of :func:`._nb_lif.sg_times`: the Python numbers of the reference's surrogate
     expressions (spikefuse/surrogate.py), rounded to fp32 as torch rounds a scalar operand."""
-    kid = surrogate.kernel_id
-    a0, a1 = surrogate.kernel_params
+    return _surrogate_consts(int(surrogate.kernel_id), *(float(a) for a in surrogate.kernel_params))
+
+
+@functools.lru_cache(maxsize=256)
+def _surrogate_consts(kid: int, a0: float, a1: float) -> tuple:
     if kid == 0:
         c = (math.pi / 2 * a0, a0 / 2)
     elif kid == 3:
@@ -432,7 +453,7 @@ def torch_vec_lanes(M: int, threads: Optional[int] = None) -> np.ndarray:
 
 def _lanes(kid: int, M: int):
     if kid != 1:
-        return np.zeros(1, dtype=np.uint8)
+        return _NO_LANES
     key = (M, torch.get_num_threads(), torch.backends.cpu.get_cpu_capability())
     cache = _LANES
     if key not in cache:
@@ -443,6 +464,7 @@ def _lanes(kid: int, M: int):
 
 
 _LANES: dict = {}
+_NO_LANES = np.zeros(1, dtype=np.uint8)     # read only: the kernels read lanes for Sigmoid alone
 
 
 def _nb_param_flags(ctx, params, M: int):
@@ -540,7 +562,7 @@ def _nb_backward(nb, ctx, H, x, v0, params, grads):
     (gs, ss), (gvs, vs), (ghs, hs) = (jit.grad_rows(g) for g in (g_spk, g_vseq, g_hseq))
     jit.run(k, M, nb.SPLIT, _np(H, 2), _np(xs, 2), gs, gvs, ghs, g_spk is not None, g_hseq is not None,
             ss, vs, hs, _np(g_vlast), g_vlast is not None,
-            *(_per_neuron(p, ctx.step_shape, M) for p in params), _np(v0.expand(M)),
+            *(_per_neuron(p, ctx.step_shape, M) for p in params), _v0_row(v0, params[2], M),
             c0, c1, _tie(strict),
             _lanes(int(surrogate.kernel_id), M), bool(needs[0]), _np(gx, 2), gv0.numpy(), bool(n_tau),
             bool(n_vth), bool(n_vr), bool(per_step), *(_np(g) for g in vec),
@@ -609,8 +631,12 @@ def lif_cpu(x_seq: torch.Tensor, params, state=None, return_traces: bool = False
     tau = _own(params.reciprocal_tau if recip else (params.tau if params.tau is not None else 1.0), dev)
     vth = _own(params.v_threshold, dev)
     vr = _own(params.v_reset if hard else 0.0, dev)
-    v0f = expand_param(vr.detach() if isinstance(vr, torch.Tensor) else vr, shape, dev) if v0 is None else \
-        expand_param(v0, shape, dev)
+    if v0 is not None:
+        v0f = expand_param(v0, shape, dev)
+    elif isinstance(vr, torch.Tensor):
+        v0f = expand_param(vr.detach(), shape, dev)
+    else:
+        v0f = None      # at rest, V0 = v_reset (+ 0.0, as the reference's resting state): _v0_row
     strict = getattr(params, "threshold", ">=") == ">"            # S = 1[H - Vth > 0]
     cfg = (kind, hard, bool(params.detach_reset), params.surrogate, bool(return_traces), x_seq.dtype, recip,
            strict)
@@ -639,12 +665,25 @@ class _Ctx:
 
 
 def _decode(tensors, f, i):
-    kind, hard, detach, kid, traces, dti, mask, recip, strict = i[:9]
-    sur = KernelSurrogate(kid, f[3], f[4])
-    cfg = (kind, bool(hard), bool(detach), sur, bool(traces), IO_DTYPES[dti], bool(recip), bool(strict))
+    """``(cfg, params, consts)`` of an op call: the configuration and the number parameters are
+    decoded once per distinct ``(f, i)`` (the floats keyed by their bits: 0.0 and -0.0 differ)
+    and cached, since a training loop makes the same call every step (issue 15 item 3)."""
+    key = (struct.pack(f"{len(f)}d", *f), tuple(i))
+    hit = _DECODED.get(key)
+    if hit is None:
+        kind, hard, detach, kid, traces, dti, mask, recip, strict = i[:9]
+        sur = KernelSurrogate(kid, f[3], f[4])
+        cfg = (kind, bool(hard), bool(detach), sur, bool(traces), IO_DTYPES[dti], bool(recip), bool(strict))
+        consts = tuple(None if (mask >> k) & 1 else f[k] for k in range(3))
+        if len(_DECODED) >= 256:
+            _DECODED.clear()
+        hit = _DECODED[key] = (cfg, mask, consts)
+    cfg, mask, consts = hit
     params = [tensors[1 + k] if (mask >> k) & 1 else f[k] for k in range(3)]
-    consts = tuple(None if (mask >> k) & 1 else f[k] for k in range(3))
     return cfg, params, consts
+
+
+_DECODED: dict = {}
 
 
 def _lif_op(x, tau, vth, vr, v0, cfg, shape):

@@ -333,8 +333,8 @@ def lif_triton(x_seq: torch.Tensor, params, state=None, return_traces: bool = Fa
     tau = expand_param(params.tau if params.tau is not None else 1.0, shape, dev)
     vth = expand_param(params.v_threshold, shape, dev)
     vr = expand_param(params.v_reset if hard else 0.0, shape, dev)
-    if v0 is None:
-        v0f = vr.detach().clone()
+    if v0 is None:      # at rest: 0 + v_reset, as the reference's resting state (-0.0 -> +0.0)
+        v0f = vr.detach() + 0.0
     else:
         v0f = expand_param(v0, shape, dev)
     sur = params.surrogate
