@@ -559,7 +559,8 @@ def _nb_backward(nb, ctx, H, x, v0, params, grads):
     xs = x if (x is not None and kind == KIND_LIF_DECAY_INPUT and n_tau) else None
     params_on = n_tau or n_vth or n_vr
     k = nb.make_bwd(int(kind != KIND_IF), int(kind == KIND_LIF_DECAY_INPUT), int(recip), int(hard), int(detach),
-                    int(surrogate.kernel_id), int(g_vseq is not None), int(params_on))
+                    int(surrogate.kernel_id), int(g_vseq is not None), int(params_on),
+                    int(n_tau and not n_vth and not n_vr and kind != KIND_IF))
     (gs, ss), (gvs, vs), (ghs, hs) = (jit.grad_rows(g) for g in (g_spk, g_vseq, g_hseq))
     jit.run(k, M, nb.SPLIT, _np(H, 2), _np(xs, 2), gs, gvs, ghs, g_spk is not None, g_hseq is not None,
             ss, vs, hs, _np(g_vlast), g_vlast is not None,
