@@ -142,3 +142,21 @@ def make_bwd(refractory: int, has_gz: int, has_gv: int, has_gi: int, need_x: int
                 g_cs[a:b] = acc[4]
 
     return cuba_bwd
+
+
+@kernel
+def last_spike(Z, out, j0, j1):
+    """``out[j]`` = the last step ``t`` with ``Z[t, j] != 0`` (-1 without a spike), for neurons
+    ``[j0, j1)``: rows from the last step back, stopping once every neuron of the range has one
+    (a spiking population is done after a few rows; the reference's formula reads all ``T``)."""
+    T = Z.shape[0]
+    for j in range(j0, j1):
+        out[j] = -1
+    left = j1 - j0
+    t = T - 1
+    while t >= 0 and left > 0:
+        for j in range(j0, j1):
+            if out[j] < 0 and Z[t, j] != F0:
+                out[j] = t
+                left -= 1
+        t -= 1

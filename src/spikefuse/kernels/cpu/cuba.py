@@ -304,8 +304,24 @@ def cuba_cpu(x_seq: torch.Tensor, params, state=None, return_traces: bool = Fals
     T = x_seq.shape[0]
     consts = cuba_consts(params, dt, refractory_time, shape, x_seq.device, _own)
     spk, mem, cur = _cuba_op(x_seq.reshape(T, -1), consts, refractory_time is not None, x_seq.dtype, shape)
+    last = _last_spike(spk, shape) if refractory_time is not None else None
     spk, mem, cur = spk.view(x_seq.shape), mem.view(x_seq.shape), cur.view(x_seq.shape)
-    return (spk, mem, cur), cuba_final_state(spk, mem, cur, refractory_time, dt), None
+    return (spk, mem, cur), cuba_final_state(spk, mem, cur, refractory_time, dt, last), None
+
+
+def _last_spike(spk: torch.Tensor, shape):
+    """Each neuron's last spike step (-1: none) as fp32 in the step ``shape`` from the ``(T, M)``
+    spikes (``_nb_cuba.last_spike``: from the last row back, stopping when every neuron has one),
+    or None without numba (then :func:`cuba_final_state` computes it from all steps)."""
+    nb = jit.kernels("cuba")
+    if nb is None:
+        return None
+    z = spk.detach()
+    if z.dtype != torch.float32 or not z.is_contiguous():
+        z = z.to(torch.float32).contiguous()
+    out = np.empty(z.shape[1], dtype=np.int64)
+    jit.run(nb.last_spike, z.shape[1], nb.SPLIT, z.numpy(), out, steps=1)
+    return torch.from_numpy(out).to(torch.float32).view(shape)
 
 
 def _own(p, shape, device):
