@@ -53,6 +53,16 @@ def finite_checks(enabled: bool):
 _describe = describe
 
 
+class NonFiniteInput(ValueError):
+    """Raised by a fused kernel that scans its input's values itself (its function has
+    ``checks_finite = True``, see :func:`spikefuse.functional._dispatch.call`) when they hold
+    NaN/inf: the caller then runs its usual check of the input, which raises the error that names
+    the argument. (A kernel on the ``torch.compile`` op path raises it as is.)"""
+
+    def __init__(self, msg: str = "the input of a fused scan contains NaN or inf values"):
+        super().__init__(msg)
+
+
 def all_finite(x: torch.Tensor) -> bool:
     """True if floating tensor ``x`` holds no NaN/inf: one pass, no full-size temporary
     (``aminmax`` propagates NaN, and +-inf shows in the max or the min)."""

@@ -424,7 +424,7 @@ def _check_common(p) -> None:
     check_choice("params.decay_grad", p.decay_grad, DECAY_GRADS)
 
 
-def _check_input(x_seq) -> torch.Tensor:
+def _check_input(x_seq, finite: bool = True) -> torch.Tensor:
     if isinstance(x_seq, (tuple, list)):
         raise TypeError(
             f"x_seq: CUBA/ALIF are real-valued and take one tensor (T, B, *features), got a {type(x_seq).__name__} "
@@ -432,14 +432,20 @@ def _check_input(x_seq) -> torch.Tensor:
         )
     if isinstance(x_seq, torch.Tensor) and x_seq.is_complex():
         raise TypeError(f"x_seq: expected a real floating tensor, got complex dtype {x_seq.dtype}")
-    return check_sequence("x_seq", x_seq)
+    return check_sequence("x_seq", x_seq, finite=finite)
 
 
-def _check_model(x_seq, params, state, params_cls, state_cls) -> None:
+def _values_check(x_seq):
+    """The NaN/inf scan of a multi-step input, for :func:`._dispatch.call` (a fused CPU kernel
+    scans its input itself and asks for it only when it met a NaN/inf)."""
+    return lambda: check_sequence("x_seq", x_seq)
+
+
+def _check_model(x_seq, params, state, params_cls, state_cls, finite: bool = True) -> None:
     """Validate a CUBA / ALIF call: input, ``params`` (type, shared fields, ``threshold_step``
     where the model has one, every ``*_decay`` field in field order) and the optional state."""
     check_not_transformed(f"loihi {params_cls.__name__[:-6].lower()}")
-    _check_input(x_seq)
+    _check_input(x_seq, finite)
     if not isinstance(params, params_cls):
         raise TypeError(f"params: expected {params_cls.__name__}, got {_describe(params)}")
     _check_common(params)
@@ -544,8 +550,8 @@ def _check_step_input(x) -> None:
     check_tensor("x", x, min_ndim=1, finite=False)  # its values: by the sequence check that follows
 
 
-def _check_cuba(x_seq, params, state):
-    _check_model(x_seq, params, state, CubaParams, CubaState)
+def _check_cuba(x_seq, params, state, finite: bool = True):
+    _check_model(x_seq, params, state, CubaParams, CubaState, finite)
 
 
 def cuba_step(x: torch.Tensor, state: Optional[CubaState], params: CubaParams):
@@ -603,13 +609,15 @@ def cuba_multistep(
     >>> cuba_multistep(x, p)[0].flatten().tolist()
     [0.0, 1.125, 0.0, 0.0, 0.0]
     """
-    _check_cuba(x_seq, params, state)
+    _check_cuba(x_seq, params, state, finite=False)   # the values: _values_check, after dispatch
     du, dv, impl = _multistep_setup("loihi_cuba", x_seq, params, backend, return_traces, norm)
     s_scale, th, thr, tau_rho, scale_rho = cuba_constants(params)
     if impl is not None:
         state = _kernel_state(state, CubaState, x_seq, lambda z: CubaState(z, z))
-        out = _dispatch.call(impl, x_seq, params, tuple(state), return_traces, CubaState, CubaTraces)
+        out = _dispatch.call(impl, x_seq, params, tuple(state), return_traces, CubaState, CubaTraces,
+                             values_check=_values_check(x_seq))
         return _dispatch.result(out, return_traces)
+    _values_check(x_seq)()
     u = _li(x_seq, du, None if state is None else state.current, None, s_scale, params.decay_grad)
     if norm is not None:
         u = norm(u)
@@ -670,8 +678,8 @@ class AlifTraces(NamedTuple):
     refractory: torch.Tensor
 
 
-def _check_alif(x_seq, params, state):
-    _check_model(x_seq, params, state, AlifParams, AlifState)
+def _check_alif(x_seq, params, state, finite: bool = True):
+    _check_model(x_seq, params, state, AlifParams, AlifState, finite)
 
 
 def alif_step(x: torch.Tensor, state: Optional[AlifState], params: AlifParams):
@@ -729,13 +737,15 @@ def alif_multistep(
     >>> alif_multistep(x, p)[0].flatten().tolist()
     [1.0, 0.0, 0.0, 1.0, 0.0, 0.0]
     """
-    _check_alif(x_seq, params, state)
+    _check_alif(x_seq, params, state, finite=False)   # the values: _values_check, after dispatch
     du, dv, impl = _multistep_setup("loihi_alif", x_seq, params, backend, return_traces, norm)
     s_scale, th0, step, tau_rho, scale_rho = alif_constants(params)
     if impl is not None:
         state = _kernel_state(state, AlifState, x_seq, lambda z: AlifState(z, z, torch.full_like(z, th0), z))
-        out = _dispatch.call(impl, x_seq, params, tuple(state), return_traces, AlifState, AlifTraces)
+        out = _dispatch.call(impl, x_seq, params, tuple(state), return_traces, AlifState, AlifTraces,
+                             values_check=_values_check(x_seq))
         return _dispatch.result(out, return_traces)
+    _values_check(x_seq)()
     if norm is not None:
         x_seq = norm(x_seq)
     st = state

@@ -414,7 +414,7 @@ class _ResonatorFn(torch.autograd.Function):
 # --------------------------------------------------------------------------- validation
 
 
-def _check_pair(name: str, x, min_ndim: int):
+def _check_pair(name: str, x, min_ndim: int, finite: bool = True):
     if isinstance(x, Tensor):
         raise TypeError(
             f"{name}: expected a pair (real, imag) of tensors for a complex (resonator) neuron, "
@@ -423,8 +423,8 @@ def _check_pair(name: str, x, min_ndim: int):
     if not isinstance(x, (tuple, list)) or len(x) != 2:
         raise TypeError(f"{name}: expected a pair (real, imag) of tensors, got {_describe(x)}")
     xr, xi = x
-    check_tensor(f"{name}[0] (real)", xr, min_ndim=min_ndim)
-    check_tensor(f"{name}[1] (imag)", xi, min_ndim=min_ndim)
+    check_tensor(f"{name}[0] (real)", xr, min_ndim=min_ndim, finite=finite)
+    check_tensor(f"{name}[1] (imag)", xi, min_ndim=min_ndim, finite=finite)
     if xr.shape != xi.shape:
         raise ValueError(
             f"{name}: real and imaginary parts must have the same shape, got {tuple(xr.shape)} "
@@ -566,7 +566,7 @@ def _step(model: str, x, state, params):
 
 def _multistep(model: str, x_seq, params, state, backend, return_traces):
     check_not_transformed(f"{model}_multistep")
-    xr, xi = _check_pair("x_seq", x_seq, min_ndim=2)
+    xr, xi = _check_pair("x_seq", x_seq, min_ndim=2, finite=False)   # the values: values_check
     step_shape = tuple(xr.shape[1:])
     _validate_params(model, params, step_shape, xr.device)
     check_bool("return_traces", return_traces)
@@ -577,7 +577,8 @@ def _multistep(model: str, x_seq, params, state, backend, return_traces):
         st = _validate_state(model, state, step_shape, xr.device, cdt)
     out = _dispatch.fused(_FAMILY[model], backend, (xr, xi), params, tuple(st), return_traces,
                           _STATES[model], AdRFTraces if model in ("adrf", "adrf_iz") else RFTraces,
-                          options=dict(params=params, state=st, return_traces=return_traces), x_resolve=xr)
+                          options=dict(params=params, state=st, return_traces=return_traces), x_resolve=xr,
+                          values_check=lambda: _check_pair("x_seq", x_seq, min_ndim=2))
     if out is not None:
         return _dispatch.result(out, return_traces)
     spikes, new_state, traces = _core(model, xr.to(cdt), xi.to(cdt), params, st,

@@ -152,3 +152,22 @@ def empty32(*shape) -> torch.Tensor:
     from . import jit
 
     return jit.empty(shape)
+
+
+def check_flagged_tiles(ex, tile: int, *xs: torch.Tensor) -> None:
+    """The NaN/inf scan of a fixed-point kernel's inputs (Loihi CUBA / ALIF, the resonators),
+    whose float64 pass flags in ``ex`` every tile of ``tile`` neurons that met a NaN/inf (a NaN
+    or inf input becomes a NaN / inf state, outside the proven bounds) or left the bounds: only
+    the flagged tiles' columns of the ``(T, M)`` inputs ``xs`` are read; a NaN/inf there raises
+    :class:`spikefuse._validate.NonFiniteInput` (the functional caller names the argument). The
+    kernel functions that rely on it carry ``checks_finite = True`` (functional/_dispatch.py);
+    with the finite checks off, nothing is read."""
+    from ..._validate import NonFiniteInput, all_finite, finite_scan_wanted
+
+    if not finite_scan_wanted(xs[0]):
+        return
+    for k in ex.nonzero()[0]:
+        a = int(k) * tile
+        for x in xs:
+            if not all_finite(x[:, a:a + tile]):
+                raise NonFiniteInput()

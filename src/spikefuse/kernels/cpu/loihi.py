@@ -29,7 +29,7 @@ import torch
 
 from .._common import IO_DTYPES, loihi_op_args, loihi_reason, loihi_results, loihi_scan
 from . import jit
-from .common import empty32
+from .common import check_flagged_tiles, empty32
 
 SAVED_BYTES = {"loihi_cuba": 4, "loihi_alif": 8}
 
@@ -61,6 +61,7 @@ def _fwd(tensors, f, i):
             np.float64(1.0 / s), np.float32(thr_f), np.float32(thr_s_f), np.int64(theta0), np.int64(step))
     jit.run(nb.make_fwd(*flags), M, nb.TILE, *args, ex)
     if ex.any():  # tiles that left the float64 path's bounds: again in int64 (compiled on first need)
+        check_flagged_tiles(ex, nb.TILE, x)     # the input's NaN/inf scan (checks_finite below)
         nb.rerun_int64(nb.make_fwd_i64(*flags), ex, M, nb.TILE, args)
     LAST["int64_tiles"] = int(ex.sum())
     spk = S if x.dtype == torch.float32 else S.to(x.dtype)
@@ -163,3 +164,7 @@ def loihi_alif_cpu(x_seq, params, state, return_traces=False):
     """Fused CPU Loihi ALIF (for :func:`spikefuse.functional.loihi.alif_multistep`): state and
     traces are (current, voltage, threshold, refractory) tuples, as AlifState / AlifTraces."""
     return _run(x_seq, params, state, return_traces, alif=True)
+
+
+# the NaN/inf scan of the input: by the float64 pass's tile flags (check_flagged_tiles)
+loihi_cuba_cpu.checks_finite = loihi_alif_cpu.checks_finite = True

@@ -24,7 +24,7 @@ import torch
 from .. import _resonator_host as host
 from .._common import IO_DTYPES
 from . import jit
-from .common import np_f32, np_i64, np_view, numba_reason
+from .common import check_flagged_tiles, np_f32, np_i64, np_view, numba_reason
 
 SAVED_BYTES = host.SAVED_BYTES
 #: ``int64_tiles``: how many neuron tiles of the last forward left the float64 path's proven
@@ -58,6 +58,7 @@ def _fwd(tensors, f, i):
             *(jit.np32(t, 2) for t in (re, im, lim, th, r)), np_view(rst), *(jit.np32(t) for t in last))
     jit.run(nb.make_fwd(*vflags), M, nb.TILE, *args, ex)
     if ex.any():  # tiles that left the float64 path's bounds: again in int64 (compiled on first need)
+        check_flagged_tiles(ex, nb.TILE, xr, xi)    # the inputs' NaN/inf scan (checks_finite below)
         nb.rerun_int64(nb.make_fwd_i64(*vflags), ex, M, nb.TILE, args)
     LAST["int64_tiles"] = int(ex.sum())
     if xr.dtype != torch.float32:
@@ -107,3 +108,6 @@ loihi_rf_cpu = host.make(SCANS, "rf", "cpu", _EXAMPLE.format(m="rf"))
 loihi_rf_iz_cpu = host.make(SCANS, "rf_iz", "cpu", _EXAMPLE.format(m="rf_iz"))
 loihi_adrf_cpu = host.make(SCANS, "adrf", "cpu", _EXAMPLE.format(m="adrf"))
 loihi_adrf_iz_cpu = host.make(SCANS, "adrf_iz", "cpu", _EXAMPLE.format(m="adrf_iz"))
+# the NaN/inf scan of the inputs: by the float64 pass's tile flags (common.check_flagged_tiles)
+for _k in (loihi_rf_cpu, loihi_rf_iz_cpu, loihi_adrf_cpu, loihi_adrf_iz_cpu):
+    _k.checks_finite = True
