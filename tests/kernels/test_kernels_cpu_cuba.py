@@ -7,7 +7,8 @@ parameters broadcast over neurons and for one value per neuron."""
 import pytest
 import torch
 
-from spikefuse.functional.cuba import CubaParams, cuba_lif_integration, cuba_refractory_lif_integration
+from spikefuse.functional.cuba import (CubaParams, cuba_lif_integration, cuba_lif_multistep,
+                                       cuba_refractory_lif_integration)
 
 pytest.importorskip("numba")
 
@@ -73,3 +74,40 @@ def test_refractory_variant_has_its_own_spec():
     assert plain is C.CUBA_SCAN.spec and refr is C.CUBA_REFRACTORY_SCAN.spec
     assert (plain.saved_bytes, plain.moved_bytes, refr.saved_bytes, refr.moved_bytes) == (0, 16, 1, 17)
     assert "refractory_mask" in refr.saved and "refractory_mask" not in plain.saved
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("rtime", [2e-6, 2.5e-6, "per-neuron"])
+def test_refractory_final_state_equals_reference(threads, rtime):
+    """The final state (z, v, i, ref) of the refractory kernel: the refractory counter from each
+    neuron's last spike (found by ``_nb_cuba.last_spike`` from the last step back), equal to the
+    reference's, for neurons that never spike, spike at the last step, or long before it."""
+    g = torch.Generator().manual_seed(9)
+    x = torch.rand(T, B, N, generator=g) * 0.6
+    x[:, 0, :5] = 0.0           # silent neurons: ref stays 0
+    x[-1, 1, :5] = 5.0          # a spike at the last step
+    rt = torch.rand(B, N, generator=g) * 4e-6 if rtime == "per-neuron" else rtime
+    p = CubaParams(leak=0.02, reset=-0.03, threshold=0.3, tau_syn=4e-6, tau_mem=3e-6, refractory_time=rt, alpha=50.0)
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        _, st_c = cuba_lif_multistep(x, p, backend="cpu", dt=1e-6, refractory=True)
+    finally:
+        torch.set_num_threads(old)
+    _, st_r = cuba_lif_multistep(x, p, backend="reference", dt=1e-6, refractory=True)
+    assert len(st_c) == len(st_r) == 4
+    for a, b in zip(st_c, st_r):
+        assert torch.equal(a, b)
+    assert (st_r[3] > 0).any() and (st_r[3] == 0).any()
+
+
+def test_last_spike_kernel_against_the_formula():
+    from spikefuse.kernels.cpu import cuba as C
+
+    g = torch.Generator().manual_seed(4)
+    for T_, M in ((1, 7), (6, 1000), (40, 3 * 513)):
+        z = (torch.rand(T_, M, generator=g) < 0.05).float()
+        z[:, :3] = 0.0
+        idx = torch.arange(T_, dtype=torch.float32).view(T_, 1)
+        want = (z * (idx + 1)).amax(0) - 1
+        assert torch.equal(C._last_spike(z, (M,)), want)

@@ -206,18 +206,21 @@ def cuba_ref_steps(refractory_time, dt: float):
     return f32_ratio(refractory_time, dt)
 
 
-def cuba_final_state(spikes, membrane, current, refractory_time, dt: float):
+def cuba_final_state(spikes, membrane, current, refractory_time, dt: float, last=None):
     """The hxtorch CUBA final state ``(z, v, i[, ref])`` from a kernel's traces. The refractory
     counter was loaded at the last spike ``k`` with ``R`` and decremented once per later step,
-    floored at 0."""
+    floored at 0. ``last``: the step of each neuron's last spike (-1: none), in the membrane's
+    dtype and the step shape, when the caller has it (the CPU kernels find it without reading
+    every step); else it is computed from the spikes."""
     cdt = membrane.dtype
     z = spikes[-1].to(cdt)
     if refractory_time is None:
         return (z, membrane[-1], current[-1])
     T = spikes.shape[0]
-    idx = torch.arange(T, device=spikes.device, dtype=cdt).reshape((T,) + (1,) * (spikes.dim() - 1))
-    # spikes are exactly 0/1 here (kernel output): float ops, no bool masks (those are slow on CPU)
-    last = (spikes.detach().to(cdt) * (idx + 1)).amax(0) - 1
+    if last is None:
+        idx = torch.arange(T, device=spikes.device, dtype=cdt).reshape((T,) + (1,) * (spikes.dim() - 1))
+        # spikes are exactly 0/1 here (kernel output): float ops, no bool masks (those are slow on CPU)
+        last = (spikes.detach().to(cdt) * (idx + 1)).amax(0) - 1
     R = cuba_ref_steps(refractory_time, dt)
     R = R.to(cdt) if isinstance(R, torch.Tensor) else R
     ref = torch.where(last >= 0, torch.relu(R - (T - 1 - last)), torch.zeros_like(last))

@@ -304,8 +304,24 @@ def cuba_cpu(x_seq: torch.Tensor, params, state=None, return_traces: bool = Fals
     T = x_seq.shape[0]
     consts = cuba_consts(params, dt, refractory_time, shape, x_seq.device, _own)
     spk, mem, cur = _cuba_op(x_seq.reshape(T, -1), consts, refractory_time is not None, x_seq.dtype, shape)
+    last = _last_spike(spk, shape) if refractory_time is not None else None
     spk, mem, cur = spk.view(x_seq.shape), mem.view(x_seq.shape), cur.view(x_seq.shape)
-    return (spk, mem, cur), cuba_final_state(spk, mem, cur, refractory_time, dt), None
+    return (spk, mem, cur), cuba_final_state(spk, mem, cur, refractory_time, dt, last), None
+
+
+def _last_spike(spk: torch.Tensor, shape):
+    """Each neuron's last spike step (-1: none) as fp32 in the step ``shape`` from the ``(T, M)``
+    spikes (``_nb_cuba.last_spike``: from the last row back, stopping when every neuron has one),
+    or None without numba (then :func:`cuba_final_state` computes it from all steps)."""
+    nb = jit.kernels("cuba")
+    if nb is None:
+        return None
+    z = spk.detach()
+    if z.dtype != torch.float32 or not z.is_contiguous():
+        z = z.to(torch.float32).contiguous()
+    out = np.empty(z.shape[1], dtype=np.int64)
+    jit.run(nb.last_spike, z.shape[1], nb.SPLIT, z.numpy(), out, steps=1)
+    return torch.from_numpy(out).to(torch.float32).view(shape)
 
 
 def _own(p, shape, device):
@@ -372,7 +388,7 @@ def _nb_forward(nb, x, consts, refractory: bool, out_dtype, shape):
     Z, V, I = (jit.empty((T, M)) for _ in range(3))               # written in full by the kernel
     mask = jit.empty((T, M), torch.bool) if refractory else None
     mk = mask.view(torch.uint8).numpy() if refractory else jit.np32(None, 2).astype("uint8")
-    jit.run(nb.make_fwd(int(refractory)), M, nb.TILE, jit.np32(x), *(_arr(c, M, shape) for c in consts[:5]),
+    jit.run(nb.make_fwd(int(refractory)), M, nb.SPLIT, jit.np32(x), *(_arr(c, M, shape) for c in consts[:5]),
             _arr(consts[6], M, shape), Z.numpy(), V.numpy(), I.numpy(), mk)
     return [Z if out_dtype == f32 else Z.to(out_dtype), V, I, mask]
 
@@ -405,7 +421,7 @@ def _nb_backward(nb, saved, grads, consts, needs, refractory: bool, x_dtype, sha
     k = nb.make_bwd(int(refractory), int(g_spk is not None), int(g_mem is not None), int(g_cur is not None),
                     int(needs[0]), int(any(live)), int(any(per)))
     (gz, zs), (gv, vs), (gi, is_) = (jit.grad_rows(g) for g in (g_spk, g_mem, g_cur))
-    jit.run(k, M, nb.TILE, jit.np32(mem, 2), jit.np32(cur, 2), mk, gz, gv, gi, zs, vs, is_,
+    jit.run(k, M, nb.SPLIT, jit.np32(mem, 2), jit.np32(cur, 2), mk, gz, gv, gi, zs, vs, is_,
             *(_arr(c, M, shape) for c in (leak, thr, alpha, a_m, c_s)), jit.np32(gx, 2),
             *(jit.np32(g) for g in pg), *P, np.array(step, np.int64), steps=T)
     if gx is not None and x_dtype != f32:

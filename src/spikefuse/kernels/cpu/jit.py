@@ -313,8 +313,11 @@ def const_row(value: float, M: int):
     parameter as the kernels take it), cached per ``(value, M)``: kernels never write it."""
     import numpy as np
 
-    cache = _STATE.setdefault("rows", {})
-    key = (repr(float(value)), int(M))     # repr: -0.0 and 0.0 are different rows
+    cache = _STATE.get("rows")
+    if cache is None:
+        cache = _STATE["rows"] = {}
+    value = float(value)
+    key = (value, M) if value != 0.0 else (repr(value), M)   # -0.0 and 0.0: different rows
     row = cache.get(key)
     if row is None:
         if len(cache) >= 64:

@@ -409,7 +409,8 @@ def _lif_backward(ctx, saved, g_spk, g_vlast, g_hseq, g_vseq):
 def surrogate_consts(surrogate) -> tuple:
     """``(c0, c1)`` of :func:`._nb_lif.sg_times`: the Python numbers of the reference's surrogate
     expressions (spikefuse/surrogate.py), rounded to fp32 as torch rounds a scalar operand."""
-    return _surrogate_consts(int(surrogate.kernel_id), *(float(a) for a in surrogate.kernel_params))
+    a0, a1 = surrogate.kernel_params
+    return _surrogate_consts(int(surrogate.kernel_id), float(a0), float(a1))
 
 
 @functools.lru_cache(maxsize=256)
