@@ -50,6 +50,21 @@ def trow(g, t, a, e):
 
 
 @njit(cache=True, inline="always")
+def uniform(p, a, e):
+    """Whether the per-neuron parameter ``p`` (a C-contiguous fp32 ``(M,)`` array) has the same
+    bits at every neuron of ``[a, e)`` (a parameter given as a number, or one value per
+    channel of a single channel). A kernel then runs a tile's lane loop with ``p[a]`` as a
+    scalar: the same operands, so the same results, and one stream fewer per parameter (the
+    rows of five to seven parameters no longer compete with the state and I/O rows for L1)."""
+    b = p.view(np.int32)
+    b0 = b[a]
+    for k in range(a + 1, e):
+        if b[k] != b0:
+            return False
+    return True
+
+
+@njit(cache=True, inline="always")
 def peer_sg_times(g, d, kid, c0, c1):
     """``g * surrogate'(d)``: the shared surrogates (ids 0-4, :func:`._nb_lif.sg_times`) and
     norse's HeaviTanh (5), HeaviCirc (6, ``c1 = alpha ** 2``), HeaviErfc (7, ``c1 =
@@ -284,26 +299,46 @@ def norse_charge(x, v, i, am, asn, vl):
     return j, w, vd, j + asn * j
 
 
+@njit(cache=True, inline="always")
+def norse_lane(xv, v, i, am, asn, vl, vth, vr):
+    """One forward step of a neuron: (z, v', i')."""
+    _, _, vd, i_new = norse_charge(xv, v, i, am, asn, vl)
+    z = F1 if vd - vth > F0 else F0
+    return z, (F1 - z) * vd + z * vr, i_new
+
+
 @kernel
 def norse_fwd(x, am, asn, vl, vth, vr, v0, i0, Z, V, I, vlast, ilast, store, j0, j1):
+    """The forward scan; a tile whose parameters are :func:`uniform` runs its lane loop with
+    them as scalars (same results)."""
     T = x.shape[0]
     for a in range(j0, j1, TILE):
         e = min(j1, a + TILE)
         v, i = v0[a:e].copy(), i0[a:e].copy()
         scr_v, scr_i = np.empty(e - a, np.float32), np.empty(e - a, np.float32)
         ama, asa, vla, vta, vra = am[a:e], asn[a:e], vl[a:e], vth[a:e], vr[a:e]
+        uni = uniform(am, a, e) and uniform(asn, a, e) and uniform(vl, a, e) and uniform(vth, a, e) and \
+            uniform(vr, a, e)
+        am0, as0, vl0, vt0, vr0 = am[a], asn[a], vl[a], vth[a], vr[a]
         for t in range(T):
             xt, zt = x[t, a:e], Z[t, a:e]
             vt, it = (V[t, a:e], I[t, a:e]) if store else (scr_v, scr_i)
-            for jj in range(e - a):
-                _, _, vd, i_new = norse_charge(xt[jj], v[jj], i[jj], ama[jj], asa[jj], vla[jj])
-                z = F1 if vd - vta[jj] > F0 else F0
-                v_new = (F1 - z) * vd + z * vra[jj]
-                zt[jj] = z
-                vt[jj] = v_new
-                it[jj] = i_new
-                v[jj] = v_new
-                i[jj] = i_new
+            if uni:
+                for jj in range(e - a):
+                    z, v_new, i_new = norse_lane(xt[jj], v[jj], i[jj], am0, as0, vl0, vt0, vr0)
+                    zt[jj] = z
+                    vt[jj] = v_new
+                    it[jj] = i_new
+                    v[jj] = v_new
+                    i[jj] = i_new
+            else:
+                for jj in range(e - a):
+                    z, v_new, i_new = norse_lane(xt[jj], v[jj], i[jj], ama[jj], asa[jj], vla[jj], vta[jj], vra[jj])
+                    zt[jj] = z
+                    vt[jj] = v_new
+                    it[jj] = i_new
+                    v[jj] = v_new
+                    i[jj] = i_new
         vlast[a:e] = v
         ilast[a:e] = i
 
@@ -321,6 +356,30 @@ def norse_gvd(gvn, gz_in, has_gz, vd, u, z, vr, has_sg, kid, c0, c1, ex):
         gz = gz_in + gz
     gu = sg_times_ex(gz + (-(gvn * vd)), u, kid, c0, c1, ex)
     return gvd + gu, -gu
+
+
+@njit(cache=True, inline="always")
+def norse_vjp_lane(jj, xt, vp, ip, gzt, gvt, git, ca, cb, ci, acc, gxt, ex, am, asn, vl, vth, vr, c0, c1, kid, has_sg,
+                   has_gz, has_gv, has_gi, need_params):
+    """One neuron's step back (``jj`` of the tile; the parameters as values): gX, the carries
+    and the parameter sums."""
+    jump, w, vd, _ = norse_charge(xt[jj], vp[jj], ip[jj], am, asn, vl)
+    u = vd - vth
+    z = F1 if u > F0 else F0
+    gvn = (ca[jj] + gvt[jj] if has_gv else ca[jj]) + cb[jj]
+    gid = ci[jj] + git[jj] if has_gi else ci[jj]
+    gvd, g_vth = norse_gvd(gvn, gzt[jj] if has_gz else F0, has_gz, vd, u, z, vr, has_sg,
+                           kid, c0, c1, ex[jj] if (has_sg and has_exp(kid)) else F0)
+    gw = gvd * am
+    gj = (gid + gid * asn) + gw
+    gxt[jj] = gj
+    ca[jj], cb[jj], ci[jj] = gvd, -gw, gj
+    if need_params:
+        acc[0, jj] += gvd * w
+        acc[1, jj] += gid * jump
+        acc[2, jj] += gw
+        acc[3, jj] += g_vth
+        acc[4, jj] += gvn * z
 
 
 @functools.lru_cache(maxsize=None)
@@ -343,6 +402,9 @@ def make_norse_bwd(kid: int, has_sg: int, has_gz: int, has_gv: int, has_gi: int,
             acc = np.zeros((5, e - a), np.float32)
             ama, asa, vla, vta, vra = am[a:e], asn[a:e], vl[a:e], vth[a:e], vr[a:e]
             c0a, c1a = c0[a:e], c1[a:e]
+            uni = uniform(am, a, e) and uniform(asn, a, e) and uniform(vl, a, e) and uniform(vth, a, e) and \
+                uniform(vr, a, e) and uniform(c0, a, e) and uniform(c1, a, e)
+            am0, as0, vl0, vt0, vr0, c00, c10 = am[a], asn[a], vl[a], vth[a], vr[a], c0[a], c1[a]
             ex = np.zeros(e - a if (has_sg and has_exp(kid)) else 1, np.float32)
             for t in range(T - 1, -1, -1):
                 vp = v0[a:e] if t == 0 else V[t - 1, a:e]
@@ -356,24 +418,15 @@ def make_norse_bwd(kid: int, has_sg: int, has_gz: int, has_gv: int, has_gi: int,
                         vd = norse_charge(xt[jj], vp[jj], ip[jj], ama[jj], asa[jj], vla[jj])[2]
                         ex[jj] = exp_arg(vd - vta[jj], kid, c0a[jj])
                     exp_row(e - a, ex, vml)
-                for jj in range(e - a):
-                    jump, w, vd, _ = norse_charge(xt[jj], vp[jj], ip[jj], ama[jj], asa[jj], vla[jj])
-                    u = vd - vta[jj]
-                    z = F1 if u > F0 else F0
-                    gvn = (ca[jj] + gvt[jj] if has_gv else ca[jj]) + cb[jj]
-                    gid = ci[jj] + git[jj] if has_gi else ci[jj]
-                    gvd, g_vth = norse_gvd(gvn, gzt[jj] if has_gz else F0, has_gz, vd, u, z, vra[jj], has_sg,
-                                           kid, c0a[jj], c1a[jj], ex[jj] if (has_sg and has_exp(kid)) else F0)
-                    gw = gvd * ama[jj]
-                    gj = (gid + gid * asa[jj]) + gw
-                    gxt[jj] = gj
-                    ca[jj], cb[jj], ci[jj] = gvd, -gw, gj
-                    if need_params:
-                        acc[0, jj] += gvd * w
-                        acc[1, jj] += gid * jump
-                        acc[2, jj] += gw
-                        acc[3, jj] += g_vth
-                        acc[4, jj] += gvn * z
+                if uni:
+                    for jj in range(e - a):
+                        norse_vjp_lane(jj, xt, vp, ip, gzt, gvt, git, ca, cb, ci, acc, gxt, ex, am0, as0, vl0, vt0,
+                                       vr0, c00, c10, kid, has_sg, has_gz, has_gv, has_gi, need_params)
+                else:
+                    for jj in range(e - a):
+                        norse_vjp_lane(jj, xt, vp, ip, gzt, gvt, git, ca, cb, ci, acc, gxt, ex, ama[jj], asa[jj],
+                                       vla[jj], vta[jj], vra[jj], c0a[jj], c1a[jj], kid, has_sg, has_gz, has_gv,
+                                       has_gi, need_params)
             gv0[a:e] = ca + cb
             gi0[a:e] = ci
             if need_params:

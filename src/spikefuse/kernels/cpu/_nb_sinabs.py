@@ -23,7 +23,7 @@ from numba import njit
 
 from ._nb_kernel import kernel
 from ._nb_lif import sg_times_at
-from ._nb_peers import trow
+from ._nb_peers import trow, uniform
 from ._nb_vml import AVAILABLE, exp_row
 
 #: neurons per tile: a tile's carries, parameter slices and exp row stay in L2 (10 rows of 16 KiB);
@@ -150,14 +150,24 @@ def make_fwd(mode: int, maxn: int, rmode: int, syn: int, norm: int, clamp: int):
             scr_v, scr_i = np.empty(e - a, np.float32), np.empty(e - a, np.float32)
             # tile slices of the parameters: contiguous vector loads (``p[a + jj]`` gathers)
             pa, po, ps, pt, pc, pm = am[a:e], oma[a:e], asy[a:e], thr[a:e], c[a:e], mn[a:e]
+            # parameters of one value over the tile (numbers): scalars in the lane loop (same bits)
+            uni = uniform(am, a, e) and uniform(oma, a, e) and uniform(asy, a, e) and uniform(thr, a, e) and \
+                uniform(c, a, e) and uniform(mn, a, e)
+            a0, o0, s0, t0, c00, m0 = am[a], oma[a], asy[a], thr[a], c[a], mn[a]
             for t in range(x.shape[0]):
                 xt, st = x[t, a:e], S[t, a:e]
                 vt = V[t, a:e] if keep_v else scr_v
                 it = I[t, a:e] if keep_i else scr_i
-                for jj in range(e - a):
-                    st[jj], vn, i_n = step(xt[jj], v[jj], i[jj], pa[jj], po[jj], ps[jj], pt[jj], pc[jj], pm[jj],
-                                           mode, maxf, rmode, syn, norm, clamp)
-                    v[jj], i[jj], vt[jj], it[jj] = vn, i_n, vn, i_n
+                if uni:
+                    for jj in range(e - a):
+                        st[jj], vn, i_n = step(xt[jj], v[jj], i[jj], a0, o0, s0, t0, c00, m0, mode, maxf, rmode, syn,
+                                               norm, clamp)
+                        v[jj], i[jj], vt[jj], it[jj] = vn, i_n, vn, i_n
+                else:
+                    for jj in range(e - a):
+                        st[jj], vn, i_n = step(xt[jj], v[jj], i[jj], pa[jj], po[jj], ps[jj], pt[jj], pc[jj], pm[jj],
+                                               mode, maxf, rmode, syn, norm, clamp)
+                        v[jj], i[jj], vt[jj], it[jj] = vn, i_n, vn, i_n
             vlast[a:e] = v
             ilast[a:e] = i
 
@@ -179,6 +189,49 @@ def grad_u(gv, u, s, v2, m, mn, thr, c, hw, gs, has_gs, rmode, clamp, sid, c0, c
     if has_gs:
         gu = gu + sg(gs, u, thr, hw, sid, c0, c1, c2, c3, ex)
     return gu
+
+
+@njit(cache=True, inline="always")
+def bwd_lane(jj, rows, outs, p, cs, mode, rmode, syn, norm, clamp, sid, from_i, has_exp, has_gs, has_gv, has_gi,
+             need_params):
+    """One neuron's step back (``jj`` of the tile; ``p`` its parameters as values, ``cs`` the
+    surrogate's constants and the spike cap; the flags are the kernel's compile-time constants):
+    gX, the carries, the parameter sums and the next step's exp argument (:func:`make_bwd`).
+    Tuples, as a call of more than 30 arguments is one numba does not inline."""
+    vp, ip, xt, i2t, vq, iq, xq, i2q, gst, gvt, git = rows
+    cv, ci, acc, gxt, ex, exn = outs
+    pa, po, ps, pt, pc, pm, ph = p
+    c0, c1, c2, c3, maxf = cs
+    v = vp[jj]
+    if from_i:
+        j, i2 = F0, i2t[jj]
+        u = membrane(v, i2, pa, po, norm)
+    else:
+        j, i2, u = charge(xt[jj], v, ip[jj], pa, po, ps, syn, norm)
+    s = spike(u, pt, mode, maxf)
+    v2, m = reset(u, s, pc, rmode)
+    gv = cv[jj] + gvt[jj] if has_gv else cv[jj]
+    gu = grad_u(gv, u, s, v2, m, pm, pt, pc, ph, gst[jj] if has_gs else F0, has_gs,
+                rmode, clamp, sid, c0, c1, c2, c3, ex[jj] if has_exp else F0)
+    cv[jj] = gu * pa
+    gb = gu * po if norm else gu
+    if syn:
+        gi2 = (ci[jj] + git[jj] if has_gi else ci[jj]) + gb
+        gb = gi2 * ps
+        ci[jj] = gb
+        if need_params:
+            acc[2, jj] += gi2 * j
+    gxt[jj] = gb
+    if need_params:
+        acc[0, jj] += gu * v
+        if norm:
+            acc[1, jj] += gu * i2
+    if has_exp:
+        if from_i:
+            un = membrane(vq[jj], i2q[jj], pa, po, norm)
+        else:
+            _, _, un = charge(xq[jj], vq[jj], iq[jj], pa, po, ps, syn, norm)
+        exn[jj] = sg_arg(un, pt, sid, c0, c1)
 
 
 @functools.lru_cache(maxsize=None)
@@ -221,6 +274,9 @@ def make_bwd(mode: int, maxn: int, rmode: int, syn: int, norm: int, clamp: int, 
             acc = np.zeros((3, n), np.float32)
             ex, exn = exa[:n], exb[:n]
             pa, po, ps, pt, pc, pm, ph = am[a:e], oma[a:e], asy[a:e], thr[a:e], c[a:e], mn[a:e], hw[a:e]
+            uni = uniform(am, a, e) and uniform(oma, a, e) and uniform(asy, a, e) and uniform(thr, a, e) and \
+                uniform(c, a, e) and uniform(mn, a, e) and uniform(hw, a, e)
+            a0, o0, s0, t0, c00, m0, h0 = am[a], oma[a], asy[a], thr[a], c[a], mn[a], hw[a]
             if has_exp:     # the exps of step T - 1; each step's loop writes the next one's arguments
                 vp = v0[a:e] if T == 1 else V[T - 2, a:e]
                 ip = i0[a:e] if (T == 1 or not syn) else I[T - 2, a:e]
@@ -247,37 +303,18 @@ def make_bwd(mode: int, maxn: int, rmode: int, syn: int, norm: int, clamp: int, 
                 gst = trow(gs, t, a, e) if has_gs else gs[0, 0:1]
                 gvt = trow(gvseq, t, a, e) if has_gv else gvseq[0, 0:1]
                 git = trow(giseq, t, a, e) if has_gi else giseq[0, 0:1]
-                for jj in range(n):
-                    v = vp[jj]
-                    if from_i:
-                        j, i2 = F0, i2t[jj]
-                        u = membrane(v, i2, pa[jj], po[jj], norm)
-                    else:
-                        j, i2, u = charge(xt[jj], v, ip[jj], pa[jj], po[jj], ps[jj], syn, norm)
-                    s = spike(u, pt[jj], mode, maxf)
-                    v2, m = reset(u, s, pc[jj], rmode)
-                    gv = cv[jj] + gvt[jj] if has_gv else cv[jj]
-                    gu = grad_u(gv, u, s, v2, m, pm[jj], pt[jj], pc[jj], ph[jj], gst[jj] if has_gs else F0, has_gs,
-                                rmode, clamp, sid, c0, c1, c2, c3, ex[jj] if has_exp else F0)
-                    cv[jj] = gu * pa[jj]
-                    gb = gu * po[jj] if norm else gu
-                    if syn:
-                        gi2 = (ci[jj] + git[jj] if has_gi else ci[jj]) + gb
-                        gb = gi2 * ps[jj]
-                        ci[jj] = gb
-                        if need_params:
-                            acc[2, jj] += gi2 * j
-                    gxt[jj] = gb
-                    if need_params:
-                        acc[0, jj] += gu * v
-                        if norm:
-                            acc[1, jj] += gu * i2
-                    if has_exp:
-                        if from_i:
-                            un = membrane(vq[jj], i2q[jj], pa[jj], po[jj], norm)
-                        else:
-                            _, _, un = charge(xq[jj], vq[jj], iq[jj], pa[jj], po[jj], ps[jj], syn, norm)
-                        exn[jj] = sg_arg(un, pt[jj], sid, c0, c1)
+                rows = (vp, ip, xt, i2t, vq, iq, xq, i2q, gst, gvt, git)
+                outs = (cv, ci, acc, gxt, ex, exn)
+                cs = (c0, c1, c2, c3, maxf)
+                if uni:
+                    p0 = (a0, o0, s0, t0, c00, m0, h0)
+                    for jj in range(n):
+                        bwd_lane(jj, rows, outs, p0, cs, mode, rmode, syn, norm, clamp, sid, from_i, has_exp, has_gs,
+                                 has_gv, has_gi, need_params)
+                else:
+                    for jj in range(n):
+                        bwd_lane(jj, rows, outs, (pa[jj], po[jj], ps[jj], pt[jj], pc[jj], pm[jj], ph[jj]), cs, mode,
+                                 rmode, syn, norm, clamp, sid, from_i, has_exp, has_gs, has_gv, has_gi, need_params)
                 if has_exp and t > 0:
                     exp_row(n, exn, vml)
                     ex, exn = exn, ex
