@@ -64,3 +64,24 @@ def test_modules_run_the_kernel(cls, monkeypatch):
     x = torch.rand(5, 2, 7) * 8
     z, _ = cls(backend="auto")(x)
     assert calls and torch.equal(z, cls(backend="reference")(x)[0])
+
+
+@pytest.mark.parametrize("f,p", _MODELS)
+def test_output_gradient_broadcast_over_time(f, p):
+    """A loss that sums the outputs gives gradients broadcast over time (stride 0): the kernel
+    reads their one row (jit.grad_rows) and gives the gradient of a materialised copy, bit for bit
+    (and the reference's within the suite's tolerance)."""
+    x = torch.randn(7, 2, 33, generator=torch.Generator().manual_seed(4)) * 4 + 3
+    grads = []
+    for be, copy in (("cpu", False), ("cpu", True), ("reference", False)):
+        xx = x.clone().requires_grad_()
+        s, st, tr = f(xx, p, backend=be, return_traces=True)
+        outs = [s, tr.lif.v if hasattr(tr, "lif") else tr.v]   # spikes and the membrane trace
+        if copy:   # the same upstream gradient, materialised
+            loss = sum((o * torch.ones_like(o)).sum() for o in outs)
+        else:
+            loss = sum(o.sum() for o in outs)
+        (gx,) = torch.autograd.grad(loss, [xx])
+        grads.append(gx)
+    assert torch.equal(grads[0], grads[1])
+    torch.testing.assert_close(grads[0], grads[2], rtol=1e-6, atol=1e-6)

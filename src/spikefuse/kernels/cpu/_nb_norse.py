@@ -28,7 +28,7 @@ import numpy as np
 from numba import njit
 
 from ._nb_kernel import kernel
-from ._nb_peers import exp_arg, has_exp, norse_charge, sg_times_ex
+from ._nb_peers import exp_arg, has_exp, norse_charge, sg_times_ex, trow
 from ._nb_vml import AVAILABLE, exp_row
 
 TILE = 2048
@@ -236,10 +236,10 @@ def make_bwd(model: int, kid: int, has_sg: int, has_gz: int, has_gv: int, has_gi
                 ip = S0[1, a:e] if t == 0 else I[t - 1, a:e]
                 sp = S0[2, a:e] if t == 0 else S[t - 1, a:e]
                 xt, gxt = x[t, a:e], gx[t, a:e]
-                gzt = gz[t, a:e] if has_gz else gz[0, 0:1]
-                gvt = gvs[t, a:e] if has_gv else gvs[0, 0:1]
-                git = gis[t, a:e] if has_gi else gis[0, 0:1]
-                gst = gss[t, a:e] if has_gs else gss[0, 0:1]
+                gzt = trow(gz, t, a, e) if has_gz else gz[0, 0:1]     # (1, M): broadcast over time
+                gvt = trow(gvs, t, a, e) if has_gv else gvs[0, 0:1]
+                git = trow(gis, t, a, e) if has_gi else gis[0, 0:1]
+                gst = trow(gss, t, a, e) if has_gs else gss[0, 0:1]
                 if model == 1:
                     for jj in range(e - a):
                         ex[jj] = adex_arg(vp[jj], P, a + jj)

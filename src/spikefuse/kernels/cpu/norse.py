@@ -73,7 +73,8 @@ def _bwd(model: int, saved, grads, f, i, needs, n_params: int, carries):
     gx, g0, gp = _empty(T, M), _empty(sum(carries), M), _empty(n_grad, M) if need_params else None
     has = (int(g is not None) for g in (g_z, *g_seq))
     k = nb.make_bwd(model, max(sg, 0), int(sg != SG_NONE), *has, int(need_params))
-    jit.run(k, M, nb.TILE, *(s.numpy() for s in seqs), jit.np32(x, 2), *(jit.np32(g, 2) for g in (g_z, *g_seq)),
+    # an output gradient broadcast over time (a sum's) crosses as its one row (jit.grad_rows)
+    jit.run(k, M, nb.TILE, *(s.numpy() for s in seqs), jit.np32(x, 2), *(jit.grad_rows(g)[0] for g in (g_z, *g_seq)),
             gl.numpy(), _stack(params), _stack(state0), gx.numpy(), g0.numpy(), jit.np32(gp, 2))
     gs, r = [], 0
     for n in carries:
