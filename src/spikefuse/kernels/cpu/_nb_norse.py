@@ -31,7 +31,12 @@ from ._nb_kernel import kernel
 from ._nb_peers import exp_arg, has_exp, norse_charge, sg_times_ex, trow
 from ._nb_vml import AVAILABLE, exp_row
 
-TILE = 2048
+#: neurons per tile (the time loop runs inside a tile; longer runs per step and array for the
+#: prefetcher). Interleaved A/B (thread CPU time, 1 thread, min of 7, (500,16,1024)): refractory
+#: fwd / f+b 12.7 / 35.9 ms (2048) -> 11.8 / 34.9 (8192), AdEx 24.4 / 57.7 -> 23.0 / 55.7
+TILE = 8192
+#: alignment of the threads' neuron ranges (no result depends on where a range starts)
+SPLIT = 512
 F0 = np.float32(0.0)
 F1 = np.float32(1.0)
 
@@ -133,12 +138,13 @@ def adex_step(x, v, i, a, P, k, e):
 
 
 @functools.lru_cache(maxsize=None)
-def make_fwd(model: int):
+def make_fwd(model: int, tile: int = TILE):
     """The forward kernel of ``model`` (0 the refractory LIF, 1 AdEx); ``S`` the third state's
     trace (rho or a), ``last`` ``(3, M)`` the final state; ``tstep`` the row step of the traces
     ``V, I, S``: 1 stores every step's state, 0 (``(1, M)`` scratch arrays: an inference forward,
     no trace asked for) overwrites one row that stays in cache."""
     vml = AVAILABLE        # a closure constant: cached variants differ with and without VML
+    TILE = tile            # a closure constant too (benchmarks compare tiles in one process)
 
     @kernel
     def norse_fwd(x, P, S0, Z, V, I, S, last, tstep, j0, j1):
@@ -211,13 +217,14 @@ def adex_vjp(C, jj, x, v, i, a, g, P, k, has_sg, kid, acc, need_params, e, ex_v)
 
 @functools.lru_cache(maxsize=None)
 def make_bwd(model: int, kid: int, has_sg: int, has_gz: int, has_gv: int, has_gi: int, has_gs: int,
-             need_params: int):
+             need_params: int, tile: int = TILE):
     """The reverse-scan kernel of one variant: ``model`` 0 the refractory LIF (6 carries, 6
     parameter gradients), 1 AdEx (8, 9); ``V, I, S`` the traces (S: rho or a), ``GL`` ``(3, M)``
     the final-state gradients (zeros where absent), ``G0`` the carries out of step 0, ``gp`` the
     per-neuron parameter gradients."""
     n_carry, n_grad, n_v = (6, 6, 3) if model == 0 else (8, 9, 4)
     vml = AVAILABLE        # a closure constant: cached variants differ with and without VML
+    TILE = tile
 
     @kernel
     def norse_bwd(V, I, S, x, gz, gvs, gis, gss, GL, P, S0, gx, G0, gp, j0, j1):

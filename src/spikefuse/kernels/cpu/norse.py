@@ -49,7 +49,7 @@ def _fwd(model: int, tensors, i, n_params: int):
     keep = keep_traces(i)
     # without traces or a backward the state sequences are not kept: one scratch row each
     z, seq, last = _empty(T, M), [_empty(T if keep else 1, M) for _ in range(3)], _empty(3, M)
-    jit.run(nb.make_fwd(model), M, nb.TILE, jit.np32(x, 2), _stack(tensors[1:1 + n_params]),
+    jit.run(nb.make_fwd(model), M, nb.SPLIT, jit.np32(x, 2), _stack(tensors[1:1 + n_params]),
             _stack(tensors[1 + n_params:]), z.numpy(), *(s.numpy() for s in seq), last.numpy(), int(keep),
             steps=T)
     return [_io(z, i[2]), *(last[k].clone() for k in range(3)), *(s if keep else None for s in seq)]
@@ -74,7 +74,7 @@ def _bwd(model: int, saved, grads, f, i, needs, n_params: int, carries):
     has = (int(g is not None) for g in (g_z, *g_seq))
     k = nb.make_bwd(model, max(sg, 0), int(sg != SG_NONE), *has, int(need_params))
     # an output gradient broadcast over time (a sum's) crosses as its one row (jit.grad_rows)
-    jit.run(k, M, nb.TILE, *(s.numpy() for s in seqs), jit.np32(x, 2), *(jit.grad_rows(g)[0] for g in (g_z, *g_seq)),
+    jit.run(k, M, nb.SPLIT, *(s.numpy() for s in seqs), jit.np32(x, 2), *(jit.grad_rows(g)[0] for g in (g_z, *g_seq)),
             gl.numpy(), _stack(params), _stack(state0), gx.numpy(), g0.numpy(), jit.np32(gp, 2))
     gs, r = [], 0
     for n in carries:
