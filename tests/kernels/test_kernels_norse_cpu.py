@@ -13,6 +13,7 @@ from spikefuse.neuron.norse import NorseLIFAdEx, NorseLIFRefrac
 pytest.importorskip("numba")
 
 from norse_cases import *  # noqa: E402,F401,F403  (the shared tests)
+from norse_cases import X, _adex_leaves, _adex_run, _adex_tols, _compare, _gen, _refrac_leaves, _refrac_run, _x  # noqa: E402
 
 _MODELS = ((norse_lif_refrac_multistep, NorseLIFRefracParams()), (norse_lif_adex_multistep, NorseLIFAdExParams()))
 
@@ -85,3 +86,51 @@ def test_output_gradient_broadcast_over_time(f, p):
         grads.append(gx)
     assert torch.equal(grads[0], grads[1])
     torch.testing.assert_close(grads[0], grads[2], rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("model", ["refrac", "adex"])
+@pytest.mark.parametrize("layout", ["numbers", "mixed"])
+def test_parameters_with_one_value_and_mixed_tiles(two_threads, model, layout):
+    """Parameters with one value (numbers) run the lane loops with them as scalars: the forward's
+    ``uni`` variant (every neuron) and the backward's per-tile test; ``mixed``: one per-neuron
+    parameter equal over the first tile only (the forward's per-neuron variant, a backward with
+    one scalar tile and per-neuron tiles), three tiles on two threads. Both give the reference's
+    bits (outputs, traces, input and initial-state gradients; parameter gradients to 5e-5)."""
+    from spikefuse.kernels.cpu._nb_norse import TILE
+
+    n = TILE + 38
+    x = _x((4, 2, n), **X)
+    leaves = (_refrac_leaves if model == "refrac" else _adex_leaves)(x)
+    key, value = ("tau_mem_inv", 100.0) if model == "refrac" else ("adaptation_current", 4.0)
+    if layout == "numbers":
+        leaves[key] = torch.tensor(value)
+    else:
+        p = torch.full((n,), value)
+        p[TILE:] = value * (0.8 + 0.4 * torch.rand(n - TILE, generator=_gen(11)))
+        leaves[key] = p
+    if model == "refrac":
+        _compare("cpu", _refrac_run("super"), leaves, tol=5e-5)
+    else:
+        exact, out_tol = _adex_tols("cpu")
+        _compare("cpu", _adex_run("super"), leaves, exact_grads=exact, out_tol=out_tol, tol=5e-5)
+
+
+def test_all_uniform_compares_bits():
+    """``all_uniform``: one value per row, bit for bit (-0.0 and 0.0 differ; a NaN row is one
+    value), any number of rows; no neurons is uniform."""
+    import numpy as np
+
+    from spikefuse.kernels.cpu import jit
+
+    nb = jit.kernels("norse")
+    P = np.ones((3, 50), np.float32)
+    assert nb.all_uniform(P)
+    P[2, 49] = 1.0000001
+    assert not nb.all_uniform(P)
+    P[2, 49] = 1.0
+    P[0, :] = 0.0
+    P[0, 7] = -0.0
+    assert not nb.all_uniform(P)
+    P[0, :] = np.nan
+    assert nb.all_uniform(P)
+    assert nb.all_uniform(np.ones((11, 0), np.float32))

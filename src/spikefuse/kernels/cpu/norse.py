@@ -49,8 +49,9 @@ def _fwd(model: int, tensors, i, n_params: int):
     keep = keep_traces(i)
     # without traces or a backward the state sequences are not kept: one scratch row each
     z, seq, last = _empty(T, M), [_empty(T if keep else 1, M) for _ in range(3)], _empty(3, M)
-    jit.run(nb.make_fwd(model), M, nb.SPLIT, jit.np32(x, 2), _stack(tensors[1:1 + n_params]),
-            _stack(tensors[1 + n_params:]), z.numpy(), *(s.numpy() for s in seq), last.numpy(), int(keep),
+    P = _stack(tensors[1:1 + n_params])
+    # parameters with one value each (norse's defaults, numbers): the lane loops take them as scalars
+    jit.run(nb.make_fwd(model, int(nb.all_uniform(P))), M, nb.SPLIT, jit.np32(x, 2), P, _stack(tensors[1 + n_params:]), z.numpy(), *(s.numpy() for s in seq), last.numpy(), int(keep),
             steps=T)
     return [_io(z, i[2]), *(last[k].clone() for k in range(3)), *(s if keep else None for s in seq)]
 
