@@ -1,6 +1,7 @@
 """The compiled (numba) CPU hxtorch CUBA kernels against the reference loop, bit for bit:
 spikes, membrane, current and the input gradient (the reverse scan repeats the reference's
-autograd order), plain and refractory, number and per-neuron constants, an odd neuron count over
+autograd order), plain and refractory, number, one-element and per-neuron constants (numbers and
+one-element tensors run the kernels' scalar-constant variant), an odd neuron count over
 several tiles, two thread ranges; the parameter gradients too (leak, reset, threshold, tau_syn,
 tau_mem: per-step terms reduced to each parameter's shape and added in autograd's order), for
 parameters broadcast over neurons and for one value per neuron."""
@@ -24,6 +25,10 @@ def _params(tensor):
                     threshold=torch.rand(B, N, generator=g) * 0.2 + 0.2,
                     tau_syn=torch.rand(B, N, generator=g) * 3e-6 + 3e-6, tau_mem=torch.rand(B, N, generator=g) * 3e-6 + 3e-6,
                     refractory_time=2e-6, alpha=50.0)
+    if tensor == "one-element":     # learnable scalars: the kernels' scalar-constant variant (uni)
+        return dict(leak=torch.tensor(0.02), reset=torch.tensor(-0.03), threshold=torch.tensor(0.3),
+                    tau_syn=torch.tensor(4e-6), tau_mem=torch.tensor(3e-6), refractory_time=torch.tensor(2e-6),
+                    alpha=torch.tensor(50.0))
     if not tensor:
         return dict(leak=0.02, reset=-0.03, threshold=0.3, tau_syn=4e-6, tau_mem=3e-6, refractory_time=2e-6,
                     alpha=50.0)
@@ -46,7 +51,7 @@ def _run(backend, x, d, refractory):
 
 
 @pytest.mark.parametrize("refractory", [False, True])
-@pytest.mark.parametrize("tensor", [False, True, "per-neuron"])
+@pytest.mark.parametrize("tensor", [False, True, "per-neuron", "one-element"])
 @pytest.mark.parametrize("threads", [1, 2])
 def test_bit_exact_against_reference(refractory, tensor, threads):
     x = torch.rand(T, B, N, generator=torch.Generator().manual_seed(5)) * 0.6

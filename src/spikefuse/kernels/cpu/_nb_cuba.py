@@ -11,6 +11,8 @@ import functools
 
 import numpy as np
 
+from numba import njit
+
 from ._nb_kernel import kernel
 
 #: neurons per tile (the time loop runs inside a tile): longer contiguous runs per step and array
@@ -25,13 +27,38 @@ F0 = np.float32(0.0)
 F1 = np.float32(1.0)
 
 
+@njit(cache=True, inline="always")
+def fwd_lane(j, refractory, xt, zt, vt, it, mt, v, i, ref, lk, rs, th, am, cs, rr):
+    """One neuron's forward step (``j`` of the tile; the constants as values)."""
+    dv = ((lk - v[j]) + i[j]) * am
+    ci = i[j] * cs + xt[j]
+    vn = v[j] + dv
+    z = F1 if vn > th else F0
+    vn = (F1 - z) * vn + z * rs          # the reference's reset, no branch
+    if refractory:
+        m = F1 if ref[j] > F0 else F0
+        mt[j] = np.uint8(m)
+        vn = (F1 - m) * vn + m * rs
+        z = (F1 - m) * z
+        r = ref[j] - m
+        r = F0 if r < F0 else r             # relu (NaN stays NaN)
+        ref[j] = (F1 - z) * r + z * rr
+    zt[j] = z
+    vt[j] = vn
+    it[j] = ci
+
+
 @functools.lru_cache(maxsize=None)
-def make_fwd(refractory: int, tile: int = TILE):
+def make_fwd(refractory: int, uni: int = 0, tile: int = TILE):
+    """The forward of one variant; ``uni``: every constant is a number (the caller's
+    ``const_row``s), so the lane loop takes them as scalars (element 0) instead of six rows per
+    step (the same operands: the same results)."""
     TILE = tile     # a closure constant (benchmarks compare tiles in one process)
 
     @kernel
     def cuba_fwd(x, leak, reset, thr, a_m, c_s, R, Z, V, I, MK, j0, j1):
         T = x.shape[0]
+        lk0, rs0, th0, am0, cs0, rr0 = leak[0], reset[0], thr[0], a_m[0], c_s[0], R[0]
         for a in range(j0, j1, TILE):
             b = min(j1, a + TILE)
             n = b - a
@@ -44,30 +71,20 @@ def make_fwd(refractory: int, tile: int = TILE):
                 v = V[t - 1, a:b] if t > 0 else v0          # the state: the previous step's outputs
                 i = I[t - 1, a:b] if t > 0 else i0
                 mt = MK[t, a:b] if refractory else MK[0, 0:1]
-                for j in range(n):
-                    dv = ((lk[j] - v[j]) + i[j]) * am[j]
-                    ci = i[j] * cs[j] + xt[j]
-                    vn = v[j] + dv
-                    z = F1 if vn > th[j] else F0
-                    vn = (F1 - z) * vn + z * rs[j]          # the reference's reset, no branch
-                    if refractory:
-                        m = F1 if ref[j] > F0 else F0
-                        mt[j] = np.uint8(m)
-                        vn = (F1 - m) * vn + m * rs[j]
-                        z = (F1 - m) * z
-                        r = ref[j] - m
-                        r = F0 if r < F0 else r             # relu (NaN stays NaN)
-                        ref[j] = (F1 - z) * r + z * rr[j]
-                    zt[j] = z
-                    vt[j] = vn
-                    it[j] = ci
+                if uni:
+                    for j in range(n):
+                        fwd_lane(j, refractory, xt, zt, vt, it, mt, v, i, ref, lk0, rs0, th0, am0, cs0, rr0)
+                else:
+                    for j in range(n):
+                        fwd_lane(j, refractory, xt, zt, vt, it, mt, v, i, ref, lk[j], rs[j], th[j], am[j], cs[j],
+                                 rr[j])
 
     return cuba_fwd
 
 
 @functools.lru_cache(maxsize=None)
 def make_bwd(refractory: int, has_gz: int, has_gv: int, has_gi: int, need_x: int, need_params: int,
-             per_step: int = 0, tile: int = TILE):
+             per_step: int = 0, uni: int = 0, tile: int = TILE):
     """Reverse scan in the reference's autograd order (functional/cuba.py ``_step``: the next
     step's ``v + dv`` before its ``leak - v``, the reset's ``(1 - z) v`` before SuperSpike, the
     output traces first), so gX is bit-identical to the reference; (``need_params``) per-neuron
@@ -77,7 +94,8 @@ def make_bwd(refractory: int, has_gz: int, has_gv: int, has_gi: int, need_x: int
     writes each step's terms, as autograd of the reference forms them, into ``Pk`` row
     ``t * pstep[k]`` (``pstep[k] = 0``: a scratch row) for the caller to reduce step by step:
     ``k`` = 0 leak (``gV' a_m``), 1 reset of the refractory clamp (``gV m``), 2 reset of the spike
-    (``gV (1 - m) z'``), 3 threshold (``-gZ sg``), 4 a_m (``gV' drive``), 5 c_s (``gI i[t-1]``)."""
+    (``gV (1 - m) z'``), 3 threshold (``-gZ sg``), 4 a_m (``gV' drive``), 5 c_s (``gI i[t-1]``).
+    ``uni``: every constant a number, taken as scalars (as :func:`make_fwd`'s)."""
 
     TILE = tile
 
@@ -92,6 +110,7 @@ def make_bwd(refractory: int, has_gz: int, has_gv: int, has_gi: int, need_x: int
             gi = np.zeros(n, np.float32)
             acc = np.zeros((5, n), np.float32)
             lk, th, al, am, cs = leak[a:b], thr[a:b], alpha[a:b], a_m[a:b], c_s[a:b]
+            lk0, th0, al0, am0, cs0 = leak[0], thr[0], alpha[0], a_m[0], c_s[0]
             for t in range(T - 1, -1, -1):
                 vp = V[t - 1, a:b] if t > 0 else lk
                 ip = I[t - 1, a:b] if t > 0 else I[0, 0:1]
@@ -103,30 +122,36 @@ def make_bwd(refractory: int, has_gz: int, has_gv: int, has_gi: int, need_x: int
                 p0, p1, p2 = P0[t * pstep[0], a:b], P1[t * pstep[1], a:b], P2[t * pstep[2], a:b]
                 p3, p4, p5 = P3[t * pstep[3], a:b], P4[t * pstep[4], a:b], P5[t * pstep[5], a:b]
                 for j in range(n):
+                    # the constants: scalars (uni, a compile-time flag: numba prunes the other arm) or rows
+                    lkj = lk0 if uni else lk[j]
+                    thj = th0 if uni else th[j]
+                    alj = al0 if uni else al[j]
+                    amj = am0 if uni else am[j]
+                    csj = cs0 if uni else cs[j]
                     ipj = ip[j] if t > 0 else F0
-                    drive = (lk[j] - vp[j]) + ipj if t > 0 else lk[j] - lk[j]
-                    d = (drive * am[j] + vp[j]) - th[j]
+                    drive = (lkj - vp[j]) + ipj if t > 0 else lkj - lkj
+                    d = (drive * amj + vp[j]) - thj
                     zp = F1 if d > F0 else F0
                     m = F1 if (refractory and mt[j] != 0) else F0
                     keep = F1 - (zp if zp > m else m)
-                    q = abs(d) * al[j] + F1
+                    q = abs(d) * alj + F1
                     gzsg = gzt[j] / (q * q) if has_gz else F0      # SuperSpike's backward divides
                     if refractory and m > F0:
                         gzsg = F0
                     gvn, gin = gv[j], gi[j]                         # gv', gi_tot of step t+1
-                    gv_tot = (gvt[j] + gvn) + (-(gvn * am[j])) if has_gv else gvn + (-(gvn * am[j]))
+                    gv_tot = (gvt[j] + gvn) + (-(gvn * amj)) if has_gv else gvn + (-(gvn * amj))
                     gvp = gv_tot * keep + gzsg
-                    gi_tot = (git[j] + gin * cs[j]) + gvn * am[j] if has_gi else gin * cs[j] + gvn * am[j]
+                    gi_tot = (git[j] + gin * csj) + gvn * amj if has_gi else gin * csj + gvn * amj
                     if need_x:
                         gxt[j] = gi_tot
                     if need_params:
-                        acc[0, j] += gvp * am[j]
+                        acc[0, j] += gvp * amj
                         acc[1, j] += gv_tot if m > F0 else gv_tot * zp
                         acc[2, j] -= gzsg
                         acc[3, j] += gvp * drive
                         acc[4, j] += gi_tot * ipj
                     if per_step:
-                        p0[j] = gvp * am[j]
+                        p0[j] = gvp * amj
                         p1[j] = gv_tot * m
                         p2[j] = (gv_tot * (F1 - m) if refractory else gv_tot) * zp
                         p3[j] = -gzsg

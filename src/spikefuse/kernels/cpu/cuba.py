@@ -368,6 +368,12 @@ def _cuba_op(x, consts, refractory: bool, out_dtype, shape):
     return spk, mem, cur
 
 
+def _one_value(cs) -> int:
+    """1 when every constant of ``cs`` has one value (a number, or a one-element tensor): the
+    kernels' ``uni`` variant then reads them as scalars (``_nb_cuba.make_fwd``)."""
+    return int(all(not isinstance(c, torch.Tensor) or c.numel() == 1 for c in cs))
+
+
 def _arr(p, M: int, shape):
     """A constant (number, or a tensor broadcasting to the step ``shape``) as a contiguous fp32
     numpy ``(M,)`` array."""
@@ -388,8 +394,9 @@ def _nb_forward(nb, x, consts, refractory: bool, out_dtype, shape):
     Z, V, I = (jit.empty((T, M)) for _ in range(3))               # written in full by the kernel
     mask = jit.empty((T, M), torch.bool) if refractory else None
     mk = mask.view(torch.uint8).numpy() if refractory else jit.np32(None, 2).astype("uint8")
-    jit.run(nb.make_fwd(int(refractory)), M, nb.SPLIT, jit.np32(x), *(_arr(c, M, shape) for c in consts[:5]),
-            _arr(consts[6], M, shape), Z.numpy(), V.numpy(), I.numpy(), mk)
+    cs = (*consts[:5], consts[6])
+    jit.run(nb.make_fwd(int(refractory), _one_value(cs)), M, nb.SPLIT, jit.np32(x), *(_arr(c, M, shape) for c in cs),
+            Z.numpy(), V.numpy(), I.numpy(), mk)
     return [Z if out_dtype == f32 else Z.to(out_dtype), V, I, mask]
 
 
@@ -419,7 +426,7 @@ def _nb_backward(nb, saved, grads, consts, needs, refractory: bool, x_dtype, sha
     P = [jit.empty((T, M)).numpy() if st else scratch for st in step]
     mk = mask.view(torch.uint8).numpy() if refractory else jit.np32(None, 2).astype("uint8")
     k = nb.make_bwd(int(refractory), int(g_spk is not None), int(g_mem is not None), int(g_cur is not None),
-                    int(needs[0]), int(any(live)), int(any(per)))
+                    int(needs[0]), int(any(live)), int(any(per)), _one_value((leak, thr, alpha, a_m, c_s)))
     (gz, zs), (gv, vs), (gi, is_) = (jit.grad_rows(g) for g in (g_spk, g_mem, g_cur))
     jit.run(k, M, nb.SPLIT, jit.np32(mem, 2), jit.np32(cur, 2), mk, gz, gv, gi, zs, vs, is_,
             *(_arr(c, M, shape) for c in (leak, thr, alpha, a_m, c_s)), jit.np32(gx, 2),
