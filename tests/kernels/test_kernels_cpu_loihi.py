@@ -54,9 +54,9 @@ def test_exact_kernel_variant_beyond_int32(alif):
     f = L.alif_multistep if alif else L.cuba_multistep
     x = torch.full((3, 1, 2), 3e5)
     f(x * 2 ** 20, p, backend="cpu")
-    assert cl.LAST["int64_tiles"] == 1
+    assert cl.LAST["int64_chunks"] == 1
     f(x / 1e4, p, backend="cpu")
-    assert cl.LAST["int64_tiles"] == 0
+    assert cl.LAST["int64_chunks"] == 0
     _check(alif, False, "exact", False, scale=4e5)
     _check(alif, True, "lava", True, scale=2e3, scale_param=48)
 
@@ -171,9 +171,24 @@ def test_fallback_without_numba(monkeypatch):
     assert kernels.resolve("loihi_cuba", "auto", x, params=p, has_norm=False) is cl.loihi_cuba_cpu
 
 
+def int64_chunks(M, bad_cols):
+    """How many ``SPLIT``-neuron chunks the forward flags for an int64 rerun when the columns
+    ``bad_cols`` leave the float64 bounds: every chunk of each tile (``TILE`` neurons, from the
+    start of a thread's range of :func:`jit.ranges`) that holds one of them."""
+    from spikefuse.kernels.cpu import _nb_loihi as nb
+
+    flagged = set()
+    for j0, j1 in jit.ranges(M, nb.SPLIT):
+        for a in range(j0, j1, nb.TILE):
+            b = min(j1, a + nb.TILE)
+            if any(a <= c < b for c in bad_cols):
+                flagged |= set(range(a // nb.SPLIT, -(-b // nb.SPLIT)))
+    return len(flagged)
+
+
 def _same_as_reference(alif, x, p, state=None):
     """Every output, final state and trace of the CPU kernel equal to the reference's, bit for bit
-    (sign of zero included); returns how many tiles ran in int64."""
+    (sign of zero included); returns how many SPLIT-neuron chunks ran in int64."""
     from spikefuse.kernels.cpu import loihi as cl
 
     f = L.alif_multistep if alif else L.cuba_multistep
@@ -182,7 +197,7 @@ def _same_as_reference(alif, x, p, state=None):
         s, st, tr = f(x, p, state=state, backend=be, return_traces=True)
         outs.append([s] + list(st) + list(tr))
         if be == "cpu":
-            n = cl.LAST["int64_tiles"]
+            n = cl.LAST["int64_chunks"]
     for a, b in zip(*outs):
         assert a.dtype == b.dtype and torch.equal(a.view(torch.int32), b.view(torch.int32))
     return n
@@ -193,8 +208,8 @@ def test_float64_path_at_its_bounds(alif):
     """The float64 path at the extremes it is proven for: decays 0 and 4096 (keep 4096 / 0),
     negative and positive inputs that drive the states to just below 2**40 (float64 path), one
     tile per neuron block just above it (int64 rerun), and int64 wrap-around far beyond: the same
-    bits as the reference, and the tiles that left the bound counted."""
-    T, M = 6, 1100  # 3 tiles of 512
+    bits as the reference, and the chunks of the tiles that left the bound counted."""
+    T, M = 6, 1100  # 3 chunks of 512 (on 2 threads two ranges, the second leaves the bounds)
     s = 4096  # 64 * scale
     big = 2.0 ** 40 / s / 8  # |u| <= 2 |x| s (keep 2048), |v| <= 4 max |u| (keep 3072)
     x = torch.zeros(T, 1, M)
@@ -205,7 +220,7 @@ def test_float64_path_at_its_bounds(alif):
     p = (L.AlifParams(threshold_step=0.5, current_decay=2048.0, voltage_decay=1024.0, threshold_decay=1024.0,
                       refractory_decay=2048.0, **kw) if alif else L.CubaParams(current_decay=2048.0,
                                                                                voltage_decay=1024.0, **kw))
-    assert _same_as_reference(alif, x, p) == 2
+    assert _same_as_reference(alif, x, p) == int64_chunks(M, range(512, M))
     xs = x[:, :, :512].contiguous()
     assert _same_as_reference(alif, xs, p) == 0
     for du, dv in ((0.0, 0.0), (4096.0, 4096.0), (0.0, 4096.0)):  # keep 4096 (no decay) and keep 0
@@ -294,10 +309,37 @@ def test_int64_rerun_compiles_on_first_need():
     p = L.CubaParams(1.0, 2048.0, 1024.0, graded_spike=True)
     nb.make_fwd_i64.cache_clear()
     L.cuba_multistep(torch.rand(3, 1, 600), p, backend="cpu")
-    assert cl.LAST["int64_tiles"] == 0 and nb.make_fwd_i64.cache_info().currsize == 0
+    assert cl.LAST["int64_chunks"] == 0 and nb.make_fwd_i64.cache_info().currsize == 0
     x = torch.rand(3, 1, 1100)
-    x[:, :, 600] = 2.0 ** 40   # the second of three tiles leaves the bounds
+    x[:, :, 600] = 2.0 ** 40   # the second of three chunks leaves the bounds
     s, st, tr = L.cuba_multistep(x, p, backend="cpu", return_traces=True)
-    assert cl.LAST["int64_tiles"] == 1 and nb.make_fwd_i64.cache_info().currsize == 1
+    assert cl.LAST["int64_chunks"] == int64_chunks(1100, [600]) and nb.make_fwd_i64.cache_info().currsize == 1
     ref = L.cuba_multistep(x, p, backend="reference", return_traces=True)
     assert torch.equal(s, ref[0]) and torch.equal(tr.voltage, ref[2].voltage) and torch.equal(st[1], ref[1][1])
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_int64_rerun_of_a_tile_of_several_chunks(threads):
+    """A tile spans several SPLIT chunks (TILE > SPLIT) and a thread's range may start inside what
+    would be a tile on one thread: a tile that leaves the bounds flags each of its chunks, those
+    (and only those, a tile that stays within the bounds keeps its float64 results) run again in
+    int64, bit for bit the reference's, on one and two threads; M above TILE, so one range holds
+    several tiles, the last one partial."""
+    from spikefuse.kernels.cpu import _nb_loihi as nb
+    from spikefuse.kernels.cpu import loihi as cl
+
+    assert nb.TILE % nb.SPLIT == 0 and nb.TILE > nb.SPLIT
+    M = nb.TILE + 3 * nb.SPLIT + 100
+    p = L.AlifParams(1.0, 0.5, 2048.0, 1024.0, 1024.0, 2048.0)
+    old = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads)
+        for bad in ([nb.TILE + nb.SPLIT + 7], [5], [M - 1], [0, M - 1]):
+            x = torch.rand(4, 1, M, generator=torch.Generator().manual_seed(bad[0]))
+            for c in bad:
+                x[1:, 0, c] = 2.0 ** 40        # this neuron's states leave the bounds from step 1 on
+            want = int64_chunks(M, bad)
+            assert 0 < want < -(-M // nb.SPLIT) or len(bad) > 1
+            assert _same_as_reference(True, x, p) == want
+    finally:
+        torch.set_num_threads(old)

@@ -192,6 +192,38 @@ def test_gradient_broadcast_over_time():
     assert all(torch.equal(a, b) for a, b in zip(*grads))
 
 
+def test_several_tiles_and_ranges_inside_a_tile():
+    """More neurons than a forward tile (and several backward tiles, the last ones partial): one
+    thread (tiles from 0) and two (a range starting at a SPLIT multiple inside what is one tile on
+    one thread) give the reference's outputs, final state and gradients of the input, the
+    per-channel threshold and the bias, bit for bit."""
+    from spikefuse.kernels.cpu import _nb_sigma_delta as nb
+
+    n = nb.TILE + nb.BWD_TILE + 37
+    g = torch.Generator().manual_seed(21)
+    x = torch.randn(5, 1, n, generator=g) * 0.3 + 0.05
+    gy = torch.randn(x.shape, generator=g)
+    th = (torch.rand(n, generator=g) * 0.1 + 0.05).requires_grad_()
+    bias = (torch.randn(n, generator=g) * 0.1).requires_grad_()
+    p = SD.SigmaDeltaParams(threshold=th, bias=bias, tau_grad=0.7, scale_grad=1.3, cum_error=True)
+    res = []
+    old = torch.get_num_threads()
+    for be, threads in (("reference", 1), ("cpu", 1), ("cpu", 2)):
+        torch.set_num_threads(threads)
+        try:
+            xx = x.clone().requires_grad_()
+            y, st = SD.sigma_delta_multistep(xx, p, backend=be)
+            grads = torch.autograd.grad((y * gy).sum(), [xx, th, bias])
+        finally:
+            torch.set_num_threads(old)
+        res.append((y, st, grads))
+    assert len(jit.ranges(n, nb.SPLIT, 2)) == 2 and jit.ranges(n, nb.SPLIT, 2)[1][0] % nb.TILE != 0
+    for y, st, grads in res[1:]:
+        assert torch.equal(y, res[0][0])
+        assert all(torch.equal(a, b) for a, b in zip(st, res[0][1]))
+        assert all(torch.equal(a, b) for a, b in zip(grads, res[0][2]))
+
+
 @pytest.mark.parametrize("bshape,tshape", [((8, 1), (4, 8, 5)), ((), (1, 8, 5)), ((4, 8, 5), ()), ((5,), (8, 1))])
 def test_param_gradients_bit_identical_any_broadcast(bshape, tshape):
     """Threshold and bias of any broadcast shape (per channel, 0-d, full step shape): their

@@ -418,12 +418,16 @@ def sigma_delta_multistep(
     SigmaDeltaTraces)``; equals looping :func:`sigma_delta_step`. See the module example.
     """
     check_not_transformed("sigma_delta_multistep")
-    check_sequence("x_seq", x_seq, min_ndim=2)
+    check_sequence("x_seq", x_seq, min_ndim=2, finite=False)    # the values: values_check below
     check_bool("return_traces", return_traces)
     st, cdt = _prepare(x_seq, params, state, 2)
+    # the NaN/inf scan of the input runs before the reference loop and the Triton kernel; the CPU
+    # kernel scans it itself (its ``checks_finite``: the final float64 sums), and this runs only
+    # when that found a NaN/inf, to raise the error that names the argument (_dispatch.call)
     out = _dispatch.fused("loihi_sigma_delta", backend, x_seq, params, tuple(st), return_traces,
                           SigmaDeltaState, SigmaDeltaTraces,
-                          options=dict(params=params, state=st, return_traces=return_traces))
+                          options=dict(params=params, state=st, return_traces=return_traces),
+                          values_check=lambda: check_sequence("x_seq", x_seq, min_ndim=2))
     if out is not None:
         return _dispatch.result(out, return_traces)
     y, new_state, traces = _core(x_seq.to(cdt), params, st, return_traces)

@@ -39,7 +39,19 @@ from ._nb_kernel import kernel
 from ._nb_vml import AVAILABLE as VML
 from ._nb_vml import exp_row
 
-TILE = 512
+#: neurons per tile of the forward (the time loop runs inside a tile: longer contiguous runs per
+#: step and array for the prefetcher). Interleaved A/B (thread CPU time, 1 thread, min of 5,
+#: (500,16,1024)): CUBA fwd 21.1 / 16.7 / 15.9 / 15.2 ms at 512 / 2048 / 4096 / 8192, ALIF
+#: 27.7 / 24.4 / - / 22.9 ms
+TILE = 8192
+#: neurons per tile of the backward: 512 / 2048 / 4096 / 8192 measured alike or slower (CUBA
+#: f+b 31.1 / 32.5 / 31.8 / 31.1 ms, ALIF 41.1 ms at 512, 43.1 at 2048)
+BWD_TILE = 512
+#: alignment of the threads' neuron ranges (:func:`.jit.run`) and the granularity of the forward's
+#: flags ``EX`` (one per ``SPLIT`` neurons): a tile spans whole ``SPLIT`` chunks (TILE is a
+#: multiple of SPLIT, ranges start at multiples of SPLIT), and a tile that fails flags each of its
+#: chunks, so no result depends on where a range starts
+SPLIT = 512
 F0 = np.float32(0.0)
 F1 = np.float32(1.0)
 I0 = np.int64(0)
@@ -127,7 +139,8 @@ def tile_in_bounds(u0, v0, th0, r0, keep_u, keep_v, keep_th, keep_r, theta0, ste
 
 
 @functools.lru_cache(maxsize=None)
-def make_fwd(alif: int, graded: int, store_lim: int, store_tr: int, pow2: int):
+def make_fwd(alif: int, graded: int, store_lim: int, store_tr: int, pow2: int, tile: int = TILE,
+             split: int = SPLIT):
     """The forward scan of one variant: spikes (fp32), current and voltage traces, and for
     ALIF the spike limit (``store_lim``), threshold / refractory traces (``store_tr``) and the
     final threshold / refractory; ``pow2``: the scale ``s`` is a power of two.
@@ -137,10 +150,14 @@ def make_fwd(alif: int, graded: int, store_lim: int, store_tr: int, pow2: int):
     :data:`F64_LIMIT` (products below 2**52, sums below 2**53; ALIF: theta, r and theta0
     within 2**39, so theta - theta0 and theta + 2 theta + r stay within 2**41), which the loop
     checks at every step. A tile that leaves the bound (or meets a NaN / inf) is marked in
-    ``EX[tile]`` (1): the caller runs it again from its initial state with :func:`make_fwd_i64`,
-    the reference's own arithmetic (compiled on first need only: most runs never leave the
-    bounds, and each variant's compile is seconds)."""
+    ``EX[chunk]`` (1) for each ``split``-neuron chunk it spans (``tile`` a multiple of ``split``,
+    the ranges ``[j0, j1)`` split-aligned): the caller runs them again from their initial state
+    with :func:`make_fwd_i64`, the reference's own arithmetic (compiled on first need only: most
+    runs never leave the bounds, and each variant's compile is seconds). ``tile``, ``split``:
+    closure constants (benchmarks compare tiles in one process)."""
     tile_f64 = _make_tile(1, alif, graded, store_lim, store_tr, pow2)
+    TILE, SPLIT = tile, split
+    assert TILE % SPLIT == 0
 
     @kernel
     def loihi_fwd(x, S, U, V, LIM, TH, R, keep_u, keep_v, keep_th, keep_r, u0, v0, th0, r0, thf, rf,
@@ -151,16 +168,18 @@ def make_fwd(alif: int, graded: int, store_lim: int, store_tr: int, pow2: int):
             if ok:
                 ok = tile_f64(x, S, U, V, LIM, TH, R, keep_u, keep_v, keep_th, keep_r, u0, v0, th0, r0, thf, rf,
                               s_f, s_d, inv, thr_f, thr_s_f, theta0, step, a, b)
-            EX[a // TILE] = 0 if ok else 1
+            for k in range(a // SPLIT, (b + SPLIT - 1) // SPLIT):
+                EX[k] = 0 if ok else 1
 
     return loihi_fwd
 
 
 @functools.lru_cache(maxsize=None)
-def make_fwd_i64(alif: int, graded: int, store_lim: int, store_tr: int, pow2: int):
+def make_fwd_i64(alif: int, graded: int, store_lim: int, store_tr: int, pow2: int, tile: int = TILE):
     """The int64 forward of the variant of :func:`make_fwd` over neurons ``[j0, j1)``: the
     rerun of the tiles that left the float64 path's bounds (same arguments, no ``EX``)."""
     tile_i64 = _make_tile(0, alif, graded, store_lim, store_tr, pow2)
+    TILE = tile
 
     @kernel
     def loihi_fwd_i64(x, S, U, V, LIM, TH, R, keep_u, keep_v, keep_th, keep_r, u0, v0, th0, r0, thf, rf,
@@ -269,7 +288,8 @@ def slayer_arg(x, tau, graded):
 
 
 @functools.lru_cache(maxsize=None)
-def make_bwd(alif: int, graded: int, has_gs: int, has_gu: int, has_gv: int, need_du: int, need_dv: int):
+def make_bwd(alif: int, graded: int, has_gs: int, has_gu: int, has_gv: int, need_du: int, need_dv: int,
+             tile: int = BWD_TILE):
     """The reverse scan of one variant (the float model of the two chained integrators,
     ignoring the reset, as lava-dl's): ``gv = gs d(v_f - limit) + g_v[t]``,
     ``acc_v = a_v acc_v + gv``, ``acc_u = a_u acc_u + (acc_v + g_u[t])``, ``gx[t] = acc_u``.
@@ -280,6 +300,7 @@ def make_bwd(alif: int, graded: int, has_gs: int, has_gu: int, has_gv: int, need
     autograd broadcast over time, e.g. of a sum, passed without materialising it)."""
 
     vml = VML      # a closure constant: cached variants differ with and without VML
+    TILE = tile    # a closure constant too
 
     @kernel
     def loihi_bwd(V, U, LIM, gs, gus, gvs, gs_t, gu_t, gv_t, a_u, a_v, gx, PU, PV, thr_f, tau, coef, j0, j1):

@@ -24,9 +24,18 @@ from ._nb_loihi import F64_LIMIT, INV4096, LIMIT_TH, adapt, over, pz, rerun_int6
 from ._nb_vml import AVAILABLE as VML
 from ._nb_vml import exp_row
 
-TILE = 256
+#: neurons per tile of the forward (longer contiguous runs per step and array for the
+#: prefetcher). Interleaved A/B (thread CPU time, 1 thread, min of 5): RF fwd at (500,16,1024)
+#: 23.2 / 17.1 / 15.9 / 15.4 ms at 256 / 1024 / 4096 / 8192, at (100,32,1024) 10.4 / - / 7.3 / 6.9;
+#: AdRF-Iz (500,16,1024) 28.9 / - / 21.3 / 21.3
+TILE = 8192
+#: alignment of the threads' neuron ranges (:func:`.jit.run`) and the granularity of the forward's
+#: flags ``EX`` (one per ``SPLIT`` neurons; TILE and BWD_TILE are multiples of it), as ``_nb_loihi``
+SPLIT = 256
 #: neurons per tile of the backward (its state is four fp32 rows; the exp row ``2 BWD_TILE``):
-#: res_bwd at (100, 32, 1024), one thread, RF: 512 / 1024 / 2048 / 4096 took 6.3 / 5.6 / 6.6 / 6.9 ms
+#: res_bwd at (100, 32, 1024), one thread, RF: 512 / 1024 / 2048 / 4096 took 6.3 / 5.6 / 6.6 / 6.9 ms;
+#: RF f+b at (500,16,1024) with the 8192 forward tile 45.7 / 42.9 / 44.7 / 46.1 / 45.3 ms at
+#: 512 / 1024 / 2048 / 4096 / 8192
 BWD_TILE = 1024
 F0 = np.float32(0.0)
 F1 = np.float32(1.0)
@@ -94,13 +103,17 @@ def in_bounds(Si, Ci, kth, kr, re0, im0, th0, r0, reset_im, theta0, step, a, b, 
 
 
 @functools.lru_cache(maxsize=None)
-def make_fwd(model: int, graded: int, store_ri: int, store_lim: int, store_tr: int, store_rst: int):
+def make_fwd(model: int, graded: int, store_ri: int, store_lim: int, store_tr: int, store_rst: int,
+             tile: int = TILE, split: int = SPLIT):
     """The forward scan of one variant. Each tile runs in float64 (integer-valued doubles,
     exact within the bounds of :func:`in_bounds`, checked at every step: see
-    ``_nb_loihi.make_fwd``); a tile where a value leaves them is marked in ``EX[tile]`` (1),
-    and the caller runs it again in int64 from its initial state with :func:`make_fwd_i64`
-    (compiled on first need only)."""
+    ``_nb_loihi.make_fwd``); a tile where a value leaves them marks each ``split``-neuron chunk
+    it spans in ``EX`` (1), and the caller runs those again in int64 from their initial state
+    with :func:`make_fwd_i64` (compiled on first need only). ``tile``, ``split``: closure
+    constants (benchmarks compare tiles in one process)."""
     tile_f64 = _make_tile(1, model, graded, store_ri, store_lim, store_tr, store_rst)
+    TILE, SPLIT = tile, split
+    assert TILE % SPLIT == 0
 
     @kernel
     def res_fwd(xr, xi, Si, Ci, kth, kr, re0, im0, th0, r0, im0f, s_f, theta_f, thr_s_f, reset_im, theta0, step,
@@ -111,16 +124,19 @@ def make_fwd(model: int, graded: int, store_ri: int, store_lim: int, store_tr: i
             if ok:
                 ok = tile_f64(xr, xi, Si, Ci, kth, kr, re0, im0, th0, r0, im0f, s_f, theta_f, thr_s_f, reset_im,
                               theta0, step, SPK, RE, IM, LIM, TH, R, RST, rel, iml, thl, rl, a0, b0)
-            EX[a0 // TILE] = 0 if ok else 1
+            for k in range(a0 // SPLIT, (b0 + SPLIT - 1) // SPLIT):
+                EX[k] = 0 if ok else 1
 
     return res_fwd
 
 
 @functools.lru_cache(maxsize=None)
-def make_fwd_i64(model: int, graded: int, store_ri: int, store_lim: int, store_tr: int, store_rst: int):
+def make_fwd_i64(model: int, graded: int, store_ri: int, store_lim: int, store_tr: int, store_rst: int,
+                 tile: int = TILE):
     """The int64 forward of the variant of :func:`make_fwd` over neurons ``[j0, j1)`` (the rerun
     of the tiles that left the float64 bounds; the same arguments but ``EX``)."""
     tile_i64 = _make_tile(0, model, graded, store_ri, store_lim, store_tr, store_rst)
+    TILE = tile
 
     @kernel
     def res_fwd_i64(xr, xi, Si, Ci, kth, kr, re0, im0, th0, r0, im0f, s_f, theta_f, thr_s_f, reset_im, theta0,
@@ -214,7 +230,7 @@ def _make_tile(flt, model, graded, store_ri, store_lim, store_tr, store_rst):
 
 @functools.lru_cache(maxsize=None)
 def make_bwd(model: int, graded: int, has_gs: int, has_gre: int, has_gim: int, has_grel: int, has_giml: int,
-             need_dec: int, lava: int):
+             need_dec: int, lava: int, tile: int = BWD_TILE):
     """Reverse scan of the float rotation (the Triton ``_res_bwd``, the reference's
     ``_ResonatorFn.backward``): the spike surrogate and the trace / final-state gradients enter
     at each step, ``a = g_re + C'a + S'b``, ``b = g_im - S'a + C'b``; decay gradients from the
@@ -230,6 +246,7 @@ def make_bwd(model: int, graded: int, has_gs: int, has_gre: int, has_gim: int, h
     there measured faster than in a loop of its own). Tiles of :data:`BWD_TILE` neurons."""
     phase = model == 0 or model == 2
     vml = VML      # a closure constant: cached variants differ with and without VML
+    BWD_TILE = tile    # a closure constant too
 
     @kernel
     def res_bwd(RE, IM, LIM, RST, GS, GRE, GIM, gs_t, gre_t, gim_t, grel, giml, Sf, Cf, re0f, im0f, theta_f,

@@ -19,7 +19,17 @@ from ._nb_kernel import kernel
 from ._nb_vml import AVAILABLE as VML
 from ._nb_vml import exp_row
 
-TILE = 512
+#: neurons per tile of the forward (the time loop runs inside a tile: longer contiguous runs per
+#: step and array for the prefetcher). Interleaved A/B (thread CPU time, 1 thread, (500,16,1024),
+#: loaded machine): fwd 15.7 / 14.4 / 13.4 ms at 512 / 2048 / 8192 (min of 9, with the upfront
+#: input scan), 10.5 / 10.1 / 9.9 at 2048 / 4096 / 8192 (min of 21, rotated order, without it)
+TILE = 8192
+#: neurons per tile of the backward: f+b with the 8192 forward 17.5 / 15.6 / 15.6 ms at 512 /
+#: 2048 / 8192 (min of 15; (100,32,1024): 6.65 / 6.59 at 512 / 2048)
+BWD_TILE = 2048
+#: alignment of the threads' neuron ranges (:func:`.jit.run`): no result depends on where a range
+#: starts, so ranges need not be whole tiles
+SPLIT = 512
 F0 = np.float32(0.0)
 F1 = np.float32(1.0)
 
@@ -42,7 +52,9 @@ def threshold_grad(d, th, gy, e, scale_grad):
 
 
 @functools.lru_cache(maxsize=None)
-def make_fwd(relu: int, has_bias: int, cum: int, traces: int, store_d: int, store_keep: int):
+def make_fwd(relu: int, has_bias: int, cum: int, traces: int, store_d: int, store_keep: int, tile: int = TILE):
+    TILE = tile    # a closure constant (benchmarks compare tiles in one process)
+
     @kernel
     def sd_fwd(x, th, bias, acc0, pre0, res0, err0, step_f, Y, SIG, A, D, KEEP, accl, prel, resl, errl,
                j0, j1):
@@ -94,7 +106,8 @@ def make_fwd(relu: int, has_bias: int, cum: int, traces: int, store_d: int, stor
 
 
 @functools.lru_cache(maxsize=None)
-def make_bwd(relu: int, has_gy: int, has_gsig: int, has_ga: int, need_th: int, need_b: int):
+def make_bwd(relu: int, has_gy: int, has_gsig: int, has_ga: int, need_th: int, need_b: int,
+             tile: int = BWD_TILE):
     """Reverse scan (the Triton ``_sd_bwd``): ``g_a = g_y[t] - g_y[t+1]`` (+ traces, + final
     ``pre`` at T-1), the ReLU mask, the float64 reverse cumulative sum ``r`` (gx = float32(r)),
     ``g_acc0 = r``, ``g_pre0 = -g_y[0]``. The threshold and bias gradients' per-step terms
@@ -107,6 +120,7 @@ def make_bwd(relu: int, has_gy: int, has_gsig: int, has_ga: int, need_th: int, n
     gradient's exps are torch.exp's: per step and tile row their float32 arguments into a
     buffer, one :func:`._nb_vml.exp_row`, then the lane loop reads them."""
     vml = VML      # a closure constant: cached variants differ with and without VML
+    TILE = tile    # a closure constant too
 
     @kernel
     def sd_bwd(gy, gsig, ga_in, gy_t, gsig_t, ga_t, gaccl, gprel, has_gaccl, has_gprel, KEEP, D, th, tau_grad,

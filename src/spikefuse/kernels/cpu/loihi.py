@@ -55,21 +55,21 @@ def _fwd(tensors, f, i):
     s = int(s_d)
     nb = _nb()
     flags = (int(alif), int(graded), int(store_lim), int(store_tr), int(s & (s - 1) == 0))
-    ex = np.zeros(-(-M // nb.TILE), np.int8)
+    ex = np.zeros(-(-M // nb.SPLIT), np.int8)      # one flag per SPLIT neurons
     args = (jit.np32(x), S.numpy(), U.numpy(), V.numpy(), jit.np32(lim, 2), jit.np32(th_tr, 2), jit.np32(r_tr, 2),
             *(_i64(t) for t in ints), jit.np32(thf), jit.np32(rf), np.float32(s_f), np.float64(s_d),
             np.float64(1.0 / s), np.float32(thr_f), np.float32(thr_s_f), np.int64(theta0), np.int64(step))
-    jit.run(nb.make_fwd(*flags), M, nb.TILE, *args, ex)
+    jit.run(nb.make_fwd(*flags), M, nb.SPLIT, *args, ex)
     if ex.any():  # tiles that left the float64 path's bounds: again in int64 (compiled on first need)
-        check_flagged_tiles(ex, nb.TILE, x)     # the input's NaN/inf scan (checks_finite below)
-        nb.rerun_int64(nb.make_fwd_i64(*flags), ex, M, nb.TILE, args)
-    LAST["int64_tiles"] = int(ex.sum())
+        check_flagged_tiles(ex, nb.SPLIT, x)    # the input's NaN/inf scan (checks_finite below)
+        nb.rerun_int64(nb.make_fwd_i64(*flags), ex, M, nb.SPLIT, args)
+    LAST["int64_chunks"] = int(ex.sum())
     spk = S if x.dtype == torch.float32 else S.to(x.dtype)
     return [spk, U, V, th_tr, r_tr, thf, rf, lim]
 
 
-#: ``int64_tiles``: how many neuron tiles of the last forward left the float64 path's proven
-#: bounds and ran in int64 (tests and benchmarks read it)
+#: ``int64_chunks``: how many ``SPLIT``-neuron chunks of the last forward ran in int64 (those of
+#: the tiles that left the float64 path's proven bounds; tests and benchmarks read it)
 LAST: dict = {}
 
 
@@ -101,7 +101,7 @@ def _bwd(saved, grads, f, i, needs):
     k = _nb().make_bwd(int(i[2]), int(graded), *(int(g is not None) for g in grads[:3]), int(pu is not None),
                        int(pv is not None))
     rows = [grad_rows(g) for g in grads[:3]]
-    jit.run(k, M, _nb().TILE, jit.np32(v, 2), jit.np32(u, 2), jit.np32(lim, 2), *(r[0] for r in rows),
+    jit.run(k, M, _nb().SPLIT, jit.np32(v, 2), jit.np32(u, 2), jit.np32(lim, 2), *(r[0] for r in rows),
             *(r[1] for r in rows), *decay_keep, gx.numpy(), jit.np32(pu, 2), jit.np32(pv, 2), np.float32(f[2]),
             np.float32(f[4]), np.float32(coef))
     gdu, gdv = (_decay_grad(p, f[6] == 1.0) for p in (pu, pv))  # f[6]: 1 (lava) or -1/4096 (exact)

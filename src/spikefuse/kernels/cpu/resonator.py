@@ -27,8 +27,8 @@ from . import jit
 from .common import check_flagged_tiles, np_f32, np_i64, np_view, numba_reason
 
 SAVED_BYTES = host.SAVED_BYTES
-#: ``int64_tiles``: how many neuron tiles of the last forward left the float64 path's proven
-#: bounds and ran in int64 (see ``_nb_resonator.make_fwd``)
+#: ``int64_chunks``: how many ``SPLIT``-neuron chunks of the last forward ran in int64 (those of
+#: the tiles that left the float64 path's proven bounds, see ``_nb_resonator.make_fwd``)
 LAST: dict = {}
 
 
@@ -51,16 +51,16 @@ def _fwd(tensors, f, i):
     rst = _seq(store_rst, T, M, torch.int8)
     last = [torch.empty(M, dtype=torch.float32) if k < 2 or model >= 2 else None for k in range(4)]
     vflags = (model, int(graded), *(int(v) for v in flags))
-    ex = np.zeros(-(-M // nb.TILE), np.int8)
+    ex = np.zeros(-(-M // nb.SPLIT), np.int8)      # one flag per SPLIT neurons
     ints = [np_view(t) for t in (Si, Ci, kth, kr, re0i, im0i, th0i, r0i)]
     args = (jit.np32(xr), jit.np32(xi), *ints, jit.np32(im0), s_f, theta_f, thr_s_f,
             *(np_i64(v) for v in (reset_im, theta0, step)), spk.numpy(),
             *(jit.np32(t, 2) for t in (re, im, lim, th, r)), np_view(rst), *(jit.np32(t) for t in last))
-    jit.run(nb.make_fwd(*vflags), M, nb.TILE, *args, ex)
+    jit.run(nb.make_fwd(*vflags), M, nb.SPLIT, *args, ex)
     if ex.any():  # tiles that left the float64 path's bounds: again in int64 (compiled on first need)
-        check_flagged_tiles(ex, nb.TILE, xr, xi)    # the inputs' NaN/inf scan (checks_finite below)
-        nb.rerun_int64(nb.make_fwd_i64(*vflags), ex, M, nb.TILE, args)
-    LAST["int64_tiles"] = int(ex.sum())
+        check_flagged_tiles(ex, nb.SPLIT, xr, xi)   # the inputs' NaN/inf scan (checks_finite below)
+        nb.rerun_int64(nb.make_fwd_i64(*vflags), ex, M, nb.SPLIT, args)
+    LAST["int64_chunks"] = int(ex.sum())
     if xr.dtype != torch.float32:
         spk = spk.to(xr.dtype)
     return [spk, re, im, last[0], last[1], th, r, last[2], last[3], lim, rst]
@@ -81,7 +81,7 @@ def _bwd(saved, grads, f, i, needs):
     # the surrogates' Python-number coefficients (double, rounded to fp32 in the reference's ops):
     # 1 / (2 rho), 2 rho, -(kappa / rho); RealSpike's kappa (graded) or kappa / (2 rho)
     consts = (rho, kappa, 1 / (2 * rho), 2 * rho, -(kappa / rho), kappa if graded else kappa / (2 * rho))
-    jit.run(k, M, nb.TILE, jit.np32(re), jit.np32(im), jit.np32(lim, 2), np_view(rst),
+    jit.run(k, M, nb.SPLIT, jit.np32(re), jit.np32(im), jit.np32(lim, 2), np_view(rst),
             *(r[0] for r in rows), *(r[1] for r in rows), jit.np32(gs[3]), jit.np32(gs[4]),
             *(jit.np32(v / 4096) for v in (S, C)), jit.np32(re0), jit.np32(im0),
             *(np_f32(v) for v in (f[1], *consts, f[5], 1.0 if lava else 1.0 / 4096)),

@@ -25,6 +25,7 @@ import torch
 
 from .. import _sigma_delta_host as host
 from .._common import IO_DTYPES
+from ..._validate import NonFiniteInput, all_finite, finite_scan_wanted
 from . import jit
 from .common import np_f32, np_view, numba_reason
 
@@ -51,9 +52,16 @@ def _fwd(tensors, f, i):
     prel, resl, errl = _f32(M), _f32(M), _f32(M)
     k = nb.make_fwd(int(act == host.ACT_RELU), int(bias is not None), int(bool(cum)), int(traces), int(store_d),
                     int(store_keep))
-    jit.run(k, M, nb.TILE, jit.np32(x), jit.np32(th), jit.np32(bias), np_view(acc0),
+    jit.run(k, M, nb.SPLIT, jit.np32(x), jit.np32(th), jit.np32(bias), np_view(acc0),
             jit.np32(pre0), jit.np32(res0), jit.np32(err0), np_f32(f[0]), y.numpy(), *(jit.np32(t, 2) for t in (sig, a, d)),
             np_view(keep), accl.numpy(), prel.numpy(), resl.numpy(), errl.numpy())
+    # the input's NaN/inf scan (checks_finite below): the float64 running sum carries a NaN/inf
+    # of any step into its final value (NaN stays NaN, inf stays inf or becomes NaN; a finite
+    # float32 step cannot overflow a finite float64 sum), so only when a final sum (M values) is
+    # not finite is the (T, M) input read: a non-finite initial sum (a direct call; the functional
+    # layer checks the state) with a finite input raises nothing, as the reference does not
+    if finite_scan_wanted(x) and not all_finite(accl) and not all_finite(x):
+        raise NonFiniteInput()
     if x.dtype != f32:
         y = y.to(x.dtype)
     return [y, sig, a, d, accl, prel, resl, errl, keep]
@@ -94,7 +102,7 @@ def _bwd(saved, grads, f, i, needs):
     k = nb.make_bwd(relu, *(int(g is not None) for g in (g_y, g_sig, g_a)), int(need_th), int(need_b))
     gaccl = np_view(g_accl.to(torch.float64)) if g_accl is not None else gacc0.numpy()
     rows = [jit.grad_rows(g) for g in (g_y, g_sig, g_a)]
-    jit.run(k, M, nb.TILE, *(r[0] for r in rows), *(r[1] for r in rows), gaccl, jit.np32(g_prel),
+    jit.run(k, M, nb.SPLIT, *(r[0] for r in rows), *(r[1] for r in rows), gaccl, jit.np32(g_prel),
             np.bool_(g_accl is not None), np.bool_(g_prel is not None),
             np_view(keep if relu else None), jit.np32(d if need_th else None, 2), jit.np32(th),
             np_f32(f[1]), np_f32(f[2]), gx.numpy(), jit.np32(GTH, 2), jit.np32(GB, 2), gacc0.numpy(), gpre0.numpy())
@@ -135,3 +143,7 @@ def loihi_sigma_delta_cpu(x_seq, params, state, return_traces=False):
         [2048.0, 0.0, 0.0, 0.0, 491.0, -1229.0, 0.0]
     """
     return host.call(SIGMA_DELTA_SCAN, x_seq, params, state, return_traces)
+
+
+# the NaN/inf scan of the input: by the final float64 sums (see _fwd; functional/_dispatch.call)
+loihi_sigma_delta_cpu.checks_finite = True
