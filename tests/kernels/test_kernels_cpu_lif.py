@@ -364,6 +364,33 @@ def test_rowsum_fold_is_torchs_row_sum():
         torch.set_num_threads(old)
 
 
+def test_rowsum_fold_in_ranges_is_torchs_row_sum():
+    """The fold of a row in neuron ranges that start at multiples of ``_fold_align`` (one
+    cascade state each, as the kernels' threads fold them; levels 2 and 3 summed at the end)
+    gives ``torch.sum``'s bits, for ranges of one and two alignment units, rows that end in a
+    partial unit, a unit's leftover vectors alone, and rows past level 3's first step."""
+    from spikefuse.kernels.cpu import lif as L
+
+    nb = jit.kernels("lif")
+    lanes = L._sum_lanes(nb)
+    if lanes is None:
+        pytest.skip("torch's CPU sum order is not the modelled one on this build")
+    g = torch.Generator().manual_seed(45)
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        unit = L._fold_align(L._geo(32768, lanes))
+        assert unit == 4 * lanes * 256
+        sizes = [unit, unit + 5, 2 * unit, 2 * unit + 4 * lanes + 3, 3 * unit + 777, 17 * unit + 1, 1 << 20]
+        for M in sizes:
+            row = torch.randn(M, generator=g) * 3
+            unit = L._fold_align(L._geo(M, lanes))
+            for align in (unit, 2 * unit):
+                assert float(L._fold_sum(nb, row.numpy(), lanes, align)) == float(row.sum()), (M, align)
+    finally:
+        torch.set_num_threads(old)
+
+
 @pytest.mark.parametrize("kind,hard,recip", [("lif", True, False), ("nodecay", False, False), ("lif", False, True)])
 def test_plif_tau_sum_folded_in_the_kernel(kind, hard, recip, monkeypatch):
     """A one-value learnable tau (PLIF; 1/tau for ``recip``): the kernel folds each step's tau
@@ -387,6 +414,42 @@ def test_plif_tau_sum_folded_in_the_kernel(kind, hard, recip, monkeypatch):
     a = _at_threads(1, lif_grads, "cpu", x, v0, make, True)
     b = lif_grads("reference", x, v0, make, True)
     assert seen and (seen[-1] is not None or L._sum_lanes(jit.kernels("lif")) is None)
+    for n, (u, w) in enumerate(zip(a, b)):
+        assert torch.equal(u, w), n
+    assert bool(a[4].ne(0).any())
+
+
+@pytest.mark.parametrize("kind,hard,recip", [("lif", True, False), ("nodecay", False, False), ("lif", False, True)])
+def test_plif_tau_sum_folded_on_two_threads(kind, hard, recip, monkeypatch):
+    """On two threads (a row of at most GRAIN_SIZE: torch sums it serially) the kernel's two
+    neuron ranges fold their parts of each step's tau terms apart (ranges split at
+    ``_fold_align``): every output and gradient, tau's included, is torch.equal to the
+    reference's, and the kernel did fold in two ranges."""
+    from spikefuse.kernels.cpu import lif as L
+
+    seen, splits = [], []
+    real, run = L._fold_geo, jit.run
+    monkeypatch.setattr(L, "_fold_geo", lambda *a: seen.append(real(*a)) or seen[-1])
+    monkeypatch.setattr(jit, "run", lambda k, M, tile, *a, **kw: splits.append((M, tile, kw.get("steps")))
+                        or run(k, M, tile, *a, **kw))
+    g = torch.Generator().manual_seed(46)
+    N = 3 * 8192 + 77                   # two ranges for 8 and 16 lanes (units of 8192 / 16384 neurons)
+    x = torch.randn(5, 1, N, generator=g) * 1.2 + 0.45
+    v0 = torch.randn(1, N, generator=g) * 0.3
+
+    def make():
+        w = torch.tensor(0.4 if recip else 2.5, requires_grad=True)
+        p = LIFParams(tau=None if recip else w, reciprocal_tau=w if recip else None, v_threshold=1.0,
+                      v_reset=-0.1 if hard else None, decay_input=kind != "nodecay", surrogate=sg.ATan(2.0))
+        return p, [w]
+
+    a = _at_threads(2, lif_grads, "cpu", x, v0, make, True)
+    b = _at_threads(2, lif_grads, "reference", x, v0, make, True)
+    if L._sum_lanes(jit.kernels("lif")) is None:
+        pytest.skip("torch's CPU sum order is not the modelled one on this build")
+    assert seen and seen[-1] is not None
+    M, tile, steps = splits[-1]     # the backward's call
+    assert tile == L._fold_align(seen[-1]) and len(jit.ranges(M, tile, 2, work=M * steps)) == 2
     for n, (u, w) in enumerate(zip(a, b)):
         assert torch.equal(u, w), n
     assert bool(a[4].ne(0).any())

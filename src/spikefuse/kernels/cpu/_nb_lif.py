@@ -216,20 +216,25 @@ def _vjp_h(gv, gspk, ghx, h, vth, vr, hard, detach, kid, c0, c1, vec, tie, ex):
 
 
 @njit(cache=True, inline="always")
-def rowsum_fold(pt, a, n, facc, frest, t, geo):
+def rowsum_fold(pt, a, n, loc, fblk, frest, t, geo):
     """Folds the elements ``[a, a + n)`` of row ``t`` (in ``pt[:n]``; ``a`` a multiple of the
     group size) into the state of torch's CPU sum of a contiguous fp32 row (SumKernel.cpp
     ``cascade_sum`` -> ``vectorized_inner_sum``: ``row_sum`` with 4 vectors of ``L`` lanes per
-    group, ``multi_row_sum``'s 4 cascade levels of ``2^lpow`` groups). ``facc`` ``(4, T, G)``: the
-    cascade accumulators (``G = 4 L``, index ``k L + lane`` for vector ``k`` of a group); ``frest``
-    ``(T, G)``: the row's elements past the last whole group (leftover vectors, scalar tail),
-    added at :func:`rowsum_final`. ``geo``: ``(L, lpow, groups, vectors)`` of the row. The row must
-    be folded in index order (one kernel range over all neurons)."""
-    G = facc.shape[2]
+    group, ``multi_row_sum``'s 4 cascade levels of ``2^lpow`` groups). ``loc`` ``(2, T, G)``: the
+    cascade's levels 0 and 1 (``G = 4 L``, index ``k L + lane`` for vector ``k`` of a group) of
+    the caller's neuron range; ``fblk`` ``(T, K, G)``: level 1's total at each of its steps into
+    level 2 (every ``2^(2 lpow)`` groups; ``K = groups >> 2 lpow``), which :func:`rowsum_final`
+    adds into levels 2 and 3 in order; ``frest`` ``(T, G)``: the row's elements past the last
+    whole group (leftover vectors, scalar tail), added at :func:`rowsum_final`. ``geo``: ``(L,
+    lpow, groups, vectors)`` of the row. Within a range the row must be folded in index order; a
+    range that starts at a multiple of ``G 2^(2 lpow)`` neurons (levels 0 and 1 are empty there
+    in the serial sum too) may be folded by another thread into its own ``loc``: levels 2 and 3
+    are only summed at the end, from ``fblk``, so every range gives the serial sum's bits."""
+    G = loc.shape[2]
     lpow = geo[1]
     lstep = 1 << lpow
     ngrp = geo[2]
-    acc0 = facc[0, t]
+    acc0, acc1 = loc[0, t], loc[1, t]
     gi0 = a // G
     nfull = min(n // G, max(0, ngrp - gi0))    # whole groups of this piece in multi_row_sum's range
     g = 0
@@ -242,13 +247,14 @@ def rowsum_fold(pt, a, n, facc, frest, t, geo):
         g += run
         i = gi0 + g
         if i % lstep == 0:
-            for j in range(1, 4):
-                lo, hi = facc[j - 1, t], facc[j, t]
+            for q in range(G):
+                acc1[q] += acc0[q]
+                acc0[q] = F0
+            if (i & ((lstep - 1) << lpow)) == 0:    # level 1 steps into level 2: kept in fblk
+                blk = fblk[t, (i >> (2 * lpow)) - 1]
                 for q in range(G):
-                    hi[q] += lo[q]
-                    lo[q] = F0
-                if (i & ((lstep - 1) << (j * lpow))) != 0:
-                    break
+                    blk[q] = acc1[q]
+                    acc1[q] = F0
     if gi0 + nfull == ngrp:     # past the groups: leftover vectors, scalar tail
         r = frest[t]
         for off in range(nfull * G, n):
@@ -256,15 +262,28 @@ def rowsum_fold(pt, a, n, facc, frest, t, geo):
 
 
 @njit(cache=True, inline="always")
-def rowsum_final(facc, frest, t, geo, M):
-    """torch's sum of row ``t`` from the state of :func:`rowsum_fold`: ``multi_row_sum``'s levels
-    added into level 0, the leftover vectors into vector 0, vectors 1-3 into vector 0, then
-    ``final_acc``: the scalar tail from 0, the lanes in order; stored as ``0 + final_acc``."""
-    G = facc.shape[2]
-    L, ngrp, nvec = geo[0], geo[2], geo[3]
-    a0 = facc[0, t]
-    for j in range(1, 4):
-        aj = facc[j, t]
+def rowsum_final(loc, fblk, frest, t, geo, M, a2, a3):
+    """torch's sum of row ``t`` from the state of :func:`rowsum_fold` (``loc``: the levels 0 and
+    1 of the range that ends the row; ``a2``, ``a3``: scratch ``(G,)``): level 1's totals of
+    ``fblk`` added into level 2 in order, level 2 into level 3 every ``2^lpow`` of them (the
+    serial cascade's steps), then ``multi_row_sum``'s levels added into level 0, the leftover
+    vectors into vector 0, vectors 1-3 into vector 0, then ``final_acc``: the scalar tail from 0,
+    the lanes in order; stored as ``0 + final_acc``."""
+    G = loc.shape[2]
+    L, lpow, ngrp, nvec = geo[0], geo[1], geo[2], geo[3]
+    lstep = 1 << lpow
+    a2[:] = F0
+    a3[:] = F0
+    for k in range(ngrp >> (2 * lpow)):
+        blk = fblk[t, k]
+        for q in range(G):
+            a2[q] += blk[q]
+        if ((k + 1) & (lstep - 1)) == 0:
+            for q in range(G):
+                a3[q] += a2[q]
+                a2[q] = F0
+    a0 = loc[0, t]
+    for aj in (loc[1, t], a2, a3):
         for q in range(G):
             a0[q] += aj[q]
     r = frest[t]
@@ -283,17 +302,31 @@ def rowsum_final(facc, frest, t, geo, M):
 
 
 @njit(cache=True, nogil=True)
-def fold_rows(a, facc, frest, geo, out):
+def fold_final(loc, fblk, frest, geo, M, out):
+    """``out[t]``: :func:`rowsum_final` of every row (after the kernel's ranges have folded it)."""
+    G = loc.shape[2]
+    a2, a3 = np.zeros(G, np.float32), np.zeros(G, np.float32)
+    for t in range(out.shape[0]):
+        out[t] = rowsum_final(loc, fblk, frest, t, geo, M, a2, a3)
+
+
+@njit(cache=True, nogil=True)
+def fold_rows(a, loc, fblk, frest, geo, out, align):
     """``out[t]``: torch's sum of row ``t`` of ``a`` (``(T, M)``) by :func:`rowsum_fold` over
-    ``TILE``-sized pieces (the kernels' order) and :func:`rowsum_final` (the probe of
+    ranges of ``align`` neurons (each into a fresh state, as the kernels' threads) in
+    ``TILE``-sized pieces (the kernels' order) and :func:`fold_final` (the probe of
     kernels/cpu/lif.py and the tests)."""
     T, M = a.shape
-    for s in range(0, M, TILE):
-        e = min(M, s + TILE)
-        for t in range(T):
-            rowsum_fold(a[t, s:e], s, e - s, facc, frest, t, geo)
-    for t in range(T):
-        out[t] = rowsum_final(facc, frest, t, geo, M)
+    for j0 in range(0, M, align):
+        j1 = min(M, j0 + align)
+        own = np.zeros(loc.shape, np.float32)
+        for s in range(j0, j1, TILE):
+            e = min(j1, s + TILE)
+            for t in range(T):
+                rowsum_fold(a[t, s:e], s, e - s, own, fblk, frest, t, geo)
+        if j1 == M:
+            loc[:] = own
+    fold_final(loc, fblk, frest, geo, M, out)
 
 
 @functools.lru_cache(maxsize=None)
@@ -328,9 +361,11 @@ def make_bwd(lif: int, decay: int, recip: int, hard: int, detach: int, kid: int,
     ``gvr``; ``per_step=1`` (a parameter broadcast over neurons) writes each term into its
     ``(T, M)`` array (``ptau``; ``pth1``/``pth2``; ``pr1``/``pr2``, the first-added term first)
     for the caller to reduce step by step as autograd does; with ``fold`` (PLIF: one tau for all
-    neurons, the kernel run as one range, kernels/cpu/lif.py ``_fold_geo``) each step's tau terms
-    go to a tile scratch row folded into torch's row-sum order instead (:func:`rowsum_fold`;
-    ``fout[t]``: step ``t``'s sum, :func:`rowsum_final`), so no ``(T, M)`` array is written or read.
+    neurons, kernels/cpu/lif.py ``_fold_geo``) each step's tau terms go to a tile scratch row
+    folded into torch's row-sum order instead (:func:`rowsum_fold` into the range's own levels 0
+    and 1 and the shared ``fblk``; the range that ends the rows leaves its levels in ``floc``;
+    the caller then sums each step by :func:`fold_final`), so no ``(T, M)`` array is written or
+    read. Ranges must then start at multiples of ``G 2^(2 lpow)`` neurons (the glue's split).
 
     ``tau_only`` (compile-time; the caller sets it when tau is the only parameter that needs a
     gradient, PLIF's case): the lane loop itself computes each step's tau term (it reads
@@ -350,13 +385,15 @@ def make_bwd(lif: int, decay: int, recip: int, hard: int, detach: int, kid: int,
     @kernel
     def lif_bwd(H, x, gs, gvseq, ghseq, has_gs, has_ghseq, sstep, vstep, hstep, gvlast, has_gvlast, tau,
                 vth, vr, v0, c0, c1, tie, lanes, need_x, gx, gv0, need_tau, need_vth, need_vr,
-                per_step, gtau, gvth, gvr, ptau, pth1, pth2, pr1, pr2, fold, facc, frest, fgeo, fout, j0, j1):
+                per_step, gtau, gvth, gvr, ptau, pth1, pth2, pr1, pr2, fold, floc, fblk, frest, fgeo, j0, j1):
         T = H.shape[0]
         split = has_gvseq and lif != 0
         kind = 1 if decay else 2    # of _tau_term (lif only)
         n_tau = params and need_tau and lif != 0
         n_th = params and need_vth and not tau_only
         n_r = params and need_vr and hard and not tau_only
+        # fold: levels 0 and 1 of this range's cascade sums (rowsum_fold)
+        loc = np.zeros((2, T, floc.shape[2]) if (n_tau and fold) else (2, 1, 1), np.float32)
         for a in range(j0, j1, TILE):
             b = min(j1, a + TILE)
             n = b - a
@@ -453,7 +490,7 @@ def make_bwd(lif: int, decay: int, recip: int, hard: int, detach: int, kid: int,
                         for jj in range(n):
                             ar[jj] = (ar[jj] + kv[jj] * spike(ht[jj] - th[jj], tie)) + kq[jj]
                 if tau_only and fold:
-                    rowsum_fold(pt, a, n, facc, frest, t, fgeo)
+                    rowsum_fold(pt, a, n, loc, fblk, frest, t, fgeo)
                 if n_tau and not tau_only:   # V[t-1] after its reset (V0 at t = 0), x[t] (decay_input)
                     xp = x[t, a:b] if decay else zero
                     pt = ptau[t, a:b] if (per_step and not fold) else scr
@@ -471,7 +508,7 @@ def make_bwd(lif: int, decay: int, recip: int, hard: int, detach: int, kid: int,
                             pt[jj] = e
                             at[jj] = at[jj] + e
                     if fold:
-                        rowsum_fold(pt, a, n, facc, frest, t, fgeo)
+                        rowsum_fold(pt, a, n, loc, fblk, frest, t, fgeo)
             if split:
                 for jj in range(n):
                     carry[jj] = carry[jj] + (-cq[jj])
@@ -483,9 +520,8 @@ def make_bwd(lif: int, decay: int, recip: int, hard: int, detach: int, kid: int,
                     gvth[a:b] = ath
                 if need_vr:
                     gvr[a:b] = ar
-        if n_tau and fold:     # one range over all neurons: every row is folded
-            for t in range(T):
-                fout[t] = rowsum_final(facc, frest, t, fgeo, j1)
+        if n_tau and fold and j1 == H.shape[1]:    # the range that ends the rows: its levels 0, 1
+            floc[:] = loc
 
     return lif_bwd
 

@@ -287,8 +287,8 @@ def _per_neuron(p, shape, M: int):
 #: the absent arrays of the LIF kernels (``(1,)`` / ``(1, 1)``): made once, since the kernels
 #: never write an absent array (its flag off: :mod:`._nb_lif`)
 _ABSENT = {1: np.zeros(1, dtype=np.float32), 2: np.zeros((1, 1), dtype=np.float32)}
-_NO_FOLD = (np.zeros((1, 1, 1), dtype=np.float32), np.zeros((1, 1), dtype=np.float32),
-            np.array([1, 4, 0, 0], dtype=np.int64), np.zeros(1, dtype=np.float32))
+_NO_FOLD = (np.zeros((2, 1, 1), dtype=np.float32), np.zeros((1, 1, 1), dtype=np.float32),
+            np.zeros((1, 1), dtype=np.float32), np.array([1, 4, 0, 0], dtype=np.int64))
 
 
 def _np(t: Optional[torch.Tensor], ndim: int = 1):
@@ -498,14 +498,29 @@ def _sum_lanes(nb):
     return _LANES[key]
 
 
-def _fold_sum(nb, row, L: int):
-    """:func:`._nb_lif.rowsum_fold` / ``rowsum_final`` over one row, tile by tile (the kernels'
-    order), with ``L`` lanes."""
-    geo = _geo(row.shape[0], L)
-    G = 4 * L
-    facc, frest, out = np.zeros((4, 1, G), np.float32), np.zeros((1, G), np.float32), np.empty(1, np.float32)
-    nb.fold_rows(row.reshape(1, -1), facc, frest, geo, out)
+def _fold_sum(nb, row, L: int, align: Optional[int] = None):
+    """:func:`._nb_lif.rowsum_fold` / ``fold_final`` over one row, tile by tile (the kernels'
+    order), with ``L`` lanes, in ranges of ``align`` neurons folded apart (the kernels' threads;
+    default: one range)."""
+    M = row.shape[0]
+    geo = _geo(M, L)
+    loc, fblk, frest = _fold_state(geo, 1)
+    out = np.empty(1, np.float32)
+    nb.fold_rows(row.reshape(1, -1), loc, fblk, frest, geo, out, int(align or M))
     return out[0]
+
+
+def _fold_state(geo, T: int):
+    """The zeroed ``(loc, fblk, frest)`` arrays of :func:`._nb_lif.rowsum_fold` for ``T`` rows."""
+    G = 4 * int(geo[0])
+    K = max(1, int(geo[2]) >> (2 * int(geo[1])))
+    return (np.zeros((2, T, G), np.float32), np.zeros((T, K, G), np.float32), np.zeros((T, G), np.float32))
+
+
+def _fold_align(geo) -> int:
+    """The neuron granularity of the thread ranges of a folding kernel: ``G 2^(2 lpow)`` (levels
+    0 and 1 of torch's cascade are empty at such a neuron: :func:`._nb_lif.rowsum_fold`)."""
+    return 4 * int(geo[0]) << (2 * int(geo[1]))
 
 
 def _geo(M: int, L: int):
@@ -519,12 +534,12 @@ def _fold_geo(nb, M: int, T: int):
     """``(L, lpow, groups, vectors)`` of torch's CPU sum of a contiguous fp32 ``M``-element row
     (SumKernel.cpp ``vectorized_inner_sum`` / ``row_sum`` / ``multi_row_sum``; see
     :func:`._nb_lif.rowsum_fold`) when the kernel can fold PLIF's per-step tau terms into it, else
-    None: the reference reduces each row serially (``M <= GRAIN_SIZE`` or one thread), the
-    kernel runs as one range over all neurons (rows folded in index order), a known vector width,
-    at least one vector (a shorter row takes torch's scalar loop)."""
+    None: the reference reduces each row serially (``M <= GRAIN_SIZE`` or one thread), a known
+    vector width, at least one vector (a shorter row takes torch's scalar loop). The kernel's
+    thread ranges then start at multiples of :func:`_fold_align` (each folds its part apart)."""
     from .common import GRAIN_SIZE
 
-    if not (M <= GRAIN_SIZE or torch.get_num_threads() == 1) or len(jit.ranges(M, nb.SPLIT, work=M * T)) != 1:
+    if not (M <= GRAIN_SIZE or torch.get_num_threads() == 1):
         return None
     L = _sum_lanes(nb)
     if L is None or M < L:
@@ -548,10 +563,8 @@ def _nb_backward(nb, ctx, H, x, v0, params, grads):
     # (rowsum_fold) instead of writing them into a (T, M) array for step_sum
     geo = _fold_geo(nb, M, T) if (n_tau and per_step and params[0].numel() == 1) else None
     if geo is not None:
-        G = 4 * int(geo[0])
         arr[0] = None
-        fold = (np.zeros((4, T, G), dtype=np.float32), np.zeros((T, G), dtype=np.float32), geo,
-                np.empty(T, dtype=np.float32))
+        fold = (*_fold_state(geo, T), geo)
     else:
         fold = _NO_FOLD
     c0, c1 = surrogate_consts(surrogate)
@@ -562,7 +575,8 @@ def _nb_backward(nb, ctx, H, x, v0, params, grads):
                     int(surrogate.kernel_id), int(g_vseq is not None), int(params_on),
                     int(n_tau and not n_vth and not n_vr and kind != KIND_IF))
     (gs, ss), (gvs, vs), (ghs, hs) = (jit.grad_rows(g) for g in (g_spk, g_vseq, g_hseq))
-    jit.run(k, M, nb.SPLIT, _np(H, 2), _np(xs, 2), gs, gvs, ghs, g_spk is not None, g_hseq is not None,
+    split = nb.SPLIT if geo is None else _fold_align(geo)  # a fold: ranges where levels 0-1 are empty
+    jit.run(k, M, split, _np(H, 2), _np(xs, 2), gs, gvs, ghs, g_spk is not None, g_hseq is not None,
             ss, vs, hs, _np(g_vlast), g_vlast is not None,
             *(_per_neuron(p, ctx.step_shape, M) for p in params), _v0_row(v0, params[2], M),
             c0, c1, _tie(strict),
@@ -575,8 +589,10 @@ def _nb_backward(nb, ctx, H, x, v0, params, grads):
         terms = ([arr[0]] if arr[0] is not None else None, [a for a in arr[1:3] if a is not None] or None,
                  [a for a in arr[3:] if a is not None] or None)
         out = _param_grads(terms, ctx.step_shape, params, needs)
-        if geo is not None:   # autograd's order: step T-1 first, sequential fp32 adds
-            acc = np.add.accumulate(fold[3][::-1], dtype=np.float32)[-1]
+        if geo is not None:   # each step's sum, then autograd's order: step T-1 first, sequential fp32 adds
+            sums = np.empty(T, dtype=np.float32)
+            nb.fold_final(fold[0], fold[1], fold[2], geo, M, sums)
+            acc = np.add.accumulate(sums[::-1], dtype=np.float32)[-1]
             out = (torch.tensor(acc, dtype=f32).reshape(params[0].shape), *out[1:])
     else:
         out = tuple(None if not needs[1 + j] or not isinstance(p, torch.Tensor) else
