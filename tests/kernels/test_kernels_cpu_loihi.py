@@ -343,3 +343,38 @@ def test_int64_rerun_of_a_tile_of_several_chunks(threads):
             assert _same_as_reference(True, x, p) == want
     finally:
         torch.set_num_threads(old)
+
+
+@pytest.mark.parametrize("alif", [False, True], ids=["cuba", "alif"])
+def test_prefetch_hints_change_no_bits(alif, monkeypatch):
+    """The backward's cache hints for the next step's rows (``make_bwd(pf=1)``, the default) are
+    hints only: the input and decay gradients equal those of the kernel compiled without them
+    (``pf=0``) and the reference's, bit for bit, over several tiles (32 x C neurons: three of
+    512) with gradients of the spikes and of both traces."""
+    from loihi_cases import _params
+
+    nb = jit.kernels("loihi")
+    p, (du, dv) = _params(alif, False, "exact", True)
+    du, dv = du.detach(), dv.detach()
+    f = L.alif_multistep if alif else L.cuba_multistep
+    g = torch.Generator().manual_seed(9)
+    x = torch.randn(30, 32, C, generator=g) * 0.8 + 0.4
+    w = [torch.randn(30, 32, C, generator=g) for _ in range(3)]
+
+    def grads(backend):
+        xx, a, b = (t.clone().requires_grad_() for t in (x, du, dv))
+        s, _, tr = f(xx, p._replace(current_decay=a, voltage_decay=b), backend=backend, return_traces=True)
+        loss = (s * w[0]).sum() + (tr.current.float() * w[1]).sum() + (tr.voltage.float() * w[2]).sum()
+        return torch.autograd.grad(loss, [xx, a, b])
+
+    with_hints = grads("cpu")
+    orig = nb.make_bwd
+    monkeypatch.setattr(nb, "make_bwd", lambda *a: orig(*a, nb.BWD_TILE, 0))
+    assert 32 * C > 2 * nb.BWD_TILE
+    without = grads("cpu")
+    monkeypatch.undo()
+    ref = grads("reference")
+    for k in range(3):
+        assert with_hints[k].abs().sum() > 0, k
+        assert torch.equal(with_hints[k], without[k]), k
+        assert torch.equal(with_hints[k], ref[k]), k

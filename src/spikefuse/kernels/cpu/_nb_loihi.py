@@ -35,7 +35,7 @@ import functools
 import numpy as np
 from numba import njit
 
-from ._nb_kernel import kernel
+from ._nb_kernel import kernel, prefetch_row
 from ._nb_vml import AVAILABLE as VML
 from ._nb_vml import exp_row
 
@@ -45,7 +45,11 @@ from ._nb_vml import exp_row
 #: 27.7 / 24.4 / - / 22.9 ms
 TILE = 8192
 #: neurons per tile of the backward: 512 / 2048 / 4096 / 8192 measured alike or slower (CUBA
-#: f+b 31.1 / 32.5 / 31.8 / 31.1 ms, ALIF 41.1 ms at 512, 43.1 at 2048)
+#: f+b 31.1 / 32.5 / 31.8 / 31.1 ms, ALIF 41.1 ms at 512, 43.1 at 2048). Each step hints the
+#: next step's rows to the cache (:func:`._nb_kernel.prefetch_row`, ``make_bwd(pf=1)``): f+b
+#: (wall, min of 6 interleaved with ``pf=0``) at (500, 16, 1024) CUBA 25.6 -> 21.8 ms and ALIF
+#: 36.5 -> 34.0 on one thread, 12.7 -> 11.7 and 18.5 -> 17.5 on two; at (100, 32, 1024) CUBA
+#: 8.9 -> 8.2 ms (1 thread), 5.4 -> 5.2 (2)
 BWD_TILE = 512
 #: alignment of the threads' neuron ranges (:func:`.jit.run`) and the granularity of the forward's
 #: flags ``EX`` (one per ``SPLIT`` neurons): a tile spans whole ``SPLIT`` chunks (TILE is a
@@ -289,7 +293,7 @@ def slayer_arg(x, tau, graded):
 
 @functools.lru_cache(maxsize=None)
 def make_bwd(alif: int, graded: int, has_gs: int, has_gu: int, has_gv: int, need_du: int, need_dv: int,
-             tile: int = BWD_TILE):
+             tile: int = BWD_TILE, pf: int = 1):
     """The reverse scan of one variant (the float model of the two chained integrators,
     ignoring the reset, as lava-dl's): ``gv = gs d(v_f - limit) + g_v[t]``,
     ``acc_v = a_v acc_v + gv``, ``acc_u = a_u acc_u + (acc_v + g_u[t])``, ``gx[t] = acc_u``.
@@ -301,6 +305,7 @@ def make_bwd(alif: int, graded: int, has_gs: int, has_gu: int, has_gv: int, need
 
     vml = VML      # a closure constant: cached variants differ with and without VML
     TILE = tile    # a closure constant too
+    PF = pf        # hint the next step's rows (:func:`._nb_kernel.prefetch_row`; 0 for A/B)
 
     @kernel
     def loihi_bwd(V, U, LIM, gs, gus, gvs, gs_t, gu_t, gv_t, a_u, a_v, gx, PU, PV, thr_f, tau, coef, j0, j1):
@@ -322,6 +327,22 @@ def make_bwd(alif: int, graded: int, has_gs: int, has_gu: int, has_gv: int, need
                 vp, pvt = (V[t - 1, a:b], PV[t, a:b]) if dv_t else (V[0, 0:1], PV[0, 0:1])
                 up, put = (U[t - 1, a:b], PU[t, a:b]) if du_t else (U[0, 0:1], PU[0, 0:1])
                 gxt = gx[t, a:b]
+                if PF and t > 0:    # the next step's rows (the trace, the gradient written)
+                    prefetch_row(V[t - 1, a:b], n)
+                    prefetch_row(gx[t - 1, a:b], n)
+                    if alif and has_gs:
+                        prefetch_row(LIM[t - 1, a:b], n)
+                    if has_gs and gs_t:
+                        prefetch_row(gs[(t - 1) * gs_t, a:b], n)
+                    if has_gv and gv_t:
+                        prefetch_row(gvs[(t - 1) * gv_t, a:b], n)
+                    if has_gu and gu_t:
+                        prefetch_row(gus[(t - 1) * gu_t, a:b], n)
+                    if need_du and t > 1:
+                        prefetch_row(U[t - 2, a:b], n)
+                        prefetch_row(PU[t - 1, a:b], n)
+                    if need_dv and t > 1:
+                        prefetch_row(PV[t - 1, a:b], n)
                 if has_gs:    # the reference's exp arguments, then one row of exps (torch.exp's bits)
                     for j in range(n):
                         ex[j] = slayer_arg(vt[j] - (limt[j] if alif else thr_f), tau, graded)
