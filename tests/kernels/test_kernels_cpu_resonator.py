@@ -180,3 +180,36 @@ def test_gradient_broadcast_over_time(model):
             assert torch.equal(grads[0][k], grads[1][k]), (model, graded, k)
             assert torch.equal(grads[0][k], grads[2][k]), (model, graded, k)
         assert grads[0][0].abs().sum() > 0
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_one_tensor_as_both_inputs(model, dtype):
+    """``f((x, x))``, one tensor as the real and the imaginary input: the fused backward returns
+    the sum of both input gradients in one slot (the kernel adds them for fp32 I/O, the glue adds
+    the rounded ones for bf16, as autograd does); the input and decay gradients equal those of
+    the unfused call (``(x, x.view_as(x))``: two inputs, autograd adds) and the reference's, bit
+    for bit, with spike and trace gradients; without gradients the outputs are the same too."""
+    p, leaves = params(model, model in ("rf", "adrf_iz"), "exact", True)
+    g = torch.Generator().manual_seed(11)
+    x = (torch.randn(T, B, C, generator=g) * 0.6).to(dtype)
+    w = torch.randn(T, B, C, generator=g)
+
+    def run(backend, alias):
+        xx = x.clone().requires_grad_()
+        ls = [t.detach().clone().requires_grad_() for t in leaves]
+        pp = p._replace(sin_decay=ls[0], cos_decay=ls[1])
+        s, _, tr = FN[model]((xx, xx if alias else xx.view_as(xx)), pp, backend=backend, return_traces=True)
+        loss = (s.float() * w).sum() + (tr[0].float() * w).sum() + tr[1].float().sum()
+        return [s.detach(), *torch.autograd.grad(loss, [xx, *ls])]
+
+    fused, unfused, ref = run("cpu", True), run("cpu", False), run("reference", True)
+    assert 0 < fused[0].sum() < fused[0].numel()
+    for k, (a, b, r) in enumerate(zip(fused, unfused, ref)):
+        assert a.abs().sum() > 0, k
+        assert torch.equal(a, b), k
+        assert torch.equal(a, r), k
+    with torch.no_grad():
+        s1 = FN[model]((x, x), p._replace(sin_decay=leaves[0].detach(), cos_decay=leaves[1].detach()),
+                       backend="cpu")[0]
+    assert torch.equal(s1, fused[0])

@@ -183,3 +183,25 @@ def test_triton_matches_lava_fixture(path, model):
     """lava-dl's own outputs (tests/fixtures/lava_dl) through the triton backend with lava's decay
     gradient rule: bit-exact spikes and traces, input and decay gradients."""
     check_lava_fixture("triton", path, model)
+
+
+@pytest.mark.parametrize("model", ["rf", "adrf_iz"])
+def test_one_tensor_as_both_inputs(model):
+    """``f((x, x))`` through the Triton scan: the op returns the sum of both input gradients in
+    one slot (``_resonator_host.input_grads``); the gradients equal those of two inputs
+    (``(x, x.view_as(x))``, which autograd adds) bit for bit."""
+    p, leaves = _params(model, False, "exact", True)
+    g = torch.Generator().manual_seed(11)
+    x = torch.randn(T, B, C, generator=g) * 0.6
+    w = torch.randn(T, B, C, generator=g)
+
+    def run(alias):
+        xx = x.clone().requires_grad_()
+        ls = [t.detach().clone().requires_grad_() for t in leaves]
+        s, _, tr = FN[model]((xx, xx if alias else xx.view_as(xx)), p._replace(sin_decay=ls[0], cos_decay=ls[1]),
+                             backend="triton", return_traces=True)
+        return torch.autograd.grad((s * w).sum() + (tr[0] * w).sum(), [xx, *ls])
+
+    for k, (a, b) in enumerate(zip(run(True), run(False))):
+        assert a.abs().sum() > 0, k
+        assert torch.equal(a, b), k

@@ -6,7 +6,8 @@ functions, the ScanSpec of each model and the kernel-contract wrapper :func:`run
 Op encoding: tensors (xr, xi (T, M) contiguous; S, C (M,) rounded decays fp32 and re0, im0 (M,)
 fp32 initial state, all differentiable; Si, Ci, keep_th, keep_r, re0, im0, th0, r0 (M,) int64);
 floats (s_f, theta_f, thr_s_f, rho, kappa, reset_im_f); ints (reset_im, theta0, step (integers,
-as the kernel takes them), model, graded, traces, lava, io dtype index, grad bits). Outputs
+as the kernel takes them), model, graded, traces, lava, io dtype index, grad bits, alias: see
+:func:`prepare`). Outputs
 (spikes, re/im sequences (stored for traces or backward), re/im of the last step, theta/r
 sequences (adaptive, traces), final theta, r (adaptive), spike limit (adaptive, training),
 RF-Iz reset mask (exact decay gradients)).
@@ -146,13 +147,35 @@ def prepare(model: str, x_seq, params, state, return_traces: bool):
         theta0 = step = 0
     thr = theta * s
     reset_im = int(thr - 1)
-    tensors = [xr.reshape(T, -1).contiguous(), xi.reshape(T, -1).contiguous(), expand_param(S, shape, dev),
+    x2 = xr.reshape(T, -1).contiguous()
+    # one tensor as both inputs (``(x, x)``, a real drive): the imaginary slot gets it detached and
+    # the backward returns the sum of both input gradients in the real slot (:func:`input_grads`),
+    # instead of two (T, M) gradients that autograd then adds in a pass of its own
+    alias = xi is xr and xr.requires_grad and torch.is_grad_enabled()
+    xi2 = (x2.detach() if alias else x2) if xi is xr else xi.reshape(T, -1).contiguous()
+    tensors = [x2, xi2, expand_param(S, shape, dev),
                expand_param(C, shape, dev), expand_param(state[0], shape, dev), expand_param(state[1], shape, dev),
                Si, Ci, kth, kr, _int_init(state[0], shape, s), _int_init(state[1], shape, s), th0i, r0i]
     f = [float(s), to_f32(theta), to_f32(thr), float(rho), float(kappa), to_f32(float(reset_im) / s)]
     i = [reset_im, theta0, step, MODELS[model], int(bool(params.graded_spike)), int(bool(return_traces)),
-         int(params.decay_grad == "lava"), IO_DTYPES.index(xr.dtype), grad_bits(tensors)]
+         int(params.decay_grad == "lava"), IO_DTYPES.index(xr.dtype), grad_bits(tensors), int(alias)]
     return tensors, f, i
+
+
+def input_grads(gxr, gxi, i):
+    """The op's (x_real, x_imag) gradients from the real and imaginary input gradients of the
+    reverse scan (fp32, or the I/O dtype), both in the I/O dtype: with the alias bit ``i[9]``
+    (one tensor as both inputs, :func:`prepare`) their sum in the real slot, the addition autograd
+    would make (two terms commute: the same bits in either order), and None for the imaginary one;
+    ``gxi`` None: the real slot already holds that sum (a kernel that added them itself, fp32 I/O
+    only: an fp16 / bf16 sum is of the two rounded gradients, as autograd adds them)."""
+    io = IO_DTYPES[i[7]]
+    gxr = gxr if gxr.dtype == io else gxr.to(io)
+    if not i[9]:
+        return gxr, gxi if gxi.dtype == io else gxi.to(io)
+    if gxi is None:
+        return gxr, None
+    return gxr + (gxi if gxi.dtype == io else gxi.to(io)), None
 
 
 def finish(model: str, outs, xr, params, return_traces: bool):

@@ -230,7 +230,7 @@ def _make_tile(flt, model, graded, store_ri, store_lim, store_tr, store_rst):
 
 @functools.lru_cache(maxsize=None)
 def make_bwd(model: int, graded: int, has_gs: int, has_gre: int, has_gim: int, has_grel: int, has_giml: int,
-             need_dec: int, lava: int, tile: int = BWD_TILE):
+             need_dec: int, lava: int, tile: int = BWD_TILE, fuse: int = 0):
     """Reverse scan of the float rotation (the Triton ``_res_bwd``, the reference's
     ``_ResonatorFn.backward``): the spike surrogate and the trace / final-state gradients enter
     at each step, ``a = g_re + C'a + S'b``, ``b = g_im - S'a + C'b``; decay gradients from the
@@ -243,7 +243,12 @@ def make_bwd(model: int, graded: int, has_gs: int, has_gre: int, has_gim: int, h
     float32 arguments as the reference computes them into a buffer (phase: the real-part
     factor's, then ``-|im| / rho``, one row of ``2 n``), one :func:`._nb_vml.exp_row`, then the
     scan's loop reads them (no call in it, so it vectorises; the surrogate's arithmetic fused
-    there measured faster than in a loop of its own). Tiles of :data:`BWD_TILE` neurons."""
+    there measured faster than in a loop of its own). Tiles of :data:`BWD_TILE` neurons.
+
+    ``fuse`` (one tensor as both inputs: ``_resonator_host.prepare``'s alias): ``GXR`` gets the
+    sum of the two input gradients, the addition autograd would make afterwards (two terms
+    commute), and ``GXI`` is a dummy, not written: one (T, M) stream written instead of two, and
+    no pass of autograd's reading both (measured: kernels/cpu/resonator.py)."""
     phase = model == 0 or model == 2
     vml = VML      # a closure constant: cached variants differ with and without VML
     BWD_TILE = tile    # a closure constant too
@@ -268,7 +273,7 @@ def make_bwd(model: int, graded: int, has_gs: int, has_gre: int, has_gim: int, h
                 tp = t - 1 if t > 0 else 0
                 rep, imp = RE[tp, a0:b0], IM[tp, a0:b0]
                 rsp = RST[tp, a0:b0] if (model == 1 and need_dec and not lava) else RST[0, 0:1]
-                gxrt, gxit = GXR[t, a0:b0], GXI[t, a0:b0]
+                gxrt, gxit = GXR[t, a0:b0], (GXI[0, 0:1] if fuse else GXI[t, a0:b0])
                 if has_gs and phase:
                     for j in range(n):
                         ex[j] = phase_re_arg(ret[j], lmt[j] if model >= 2 else theta_f, rho, graded)
@@ -302,7 +307,10 @@ def make_bwd(model: int, graded: int, has_gs: int, has_gre: int, has_gim: int, h
                     an = g_re + cf[j] * a + sf[j] * b
                     bn = g_im - sf[j] * a + cf[j] * b
                     A[j], B[j] = an, bn
-                    gxrt[j], gxit[j] = an, bn
+                    if fuse:
+                        gxrt[j] = an + bn
+                    else:
+                        gxrt[j], gxit[j] = an, bn
                     if need_dec:
                         if t > 0:
                             p_re, p_im = rep[j], imp[j]

@@ -307,7 +307,7 @@ def _bwd(saved, grads, f, i, needs):
            MODEL=model, GRADED=bool(graded), HAS_GS=g_s is not None, HAS_GRE=g_re is not None,
            HAS_GIM=g_im is not None, HAS_GREL=g_rel is not None, HAS_GIML=g_iml is not None,
            NEED_DEC=need_dec, LAVA=bool(lava))
-    out = [gxr, gxi, gS, gC, gre0, gim0]
+    out = [*host.input_grads(gxr, gxi, i), gS, gC, gre0, gim0]
     return [g if n else None for g, n in zip(out, needs[:6])] + [None] * 8
 
 
