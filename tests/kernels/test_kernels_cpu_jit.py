@@ -91,8 +91,8 @@ def test_run_below_minimum_work_stays_on_the_calling_thread(monkeypatch):
 
     seen = []
 
-    def kern(arr, j0, j1):
-        seen.append((threading.get_ident(), j0, j1))
+    def kern(*args):
+        seen.append((threading.get_ident(), *args[-2:]))
 
     old = torch.get_num_threads()
     torch.set_num_threads(2)
@@ -103,6 +103,12 @@ def test_run_below_minimum_work_stays_on_the_calling_thread(monkeypatch):
         seen.clear()
         jit.run(kern, 2048, 512, np.zeros((1, 1), np.float32), steps=1000)  # 2M: split
         assert sorted(s[1:] for s in seen) == [(0, 1024), (1024, 2048)]
+        seen.clear()
+        # a gradient row broadcast over time (1, M) first, then the (T, M) arrays: T steps of work
+        jit.run(kern, 2048, 512, np.zeros((1, 2048), np.float32), np.zeros((500, 2048), np.float32),
+                np.zeros((3, 2048), np.float32))
+        assert sorted(s[1:] for s in seen) == [(0, 1024), (1024, 2048)]
+        assert jit._steps(2048, (np.zeros((1, 2048)), np.zeros(2048), np.zeros((500, 2048)))) == 500
     finally:
         torch.set_num_threads(old)
 

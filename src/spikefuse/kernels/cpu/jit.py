@@ -110,18 +110,21 @@ def ranges(M: int, tile: int, threads: Optional[int] = None, work: Optional[int]
 
 
 def _steps(M: int, args) -> int:
-    """The time steps of a kernel call: the leading dimension of its first ``(T, M)`` array."""
+    """The time steps of a kernel call: the largest leading dimension of its ``(T, M)`` arrays.
+    Not the first one's: a gradient broadcast over time is passed as one ``(1, M)`` row
+    (:func:`grad_rows`) and may come first (the sigma-delta backward's ``g_y``), which made a
+    (500, 16384) backward count as 16384 neuron-steps of work and run on one thread."""
+    steps = 1
     for a in args:
         shp = getattr(a, "shape", None)
         if shp is not None and len(shp) == 2 and shp[1] == M:
-            return int(shp[0])
-    return 1
+            steps = max(steps, int(shp[0]))
+    return steps
 
 
 def run(kernel, M: int, tile: int, *args, steps: Optional[int] = None) -> None:
     """``kernel(*args, j0, j1)`` over the neuron ranges of :func:`ranges` for ``M * steps``
-    neuron-steps of work (``steps`` default: the leading dimension of the first ``(T, M)`` array
-    argument): the calling thread runs the first range, a thread pool the others (the kernels
+    neuron-steps of work (``steps`` default: :func:`_steps`): the calling thread runs the first range, a thread pool the others (the kernels
     release the GIL: ``nogil=True``); work below ``2 * MIN_WORK`` runs on the calling thread."""
     work = M * (steps if steps is not None else _steps(M, args))
     if 0 < MIN_WORK and work < 2 * MIN_WORK:   # one range (what ranges() gives), without its lists
