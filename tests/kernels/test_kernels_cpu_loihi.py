@@ -378,3 +378,32 @@ def test_prefetch_hints_change_no_bits(alif, monkeypatch):
         assert with_hints[k].abs().sum() > 0, k
         assert torch.equal(with_hints[k], without[k]), k
         assert torch.equal(with_hints[k], ref[k]), k
+
+
+@pytest.mark.parametrize("alif", [False, True], ids=["cuba", "alif"])
+def test_wide_vectors_change_no_bits(alif, monkeypatch):
+    """The float64 forward compiled for 512-bit vectors (``make_fwd(wide=1)``, the default:
+    ``_nb_kernel.prefer_wide_vectors``) gives the spikes, traces and final state of the kernel
+    compiled without the hint (``wide=0``) and of the reference, bit for bit."""
+    from loihi_cases import _params
+
+    nb = jit.kernels("loihi")
+    p, _ = _params(alif, False, "exact", True)
+    f = L.alif_multistep if alif else L.cuba_multistep
+    g = torch.Generator().manual_seed(10)
+    x = torch.randn(30, 32, C, generator=g) * 0.8 + 0.4
+
+    def outs(backend):
+        s, st, tr = f(x, p, backend=backend, return_traces=True)
+        return [s, *st, *tr]
+
+    wide = outs("cpu")
+    orig = nb.make_fwd
+    monkeypatch.setattr(nb, "make_fwd", lambda *a: orig(*a, nb.TILE, nb.SPLIT, 0))
+    narrow = outs("cpu")
+    monkeypatch.undo()
+    ref = outs("reference")
+    assert 0 < wide[0].sum() < wide[0].numel()
+    for k, (a, b, r) in enumerate(zip(wide, narrow, ref)):
+        assert torch.equal(a, b), k
+        assert torch.equal(a, r), k

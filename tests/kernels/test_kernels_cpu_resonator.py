@@ -213,3 +213,29 @@ def test_one_tensor_as_both_inputs(model, dtype):
         s1 = FN[model]((x, x), p._replace(sin_decay=leaves[0].detach(), cos_decay=leaves[1].detach()),
                        backend="cpu")[0]
     assert torch.equal(s1, fused[0])
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_wide_vectors_change_no_bits(model, monkeypatch):
+    """The float64 forward compiled for 512-bit vectors (``make_fwd(wide=1)``, the default)
+    gives the spikes, traces and final state of the kernel without the hint (``wide=0``) and of
+    the reference, bit for bit."""
+    nb = jit.kernels("resonator")
+    p, _ = params(model, False, "exact", True)
+    g = torch.Generator().manual_seed(12)
+    x = tuple(torch.randn(T, 32, C, generator=g) * 0.6 for _ in range(2))
+
+    def outs(backend):
+        s, st, tr = FN[model](x, p, backend=backend, return_traces=True)
+        return [s, *st, *tr]
+
+    wide = outs("cpu")
+    orig = nb.make_fwd
+    monkeypatch.setattr(nb, "make_fwd", lambda *a: orig(*a, nb.TILE, nb.SPLIT, 0))
+    narrow = outs("cpu")
+    monkeypatch.undo()
+    ref = outs("reference")
+    assert 0 < wide[0].sum() < wide[0].numel()
+    for k, (a, b, r) in enumerate(zip(wide, narrow, ref)):
+        assert torch.equal(a, b), k
+        assert torch.equal(a, r), k

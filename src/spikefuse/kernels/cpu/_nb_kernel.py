@@ -95,3 +95,32 @@ def prefetch_row(row, n):
     """:func:`prefetch` of each cache line (16 float32) of ``row[:n]``."""
     for j in range(0, n, 16):
         prefetch(row, j)
+
+
+@intrinsic
+def prefer_wide_vectors(typingctx, wide):
+    """With ``wide`` an integer constant (a kernel factory's closure value) other than 0, marks
+    the calling kernel's LLVM function ``"prefer-vector-width"="512"``: its loops vectorise with
+    512-bit registers where the CPU has them (AVX-512), while the rest of the process keeps
+    LLVM's default for such CPUs (256 bits, the ``prefer-256-bit`` tuning numba's host features
+    carry). No effect on any value (the same operations, more lanes at once); a CPU without
+    AVX-512 vectorises as wide as it can. llvmlite's attribute set accepts only the names it
+    knows, so the string attribute goes in through ``set.add``. ``wide`` 0: nothing (the kernel
+    as before, for A/B measurements). An integer, not a choice between two intrinsics as the
+    closure value: numba's on-disk cache keys a kernel on its closure values, and an intrinsic
+    object does not pickle to the same bytes in another process (every process compiled again).
+
+    Why per kernel: measured process-wide (``NUMBA_CPU_FEATURES=<host>,-prefer-256-bit``), the
+    resonator forward got faster while the LIF and AdEx kernels got slower (19.2 -> 25.0,
+    40.7 -> 47.9 ms f+b; benchmarks/README.md)."""
+    if not isinstance(wide, types.IntegerLiteral):
+        return None
+    on = bool(wide.literal_value)
+    sig = types.none(wide)
+
+    def codegen(context, builder, signature, args):
+        if on:
+            set.add(builder.function.attributes, '"prefer-vector-width"="512"')
+        return context.get_dummy_value()
+
+    return sig, codegen

@@ -35,7 +35,7 @@ import functools
 import numpy as np
 from numba import njit
 
-from ._nb_kernel import kernel, prefetch_row
+from ._nb_kernel import kernel, prefer_wide_vectors, prefetch_row
 from ._nb_vml import AVAILABLE as VML
 from ._nb_vml import exp_row
 
@@ -56,6 +56,8 @@ BWD_TILE = 512
 #: multiple of SPLIT, ranges start at multiples of SPLIT), and a tile that fails flags each of its
 #: chunks, so no result depends on where a range starts
 SPLIT = 512
+#: the float64 forward tiles with 512-bit vectors (:func:`._nb_kernel.prefer_wide_vectors`)
+WIDE = 1
 F0 = np.float32(0.0)
 F1 = np.float32(1.0)
 I0 = np.int64(0)
@@ -144,7 +146,7 @@ def tile_in_bounds(u0, v0, th0, r0, keep_u, keep_v, keep_th, keep_r, theta0, ste
 
 @functools.lru_cache(maxsize=None)
 def make_fwd(alif: int, graded: int, store_lim: int, store_tr: int, pow2: int, tile: int = TILE,
-             split: int = SPLIT):
+             split: int = SPLIT, wide: int = WIDE):
     """The forward scan of one variant: spikes (fp32), current and voltage traces, and for
     ALIF the spike limit (``store_lim``), threshold / refractory traces (``store_tr``) and the
     final threshold / refractory; ``pow2``: the scale ``s`` is a power of two.
@@ -159,7 +161,7 @@ def make_fwd(alif: int, graded: int, store_lim: int, store_tr: int, pow2: int, t
     with :func:`make_fwd_i64`, the reference's own arithmetic (compiled on first need only: most
     runs never leave the bounds, and each variant's compile is seconds). ``tile``, ``split``:
     closure constants (benchmarks compare tiles in one process)."""
-    tile_f64 = _make_tile(1, alif, graded, store_lim, store_tr, pow2)
+    tile_f64 = _make_tile(1, alif, graded, store_lim, store_tr, pow2, wide)
     TILE, SPLIT = tile, split
     assert TILE % SPLIT == 0
 
@@ -228,13 +230,15 @@ def adapt(limt, tht, rt, j, lim, th_f, r_f, fired, r, th, step, store_lim, store
     return rn, tn, (over(rn, LIMIT_TH) | over(tn, LIMIT_TH)) if flt else 0
 
 
-def _make_tile(flt, alif, graded, store_lim, store_tr, pow2):
+def _make_tile(flt, alif, graded, store_lim, store_tr, pow2, wide=0):
     """One tile's time loop in float64 (``flt``: returns False as soon as a state leaves the
-    bounds) or int64 (always True)."""
+    bounds) or int64 (always True); ``wide``: 512-bit vectors (:func:`._nb_kernel.prefer_wide_vectors`)."""
+    WIDE = wide    # a closure constant: prefer_wide_vectors takes it as a literal
 
     @kernel
     def tile(x, S, U, V, LIM, TH, R, keep_u, keep_v, keep_th, keep_r, u0, v0, th0, r0, thf, rf,
              s_f, s_d, inv, thr_f, thr_s_f, theta0, step, a, b):
+        prefer_wide_vectors(WIDE)
         T, n = x.shape[0], b - a
         u, v, ku, kv = state(u0[a:b], flt), state(v0[a:b], flt), state(keep_u[a:b], flt), state(keep_v[a:b], flt)
         c = a if alif else 0

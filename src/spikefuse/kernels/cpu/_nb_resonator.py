@@ -19,7 +19,7 @@ import functools
 import numpy as np
 from numba import njit
 
-from ._nb_kernel import kernel
+from ._nb_kernel import kernel, prefer_wide_vectors
 from ._nb_loihi import F64_LIMIT, INV4096, LIMIT_TH, adapt, over, pz, rerun_int64, slayer_arg, state, tr  # noqa: F401
 from ._nb_vml import AVAILABLE as VML
 from ._nb_vml import exp_row
@@ -37,6 +37,8 @@ SPLIT = 256
 #: RF f+b at (500,16,1024) with the 8192 forward tile 45.7 / 42.9 / 44.7 / 46.1 / 45.3 ms at
 #: 512 / 1024 / 2048 / 4096 / 8192
 BWD_TILE = 1024
+#: the float64 forward tiles with 512-bit vectors (:func:`._nb_kernel.prefer_wide_vectors`)
+WIDE = 1
 F0 = np.float32(0.0)
 F1 = np.float32(1.0)
 F2 = np.float32(2.0)
@@ -104,14 +106,14 @@ def in_bounds(Si, Ci, kth, kr, re0, im0, th0, r0, reset_im, theta0, step, a, b, 
 
 @functools.lru_cache(maxsize=None)
 def make_fwd(model: int, graded: int, store_ri: int, store_lim: int, store_tr: int, store_rst: int,
-             tile: int = TILE, split: int = SPLIT):
+             tile: int = TILE, split: int = SPLIT, wide: int = WIDE):
     """The forward scan of one variant. Each tile runs in float64 (integer-valued doubles,
     exact within the bounds of :func:`in_bounds`, checked at every step: see
     ``_nb_loihi.make_fwd``); a tile where a value leaves them marks each ``split``-neuron chunk
     it spans in ``EX`` (1), and the caller runs those again in int64 from their initial state
     with :func:`make_fwd_i64` (compiled on first need only). ``tile``, ``split``: closure
     constants (benchmarks compare tiles in one process)."""
-    tile_f64 = _make_tile(1, model, graded, store_ri, store_lim, store_tr, store_rst)
+    tile_f64 = _make_tile(1, model, graded, store_ri, store_lim, store_tr, store_rst, wide)
     TILE, SPLIT = tile, split
     assert TILE % SPLIT == 0
 
@@ -148,15 +150,17 @@ def make_fwd_i64(model: int, graded: int, store_ri: int, store_lim: int, store_t
     return res_fwd_i64
 
 
-def _make_tile(flt, model, graded, store_ri, store_lim, store_tr, store_rst):
+def _make_tile(flt, model, graded, store_ri, store_lim, store_tr, store_rst, wide=0):
     """One tile's time loop in float64 (``flt``: False as soon as a value leaves the bounds) or
-    int64 (always True)."""
+    int64 (always True); ``wide``: 512-bit vectors (:func:`._nb_kernel.prefer_wide_vectors`)."""
     adaptive = model >= 2
+    WIDE = wide    # a closure constant: prefer_wide_vectors takes it as a literal
     phase = model == 0 or model == 2           # the complex (phase) spike condition
 
     @kernel
     def tile(xr, xi, Si, Ci, kth, kr, re0, im0, th0, r0, im0f, s_f, theta_f, thr_s_f, reset_im, theta0, step,
              SPK, RE, IM, LIM, TH, R, RST, rel, iml, thl, rl, a0, b0):
+        prefer_wide_vectors(WIDE)
         T, n = xr.shape[0], b0 - a0
         re, im = state(re0[a0:b0], flt), state(im0[a0:b0], flt)
         th, rf = state(th0[a0:b0], flt), state(r0[a0:b0], flt)
