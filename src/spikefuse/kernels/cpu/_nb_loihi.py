@@ -297,7 +297,7 @@ def slayer_arg(x, tau, graded):
 
 @functools.lru_cache(maxsize=None)
 def make_bwd(alif: int, graded: int, has_gs: int, has_gu: int, has_gv: int, need_du: int, need_dv: int,
-             tile: int = BWD_TILE, pf: int = 1):
+             tile: int = BWD_TILE, pf: int = 1, wide: int = 1):
     """The reverse scan of one variant (the float model of the two chained integrators,
     ignoring the reset, as lava-dl's): ``gv = gs d(v_f - limit) + g_v[t]``,
     ``acc_v = a_v acc_v + gv``, ``acc_u = a_u acc_u + (acc_v + g_u[t])``, ``gx[t] = acc_u``.
@@ -309,10 +309,12 @@ def make_bwd(alif: int, graded: int, has_gs: int, has_gu: int, has_gv: int, need
 
     vml = VML      # a closure constant: cached variants differ with and without VML
     TILE = tile    # a closure constant too
+    WIDE = wide    # 512-bit vectors (prefer_wide_vectors; 0 for A/B)
     PF = pf        # hint the next step's rows (:func:`._nb_kernel.prefetch_row`; 0 for A/B)
 
     @kernel
     def loihi_bwd(V, U, LIM, gs, gus, gvs, gs_t, gu_t, gv_t, a_u, a_v, gx, PU, PV, thr_f, tau, coef, j0, j1):
+        prefer_wide_vectors(WIDE)
         T = V.shape[0]
         for a in range(j0, j1, TILE):
             b = min(j1, a + TILE)

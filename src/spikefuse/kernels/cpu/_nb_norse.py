@@ -27,7 +27,7 @@ import functools
 import numpy as np
 from numba import njit
 
-from ._nb_kernel import kernel
+from ._nb_kernel import kernel, prefer_wide_vectors
 from ._nb_peers import exp_arg, has_exp, norse_charge, sg_times_ex, trow
 from ._nb_vml import AVAILABLE, exp_row
 
@@ -351,7 +351,7 @@ def bwd_lane_adex(C, acc, jj, rows, p, has_sg, kid, need_params, sx, has_gz, has
 
 @functools.lru_cache(maxsize=None)
 def make_bwd(model: int, kid: int, has_sg: int, has_gz: int, has_gv: int, has_gi: int, has_gs: int,
-             need_params: int, tile: int = TILE):
+             need_params: int, tile: int = TILE, wide: int = 1):
     """The reverse-scan kernel of one variant: ``model`` 0 the refractory LIF (6 carries, 6
     parameter gradients), 1 AdEx (8, 9); ``V, I, S`` the traces (S: rho or a), ``GL`` ``(3, M)``
     the final-state gradients (zeros where absent), ``G0`` the carries out of step 0, ``gp`` the
@@ -359,6 +359,7 @@ def make_bwd(model: int, kid: int, has_sg: int, has_gz: int, has_gv: int, has_gi
     n_carry, n_grad, n_v = (6, 6, 3) if model == 0 else (8, 9, 4)
     vml = AVAILABLE        # a closure constant: cached variants differ with and without VML
     TILE = tile
+    WIDE = wide    # 512-bit vectors (prefer_wide_vectors; 0 for A/B)
     params = params_refrac if model == 0 else params_adex
     param_rows, param_at = (rows_refrac, at_refrac) if model == 0 else (rows_adex, at_adex)
     sg_args = sg_args_refrac if model == 0 else sg_args_adex
@@ -366,6 +367,7 @@ def make_bwd(model: int, kid: int, has_sg: int, has_gz: int, has_gv: int, has_gi
 
     @kernel
     def norse_bwd(V, I, S, x, gz, gvs, gis, gss, GL, P, S0, gx, G0, gp, j0, j1):
+        prefer_wide_vectors(WIDE)
         T = V.shape[0]
         for a in range(j0, j1, TILE):
             e = min(j1, a + TILE)

@@ -234,7 +234,7 @@ def _make_tile(flt, model, graded, store_ri, store_lim, store_tr, store_rst, wid
 
 @functools.lru_cache(maxsize=None)
 def make_bwd(model: int, graded: int, has_gs: int, has_gre: int, has_gim: int, has_grel: int, has_giml: int,
-             need_dec: int, lava: int, tile: int = BWD_TILE, fuse: int = 0):
+             need_dec: int, lava: int, tile: int = BWD_TILE, fuse: int = 0, wide: int = 1):
     """Reverse scan of the float rotation (the Triton ``_res_bwd``, the reference's
     ``_ResonatorFn.backward``): the spike surrogate and the trace / final-state gradients enter
     at each step, ``a = g_re + C'a + S'b``, ``b = g_im - S'a + C'b``; decay gradients from the
@@ -256,10 +256,12 @@ def make_bwd(model: int, graded: int, has_gs: int, has_gre: int, has_gim: int, h
     phase = model == 0 or model == 2
     vml = VML      # a closure constant: cached variants differ with and without VML
     BWD_TILE = tile    # a closure constant too
+    WIDE = wide        # 512-bit vectors (prefer_wide_vectors; 0 for A/B)
 
     @kernel
     def res_bwd(RE, IM, LIM, RST, GS, GRE, GIM, gs_t, gre_t, gim_t, grel, giml, Sf, Cf, re0f, im0f, theta_f,
                 rho, kappa, c2, two_rho, ckr, kiz, reset_im_f, dscale, GXR, GXI, gre0, gim0, gS, gC, j0, j1):
+        prefer_wide_vectors(WIDE)
         T = GXR.shape[0]
         for a0 in range(j0, j1, BWD_TILE):
             b0 = min(j1, a0 + BWD_TILE)
