@@ -104,3 +104,22 @@ def check_backend(run: Callable, leaves: dict, backend: str, *, reference: str =
         tol = grad_tol(k, gr) if callable(grad_tol) else (grad_tol or GRAD_TOL[dtype])
         torch.testing.assert_close(gk, gr, **tol, msg=lambda m: f"grad {k}: {m}")
     return outs_r, grads_r
+
+
+def check_compile_variant(monkeypatch, module, factory: str, patched: Callable, outs: Callable) -> list:
+    """A kernel factory's default variant against another compile-time variant and the reference:
+    ``outs(backend)`` (a list of tensors) on ``"cpu"`` with ``module.<factory>`` as it is, again
+    with ``patched(original)`` in its place (e.g. a lambda passing a flag off), and on
+    ``"reference"``; all three bit for bit equal (a spike output first, neither all 0 nor all 1).
+    Returns the default outputs."""
+    default = outs("cpu")
+    monkeypatch.setattr(module, factory, patched(getattr(module, factory)))
+    other = outs("cpu")
+    monkeypatch.undo()
+    ref = outs("reference")
+    assert 0 < default[0].sum() < default[0].numel()
+    for k, (a, b, r) in enumerate(zip(default, other, ref)):
+        assert torch.equal(a, b), k
+        assert torch.equal(a, r), k
+    return default
+
