@@ -13,7 +13,7 @@ import numpy as np
 
 from numba import njit
 
-from ._nb_kernel import kernel
+from ._nb_kernel import kernel, stable_uuids
 
 #: neurons per tile (the time loop runs inside a tile): longer contiguous runs per step and array
 #: for the hardware prefetcher. Measured (/tmp A/B, thread CPU time, 1 thread, AVX-512 VM), cuba
@@ -185,3 +185,6 @@ def last_spike(Z, out, j0, j1):
                 out[j] = t
                 left -= 1
         t -= 1
+
+
+stable_uuids(globals())    # numba objects pickle alike in every process (disk cache)

@@ -56,8 +56,71 @@ _OPTIONS = dict(cache=True, nogil=True, error_model="numpy", **({"noalias": True
 
 
 def kernel(fn):
-    """``@kernel``: ``fn`` compiled as a top-level CPU kernel (module docstring)."""
-    return njit(**_OPTIONS)(fn)
+    """``@kernel``: ``fn`` compiled as a top-level CPU kernel (module docstring), with a
+    deterministic uuid (:func:`stable_uuid`)."""
+    disp = njit(**_OPTIONS)(fn)
+    stable_uuid(disp)
+    return disp
+
+
+def _uuid_slot(obj):
+    """The name-mangled attribute holding a numba Dispatcher's / intrinsic's uuid (None while
+    unset), or None where ``obj`` is neither or numba's layout differs."""
+    if not callable(getattr(obj, "_set_uuid", None)):
+        return None
+    for cls in type(obj).__mro__:
+        slot = f"_{cls.__name__.lstrip('_')}__uuid"    # Python's name mangling
+        if slot in vars(cls):
+            return slot
+    return None
+
+
+def _stable_repr(value) -> str:
+    """A description of a closure value that is the same in every process: a numba object by
+    its (stable) uuid, a number / string / bool / None by ``repr``, a tuple element-wise, any
+    other object by its type (the pickled closure still tells those apart: this names only)."""
+    if _uuid_slot(value) is not None:
+        stable_uuid(value)
+        return value._uuid
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return repr(value)
+    if isinstance(value, tuple):
+        return "(" + ",".join(_stable_repr(v) for v in value) + ")"
+    return type(value).__qualname__
+
+
+def stable_uuid(obj) -> None:
+    """Gives the numba Dispatcher or intrinsic ``obj`` a uuid that is the same in every process
+    (where it has none yet): ``spikefuse:<module>.<qualname>``, and for a function made inside a
+    kernel factory (a ``<locals>`` name) its closure values too.
+
+    Why (issue 15): numba keys a cached kernel on the pickled values of its closure, and a
+    Dispatcher or intrinsic pickles with its uuid, which numba draws at random in each process.
+    A kernel whose closure holds one (a factory's tile function, the parameter function of the
+    variant) or whose closure's functions refer to one (every module-level helper: ``state``,
+    ``prefer_wide_vectors``, ...) therefore missed the disk cache in every new process: compiled
+    again (~1 s per variant) and appended another entry to the cache (98 entries, 141 MB for one
+    Loihi forward on the development machine). Each ``_nb_*`` module names its own objects
+    (:func:`stable_uuids`), :func:`kernel` the factories' kernels; tests/kernels/
+    test_kernels_cpu_cache.py checks the keys in two processes. Without numba's uuid attribute
+    (another layout), nothing is named: the kernels still run, compiling once per process."""
+    slot = _uuid_slot(obj)
+    if slot is None or getattr(obj, slot, None) is not None:
+        return
+    fn = getattr(obj, "py_func", None) or getattr(obj, "_defn", None)
+    if fn is None:
+        return
+    name = f"spikefuse:{fn.__module__}.{fn.__qualname__}"
+    if "<locals>" in fn.__qualname__ and getattr(fn, "__closure__", None):
+        name += "[" + ",".join(_stable_repr(c.cell_contents) for c in fn.__closure__) + "]"
+    obj._set_uuid(name)
+
+
+def stable_uuids(namespace: dict) -> None:
+    """:func:`stable_uuid` of every numba Dispatcher and intrinsic in a module's ``namespace``
+    (its ``globals()``, at the end of each ``_nb_*`` module)."""
+    for value in list(namespace.values()):
+        stable_uuid(value)
 
 
 @intrinsic
@@ -124,3 +187,6 @@ def prefer_wide_vectors(typingctx, wide):
         return context.get_dummy_value()
 
     return sig, codegen
+
+
+stable_uuids(globals())

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._nb_kernel import kernel
+from ._nb_kernel import kernel, stable_uuids
 
 #: neurons per range of :func:`.jit.run`
 SPLIT = 4096
@@ -52,3 +52,6 @@ def li_bwd(g, decay, gain, zero, gx, j0, j1):
             v = g[t, j] + u[j - j0] * decay
             u[j - j0] = v
             gx[t, j] = v * gain + zero
+
+
+stable_uuids(globals())    # numba objects pickle alike in every process (disk cache)

@@ -22,7 +22,7 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from ._nb_kernel import kernel
+from ._nb_kernel import kernel, stable_uuids
 from ._nb_vml import AVAILABLE as VML
 from ._nb_vml import exp_row
 
@@ -534,3 +534,6 @@ def _tau_term(gh, x, vp, tau, vr, kind, recip):
         return gh * a if recip else -gh * ((a / tau) / tau)
     b = vp - vr
     return -gh * b if recip else gh * ((b / tau) / tau)
+
+
+stable_uuids(globals())    # numba objects pickle alike in every process (disk cache)

@@ -35,7 +35,7 @@ import functools
 import numpy as np
 from numba import njit
 
-from ._nb_kernel import kernel, prefer_wide_vectors, prefetch_row
+from ._nb_kernel import kernel, prefer_wide_vectors, prefetch_row, stable_uuids
 from ._nb_vml import AVAILABLE as VML
 from ._nb_vml import exp_row
 
@@ -371,3 +371,6 @@ def make_bwd(alif: int, graded: int, has_gs: int, has_gu: int, has_gv: int, need
                     gxt[j] = au_j
 
     return loihi_bwd
+
+
+stable_uuids(globals())    # numba objects pickle alike in every process (disk cache)

@@ -27,7 +27,7 @@ import functools
 import numpy as np
 from numba import njit
 
-from ._nb_kernel import kernel, prefer_wide_vectors
+from ._nb_kernel import kernel, prefer_wide_vectors, stable_uuids
 from ._nb_peers import exp_arg, has_exp, norse_charge, sg_times_ex, trow
 from ._nb_vml import AVAILABLE, exp_row
 
@@ -422,3 +422,6 @@ def make_bwd(model: int, kid: int, has_sg: int, has_gz: int, has_gv: int, has_gi
                 gp[:, a:e] = acc
 
     return norse_bwd
+
+
+stable_uuids(globals())    # numba objects pickle alike in every process (disk cache)

@@ -29,7 +29,7 @@ import functools
 import numpy as np
 from numba import njit
 
-from ._nb_kernel import kernel
+from ._nb_kernel import kernel, stable_uuids
 from ._nb_lif import sg_times, sleef_expf
 from ._nb_vml import AVAILABLE as VML
 from ._nb_vml import exp_row
@@ -571,3 +571,6 @@ def make_synaptic_bwd(mech: int, delay: int, kid: int, has_gs: int, has_gss: int
                 gp[:, a:e] = acc
 
     return synaptic_bwd
+
+
+stable_uuids(globals())    # numba objects pickle alike in every process (disk cache)

@@ -19,7 +19,7 @@ import functools
 import numpy as np
 from numba import njit
 
-from ._nb_kernel import kernel, prefer_wide_vectors
+from ._nb_kernel import kernel, prefer_wide_vectors, stable_uuids
 from ._nb_loihi import F64_LIMIT, INV4096, LIMIT_TH, adapt, over, pz, rerun_int64, slayer_arg, state, tr  # noqa: F401
 from ._nb_vml import AVAILABLE as VML
 from ._nb_vml import exp_row
@@ -336,3 +336,6 @@ def make_bwd(model: int, graded: int, has_gs: int, has_gre: int, has_gim: int, h
                     gC[a0 + j] = dC[j] * dscale
 
     return res_bwd
+
+
+stable_uuids(globals())    # numba objects pickle alike in every process (disk cache)

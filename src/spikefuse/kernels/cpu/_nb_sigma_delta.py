@@ -15,7 +15,7 @@ import functools
 import numpy as np
 from numba import njit
 
-from ._nb_kernel import kernel
+from ._nb_kernel import kernel, stable_uuids
 from ._nb_vml import AVAILABLE as VML
 from ._nb_vml import exp_row
 
@@ -171,3 +171,6 @@ def make_bwd(relu: int, has_gy: int, has_gsig: int, has_ga: int, need_th: int, n
             gpre0[a0:b0] = -gnext
 
     return sd_bwd
+
+
+stable_uuids(globals())    # numba objects pickle alike in every process (disk cache)

@@ -21,7 +21,7 @@ import functools
 import numpy as np
 from numba import njit
 
-from ._nb_kernel import kernel
+from ._nb_kernel import kernel, stable_uuids
 from ._nb_lif import sg_times_at
 from ._nb_peers import trow, uniform
 from ._nb_vml import AVAILABLE, exp_row
@@ -324,3 +324,6 @@ def make_bwd(mode: int, maxn: int, rmode: int, syn: int, norm: int, clamp: int, 
                 gp[:, a:e] = acc
 
     return sinabs_bwd
+
+
+stable_uuids(globals())    # numba objects pickle alike in every process (disk cache)

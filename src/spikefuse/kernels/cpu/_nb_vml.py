@@ -35,6 +35,7 @@ from llvmlite import ir
 from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
+from ._nb_kernel import stable_uuids
 
 #: the name the kernels call; mapped to MKL's ``VMSEXP_`` (a name of our own: no clash with a
 #: symbol of the process)
@@ -134,3 +135,6 @@ def exp_row(n, buf, vml):
     else:
         for k in range(n):
             buf[k] = np.exp(buf[k])
+
+
+stable_uuids(globals())    # numba objects pickle alike in every process (disk cache)
