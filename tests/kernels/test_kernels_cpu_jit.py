@@ -209,3 +209,64 @@ def test_new_pool_gives_one_worker_an_omp_team(monkeypatch, throttle):
             new.shutdown(wait=True)
         jit._STATE.pop("pool_pid", None)
         jit._STATE.update(saved)
+
+
+def _slow_kernel(delay, calls):
+    """A stand-in for a numba Dispatcher without machine code yet: empty ``overloads`` until its
+    first call returns (as numba fills it after compiling or loading)."""
+    import time
+
+    class K:
+        overloads = {}
+
+        def __call__(self, out, j0, j1):
+            time.sleep(delay)
+            out[j0:j1] += 1
+            calls.append((j0, j1))
+            K.overloads = {"sig": "code"}
+
+    return K()
+
+
+def test_compile_notice_once_when_a_first_call_is_slow(monkeypatch, capsys):
+    monkeypatch.setattr(jit, "COMPILE_NOTICE_S", 0.05)
+    monkeypatch.setitem(jit._STATE, "noticed", False)
+    calls = []
+    out = np.zeros(8, np.float32)
+    jit.run(_slow_kernel(0.3, calls), 8, 8, out)
+    err = capsys.readouterr().err
+    assert err.count("spikefuse: compiling the fused CPU kernels") == 1 and calls == [(0, 8)]
+    assert np.all(out == 1)         # the call itself is unchanged
+    jit.run(_slow_kernel(0.3, calls), 8, 8, out)    # another first call: the notice was given
+    assert capsys.readouterr().err == "" and np.all(out == 2)
+
+
+def test_no_compile_notice_for_fast_or_compiled_kernels(monkeypatch, capsys):
+    monkeypatch.setattr(jit, "COMPILE_NOTICE_S", 0.5)
+    monkeypatch.setitem(jit._STATE, "noticed", False)
+    out = np.zeros(8, np.float32)
+    jit.run(_slow_kernel(0.0, []), 8, 8, out)       # a first call from the disk cache: fast
+    k = _slow_kernel(1.0, [])
+    k.overloads = {"sig": "code"}                     # already compiled in this process: no timer
+    monkeypatch.setattr(jit, "COMPILE_NOTICE_S", 0.05)
+    jit.run(k, 8, 8, out)
+    assert capsys.readouterr().err == "" and not jit._STATE["noticed"]
+    monkeypatch.setattr(jit, "COMPILE_NOTICE_S", -1.0)   # off
+    jit.run(_slow_kernel(0.3, []), 8, 8, out)
+    assert capsys.readouterr().err == "" and np.all(out == 3)
+
+
+def test_compile_notice_for_a_real_numba_compile(monkeypatch, capsys):
+    numba = pytest.importorskip("numba")
+    monkeypatch.setattr(jit, "COMPILE_NOTICE_S", 0.0)
+    monkeypatch.setitem(jit._STATE, "noticed", False)
+
+    @numba.njit(nogil=True)     # no disk cache: this process compiles it
+    def add_one(out, j0, j1):
+        for j in range(j0, j1):
+            out[j] += 1.0
+
+    assert not add_one.overloads
+    out = np.zeros(4, np.float32)
+    jit.run(add_one, 4, 4, out)
+    assert "compiling the fused CPU kernels" in capsys.readouterr().err and np.all(out == 1)

@@ -122,10 +122,49 @@ def _steps(M: int, args) -> int:
     return steps
 
 
+#: seconds the first call of a kernel in a process (numba compiles it, or loads it from its disk
+#: cache) may take before :func:`_first_run` prints its one notice; ``SPIKEFUSE_COMPILE_NOTICE_S``
+#: overrides it (a negative value: never)
+COMPILE_NOTICE_S = float(os.environ.get("SPIKEFUSE_COMPILE_NOTICE_S", 3.0))
+
+
+def _compile_notice() -> None:
+    if _STATE.get("noticed"):
+        return
+    _STATE["noticed"] = True
+    print("spikefuse: compiling the fused CPU kernels for this machine (numba, once: they are cached on "
+          "disk for later runs); the first calls of each kernel take up to a minute or two",
+          file=sys.stderr, flush=True)
+
+
+def _first_run(kernel, M: int, tile: int, args, steps) -> None:
+    """:func:`_run` for a kernel not yet called in this process, with a timer: if the call takes
+    longer than :data:`COMPILE_NOTICE_S` (numba compiling it: ~1-20 s per kernel variant, minutes
+    for a first training step that compiles several; loading a cached one takes milliseconds), one
+    line on stderr, once per process, says why the first steps are slow. The notice is all it
+    changes."""
+    if COMPILE_NOTICE_S < 0 or _STATE.get("noticed"):
+        return _run(kernel, M, tile, args, steps)
+    timer = threading.Timer(COMPILE_NOTICE_S, _compile_notice)
+    timer.daemon = True
+    timer.start()
+    try:
+        _run(kernel, M, tile, args, steps)
+    finally:
+        timer.cancel()
+
+
 def run(kernel, M: int, tile: int, *args, steps: Optional[int] = None) -> None:
     """``kernel(*args, j0, j1)`` over the neuron ranges of :func:`ranges` for ``M * steps``
     neuron-steps of work (``steps`` default: :func:`_steps`): the calling thread runs the first range, a thread pool the others (the kernels
-    release the GIL: ``nogil=True``); work below ``2 * MIN_WORK`` runs on the calling thread."""
+    release the GIL: ``nogil=True``); work below ``2 * MIN_WORK`` runs on the calling thread.
+    A kernel's first call in the process goes through :func:`_first_run` (the compile notice)."""
+    if not getattr(kernel, "overloads", True):     # a numba Dispatcher that has no machine code yet
+        return _first_run(kernel, M, tile, args, steps)
+    _run(kernel, M, tile, args, steps)
+
+
+def _run(kernel, M: int, tile: int, args, steps: Optional[int]) -> None:
     work = M * (steps if steps is not None else _steps(M, args))
     if 0 < MIN_WORK and work < 2 * MIN_WORK:   # one range (what ranges() gives), without its lists
         kernel(*args, 0, M)
