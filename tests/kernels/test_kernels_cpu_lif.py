@@ -453,3 +453,28 @@ def test_plif_tau_sum_folded_on_two_threads(kind, hard, recip, monkeypatch):
     for n, (u, w) in enumerate(zip(a, b)):
         assert torch.equal(u, w), n
     assert bool(a[4].ne(0).any())
+
+
+@pytest.mark.parametrize("hard", [True, False])
+def test_one_value_parameters_take_the_scalar_forward(monkeypatch, hard):
+    """Parameters of one value each (numbers, one-element tensors such as PLIF's tau) run the
+    forward's ``uni`` variant (scalars in the lane loop); one per-neuron tensor among them runs
+    the row variant. Both equal the reference bit for bit, and each other."""
+    from spikefuse.kernels.cpu import _nb_lif as nb
+    seen = []
+    orig = nb.make_fwd
+    monkeypatch.setattr(nb, "make_fwd", lambda *a: seen.append(a[3]) or orig(*a))
+    g = torch.Generator().manual_seed(3)
+    T, N = 9, 4103                  # a partial tile and several thread ranges
+    x = torch.randn(T, 2, N, generator=g) * 0.8 + 0.6
+    v0 = torch.rand(2, N, generator=g) * 0.5
+    vr = 0.0 if hard else None
+    outs = []
+    for tau, vth in ((2.5, 1.0), (torch.tensor(2.5), torch.tensor([1.0])), (torch.full((N,), 2.5), 1.0)):
+        params = LIFParams(tau=tau, v_threshold=vth, v_reset=vr)
+        seen.clear()
+        _assert_same(params, x, v0, True)
+        assert seen and set(seen) == {0 if isinstance(tau, torch.Tensor) and tau.numel() > 1 else 1}
+        outs.append(lif_grads("cpu", x, v0, params, True))
+    for a, b in zip(outs[0], outs[2]):
+        assert torch.equal(a, b)

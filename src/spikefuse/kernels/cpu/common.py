@@ -109,6 +109,13 @@ def _numba_missing(name: str) -> bool:
     return jit.kernels(name) is None
 
 
+def one_value(cs) -> int:
+    """1 when every constant of ``cs`` has one value (a number, None, or a one-element tensor):
+    the kernels' ``uni`` variants then read them as scalars (``_nb_cuba.make_fwd``,
+    ``_nb_lif.make_fwd``)."""
+    return int(all(not isinstance(c, torch.Tensor) or c.numel() == 1 for c in cs))
+
+
 def np_f32(v: float):
     """A Python number as a numpy float32 scalar (a kernel argument)."""
     import numpy as np

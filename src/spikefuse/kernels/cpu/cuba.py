@@ -46,7 +46,7 @@ from ..._core import flat_param, scalar_tensor as _scalar_t
 from .._common import IO_DTYPES, cuba_consts, cuba_final_state, cuba_supports_common
 from ..scan import ScanFunction, ScanSpec
 from . import jit
-from .common import step_sum, time_blocks
+from .common import one_value as _one_value, step_sum, time_blocks
 
 #: extra bytes saved for backward per neuron-step (beyond the fp32 membrane and current
 #: outputs, which backward reuses)
@@ -366,12 +366,6 @@ def _cuba_op(x, consts, refractory: bool, out_dtype, shape):
     scan = CUBA_REFRACTORY_SCAN if refractory else CUBA_SCAN
     spk, mem, cur, _ = scan.apply(tensors, f, [int(refractory), IO_DTYPES.index(out_dtype), mask, *shape])
     return spk, mem, cur
-
-
-def _one_value(cs) -> int:
-    """1 when every constant of ``cs`` has one value (a number, or a one-element tensor): the
-    kernels' ``uni`` variant then reads them as scalars (``_nb_cuba.make_fwd``)."""
-    return int(all(not isinstance(c, torch.Tensor) or c.numel() == 1 for c in cs))
 
 
 def _arr(p, M: int, shape):

@@ -43,7 +43,7 @@ from .._common import (IO_DTYPES, KIND_IF, KIND_LIF_DECAY_INPUT, KernelSurrogate
                        io_reason, lif_kind, lif_outputs, lif_param_reason, lif_v0)
 from ..scan import ScanFunction, ScanSpec
 from . import jit
-from .common import step_sum as _step_sum
+from .common import one_value as _one_value, step_sum as _step_sum
 
 SAVED_BYTES = {"lif": 4}
 
@@ -335,7 +335,7 @@ def _nb_forward(nb, x, tau, vth, vr, v0, cfg, shape, keep_h: bool):
     S, vlast = jit.empty((T, M)), torch.empty(M, dtype=f32)
     H = jit.empty((T, M)) if keep_h else None
     vseq = jit.empty((T, M)) if traces else None
-    k = nb.make_fwd(kind, int(hard), int(recip))
+    k = nb.make_fwd(kind, int(hard), int(recip), _one_value((tau, vth, vr)))
     jit.run(k, M, nb.SPLIT, _np(x), *(_per_neuron(p, shape, M) for p in (tau, vth, vr)),
             _v0_row(v0, vr, M), _np(H, 2), S.numpy(), vlast.numpy(), _np(vseq, 2), bool(keep_h), bool(traces),
             _tie(strict), steps=T)
