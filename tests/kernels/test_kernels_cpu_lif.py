@@ -478,3 +478,50 @@ def test_one_value_parameters_take_the_scalar_forward(monkeypatch, hard):
         outs.append(lif_grads("cpu", x, v0, params, True))
     for a, b in zip(outs[0], outs[2]):
         assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("kind,hard,detach,learn,si", [
+    ("lif", True, False, "tau", 0), ("nodecay", False, False, "tau", 1), ("lif", False, True, "vth", 2),
+    ("lif", True, False, "all", 0), ("if", True, False, "all", 1), ("if", False, False, "vth", 0),
+    ("nodecay", True, True, "all", 2), ("lif", False, False, "none", 1)])
+def test_one_value_parameters_take_the_scalar_backward(monkeypatch, kind, hard, detach, learn, si):
+    """The backward's ``uni`` variant (scalars in every loop) runs when tau, v_threshold and
+    v_reset have one value each, learnable (one-element leaves: the tau-only, per-step and fold
+    paths of the parameter gradients) or not; its outputs and gradients, the parameters'
+    included, equal the reference's bit for bit, on one thread and two. A per-neuron v_threshold
+    runs the row variant."""
+    from spikefuse.kernels.cpu import _nb_lif as nb
+    seen = []
+    orig = nb.make_bwd
+    monkeypatch.setattr(nb, "make_bwd", lambda *a: seen.append(a[9]) or orig(*a))
+    g = torch.Generator().manual_seed(5)
+    T, N = 8, 2071
+    x = torch.randn(T, 2, N, generator=g) * 1.1 + 0.5
+    v0 = torch.randn(2, N, generator=g) * 0.3
+
+    def make(row=False):
+        def build():
+            lv = {"tau": learn in ("tau", "all"), "vth": learn in ("vth", "all"), "vr": learn == "all" and hard}
+            tau = None if kind == "if" else torch.tensor(2.5, requires_grad=lv["tau"])
+            vth = torch.full((N,), 0.9) if row else torch.tensor([0.9], requires_grad=lv["vth"])
+            vr = torch.tensor(-0.1, requires_grad=lv["vr"]) if hard else None
+            leaves = [p for p in (tau, vth, vr) if isinstance(p, torch.Tensor) and p.requires_grad]
+            return LIFParams(tau=tau, v_threshold=vth, v_reset=vr, decay_input=kind != "nodecay",
+                             detach_reset=detach, surrogate=EXACT_SURROGATES[si]), leaves
+        return build
+
+    for threads in (1, 2):
+        seen.clear()
+        a = _at_threads(threads, lif_grads, "cpu", x, v0, make(), True)
+        b = lif_grads("reference", x, v0, make(), True)
+        assert seen and set(seen) == {1}
+        for n, (u, w) in enumerate(zip(a, b)):
+            assert torch.equal(u, w), (threads, n, (u - w).abs().max().item())
+        assert 0 < a[0].sum() < a[0].numel()
+        assert len(a) == 6 + len(make()()[1])
+    seen.clear()
+    c = lif_grads("cpu", x, v0, make(row=True), True)
+    d = lif_grads("reference", x, v0, make(row=True), True)
+    assert seen and set(seen) == {0}
+    for u, w in zip(c, d):
+        assert torch.equal(u, w)

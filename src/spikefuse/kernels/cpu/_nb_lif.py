@@ -343,7 +343,7 @@ def fold_rows(a, loc, fblk, frest, geo, out, align):
 
 @functools.lru_cache(maxsize=None)
 def make_bwd(lif: int, decay: int, recip: int, hard: int, detach: int, kid: int, has_gvseq: int, params: int,
-             tau_only: int = 0):
+             tau_only: int = 0, uni: int = 0):
     """The reverse-scan kernel for one variant over neurons ``[j0, j1)``; writes gX (when
     ``need_x``), gV0 and the parameter gradients that are needed. ``lanes`` (Sigmoid): 1 where
     torch's sigmoid kernel computes a neuron in a vector lane.
@@ -391,8 +391,13 @@ def make_bwd(lif: int, decay: int, recip: int, hard: int, detach: int, kid: int,
     SLAYER exp (``kid`` 3): per step and tile a first loop writes the exp arguments
     ``-|H - Vth| / c0`` of the row into a tile buffer, one :func:`._nb_vml.vexp` call (torch.exp's
     routine, MKL VML: the reference's bits; without it libm's expf) turns them into the exps,
-    then the lane loop reads them (no call inside it, so it vectorises)."""
+    then the lane loop reads them (no call inside it, so it vectorises).
+
+    ``uni`` (compile-time, as in :func:`make_fwd`): tau, v_threshold and v_reset have one value
+    each, so every loop takes element 0 of the rows as a scalar: the same operands, the same
+    bits, up to three fewer rows read per step in each loop."""
     vml = VML      # a closure constant: cached variants differ with and without VML
+    UNI = uni      # a closure constant: the dead branch of each select below is compiled away
 
     @kernel
     def lif_bwd(H, x, gs, gvseq, ghseq, has_gs, has_ghseq, sstep, vstep, hstep, gvlast, has_gvlast, tau,
@@ -406,6 +411,7 @@ def make_bwd(lif: int, decay: int, recip: int, hard: int, detach: int, kid: int,
         n_r = params and need_vr and hard and not tau_only
         # fold: levels 0 and 1 of this range's cascade sums (rowsum_fold)
         loc = np.zeros((2, T, floc.shape[2]) if (n_tau and fold) else (2, 1, 1), np.float32)
+        ta0, th0, rs0 = tau[0], vth[0], vr[0]     # uni: every neuron's value
         for a in range(j0, j1, TILE):
             b = min(j1, a + TILE)
             n = b - a
@@ -437,21 +443,25 @@ def make_bwd(lif: int, decay: int, recip: int, hard: int, detach: int, kid: int,
                     pt = ptau[t, a:b] if (per_step and not fold) else scr2
                 if kid == 3:    # the reference's exp(-|d| / c0), d = H - Vth
                     for jj in range(n):
-                        ex[jj] = -abs(ht[jj] - th[jj]) / c0
+                        thj = th0 if UNI else th[jj]
+                        ex[jj] = -abs(ht[jj] - thj) / c0
                     exp_row(n, ex, vml)
                 for jj in range(n):
+                    tj = ta0 if UNI else ta[jj]
+                    thj = th0 if UNI else th[jj]
+                    rj = rs0 if UNI else rs[jj]
                     if split:       # autograd adds the trace's gradient first
                         gv = (gvt[jj] + carry[jj]) + (-cq[jj])
                     else:
                         gv = gvt[jj] + carry[jj] if has_gvseq else carry[jj]
                     vec = ln[jj] != 0 if kid == 1 else False
-                    gh, gsg, s = _vjp_h(gv, gst[jj], ghxt[jj], ht[jj], th[jj], rs[jj], hard, detach, kid, c0, c1,
+                    gh, gsg, s = _vjp_h(gv, gst[jj], ghxt[jj], ht[jj], thj, rj, hard, detach, kid, c0, c1,
                                         vec, tie, ex[jj] if kid == 3 else F0)
                     if lif == 0:
                         q = gh
                         gvp = gh
                     else:
-                        q = gh * ta[jj] if recip else gh / ta[jj]
+                        q = gh * tj if recip else gh / tj
                         gvp = gh + (-q)
                     gxt[jj] = q if decay else gh
                     if split:
@@ -460,8 +470,8 @@ def make_bwd(lif: int, decay: int, recip: int, hard: int, detach: int, kid: int,
                     else:
                         carry[jj] = gvp
                     if tau_only:
-                        vpr = reset(hp[jj], th[jj], rs[jj], hard, tie)[1]
-                        e = _tau_term(gh, xp[jj], hp[jj] if first else vpr, ta[jj], rs[jj], kind, recip)
+                        vpr = reset(hp[jj], thj, rj, hard, tie)[1]
+                        e = _tau_term(gh, xp[jj], hp[jj] if first else vpr, tj, rj, kind, recip)
                         pt[jj] = e
                         at[jj] = at[jj] + e
                     elif params:
@@ -478,29 +488,34 @@ def make_bwd(lif: int, decay: int, recip: int, hard: int, detach: int, kid: int,
                         else:
                             p2 = pth2[t, a:b]
                             for jj in range(n):
-                                p1[jj] = (-kv[jj]) * spike(ht[jj] - th[jj], tie)
+                                thj = th0 if UNI else th[jj]
+                                p1[jj] = (-kv[jj]) * spike(ht[jj] - thj, tie)
                                 p2[jj] = -kg[jj]
                     elif hard:
                         for jj in range(n):
                             ath[jj] = ath[jj] + (-kg[jj])
                     else:
                         for jj in range(n):
-                            ath[jj] = (ath[jj] + (-kv[jj]) * spike(ht[jj] - th[jj], tie)) + (-kg[jj])
+                            thj = th0 if UNI else th[jj]
+                            ath[jj] = (ath[jj] + (-kv[jj]) * spike(ht[jj] - thj, tie)) + (-kg[jj])
                 if n_r:     # v_reset (hard reset): the reset's gV S, then the charge's term
                     if per_step:
                         r1 = pr1[t, a:b]
                         for jj in range(n):
-                            r1[jj] = kv[jj] * spike(ht[jj] - th[jj], tie)
+                            thj = th0 if UNI else th[jj]
+                            r1[jj] = kv[jj] * spike(ht[jj] - thj, tie)
                         if lif != 0:
                             r2 = pr2[t, a:b]
                             for jj in range(n):
                                 r2[jj] = kq[jj]
                     elif lif == 0:
                         for jj in range(n):
-                            ar[jj] = ar[jj] + kv[jj] * spike(ht[jj] - th[jj], tie)
+                            thj = th0 if UNI else th[jj]
+                            ar[jj] = ar[jj] + kv[jj] * spike(ht[jj] - thj, tie)
                     else:
                         for jj in range(n):
-                            ar[jj] = (ar[jj] + kv[jj] * spike(ht[jj] - th[jj], tie)) + kq[jj]
+                            thj = th0 if UNI else th[jj]
+                            ar[jj] = (ar[jj] + kv[jj] * spike(ht[jj] - thj, tie)) + kq[jj]
                 if tau_only and fold:
                     rowsum_fold(pt, a, n, loc, fblk, frest, t, fgeo)
                 if n_tau and not tau_only:   # V[t-1] after its reset (V0 at t = 0), x[t] (decay_input)
@@ -509,14 +524,19 @@ def make_bwd(lif: int, decay: int, recip: int, hard: int, detach: int, kid: int,
                     if t == 0:
                         hp = v0[a:b]
                         for jj in range(n):
-                            e = _tau_term(kh[jj], xp[jj], hp[jj], ta[jj], rs[jj], kind, recip)
+                            tj = ta0 if UNI else ta[jj]
+                            rj = rs0 if UNI else rs[jj]
+                            e = _tau_term(kh[jj], xp[jj], hp[jj], tj, rj, kind, recip)
                             pt[jj] = e
                             at[jj] = at[jj] + e
                     else:
                         hp = H[t - 1, a:b]
                         for jj in range(n):
-                            vp = reset(hp[jj], th[jj], rs[jj], hard, tie)[1]
-                            e = _tau_term(kh[jj], xp[jj], vp, ta[jj], rs[jj], kind, recip)
+                            tj = ta0 if UNI else ta[jj]
+                            thj = th0 if UNI else th[jj]
+                            rj = rs0 if UNI else rs[jj]
+                            vp = reset(hp[jj], thj, rj, hard, tie)[1]
+                            e = _tau_term(kh[jj], xp[jj], vp, tj, rj, kind, recip)
                             pt[jj] = e
                             at[jj] = at[jj] + e
                     if fold:

@@ -573,7 +573,7 @@ def _nb_backward(nb, ctx, H, x, v0, params, grads):
     params_on = n_tau or n_vth or n_vr
     k = nb.make_bwd(int(kind != KIND_IF), int(kind == KIND_LIF_DECAY_INPUT), int(recip), int(hard), int(detach),
                     int(surrogate.kernel_id), int(g_vseq is not None), int(params_on),
-                    int(n_tau and not n_vth and not n_vr and kind != KIND_IF))
+                    int(n_tau and not n_vth and not n_vr and kind != KIND_IF), _one_value(params))
     (gs, ss), (gvs, vs), (ghs, hs) = (jit.grad_rows(g) for g in (g_spk, g_vseq, g_hseq))
     split = nb.SPLIT if geo is None else _fold_align(geo)  # a fold: ranges where levels 0-1 are empty
     jit.run(k, M, split, _np(H, 2), _np(xs, 2), gs, gvs, ghs, g_spk is not None, g_hseq is not None,
