@@ -25,6 +25,8 @@ flags, so a cached kernel is reused whichever way it was compiled (both are corr
 """
 from __future__ import annotations
 
+import hashlib
+
 import os
 
 from llvmlite import ir
@@ -57,10 +59,46 @@ _OPTIONS = dict(cache=True, nogil=True, error_model="numpy", **({"noalias": True
 
 def kernel(fn):
     """``@kernel``: ``fn`` compiled as a top-level CPU kernel (module docstring), with a
-    deterministic uuid (:func:`stable_uuid`)."""
+    deterministic uuid (:func:`stable_uuid`) and, made in a kernel factory, a name of its own
+    variant (:func:`name_variant`)."""
+    name_variant(fn)
     disp = njit(**_OPTIONS)(fn)
     stable_uuid(disp)
     return disp
+
+
+def _variant_repr(value) -> str:
+    """:func:`_stable_repr`, except that an object it names by type only (an array, say) is
+    told apart by its pickled bytes (the same in every process for the same value)."""
+    rep = _stable_repr(value)
+    if rep == type(value).__qualname__ and not isinstance(value, (tuple, str)):
+        import pickle
+
+        try:
+            rep += ":" + hashlib.sha256(pickle.dumps(value, protocol=4)).hexdigest()
+        except Exception:    # noqa: BLE001 - unpicklable: its type is all that names it
+            pass
+    return rep
+
+
+def name_variant(fn) -> None:
+    """Appends to the ``__qualname__`` of a function made inside a kernel factory (a ``<locals>``
+    name with a closure) a digest of its closure values: ``tile_v<16 hex>``.
+
+    Why: numba names a compiled function's machine-code symbol after its qualname and a
+    counter of the process that compiled it (``..._make_tile..tileB3v10``), and the disk cache
+    keeps the symbols. Two variants of one factory (the same qualname, other closure values:
+    other code) compiled in two processes can therefore carry the same symbol; loaded from the
+    cache into one process, a kernel that calls the second (the Loihi and resonator forwards
+    call their tile function) was linked to the first one's code: wrong results, or writes past
+    an array (heap corruption), depending on which variants a process had loaded before. Found
+    when a Loihi variant was added (2026-12-06); tests/kernels/test_kernels_cpu_cache.py loads
+    variants compiled in separate processes into one. With the digest, symbols that coincide
+    name the same code."""
+    if "<locals>" in fn.__qualname__ and getattr(fn, "__closure__", None) and not getattr(fn, "_sf_named", False):
+        rep = ",".join(_variant_repr(c.cell_contents) for c in fn.__closure__)
+        fn.__qualname__ += "_v" + hashlib.sha256(rep.encode()).hexdigest()[:16]
+        fn._sf_named = True
 
 
 def _uuid_slot(obj):
