@@ -398,4 +398,51 @@ def test_wide_vectors_change_no_bits(alif, monkeypatch):
         s, st, tr = f(x, p, backend=backend, return_traces=True)
         return [s, *st, *tr]
 
-    check_compile_variant(monkeypatch, nb, "make_fwd", lambda orig: lambda *a: orig(*a, nb.TILE, nb.SPLIT, 0), outs)
+    check_compile_variant(monkeypatch, nb, "make_fwd", lambda orig: lambda *a, **k: orig(*a, nb.TILE, nb.SPLIT, 0, **k),
+                          outs)
+
+
+@pytest.mark.parametrize("alif", [False, True], ids=["cuba", "alif"])
+@pytest.mark.parametrize("decays", ["numbers", "one-value-rows", "per-neuron-u", "per-neuron-threshold"])
+def test_one_value_decays_take_the_scalar_forward(alif, decays, monkeypatch):
+    """Decay keeps with one value over all neurons (numbers, or per-neuron tensors that happen
+    to hold one value) run the forward's ``uni`` variant (the keeps read as scalars), any other
+    the per-neuron one; both give the reference's spikes, traces and final state bit for bit,
+    in float64 and again in the int64 rerun of tiles that leave the bounds."""
+    nb = jit.kernels("loihi")
+    seen = []
+    orig_f, orig_i = nb.make_fwd, nb.make_fwd_i64
+    monkeypatch.setattr(nb, "make_fwd", lambda *a, **k: seen.append(("f64", k["uni"])) or orig_f(*a, **k))
+    monkeypatch.setattr(nb, "make_fwd_i64", lambda *a, **k: seen.append(("i64", k["uni"])) or orig_i(*a, **k))
+    g = torch.Generator().manual_seed(3)
+    du, dv, dth, dr = 2048.0, 1024.0, 1024.0, 2048.0
+    if decays == "one-value-rows":
+        du, dv, dth, dr = (torch.full((C,), v) for v in (du, dv, dth, dr))
+    elif decays == "per-neuron-u":
+        du = torch.rand(C, generator=g) * 3000 + 500
+    elif decays == "per-neuron-threshold":
+        dth = torch.rand(C, generator=g) * 4096
+    if alif:
+        p = L.AlifParams(1.0, 0.5, du, dv, dth, dr, scale=64)
+    else:
+        p = L.CubaParams(1.0, du, dv, scale=64)
+    f = L.alif_multistep if alif else L.cuba_multistep
+    want = int(decays in ("numbers", "one-value-rows") or (decays == "per-neuron-threshold" and not alif))
+    for big in (False, True):    # big: states past 2**40 in one batch element, rerun in int64
+        x = torch.randn(20, 4, C, generator=g) * 0.8 + 0.4
+        if big:
+            x[:, 1] *= 2.0 ** 28
+        seen.clear()
+        got = f(x, p, backend="cpu", return_traces=True)
+        ref = f(x, p, backend="reference", return_traces=True)
+        assert seen[0] == ("f64", want)
+        assert (("i64", want) in seen) == big
+        for a, b in zip(_flat(got), _flat(ref)):
+            assert torch.equal(a, b)
+        assert 0 < got[0].sum() < got[0].numel()
+
+
+def _flat(out):
+    """The tensors of ``(spikes, state, traces)`` in order."""
+    s, st, tr = out
+    return [s, *st, *tr]

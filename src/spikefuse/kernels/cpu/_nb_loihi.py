@@ -146,7 +146,7 @@ def tile_in_bounds(u0, v0, th0, r0, keep_u, keep_v, keep_th, keep_r, theta0, ste
 
 @functools.lru_cache(maxsize=None)
 def make_fwd(alif: int, graded: int, store_lim: int, store_tr: int, pow2: int, tile: int = TILE,
-             split: int = SPLIT, wide: int = WIDE):
+             split: int = SPLIT, wide: int = WIDE, uni: int = 0):
     """The forward scan of one variant: spikes (fp32), current and voltage traces, and for
     ALIF the spike limit (``store_lim``), threshold / refractory traces (``store_tr``) and the
     final threshold / refractory; ``pow2``: the scale ``s`` is a power of two.
@@ -161,7 +161,7 @@ def make_fwd(alif: int, graded: int, store_lim: int, store_tr: int, pow2: int, t
     with :func:`make_fwd_i64`, the reference's own arithmetic (compiled on first need only: most
     runs never leave the bounds, and each variant's compile is seconds). ``tile``, ``split``:
     closure constants (benchmarks compare tiles in one process)."""
-    tile_f64 = _make_tile(1, alif, graded, store_lim, store_tr, pow2, wide)
+    tile_f64 = _make_tile(1, alif, graded, store_lim, store_tr, pow2, wide, uni)
     TILE, SPLIT = tile, split
     assert TILE % SPLIT == 0
 
@@ -181,10 +181,11 @@ def make_fwd(alif: int, graded: int, store_lim: int, store_tr: int, pow2: int, t
 
 
 @functools.lru_cache(maxsize=None)
-def make_fwd_i64(alif: int, graded: int, store_lim: int, store_tr: int, pow2: int, tile: int = TILE):
+def make_fwd_i64(alif: int, graded: int, store_lim: int, store_tr: int, pow2: int, tile: int = TILE,
+                 uni: int = 0):
     """The int64 forward of the variant of :func:`make_fwd` over neurons ``[j0, j1)``: the
     rerun of the tiles that left the float64 path's bounds (same arguments, no ``EX``)."""
-    tile_i64 = _make_tile(0, alif, graded, store_lim, store_tr, pow2)
+    tile_i64 = _make_tile(0, alif, graded, store_lim, store_tr, pow2, 0, uni)
     TILE = tile
 
     @kernel
@@ -230,35 +231,47 @@ def adapt(limt, tht, rt, j, lim, th_f, r_f, fired, r, th, step, store_lim, store
     return rn, tn, (over(rn, LIMIT_TH) | over(tn, LIMIT_TH)) if flt else 0
 
 
-def _make_tile(flt, alif, graded, store_lim, store_tr, pow2, wide=0):
+def _make_tile(flt, alif, graded, store_lim, store_tr, pow2, wide=0, uni=0):
     """One tile's time loop in float64 (``flt``: returns False as soon as a state leaves the
-    bounds) or int64 (always True); ``wide``: 512-bit vectors (:func:`._nb_kernel.prefer_wide_vectors`)."""
+    bounds) or int64 (always True); ``wide``: 512-bit vectors (:func:`._nb_kernel.prefer_wide_vectors`);
+    ``uni``: every decay keep has one value over all neurons (the decays given as numbers, the
+    common case: the caller checks, :func:`uniform_keeps`), so the lane loop multiplies by the
+    keeps of neuron 0 as scalars: the same operands, so the same bits, and two (ALIF: four)
+    float64 tile rows fewer to stream through the cache each step."""
     WIDE = wide    # a closure constant: prefer_wide_vectors takes it as a literal
+    UNI = uni      # a closure constant: the dead branch of each select below is compiled away
 
     @kernel
     def tile(x, S, U, V, LIM, TH, R, keep_u, keep_v, keep_th, keep_r, u0, v0, th0, r0, thf, rf,
              s_f, s_d, inv, thr_f, thr_s_f, theta0, step, a, b):
         prefer_wide_vectors(WIDE)
         T, n = x.shape[0], b - a
-        u, v, ku, kv = state(u0[a:b], flt), state(v0[a:b], flt), state(keep_u[a:b], flt), state(keep_v[a:b], flt)
+        e = a + 1 if UNI else b    # the keeps' rows: one value each when uniform
+        u, v, ku, kv = state(u0[a:b], flt), state(v0[a:b], flt), state(keep_u[a:e], flt), state(keep_v[a:e], flt)
         c = a if alif else 0
         d = b if alif else 1
-        th, r, kth, kr = state(th0[c:d], flt), state(r0[c:d], flt), state(keep_th[c:d], flt), state(keep_r[c:d], flt)
+        dk = c + 1 if UNI else d
+        th, r, kth, kr = state(th0[c:d], flt), state(r0[c:d], flt), state(keep_th[c:dk], flt), state(keep_r[c:dk], flt)
+        ku0, kv0, kth0, kr0 = ku[0], kv[0], kth[0], kr[0]
         bad = 0
         for t in range(T):
             xt, st, ut, vt = x[t, a:b], S[t, a:b], U[t, a:b], V[t, a:b]
             limt = LIM[t, a:b] if store_lim else LIM[0, 0:1]
             tht, rt = (TH[t, a:b], R[t, a:b]) if store_tr else (TH[0, 0:1], R[0, 0:1])
             for j in range(n):
-                uj = pz(rz(u[j] * ku[j], flt) + tr(xt[j] * s_f, flt), flt)
+                kuj = ku0 if UNI else ku[j]
+                kvj = kv0 if UNI else kv[j]
+                uj = pz(rz(u[j] * kuj, flt) + tr(xt[j] * s_f, flt), flt)
                 uf = out_f(uj, s_d, inv, pow2)
-                vj = pz(rz(v[j] * kv[j], flt) + tr(uf * s_f, flt), flt)
+                vj = pz(rz(v[j] * kvj, flt) + tr(uf * s_f, flt), flt)
                 vf = out_f(vj, s_d, inv, pow2)
                 if flt:
                     bad |= over(uj, F64_LIMIT) | over(vj, F64_LIMIT)
                 if alif:
-                    rj = pz(rz(r[j] * kr[j], flt), flt)
-                    tj = pz(rz((th[j] - theta0) * kth[j], flt) + theta0, flt)
+                    krj = kr0 if UNI else kr[j]
+                    kthj = kth0 if UNI else kth[j]
+                    rj = pz(rz(r[j] * krj, flt), flt)
+                    tj = pz(rz((th[j] - theta0) * kthj, flt) + theta0, flt)
                     thj, rjf = out_f(tj, s_d, inv, pow2), out_f(rj, s_d, inv, pow2)
                     lim = thj + rjf
                     z = F1 if vf >= lim else F0

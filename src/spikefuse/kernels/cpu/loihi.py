@@ -38,6 +38,11 @@ def _i64(t: Optional[torch.Tensor]):
     return np.zeros(1, np.int64) if t is None else t.detach().contiguous().numpy()
 
 
+def _one_value_i64(a: np.ndarray) -> bool:
+    """Whether the int64 vector ``a`` holds one value (a decay given as a number, expanded)."""
+    return a.size <= 1 or bool((a == a[0]).all())
+
+
 def _f32_out(on: bool, *shape) -> Optional[torch.Tensor]:
     """An fp32 output the kernel writes in full (pooled when large: :func:`.jit.empty`), or None."""
     return empty32(*shape) if on else None
@@ -54,15 +59,19 @@ def _fwd(tensors, f, i):
     thf, rf = _f32_out(bool(alif), M), _f32_out(bool(alif), M)
     s = int(s_d)
     nb = _nb()
-    flags = (int(alif), int(graded), int(store_lim), int(store_tr), int(s & (s - 1) == 0))
     ex = np.zeros(-(-M // nb.SPLIT), np.int8)      # one flag per SPLIT neurons
+    ints = [_i64(t) for t in ints]
+    # uni: each decay keep has one value over all neurons (decays given as numbers): the lane loop
+    # reads them as scalars (_nb_loihi._make_tile); CUBA passes its u keep as the ALIF dummies
+    uni = int(all(_one_value_i64(k) for k in ints[:4 if alif else 2]))
+    flags = (int(alif), int(graded), int(store_lim), int(store_tr), int(s & (s - 1) == 0))
     args = (jit.np32(x), S.numpy(), U.numpy(), V.numpy(), jit.np32(lim, 2), jit.np32(th_tr, 2), jit.np32(r_tr, 2),
-            *(_i64(t) for t in ints), jit.np32(thf), jit.np32(rf), np.float32(s_f), np.float64(s_d),
+            *ints, jit.np32(thf), jit.np32(rf), np.float32(s_f), np.float64(s_d),
             np.float64(1.0 / s), np.float32(thr_f), np.float32(thr_s_f), np.int64(theta0), np.int64(step))
-    jit.run(nb.make_fwd(*flags), M, nb.SPLIT, *args, ex)
+    jit.run(nb.make_fwd(*flags, uni=uni), M, nb.SPLIT, *args, ex)
     if ex.any():  # tiles that left the float64 path's bounds: again in int64 (compiled on first need)
         check_flagged_tiles(ex, nb.SPLIT, x)    # the input's NaN/inf scan (checks_finite below)
-        nb.rerun_int64(nb.make_fwd_i64(*flags), ex, M, nb.SPLIT, args)
+        nb.rerun_int64(nb.make_fwd_i64(*flags, uni=uni), ex, M, nb.SPLIT, args)
     LAST["int64_chunks"] = int(ex.sum())
     spk = S if x.dtype == torch.float32 else S.to(x.dtype)
     return [spk, U, V, th_tr, r_tr, thf, rf, lim]
