@@ -270,3 +270,59 @@ def test_compile_notice_for_a_real_numba_compile(monkeypatch, capsys):
     out = np.zeros(4, np.float32)
     jit.run(add_one, 4, 4, out)
     assert "compiling the fused CPU kernels" in capsys.readouterr().err and np.all(out == 1)
+
+
+def _nested_inline_kernel(numba, k: float):
+    """A fresh (uncompiled, uncached) kernel whose inlined callee inlines another, as the
+    kernel modules nest them: each compile of it about doubles numba's block-label counter."""
+
+    @numba.njit(inline="always")
+    def inner(x):
+        if x > 0.0:
+            return x + 1.0
+        return x - 1.0
+
+    @numba.njit(inline="always")
+    def middle(x):
+        return inner(x) + inner(2.0 * x)
+
+    @numba.njit(nogil=True)
+    def kernel(out, j0, j1):
+        for j in range(j0, j1):
+            out[j] = middle(out[j]) + middle(out[j] + k)
+
+    return kernel
+
+
+@pytest.mark.parametrize("start", [10**1100, 10**30], ids=["past-llvm-name-limit", "above-reset-bound"])
+def test_block_label_counter_is_bounded(start):
+    """A process that has compiled enough nested-inline kernels has a label counter whose labels
+    LLVM rejects (names past 1024 characters; seen at stop 34 after a few hundred variants). The
+    guard that :func:`jit.kernels` installs resets it at the next top-level compile, so that
+    compile still works; without the guard the first start fails with 'name is too long'."""
+    numba = pytest.importorskip("numba")
+    from numba.core import ir_utils
+
+    assert jit.kernels("lif") is not None      # imports numba and installs the guard
+    kernel = _nested_inline_kernel(numba, 3.0)
+    ir_utils._the_max_label._value = start
+    out = np.array([1.0, -2.0, 0.5], np.float32)
+    expect = np.array([(lambda m: m(x) + m(x + 3.0))(lambda y: (y + 1 if y > 0 else y - 1)
+                                                     + (2 * y + 1 if 2 * y > 0 else 2 * y - 1))
+                       for x in out.tolist()], np.float32)
+    jit.run(kernel, 3, 3, out)
+    np.testing.assert_array_equal(out, expect)
+    assert ir_utils._the_max_label._value < jit.LABEL_RESET_ABOVE
+
+
+def test_block_label_counter_left_alone_below_the_bound():
+    numba = pytest.importorskip("numba")
+    from numba.core import ir_utils
+
+    assert jit.kernels("lif") is not None
+    kernel = _nested_inline_kernel(numba, 1.0)
+    start = ir_utils._the_max_label._value + 10**6
+    ir_utils._the_max_label._value = start
+    out = np.zeros(2, np.float32)
+    jit.run(kernel, 2, 2, out)
+    assert ir_utils._the_max_label._value >= start    # numbering went on from where it was

@@ -34,6 +34,10 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from .jit import _bound_block_labels
+
+_bound_block_labels()   # every kernel module imports this one: see jit._bound_block_labels
+
 
 def _register() -> tuple[bool, str]:
     if os.environ.get("SPIKEFUSE_NO_NOALIAS", "") not in ("", "0"):

@@ -58,7 +58,55 @@ def _warn_once(name: str, msg: str) -> None:
 
 def _import_numba():
     import numba  # noqa: F401  (ImportError: the fallback)
+    _bound_block_labels()
     return numba
+
+
+#: :func:`_bound_block_labels` resets numba's block-label counter at a top-level compile that
+#: finds it above this (numba's own sequential numbering never gets near it)
+LABEL_RESET_ABOVE = 10**24
+
+
+def _bound_block_labels() -> None:
+    """Keep numba's process-wide IR block-label counter (``numba.core.ir_utils._the_max_label``)
+    from growing without bound. Inlining an ``inline='always'`` function that itself inlined
+    others offsets its labels by the counter, then raises the counter to the result, so each
+    such inlining about doubles it. The kernels here inline in nests (stop 34: ~3 decimal digits
+    per kernel variant compiled), and once a label needs more than ~1020 digits, LLVM rejects
+    the IR of every later compile in the process (``LLVM IR parsing error ... name is too
+    long``; PyPI's llvmlite keeps LLVM's 1024-character name limit). That took a fresh-cache
+    test run that compiled a few hundred variants. Labels only need to be unique within the
+    function being compiled, and inlining offsets a callee's labels past the caller's own, so
+    one listener on numba's ``numba:compile`` event resets the counter to 0 (what a fresh
+    process starts from) when a top-level compile (not one nested in another, all of them
+    under numba's compiler lock) starts with it above :data:`LABEL_RESET_ABOVE`. Installed
+    once per process; a numba without these internals is left as it is."""
+    if _STATE.get("labels") is not None:
+        return
+    _STATE["labels"] = False
+    try:
+        from numba.core import event, ir_utils
+
+        counter = ir_utils._the_max_label
+        if not isinstance(getattr(counter, "_value", None), int):
+            return
+
+        class _LabelBound(event.Listener):
+            depth = 0
+
+            def on_start(self, ev):
+                if self.depth == 0 and counter._value > LABEL_RESET_ABOVE:
+                    counter._value = 0
+                self.depth += 1
+
+            def on_end(self, ev):
+                self.depth -= 1
+
+        listener = _LabelBound()
+        event.register("numba:compile", listener)
+        _STATE["labels"] = listener
+    except Exception:  # a numba without the event API or the counter: nothing to bound
+        return
 
 
 def kernels(name: str):
@@ -370,6 +418,6 @@ def const_row(value: float, M: int):
 
 def reset_for_tests() -> None:
     """Forget the loaded modules and the warning (tests of the fallback)."""
-    keep = {k: _STATE[k] for k in ("pool", "pool_pid", "bufs", "bufs_pid") if k in _STATE}
+    keep = {k: _STATE[k] for k in ("pool", "pool_pid", "bufs", "bufs_pid", "labels") if k in _STATE}
     _STATE.clear()
     _STATE.update(keep)
