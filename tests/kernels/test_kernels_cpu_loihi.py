@@ -446,3 +446,92 @@ def _flat(out):
     """The tensors of ``(spikes, state, traces)`` in order."""
     s, st, tr = out
     return [s, *st, *tr]
+
+
+def _forward_ab(monkeypatch, alif, x, p, state=None):
+    """The CPU forward with the int32 tiles (``make_fwd(i32=1)``, the default) and without them
+    (``i32=0``: float64 first): every output, final state and trace equal to each other and to
+    the reference's, bit for bit (sign of zero included)."""
+    nb = jit.kernels("loihi")
+    orig = nb.make_fwd
+    f = L.alif_multistep if alif else L.cuba_multistep
+    runs = []
+    for i32 in (1, 0):
+        monkeypatch.setattr(nb, "make_fwd", lambda *a, **k: orig(*a, **{**k, "i32": k.get("i32", 1) and i32}))
+        runs.append(_flat(f(x, p, state=state, backend="cpu", return_traces=True)))
+    monkeypatch.setattr(nb, "make_fwd", orig)
+    runs.append(_flat(f(x, p, state=state, backend="reference", return_traces=True)))
+    for other in runs[1:]:
+        for a, b in zip(runs[0], other):
+            assert a.dtype == b.dtype and torch.equal(a.view(torch.int32), b.view(torch.int32))
+    return runs[0]
+
+
+def _p(alif, threshold=1.0, scale=64):
+    if alif:
+        return L.AlifParams(threshold, 0.5, 2048.0, 1024.0, 1024.0, 2048.0, scale=scale)
+    return L.CubaParams(threshold, 2048.0, 1024.0, scale=scale)
+
+
+@pytest.mark.parametrize("alif", [False, True], ids=["cuba", "alif"])
+def test_int32_path_at_and_past_its_bounds(alif, monkeypatch):
+    """The int32 forward tiles against the float64 ones and the reference: ordinary inputs;
+    states that cross the int32 bound (2**19 LSB, ``u`` tends to 2 x) after some steps, in one
+    tile of several; inputs whose ``x s`` is past 2**20 at the first step; -0.0 and tiny
+    negative inputs; inf / NaN; a threshold (ALIF's theta0) past the int32 path's 2**18; a
+    non-power-of-two scale (no int32 path) and a large power of two."""
+    g = torch.Generator().manual_seed(34)
+    T, M = 40, 3 * 8192 + 100    # several forward tiles (TILE 8192)
+    x = torch.randn(T, 1, M, generator=g) * 0.8 + 0.4
+    _forward_ab(monkeypatch, alif, x, _p(alif))
+    xc = x.clone()
+    xc[:, :, 9000:9010] = 70.0       # x s = 286720 < 2**20; u -> 140 crosses 128 = 2**19 / 4096
+    xc[5:, :, 20000] = 127.99        # past the bound late in the run
+    out = _forward_ab(monkeypatch, alif, xc, _p(alif))
+    assert out[5 if alif else 3].abs().max() * 4096 > 2 ** 19    # the current trace left the int32 bound
+    xb = x.clone()
+    xb[0, :, 100] = 256.0            # x s = 2**20 at t = 0
+    xb[3, :, 17000] = -300.0
+    _forward_ab(monkeypatch, alif, xb, _p(alif))
+    small = torch.tensor([-1e-4, -3e-4, 0.0, -2e-4, -0.0, 0.0]).reshape(6, 1, 1).expand(6, 2, 3).contiguous()
+    _forward_ab(monkeypatch, alif, small, _p(alif))
+    xn = x[:8].clone()
+    xn[2, 0, 1], xn[3, 0, 9000], xn[1, 0, 17000] = float("inf"), float("-inf"), float("nan")
+    with finite_checks(False):
+        _forward_ab(monkeypatch, alif, xn, _p(alif))
+    _forward_ab(monkeypatch, alif, x[:10] * 40, _p(alif, threshold=70.0))    # theta0 = 286720 > 2**18
+    _forward_ab(monkeypatch, alif, x[:10], _p(alif, scale=48))               # s = 3072: float64 only
+    _forward_ab(monkeypatch, alif, x[:10] / 2 ** 10, _p(alif, threshold=1e-3, scale=2 ** 16))
+
+
+def test_int32_tile_runs_and_fails_where_bounded():
+    """The int32 CUBA tile kernel itself (``_make_tile(2, ...)``): True with the float64 tile's
+    bits for an ordinary input, False as soon as a state passes 2**19 LSB or an input ``x s``
+    passes 2**20 (the caller then runs the tile in float64 from its initial state)."""
+    nb = jit.kernels("loihi")
+    import numpy as np
+
+    T, M = 12, 64
+    g = torch.Generator().manual_seed(5)
+    s = 4096.0
+
+    def run(flt, x):
+        S, U, V = (np.zeros((T, M), np.float32) for _ in range(3))
+        keeps = [np.full(M, k, np.int64) for k in (2048, 3072)]
+        z, d = np.zeros(M, np.int64), np.zeros(1, np.int64)
+        d2, d1 = np.zeros((1, 1), np.float32), np.zeros(1, np.float32)
+        tile = nb._make_tile(flt, 0, 0, 0, 0, 1, 1, 1)
+        ok = tile(x, S, U, V, d2, d2, d2, *keeps, d, d, z, z, d, d, d1, d1, np.float32(s), np.float64(s),
+                  np.float64(1 / s), np.float32(1.0), np.float32(s), np.int64(0), np.int64(0), 0, M)
+        return ok, (S, U, V)
+
+    x = (torch.randn(T, M, generator=g) * 0.8 + 0.4).numpy()
+    ok32, o32 = run(2, x)
+    ok64, o64 = run(1, x)
+    assert ok32 and ok64
+    assert all(np.array_equal(a.view(np.int32), b.view(np.int32)) for a, b in zip(o32, o64))
+    for col, val in ((7, 70.0), (3, 256.0), (9, float("nan"))):
+        xb = x.copy()
+        xb[:, col] = val
+        assert run(1, xb)[0] == (val == 70.0 or val == 256.0)   # float64 holds them; NaN fails both
+        assert not run(2, xb)[0]

@@ -231,3 +231,33 @@ def test_wide_vectors_change_no_bits(model, monkeypatch):
         return [s, *st, *tr]
 
     check_compile_variant(monkeypatch, nb, "make_fwd", lambda orig: lambda *a: orig(*a, nb.TILE, nb.SPLIT, 0), outs)
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_int32_path_at_and_past_its_bounds(model, monkeypatch):
+    """The int32 forward tiles (``make_fwd(i32=1)``, the default) against the float64 ones
+    (``i32=0``) and the reference, bit for bit, in one call of several tiles: ordinary inputs;
+    columns whose re / im cross the int32 bound (2**18 LSB: 64 at s_scale 4096) after some steps;
+    an input ``x s`` past 2**20 at the first step; a threshold (theta0) past 2**18 in a second
+    call, and an odd scale (a division in the float conversions)."""
+    nb = jit.kernels("resonator")
+    g = torch.Generator().manual_seed(34)
+    M = 2 * nb.TILE + 300
+    x = [torch.randn(30, 1, M, generator=g) * 0.6 for _ in range(2)]
+    x[0][:, :, 5000:5004] = 40.0           # |re + i im| grows past 64 within a few steps
+    x[0][:, :, 6000], x[1][:, :, 6000] = 250.0, 250.0    # x s just below 2**20; C re past 2**31
+    x[1][10:, :, 12000] = -63.0
+    x[0][0, :, 300] = 256.0                # x s = 2**20 at t = 0
+    base = params(model, False, "exact", False)[0]
+
+    def outs(p, scale_x=1.0):
+        def run(backend):
+            s, st, tr = FN[model](tuple(t * scale_x for t in x), p, backend=backend, return_traces=True)
+            return [s, *st, *tr]
+        return run
+
+    patched = lambda orig: lambda *a, **k: orig(*a, **{**k, "i32": 0})  # noqa: E731
+    got = check_compile_variant(monkeypatch, nb, "make_fwd", patched, outs(base))
+    assert any(t.abs().max() * 4096 > 2 ** 18 for t in got[1:])    # some state did leave the bound
+    check_compile_variant(monkeypatch, nb, "make_fwd", patched, outs(base._replace(threshold=70.0), 60.0))
+    check_compile_variant(monkeypatch, nb, "make_fwd", patched, outs(base._replace(s_scale=3000)))

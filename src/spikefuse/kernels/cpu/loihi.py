@@ -2,8 +2,9 @@
 3.3, 3.4, 4, 5): the numba scans of :mod:`._nb_loihi` behind the same op encoding as the Triton
 kernels (``kernels/_common.py``: ``loihi_op_args`` / ``loihi_scan``).
 
-Forward: the reference's integer arithmetic (in exact float64 where the states are proven
-within 2**40, else int64, per tile of neurons: see ``_nb_loihi``) and its float conversions, so
+Forward: the reference's integer arithmetic (in int32 lanes where the states stay within 2**19
+LSB and the scale is a power of two, else in exact float64 where they are proven within 2**40,
+else int64, per tile of neurons: see ``_nb_loihi``) and its float conversions, so
 spikes, every trace and the final state are bit-identical. Backward: the reference's float reverse scan
 (the two chained leaky integrators, the reset ignored) with the reference's operation order and
 the surrogate's exps computed as torch.exp does (``_nb_vml``: the float32 arguments of a row, one
@@ -68,7 +69,8 @@ def _fwd(tensors, f, i):
     args = (jit.np32(x), S.numpy(), U.numpy(), V.numpy(), jit.np32(lim, 2), jit.np32(th_tr, 2), jit.np32(r_tr, 2),
             *ints, jit.np32(thf), jit.np32(rf), np.float32(s_f), np.float64(s_d),
             np.float64(1.0 / s), np.float32(thr_f), np.float32(thr_s_f), np.int64(theta0), np.int64(step))
-    jit.run(nb.make_fwd(*flags, uni=uni), M, nb.SPLIT, *args, ex)
+    # i32: the int32 tiles first (a power-of-two s within 2**60: 1/s is exact in float32)
+    jit.run(nb.make_fwd(*flags, uni=uni, i32=int(s <= 2 ** 60)), M, nb.SPLIT, *args, ex)
     if ex.any():  # tiles that left the float64 path's bounds: again in int64 (compiled on first need)
         check_flagged_tiles(ex, nb.SPLIT, x)    # the input's NaN/inf scan (checks_finite below)
         nb.rerun_int64(nb.make_fwd_i64(*flags, uni=uni), ex, M, nb.SPLIT, args)
